@@ -1,0 +1,97 @@
+"""The Flask application factory and WSGI entry point.
+
+Web:    gunicorn -w 1 -k gthread --threads 64 'app:create_app()'   (see README)
+Worker: python qworker.py   (or: rq worker -c qworker -w qworker.DaydreamWorker)
+"""
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from flask import Flask
+
+from config import ROOT, Config
+from extensions import csrf, db, login_manager, migrate, socketio
+
+
+def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
+    """web=False builds the app for the worker: database and config, no Socket.IO
+    server, no pages."""
+    config = config or Config()
+    app = Flask(__name__, instance_path=str(config.INSTANCE_PATH), instance_relative_config=False,
+                template_folder=str(ROOT / "site" / "templates"),
+                static_folder=str(ROOT / "site" / "static"))
+    app.config.from_object(config)
+    config.INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    with app.app_context():
+        _tune_sqlite()
+    register_cli(app)
+    if not web:
+        return app
+
+    login_manager.init_app(app)
+    _setup_login()
+    csrf.init_app(app)
+    socketio.init_app(app, message_queue=app.config["REDIS_URL"],
+                      cors_allowed_origins=app.config.get("CORS_ORIGINS") or None)
+
+    from views import api, auth, errors, public, sockets, studio
+    app.register_blueprint(public.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(studio.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # the API checks CSRF itself for cookie-authenticated writes
+    errors.register(app)
+    sockets.register(socketio)
+
+    @app.context_processor
+    def globals_for_templates():
+        return {"app_name": "Daydream"}
+
+    return app
+
+
+def _setup_login() -> None:
+    from flask import redirect, request, url_for
+
+    from models import User
+    from views.errors import error_response, wants_json
+
+    @login_manager.user_loader
+    def load_user(user_uuid: str):
+        return db.session.scalar(sa.select(User).where(User.uuid == user_uuid))
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        if wants_json():
+            return error_response(401, "not_signed_in", "Sign in first.")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _tune_sqlite() -> None:
+    """WAL lets the web server read while the worker writes."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+def register_cli(app: Flask) -> None:
+    import click
+
+    @app.cli.command("reconcile")
+    def reconcile_command():
+        """Settle tasks whose job was lost (dead worker, Redis restart)."""
+        from services.tasks import reconcile
+        click.echo(reconcile())

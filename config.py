@@ -1,0 +1,95 @@
+"""Settings, read from the environment (DAYDREAM_*, DATABASE_URL, REDIS_URL).
+
+Every setting has a default that works on one machine with nothing configured; the
+README's table lists them all.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def instance_path() -> Path:
+    return Path(os.environ.get("DAYDREAM_INSTANCE_PATH") or ROOT / "instance").resolve()
+
+
+def secret_key(folder: Path) -> str:
+    """DAYDREAM_SECRET_KEY, or a random key kept in the instance folder so that
+    sessions survive a restart and every process of one instance agrees on it."""
+    if os.environ.get("DAYDREAM_SECRET_KEY"):
+        return os.environ["DAYDREAM_SECRET_KEY"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "secret_key"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(secrets.token_urlsafe(48))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    return path.read_text().strip()
+
+
+class Config:
+    def __init__(self) -> None:
+        self.INSTANCE_PATH = instance_path()
+        self.SECRET_KEY = secret_key(self.INSTANCE_PATH)
+        self.SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
+            f"sqlite:///{self.INSTANCE_PATH / 'daydream.db'}"
+        )
+        if self.SQLALCHEMY_DATABASE_URI.startswith("postgres://"):
+            self.SQLALCHEMY_DATABASE_URI = "postgresql://" + self.SQLALCHEMY_DATABASE_URI[11:]
+        if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql://"):
+            self.SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://" + self.SQLALCHEMY_DATABASE_URI[13:]
+        self.REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+        self.IMAGES_PATH = Path(os.environ.get("DAYDREAM_IMAGES_PATH") or self.INSTANCE_PATH / "images")
+        self.MODELS_PATH = Path(os.environ.get("DAYDREAM_MODELS_PATH") or self.INSTANCE_PATH / "models")
+        # "demo" is the tiny built-in model; otherwise a hub id, a diffusers folder
+        # or a single-file checkpoint (.safetensors / .ckpt).
+        self.MODEL = os.environ.get("DAYDREAM_MODEL") or "demo"
+        self.DEVICE = os.environ.get("DAYDREAM_DEVICE") or "auto"
+        self.QUEUE_NAME = os.environ.get("DAYDREAM_QUEUE") or "daydream"
+        self.JOB_TIMEOUT = env_int("DAYDREAM_JOB_TIMEOUT", 3600)
+        self.STARTING_TOKENS = env_int("DAYDREAM_STARTING_TOKENS", 20)
+        self.STAFF_FREE = env_bool("DAYDREAM_STAFF_FREE", True)
+        self.REGISTRATION_OPEN = env_bool("DAYDREAM_REGISTRATION_OPEN", True)
+        self.LIMITS = {
+            "user": {
+                "max_side": env_int("DAYDREAM_MAX_SIDE", 768),
+                "max_pixels": env_int("DAYDREAM_MAX_PIXELS", 768 * 768),
+                "max_samples": env_int("DAYDREAM_MAX_SAMPLES", 4),
+            },
+            "staff": {
+                "max_side": env_int("DAYDREAM_STAFF_MAX_SIDE", 1024),
+                "max_pixels": env_int("DAYDREAM_STAFF_MAX_PIXELS", 1024 * 1024),
+                "max_samples": env_int("DAYDREAM_STAFF_MAX_SAMPLES", 8),
+            },
+        }
+        self.PROGRESS_HZ = env_int("DAYDREAM_PROGRESS_HZ", 10)
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = env_bool("DAYDREAM_SECURE_COOKIES", False)
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.MAX_CONTENT_LENGTH = env_int("DAYDREAM_MAX_UPLOAD_BYTES", 16 * 1024 * 1024)
+        self.SQLALCHEMY_ENGINE_OPTIONS = (
+            {"connect_args": {"timeout": 30}}
+            if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite")
+            else {"pool_pre_ping": True}
+        )
+        self.WTF_CSRF_TIME_LIMIT = None
+        self.TESTING = False

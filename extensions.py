@@ -1,0 +1,24 @@
+"""Flask extensions, created unbound here and bound in create_app()."""
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from sqlalchemy import MetaData
+
+# Named constraints so that Alembic migrations work on SQLite and PostgreSQL alike.
+naming = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=naming))
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+# Threading mode: served by gunicorn's threaded worker with simple-websocket (see
+# README, "Web server"); no monkey patching, so Redis, SQLAlchemy and RQ behave as usual.
+socketio = SocketIO(async_mode="threading")

@@ -1,0 +1,251 @@
+"""Tasks: submit, read, cancel, and the state transitions the worker and the
+reconciler make. A task's state only moves forward:
+queued → running → done | failed | canceled."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from models import Image, Task, TaskState, User, iso, utcnow
+from services import catalog, credits, events, queue
+from services.errors import NotFound, Conflict, Unavailable, ValidationError
+from services.validation import task_cost, validate_task_params
+
+log = logging.getLogger(__name__)
+UNFINISHED = TaskState.unfinished()
+
+
+def limits_for(user: User) -> dict:
+    return current_app.config["LIMITS"]["staff" if user.is_staff else "user"]
+
+
+def cost_for(user: User, params: dict) -> int:
+    if user.is_staff and current_app.config["STAFF_FREE"]:
+        return 0
+    return task_cost(params["steps"], params["width"], params["height"], params["samples"])
+
+
+def check_params(user: User, data) -> dict:
+    return validate_task_params(
+        data, limits=limits_for(user), models=catalog.model_ids(),
+        schedulers=catalog.schedulers(), default_model=catalog.default_model(),
+        default_scheduler=catalog.DEFAULT_SCHEDULER,
+    )
+
+
+def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
+    """Validate, debit and create the task in one transaction, then enqueue its id.
+    The same Idempotency-Key from the same user returns the first task."""
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip()[:255] or None
+        existing = _by_idempotency_key(user, idempotency_key)
+        if existing:
+            return existing
+    params = check_params(user, data)
+    if params["init_image"]:
+        init = db.session.scalar(sa.select(Image).where(
+            Image.id == params["init_image"], Image.user_id == user.id))
+        if init is None:
+            raise ValidationError("init_image", "is not one of your images")
+    task = Task(
+        user_id=user.id, session_id=user.sessionid, state=TaskState.QUEUED.value,
+        prompt=params["prompt"], negative_prompt=params["negative_prompt"],
+        width=params["width"], height=params["height"], steps=params["steps"],
+        guidance=params["guidance"], samples=params["samples"], seed=params["seed"],
+        scheduler=params["scheduler"], model=params["model"],
+        init_image_id=params["init_image"], strength=params["strength"],
+        cost=cost_for(user, params), idempotency_key=idempotency_key,
+    )
+    try:
+        db.session.add(task)
+        db.session.flush()
+        credits.debit_task(task)
+        db.session.commit()
+    except IntegrityError:
+        # Another request with the same Idempotency-Key won the race.
+        db.session.rollback()
+        existing = _by_idempotency_key(user, idempotency_key) if idempotency_key else None
+        if existing:
+            return existing
+        raise
+    except Exception:
+        db.session.rollback()
+        raise
+    try:
+        queue.enqueue_task(task.id)
+    except redis.RedisError as exc:
+        log.error("enqueue of task %s failed: %s", task.id, exc)
+        fail_task(task.id, "The queue was unavailable, so the task did not start. "
+                           "Your tokens were refunded; try again in a moment.")
+        raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
+                          "Try again in a moment.", headers={"Retry-After": "10"})
+    _emit(task)
+    return task
+
+
+def _by_idempotency_key(user: User, idempotency_key: str) -> Task | None:
+    return db.session.scalar(sa.select(Task).where(
+        Task.user_id == user.id, Task.idempotency_key == idempotency_key))
+
+
+def get_task(user: User, task_id: str) -> Task:
+    """Another user's task is a 404, like one that does not exist."""
+    task = db.session.scalar(sa.select(Task).where(Task.id == task_id, Task.user_id == user.id))
+    if task is None:
+        raise NotFound("No such task.")
+    return task
+
+
+def list_tasks(user: User, *, session: str | None, offset: int, limit: int) -> tuple[list[Task], int]:
+    where = [Task.user_id == user.id]
+    if session == "current":
+        where.append(Task.session_id == user.sessionid)
+    elif session:
+        where.append(Task.session_id == session)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(*where))
+    items = db.session.scalars(
+        sa.select(Task).where(*where).order_by(Task.created_at.desc(), Task.id)
+        .offset(offset).limit(limit)
+    ).all()
+    return list(items), total
+
+
+def cancel_task(user: User, task_id: str) -> Task:
+    task = get_task(user, task_id)
+    if task.finished:
+        raise Conflict(f"The task is {task.state} already; only unfinished tasks can be canceled.")
+    if task.state == TaskState.RUNNING.value:
+        raise Conflict("The task is running already; it cannot be canceled yet.")
+    if not _finish(task, TaskState.CANCELED, None, from_states=(TaskState.QUEUED.value,)):
+        db.session.refresh(task)
+        raise Conflict(f"The task is {task.state} already; only queued tasks can be canceled.")
+    try:
+        queue.remove_job(task.id)
+    except redis.RedisError as exc:  # the worker skips a canceled task anyway
+        log.warning("could not remove job %s: %s", task.id, exc)
+    return task
+
+
+# --- transitions made by the worker and the reconciler ---------------------------
+
+def _transition(task_id: str, from_states, **values) -> bool:
+    """Move a task forward with a conditional update; True if this call made the move."""
+    stmt = (sa.update(Task).where(Task.id == task_id, Task.state.in_(from_states))
+            .values(**values).execution_options(synchronize_session=False))
+    return db.session.execute(stmt).rowcount == 1
+
+
+def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINISHED) -> bool:
+    """End a task; refund it in the same transaction if it failed or was canceled.
+    Only the call that makes the transition refunds, so a refund happens once."""
+    if not _transition(task.id, from_states, state=state.value, error=error, finished_at=utcnow()):
+        db.session.rollback()
+        return False
+    db.session.refresh(task)
+    if state in (TaskState.FAILED, TaskState.CANCELED):
+        credits.refund_task(task)
+    db.session.commit()
+    try:
+        queue.clear_progress(task.id)
+    except redis.RedisError:
+        pass
+    _emit(task)
+    return True
+
+
+def start_task(task_id: str, worker_name: str) -> Task | None:
+    """queued → running. None when the task is gone or no longer queued (canceled)."""
+    if not _transition(task_id, (TaskState.QUEUED.value,), state=TaskState.RUNNING.value,
+                       started_at=utcnow(), worker=worker_name):
+        db.session.rollback()
+        return None
+    db.session.commit()
+    task = db.session.get(Task, task_id)
+    _emit(task)
+    return task
+
+
+def complete_task(task: Task) -> bool:
+    return _finish(task, TaskState.DONE, None, from_states=(TaskState.RUNNING.value,))
+
+
+def fail_task(task_id: str, message: str) -> bool:
+    db.session.rollback()
+    task = db.session.get(Task, task_id)
+    if task is None:
+        return False
+    return _finish(task, TaskState.FAILED, message)
+
+
+def reconcile(*, running_grace: timedelta = timedelta(seconds=30)) -> dict:
+    """Settle tasks whose job was lost (a dead worker, a Redis restart): a running task
+    whose worker is gone fails and is refunded; a queued task whose job is missing is
+    queued again. Runs at worker start-up and periodically."""
+    q = queue.generation_queue()
+    alive = {w.name for w in queue.workers()}
+    queued_ids = set(q.get_job_ids())
+    settled = {"failed": 0, "requeued": 0}
+    now = utcnow()
+    for task in db.session.scalars(sa.select(Task).where(Task.state.in_(UNFINISHED))).all():
+        if task.state == TaskState.RUNNING.value:
+            if task.worker not in alive and (task.started_at or now) < now - running_grace:
+                if fail_task(task.id, "The worker running this task stopped. Your tokens "
+                                      "were refunded; submit it again."):
+                    settled["failed"] += 1
+        elif task.id not in queued_ids and task.created_at < now - running_grace:
+            queue.enqueue_task(task.id)
+            settled["requeued"] += 1
+    return settled
+
+
+# --- what the API and the pages show ----------------------------------------------
+
+def task_to_dict(task: Task) -> dict:
+    live = {}
+    position = None
+    try:
+        if task.state == TaskState.RUNNING.value:
+            live = queue.get_progress(task.id) or {}
+        elif task.state == TaskState.QUEUED.value:
+            position = queue.position(task.id)
+    except redis.RedisError:
+        pass
+    step = task.steps if task.state == TaskState.DONE.value else live.get("step", 0)
+    return {
+        "id": task.id,
+        "state": task.state,
+        **task.parameters(),
+        "cost": task.cost,
+        "refunded": task.refunded,
+        "session_id": task.session_id,
+        "created_at": iso(task.created_at),
+        "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at),
+        "duration_s": task.duration_s,
+        "position": position,
+        "progress": {"step": step, "total": live.get("total", task.steps)},
+        "eta_s": live.get("eta_s"),
+        "images": [image.to_dict() for image in task.images],
+        "error": task.error,
+    }
+
+
+def event_payload(task: Task) -> dict:
+    data = task_to_dict(task)
+    return {"id": task.id, "state": task.state, "step": data["progress"]["step"],
+            "total": data["progress"]["total"], "eta_s": data["eta_s"],
+            "position": data["position"], "images": data["images"], "error": task.error,
+            "refunded": task.refunded, "seed": task.seed}
+
+
+def _emit(task: Task) -> None:
+    try:
+        events.emit_task(task.user.room, event_payload(task))
+    except Exception as exc:  # live events are a convenience; the row is the truth
+        log.warning("could not emit task event: %s", exc)

@@ -1,0 +1,134 @@
+"""Fixtures shared by every suite: a real Redis, a fresh instance folder, and the
+whole stack (app + a real worker process running the tiny model) for integration."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("DAYDREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Settings every test instance overrides; restored after.
+ENV_KEYS = ("DAYDREAM_INSTANCE_PATH", "REDIS_URL", "DAYDREAM_QUEUE", "DAYDREAM_MODELS_PATH",
+            "DATABASE_URL", "DAYDREAM_MODEL", "DAYDREAM_STARTING_TOKENS", "DAYDREAM_SECRET_KEY",
+            "DAYDREAM_PROGRESS_HZ")
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; return its value or fail after the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    conn = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        conn.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not answering at {REDIS_URL} ({exc}); `make test` starts one")
+    conn.flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def models_path(tmp_path_factory) -> Path:
+    """One models folder for the whole run, so the demo model is built once."""
+    return tmp_path_factory.mktemp("models")
+
+
+def instance_env(instance: Path, redis_url: str, models_path: Path, **overrides) -> dict:
+    env = {
+        "DAYDREAM_INSTANCE_PATH": str(instance),
+        "REDIS_URL": redis_url,
+        "DAYDREAM_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+        "DAYDREAM_MODELS_PATH": str(models_path),
+        "DAYDREAM_MODEL": "demo",
+        "DAYDREAM_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        "DAYDREAM_PROGRESS_HZ": "50",
+    }
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@contextmanager
+def environment(values: dict):
+    saved = {k: os.environ.get(k) for k in ENV_KEYS + tuple(values)}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def make_app(env: dict):
+    """An app bound to env's instance, its database migrated."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from config import Config
+
+    with environment(env):
+        app = create_app(Config())
+    app.config["TESTING"] = True
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    return app
+
+
+class WorkerProcess:
+    """A real worker: `python qworker.py` in its own process."""
+
+    def __init__(self, env: dict, log_path: Path):
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> "WorkerProcess":
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "qworker.py")], cwd=ROOT,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        conn = redis.Redis.from_url(self.env["REDIS_URL"])
+        from rq import Queue, Worker
+
+        q = Queue(self.env["DAYDREAM_QUEUE"], connection=conn)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+            return any(w.pid == self.proc.pid for w in Worker.all(queue=q))
+
+        wait_for(ready, timeout, message="the worker to register")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")

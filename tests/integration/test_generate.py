@@ -1,0 +1,106 @@
+"""Submit → worker → done, against the real Redis and a real worker process."""
+from __future__ import annotations
+
+import io
+
+import redis
+import sqlalchemy as sa
+from PIL import Image as PILImage
+
+from extensions import db
+from models import Ledger, Task
+from services import queue as queue_service
+from services.validation import task_cost
+from tests.conftest import wait_for
+
+
+def test_submit_runs_to_done_with_images_of_the_right_size(make_user):
+    user = make_user()
+    before = user.me()["tokens"]
+    response = user.submit(width=64, height=96, samples=2, steps=3)
+    assert response.status_code == 202, response.get_json()
+    task = response.get_json()
+    assert task["state"] == "queued"
+    assert isinstance(task["seed"], int)  # a random seed is resolved at submit
+    assert task["cost"] == task_cost(3, 64, 96, 2) == 2
+    assert user.me()["tokens"] == before - task["cost"]
+
+    done = user.wait_task(task["id"])
+    assert done["state"] == "done", done
+    assert done["progress"] == {"step": 3, "total": 3}
+    assert done["duration_s"] is not None
+    assert [img["seed"] for img in done["images"]] == [task["seed"], task["seed"] + 1]
+    for image in done["images"]:
+        png = user.get(image["url"])
+        assert png.status_code == 200
+        assert png.headers["Content-Type"] == "image/png"
+        assert "immutable" in png.headers["Cache-Control"]
+        assert PILImage.open(io.BytesIO(png.data)).size == (64, 96)
+        thumb = user.get(image["thumbnail_url"])
+        assert thumb.headers["Content-Type"] == "image/webp"
+        meta = user.get(image["metadata_url"]).get_json()
+        assert meta["prompt"] == "a lighthouse at dusk" and meta["seed"] == image["seed"]
+
+
+def test_the_same_seed_gives_the_same_pixels(make_user):
+    user = make_user()
+    ids = [user.submit(seed=1234, steps=2).get_json()["id"] for _ in range(2)]
+    pixels = []
+    for task_id in ids:
+        task = user.wait_task(task_id)
+        assert task["state"] == "done", task
+        pixels.append(PILImage.open(io.BytesIO(user.get(task["images"][0]["url"]).data)).tobytes())
+    assert pixels[0] == pixels[1]
+    other = user.wait_task(user.submit(seed=4321, steps=2).get_json()["id"])
+    assert PILImage.open(io.BytesIO(user.get(other["images"][0]["url"]).data)).tobytes() != pixels[0]
+
+
+def test_the_worker_loads_the_pipeline_once_for_many_jobs(app, make_user):
+    user = make_user()
+    conn = redis.Redis.from_url(app.config["REDIS_URL"])
+
+    def loads() -> int:
+        keys = conn.keys(queue_service.key("workers", "*"))
+        return sum(int(conn.hget(k, "loads") or 0) for k in keys)
+
+    first = user.wait_task(user.submit(steps=2).get_json()["id"])
+    assert first["state"] == "done"
+    after_first = loads()
+    assert after_first >= 1
+    for _ in range(2):
+        assert user.wait_task(user.submit(steps=2).get_json()["id"])["state"] == "done"
+    assert loads() == after_first  # the second and third jobs paid no load cost
+
+
+def test_a_failing_job_is_refunded_once_and_the_worker_goes_on(app, make_user):
+    user = make_user()
+    before = user.me()["tokens"]
+    with app.app_context():
+        # A model that was available at submit and is gone when the job runs.
+        from models import User
+        from services import credits
+
+        owner = db.session.scalar(sa.select(User).where(User.username == user.username))
+        task = Task(user_id=owner.id, session_id=owner.sessionid, prompt="doomed", width=64,
+                    height=64, steps=2, guidance=7.5, samples=1, seed=1, scheduler="euler",
+                    model="no-such-org/no-such-model", cost=1)
+        db.session.add(task)
+        db.session.flush()
+        credits.debit_task(task)
+        db.session.commit()
+        task_id = task.id
+        queue_service.enqueue_task(task_id)
+    failed = user.wait_task(task_id)
+    assert failed["state"] == "failed"
+    assert "no-such-org/no-such-model" in failed["error"]
+    assert "DAYDREAM_MODEL" in failed["error"] and "refunded" in failed["error"]
+    assert failed["refunded"] is True
+    assert user.me()["tokens"] == before
+    with app.app_context():
+        refunds = db.session.scalars(sa.select(Ledger).where(
+            Ledger.task_id == task_id, Ledger.kind == "refund")).all()
+        assert len(refunds) == 1
+    # The same worker goes on with the next job.
+    nxt = user.wait_task(user.submit(steps=2).get_json()["id"])
+    assert nxt["state"] == "done", nxt
+    assert app.worker.proc.poll() is None
