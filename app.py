@@ -24,6 +24,7 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     app.config.from_object(config)
     config.INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
@@ -36,7 +37,9 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     login_manager.init_app(app)
     _setup_login()
     csrf.init_app(app)
-    socketio.init_app(app, message_queue=app.config["REDIS_URL"],
+    from services.events import client_manager
+
+    socketio.init_app(app, client_manager=client_manager(app.config["REDIS_URL"]),
                       cors_allowed_origins=app.config.get("CORS_ORIGINS") or None)
 
     from views import api, auth, errors, public, sockets, studio

@@ -59,10 +59,10 @@ class ApiUser:
     def me(self) -> dict:
         return self.get("/api/v1/me").get_json()
 
-    def submit(self, **params):
+    def submit(self, headers: dict | None = None, **params):
         params = {"prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 4,
                   **params}
-        return self.post("/api/v1/tasks", json=params)
+        return self.post("/api/v1/tasks", json=params, headers=headers or {})
 
     def wait_task(self, task_id: str, states=("done", "failed", "canceled"), timeout=60) -> dict:
         def finished():
@@ -75,6 +75,44 @@ class ApiUser:
 @pytest.fixture
 def make_user(client):
     def make(prefix: str = "user") -> ApiUser:
-        return ApiUser(client, f"{prefix}{next(_names)}_{id(client) % 10000}")
+        return ApiUser(client, f"{prefix}{next(_names)}")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def idle_app(tmp_path_factory, redis_url, models_path):
+    """An app whose queue no worker serves: its tasks stay queued."""
+    instance = tmp_path_factory.mktemp("idle")
+    return make_app(instance_env(instance, redis_url, models_path))
+
+
+@pytest.fixture
+def idle_client(idle_app):
+    return idle_app.test_client()
+
+
+@pytest.fixture
+def make_idle_user(idle_client):
+    def make(prefix: str = "idle") -> ApiUser:
+        return ApiUser(idle_client, f"{prefix}{next(_names)}")
+
+    return make
+
+
+def csrf_from(html: bytes) -> str:
+    import re
+
+    match = re.search(rb'name="csrf-token" content="([^"]+)"', html) or \
+        re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1).decode()
+
+
+def sign_in(client, login: str, password: str) -> str:
+    """Sign in through the page, as a browser does; returns the CSRF token."""
+    token = csrf_from(client.get("/login").data)
+    response = client.post("/login", data={"login": login, "password": password,
+                                            "csrf_token": token})
+    assert response.status_code == 302, response.data[:500]
+    return csrf_from(client.get("/studio").data)
