@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, g, jsonify, request, send_file
+from flask import Blueprint, Response, g, jsonify, request, send_file
 from flask_login import current_user
 
 from extensions import csrf, db
 from models import Image, Task
-from services import accounts, catalog, imaging, queue, storage, tasks
-from services.errors import ServiceError, ValidationError
+from services import accounts, archives, catalog, imaging, queue, storage, tasks
+from services.errors import Conflict, ServiceError, ValidationError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PUBLIC_ENDPOINTS = {"api.register", "api.create_token", "api.openapi"}
@@ -149,6 +149,17 @@ def get_task(task_id: str):
 @bp.post("/tasks/<task_id>/cancel")
 def cancel_task(task_id: str):
     return jsonify(tasks.task_to_dict(tasks.cancel_task(current_user, task_id)))
+
+
+@bp.get("/tasks/<task_id>/archive")
+def task_archive(task_id: str):
+    task = tasks.get_task(current_user, task_id)
+    if not task.images:
+        raise Conflict("This task has no images to download yet.", code="no_images")
+    response = Response(archives.stream_zip(archives.entries(task.images)),
+                        mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="daydream-{task.id}.zip"'
+    return response
 
 
 @bp.get("/queue")

@@ -104,3 +104,28 @@ def test_a_failing_job_is_refunded_once_and_the_worker_goes_on(app, make_user):
     nxt = user.wait_task(user.submit(steps=2).get_json()["id"])
     assert nxt["state"] == "done", nxt
     assert app.worker.proc.poll() is None
+
+
+def test_a_tasks_images_download_as_a_zip_stored_without_recompression(make_user):
+    import csv
+    import zipfile
+
+    from services import imaging
+
+    user = make_user()
+    task = user.wait_task(user.submit(samples=2, steps=2, seed=77).get_json()["id"])
+    response = user.get(f"/api/v1/tasks/{task['id']}/archive")
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.data))
+    names = archive.namelist()
+    assert names == [f"{task['id']}_0.png", f"{task['id']}_1.png", "manifest.csv"]
+    for n, name in enumerate(names[:2]):
+        info = archive.getinfo(name)
+        assert info.compress_type == zipfile.ZIP_STORED
+        data = archive.read(name)
+        assert data == user.get(task["images"][n]["url"]).data
+        assert imaging.read_metadata(data)["seed"] == 77 + n
+    rows = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+    assert [r["seed"] for r in rows] == ["77", "78"] and rows[0]["prompt"] == "a lighthouse at dusk"
+    stranger = make_user()
+    assert stranger.get(f"/api/v1/tasks/{task['id']}/archive").status_code == 404

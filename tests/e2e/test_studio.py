@@ -1,0 +1,107 @@
+"""A person registers, signs in, generates at 64×64 and watches it render, in Chromium."""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import screenshot
+
+PASSWORD = "a long enough password"
+
+# Records every value the progress bars take, however the page updates them.
+WATCH_PROGRESS = """
+() => {
+  window.__progress = [];
+  const record = () => document.querySelectorAll('#timeline progress.task-progress').forEach(
+      p => window.__progress.push([p.closest('.task').dataset.taskId, Number(p.value), Number(p.max)]));
+  new MutationObserver(record).observe(document.getElementById('timeline'),
+      {subtree: true, childList: true, attributes: true, attributeFilter: ['value', 'max']});
+  window.__noReload = true;
+}
+"""
+
+
+def register_and_sign_in(page, username: str) -> None:
+    page.goto("/register")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=email]", f"{username}@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/studio$"))
+    # Sign out, then in again through the sign-in page.
+    page.click("form[action='/logout'] button")
+    expect(page).to_have_url(re.compile(r"/$"))
+    page.goto("/login")
+    screenshot(page, "sign-in")
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/studio$"))
+
+
+def test_register_sign_in_generate_and_watch_it_render(page):
+    page.goto("/")
+    screenshot(page, "landing")
+    register_and_sign_in(page, "painter")
+    expect(page.locator("#balance")).to_contain_text("20")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    expect(page.locator("#timeline-empty")).to_be_visible()
+    page.evaluate(WATCH_PROGRESS)
+
+    page.fill("#prompt", "a lighthouse on a cliff at dusk, oil painting")
+    page.fill("#width", "64")
+    page.fill("#height", "64")
+    page.fill("#steps", "150")  # many quick steps, so the bar has time to move
+    page.fill("#guidance", "7")
+    page.fill("#samples", "2")
+    expect(page.locator("#cost")).to_have_text("2")
+    page.click("#generate")
+
+    card = page.locator("#task-list article.task").first
+    expect(card).to_be_visible()
+    task_id = card.get_attribute("data-task-id")
+    expect(card).to_have_attribute("data-state", "done", timeout=60_000)
+    images = card.locator("img.task-image")
+    expect(images).to_have_count(2)
+    for i in range(2):
+        expect(images.nth(i)).to_be_visible()
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth") > 0
+    expect(card.locator(".task-seed")).to_contain_text(re.compile(r"\d+"))
+    expect(page.locator("#balance")).to_contain_text("18")
+
+    seen = page.evaluate("window.__progress")
+    values = sorted({value for tid, value, total in seen if tid == task_id and total == 150})
+    # The bar moved step by step: several values strictly between 0 and 150 were shown.
+    assert len([v for v in values if 0 < v < 150]) >= 3, values
+    assert page.evaluate("window.__noReload") is True  # the page never reloaded
+    assert page.js_errors == []
+    screenshot(page, "studio")
+
+
+def test_a_bad_field_is_shown_next_to_it_and_nothing_is_charged(page):
+    register_and_sign_in(page, "careful")
+    page.fill("#prompt", "a fox")
+    page.fill("#width", "100")  # not a multiple of 8
+    page.click("#generate")
+    expect(page.locator("#width-error")).to_be_visible()
+    expect(page.locator("#width-error")).to_contain_text("multiple of 8")
+    expect(page.locator("#balance")).to_contain_text("20")
+    expect(page.locator("#task-list article.task")).to_have_count(0)
+
+
+def test_the_studio_works_on_a_phone(phone):
+    register_and_sign_in(phone, "pocket")
+    expect(phone.locator("#panel-toggle")).to_be_visible()
+    phone.click("#panel-toggle")
+    expect(phone.locator("#prompt")).to_be_visible()
+    phone.fill("#prompt", "a tiny robot")
+    phone.fill("#width", "64")
+    phone.fill("#height", "64")
+    phone.fill("#steps", "4")
+    phone.click("#generate")
+    # The panel closes when a task is submitted, and the task shows in the timeline.
+    expect(phone.locator("#prompt")).not_to_be_visible()
+    card = phone.locator("#task-list article.task").first
+    expect(card).to_have_attribute("data-state", "done", timeout=60_000)
+    screenshot(phone, "studio-phone")
