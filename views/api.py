@@ -67,6 +67,13 @@ def listing(items: list, total: int, offset: int, limit: int):
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 
 
+@bp.get("/openapi.json")
+def openapi():
+    from services.openapi import document
+
+    return jsonify(document())
+
+
 # --- accounts ---------------------------------------------------------------------
 
 @bp.post("/auth/register")

@@ -27,8 +27,15 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
+from diffusers.utils import logging as diffusers_logging
+from transformers.utils import logging as transformers_logging
+
 from services.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 from worker.demo_model import build_demo_model
+
+# The worker's log is for people: no progress bars while loading weights.
+diffusers_logging.disable_progress_bar()
+transformers_logging.disable_progress_bar()
 
 __all__ = [
     "DEFAULT_SCHEDULER",

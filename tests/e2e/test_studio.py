@@ -105,3 +105,18 @@ def test_the_studio_works_on_a_phone(phone):
     card = phone.locator("#task-list article.task").first
     expect(card).to_have_attribute("data-state", "done", timeout=60_000)
     screenshot(phone, "studio-phone")
+
+
+def test_pages_load_nothing_from_another_host(page, live):
+    """No CDN: every request the pages make goes to this server."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    violations: list[str] = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    register_and_sign_in(page, "localonly")
+    page.goto("/")
+    page.goto("/studio")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    foreign = [url for url in requested if not url.startswith(live.url) and not url.startswith("data:")]
+    assert foreign == []
+    assert violations == []

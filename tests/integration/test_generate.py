@@ -59,9 +59,11 @@ def test_the_worker_loads_the_pipeline_once_for_many_jobs(app, make_user):
     user = make_user()
     conn = redis.Redis.from_url(app.config["REDIS_URL"])
 
+    with app.app_context():
+        [worker] = [w for w in queue_service.workers() if w.pid == app.worker.proc.pid]
+
     def loads() -> int:
-        keys = conn.keys(queue_service.key("workers", "*"))
-        return sum(int(conn.hget(k, "loads") or 0) for k in keys)
+        return int(conn.hget(queue_service.key("workers", worker.name), "loads") or 0)
 
     first = user.wait_task(user.submit(steps=2).get_json()["id"])
     assert first["state"] == "done"

@@ -140,3 +140,13 @@ def test_queue_status_shows_your_position(make_idle_user):
     user.submit()
     status = user.get("/api/v1/queue").get_json()
     assert status["queued"] >= 1 and status["your_position"] >= 1 and status["workers"] == 0
+
+
+def test_the_openapi_document_lists_every_api_route(app, client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.1")
+    documented = {path for path in doc["paths"]}
+    routes = {rule.rule.removeprefix("/api/v1").replace("<task_id>", "{id}").replace("<image_id>", "{id}")
+              .replace("<token_id>", "{id}")
+              for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1")}
+    assert routes - {"/openapi.json"} == documented
