@@ -47,11 +47,12 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     socketio.init_app(app, client_manager=client_manager(app.config["REDIS_URL"]),
                       cors_allowed_origins=app.config.get("CORS_ORIGINS") or None)
 
-    from views import api, auth, errors, public, sockets, studio
+    from views import admin, api, auth, errors, public, sockets, studio
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studio.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     csrf.exempt(api.bp)  # the API checks CSRF itself for cookie-authenticated writes
     errors.register(app)
     sockets.register(socketio)
@@ -106,6 +107,24 @@ def _tune_sqlite() -> None:
 
 def register_cli(app: Flask) -> None:
     import click
+
+    @app.cli.command("create-staff")
+    @click.option("--username", required=True)
+    @click.option("--email", required=True)
+    def create_staff_command(username: str, email: str):
+        """Create a staff account; the password is read from standard input."""
+        import sys
+
+        from services.accounts import create_staff
+        from services.errors import ServiceError
+
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True) \
+            if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        try:
+            user = create_staff(username, email, password)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message)
+        click.echo(f"Staff account {user.username} created.")
 
     @app.cli.command("reconcile")
     def reconcile_command():

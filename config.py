@@ -79,6 +79,16 @@ class Config:
             },
         }
         self.PROGRESS_HZ = env_int("DAYDREAM_PROGRESS_HZ", 10)
+        self.PREVIEWS = env_bool("DAYDREAM_PREVIEWS", True)
+        self.PREVIEW_HZ = env_int("DAYDREAM_PREVIEW_HZ", 4)
+        # The queue: at most this many queued tasks in all, and per user.
+        self.QUEUE_LIMIT = env_int("DAYDREAM_QUEUE_LIMIT", 100)
+        self.USER_QUEUE_LIMIT = env_int("DAYDREAM_USER_QUEUE_LIMIT", 3)
+        # A worker may run a task for its loaded model before a fairer one for another
+        # model, within one round of the round-robin, unless that one waited this long.
+        self.AFFINITY_WAIT = env_int("DAYDREAM_AFFINITY_WAIT", 60)
+        self.CANCEL_ON_LEAVE_GRACE = env_int("DAYDREAM_CANCEL_ON_LEAVE_GRACE", 15)
+        self.MAX_UPLOAD_PIXELS = env_int("DAYDREAM_MAX_UPLOAD_PIXELS", 4096 * 4096)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = env_bool("DAYDREAM_SECURE_COOKIES", False)

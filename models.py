@@ -68,6 +68,9 @@ class User(UserMixin, db.Model):
     role: so.Mapped[str] = so.mapped_column(sa.String(10), default=Role.USER.value)
     active: so.Mapped[bool] = so.mapped_column(default=True)
     tier: so.Mapped[str] = so.mapped_column(sa.String(20), default="free")
+    # Studio settings the user picks.
+    cancel_on_leave: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
+    previews: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.true())
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("tokens >= 0", name="tokens_not_negative"),)
@@ -101,6 +104,7 @@ class User(UserMixin, db.Model):
             "active": self.active,
             "tier": self.tier,
             "sessionid": self.sessionid,
+            "settings": {"cancel_on_leave": self.cancel_on_leave, "previews": self.previews},
             "created_at": iso(self.created_at),
         }
 
@@ -230,6 +234,37 @@ class Image(db.Model):
             "thumbnail_url": f"{base}/thumbnail",
             "metadata_url": f"{base}/metadata",
         }
+
+
+class ModelState(str, enum.Enum):
+    AVAILABLE = "available"
+    MISSING = "missing"
+    ERROR = "error"
+
+
+class AiModel(db.Model):
+    """A model the service can run: the built-in demo, DAYDREAM_MODEL, or one found by
+    a scan of the models folder. Staff enable models and pick the default."""
+
+    __tablename__ = "models"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(80), primary_key=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(255))
+    spec: so.Mapped[str] = so.mapped_column(sa.String(1024), unique=True)
+    kind: so.Mapped[str] = so.mapped_column(sa.String(20))
+    source: so.Mapped[str] = so.mapped_column(sa.String(20), default="scan")
+    enabled: so.Mapped[bool] = so.mapped_column(default=False)
+    is_default: so.Mapped[bool] = so.mapped_column(default=False)
+    state: so.Mapped[str] = so.mapped_column(sa.String(20), default=ModelState.AVAILABLE.value)
+    error: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+    def to_dict(self, staff: bool = False) -> dict:
+        data = {"id": self.id, "name": self.name, "default": self.is_default, "kind": self.kind}
+        if staff:
+            data.update(spec=self.spec, enabled=self.enabled, state=self.state, error=self.error,
+                        source=self.source)
+        return data
 
 
 class Ledger(db.Model):

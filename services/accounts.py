@@ -105,6 +105,37 @@ def authenticate(login, password) -> User:
     return user
 
 
+def update_profile(user: User, data: dict) -> User:
+    """What a user may change about themselves (for now: studio settings)."""
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ValidationError("settings", "must be an object")
+    for name in ("cancel_on_leave", "previews"):
+        if name in settings:
+            if not isinstance(settings[name], bool):
+                raise ValidationError(f"settings.{name}", "must be true or false")
+            setattr(user, name, settings[name])
+    unknown = set(settings) - {"cancel_on_leave", "previews"}
+    if unknown:
+        raise ValidationError(f"settings.{sorted(unknown)[0]}", "is not a setting")
+    db.session.commit()
+    return user
+
+
+def create_staff(username: str, email: str, password: str) -> User:
+    """For `flask create-staff`: registration rules apply, registration need not be open."""
+    username, email, password = _clean_registration(username, email, password)
+    if find_by_login(username) or find_by_login(email):
+        raise Conflict("That username or email is already registered.", code="already_registered")
+    user = User(username=username, email=email, password_hash=hash_password(password), role="staff",
+                tokens=0)
+    db.session.add(user)
+    db.session.flush()
+    credits.grant_starting_tokens(user, current_app.config["STARTING_TOKENS"])
+    db.session.commit()
+    return user
+
+
 def start_session(user: User) -> None:
     """Each sign-in starts a new session: the studio timeline shows its tasks."""
     user.sessionid = shortuuid.uuid()

@@ -15,7 +15,8 @@ def _answer(description: str, schema: dict | None = None, status: str = "200") -
 
 def _errors(*codes: int) -> dict:
     names = {400: "Bad request", 401: "Not signed in", 402: "Not enough tokens", 403: "Not allowed",
-             404: "Not found", 409: "State conflict", 422: "Invalid field", 429: "Rate limited or queue full",
+             404: "Not found", 409: "State conflict", 413: "Too large", 415: "Unsupported media type",
+             422: "Invalid field", 429: "Rate limited or queue full",
              503: "A dependency is down"}
     return {str(c): {"description": names[c], "content": {"application/json": {"schema": ERROR}}}
             for c in codes}
@@ -80,7 +81,29 @@ def document() -> dict:
         },
         "/auth/tokens/{id}": {"delete": _op("Revoke an API token", {"204": {"description": "Revoked"}},
                                             params=[_path_id("id")], errors=(401, 404))},
-        "/me": {"get": _op("You", _answer("The signed-in user", ref("User")))},
+        "/me": {"get": _op("You", _answer("The signed-in user", ref("User"))),
+                "patch": _op("Change your settings", _answer("The user", ref("User")),
+                             body={"type": "object", "properties": {"settings": {
+                                 "type": "object", "properties": {"cancel_on_leave": {"type": "boolean"},
+                                                                  "previews": {"type": "boolean"}}}}},
+                             errors=(400, 401, 422))},
+        "/uploads": {"post": {"summary": "Upload an image for image-to-image (PNG, JPEG or WebP)",
+                              "requestBody": {"required": True, "content": {"multipart/form-data": {
+                                  "schema": {"type": "object", "properties": {
+                                      "file": {"type": "string", "format": "binary"}}}}}},
+                              "responses": {**_answer("The stored image", ref("Image"), "201"),
+                                            **_errors(401, 413, 415, 422)}}},
+        "/admin/models": {"get": _op("Every model and its state (staff)", _answer("Models", {"type": "object"}),
+                                     errors=(401, 403))},
+        "/admin/models/scan": {"post": _op("Scan the models folder (staff)", _answer("Models", {"type": "object"}),
+                                           errors=(401, 403))},
+        "/admin/models/{id}": {"patch": _op("Enable a model or make it the default (staff)",
+                                            _answer("The model", {"type": "object"}),
+                                            body={"type": "object", "properties": {
+                                                "enabled": {"type": "boolean"}, "default": {"type": "boolean"}}},
+                                            params=[_path_id("id")], errors=(401, 403, 404, 422))},
+        "/admin/tasks/{id}/cancel": {"post": _op("Cancel any task (staff)", _answer("The task", ref("Task")),
+                                                 params=[_path_id("id")], errors=(401, 403, 404, 409))},
         "/models": {"get": _op("Models", _answer("Models", {"type": "object"}))},
         "/schedulers": {"get": _op("Schedulers", _answer("Schedulers", {"type": "object"}))},
         "/estimate": {"post": _op("What a submit would cost and wait now",
@@ -98,7 +121,7 @@ def document() -> dict:
         },
         "/tasks/{id}": {"get": _op("A task", _answer("The task", ref("Task")), params=[_path_id("id")],
                                    errors=(401, 404))},
-        "/tasks/{id}/cancel": {"post": _op("Cancel a queued task (refunded)", _answer("The task", ref("Task")),
+        "/tasks/{id}/cancel": {"post": _op("Cancel a queued or running task (refunded)", _answer("The task", ref("Task")),
                                            params=[_path_id("id")], errors=(401, 404, 409))},
         "/tasks/{id}/archive": {"get": _op("The task's images as a ZIP",
                                            {"200": {"description": "ZIP", "content": {"application/zip": {}}}},

@@ -11,7 +11,7 @@ from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-JOB_FUNCTION = "worker.jobs.run_task"
+JOB_FUNCTION = "worker.jobs.run_next"
 PROGRESS_TTL = 24 * 3600
 
 
@@ -33,40 +33,52 @@ def generation_queue() -> Queue:
     return Queue(current_app.config["QUEUE_NAME"], connection=connection())
 
 
-def enqueue_task(task_id: str) -> None:
+def enqueue_slot(task_id: str) -> None:
+    """One job per submitted task. The job runs whichever queued task is fairest when
+    a worker takes it (services/dispatch.py); the id it carries names the submit that
+    made it."""
     generation_queue().enqueue(
-        JOB_FUNCTION, task_id, job_id=task_id,
+        JOB_FUNCTION, task_id, job_id=f"{task_id}_{int(time.time() * 1000)}",
         job_timeout=current_app.config["JOB_TIMEOUT"],
         result_ttl=3600, failure_ttl=7 * 24 * 3600,
-        description=f"generate task {task_id}",
+        description=f"generate (submitted with task {task_id})",
     )
 
 
-def remove_job(task_id: str) -> None:
-    """Take a queued job out of the queue (the task row says canceled already, so a
-    worker that picks it up anyway skips it)."""
+def slot_count() -> int:
+    q = generation_queue()
+    return q.count + q.started_job_registry.count
+
+
+def remove_slot(task_id: str) -> None:
+    """A queued task was canceled: drop one waiting job (preferably its own), so that the
+    queue's length keeps matching the queued tasks. A job left over is harmless: it finds
+    nothing to run."""
+    q = generation_queue()
+    ids = q.get_job_ids()
+    if not ids:
+        return
+    own = [job_id for job_id in ids if job_id.startswith(f"{task_id}_")]
+    victim = own[0] if own else ids[-1]
     try:
-        job = Job.fetch(task_id, connection=connection())
+        job = Job.fetch(victim, connection=connection())
     except NoSuchJobError:
         return
-    generation_queue().remove(job)
+    q.remove(job)
     job.delete()
 
 
-def position(task_id: str) -> int | None:
-    """1 for the next task to run; None when it is not waiting in the queue."""
-    index = generation_queue().get_job_position(task_id)
-    return None if index is None else index + 1
+def request_stop(task_id: str) -> None:
+    """Ask the worker running this task to stop at its next step."""
+    connection().set(key("stop", task_id), "1", ex=PROGRESS_TTL)
+
+
+def stop_requested(task_id: str) -> bool:
+    return bool(connection().exists(key("stop", task_id)))
 
 
 def workers() -> list[Worker]:
     return Worker.all(queue=generation_queue())
-
-
-def stats() -> dict:
-    q = generation_queue()
-    return {"queued": q.count, "running": q.started_job_registry.count,
-            "workers": len(workers())}
 
 
 # --- progress of running tasks -------------------------------------------------

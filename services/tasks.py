@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Image, Task, TaskState, User, iso, utcnow
-from services import catalog, credits, events, queue
-from services.errors import NotFound, Conflict, Unavailable, ValidationError
+from services import catalog, credits, dispatch, events, queue
+from services.errors import Conflict, NotFound, QueueFull, Unavailable, ValidationError
 from services.validation import task_cost, validate_task_params
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     try:
         db.session.add(task)
         db.session.flush()
-        credits.debit_task(task)
+        credits.debit_task(task)  # on PostgreSQL this locks the user's row until commit
+        check_queue_bounds(user)
         db.session.commit()
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race.
@@ -78,7 +79,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         db.session.rollback()
         raise
     try:
-        queue.enqueue_task(task.id)
+        queue.enqueue_slot(task.id)
     except redis.RedisError as exc:
         log.error("enqueue of task %s failed: %s", task.id, exc)
         fail_task(task.id, "The queue was unavailable, so the task did not start. "
@@ -86,7 +87,25 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
                           "Try again in a moment.", headers={"Retry-After": "10"})
     _emit(task)
+    announce_queue()
     return task
+
+
+def check_queue_bounds(user: User) -> None:
+    """Called after the new task is flushed: refuse it (429, the caller rolls back and
+    nothing is debited) when the queue or the user's share of it is full."""
+    from services.estimates import retry_after
+
+    config = current_app.config
+    count = lambda *where: db.session.scalar(  # noqa: E731
+        sa.select(sa.func.count()).select_from(Task).where(Task.state == TaskState.QUEUED.value, *where))
+    if count(Task.user_id == user.id) > config["USER_QUEUE_LIMIT"]:
+        raise QueueFull(f"You have {config['USER_QUEUE_LIMIT']} tasks waiting already, the most "
+                        "allowed; submit this one when one of them starts. Nothing was charged.",
+                        code="too_many_queued", headers={"Retry-After": str(retry_after())})
+    if count() > config["QUEUE_LIMIT"]:
+        raise QueueFull("The queue is full; try again shortly. Nothing was charged.",
+                        headers={"Retry-After": str(retry_after())})
 
 
 def _by_idempotency_key(user: User, idempotency_key: str) -> Task | None:
@@ -117,19 +136,40 @@ def list_tasks(user: User, *, session: str | None, offset: int, limit: int) -> t
 
 
 def cancel_task(user: User, task_id: str) -> Task:
-    task = get_task(user, task_id)
+    """A queued task is taken off the queue; a running one is marked canceled at once and
+    its worker stops at the next step. Either way it is refunded, once."""
+    return cancel(get_task(user, task_id))
+
+
+def cancel(task: Task) -> Task:
     if task.finished:
         raise Conflict(f"The task is {task.state} already; only unfinished tasks can be canceled.")
-    if task.state == TaskState.RUNNING.value:
-        raise Conflict("The task is running already; it cannot be canceled yet.")
-    if not _finish(task, TaskState.CANCELED, None, from_states=(TaskState.QUEUED.value,)):
+    was = task.state
+    if not _finish(task, TaskState.CANCELED, None):
         db.session.refresh(task)
-        raise Conflict(f"The task is {task.state} already; only queued tasks can be canceled.")
+        raise Conflict(f"The task is {task.state} already; only unfinished tasks can be canceled.")
     try:
-        queue.remove_job(task.id)
-    except redis.RedisError as exc:  # the worker skips a canceled task anyway
-        log.warning("could not remove job %s: %s", task.id, exc)
+        if was == TaskState.RUNNING.value:
+            queue.request_stop(task.id)
+        else:
+            queue.remove_slot(task.id)
+    except redis.RedisError as exc:  # the worker checks the row's state as well
+        log.warning("could not signal the cancel of %s: %s", task.id, exc)
+    announce_queue()
     return task
+
+
+def cancel_unfinished(user: User) -> int:
+    """Cancel every queued or running task of the user (leaving the studio)."""
+    canceled = 0
+    for task in db.session.scalars(sa.select(Task).where(Task.user_id == user.id,
+                                                         Task.state.in_(UNFINISHED))).all():
+        try:
+            cancel(task)
+            canceled += 1
+        except Conflict:
+            pass
+    return canceled
 
 
 # --- transitions made by the worker and the reconciler ---------------------------
@@ -185,38 +225,42 @@ def fail_task(task_id: str, message: str) -> bool:
 
 def reconcile(*, running_grace: timedelta = timedelta(seconds=30)) -> dict:
     """Settle tasks whose job was lost (a dead worker, a Redis restart): a running task
-    whose worker is gone fails and is refunded; a queued task whose job is missing is
-    queued again. Runs at worker start-up and periodically."""
-    q = queue.generation_queue()
+    whose worker is gone fails and is refunded; when queued tasks outnumber the jobs
+    that would run them, jobs are added. Runs at worker start-up and periodically."""
     alive = {w.name for w in queue.workers()}
-    queued_ids = set(q.get_job_ids())
     settled = {"failed": 0, "requeued": 0}
     now = utcnow()
-    for task in db.session.scalars(sa.select(Task).where(Task.state.in_(UNFINISHED))).all():
-        if task.state == TaskState.RUNNING.value:
-            if task.worker not in alive and (task.started_at or now) < now - running_grace:
-                if fail_task(task.id, "The worker running this task stopped. Your tokens "
-                                      "were refunded; submit it again."):
-                    settled["failed"] += 1
-        elif task.id not in queued_ids and task.created_at < now - running_grace:
-            queue.enqueue_task(task.id)
-            settled["requeued"] += 1
+    for task in db.session.scalars(sa.select(Task).where(Task.state == TaskState.RUNNING.value)).all():
+        if task.worker not in alive and (task.started_at or now) < now - running_grace:
+            if fail_task(task.id, "The worker running this task stopped. Your tokens "
+                                  "were refunded; submit it again."):
+                settled["failed"] += 1
+    queued = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
+        Task.state == TaskState.QUEUED.value))
+    stale = db.session.scalars(sa.select(Task.id).where(
+        Task.state == TaskState.QUEUED.value, Task.created_at < now - running_grace)).all()
+    missing = min(queued - queue.slot_count(), len(stale))
+    for task_id in stale[:max(missing, 0)]:
+        queue.enqueue_slot(task_id)
+        settled["requeued"] += 1
     return settled
 
 
 # --- what the API and the pages show ----------------------------------------------
 
-def task_to_dict(task: Task) -> dict:
+def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
+    """positions: the queue's order (dispatch.positions()), when the caller has it."""
     live = {}
     position = None
-    try:
-        if task.state == TaskState.RUNNING.value:
+    if task.state == TaskState.RUNNING.value:
+        try:
             live = queue.get_progress(task.id) or {}
-        elif task.state == TaskState.QUEUED.value:
-            position = queue.position(task.id)
-    except redis.RedisError:
-        pass
-    step = task.steps if task.state == TaskState.DONE.value else live.get("step", 0)
+        except redis.RedisError:
+            pass
+    elif task.state == TaskState.QUEUED.value:
+        position = (dispatch.positions() if positions is None else positions).get(task.id)
+    total = live.get("total", task.steps * task.samples)
+    step = total if task.state == TaskState.DONE.value else live.get("step", 0)
     return {
         "id": task.id,
         "state": task.state,
@@ -229,15 +273,15 @@ def task_to_dict(task: Task) -> dict:
         "finished_at": iso(task.finished_at),
         "duration_s": task.duration_s,
         "position": position,
-        "progress": {"step": step, "total": live.get("total", task.steps)},
+        "progress": {"step": step, "total": total},
         "eta_s": live.get("eta_s"),
         "images": [image.to_dict() for image in task.images],
         "error": task.error,
     }
 
 
-def event_payload(task: Task) -> dict:
-    data = task_to_dict(task)
+def event_payload(task: Task, positions: dict[str, int] | None = None) -> dict:
+    data = task_to_dict(task, positions)
     return {"id": task.id, "state": task.state, "step": data["progress"]["step"],
             "total": data["progress"]["total"], "eta_s": data["eta_s"],
             "position": data["position"], "images": data["images"], "error": task.error,
@@ -249,3 +293,24 @@ def _emit(task: Task) -> None:
         events.emit_task(task.user.room, event_payload(task))
     except Exception as exc:  # live events are a convenience; the row is the truth
         log.warning("could not emit task event: %s", exc)
+
+
+def queue_stats() -> dict:
+    counts = dict(db.session.execute(sa.select(Task.state, sa.func.count()).where(
+        Task.state.in_(UNFINISHED)).group_by(Task.state)).all())
+    return {"queued": counts.get(TaskState.QUEUED.value, 0),
+            "running": counts.get(TaskState.RUNNING.value, 0)}
+
+
+def announce_queue() -> None:
+    """The queue changed: everyone gets the counts, owners of queued tasks their
+    new positions."""
+    try:
+        events.emit_queue(queue_stats())
+        order = dispatch.fair_order()
+        for n, task in enumerate(order, start=1):
+            events.emit_task(task.user.room, {"id": task.id, "state": task.state, "position": n,
+                                              "step": 0, "total": task.steps * task.samples,
+                                              "eta_s": None})
+    except Exception as exc:
+        log.warning("could not announce the queue: %s", exc)

@@ -7,8 +7,9 @@ from flask_login import current_user
 
 from extensions import csrf, db
 from models import Image, Task
-from services import accounts, archives, catalog, imaging, queue, storage, tasks
-from services.errors import Conflict, ServiceError, ValidationError
+from services import (accounts, archives, catalog, dispatch, estimates, imaging, queue, storage,
+                      tasks, uploads)
+from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PUBLIC_ENDPOINTS = {"api.register", "api.create_token", "api.openapi"}
@@ -111,6 +112,11 @@ def me():
     return jsonify(current_user.to_dict())
 
 
+@bp.patch("/me")
+def update_me():
+    return jsonify(accounts.update_profile(current_user, body()).to_dict())
+
+
 # --- generation -------------------------------------------------------------------
 
 @bp.get("/models")
@@ -129,9 +135,7 @@ def schedulers():
 @bp.post("/estimate")
 def estimate():
     params = tasks.check_params(current_user, body())
-    stats = queue.stats()
-    return jsonify({"cost": tasks.cost_for(current_user, params), "eta_s": None,
-                    "position": stats["queued"] + 1})
+    return jsonify(estimates.estimate(current_user, params, tasks.cost_for(current_user, params)))
 
 
 @bp.post("/tasks")
@@ -145,7 +149,8 @@ def list_tasks():
     offset, limit = paging()
     items, total = tasks.list_tasks(current_user, session=request.args.get("session"),
                                     offset=offset, limit=limit)
-    return listing([tasks.task_to_dict(t) for t in items], total, offset, limit)
+    positions = dispatch.positions()
+    return listing([tasks.task_to_dict(t, positions) for t in items], total, offset, limit)
 
 
 @bp.get("/tasks/<task_id>")
@@ -171,11 +176,17 @@ def task_archive(task_id: str):
 
 @bp.get("/queue")
 def queue_status():
-    stats = queue.stats()
-    mine = db.session.scalars(
-        sa.select(Task.id).where(Task.user_id == current_user.id, Task.state == "queued")
-        .order_by(Task.created_at)).first()
-    return jsonify({**stats, "your_position": queue.position(mine) if mine else None})
+    order = dispatch.fair_order()
+    mine = next((n for n, t in enumerate(order, start=1) if t.user_id == current_user.id), None)
+    return jsonify({**tasks.queue_stats(), "workers": len(queue.workers()), "your_position": mine})
+
+
+@bp.post("/uploads")
+def upload():
+    file = request.files.get("file")
+    if file is None:
+        raise ValidationError("file", "send the image as multipart/form-data in a field named 'file'")
+    return jsonify(uploads.store_upload(current_user, file.stream, file.filename).to_dict()), 201
 
 
 # --- images -----------------------------------------------------------------------
@@ -206,3 +217,39 @@ def image_thumbnail(image_id: str):
 def image_metadata(image_id: str):
     image = storage.get_image(current_user, image_id)
     return jsonify(imaging.read_metadata(storage.path_of(image)))
+
+
+# --- staff ----------------------------------------------------------------------------
+
+def staff_only() -> None:
+    if not current_user.is_staff:
+        raise Forbidden("This is for staff only.")
+
+
+@bp.get("/admin/models")
+def admin_models():
+    staff_only()
+    return jsonify({"folder": str(catalog.models_folder()),
+                    "items": [m.to_dict(staff=True) for m in catalog.all_models()]})
+
+
+@bp.post("/admin/models/scan")
+def admin_scan_models():
+    staff_only()
+    return jsonify({"folder": str(catalog.models_folder()),
+                    "items": [m.to_dict(staff=True) for m in catalog.scan()]})
+
+
+@bp.patch("/admin/models/<model_id>")
+def admin_update_model(model_id: str):
+    staff_only()
+    return jsonify(catalog.update_model(model_id, body()).to_dict(staff=True))
+
+
+@bp.post("/admin/tasks/<task_id>/cancel")
+def admin_cancel_task(task_id: str):
+    staff_only()
+    task = db.session.get(Task, task_id)
+    if task is None:
+        raise NotFound("No such task.")
+    return jsonify(tasks.task_to_dict(tasks.cancel(task)))

@@ -1,8 +1,21 @@
-"""Socket.IO: a signed-in browser joins its user's room; anyone else is refused."""
+"""Socket.IO: a signed-in browser joins its user's room; anyone else is refused.
+
+Open studio pages are counted per user, so that a user who asked for it has their
+unfinished tasks canceled once the last studio page has been gone for a short grace
+(a reload reconnects within it)."""
 from __future__ import annotations
 
+import time
+
+from flask import current_app
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
+
+from services import queue
+
+
+def _counter(user_uuid: str) -> str:
+    return queue.key("sockets", user_uuid)
 
 
 def register(socketio: SocketIO) -> None:
@@ -11,4 +24,33 @@ def register(socketio: SocketIO) -> None:
         if not current_user.is_authenticated:
             return False  # refuses the connection
         join_room(current_user.room)
+        conn = queue.connection()
+        conn.incr(_counter(current_user.uuid))
+        conn.expire(_counter(current_user.uuid), 24 * 3600)
         return True
+
+    @socketio.on("disconnect")
+    def disconnect(*_args):
+        if not current_user.is_authenticated:
+            return
+        queue.connection().decr(_counter(current_user.uuid))
+        if current_user.cancel_on_leave:
+            socketio.start_background_task(_cancel_if_gone, current_app._get_current_object(),
+                                           current_user.uuid)
+
+
+def _cancel_if_gone(app, user_uuid: str) -> None:
+    import sqlalchemy as sa
+
+    from extensions import db
+    from models import User
+    from services.tasks import cancel_unfinished
+
+    with app.app_context():
+        time.sleep(app.config["CANCEL_ON_LEAVE_GRACE"])
+        if int(queue.connection().get(_counter(user_uuid)) or 0) > 0:
+            return  # a studio page is open again
+        user = db.session.scalar(sa.select(User).where(User.uuid == user_uuid))
+        if user is not None and user.cancel_on_leave:
+            cancel_unfinished(user)
+        db.session.remove()

@@ -21,7 +21,7 @@ def index():
         schedulers=catalog.schedulers(),
         default_scheduler=catalog.DEFAULT_SCHEDULER,
         models=catalog.models(),
-        demo_model=catalog.default_model() == "demo",
+        demo_model=catalog.is_demo_default(),
         defaults={k: DEFAULTS[k] for k in ("prompt", "negative_prompt", "steps", "guidance",
                                            "width", "height", "samples", "seed")},
         cost_formula="samples × ceil(steps × width × height / (50 × 512 × 512))",

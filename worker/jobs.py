@@ -1,4 +1,5 @@
-"""The generation job. RQ calls run_task(task_id); the task row holds everything else.
+"""The generation job. RQ calls run_next(); it claims the fairest queued task
+(services/dispatch.py) and renders it. The task row holds everything else.
 
 The app and the pipeline live as long as the worker process: each job pushes a fresh
 app context and reuses the loaded pipeline (see qworker.DaydreamWorker)."""
@@ -13,15 +14,18 @@ from pathlib import Path
 import torch
 from flask import Flask
 
-from services import events, queue, storage
+from extensions import db
+from services import catalog, dispatch, estimates, events, queue, storage
 from services import tasks as task_service
 from worker.pipelines import ModelLoadError, PipelineCache, apply_scheduler, img2img_from
+from worker.previews import PreviewThrottle, preview_data_url
 
 log = logging.getLogger(__name__)
 
 _app: Flask | None = None
 _cache: PipelineCache | None = None
 WORKER_NAME = f"{socket.gethostname()}.{os.getpid()}"
+loaded_model_id: str | None = None
 
 
 def get_app() -> Flask:
@@ -49,27 +53,45 @@ def record_worker_state(**fields) -> None:
     conn.expire(name, 24 * 3600)
 
 
-def load_model(spec: str):
+def load_model(model_id: str):
+    """The pipeline for a model id (see services/catalog.py), loading it if another is
+    loaded. Records the outcome for the staff's models page."""
+    global loaded_model_id
+    spec = catalog.spec_of(model_id)
+    if spec is None:
+        raise ModelLoadError(f"Model '{model_id}' is no longer available on this server: "
+                             "pick another model, or ask staff to enable it again.")
     cache = pipelines()
-    pipe = cache.get(spec)
-    record_worker_state(model=cache.loaded_spec, loads=cache.loads, heartbeat=time.time())
+    try:
+        pipe = cache.get(spec)
+    except ModelLoadError as exc:
+        catalog.record_load_result(spec, str(exc))
+        loaded_model_id = None
+        raise
+    if cache.loads and loaded_model_id != model_id:
+        catalog.record_load_result(spec, None)
+    loaded_model_id = model_id
+    record_worker_state(model=model_id, loads=cache.loads, heartbeat=time.time())
     return pipe
 
 
-def run_task(task_id: str) -> str:
+def run_next(submitted_task_id: str | None = None) -> str:
+    """Run the fairest queued task. The argument names the submit that queued this job,
+    for the logs; fairness may pick another user's task first."""
     with get_app().app_context():
-        task = task_service.start_task(task_id, WORKER_NAME)
+        task = dispatch.claim_next(WORKER_NAME, loaded_model_id)
         if task is None:
-            return "skipped: the task is no longer queued"
+            return "nothing to run"
+        task_service.announce_queue()
         try:
             generate(task)
         except Exception as exc:
-            log.exception("task %s failed", task_id)
-            task_service.fail_task(task_id, readable_error(exc))
+            log.exception("task %s failed", task.id)
+            task_service.fail_task(task.id, readable_error(exc))
             raise  # RQ records the failure in its failed-job registry
         finally:
             queue.connection().hincrby(queue.key("workers", WORKER_NAME), "jobs", 1)
-        return "done"
+        return f"ran task {task.id}"
 
 
 def readable_error(exc: Exception) -> str:
@@ -83,60 +105,106 @@ def readable_error(exc: Exception) -> str:
 
 
 class Progress:
-    """Throttled progress: Redis for readers of the API, a Socket.IO event for the page."""
+    """Throttled progress over all samples: Redis for readers of the API, a Socket.IO
+    event (with a preview of the current step, when wanted) for the page."""
 
-    def __init__(self, task, total: int, hz: int):
-        self.task, self.total = task, total
+    def __init__(self, task, *, hz: int, preview_hz: int | None):
+        self.task = task
         self.room = task.user.room
         self.interval = 1.0 / max(hz, 1)
+        self.previews = PreviewThrottle(preview_hz) if preview_hz else None
         self.started = time.monotonic()
         self.last_sent = 0.0
+        self.steps_done = 0
+        self.per_sample = task.steps
 
-    def step(self, done: int, total: int | None = None) -> None:
-        total = total or self.total
+    def total(self) -> int:
+        return self.per_sample * self.task.samples
+
+    def eta(self) -> float:
+        per_step = (time.monotonic() - self.started) / max(self.steps_done, 1)
+        return round(per_step * (self.total() - self.steps_done), 1)
+
+    def step(self, sample: int, done_in_sample: int, per_sample: int | None, latents=None) -> None:
+        self.per_sample = per_sample or self.per_sample
+        self.steps_done = sample * self.per_sample + done_in_sample
         now = time.monotonic()
-        per_step = (now - self.started) / max(done, 1)
-        eta_s = round(per_step * (total - done), 1)
-        if done < total and now - self.last_sent < self.interval:
+        last = self.steps_done >= self.total()
+        if not last and now - self.last_sent < self.interval:
             return
         self.last_sent = now
-        queue.set_progress(self.task.id, done, total, eta_s)
-        events.emit_task(self.room, {"id": self.task.id, "state": "running", "step": done,
-                                     "total": total, "eta_s": eta_s, "position": None})
+        payload = {"id": self.task.id, "state": "running", "step": self.steps_done,
+                   "total": self.total(), "eta_s": self.eta(), "position": None,
+                   "sample": sample, "samples": self.task.samples}
+        if latents is not None and self.previews is not None and self.previews.due():
+            payload["preview"] = preview_data_url(latents)
+        queue.set_progress(self.task.id, self.steps_done, self.total(), payload["eta_s"])
+        events.emit_task(self.room, payload)
+
+    def image_ready(self, images: list) -> None:
+        events.emit_task(self.room, {"id": self.task.id, "state": "running", "step": self.steps_done,
+                                     "total": self.total(), "eta_s": self.eta(), "position": None,
+                                     "images": [image.to_dict() for image in images]})
+
+
+def _canceled(task) -> bool:
+    db.session.refresh(task, ["state"])
+    return task.state != "running"
 
 
 def generate(task) -> None:
+    """Render the samples one by one, so each image appears as soon as it is ready and
+    a cancel takes effect at the next step."""
     config = get_app().config
     pipe = load_model(task.model)
     apply_scheduler(pipe, task.scheduler)
-    generators = [torch.Generator("cpu").manual_seed(task.seed + i) for i in range(task.samples)]
-    progress = Progress(task, task.steps, config["PROGRESS_HZ"])
-    progress.step(0)
-
-    def on_step_end(pipeline, step_index, _timestep, callback_kwargs):
-        progress.step(step_index + 1, getattr(pipeline, "num_timesteps", None))
-        return callback_kwargs
-
-    common = dict(prompt=task.prompt, negative_prompt=task.negative_prompt or None,
-                  num_inference_steps=task.steps, guidance_scale=task.guidance,
-                  num_images_per_prompt=task.samples, generator=generators,
-                  callback_on_step_end=on_step_end)
+    init_picture = None
     if task.init_image_id:
         from PIL import Image as PILImage
 
         init = storage.get_image(task.user, task.init_image_id)
         with PILImage.open(storage.path_of(init)) as source:
-            init_picture = source.convert("RGB").resize((task.width, task.height))
-        result = img2img_from(pipe)(image=init_picture, strength=task.strength, **common)
+            init_picture = source.convert("RGB").resize((task.width, task.height), PILImage.LANCZOS)
+        runner = img2img_from(pipe)
     else:
-        result = pipe(width=task.width, height=task.height, **common)
+        runner = pipe
+    previews = config["PREVIEWS"] and task.user.previews
+    progress = Progress(task, hz=config["PROGRESS_HZ"],
+                        preview_hz=config["PREVIEW_HZ"] if previews else None)
+    progress.step(0, 0, None)
+    images = []
+    started = time.monotonic()
+    for index in range(task.samples):
+        stop = {"requested": False}
 
-    for index, picture in enumerate(result.images):
-        metadata = {**task.parameters(), "seed": task.seed + index, "task_id": task.id,
-                    "index": index}
-        storage.save_image(user_id=task.user_id, picture=picture, metadata=metadata,
-                           task_id=task.id, index=index, seed=task.seed + index)
-    from extensions import db
+        def on_step_end(pipeline, step_index, _timestep, callback_kwargs, index=index, stop=stop):
+            if queue.stop_requested(task.id):
+                stop["requested"] = True
+                pipeline._interrupt = True  # diffusers skips the remaining steps
+                return callback_kwargs
+            progress.step(index, step_index + 1, getattr(pipeline, "num_timesteps", None),
+                          callback_kwargs.get("latents"))
+            return callback_kwargs
 
-    db.session.commit()
+        common = dict(prompt=task.prompt, negative_prompt=task.negative_prompt or None,
+                      num_inference_steps=task.steps, guidance_scale=task.guidance,
+                      generator=torch.Generator("cpu").manual_seed(task.seed + index),
+                      callback_on_step_end=on_step_end,
+                      callback_on_step_end_tensor_inputs=["latents"])
+        if init_picture is not None:
+            result = runner(image=init_picture, strength=task.strength, **common)
+        else:
+            result = runner(width=task.width, height=task.height, **common)
+        if stop["requested"] or _canceled(task):
+            log.info("task %s canceled while running", task.id)
+            return
+        seed = task.seed + index
+        metadata = {**task.parameters(), "seed": seed, "task_id": task.id, "index": index}
+        images.append(storage.save_image(user_id=task.user_id, picture=result.images[0],
+                                         metadata=metadata, task_id=task.id, index=index, seed=seed))
+        db.session.commit()
+        progress.image_ready(images)
+    elapsed = time.monotonic() - started
+    estimates.record_step_time(task.model, task.width, task.height,
+                               elapsed / max(progress.per_sample * task.samples, 1))
     task_service.complete_task(task)

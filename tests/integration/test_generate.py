@@ -27,7 +27,7 @@ def test_submit_runs_to_done_with_images_of_the_right_size(make_user):
 
     done = user.wait_task(task["id"])
     assert done["state"] == "done", done
-    assert done["progress"] == {"step": 3, "total": 3}
+    assert done["progress"] == {"step": 6, "total": 6}  # steps × samples
     assert done["duration_s"] is not None
     assert [img["seed"] for img in done["images"]] == [task["seed"], task["seed"] + 1]
     for image in done["images"]:
@@ -75,23 +75,19 @@ def test_the_worker_loads_the_pipeline_once_for_many_jobs(app, make_user):
 
 
 def test_a_failing_job_is_refunded_once_and_the_worker_goes_on(app, make_user):
+    from models import AiModel
+
     user = make_user()
     before = user.me()["tokens"]
     with app.app_context():
-        # A model that was available at submit and is gone when the job runs.
-        from models import User
-        from services import credits
-
-        owner = db.session.scalar(sa.select(User).where(User.username == user.username))
-        task = Task(user_id=owner.id, session_id=owner.sessionid, prompt="doomed", width=64,
-                    height=64, steps=2, guidance=7.5, samples=1, seed=1, scheduler="euler",
-                    model="no-such-org/no-such-model", cost=1)
-        db.session.add(task)
-        db.session.flush()
-        credits.debit_task(task)
-        db.session.commit()
-        task_id = task.id
-        queue_service.enqueue_task(task_id)
+        # Enabled by staff, but it cannot be loaded (offline, not downloaded).
+        if db.session.get(AiModel, "broken") is None:
+            db.session.add(AiModel(id="broken", name="Broken", spec="no-such-org/no-such-model",
+                                   kind="hub", enabled=True))
+            db.session.commit()
+    response = user.submit(model="broken", steps=2)
+    assert response.status_code == 202, response.get_json()
+    task_id = response.get_json()["id"]
     failed = user.wait_task(task_id)
     assert failed["state"] == "failed"
     assert "no-such-org/no-such-model" in failed["error"]
@@ -102,6 +98,9 @@ def test_a_failing_job_is_refunded_once_and_the_worker_goes_on(app, make_user):
         refunds = db.session.scalars(sa.select(Ledger).where(
             Ledger.task_id == task_id, Ledger.kind == "refund")).all()
         assert len(refunds) == 1
+        row = db.session.get(AiModel, "broken")
+        db.session.refresh(row)
+        assert row.state == "error" and "no-such-org/no-such-model" in row.error
     # The same worker goes on with the next job.
     nxt = user.wait_task(user.submit(steps=2).get_json()["id"])
     assert nxt["state"] == "done", nxt

@@ -147,6 +147,6 @@ def test_the_openapi_document_lists_every_api_route(app, client):
     assert doc["openapi"].startswith("3.1")
     documented = {path for path in doc["paths"]}
     routes = {rule.rule.removeprefix("/api/v1").replace("<task_id>", "{id}").replace("<image_id>", "{id}")
-              .replace("<token_id>", "{id}")
+              .replace("<token_id>", "{id}").replace("<model_id>", "{id}")
               for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1")}
     assert routes - {"/openapi.json"} == documented

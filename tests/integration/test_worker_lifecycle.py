@@ -55,18 +55,22 @@ def test_a_model_in_a_local_diffusers_folder_loads_by_path(tmp_path, redis_url, 
     app = make_app(env)
     user = ApiUser(app.test_client(), "folderuser")
     models = user.get("/api/v1/models").get_json()["items"]
-    assert models == [{"id": str(folder), "name": "my-model", "default": True, "kind": "folder"}]
+    assert models[0] == {"id": "my-model", "name": "my-model", "default": True, "kind": "folder"}
+    assert [m["id"] for m in models] == ["my-model", "demo"]  # the demo model is always there
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         task = user.wait_task(user.submit(steps=2).get_json()["id"])
     finally:
         worker.stop()
     assert task["state"] == "done", task
-    assert task["model"] == str(folder)
+    assert task["model"] == "my-model"
 
 
-def test_the_reconciler_settles_lost_tasks(idle_app, make_idle_user):
-    user = make_idle_user("lost")
+def test_the_reconciler_settles_lost_tasks(tmp_path, redis_url, models_path):
+    from tests.integration.conftest import ApiUser
+
+    idle_app = make_app(instance_env(tmp_path, redis_url, models_path))  # a queue of its own
+    user = ApiUser(idle_app.test_client(), "lost")
     before = user.me()["tokens"]
     long_ago = utcnow() - timedelta(minutes=5)
     # A task whose worker died mid-run, and one whose job vanished with a Redis restart.
@@ -75,15 +79,14 @@ def test_the_reconciler_settles_lost_tasks(idle_app, make_idle_user):
     orphan = add_task(idle_app, user.username, created_at=long_ago)
     fresh = add_task(idle_app, user.username)  # just submitted: left alone
     with idle_app.app_context():
-        queue_service.enqueue_task(fresh)
+        queue_service.enqueue_slot(fresh)
         assert reconcile() == {"failed": 1, "requeued": 1}
         assert reconcile() == {"failed": 0, "requeued": 0}  # settled once
         by_id = {t.id: t for t in db.session.scalars(sa.select(Task).where(Task.id.in_([dead, orphan, fresh])))}
         assert by_id[dead].state == "failed" and by_id[dead].refunded
         assert "worker" in by_id[dead].error
         assert by_id[orphan].state == "queued" and by_id[fresh].state == "queued"
-        q = queue_service.generation_queue()
-        assert orphan in q.get_job_ids() and fresh in q.get_job_ids()
+        assert queue_service.slot_count() == 2  # one job for each queued task
         refunds = db.session.scalar(sa.select(sa.func.count()).select_from(Ledger).where(
             Ledger.task_id == dead, Ledger.kind == "refund"))
         assert refunds == 1

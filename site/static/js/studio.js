@@ -2,11 +2,12 @@
  *
  * Layout of this file:
  *   1. config, DOM helpers, formatting
- *   2. API client (fetch + CSRF + error shape) and the balance
- *   3. the generate form: sliders, cost, size presets, seed, drawer, submit
+ *   2. API client (fetch + CSRF + error shape), the balance and the user's settings
+ *   3. the generate form: sliders, size limits, seed and its lock, help, cost and the
+ *      server's estimate, the init image (image-to-image), drawer, submit
  *   4. the timeline: a store of tasks, one render function per card, and applyEvent(),
  *      the one place where live events change tasks
- *   5. Socket.IO wiring and start-up
+ *   5. Socket.IO wiring, the settings popover and start-up
  *
  * Contract: /api/v1 (see API.md). No inline scripts: configuration comes from the JSON
  * block #studio-config rendered by the server.
@@ -23,7 +24,11 @@
   } catch (err) {
     config = {};
   }
-  var limits = config.limits || { max_side: 768, max_pixels: 768 * 768, max_samples: 4 };
+  var limits = config.limits || {};
+  if (!limits.max_side) limits.max_side = 768;
+  if (!limits.max_pixels) limits.max_pixels = limits.max_side * limits.max_side;
+  if (!limits.max_samples) limits.max_samples = 4;
+  var MIN_SIDE = 64;
   var schedulerLabels = config.schedulers || {};
   var modelNames = {};
   (config.models || []).forEach(function (m) { modelNames[m.id] = m.name; });
@@ -32,6 +37,7 @@
   var STATE_RANK = { queued: 0, running: 1, done: 2, failed: 2, canceled: 2 };
   var STATE_LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", canceled: "Canceled" };
   var TASK_LIST_URL = "/api/v1/tasks?session=current&limit=50";
+  var UPLOAD_TYPES = ["image/png", "image/jpeg", "image/webp"];
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
@@ -58,10 +64,20 @@
 
   function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
 
+  function formatNumber(n) {
+    try { return Number(n).toLocaleString("en-US"); } catch (err) { return String(n); }
+  }
+
   function formatEta(seconds) {
     if (typeof seconds !== "number" || !isFinite(seconds) || seconds < 0) return "";
     if (seconds >= 120) return "about " + Math.round(seconds / 60) + " min left";
     return "about " + Math.max(1, Math.round(seconds)) + " s left";
+  }
+
+  /** "12 s", "3 min": for the estimate line. */
+  function formatSeconds(seconds) {
+    if (seconds >= 120) return Math.round(seconds / 60) + " min";
+    return (seconds > 0 ? Math.max(1, Math.round(seconds)) : 0) + " s";
   }
 
   function formatDuration(seconds) {
@@ -103,19 +119,32 @@
     return text.length > n ? text.slice(0, n - 1) + "…" : text;
   }
 
+  function isNumber(v) { return typeof v === "number" && isFinite(v); }
+
+  /* localStorage can throw (private mode, disabled storage): never let it break the page. */
+  function remember(key, value) {
+    try { window.localStorage.setItem("daydream." + key, value); } catch (err) { /* ignore */ }
+  }
+  function recall(key) {
+    try { return window.localStorage.getItem("daydream." + key); } catch (err) { return null; }
+  }
+
   /* ------------------------------------------------------------------ 2. API */
 
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
 
   /**
-   * Call the JSON API. Resolves (never rejects) to {ok, status, data, error, retryAfter}.
-   * error is the API's {code, message, field?} or a synthesized one.
+   * Call the API. body: a JSON-able value, or FormData (multipart, the browser sets the
+   * boundary). Resolves (never rejects) to {ok, status, data, error, retryAfter}; error is
+   * the API's {code, message, field?, fields?} or a synthesized one.
    */
   function api(method, path, body, headers) {
     var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (method !== "GET" && method !== "HEAD") init.headers["X-CSRFToken"] = csrfToken;
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body;
+    } else if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
@@ -139,7 +168,9 @@
             code: "http_" + response.status,
             message: response.status === 401
               ? "You are signed out."
-              : "The server answered " + response.status + ". Please try again.",
+              : response.status === 413
+                ? "That is too large for the server."
+                : "The server answered " + response.status + ". Please try again.",
           };
         }
         return result;
@@ -182,12 +213,27 @@
     updateCost();
   }
 
+  /* The user's studio settings (PATCH /api/v1/me {settings: {...}}). */
+  var userSettings = { cancel_on_leave: false, previews: true };
+
+  /** Take what GET/PATCH /api/v1/me answered: the balance and the settings. */
+  function applyMe(user) {
+    if (!user) return;
+    if (typeof user.tokens === "number") setBalance(user.tokens);
+    if (user.settings && typeof user.settings === "object") {
+      var previewsBefore = userSettings.previews;
+      Object.keys(user.settings).forEach(function (k) { userSettings[k] = user.settings[k]; });
+      renderSettings();
+      if (previewsBefore !== userSettings.previews) rerenderAll();
+    }
+  }
+
   var balanceTimer = null;
   function refreshBalance() {
     window.clearTimeout(balanceTimer);
     balanceTimer = window.setTimeout(function () {
       api("GET", "/api/v1/me").then(function (res) {
-        if (res.ok && res.data && typeof res.data.tokens === "number") setBalance(res.data.tokens);
+        if (res.ok && res.data) applyMe(res.data);
       });
     }, 120);
   }
@@ -204,10 +250,22 @@
   var promptInput = byId("prompt");
   var seedInput = byId("seed");
   var seedClear = byId("seed-clear");
+  var seedLock = byId("seed-lock");
   var timelineSection = byId("timeline");
+  var sizeHint = byId("size-hint");
+  var sizeHintDefault = sizeHint ? sizeHint.textContent : "";
 
-  var NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples"];
-  var FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed", "scheduler", "model"];
+  var NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples", "strength"];
+  var FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
+                     "scheduler", "model", "strength", "init_image"];
+  /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
+  var ERROR_BOX = { init_image: "init-error" };
+  var ERROR_INPUT = { init_image: "init-file" };
+  var FIELD_LABELS = {
+    prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
+    steps: "Steps", guidance: "Guidance", samples: "Images", seed: "The seed", scheduler: "The scheduler",
+    model: "The model", strength: "Strength", init_image: "The init image",
+  };
 
   function numberValue(id) {
     var input = byId(id);
@@ -252,9 +310,11 @@
     var target = byId(range.dataset.sync);
     paintRange(range);
     range.addEventListener("input", function () {
+      var id = range.dataset.sync;
       if (target) target.value = range.value;
       paintRange(range);
-      clearFieldError(range.dataset.sync);
+      clearFieldError(id);
+      if (id === "width" || id === "height") enforceSizeLimits(id);
       onFormChanged();
     });
   });
@@ -268,74 +328,177 @@
     });
   });
 
+  // Width and height are clamped to the limits once typed (on change, not per keystroke).
+  ["width", "height"].forEach(function (id) {
+    var input = byId(id);
+    if (!input) return;
+    input.addEventListener("change", function () {
+      if (enforceSizeLimits(id)) onFormChanged();
+    });
+  });
+
+  $all("#scheduler, #model").forEach(function (select) {
+    select.addEventListener("change", function () { onFormChanged(); });
+  });
+
   function onFormChanged() {
     updateCost();
     updatePresetState();
     updateSeedControls();
+    scheduleEstimate();
   }
 
-  /* Cost: samples × ceil(steps × width × height / (50 × 512 × 512)), as API.md says. */
-  function computeCost() {
-    var samples = numberValue("samples");
-    var steps = numberValue("steps");
-    var width = numberValue("width");
-    var height = numberValue("height");
-    if ([samples, steps, width, height].some(function (v) { return v === null || v <= 0; })) return null;
-    return samples * Math.ceil((steps * width * height) / (50 * 512 * 512));
+  /* ---------- size: stay inside limits.max_side and limits.max_pixels ---------- */
+
+  function snap8(v) { return Math.round(v / 8) * 8; }
+  function floor8(v) { return Math.floor(v / 8) * 8; }
+
+  function setSizeHint(message) {
+    if (!sizeHint) return;
+    sizeHint.textContent = message || sizeHintDefault;
+    sizeHint.classList.toggle("is-note", !!message);
   }
 
-  function updateCost() {
-    var costEl = byId("cost");
-    if (!costEl) return;
-    var cost = computeCost();
-    var tokens = currentTokens();
-    var line = byId("cost-line");
-    costEl.textContent = cost === null ? "–" : String(cost);
-    costEl.dataset.cost = cost === null ? "" : String(cost);
-    var unit = byId("cost-unit");
-    if (unit) unit.textContent = cost === 1 ? "token" : "tokens";
-    var balanceHint = byId("cost-balance");
-    var short = cost !== null && tokens !== null && cost > tokens;
-    if (balanceHint) {
-      balanceHint.textContent = tokens === null ? "" : (short ? "You have only " : "You have ") + plural(tokens, "token", "tokens");
+  /**
+   * The side just changed (`changed`: "width" or "height") is clamped to max_side; when
+   * width × height would pass max_pixels the other side is lowered. Says so in #size-hint.
+   * Returns true when a value was changed.
+   */
+  function enforceSizeLimits(changed) {
+    var other = changed === "width" ? "height" : "width";
+    var a = numberValue(changed);
+    var b = numberValue(other);
+    var notes = [];
+    var touched = false;
+    if (a !== null && a > limits.max_side) {
+      a = limits.max_side;
+      setField(changed, a);
+      notes.push(FIELD_LABELS[changed] + " is at most " + limits.max_side + " px.");
+      touched = true;
     }
-    if (line) line.classList.toggle("is-short", short);
+    if (a !== null && b !== null && a > 0 && a * b > limits.max_pixels) {
+      var lowered = Math.max(MIN_SIDE, floor8(limits.max_pixels / a));
+      if (lowered * a > limits.max_pixels) {
+        // Even the smallest other side is too much: lower this side instead.
+        a = Math.max(MIN_SIDE, floor8(limits.max_pixels / lowered));
+        setField(changed, a);
+      }
+      setField(other, lowered);
+      notes.push(FIELD_LABELS[other] + " lowered to " + lowered + " px: " + a + " × " + lowered +
+                 " stays within " + formatNumber(limits.max_pixels) + " pixels.");
+      touched = true;
+    }
+    if (notes.length) setSizeHint(notes.join(" "));
+    else if (a !== null && b !== null) setSizeHint("");
+    return touched;
   }
 
-  /* Size presets keep the area near 512×512 and respect the limits. */
-  var BASE_AREA = 512 * 512;
+  /** The largest size of ratio w:h, no larger than w × h, that fits the limits (multiples of 8). */
+  function fitSize(w, h) {
+    var scale = Math.min(1, limits.max_side / w, limits.max_side / h, Math.sqrt(limits.max_pixels / (w * h)));
+    var fw = Math.max(MIN_SIDE, floor8(w * scale));
+    var fh = Math.max(MIN_SIDE, floor8(h * scale));
+    while (fw * fh > limits.max_pixels && (fw > MIN_SIDE || fh > MIN_SIDE)) {
+      if (fw >= fh && fw > MIN_SIDE) fw -= 8; else fh -= 8;
+    }
+    return [Math.min(fw, limits.max_side), Math.min(fh, limits.max_side)];
+  }
 
-  function sizeForRatio(a, b) {
-    var w = Math.sqrt((BASE_AREA * a) / b);
+  /** Size for ratio a:b with about `area` pixels, inside the limits. */
+  function sizeForRatio(a, b, area) {
+    var w = Math.sqrt((area * a) / b);
     var h = w * (b / a);
-    var snap = function (v) { return Math.max(64, Math.min(limits.max_side, Math.round(v / 8) * 8)); };
-    w = snap(w);
-    h = snap(h);
-    while (w * h > limits.max_pixels && w > 64 && h > 64) {
-      w = snap(w * 0.95);
-      h = snap(h * 0.95);
-    }
-    return [w, h];
+    w = Math.max(MIN_SIDE, snap8(w));
+    h = Math.max(MIN_SIDE, snap8(h));
+    return fitSize(w, h);
+  }
+
+  function currentArea() {
+    var w = numberValue("width");
+    var h = numberValue("height");
+    return w && h && w > 0 && h > 0 ? w * h : 512 * 512;
+  }
+
+  function currentRatio() {
+    var w = numberValue("width");
+    var h = numberValue("height");
+    return w && h && w > 0 && h > 0 ? w / h : 1;
+  }
+
+  function ratioOf(chip) {
+    var parts = chip.dataset.size.split(":").map(Number);
+    return parts[0] / parts[1];
+  }
+
+  /** A ratio chip is off when the limits cannot hold that shape; a scale chip when its area cannot fit. */
+  function ratioPossible(chip) {
+    var parts = chip.dataset.size.split(":").map(Number);
+    var size = sizeForRatio(parts[0], parts[1], currentArea());
+    return Math.abs(size[0] / size[1] - ratioOf(chip)) / ratioOf(chip) < 0.04;
+  }
+
+  function scalePossible(chip) {
+    var s = Number(chip.dataset.scale);
+    return s <= limits.max_side && s * s <= limits.max_pixels;
   }
 
   function updatePresetState() {
     var w = numberValue("width");
     var h = numberValue("height");
     $all(".size-presets [data-size]").forEach(function (chip) {
-      var parts = chip.dataset.size.split(":").map(Number);
-      var active = w && h && Math.abs(w / h - parts[0] / parts[1]) < 0.03;
+      var possible = ratioPossible(chip);
+      var active = possible && w && h && Math.abs(w / h - ratioOf(chip)) < 0.03;
       chip.classList.toggle("is-active", !!active);
       chip.setAttribute("aria-pressed", active ? "true" : "false");
+      chip.disabled = !possible;
+      chip.title = possible ? "" : "Not possible within " + limits.max_side + " px a side";
     });
+    $all(".size-presets [data-scale]").forEach(function (chip) {
+      var s = Number(chip.dataset.scale);
+      var possible = scalePossible(chip);
+      var active = possible && w && h && Math.abs(Math.sqrt(w * h) - s) / s < 0.04;
+      chip.classList.toggle("is-active", !!active);
+      chip.setAttribute("aria-pressed", active ? "true" : "false");
+      chip.disabled = !possible;
+      chip.title = possible
+        ? "About " + s + " × " + s + " pixels in all"
+        : s + " × " + s + " is more than you may ask for (" + limits.max_side + " px a side, " +
+          formatNumber(limits.max_pixels) + " pixels)";
+    });
+  }
+
+  function applySize(size, note) {
+    setField("width", size[0]);
+    setField("height", size[1]);
+    setSizeHint(note || "");
+    onFormChanged();
   }
 
   $all(".size-presets [data-size]").forEach(function (chip) {
     chip.addEventListener("click", function () {
+      if (chip.disabled) return;
       var parts = chip.dataset.size.split(":").map(Number);
-      var size = sizeForRatio(parts[0], parts[1]);
-      setField("width", size[0]);
-      setField("height", size[1]);
-      onFormChanged();
+      applySize(sizeForRatio(parts[0], parts[1], currentArea()));
+    });
+  });
+
+  $all(".size-presets [data-scale]").forEach(function (chip) {
+    chip.addEventListener("click", function () {
+      var s = Number(chip.dataset.scale);
+      if (!scalePossible(chip)) {
+        setSizeHint(s + " × " + s + " is over your limit: up to " + limits.max_side + " px a side, " +
+                    formatNumber(limits.max_pixels) + " pixels in all.");
+        return;
+      }
+      var r = currentRatio();
+      var w = Math.max(MIN_SIDE, snap8(s * Math.sqrt(r)));
+      var h = Math.max(MIN_SIDE, snap8(s / Math.sqrt(r)));
+      var fitted = fitSize(w, h);
+      var note = fitted[0] !== w || fitted[1] !== h
+        ? "Made " + fitted[0] + " × " + fitted[1] + " to stay within " + limits.max_side + " px a side and " +
+          formatNumber(limits.max_pixels) + " pixels."
+        : "";
+      applySize(fitted, note);
     });
   });
 
@@ -345,13 +508,50 @@
       var w = byId("width").value;
       setField("width", byId("height").value);
       setField("height", w);
+      setSizeHint("");
       onFormChanged();
     });
   }
 
-  /* Seed: empty means random; the die picks one now so it can be kept. */
+  /* ---------- seed: empty means random; the die picks one now; the lock keeps it ---------- */
+
+  var seedLocked = recall("seedLocked") === "1";
+
   function updateSeedControls() {
     if (seedClear) seedClear.hidden = !seedInput || seedInput.value === "";
+  }
+
+  function renderSeedLock() {
+    if (seedLock) {
+      seedLock.setAttribute("aria-pressed", seedLocked ? "true" : "false");
+      seedLock.classList.toggle("is-on", seedLocked);
+      seedLock.title = seedLocked ? "The seed is kept between images" : "Keep the seed between images";
+    }
+    var state = byId("seed-lock-state");
+    if (state) {
+      state.textContent = seedLocked
+        ? "Locked: the same seed for the next images."
+        : "Unlocked: a new random seed after each image.";
+    }
+  }
+
+  if (seedLock) {
+    seedLock.addEventListener("click", function () {
+      seedLocked = !seedLocked;
+      remember("seedLocked", seedLocked ? "1" : "0");
+      renderSeedLock();
+    });
+  }
+
+  /** After a successful submit: unlocked clears the seed to random; locked keeps it (or takes the one picked). */
+  function seedAfterSubmit(task) {
+    if (!seedInput) return;
+    if (!seedLocked) {
+      setField("seed", "");
+    } else if (seedInput.value.trim() === "" && task && isNumber(task.seed)) {
+      setField("seed", task.seed);
+    }
+    updateSeedControls();
   }
 
   var seedRandom = byId("seed-random");
@@ -373,9 +573,30 @@
       if (seedInput) seedInput.focus();
     });
   }
-  if (seedInput) seedInput.addEventListener("input", updateSeedControls);
+  if (seedInput) seedInput.addEventListener("input", function () { updateSeedControls(); scheduleEstimate(); });
 
-  /* Prompt character counter and Ctrl/Cmd+Enter to generate. */
+  /* ---------- help: a short explanation beside every setting ---------- */
+
+  var helpToggle = byId("help-toggle");
+
+  function setHelp(on) {
+    if (panel) panel.classList.toggle("show-help", on);
+    document.body.classList.toggle("show-help", on);
+    if (helpToggle) {
+      helpToggle.setAttribute("aria-pressed", on ? "true" : "false");
+      helpToggle.title = on ? "Hide the explanations" : "Explain every setting";
+    }
+    remember("help", on ? "1" : "0");
+  }
+
+  if (helpToggle) {
+    helpToggle.addEventListener("click", function () {
+      setHelp(helpToggle.getAttribute("aria-pressed") !== "true");
+    });
+  }
+
+  /* ---------- prompt counter, Ctrl/Cmd+Enter ---------- */
+
   function updatePromptCount() {
     var counter = byId("prompt-count");
     if (!counter || !promptInput) return;
@@ -394,10 +615,11 @@
     });
   });
 
-  /* Field errors: <p id="{field}-error"> under each field. */
+  /* ---------- field errors: <p id="{field}-error"> under each field ---------- */
+
   function showFieldError(field, message) {
-    var box = byId(field + "-error");
-    var input = byId(field);
+    var box = byId(ERROR_BOX[field] || field + "-error");
+    var input = byId(ERROR_INPUT[field] || field);
     if (!box || !input) return false;
     box.textContent = message;
     box.hidden = false;
@@ -406,8 +628,8 @@
   }
 
   function clearFieldError(field) {
-    var box = byId(field + "-error");
-    var input = byId(field);
+    var box = byId(ERROR_BOX[field] || field + "-error");
+    var input = byId(ERROR_INPUT[field] || field);
     if (box) { box.hidden = true; box.textContent = ""; }
     if (input) input.removeAttribute("aria-invalid");
   }
@@ -423,8 +645,32 @@
     input.addEventListener(input.tagName === "SELECT" ? "change" : "input", function () { clearFieldError(field); });
   });
 
+  /**
+   * Show a 422's field errors next to their fields: every field in error.fields when the
+   * server names several, else error.field with error.message. Returns the fields shown.
+   */
+  function showFieldErrors(error, skip) {
+    var shown = [];
+    var fields = error && error.fields && typeof error.fields === "object" ? error.fields : null;
+    if (fields) {
+      Object.keys(fields).forEach(function (field) {
+        if (skip && skip(field)) return;
+        var detail = String(fields[field]);
+        // "must be a multiple of 8" reads as "Width must be …"; a whole sentence stays as it is.
+        var message = FIELD_LABELS[field] && /^[a-z]/.test(detail) ? FIELD_LABELS[field] + " " + detail : detail;
+        if (showFieldError(field, message)) shown.push(field);
+      });
+    } else if (error && error.field && !(skip && skip(error.field))) {
+      if (showFieldError(error.field, error.message || "Check this field.")) shown.push(error.field);
+    }
+    return shown;
+  }
+
+  var retryTimer = null;
+
   function showFormError(message, linkHref, linkText) {
     if (!formError) return;
+    window.clearInterval(retryTimer);
     formError.textContent = message;
     if (linkHref) {
       formError.appendChild(document.createTextNode(" "));
@@ -435,11 +681,385 @@
 
   function hideFormError() {
     if (!formError) return;
+    window.clearInterval(retryTimer);
     formError.hidden = true;
     formError.textContent = "";
   }
 
-  /* The drawer (narrow screens only): the panel slides over the timeline. */
+  /** 429: the queue is full (or too many of yours wait). Nothing was charged; count down Retry-After. */
+  function showRetryError(message, seconds) {
+    var base = String(message || "The queue is full right now.").trim();
+    if (!/[.!?]$/.test(base)) base += ".";
+    var left = seconds > 0 ? Math.ceil(seconds) : 0;
+    var render = function () {
+      formError.textContent = base + " Nothing was charged; " +
+        (left > 0 ? "try again in " + left + " s." : "you can try again now.");
+    };
+    showFormError("");
+    render();
+    if (left > 0) {
+      retryTimer = window.setInterval(function () {
+        left -= 1;
+        render();
+        if (left <= 0) window.clearInterval(retryTimer);
+      }, 1000);
+    }
+  }
+
+  /* ---------- cost (instant, client formula) and the server's estimate ---------- */
+
+  /* Cost: samples × ceil(steps × width × height / (50 × 512 × 512)), as API.md says. */
+  function computeCost() {
+    var samples = numberValue("samples");
+    var steps = numberValue("steps");
+    var width = numberValue("width");
+    var height = numberValue("height");
+    if ([samples, steps, width, height].some(function (v) { return v === null || v <= 0; })) return null;
+    return samples * Math.ceil((steps * width * height) / (50 * 512 * 512));
+  }
+
+  /* The server's answer for the current parameters (null while stale), and whether it
+     charges this user at all (staff generate free of charge unless configured). */
+  var serverCost = null;
+  var freeOfCharge = false;
+
+  function updateCost() {
+    var costEl = byId("cost");
+    if (!costEl) return;
+    var formula = computeCost();
+    var cost = serverCost !== null ? serverCost : (freeOfCharge && formula !== null ? 0 : formula);
+    var tokens = currentTokens();
+    var line = byId("cost-line");
+    costEl.textContent = cost === null ? "–" : String(cost);
+    costEl.dataset.cost = cost === null ? "" : String(cost);
+    costEl.dataset.source = serverCost !== null ? "server" : "formula";
+    var unit = byId("cost-unit");
+    if (unit) unit.textContent = cost === 1 ? "token" : "tokens";
+    var balanceHint = byId("cost-balance");
+    var short = cost !== null && tokens !== null && cost > tokens;
+    if (balanceHint) {
+      balanceHint.textContent = tokens === null ? "" : (short ? "You have only " : "You have ") + plural(tokens, "token", "tokens");
+    }
+    if (line) line.classList.toggle("is-short", short);
+  }
+
+  var estimateEl = byId("estimate");
+  var estimateTimer = null;
+  var estimateSeq = 0;
+  var estimateErrorFields = [];
+  /* The estimate does not depend on the prompt; with none typed yet this stands in for it. */
+  var ESTIMATE_PROMPT = "estimate";
+
+  function setEstimate(state, text, title) {
+    if (!estimateEl) return;
+    estimateEl.dataset.state = state;
+    estimateEl.textContent = text;
+    estimateEl.title = title || "";
+  }
+
+  function scheduleEstimate(delay) {
+    serverCost = null;
+    updateCost();
+    window.clearTimeout(estimateTimer);
+    estimateTimer = window.setTimeout(runEstimate, delay === undefined ? 300 : delay);
+  }
+
+  function describeEstimate(data) {
+    var position = isNumber(data.position) ? data.position : null;
+    var title = position !== null
+      ? (position <= 1 ? "It would be next in line." : "It would be number " + position + " in the queue.")
+      : "";
+    if (data.eta_s === null || data.eta_s === undefined) {
+      return { text: "No estimate yet: nothing like this has run here so far.", title: title };
+    }
+    var wait = isNumber(data.wait_s) ? data.wait_s : null;
+    var run = isNumber(data.run_s) ? data.run_s : null;
+    var text;
+    if (wait !== null && run !== null) text = "≈ " + formatSeconds(wait) + " to wait, " + formatSeconds(run) + " to run";
+    else if (isNumber(data.eta_s)) text = "≈ " + formatSeconds(data.eta_s) + " until it is done";
+    else text = "No estimate yet";
+    return { text: text, title: title };
+  }
+
+  function runEstimate() {
+    var payload = readForm();
+    if (!String(payload.prompt || "").trim()) payload.prompt = ESTIMATE_PROMPT;
+    var seq = ++estimateSeq;
+    if (estimateEl) estimateEl.classList.add("is-loading");
+    api("POST", "/api/v1/estimate", payload).then(function (res) {
+      if (seq !== estimateSeq) return; // a newer request is on its way
+      if (estimateEl) estimateEl.classList.remove("is-loading");
+      // The errors the previous estimate showed are the estimate's to take back.
+      estimateErrorFields.forEach(clearFieldError);
+      estimateErrorFields = [];
+      if (res.ok && res.data) {
+        var formula = computeCost();
+        if (isNumber(res.data.cost)) {
+          serverCost = res.data.cost;
+          freeOfCharge = res.data.cost === 0 && formula !== null && formula > 0;
+        }
+        updateCost();
+        var d = describeEstimate(res.data);
+        setEstimate(res.data.eta_s === null || res.data.eta_s === undefined ? "none" : "ok", d.text, d.title);
+        return;
+      }
+      if (res.status === 422 || res.status === 400) {
+        estimateErrorFields = showFieldErrors(res.error, function (field) {
+          // The placeholder prompt stands in; never blame the prompt the person has not typed.
+          return field === "prompt" && payload.prompt === ESTIMATE_PROMPT;
+        });
+        if (!estimateErrorFields.length && res.error && res.error.message) {
+          setEstimate("error", res.error.message);
+        } else {
+          setEstimate("error", "Fix the marked setting to see an estimate.");
+        }
+        return;
+      }
+      if (res.status === 401) {
+        setEstimate("error", "You were signed out.");
+        return;
+      }
+      setEstimate("error", "No estimate right now.");
+    });
+  }
+
+  /* ---------- init image (image-to-image) ---------- */
+
+  var initFile = byId("init-file");
+  var initDrop = byId("init-drop");
+  var initPreview = byId("init-preview");
+  var initThumb = byId("init-thumb");
+  var initSize = byId("init-size");
+  var initClear = byId("init-clear");
+  var initError = byId("init-error");
+  var initStatus = byId("init-status");
+  var strengthField = byId("strength-field");
+  var initImage = null; // {id, width, height, thumbnail_url}
+  var uploading = false;
+  var uploadSeq = 0;
+
+  function setInitStatus(text) {
+    if (!initStatus) return;
+    initStatus.textContent = text || "";
+    initStatus.hidden = !text;
+  }
+
+  function showInitError(message) {
+    if (!initError) return;
+    initError.textContent = message;
+    initError.hidden = false;
+    if (initFile) initFile.setAttribute("aria-invalid", "true");
+  }
+
+  function hideInitError() {
+    clearFieldError("init_image");
+  }
+
+  function renderInitImage() {
+    var on = !!initImage;
+    if (initPreview) {
+      initPreview.hidden = !on;
+      if (on) initPreview.dataset.imageId = initImage.id;
+      else delete initPreview.dataset.imageId;
+    }
+    if (initThumb) {
+      if (on) {
+        var src = initImage.thumbnail_url || "/api/v1/images/" + encodeURIComponent(initImage.id) + "/thumbnail";
+        if (initThumb.getAttribute("src") !== src) initThumb.src = src;
+        if (initImage.width && initImage.height) {
+          initThumb.width = initImage.width;
+          initThumb.height = initImage.height;
+        }
+      } else {
+        initThumb.removeAttribute("src");
+      }
+    }
+    if (initSize) {
+      initSize.textContent = on && initImage.width && initImage.height
+        ? initImage.width + " × " + initImage.height + (initImage.kind === "upload" ? " · uploaded" : " · from a result")
+        : "";
+    }
+    if (strengthField) strengthField.hidden = !on;
+    var title = byId("init-drop-title");
+    if (title) title.textContent = on ? "Drop or choose another picture to replace it" : "Drop a picture or choose a file";
+    if (initDrop) initDrop.classList.toggle("has-image", on);
+  }
+
+  function setInitImage(image) {
+    initImage = image && image.id ? {
+      id: image.id, width: image.width, height: image.height, kind: image.kind,
+      thumbnail_url: image.thumbnail_url,
+    } : null;
+    hideInitError();
+    renderInitImage();
+    scheduleEstimate();
+  }
+
+  function clearInitImage() {
+    uploadSeq++; // an upload still on its way no longer applies
+    uploading = false;
+    setInitStatus("");
+    if (initDrop) initDrop.classList.remove("is-busy");
+    setInitImage(null);
+  }
+
+  /** Decode a picture: createImageBitmap where there is one, else an <img> on a blob: URL. */
+  function decodeImage(file) {
+    var viaImg = function () {
+      return new Promise(function (resolve, reject) {
+        var url = URL.createObjectURL(file);
+        var img = new Image();
+        img.onload = function () { resolve({ source: img, width: img.naturalWidth, height: img.naturalHeight, done: function () { URL.revokeObjectURL(url); } }); };
+        img.onerror = function () { URL.revokeObjectURL(url); reject(new Error("undecodable")); };
+        img.src = url;
+      });
+    };
+    if (typeof window.createImageBitmap === "function") {
+      return window.createImageBitmap(file).then(function (bitmap) {
+        return { source: bitmap, width: bitmap.width, height: bitmap.height, done: function () { if (bitmap.close) bitmap.close(); } };
+      }, viaImg);
+    }
+    return viaImg();
+  }
+
+  function canvasBlob(canvas, type, quality) {
+    return new Promise(function (resolve) {
+      if (!canvas.toBlob) { resolve(null); return; }
+      canvas.toBlob(function (blob) { resolve(blob); }, type, quality);
+    });
+  }
+
+  /**
+   * Scale the picture down to fit the chosen width × height (never up) and compress it:
+   * WebP at quality 0.9, or PNG where the browser cannot encode WebP.
+   * Resolves to {blob, name} or null when the browser cannot decode it (the server judges then).
+   */
+  function preparePicture(file) {
+    var maxW = numberValue("width");
+    var maxH = numberValue("height");
+    if (!maxW || maxW < MIN_SIDE) maxW = 512;
+    if (!maxH || maxH < MIN_SIDE) maxH = 512;
+    maxW = Math.min(maxW, limits.max_side);
+    maxH = Math.min(maxH, limits.max_side);
+    var base = String(file.name || "init").replace(/\.[^.]*$/, "") || "init";
+    return decodeImage(file).then(function (decoded) {
+      var scale = Math.min(1, maxW / decoded.width, maxH / decoded.height);
+      var w = Math.max(1, Math.round(decoded.width * scale));
+      var h = Math.max(1, Math.round(decoded.height * scale));
+      var canvas = document.createElement("canvas");
+      canvas.width = w;
+      canvas.height = h;
+      var ctx = canvas.getContext("2d");
+      ctx.imageSmoothingEnabled = true;
+      ctx.imageSmoothingQuality = "high";
+      ctx.drawImage(decoded.source, 0, 0, w, h);
+      decoded.done();
+      return canvasBlob(canvas, "image/webp", 0.9).then(function (blob) {
+        if (blob && blob.type === "image/webp") return { blob: blob, name: base + ".webp" };
+        return canvasBlob(canvas, "image/png").then(function (png) {
+          return png ? { blob: png, name: base + ".png" } : null;
+        });
+      });
+    }, function () { return null; });
+  }
+
+  function uploadMessage(res) {
+    var message = res.error && res.error.message;
+    if (res.status === 413) return message || "That picture is too large to upload.";
+    if (res.status === 415) return message || "That file is not a PNG, JPEG or WebP picture, or it is damaged.";
+    if (res.status === 422) return message || "That picture has too many pixels.";
+    if (res.status === 401) return "You were signed out; sign in again to upload.";
+    return message || "The upload failed. Please try again.";
+  }
+
+  function handleInitFile(file) {
+    if (!file) return;
+    hideInitError();
+    var seq = ++uploadSeq;
+    uploading = true;
+    if (initDrop) initDrop.classList.add("is-busy");
+    setInitStatus("Preparing the picture…");
+    preparePicture(file).then(function (prepared) {
+      if (seq !== uploadSeq) return null;
+      var data = new FormData();
+      if (prepared) data.append("file", prepared.blob, prepared.name);
+      else data.append("file", file, file.name || "upload"); // undecodable here: let the server say why
+      setInitStatus("Uploading…");
+      return api("POST", "/api/v1/uploads", data);
+    }).then(function (res) {
+      if (!res || seq !== uploadSeq) return;
+      uploading = false;
+      if (initDrop) initDrop.classList.remove("is-busy");
+      setInitStatus("");
+      if (res.ok && res.data && res.data.id) {
+        setInitImage(res.data);
+        announce("Init image ready.");
+      } else {
+        showInitError(uploadMessage(res));
+      }
+    });
+  }
+
+  if (initFile) {
+    initFile.addEventListener("change", function () {
+      var file = initFile.files && initFile.files[0];
+      handleInitFile(file);
+      initFile.value = ""; // the same file again fires change again
+    });
+  }
+
+  function draggingFiles(event) {
+    var types = event.dataTransfer && event.dataTransfer.types;
+    return !!types && Array.prototype.indexOf.call(types, "Files") !== -1;
+  }
+
+  if (initDrop) {
+    var dragDepth = 0;
+    initDrop.addEventListener("dragenter", function (event) {
+      if (!draggingFiles(event)) return;
+      event.preventDefault();
+      dragDepth++;
+      initDrop.classList.add("is-dragging");
+    });
+    initDrop.addEventListener("dragover", function (event) {
+      if (!draggingFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    initDrop.addEventListener("dragleave", function () {
+      dragDepth = Math.max(0, dragDepth - 1);
+      if (!dragDepth) initDrop.classList.remove("is-dragging");
+    });
+    initDrop.addEventListener("drop", function (event) {
+      event.preventDefault();
+      dragDepth = 0;
+      initDrop.classList.remove("is-dragging");
+      var files = event.dataTransfer && event.dataTransfer.files;
+      if (files && files.length) handleInitFile(files[0]);
+    });
+  }
+
+  // Pasting a picture anywhere in the panel makes it the init image.
+  if (panel) {
+    panel.addEventListener("paste", function (event) {
+      var items = event.clipboardData && event.clipboardData.files;
+      if (!items || !items.length) return;
+      var file = Array.prototype.find.call(items, function (f) { return /^image\//.test(f.type); });
+      if (!file) return;
+      event.preventDefault();
+      handleInitFile(file);
+    });
+  }
+
+  if (initClear) {
+    initClear.addEventListener("click", function () {
+      clearInitImage();
+      if (initFile) initFile.focus();
+    });
+  }
+
+  /* ---------- the drawer (narrow screens only): the panel slides over the timeline ---------- */
+
   var narrow = window.matchMedia("(max-width: 900px)");
 
   function isDrawer() { return narrow.matches; }
@@ -480,7 +1100,8 @@
   if (narrow.addEventListener) narrow.addEventListener("change", onNarrowChange);
   else if (narrow.addListener) narrow.addListener(onNarrowChange);
 
-  /* Submit. */
+  /* ---------- submit ---------- */
+
   var submitting = false;
 
   function readForm() {
@@ -498,6 +1119,11 @@
       var select = byId(id);
       if (select && select.value) payload[id] = select.value;
     });
+    if (initImage) {
+      payload.init_image = initImage.id;
+      var strength = numberValue("strength");
+      payload.strength = strength === null ? 0.75 : strength;
+    }
     return payload;
   }
 
@@ -514,17 +1140,17 @@
     var error = res.error || {};
     var message = error.message || "Something went wrong. Please try again.";
     if (res.status === 422 || res.status === 400) {
-      if (error.field && showFieldError(error.field, message)) {
-        var input = byId(error.field);
-        if (input) input.focus();
+      var shown = showFieldErrors(error);
+      if (shown.length) {
+        var input = byId(ERROR_INPUT[shown[0]] || shown[0]);
+        if (input && input.type !== "file") input.focus();
         return;
       }
       showFormError(message);
     } else if (res.status === 402) {
       showFormError(message || "You do not have enough tokens for this. Lower the steps, size or number of images.");
     } else if (res.status === 429) {
-      var wait = parseInt(res.retryAfter, 10);
-      showFormError(message + (wait > 0 ? " Try again in about " + wait + " s." : ""));
+      showRetryError(message, parseInt(res.retryAfter, 10));
     } else if (res.status === 401) {
       showFormError("You were signed out.", "/login?next=/studio", "Sign in again");
     } else {
@@ -535,16 +1161,22 @@
   function submitForm() {
     if (submitting) return;
     clearErrors();
+    if (uploading) {
+      showFormError("The init image is still uploading; generate again in a moment.");
+      return;
+    }
     var payload = readForm();
     setSubmitting(true);
     api("POST", "/api/v1/tasks", payload, { "Idempotency-Key": newIdempotencyKey() }).then(function (res) {
       setSubmitting(false);
       if (res.ok && res.data && res.data.id) {
         upsertTask(res.data, { top: true });
+        seedAfterSubmit(res.data);
         closePanel(false);
         window.scrollTo({ top: 0, behavior: "smooth" });
         announce("Queued: " + shorten(res.data.prompt, 80));
         refreshBalance();
+        scheduleEstimate();
         return;
       }
       showSubmitError(res);
@@ -559,20 +1191,45 @@
     });
   }
 
-  /** Put a task's settings back into the form ("Reuse settings"). */
-  function reuseSettings(task) {
+  /**
+   * Put a task's settings back into the form. options.seed overrides the task's seed;
+   * options.init: an image to start from, null to clear the init image, or undefined for
+   * the task's own init image (if it had one).
+   */
+  function reuseSettings(task, options) {
+    options = options || {};
     setField("prompt", task.prompt || "");
     setField("negative_prompt", task.negative_prompt || "");
     ["width", "height", "steps", "guidance", "samples"].forEach(function (id) {
       if (task[id] !== undefined && task[id] !== null) setField(id, task[id]);
     });
-    setField("seed", task.seed === null || task.seed === undefined ? "" : task.seed);
+    var seed = options.seed !== undefined ? options.seed : task.seed;
+    setField("seed", seed === null || seed === undefined ? "" : seed);
     if (task.scheduler) setField("scheduler", task.scheduler);
     if (task.model) setField("model", task.model);
+    setSizeHint("");
+
+    var init = options.init;
+    if (init === undefined) {
+      var own = task.init_image;
+      if (own && typeof own === "object") init = own;
+      else if (typeof own === "string" && own) init = { id: own };
+      else init = null;
+    }
+    if (init) {
+      setInitImage(init);
+      if (isNumber(task.strength)) setField("strength", task.strength);
+    } else {
+      clearInitImage();
+    }
+
     updatePromptCount();
     onFormChanged();
     if (isDrawer()) openPanel();
     else if (promptInput) promptInput.focus();
+    if (init && initPreview && initPreview.scrollIntoView && !isDrawer()) {
+      initPreview.scrollIntoView({ block: "nearest" });
+    }
   }
 
   /* ------------------------------------------------------------------ 4. the timeline */
@@ -582,7 +1239,7 @@
   var loadingNote = byId("timeline-loading");
   var timelineAlert = byId("timeline-alert");
 
-  /** id -> task (API "Task" shape, plus _preview from live events). */
+  /** id -> task (API "Task" shape, plus _preview and _sample from live events). */
   var tasks = new Map();
   /** id -> partial task from events that arrived before we knew the task. */
   var earlyEvents = new Map();
@@ -606,9 +1263,18 @@
           (incoming.progress.step || 0) < (current.progress.step || 0)) {
         merged.progress = current.progress; // an older snapshot of the same run
         merged.eta_s = current.eta_s;
+        if ("_sample" in current) merged._sample = current._sample;
+      }
+      // Images only accumulate while a task runs: an older snapshot never takes one away.
+      if (Array.isArray(current.images) && Array.isArray(incoming.images) &&
+          incoming.images.length < current.images.length && !FINAL_STATES[incoming.state]) {
+        merged.images = current.images;
       }
     }
-    if (FINAL_STATES[merged.state]) delete merged._preview;
+    if (FINAL_STATES[merged.state]) {
+      delete merged._preview;
+      delete merged._sample;
+    }
     return merged;
   }
 
@@ -623,6 +1289,10 @@
       announce(STATE_LABELS[task.state] + ": " + shorten(task.prompt, 80));
     }
     return task;
+  }
+
+  function rerenderAll() {
+    tasks.forEach(function (task) { renderTask(task, {}); });
   }
 
   var fetchAgain = new Set();
@@ -662,6 +1332,9 @@
     if ("eta_s" in ev) patch.eta_s = ev.eta_s;
     if ("position" in ev) patch.position = ev.position;
     if (typeof ev.preview === "string" && ev.preview.indexOf("data:image/") === 0) patch._preview = ev.preview;
+    if (isNumber(ev.sample)) patch._sample = ev.sample;
+    if (isNumber(ev.samples) && ev.samples > 0) patch.samples = ev.samples;
+    if (isNumber(ev.seed)) patch.seed = ev.seed;
     if (Array.isArray(ev.images)) patch.images = ev.images;
     if (ev.error) patch.error = ev.error;
     if (typeof ev.refunded === "boolean") patch.refunded = ev.refunded;
@@ -685,6 +1358,7 @@
       fetchTask(ev.id);
       refreshBalance();
       refreshQueue();
+      scheduleEstimate(600);
     }
   }
 
@@ -803,11 +1477,13 @@
         el("li", { class: "task-scheduler" }),
         el("li", { class: "task-model", hidden: true }),
         el("li", { class: "task-seed" }),
+        el("li", { class: "task-init", hidden: true }),
         el("li", { class: "task-cost", hidden: true }),
       ]),
       el("div", { class: "task__status" }, [
         el("p", { class: "task__status-text" }, [
           el("span", { class: "task-position", hidden: true }),
+          el("span", { class: "task-sample", hidden: true }),
           el("span", { class: "task-step", hidden: true }),
           el("span", { class: "task-eta", hidden: true }),
         ]),
@@ -826,6 +1502,24 @@
     $(".task-reuse", card).addEventListener("click", function () {
       var current = tasks.get(card.dataset.taskId);
       if (current) reuseSettings(current);
+    });
+    // Per-image actions (the figures come and go as images arrive).
+    $(".task-images", card).addEventListener("click", function (event) {
+      var button = event.target.closest(".image-variant, .image-reuse");
+      if (!button) return;
+      var figure = button.closest(".task-figure");
+      var current = tasks.get(card.dataset.taskId);
+      if (!figure || !current) return;
+      var image = (current.images || []).filter(function (img) { return img.id === figure.dataset.imageId; })[0];
+      if (!image) return;
+      var seed = isNumber(image.seed) ? image.seed : current.seed;
+      if (button.classList.contains("image-variant")) {
+        reuseSettings(current, { seed: seed, init: image });
+        announce("Variant: the panel starts from this image with seed " + seed + ".");
+      } else {
+        reuseSettings(current, { seed: seed, init: null });
+        announce("Settings of this image are in the panel.");
+      }
     });
     return card;
   }
@@ -849,6 +1543,17 @@
     updateEmptyState();
   }
 
+  /** The 0-based index of the sample being rendered, from the event or from the step. */
+  function currentSample(task) {
+    var samples = Math.max(1, task.samples || 1);
+    if (isNumber(task._sample)) return Math.min(samples - 1, Math.max(0, task._sample));
+    var progress = task.progress || {};
+    if (task.steps && progress.total === task.steps * samples) {
+      return Math.min(samples - 1, Math.floor((progress.step || 0) / task.steps));
+    }
+    return null;
+  }
+
   function updateCard(card, task) {
     var state = task.state || "queued";
     var finished = !!FINAL_STATES[state];
@@ -863,7 +1568,9 @@
     when.title = created.full;
     setText(when, created.short);
 
-    $(".task-cancel", card).hidden = state !== "queued";
+    var cancel = $(".task-cancel", card);
+    cancel.hidden = !(state === "queued" || state === "running");
+    cancel.setAttribute("aria-label", state === "running" ? "Stop this task and get its tokens back" : "Cancel this task and get its tokens back");
     var images = Array.isArray(task.images) ? task.images : [];
     var archive = $(".task-archive", card);
     archive.hidden = !(state === "done" && images.length > 0);
@@ -888,14 +1595,18 @@
     var modelCount = (config.models || []).length;
     setText($(".task-model", card), task.model && modelCount > 1 ? (modelNames[task.model] || task.model) : "");
     setText($(".task-seed", card), task.seed === null || task.seed === undefined ? "Seed random" : "Seed " + task.seed);
+    setText($(".task-init", card), task.init_image
+      ? "From an image" + (isNumber(task.strength) ? " · strength " + task.strength : "")
+      : "");
     setText($(".task-cost", card), typeof task.cost === "number" && task.cost > 0 ? plural(task.cost, "token", "tokens") : "");
 
-    // Status: queue position, steps, time left, progress bar.
+    // Status: queue position, image n of N, steps, time left, progress bar (over all samples).
     var status = $(".task__status", card);
     status.hidden = finished;
     if (!finished) {
+      var samples = Math.max(1, task.samples || 1);
       var progress = task.progress || {};
-      var total = progress.total || task.steps || 1;
+      var total = progress.total || (task.steps || 1) * samples;
       var step = Math.min(progress.step || 0, total);
       var bar = $(".task-progress", card);
       bar.max = total;
@@ -906,8 +1617,10 @@
       setText($(".task-position", card), state === "queued"
         ? (typeof position === "number" ? "Position " + position + " in the queue" : "Waiting in the queue")
         : "");
+      var sample = state === "running" && samples > 1 ? currentSample(task) : null;
+      setText($(".task-sample", card), sample !== null ? "Image " + (sample + 1) + " of " + samples : "");
       setText($(".task-step", card), state === "running" ? "step " + step + " / " + total : "");
-      setText($(".task-eta", card), formatEta(task.eta_s));
+      setText($(".task-eta", card), state === "running" || state === "queued" ? formatEta(task.eta_s) : "");
     }
 
     renderImages(card, task, images);
@@ -927,66 +1640,105 @@
     setText($(".task-duration", card), duration);
   }
 
-  /** Images when done; while waiting, one placeholder per sample sized like the result. */
+  function createFigure(task, image, i, count) {
+    var w = image.width || task.width;
+    var h = image.height || task.height;
+    var n = i + 1;
+    var label = "Image " + n + " of " + count + ": " + shorten(task.prompt, 120);
+    return el("figure", {
+      class: "task-figure",
+      dataset: { slot: "img:" + image.id, imageId: image.id, seed: isNumber(image.seed) ? String(image.seed) : "" },
+    }, [
+      el("a", {
+        class: "task-figure__link", href: image.url, target: "_blank", rel: "noopener",
+        "aria-label": "Open image " + n + " full size in a new tab",
+      }, [
+        el("img", {
+          class: "task-image", src: image.thumbnail_url, width: w, height: h,
+          loading: "lazy", decoding: "async", alt: label,
+        }),
+      ]),
+      el("figcaption", { class: "task-figure__actions" }, [
+        el("button", {
+          type: "button", class: "btn btn--tiny btn--ghost image-variant", text: "Variant",
+          "aria-label": "Make a variant of image " + n + (isNumber(image.seed) ? " (seed " + image.seed + ")" : ""),
+          title: "Start from this image, with its seed",
+        }),
+        el("button", {
+          type: "button", class: "btn btn--tiny btn--ghost image-reuse", text: "Reuse settings",
+          "aria-label": "Reuse the settings of image " + n,
+          title: "Put these settings and this image's seed in the panel",
+        }),
+      ]),
+    ]);
+  }
+
+  function createPlaceholder(task, i, count) {
+    var ph = el("div", {
+      class: "task-placeholder", role: "img",
+      "aria-label": "Image " + (i + 1) + " of " + count + " is being made",
+      dataset: { slot: "ph:" + i },
+    });
+    if (task.width && task.height) ph.style.aspectRatio = task.width + " / " + task.height;
+    return ph;
+  }
+
+  /**
+   * One slot per sample: a finished image (with its actions) or, while the task is not
+   * finished, a placeholder sized like the result. Images replace placeholders one by one
+   * as they arrive; the live preview goes into the placeholder of the sample being made.
+   */
   function renderImages(card, task, images) {
     var grid = $(".task-images", card);
     var state = task.state;
-    var signature;
-    if (state === "done" && images.length) {
-      signature = "img:" + images.map(function (img) { return img.id; }).join(",");
-    } else if (!FINAL_STATES[state]) {
-      signature = "ph:" + (task.samples || 1) + ":" + task.width + "x" + task.height;
-    } else {
-      signature = "none";
-    }
+    var finished = !!FINAL_STATES[state];
+    var samples = Math.max(1, task.samples || 1);
+    var count = finished ? images.length : Math.max(samples, images.length);
+    var slots = [];
+    for (var i = 0; i < count; i++) slots.push(images[i] ? "img:" + images[i].id : "ph:" + i);
 
+    var signature = slots.join(",") + "|" + task.width + "x" + task.height;
     if (grid.dataset.signature !== signature) {
       grid.dataset.signature = signature;
-      grid.replaceChildren();
-      if (signature.indexOf("img:") === 0) {
-        images.forEach(function (image, i) {
-          var w = image.width || task.width;
-          var h = image.height || task.height;
-          var label = "Image " + (i + 1) + " of " + images.length + ": " + shorten(task.prompt, 120);
-          grid.appendChild(el("a", {
-            href: image.url, target: "_blank", rel: "noopener",
-            "aria-label": "Open image " + (i + 1) + " full size in a new tab",
-          }, [
-            el("img", {
-              class: "task-image", src: image.thumbnail_url, width: w, height: h,
-              loading: "lazy", decoding: "async", alt: label,
-            }),
-          ]));
-        });
-        grid.dataset.count = String(images.length);
-      } else if (signature.indexOf("ph:") === 0) {
-        var count = Math.max(1, task.samples || 1);
-        for (var i = 0; i < count; i++) {
-          var ph = el("div", { class: "task-placeholder", role: "img", "aria-label": "Image " + (i + 1) + " is being made" });
-          if (task.width && task.height) ph.style.aspectRatio = task.width + " / " + task.height;
-          grid.appendChild(ph);
+      var existing = {};
+      Array.prototype.forEach.call(grid.children, function (child) { existing[child.dataset.slot] = child; });
+      var nodes = slots.map(function (slot, i) {
+        var node = existing[slot];
+        if (node && slot.indexOf("ph:") === 0 && task.width && task.height) {
+          node.style.aspectRatio = task.width + " / " + task.height;
         }
-        grid.dataset.count = String(count);
-      } else {
-        grid.dataset.count = "0";
-      }
-      grid.hidden = signature === "none";
+        if (node) return node;
+        return slot.indexOf("img:") === 0 ? createFigure(task, images[i], i, count) : createPlaceholder(task, i, count);
+      });
+      grid.replaceChildren.apply(grid, nodes);
+      grid.dataset.count = String(count);
+      grid.hidden = count === 0;
     }
 
-    // Live preview of the current step goes into the first placeholder.
-    var first = grid.querySelector(".task-placeholder");
-    if (first) {
-      var preview = first.querySelector(".task-preview");
-      if (task._preview) {
+    // Live preview: into the placeholder of the sample being rendered.
+    var placeholders = $all(".task-placeholder", grid);
+    var showPreview = !finished && state === "running" && userSettings.previews !== false && !!task._preview;
+    var target = null;
+    if (showPreview) {
+      var sample = currentSample(task);
+      target = sample !== null ? grid.querySelector('[data-slot="ph:' + sample + '"]') : null;
+      if (!target) target = placeholders[0] || null;
+    }
+    placeholders.forEach(function (ph) {
+      var preview = ph.querySelector(".task-preview");
+      if (ph === target) {
         if (!preview) {
           preview = el("img", { class: "task-preview", alt: "" });
-          first.appendChild(preview);
+          ph.appendChild(preview);
         }
         if (preview.getAttribute("src") !== task._preview) preview.src = task._preview;
-      } else if (preview) {
+        ph.classList.add("has-preview");
+      } else if (preview && (!showPreview || !userSettings.previews || finished)) {
+        // Keep the last look of an earlier sample until its image arrives; drop previews otherwise.
         preview.remove();
+        ph.classList.remove("has-preview");
       }
-    }
+    });
   }
 
   function showCardMessage(id, message) {
@@ -1009,6 +1761,7 @@
         fetchTask(id);
       }
       refreshBalance();
+      scheduleEstimate(600);
     });
   }
 
@@ -1081,23 +1834,114 @@
       setConnection("disconnected", "Offline — retrying…");
     });
     socket.on("task", applyEvent);
-    socket.on("queue", function (queue) { renderQueue(queue); });
+    socket.on("queue", function (queue) {
+      renderQueue(queue);
+      // The wait depends on the queue: keep the estimate current, without hammering the server.
+      window.clearTimeout(queueEstimateTimer);
+      queueEstimateTimer = window.setTimeout(function () { scheduleEstimate(0); }, 1500);
+    });
     return socket;
   }
+  var queueEstimateTimer = null;
 
   /* Safety net: without a live connection, poll while something is still in progress. */
   window.setInterval(function () {
     if (!socketConnected && hasUnfinished() && !document.hidden) loadTimeline();
   }, 4000);
 
+  /* ---------- the settings popover (#settings-toggle) ---------- */
+
+  var settingsToggle = byId("settings-toggle");
+  var settingsPanel = byId("settings-panel");
+  var settingsStatus = byId("settings-status");
+  var settingsError = byId("settings-error");
+  var settingInputs = $all("#settings-panel input[data-setting]");
+  var settingsStatusTimer = null;
+
+  function renderSettings() {
+    settingInputs.forEach(function (input) {
+      var key = input.dataset.setting;
+      if (typeof userSettings[key] === "boolean" && !input.disabled) input.checked = userSettings[key];
+    });
+  }
+
+  function setSettingsStatus(text) {
+    if (!settingsStatus) return;
+    window.clearTimeout(settingsStatusTimer);
+    settingsStatus.textContent = text;
+    if (text) settingsStatusTimer = window.setTimeout(function () { settingsStatus.textContent = ""; }, 2500);
+  }
+
+  function openSettings() {
+    if (!settingsPanel || !settingsToggle) return;
+    settingsPanel.hidden = false;
+    settingsToggle.setAttribute("aria-expanded", "true");
+    var first = settingInputs[0];
+    if (first) first.focus();
+  }
+
+  function closeSettings(returnFocus) {
+    if (!settingsPanel || !settingsToggle || settingsPanel.hidden) return;
+    settingsPanel.hidden = true;
+    settingsToggle.setAttribute("aria-expanded", "false");
+    if (returnFocus) settingsToggle.focus();
+  }
+
+  if (settingsToggle && settingsPanel) {
+    settingsToggle.addEventListener("click", function () {
+      if (settingsPanel.hidden) openSettings(); else closeSettings(false);
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && !settingsPanel.hidden) closeSettings(true);
+    });
+    document.addEventListener("click", function (event) {
+      if (settingsPanel.hidden) return;
+      if (settingsPanel.contains(event.target) || settingsToggle.contains(event.target)) return;
+      closeSettings(false);
+    });
+  }
+
+  settingInputs.forEach(function (input) {
+    input.addEventListener("change", function () {
+      var key = input.dataset.setting;
+      var value = input.checked;
+      var change = {};
+      change[key] = value;
+      if (settingsError) settingsError.hidden = true;
+      input.disabled = true;
+      setSettingsStatus("Saving…");
+      api("PATCH", "/api/v1/me", { settings: change }).then(function (res) {
+        input.disabled = false;
+        if (res.ok && res.data) {
+          if (!res.data.settings) userSettings[key] = value;
+          applyMe(res.data);
+          if (key === "previews") rerenderAll();
+          setSettingsStatus("Saved.");
+        } else {
+          input.checked = !value;
+          setSettingsStatus("");
+          if (settingsError) {
+            settingsError.textContent = (res.error && res.error.message) || "Could not save this setting.";
+            settingsError.hidden = false;
+          }
+        }
+      });
+    });
+  });
+
   /* ------------------------------------------------------------------ start-up */
 
   updatePromptCount();
   NUMBER_FIELDS.forEach(syncRangeFromNumber);
+  renderSeedLock();
+  renderInitImage();
+  setHelp(recall("help") === "1");
   onFormChanged();
+  scheduleEstimate(0);
   updateEmptyState();
   loadTimeline();
   refreshQueue();
+  refreshBalance();
   startSocket();
 
   // For the console and tests: a read-only peek at the client state.
@@ -1106,5 +1950,6 @@
     applyEvent: applyEvent,
     reload: loadTimeline,
     computeCost: computeCost,
+    settings: userSettings,
   };
 })();

@@ -1,0 +1,348 @@
+"""How much do live previews slow a generation down?
+
+Builds the real Stable Diffusion 1.5 architecture (UNet, VAE, CLIP ViT-L/14
+text encoder, about 1.07 billion parameters) with random weights, so nothing is
+downloaded, and times the pipeline in one run, with the two variants
+interleaved so that drift on a noisy machine hits both alike:
+
+  A  a step callback that does nothing,
+  B  a step callback that makes a preview (worker.previews.preview_data_url)
+     at EVERY step: the worst case; the worker throttles to a few a second.
+
+The figure that decides PASS/FAIL is the preview's own cost, timed directly
+around the preview calls, as a share of a step without previews
+(target: under 5%). The end-to-end difference B - A is printed too, but with a
+preview costing a millisecond against steps of seconds it is mostly noise.
+
+    python -m bench.bench_previews [--size 256] [--steps 4] [--repeats 3] [--device auto]
+
+Exit status 1 when the target is missed. `measure()` takes any SD pipeline;
+tests/unit/test_bench_smoke.py runs it on the tiny demo model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from worker.previews import preview_data_url  # noqa: E402
+
+TARGET_PERCENT = 5.0
+PROMPT = "a lighthouse on a cliff at sunset, oil painting"
+NEGATIVE_PROMPT = "blurry"
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_sd15_pipeline(device: str = "cpu", dtype: torch.dtype = torch.float32):
+    """The Stable Diffusion 1.5 architecture with random weights (seed 0), no
+    safety checker. Configs are those of runwayml/stable-diffusion-v1-5."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from worker.demo_model import _write_tokenizer_files
+
+    # The demo model's byte-level tokenizer (no merges): CLIP's 49k-word vocabulary
+    # would need a download, and tokenizing is not what is measured. The text
+    # encoder keeps CLIP's real vocabulary size, so the parameter count is real.
+    with tempfile.TemporaryDirectory(prefix="daydream-bench-tokenizer-") as tok_dir:
+        _write_tokenizer_files(Path(tok_dir))
+        tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
+
+    torch.manual_seed(0)
+    # Parameters are made directly on the target device (fast on a GPU), in
+    # float32, then cast.
+    with torch.device(device):
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                max_position_embeddings=77,
+                hidden_act="quick_gelu",
+                layer_norm_eps=1e-5,
+                projection_dim=768,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+        unet = UNet2DConditionModel(
+            sample_size=64,
+            in_channels=4,
+            out_channels=4,
+            center_input_sample=False,
+            flip_sin_to_cos=True,
+            freq_shift=0,
+            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+            block_out_channels=(320, 640, 1280, 1280),
+            layers_per_block=2,
+            downsample_padding=1,
+            mid_block_scale_factor=1,
+            act_fn="silu",
+            norm_num_groups=32,
+            norm_eps=1e-5,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(128, 256, 512, 512),
+            layers_per_block=2,
+            act_fn="silu",
+            latent_channels=4,
+            norm_num_groups=32,
+            sample_size=512,
+        )
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    if dtype != torch.float32:
+        # Plain nn.Module.to: diffusers' ModelMixin.to(dtype) warns about modules to
+        # keep in float32, of which SD 1.5 has none.
+        for module in (unet, vae, text_encoder):
+            torch.nn.Module.to(module, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def parameter_count(pipe) -> int:
+    return sum(p.numel() for module in (pipe.unet, pipe.vae, pipe.text_encoder) for p in module.parameters())
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Measurement:
+    size: int
+    steps: int
+    repeats: int
+    device: str
+    dtype: str
+    plain_step_s: list[float] = field(default_factory=list)  # per repeat: total / steps, variant A
+    preview_step_s: list[float] = field(default_factory=list)  # per repeat: total / steps, variant B
+    preview_cost_s: list[float] = field(default_factory=list)  # per repeat: preview calls alone / steps
+    previews: int = 0
+    last_preview: str = ""
+    order: list[str] = field(default_factory=list)
+
+    @property
+    def step_s(self) -> float:
+        """Median time per step without previews."""
+        return statistics.median(self.plain_step_s)
+
+    @property
+    def step_with_previews_s(self) -> float:
+        return statistics.median(self.preview_step_s)
+
+    @property
+    def preview_per_step_s(self) -> float:
+        return statistics.median(self.preview_cost_s)
+
+    @property
+    def overhead(self) -> float:
+        """Preview time per step as a fraction of a step without previews."""
+        return self.preview_per_step_s / self.step_s
+
+    @property
+    def end_to_end(self) -> float:
+        """(with - without) / without, from the whole-run timings (noisy)."""
+        return self.step_with_previews_s / self.step_s - 1.0
+
+    def passed(self, target_percent: float = TARGET_PERCENT) -> bool:
+        return self.overhead * 100.0 < target_percent
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(pipe, *, size: int, steps: int = 4, repeats: int = 3, guidance_scale: float = 7.5,
+            prompt: str = PROMPT, negative_prompt: str = NEGATIVE_PROMPT, seed: int = 0,
+            warmup: bool = True) -> Measurement:
+    """Time `pipe` at size x size with a do-nothing step callback (A) and a
+    preview-every-step callback (B), interleaved A B, B A, A B, ... so that a
+    linear drift affects both the same. Each run starts from the same seed and
+    the same (pre-encoded) prompt, and returns latents (no VAE decode: that is
+    a per-image cost, and leaving it out makes the per-step share larger, i.e.
+    the check stricter)."""
+    device = pipe._execution_device
+    dtype = pipe.unet.dtype
+    guided = guidance_scale > 1.0
+    with torch.no_grad():
+        prompt_embeds, negative_embeds = pipe.encode_prompt(
+            prompt, device, 1, guided, negative_prompt=negative_prompt if guided else None
+        )
+    result = Measurement(size=size, steps=steps, repeats=repeats, device=str(device), dtype=str(dtype).replace("torch.", ""))
+
+    def run(with_previews: bool, n_steps: int) -> tuple[float, float, int]:
+        spent = 0.0
+        made = 0
+
+        def on_step_end(_pipe, _step_index, _timestep, callback_kwargs):
+            nonlocal spent, made
+            if with_previews:
+                # Wait for the step's queued GPU work first: it is not the preview's cost.
+                _sync(device)
+                started = time.perf_counter()
+                result.last_preview = preview_data_url(callback_kwargs["latents"], 0)
+                spent += time.perf_counter() - started
+                made += 1
+            return callback_kwargs
+
+        generator = torch.Generator("cpu").manual_seed(seed)
+        _sync(device)
+        started = time.perf_counter()
+        pipe(
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_embeds,
+            width=size,
+            height=size,
+            num_inference_steps=n_steps,
+            guidance_scale=guidance_scale,
+            generator=generator,
+            output_type="latent",
+            callback_on_step_end=on_step_end,
+        )
+        _sync(device)
+        return time.perf_counter() - started, spent, made
+
+    if warmup:  # first calls allocate, pick kernels, import the JPEG encoder
+        run(True, 1)
+        result.last_preview = ""
+
+    for repeat in range(repeats):
+        for variant in ("AB" if repeat % 2 == 0 else "BA"):
+            total, spent, made = run(variant == "B", steps)
+            result.order.append(variant)
+            if variant == "A":
+                result.plain_step_s.append(total / steps)
+            else:
+                result.preview_step_s.append(total / steps)
+                result.preview_cost_s.append(spent / steps)
+                result.previews += made
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def rss_mib() -> tuple[float | None, float | None]:
+    """(current, peak) resident set size of this process in MiB, where known."""
+    current = peak = None
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    current = int(line.split()[1]) / 1024
+                elif line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if peak is None:
+        try:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        except (ImportError, OSError):
+            pass
+    return current, peak
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds >= 0.01 else f"{seconds * 1000:.3f} ms"
+
+
+def report(m: Measurement, *, target_percent: float = TARGET_PERCENT, extra: dict[str, str] | None = None) -> str:
+    rows = [
+        ("pipeline", f"SD 1.5 architecture, {m.size}x{m.size}, {m.steps} steps, CFG on, {m.device} {m.dtype}"),
+        ("runs", f"{m.repeats} per variant, order {' '.join(m.order)} (A = no previews, B = preview every step)"),
+        *(extra or {}).items(),
+        ("step, no previews", f"{_ms(m.step_s)}  (median of total/steps; runs: {', '.join(_ms(s) for s in m.plain_step_s)})"),
+        ("step, previews", f"{_ms(m.step_with_previews_s)}  (median of total/steps; runs: "
+                           f"{', '.join(_ms(s) for s in m.preview_step_s)})"),
+        ("preview per step", f"{_ms(m.preview_per_step_s)}  (timed around the {m.previews} preview calls alone)"),
+        ("end-to-end B/A-1", f"{m.end_to_end * 100:+.2f}%  (whole-run difference: run-to-run noise dominates it)"),
+        ("overhead", f"{m.overhead * 100:.3f}% of a step  (preview per step / step, no previews; target < {target_percent:g}%)"),
+        ("result", "PASS" if m.passed(target_percent) else "FAIL"),
+    ]
+    width = max(len(key) for key, _ in rows) + 2
+    return "\n".join(["Live previews: cost per denoising step"] + [f"  {key:<{width}}{value}" for key, value in rows])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_previews", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=None, help="image side in pixels (default 256 on CPU, 512 on CUDA)")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--target", type=float, default=TARGET_PERCENT, help="pass below this overhead, in percent")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.repeats < 1:
+        parser.error("--steps and --repeats must be at least 1")
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    on_gpu = device.startswith("cuda")
+    size = args.size or (512 if on_gpu else 256)
+    if size % 8:
+        parser.error("--size must be a multiple of 8")
+    dtype = torch.float16 if on_gpu else torch.float32
+    torch.set_num_threads(args.threads)
+
+    began = time.perf_counter()
+    pipe = build_sd15_pipeline(device, dtype)
+    built = time.perf_counter() - began
+    m = measure(pipe, size=size, steps=args.steps, repeats=args.repeats)
+    took = time.perf_counter() - began
+
+    current, peak = rss_mib()
+    extra = {
+        "parameters": f"{parameter_count(pipe) / 1e9:.3f} B (random weights, seed 0)",
+        "threads": f"{torch.get_num_threads()} torch CPU threads",
+        "rss": f"{current:.0f} MiB now, {peak:.0f} MiB peak" if current and peak else "unknown",
+    }
+    if on_gpu:
+        extra["gpu memory"] = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB peak allocated"
+    extra["time"] = f"{built:.1f} s to build the model, {took:.1f} s in all"
+    print(report(m, target_percent=args.target, extra=extra), flush=True)
+    return 0 if m.passed(args.target) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Live previews from latents (worker/previews.py), with real torch tensors."""
+
+import base64
+import io
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from worker.previews import (
+    SD1_LATENT_RGB_BIAS,
+    SD1_LATENT_RGB_FACTORS,
+    PreviewThrottle,
+    latents_to_image,
+    preview_data_url,
+)
+
+PREFIX = "data:image/jpeg;base64,"
+
+
+def decode(url: str) -> Image.Image:
+    assert url.startswith(PREFIX)
+    picture = Image.open(io.BytesIO(base64.b64decode(url[len(PREFIX):], validate=True)))
+    assert picture.format == "JPEG"
+    picture.load()
+    return picture
+
+
+def latents_for_colour(rgb, height=8, width=8, batch=1, dtype=torch.float32):
+    """Latents whose linear projection is `rgb` (each component in -1..1) at
+    every pixel: the minimum-norm solution through the factors' pseudo-inverse."""
+    factors = torch.tensor(SD1_LATENT_RGB_FACTORS, dtype=torch.float64)  # (4, 3)
+    target = torch.tensor(rgb, dtype=torch.float64) - torch.tensor(SD1_LATENT_RGB_BIAS, dtype=torch.float64)
+    vector = target @ torch.linalg.pinv(factors)  # (4,), vector @ factors == target
+    assert torch.allclose(vector @ factors, target, atol=1e-6)
+    return vector.to(dtype).view(1, 4, 1, 1).expand(batch, 4, height, width).contiguous()
+
+
+def mean_rgb(picture: Image.Image):
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.float64).reshape(-1, 3)
+    return pixels.mean(axis=0).tolist()
+
+
+def test_latents_to_image_is_latent_sized_rgb():
+    latents = torch.randn(2, 4, 12, 20, generator=torch.Generator().manual_seed(1))
+    picture = latents_to_image(latents, 1)
+    assert picture.mode == "RGB"
+    assert picture.size == (20, 12)  # PIL sizes are (width, height)
+
+
+@pytest.mark.parametrize(
+    "colour, channel",
+    [((0.9, -0.9, -0.9), 0), ((-0.9, 0.9, -0.9), 1), ((-0.9, -0.9, 0.9), 2)],
+)
+def test_known_colour_direction_gives_dominant_channel(colour, channel):
+    picture = latents_to_image(latents_for_colour(colour))
+    means = mean_rgb(picture)
+    others = [value for i, value in enumerate(means) if i != channel]
+    assert means[channel] > 200 and all(value < 55 for value in others), means
+
+
+def test_pure_red_survives_the_jpeg_data_url():
+    picture = decode(preview_data_url(latents_for_colour((1.0, -1.0, -1.0), 16, 16)))
+    red, green, blue = mean_rgb(picture)
+    assert red > green + 150 and red > blue + 150
+
+
+def test_values_are_clamped_not_wrapped():
+    # Far outside the -1..1 range: must saturate to white/black, not wrap around.
+    bright = latents_to_image(latents_for_colour((1.0, 1.0, 1.0)) * 50)
+    dark = latents_to_image(latents_for_colour((-1.0, -1.0, -1.0)) * 50)
+    assert mean_rgb(bright) == [255.0, 255.0, 255.0]
+    assert mean_rgb(dark) == [0.0, 0.0, 0.0]
+
+
+def test_index_picks_the_sample():
+    latents = torch.cat([latents_for_colour((0.9, -0.9, -0.9)), latents_for_colour((-0.9, -0.9, 0.9))])
+    red = mean_rgb(latents_to_image(latents, 0))
+    blue = mean_rgb(latents_to_image(latents, 1))
+    assert red[0] > red[2] and blue[2] > blue[0]
+    assert latents_to_image(latents[1]).size == (8, 8)  # a single (4, h, w) sample works too
+
+
+@pytest.mark.parametrize(
+    "latent_hw, max_side, expected",
+    [
+        ((64, 64), 128, (128, 128)),  # 512x512 image: enlarged 2x, up to max_side
+        ((32, 32), 128, (64, 64)),  # 256x256 image: never more than 2x
+        ((64, 96), 128, (128, 85)),  # 768x512: longest side fits max_side
+        ((128, 128), 128, (128, 128)),  # 1024x1024: exactly max_side, left alone
+        ((64, 64), 32, (32, 32)),  # shrunk to fit
+        ((96, 64), 100, (67, 100)),  # portrait, shrunk
+    ],
+)
+def test_data_url_decodes_to_the_expected_size(latent_hw, max_side, expected):
+    latents = torch.randn(1, 4, *latent_hw, generator=torch.Generator().manual_seed(0))
+    picture = decode(preview_data_url(latents, max_side=max_side))
+    assert picture.size == expected
+    assert max(picture.size) <= max_side
+    assert picture.mode == "RGB"
+
+
+def test_float16_input_works_and_matches_float32():
+    latents = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(3))
+    half = latents.half()
+    picture16 = latents_to_image(half)
+    picture32 = latents_to_image(half.float())
+    assert picture16.tobytes() == picture32.tobytes()
+    assert decode(preview_data_url(half)).size == (32, 32)
+
+
+def test_non_finite_latents_still_give_a_picture():
+    latents = torch.full((1, 4, 8, 8), float("nan"))
+    latents[0, :, 0, 0] = float("inf")
+    assert decode(preview_data_url(latents)).size == (16, 16)
+
+
+def test_rejects_latents_that_are_not_sd1():
+    with pytest.raises(ValueError):
+        latents_to_image(torch.zeros(1, 16, 8, 8))
+    with pytest.raises(ValueError):
+        latents_to_image(torch.zeros(8, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_latents_work():
+    latents = latents_for_colour((0.9, -0.9, -0.9), dtype=torch.float16).cuda()
+    red, green, blue = mean_rgb(latents_to_image(latents))
+    assert red > green and red > blue
+
+
+def test_throttle_allows_first_call_and_refuses_an_immediate_second():
+    throttle = PreviewThrottle(max_per_second=0.001)  # one every 1000 s
+    assert throttle.due() is True
+    assert throttle.due() is False
+    assert throttle.due() is False
+
+
+def test_throttle_allows_again_after_the_interval():
+    throttle = PreviewThrottle(max_per_second=50)  # one every 20 ms
+    assert throttle.due()
+    time.sleep(0.03)
+    assert throttle.due()
+
+
+def test_throttle_rejects_a_non_positive_rate():
+    with pytest.raises(ValueError):
+        PreviewThrottle(0)
