@@ -25,6 +25,12 @@ def iso(value: Optional[datetime]) -> Optional[str]:
     return value.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
+def effective_steps(steps: int, init_image: Optional[str], strength: Optional[float]) -> int:
+    if init_image and strength is not None:
+        return max(1, min(steps, int(steps * strength)))
+    return steps
+
+
 class Role(str, enum.Enum):
     USER = "user"
     STAFF = "staff"
@@ -170,6 +176,11 @@ class Task(db.Model):
     @property
     def finished(self) -> bool:
         return self.state not in TaskState.unfinished()
+
+    @property
+    def effective_steps(self) -> int:
+        """Denoising steps per sample: image-to-image skips the first (1 − strength)."""
+        return effective_steps(self.steps, self.init_image_id, self.strength)
 
     @property
     def duration_s(self) -> Optional[float]:

@@ -8,15 +8,10 @@ from types import SimpleNamespace
 
 import redis
 
+from models import effective_steps
 from services import dispatch, queue
 
 ALPHA = 0.3  # weight of the newest measurement in the moving average
-
-
-def _steps(task) -> int:
-    if getattr(task, "init_image_id", None) and task.strength is not None:
-        return max(1, min(task.steps, int(task.steps * task.strength)))
-    return task.steps
 
 
 def record_step_time(model: str, width: int, height: int, seconds_per_step: float) -> None:
@@ -43,7 +38,8 @@ def seconds_per_step(model: str, width: int, height: int) -> float | None:
 
 def run_seconds(task) -> float | None:
     per_step = seconds_per_step(task.model, task.width, task.height)
-    return None if per_step is None else per_step * _steps(task) * task.samples
+    return None if per_step is None else (
+        per_step * effective_steps(task.steps, task.init_image_id, task.strength) * task.samples)
 
 
 def estimate(user, params: dict, cost: int) -> dict:

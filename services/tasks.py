@@ -259,7 +259,7 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
             pass
     elif task.state == TaskState.QUEUED.value:
         position = (dispatch.positions() if positions is None else positions).get(task.id)
-    total = live.get("total", task.steps * task.samples)
+    total = live.get("total", task.effective_steps * task.samples)
     step = total if task.state == TaskState.DONE.value else live.get("step", 0)
     return {
         "id": task.id,
@@ -310,7 +310,7 @@ def announce_queue() -> None:
         order = dispatch.fair_order()
         for n, task in enumerate(order, start=1):
             events.emit_task(task.user.room, {"id": task.id, "state": task.state, "position": n,
-                                              "step": 0, "total": task.steps * task.samples,
+                                              "step": 0, "total": task.effective_steps * task.samples,
                                               "eta_s": None})
     except Exception as exc:
         log.warning("could not announce the queue: %s", exc)

@@ -38,8 +38,10 @@ def store_upload(user: User, stream, filename: str | None = None) -> Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             picture = PILImage.open(io.BytesIO(data))  # reads the header only
-    except (UnidentifiedImageError, PILImage.DecompressionBombWarning, PILImage.DecompressionBombError):
-        raise UnsupportedImage("That file is not a PNG, JPEG or WebP image (or it is far too large).")
+    except (PILImage.DecompressionBombWarning, PILImage.DecompressionBombError):
+        raise ValidationError("file", f"has far more than {max_pixels:,} pixels; scale it down first")
+    except UnidentifiedImageError:
+        raise UnsupportedImage("That file is not a PNG, JPEG or WebP image.")
     if picture.format not in ALLOWED:
         raise UnsupportedImage(f"{picture.format or 'This'} images are not supported; "
                                "upload a PNG, JPEG or WebP image.")

@@ -19,7 +19,7 @@ REDIS_URL = os.environ.get("DAYDREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/13
 # Settings every test instance overrides; restored after.
 ENV_KEYS = ("DAYDREAM_INSTANCE_PATH", "REDIS_URL", "DAYDREAM_QUEUE", "DAYDREAM_MODELS_PATH",
             "DATABASE_URL", "DAYDREAM_MODEL", "DAYDREAM_STARTING_TOKENS", "DAYDREAM_SECRET_KEY",
-            "DAYDREAM_PROGRESS_HZ")
+            "DAYDREAM_PROGRESS_HZ", "DAYDREAM_CANCEL_ON_LEAVE_GRACE")
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
@@ -60,6 +60,7 @@ def instance_env(instance: Path, redis_url: str, models_path: Path, **overrides)
         "DAYDREAM_MODEL": "demo",
         "DAYDREAM_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
         "DAYDREAM_PROGRESS_HZ": "50",
+        "DAYDREAM_CANCEL_ON_LEAVE_GRACE": "1",
     }
     env.update({k: str(v) for k, v in overrides.items()})
     return env

@@ -116,7 +116,7 @@ class Progress:
         self.started = time.monotonic()
         self.last_sent = 0.0
         self.steps_done = 0
-        self.per_sample = task.steps
+        self.per_sample = task.effective_steps
 
     def total(self) -> int:
         return self.per_sample * self.task.samples
@@ -181,6 +181,7 @@ def generate(task) -> None:
             if queue.stop_requested(task.id):
                 stop["requested"] = True
                 pipeline._interrupt = True  # diffusers skips the remaining steps
+                queue.connection().set(queue.key("stopped", task.id), progress.steps_done, ex=3600)
                 return callback_kwargs
             progress.step(index, step_index + 1, getattr(pipeline, "num_timesteps", None),
                           callback_kwargs.get("latents"))

@@ -119,3 +119,80 @@ def test_socketio_relays_the_workers_progress_to_the_owner_only(server, make_use
     final = mine[-1]
     assert final["state"] == "done" and len(final["images"]) == 1
     assert not any(e["id"] == task["id"] for e in overheard)
+
+
+def submit_and_collect(server, session, token, sio, received, **params):
+    task = session.post(server.url + "/api/v1/tasks", headers={"X-CSRFToken": token},
+                        json={"prompt": "a cat", "width": 64, "height": 64, **params}).json()
+    wait_for(lambda: any(e["id"] == task["id"] and e["state"] in ("done", "failed") for e in received),
+             90, interval=0.1, message="the task to finish")
+    return task, [e for e in received if e["id"] == task["id"]]
+
+
+def test_previews_of_the_current_step_arrive_a_few_times_a_second(server, make_user):
+    import base64
+    import io
+
+    from PIL import Image as PILImage
+
+    user = make_user()
+    session, token = browser_session(server, user.username, user.password)
+    received: list[dict] = []
+    sio = connect(server, session)
+    sio.on("task", received.append)
+    try:
+        task, events = submit_and_collect(server, session, token, sio, received,
+                                          width=256, height=256, steps=40)
+    finally:
+        sio.disconnect()
+    previews = [e["preview"] for e in events if e.get("preview")]
+    assert len(set(previews)) >= 2, f"{len(previews)} previews"  # the preview changes
+    head, data = previews[-1].split(",", 1)
+    assert head == "data:image/jpeg;base64"
+    assert max(PILImage.open(io.BytesIO(base64.b64decode(data))).size) <= 256
+    running = [e for e in events if e["state"] == "running"]
+    assert len(previews) < len(running)  # throttled: not every progress event carries one
+
+
+def test_previews_can_be_turned_off_and_images_arrive_one_by_one(server, make_user):
+    user = make_user()
+    session, token = browser_session(server, user.username, user.password)
+    response = session.patch(server.url + "/api/v1/me", headers={"X-CSRFToken": token},
+                             json={"settings": {"previews": False}})
+    assert response.json()["settings"] == {"cancel_on_leave": False, "previews": False}
+    received: list[dict] = []
+    sio = connect(server, session)
+    sio.on("task", received.append)
+    try:
+        task, events = submit_and_collect(server, session, token, sio, received, steps=20, samples=3)
+    finally:
+        sio.disconnect()
+    assert not any(e.get("preview") for e in events)
+    counts = [len(e["images"]) for e in events if e["state"] == "running" and e.get("images")]
+    assert counts[:2] == [1, 2], counts  # each image as soon as it is ready
+    assert len(events[-1]["images"]) == 3
+
+
+def test_leaving_the_studio_cancels_unfinished_tasks_when_asked(server, make_user):
+    user = make_user()
+    session, token = browser_session(server, user.username, user.password)
+    session.patch(server.url + "/api/v1/me", headers={"X-CSRFToken": token},
+                  json={"settings": {"cancel_on_leave": True}})
+    sio = connect(server, session)
+    task = session.post(server.url + "/api/v1/tasks", headers={"X-CSRFToken": token},
+                        json={"prompt": "slow", "width": 512, "height": 512, "steps": 150}).json()
+    wait_for(lambda: session.get(f"{server.url}/api/v1/tasks/{task['id']}").json()["state"] == "running",
+             60, message="the task to run")
+    sio.disconnect()  # the last studio page closes
+    final = wait_for(lambda: (lambda t: t if t["state"] != "running" else None)(
+        session.get(f"{server.url}/api/v1/tasks/{task['id']}").json()), 30, message="the cancel")
+    assert final["state"] == "canceled" and final["refunded"] is True
+    assert session.get(server.url + "/api/v1/me").json()["tokens"] == 20
+
+
+def test_settings_are_validated(server, make_user):
+    user = make_user()
+    session, token = browser_session(server, user.username, user.password)
+    bad = session.patch(server.url + "/api/v1/me", headers={"X-CSRFToken": token},
+                        json={"settings": {"previews": "yes"}})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "settings.previews"
