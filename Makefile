@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test venv test-deps chromium clean
+.PHONY: run test venv test-deps chromium bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test-deps: $(VENV)/.installed-test chromium
 
 test: test-deps
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# Speed and memory targets: each benchmark measures against its baseline in one run.
+bench: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
