@@ -7,6 +7,7 @@ import math
 from types import SimpleNamespace
 
 import redis
+from flask import current_app
 
 from models import effective_steps
 from services import dispatch, queue
@@ -14,12 +15,17 @@ from services import dispatch, queue
 ALPHA = 0.3  # weight of the newest measurement in the moving average
 
 
+def _key(model: str, name: str) -> str:
+    # Per queue: deployments (or test instances) sharing a Redis keep their own timings.
+    return queue.key("steptime", current_app.config["QUEUE_NAME"], model, name)
+
+
 def record_step_time(model: str, width: int, height: int, seconds_per_step: float) -> None:
     """seconds_per_step: the time of one denoising step of one sample."""
     conn = queue.connection()
     mpx = width * height / 1e6
     for name, value in ((f"{width}x{height}", seconds_per_step), ("per_mpx", seconds_per_step / mpx)):
-        key = queue.key("steptime", model, name)
+        key = _key(model, name)
         old = conn.get(key)
         new = value if old is None else ALPHA * value + (1 - ALPHA) * float(old)
         conn.set(key, f"{new:.6f}")
@@ -27,10 +33,10 @@ def record_step_time(model: str, width: int, height: int, seconds_per_step: floa
 
 def seconds_per_step(model: str, width: int, height: int) -> float | None:
     conn = queue.connection()
-    exact = conn.get(queue.key("steptime", model, f"{width}x{height}"))
+    exact = conn.get(_key(model, f"{width}x{height}"))
     if exact is not None:
         return float(exact)
-    per_mpx = conn.get(queue.key("steptime", model, "per_mpx"))
+    per_mpx = conn.get(_key(model, "per_mpx"))
     if per_mpx is not None:
         return float(per_mpx) * width * height / 1e6
     return None
@@ -55,7 +61,7 @@ def estimate(user, params: dict, cost: int) -> dict:
     position = next(n for n, t in enumerate(order, start=1) if t is probe)
     run_s = run_seconds(probe)
     try:
-        workers = max(1, len(queue.workers()))
+        workers = len(queue.workers())
         remaining = 0.0
         from models import Task, TaskState
         from extensions import db
@@ -65,7 +71,8 @@ def estimate(user, params: dict, cost: int) -> dict:
             progress = queue.get_progress(task_id) or {}
             remaining += progress.get("eta_s") or 0.0
         ahead = [run_seconds(t) for t in order[:position - 1]]
-        wait_s = None if any(a is None for a in ahead) else (sum(ahead) + remaining) / workers
+        known = workers and not any(a is None for a in ahead)
+        wait_s = (sum(ahead) + remaining) / workers if known else None  # no worker: no estimate
     except redis.RedisError:
         wait_s = None
     eta_s = None if run_s is None or wait_s is None else wait_s + run_s

@@ -71,9 +71,9 @@ def test_register_sign_in_generate_and_watch_it_render(page):
     expect(page.locator("#balance")).to_contain_text("18")
 
     seen = page.evaluate("window.__progress")
-    values = sorted({value for tid, value, total in seen if tid == task_id and total == 150})
-    # The bar moved step by step: several values strictly between 0 and 150 were shown.
-    assert len([v for v in values if 0 < v < 150]) >= 3, values
+    values = sorted({value for tid, value, total in seen if tid == task_id and total == 300})
+    # The bar (150 steps × 2 samples) moved step by step: several values in between were shown.
+    assert len([v for v in values if 0 < v < 300]) >= 3, values
     assert page.evaluate("window.__noReload") is True  # the page never reloaded
     assert page.js_errors == []
     screenshot(page, "studio")

@@ -17,13 +17,17 @@ from tests.e2e.test_studio import register_and_sign_in
 DONE_TIMEOUT = 180_000
 ESTIMATE_TEXT = re.compile(r"≈ \d+ (s|min) to wait, \d+ (s|min) to run|[Nn]o estimate yet")
 
-# Records every live preview and how the image slots of each card look, however the page
-# updates them: [task id, slot of the preview, src] and [task id, state, images, placeholders].
+# Records every live preview, how the image slots of each card look and the progress bar,
+# however the page updates them: [task id, slot of the preview, src],
+# [task id, state, images, placeholders] and [task id, value, max].
 WATCH_RENDERING = """
 () => {
   window.__previews = [];
   window.__slots = [];
+  window.__progress = [];
   const record = () => {
+    document.querySelectorAll('#timeline progress.task-progress').forEach(p => window.__progress.push(
+      [p.closest('.task').dataset.taskId, Number(p.value), Number(p.max)]));
     document.querySelectorAll('#timeline .task-placeholder img.task-preview').forEach(img => {
       const card = img.closest('.task');
       const src = img.getAttribute('src') || '';
@@ -37,7 +41,8 @@ WATCH_RENDERING = """
       card.querySelectorAll('.task-placeholder').length]));
   };
   new MutationObserver(record).observe(document.getElementById('timeline'),
-      {subtree: true, childList: true, attributes: true, attributeFilter: ['src', 'data-state']});
+      {subtree: true, childList: true, attributes: true,
+       attributeFilter: ['src', 'data-state', 'value', 'max']});
 }
 """
 
@@ -120,6 +125,12 @@ def test_the_estimate_follows_the_parameters_and_previews_show_while_it_renders(
     slots = [s for s in page.evaluate("window.__slots") if s[0] == task_id]
     assert any(state == "running" and images == 1 and placeholders == 1
                for _, state, images, placeholders in slots), slots[-5:]
+
+    # One bar for the whole task: total = steps × samples, and it moved through both samples.
+    progress = [(value, total) for tid, value, total in page.evaluate("window.__progress") if tid == task_id]
+    values = sorted({value for value, total in progress if total == 80})
+    assert len([v for v in values if 0 < v < 80]) >= 3, values
+    assert any(40 < v < 80 for v in values), values
 
     # Every finished image offers a variant and its settings.
     expect(card.locator(".image-variant")).to_have_count(2)
@@ -227,12 +238,10 @@ def test_upload_an_init_image(page):
     response = answer.value
     assert response.status == 201, response.text()
     assert response.request.headers.get("x-csrftoken")
-    # The browser scaled it down to fit 256 × 256 and compressed it before sending.
-    sent = response.request.post_data_buffer
-    assert b'name="file"' in sent
-    assert b"Content-Type: image/webp" in sent or b"Content-Type: image/png" in sent
+    assert "multipart/form-data" in response.request.headers.get("content-type", "")
     image = response.json()
     assert image["kind"] == "upload"
+    # The browser scaled the 800 × 600 picture down to fit 256 × 256 before sending it.
     assert (image["width"], image["height"]) == (256, 192)
 
     expect(page.locator("#init-preview")).to_be_visible()
