@@ -130,3 +130,26 @@ def test_a_tasks_images_download_as_a_zip_stored_without_recompression(make_user
     assert [r["seed"] for r in rows] == ["77", "78"] and rows[0]["prompt"] == "a lighthouse at dusk"
     stranger = make_user()
     assert stranger.get(f"/api/v1/tasks/{task['id']}/archive").status_code == 404
+
+
+def test_the_worker_switches_models_and_keeps_the_last_one_loaded(app, make_user, models_path):
+    from models import AiModel
+    from worker.demo_model import build_demo_model
+
+    build_demo_model(models_path / "second-model")
+    with app.app_context():
+        if db.session.get(AiModel, "second") is None:
+            db.session.add(AiModel(id="second", name="Second", spec="second-model", kind="folder",
+                                   enabled=True))
+            db.session.commit()
+        [worker] = [w for w in queue_service.workers() if w.pid == app.worker.proc.pid]
+    conn = redis.Redis.from_url(app.config["REDIS_URL"])
+    state = lambda: conn.hgetall(queue_service.key("workers", worker.name))  # noqa: E731
+    user = make_user()
+    loads = int(state()[b"loads"])
+    assert user.wait_task(user.submit(model="second", steps=2).get_json()["id"])["state"] == "done"
+    assert state()[b"model"] == b"second" and int(state()[b"loads"]) == loads + 1
+    assert user.wait_task(user.submit(model="second", steps=2).get_json()["id"])["state"] == "done"
+    assert int(state()[b"loads"]) == loads + 1  # kept loaded
+    assert user.wait_task(user.submit(model="demo", steps=2).get_json()["id"])["state"] == "done"
+    assert state()[b"model"] == b"demo" and int(state()[b"loads"]) == loads + 2
