@@ -75,8 +75,8 @@ class User(UserMixin, db.Model):
     active: so.Mapped[bool] = so.mapped_column(default=True)
     tier: so.Mapped[str] = so.mapped_column(sa.String(20), default="free")
     # Studio settings the user picks.
-    cancel_on_leave: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
-    previews: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.true())
+    cancel_on_leave: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.text("false"))
+    previews: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.text("true"))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("tokens >= 0", name="tokens_not_negative"),)
@@ -306,3 +306,9 @@ class Ledger(db.Model):
             "note": self.note,
             "created_at": iso(self.created_at),
         }
+
+
+# --- accounts, credits and staff ------------------------------------------------------
+
+
+# --- gallery, boards, archives and the showcase ---------------------------------------

@@ -81,17 +81,17 @@ def environment(values: dict):
 
 
 def make_app(env: dict):
-    """An app bound to env's instance, its database migrated."""
-    from flask_migrate import upgrade
-
+    """An app bound to env's instance, its tables created from the models (that the
+    migrations make the same tables is tests/integration/test_migrations.py's job)."""
     from app import create_app
     from config import Config
+    from extensions import db
 
     with environment(env):
         app = create_app(Config())
     app.config["TESTING"] = True
     with app.app_context():
-        upgrade(directory=str(ROOT / "migrations"))
+        db.create_all()
     return app
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 7e672160dda2
+Revision ID: e51306656473
 Revises: 
-Create Date: 2026-11-21 07:54:37.138046
+Create Date: 2026-11-21 08:18:52.457719
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '7e672160dda2'
+revision = 'e51306656473'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -46,8 +46,8 @@ def upgrade():
     sa.Column('role', sa.String(length=10), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('tier', sa.String(length=20), nullable=False),
-    sa.Column('cancel_on_leave', sa.Boolean(), server_default=sa.text('0'), nullable=False),
-    sa.Column('previews', sa.Boolean(), server_default=sa.text('1'), nullable=False),
+    sa.Column('cancel_on_leave', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
+    sa.Column('previews', sa.Boolean(), server_default=sa.text('(true)'), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.CheckConstraint('tokens >= 0', name=op.f('ck_users_tokens_not_negative')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),

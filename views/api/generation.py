@@ -1,0 +1,118 @@
+"""Generation: models, schedulers, estimates, tasks, the queue, uploads."""
+from __future__ import annotations
+
+from flask import Response, jsonify, request
+from flask_login import current_user
+
+from services import archives, catalog, dispatch, estimates, queue, tasks, uploads
+from services.errors import Conflict, ValidationError
+from services.openapi import PAGING, TASK_PARAMS, answer, errors, list_of, op, path_id, ref
+from views.api import body, bp, listing, paging
+
+
+@bp.get("/models")
+def models():
+    return jsonify({"items": catalog.models()})
+
+
+@bp.get("/schedulers")
+def schedulers():
+    return jsonify({"items": [
+        {"id": key, "name": label, "default": key == catalog.DEFAULT_SCHEDULER}
+        for key, label in catalog.schedulers().items()
+    ]})
+
+
+@bp.post("/estimate")
+def estimate():
+    params = tasks.check_params(current_user, body())
+    return jsonify(estimates.estimate(current_user, params, tasks.cost_for(current_user, params)))
+
+
+@bp.post("/tasks")
+def submit():
+    task = tasks.submit_task(current_user, body(), request.headers.get("Idempotency-Key"))
+    return jsonify(tasks.task_to_dict(task)), 202
+
+
+@bp.get("/tasks")
+def list_tasks():
+    offset, limit = paging()
+    items, total = tasks.list_tasks(current_user, session=request.args.get("session"),
+                                    offset=offset, limit=limit)
+    positions = dispatch.positions()
+    return listing([tasks.task_to_dict(t, positions) for t in items], total, offset, limit)
+
+
+@bp.get("/tasks/<task_id>")
+def get_task(task_id: str):
+    return jsonify(tasks.task_to_dict(tasks.get_task(current_user, task_id)))
+
+
+@bp.post("/tasks/<task_id>/cancel")
+def cancel_task(task_id: str):
+    return jsonify(tasks.task_to_dict(tasks.cancel_task(current_user, task_id)))
+
+
+@bp.get("/tasks/<task_id>/archive")
+def task_archive(task_id: str):
+    task = tasks.get_task(current_user, task_id)
+    if not task.images:
+        raise Conflict("This task has no images to download yet.", code="no_images")
+    response = Response(archives.stream_zip(archives.entries(task.images)),
+                        mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="daydream-{task.id}.zip"'
+    return response
+
+
+@bp.get("/queue")
+def queue_status():
+    order = dispatch.fair_order()
+    mine = next((n for n, t in enumerate(order, start=1) if t.user_id == current_user.id), None)
+    return jsonify({**tasks.queue_stats(), "workers": len(queue.workers()), "your_position": mine})
+
+
+@bp.post("/uploads")
+def upload():
+    file = request.files.get("file")
+    if file is None:
+        raise ValidationError("file", "send the image as multipart/form-data in a field named 'file'")
+    return jsonify(uploads.store_upload(current_user, file.stream, file.filename).to_dict()), 201
+
+
+# --- images -----------------------------------------------------------------------
+
+
+OPENAPI = {
+    "/uploads": {"post": {"summary": "Upload an image for image-to-image (PNG, JPEG or WebP)",
+                          "requestBody": {"required": True, "content": {"multipart/form-data": {
+                              "schema": {"type": "object", "properties": {
+                                  "file": {"type": "string", "format": "binary"}}}}}},
+                          "responses": {**answer("The stored image", ref("Image"), "201"),
+                                        **errors(401, 413, 415, 422)}}},
+    "/models": {"get": op("Models", answer("Models", {"type": "object"}))},
+    "/schedulers": {"get": op("Schedulers", answer("Schedulers", {"type": "object"}))},
+    "/estimate": {"post": op("What a submit would cost and wait now",
+                              answer("Estimate", {"type": "object", "properties": {
+                                  "cost": {"type": "integer"}, "eta_s": {"type": ["number", "null"]},
+                                  "position": {"type": "integer"}}}),
+                              body=TASK_PARAMS, error_codes=(401, 422))},
+    "/tasks": {
+        "post": op("Submit a task", answer("The queued task", ref("Task"), "202"), body=TASK_PARAMS,
+                    params=[{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                    error_codes=(400, 401, 402, 422, 429, 503)),
+        "get": op("Your tasks, newest first", answer("Tasks", list_of("Task")),
+                   params=PAGING + [{"name": "session", "in": "query", "schema": {"type": "string"},
+                                     "description": "`current` for this session's tasks"}]),
+    },
+    "/tasks/{id}": {"get": op("A task", answer("The task", ref("Task")), params=[path_id("id")],
+                               error_codes=(401, 404))},
+    "/tasks/{id}/cancel": {"post": op("Cancel a queued or running task (refunded)", answer("The task", ref("Task")),
+                                       params=[path_id("id")], error_codes=(401, 404, 409))},
+    "/tasks/{id}/archive": {"get": op("The task's images as a ZIP",
+                                       {"200": {"description": "ZIP", "content": {"application/zip": {}}}},
+                                       params=[path_id("id")], error_codes=(401, 404, 409))},
+    "/queue": {"get": op("The queue", answer("Queue", {"type": "object", "properties": {
+        "queued": {"type": "integer"}, "running": {"type": "integer"}, "workers": {"type": "integer"},
+        "your_position": {"type": ["integer", "null"]}}}))},
+}
