@@ -47,12 +47,14 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     socketio.init_app(app, client_manager=client_manager(app.config["REDIS_URL"]),
                       cors_allowed_origins=app.config.get("CORS_ORIGINS") or None)
 
-    from views import admin, api, auth, errors, public, sockets, studio
+    from views import account, admin, api, auth, errors, gallery, public, sockets, studio
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studio.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(gallery.bp)
     csrf.exempt(api.bp)  # the API checks CSRF itself for cookie-authenticated writes
     errors.register(app)
     sockets.register(socketio)
@@ -125,6 +127,13 @@ def register_cli(app: Flask) -> None:
         except ServiceError as exc:
             raise click.ClickException(exc.message)
         click.echo(f"Staff account {user.username} created.")
+
+    @app.cli.command("setup-link")
+    def setup_link_command():
+        """Print the one-time link that creates the first staff account (if none exists)."""
+        from services.setup import print_setup_link
+
+        print_setup_link()
 
     @app.cli.command("reconcile")
     def reconcile_command():

@@ -311,4 +311,7 @@ class Ledger(db.Model):
 # --- accounts, credits and staff ------------------------------------------------------
 
 
-# --- gallery, boards, archives and the showcase ---------------------------------------
+# --- gallery and boards ----------------------------------------------------------------
+
+
+# --- archives and the showcase ------------------------------------------------------------

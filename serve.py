@@ -93,6 +93,8 @@ def main() -> int:
             say(f"embedded Redis at {env['REDIS_URL']}")
         subprocess.run([PY, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
                        check=True)
+        env.setdefault("DAYDREAM_PUBLIC_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")
+        subprocess.run([PY, "-m", "flask", "--app", "app", "setup-link"], cwd=ROOT, env=env, check=True)
         processes.append(("web", subprocess.Popen(
             [PY, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
              "--threads", os.environ.get("DAYDREAM_WEB_THREADS", "64"),
