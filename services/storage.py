@@ -54,3 +54,9 @@ def get_image(user: User, image_id: str) -> Image:
     if image is None:
         raise NotFound("No such image.")
     return image
+
+
+def delete_files(image: Image) -> None:
+    """Remove an image's PNG and thumbnail (the caller deletes the row)."""
+    for relative in (image.filename, image.thumbnail):
+        (root() / relative).unlink(missing_ok=True)

@@ -82,4 +82,4 @@ def openapi():
 
 
 # The route modules register themselves on bp.
-from views.api import accounts, admin, archives, gallery, generation, images  # noqa: E402,F401
+from views.api import accounts, admin, archives, gallery, generation, images, showcase  # noqa: E402,F401
