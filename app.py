@@ -135,6 +135,19 @@ def register_cli(app: Flask) -> None:
 
         print_setup_link()
 
+    @app.cli.command("check-ledger")
+    def check_ledger_command():
+        """Check that every balance equals the sum of its ledger rows (exit 1 if not)."""
+        from services.credits import check_ledger
+
+        wrong = check_ledger()
+        for row in wrong:
+            click.echo(f"MISMATCH {row['username']} (id {row['user_id']}): balance {row['balance']}, "
+                       f"ledger sum {row['ledger_sum']}", err=True)
+        if wrong:
+            raise click.exceptions.Exit(1)
+        click.echo("Ledger OK: every balance equals the sum of its ledger rows.")
+
     @app.cli.command("reconcile")
     def reconcile_command():
         """Settle tasks whose job was lost (dead worker, Redis restart)."""

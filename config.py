@@ -64,6 +64,24 @@ class Config:
         self.QUEUE_NAME = os.environ.get("DAYDREAM_QUEUE") or "daydream"
         self.JOB_TIMEOUT = env_int("DAYDREAM_JOB_TIMEOUT", 3600)
         self.STARTING_TOKENS = env_int("DAYDREAM_STARTING_TOKENS", 20)
+        # Subscription tiers (services/tiers.py): DAYDREAM_TIERS is a JSON list that
+        # replaces the defaults (free, plus, pro); subscribing needs a payment provider.
+        self.TIERS_JSON = os.environ.get("DAYDREAM_TIERS", "")
+        self.DEFAULT_TIER = os.environ.get("DAYDREAM_DEFAULT_TIER") or "free"
+        self.PAYMENT_PROVIDER = os.environ.get("DAYDREAM_PAYMENT_PROVIDER", "")
+        # Rate limits (Flask-Limiter, counted in Redis): failed sign-ins per address and
+        # per account, failed voucher redemptions per user.
+        self.RATELIMIT_STORAGE_URI = ("redis+unix://" + self.REDIS_URL[len("unix://"):]
+                                      if self.REDIS_URL.startswith("unix://") else self.REDIS_URL)
+        self.RATELIMIT_KEY_PREFIX = f"daydream-limits:{self.QUEUE_NAME}"
+        self.RATELIMIT_STRATEGY = "moving-window"
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_ENABLED = env_bool("DAYDREAM_RATE_LIMITS", True)
+        self.SIGNIN_LIMIT_IP = os.environ.get("DAYDREAM_SIGNIN_LIMIT_IP") or "30 per 15 minutes"
+        self.SIGNIN_LIMIT_ACCOUNT = os.environ.get("DAYDREAM_SIGNIN_LIMIT_ACCOUNT") or "5 per 15 minutes"
+        self.REDEEM_LIMIT = os.environ.get("DAYDREAM_REDEEM_LIMIT") or "10 per hour"
+        # Staff actions that change accounts or mint tokens need a sign-in this recent.
+        self.RECENT_AUTH_SECONDS = env_int("DAYDREAM_RECENT_AUTH_SECONDS", 15 * 60)
         self.STAFF_FREE = env_bool("DAYDREAM_STAFF_FREE", True)
         self.REGISTRATION_OPEN = env_bool("DAYDREAM_REGISTRATION_OPEN", True)
         self.LIMITS = {
@@ -89,6 +107,15 @@ class Config:
         self.AFFINITY_WAIT = env_int("DAYDREAM_AFFINITY_WAIT", 60)
         self.CANCEL_ON_LEAVE_GRACE = env_int("DAYDREAM_CANCEL_ON_LEAVE_GRACE", 15)
         self.MAX_UPLOAD_PIXELS = env_int("DAYDREAM_MAX_UPLOAD_PIXELS", 4096 * 4096)
+        # ZIP archives: built by the archive worker (qarchiver.py) from a queue of their
+        # own, kept in a folder of their own, deleted this many seconds after they are ready.
+        self.ARCHIVES_PATH = Path(os.environ.get("DAYDREAM_ARCHIVES_PATH") or self.INSTANCE_PATH / "archives")
+        self.ARCHIVE_QUEUE_NAME = os.environ.get("DAYDREAM_ARCHIVE_QUEUE") or f"{self.QUEUE_NAME}-archives"
+        self.ARCHIVE_TTL = env_int("DAYDREAM_ARCHIVE_TTL", 24 * 3600)
+        self.ARCHIVE_USER_LIMIT = env_int("DAYDREAM_ARCHIVE_USER_LIMIT", 3)
+        self.ARCHIVE_JOB_TIMEOUT = env_int("DAYDREAM_ARCHIVE_JOB_TIMEOUT", 6 * 3600)
+        # The public showcase (/gallery): featured images plus the files dropped here.
+        self.SHOWCASE_PATH = Path(os.environ.get("DAYDREAM_SHOWCASE_PATH") or self.INSTANCE_PATH / "showcase")
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = env_bool("DAYDREAM_SECURE_COOKIES", False)

@@ -1,4 +1,6 @@
 """Flask extensions, created unbound here and bound in create_app()."""
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
@@ -19,6 +21,9 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=naming))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Rate limits counted in Redis (RATELIMIT_STORAGE_URI); services/ratelimit.py counts
+# failed sign-ins and voucher redemptions with it.
+limiter = Limiter(key_func=get_remote_address)
 # Threading mode: served by gunicorn's threaded worker with simple-websocket (see
 # README, "Web server"); no monkey patching, so Redis, SQLAlchemy and RQ behave as usual.
 socketio = SocketIO(async_mode="threading")

@@ -78,11 +78,19 @@ class User(UserMixin, db.Model):
     cancel_on_leave: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.text("false"))
     previews: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.text("true"))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    last_seen_at: so.Mapped[Optional[datetime]]
+    # Bumped by a password change (or staff deactivation): sessions and remember-me
+    # cookies carry the epoch they were made in, and an old one no longer signs in.
+    auth_epoch: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
+    # When the tier's allowance was last granted (the start of the current period).
+    allowance_at: so.Mapped[Optional[datetime]] = so.mapped_column(default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("tokens >= 0", name="tokens_not_negative"),)
 
-    def get_id(self) -> str:  # Flask-Login keeps the public id in the session cookie
-        return self.uuid
+    def get_id(self) -> str:
+        """What the session and remember-me cookies keep: the public id and the auth
+        epoch (views/auth.py's user loader refuses a stale epoch)."""
+        return f"{self.uuid}.{self.auth_epoch or 0}"
 
     @property
     def is_active(self) -> bool:
@@ -112,6 +120,7 @@ class User(UserMixin, db.Model):
             "sessionid": self.sessionid,
             "settings": {"cancel_on_leave": self.cancel_on_leave, "previews": self.previews},
             "created_at": iso(self.created_at),
+            "last_seen_at": iso(self.last_seen_at),
         }
 
 
@@ -155,6 +164,8 @@ class Task(db.Model):
     model: so.Mapped[str] = so.mapped_column(sa.String(255))
     init_image_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     strength: so.Mapped[Optional[float]]
+    # Results go into this board (the gallery's), if it still exists when they are saved.
+    board_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     cost: so.Mapped[int] = so.mapped_column(default=0)
     refunded: so.Mapped[bool] = so.mapped_column(default=False)
     idempotency_key: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
@@ -224,9 +235,17 @@ class Image(db.Model):
     size_bytes: so.Mapped[int] = so.mapped_column(default=0)
     starred: so.Mapped[bool] = so.mapped_column(default=False)
     public: so.Mapped[bool] = so.mapped_column(default=False)
+    # The board (collection) it is in, if any; deleting a board keeps or deletes its
+    # images explicitly (services/boards.py), the foreign key is the safety net.
+    board_id: so.Mapped[Optional[str]] = so.mapped_column(
+        sa.ForeignKey("boards.id", ondelete="SET NULL"), index=True
+    )
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
 
     task: so.Mapped[Optional[Task]] = so.relationship(back_populates="images", foreign_keys=[task_id])
+
+    # The gallery lists a user's images newest first, filtered by board or star.
+    __table_args__ = (sa.Index("ix_images_user_created", "user_id", "created_at"),)
 
     def to_dict(self) -> dict:
         base = f"/api/v1/images/{self.id}"
@@ -239,7 +258,7 @@ class Image(db.Model):
             "seed": self.seed,
             "starred": self.starred,
             "public": self.public,
-            "board_id": None,
+            "board_id": self.board_id,
             "created_at": iso(self.created_at),
             "url": f"{base}/full",
             "thumbnail_url": f"{base}/thumbnail",
@@ -310,8 +329,153 @@ class Ledger(db.Model):
 
 # --- accounts, credits and staff ------------------------------------------------------
 
+class Voucher(db.Model):
+    """A single-use code worth some tokens, made by staff in batches. The code is kept
+    as it is (staff export the unredeemed ones); it carries 80 random bits."""
+
+    __tablename__ = "vouchers"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    code: so.Mapped[str] = so.mapped_column(sa.String(40), unique=True)
+    tokens: so.Mapped[int]
+    batch: so.Mapped[str] = so.mapped_column(sa.String(22), index=True)
+    note: so.Mapped[str] = so.mapped_column(sa.String(255), default="")
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    redeemed_by_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    redeemed_at: so.Mapped[Optional[datetime]]
+
+    created_by: so.Mapped[Optional[User]] = so.relationship(foreign_keys=[created_by_id])
+    redeemed_by: so.Mapped[Optional[User]] = so.relationship(foreign_keys=[redeemed_by_id])
+
+    __table_args__ = (sa.CheckConstraint("tokens > 0", name="voucher_tokens_positive"),)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "code": self.code,
+            "tokens": self.tokens,
+            "batch": self.batch,
+            "note": self.note,
+            "created_at": iso(self.created_at),
+            "created_by": self.created_by.username if self.created_by else None,
+            "redeemed": self.redeemed_at is not None,
+            "redeemed_at": iso(self.redeemed_at),
+            "redeemed_by": self.redeemed_by.username if self.redeemed_by else None,
+        }
+
+
+class SetupToken(db.Model):
+    """The one-time link that creates the first staff account (services/setup.py):
+    only a hash is kept, and using it is a conditional update, so it works once."""
+
+    __tablename__ = "setup_tokens"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    used_at: so.Mapped[Optional[datetime]]
+
 
 # --- gallery and boards ----------------------------------------------------------------
 
 
+class Board(db.Model):
+    """A collection of a user's images. An image is in at most one board."""
+
+    __tablename__ = "boards"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(80))
+    # The image shown for the board; when unset (or the image left the board) the
+    # newest image of the board is shown instead. No foreign key: images and boards
+    # would point at each other.
+    cover_image_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "name", name="uq_boards_user_name"),)
+
+
+
 # --- archives and the showcase ------------------------------------------------------------
+
+
+class ArchiveState(str, enum.Enum):
+    QUEUED = "queued"
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+    @classmethod
+    def unfinished(cls) -> tuple[str, str]:
+        return (cls.QUEUED.value, cls.BUILDING.value)
+
+
+class Archive(db.Model):
+    """A ZIP of a selection, a board or a whole account, built in the background by the
+    archive worker (worker/archive_jobs.py) and deleted when it expires."""
+
+    __tablename__ = "archives"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    state: so.Mapped[str] = so.mapped_column(sa.String(10), default=ArchiveState.QUEUED.value, index=True)
+    # What was asked for: "selection", "board" or "all"; the images are fixed when asked.
+    scope: so.Mapped[str] = so.mapped_column(sa.String(10))
+    board_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
+    image_ids: so.Mapped[str] = so.mapped_column(sa.Text, default="[]")  # JSON list, in order
+    image_count: so.Mapped[int] = so.mapped_column(default=0)
+    done_count: so.Mapped[int] = so.mapped_column(default=0)
+    # Relative to the archives folder; named by the archive's random id.
+    filename: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    size_bytes: so.Mapped[int] = so.mapped_column(default=0)
+    error: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+    started_at: so.Mapped[Optional[datetime]]
+    finished_at: so.Mapped[Optional[datetime]]
+    expires_at: so.Mapped[Optional[datetime]] = so.mapped_column(index=True)
+
+    @property
+    def download_name(self) -> str:
+        return f"daydream-{self.scope}-{self.id}.zip"
+
+    def to_dict(self) -> dict:
+        ready = self.state == ArchiveState.READY.value
+        return {
+            "id": self.id,
+            "state": self.state,
+            "scope": self.scope,
+            "board_id": self.board_id,
+            "image_count": self.image_count,
+            "progress": {"done": self.done_count, "total": self.image_count},
+            "size_bytes": self.size_bytes if ready else None,
+            "url": f"/api/v1/archives/{self.id}/download" if ready else None,
+            "error": self.error,
+            "created_at": iso(self.created_at),
+            "finished_at": iso(self.finished_at),
+            "expires_at": iso(self.expires_at),
+        }
+
+
+class ShowcaseEntry(db.Model):
+    """Staff curation of the showcase (services/showcase.py): a user's image that staff
+    featured (image_id; shown only while its owner keeps it public), or a file of the
+    showcase folder (file_key) that staff hid. `hidden` hides either kind."""
+
+    __tablename__ = "showcase_entries"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    image_id: so.Mapped[Optional[str]] = so.mapped_column(
+        sa.ForeignKey("images.id", ondelete="CASCADE"), unique=True)
+    file_key: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40), unique=True)
+    hidden: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.text("false"))
+    curated_by_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+
+    image: so.Mapped[Optional[Image]] = so.relationship(foreign_keys=[image_id])

@@ -37,11 +37,13 @@ class DaydreamWorker(SimpleWorker):
         jobs.WORKER_NAME = self.name
         app = jobs.get_app()
         with app.app_context():
+            from services import catalog
+
             jobs.record_worker_state(jobs=0, loads=0, model="", heartbeat=0)
             try:
-                jobs.load_model(app.config["MODEL"])
+                jobs.load_model(catalog.default_model())
             except Exception as exc:  # the job reports it to the user; stay up
-                log.error("could not preload model %r: %s", app.config["MODEL"], exc)
+                log.error("could not preload the default model: %s", exc)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()

@@ -1,9 +1,10 @@
 """`make run`: the whole service on one machine, stopped cleanly with Ctrl-C.
 
 Starts, in order: an embedded Redis (unless REDIS_URL is set), the database
-migrations, the web server (gunicorn, threaded, with WebSocket support) and one
-worker. Honours PORT (default 5000), HOST (default 127.0.0.1) and
-DAYDREAM_INSTANCE_PATH (default instance/), so two copies can run side by side."""
+migrations, the web server (gunicorn, threaded, with WebSocket support), one
+worker and one archive worker (qarchiver.py: ZIP archives, on a queue of their own).
+Honours PORT (default 5000), HOST (default 127.0.0.1) and DAYDREAM_INSTANCE_PATH
+(default instance/), so two copies can run side by side."""
 from __future__ import annotations
 
 import hashlib
@@ -59,7 +60,7 @@ def start_embedded_redis(instance: Path) -> tuple[subprocess.Popen, str]:
 
 
 def stop(processes: list[tuple[str, subprocess.Popen]]) -> None:
-    """Stop in reverse order of start: worker, web, then Redis (which saves its data)."""
+    """Stop in reverse order of start: workers, web, then Redis (which saves its data)."""
     for name, proc in reversed(processes):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -102,6 +103,8 @@ def main() -> int:
              "app:create_app()"], cwd=ROOT, env=env, start_new_session=True)))
         processes.append(("worker", subprocess.Popen([PY, "qworker.py"], cwd=ROOT, env=env,
                                                      start_new_session=True)))
+        processes.append(("archive worker", subprocess.Popen([PY, "qarchiver.py"], cwd=ROOT, env=env,
+                                                             start_new_session=True)))
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         say(f"Daydream is running at http://{shown}:{port}/  (Ctrl-C stops everything)")
         while not stopping:

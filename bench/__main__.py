@@ -13,6 +13,7 @@ import time
 # name -> module; each has main(argv: list[str] | None) -> int
 BENCHES = {
     "previews": "bench.bench_previews",
+    "archives": "bench.bench_archives",
 }
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
 
 import shortuuid
 import sqlalchemy as sa
@@ -22,6 +25,8 @@ hasher = PasswordHasher()  # argon2-cffi's defaults are Argon2id (RFC 9106 low-m
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,40}$")
 MIN_PASSWORD = 10
 TOKEN_PREFIX = "dd_"
+COMMON_PASSWORDS = Path(__file__).parent / "data" / "common_passwords.txt"
+MOBILE_RE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,30}$")
 
 
 class BadCredentials(ServiceError):
@@ -31,6 +36,34 @@ class BadCredentials(ServiceError):
 
 def hash_password(password: str) -> str:
     return hasher.hash(password)
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text().splitlines()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _is_sequence(text: str) -> bool:
+    steps = {ord(b) - ord(a) for a, b in zip(text, text[1:])}
+    return len(steps) == 1 and steps <= {-1, 0, 1}
+
+
+def password_problem(password, username: str = "", email: str = "") -> str | None:
+    """Why a new password is not good enough, or None. At least MIN_PASSWORD characters,
+    not one of the well-known ones, not a run like aaaaaaaaaa or 0123456789, and not
+    the username or email."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        return f"use at least {MIN_PASSWORD} characters"
+    if len(password) > 1024:
+        return "use at most 1024 characters"
+    lowered = password.lower()
+    names = {n.lower() for n in (username, email, (email or "").split("@")[0]) if n}
+    if lowered in common_passwords() or _is_sequence(lowered) or len(set(lowered)) <= 2:
+        return "this password is too common and easy to guess; pick another"
+    if lowered in names:
+        return "do not use your username or email as the password"
+    return None
 
 
 def _clean_registration(username, email, password) -> tuple[str, str, str]:
@@ -43,10 +76,9 @@ def _clean_registration(username, email, password) -> tuple[str, str, str]:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         errors["email"] = str(exc)
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        errors["password"] = f"use at least {MIN_PASSWORD} characters"
-    elif len(password) > 1024:
-        errors["password"] = "use at most 1024 characters"
+    problem = password_problem(password, username, email)
+    if problem:
+        errors["password"] = problem
     if errors:
         field = next(iter(errors))
         raise ValidationError(field, errors[field], fields=errors)
@@ -65,7 +97,7 @@ def register_user(username, email, password, *, role: str = "user") -> User:
         raise Conflict(f"{field}: that {field} is already registered; sign in instead.",
                        code="already_registered", field=field)
     user = User(username=username, email=email, password_hash=hash_password(password), role=role,
-                tokens=0)
+                tokens=0, tier=current_app.config.get("DEFAULT_TIER") or "free")
     try:
         db.session.add(user)
         db.session.flush()
@@ -86,17 +118,32 @@ def find_by_login(login: str) -> User | None:
         (sa.func.lower(User.username) == login) | (sa.func.lower(User.email) == login)))
 
 
-def authenticate(login, password) -> User:
+def _account_key(login, user: User | None) -> str | None:
+    if user is not None:
+        return user.uuid
+    return "login:" + login.strip().lower()[:254] if isinstance(login, str) and login.strip() else None
+
+
+def authenticate(login, password, address: str | None = None) -> User:
     """The user for these credentials, or BadCredentials (the same message whether the
-    account exists or not). Upgrades the hash when Argon2's parameters changed."""
+    account exists or not). Failed attempts are counted per address and per account;
+    too many and sign-in is refused for a while (RateLimited says until when).
+    Upgrades the hash when Argon2's parameters changed."""
+    from services import ratelimit
+
     user = find_by_login(login)
+    rules = ratelimit.signin_rules(address, _account_key(login, user))
+    ratelimit.check(rules)
     if user is None or not isinstance(password, str):
         hasher.hash("timing-equaliser")  # take as long as a real check
+        ratelimit.hit(rules)
         raise BadCredentials("Wrong username/email or password.")
     try:
         hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
+        ratelimit.hit(rules)
         raise BadCredentials("Wrong username/email or password.")
+    ratelimit.clear(ratelimit.account_rules(user.uuid))
     if not user.active:
         raise Forbidden("This account is deactivated; contact staff.", code="inactive")
     if hasher.check_needs_rehash(user.password_hash):
@@ -105,8 +152,52 @@ def authenticate(login, password) -> User:
     return user
 
 
+def _clean_profile(user: User, data: dict) -> dict:
+    changes, errors = {}, {}
+    for name, limit in (("first_name", 80), ("last_name", 80)):
+        if name in data:
+            value = data[name]
+            if value is None:
+                value = ""
+            if not isinstance(value, str):
+                errors[name] = "must be text"
+            elif len(value.strip()) > limit:
+                errors[name] = f"use at most {limit} characters"
+            elif any(ord(ch) < 32 for ch in value):
+                errors[name] = "must not contain control characters"
+            else:
+                changes[name] = value.strip()
+    if "mobile" in data:
+        value = data["mobile"] if data["mobile"] is not None else ""
+        if not isinstance(value, str):
+            errors["mobile"] = "must be text"
+        elif value.strip() and not MOBILE_RE.match(value.strip()):
+            errors["mobile"] = "use digits, spaces and an optional leading +, like +44 20 7946 0958"
+        else:
+            changes["mobile"] = value.strip()
+    if "email" in data:
+        try:
+            if not isinstance(data["email"], str):
+                raise EmailNotValidError("must be text")
+            email = validate_email(data["email"].strip(), check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            errors["email"] = str(exc)
+        else:
+            taken = db.session.scalar(sa.select(User.id).where(
+                sa.func.lower(User.email) == email.lower(), User.id != user.id))
+            if taken is not None:
+                errors["email"] = "that email is already used by another account"
+            else:
+                changes["email"] = email
+    if errors:
+        field = next(iter(errors))
+        raise ValidationError(field, errors[field], fields=errors)
+    return changes
+
+
 def update_profile(user: User, data: dict) -> User:
-    """What a user may change about themselves (for now: studio settings)."""
+    """What a user may change about themselves: email, names, mobile, studio settings."""
+    changes = _clean_profile(user, data)
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise ValidationError("settings", "must be an object")
@@ -118,7 +209,114 @@ def update_profile(user: User, data: dict) -> User:
     unknown = set(settings) - {"cancel_on_leave", "previews"}
     if unknown:
         raise ValidationError(f"settings.{sorted(unknown)[0]}", "is not a setting")
+    for name, value in changes.items():
+        setattr(user, name, value)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same email, registered a moment ago
+        db.session.rollback()
+        raise ValidationError("email", "that email is already used by another account")
+    return user
+
+
+def check_password(user: User, password, field: str = "password") -> None:
+    """For actions that need the password again (change it, delete the account, staff
+    re-authentication). Wrong answers count toward the account's sign-in limit."""
+    from services import ratelimit
+
+    rules = ratelimit.account_rules(user.uuid)
+    ratelimit.check(rules)
+    try:
+        if not isinstance(password, str) or not password:
+            raise VerificationError()
+        hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        ratelimit.hit(rules)
+        raise ValidationError(field, "is not your current password")
+
+
+def change_password(user: User, current, new, *, keep_sessions: bool = False,
+                    keep_token_id: str | None = None) -> User:
+    """Needs the current password. Unless asked to keep them, every other session is
+    signed out (the auth epoch moves on) and API tokens are revoked, except the one
+    making this request; the caller signs the current session in again."""
+    check_password(user, current, "current_password")
+    problem = password_problem(new, user.username, user.email)
+    if problem:
+        raise ValidationError("new_password", problem)
+    if new == current:
+        raise ValidationError("new_password", "must differ from the current password")
+    user.password_hash = hash_password(new)
+    if not keep_sessions:
+        user.auth_epoch = (user.auth_epoch or 0) + 1
+        stmt = sa.delete(ApiToken).where(ApiToken.user_id == user.id)
+        if keep_token_id:
+            stmt = stmt.where(ApiToken.id != keep_token_id)
+        db.session.execute(stmt)
     db.session.commit()
+    return user
+
+
+def delete_user(user: User) -> None:
+    """Delete an account with everything it owns: its unfinished tasks are canceled,
+    its image files removed, then its rows (tasks, images, ledger, tokens cascade)."""
+    from models import Image, Ledger, Task
+    from services import storage, tasks
+
+    tasks.cancel_unfinished(user)
+    for image in db.session.scalars(sa.select(Image).where(Image.user_id == user.id)).all():
+        storage.delete_files(image)
+    db.session.execute(sa.delete(Image).where(Image.user_id == user.id))
+    _delete_archive_files(user)
+    db.session.execute(sa.delete(Task).where(Task.user_id == user.id))
+    db.session.execute(sa.delete(Ledger).where(Ledger.user_id == user.id))
+    db.session.execute(sa.delete(ApiToken).where(ApiToken.user_id == user.id))
+    db.session.delete(user)
+    db.session.commit()
+
+
+def _delete_archive_files(user: User) -> None:
+    """ZIP archives the user asked for are files too (their rows go by cascade)."""
+    try:
+        from models import Archive
+        from services import archives
+    except ImportError:  # no archives in this build
+        return
+    for archive in db.session.scalars(sa.select(Archive).where(Archive.user_id == user.id)).all():
+        if archive.filename:
+            archives.path_of(archive).unlink(missing_ok=True)
+
+
+def delete_own_account(user: User, password) -> None:
+    check_password(user, password)
+    if user.is_staff:
+        from services.admin import ensure_not_last_staff
+
+        ensure_not_last_staff(user, "delete")
+    delete_user(user)
+
+
+def touch(user: User) -> None:
+    """Note that the user was here (at most once a minute) and grant their tier's
+    allowance when a new period began."""
+    now = utcnow()
+    if user.last_seen_at is None or now - user.last_seen_at > timedelta(seconds=60):
+        db.session.execute(sa.update(User).where(User.id == user.id).values(last_seen_at=now)
+                           .execution_options(synchronize_session=False))
+        db.session.commit()
+    credits.grant_allowance_if_due(user)
+
+
+def load_session_user(session_id: str) -> User | None:
+    """Flask-Login's loader: the session (or remember-me cookie) names the user's public
+    id and the auth epoch it was made in; an old epoch (the password changed since) or a
+    deactivated account signs nobody in."""
+    if not isinstance(session_id, str):
+        return None
+    public_id, _, epoch = session_id.partition(".")
+    user = db.session.scalar(sa.select(User).where(User.uuid == public_id))
+    if user is None or not user.active or str(user.auth_epoch or 0) != (epoch or "0"):
+        return None
     return user
 
 
@@ -171,6 +369,12 @@ def revoke_api_token(user: User, token_id: str) -> None:
         raise NotFound("No such API token.")
     db.session.delete(token)
     db.session.commit()
+
+
+def api_token_for(secret: str) -> ApiToken | None:
+    if not isinstance(secret, str) or not secret:
+        return None
+    return db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
 
 
 def user_for_api_token(secret: str) -> User | None:

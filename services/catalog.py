@@ -70,26 +70,32 @@ def ensure_models() -> None:
     ext = current_app.extensions
     if ext.get("daydream_models_synced"):
         return
-    if db.session.get(AiModel, DEMO_ID) is None:
-        db.session.add(AiModel(id=DEMO_ID, name="Demo (tiny, paints noise)", spec="demo",
-                               kind="demo", source="builtin", enabled=True))
+    try:
+        with db.session.no_autoflush:
+            _sync_builtin_models()
+        db.session.commit()
+    except sa.exc.IntegrityError:  # another process or request did the same just now
+        db.session.rollback()
+    ext["daydream_models_synced"] = True
+
+
+def _sync_builtin_models() -> None:
+    demo = db.session.get(AiModel, DEMO_ID)
+    if demo is None:
+        demo = AiModel(id=DEMO_ID, name="Demo (tiny, paints noise)", spec="demo", kind="demo",
+                       source="builtin", enabled=True)
+        db.session.add(demo)
     configured = current_app.config["MODEL"]
-    row = db.session.scalar(sa.select(AiModel).where(AiModel.spec == configured))
+    row = demo if configured == "demo" else db.session.scalar(
+        sa.select(AiModel).where(AiModel.spec == configured))
     if row is None:
-        db.session.flush()
         row = AiModel(id=_unique_id(configured), name=_display_name(configured), spec=configured,
                       kind=model_kind(configured), source="env", enabled=True)
         db.session.add(row)
     row.enabled = True
-    db.session.flush()
     if db.session.scalar(sa.select(sa.func.count()).select_from(AiModel)
                          .where(AiModel.is_default, AiModel.enabled)) == 0:
         row.is_default = True
-    try:
-        db.session.commit()
-    except sa.exc.IntegrityError:  # another process did the same just now
-        db.session.rollback()
-    ext["daydream_models_synced"] = True
 
 
 def enabled_models() -> list[AiModel]:
@@ -117,6 +123,7 @@ def is_demo_default() -> bool:
 
 
 def spec_of(model_id: str) -> str | None:
+    ensure_models()
     row = db.session.get(AiModel, model_id)
     return row.spec if row else None
 

@@ -35,3 +35,8 @@ def emit_task(room: str, payload: dict) -> None:
 
 def emit_queue(payload: dict) -> None:
     _emit("queue", payload, None)
+
+
+def emit_archive(room: str, payload: dict) -> None:
+    """Send an `archive` event (an archive's state and progress, API.md) to one user's room."""
+    _emit("archive", payload, room)

@@ -72,6 +72,7 @@ TASK_PARAMS = {
         "scheduler": {"type": "string"}, "model": {"type": "string"},
         "init_image": {"type": ["string", "null"]},
         "strength": {"type": "number", "minimum": 0, "maximum": 1, "default": DEFAULTS["strength"]},
+        "board_id": {"type": ["string", "null"], "description": "a board of yours: the results go there"},
     },
 }
 STRING, INTEGER, BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}

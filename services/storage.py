@@ -29,7 +29,8 @@ def _write(relative: str, data: bytes) -> None:
 
 
 def save_image(*, user_id: int, picture: PILImage.Image, metadata: dict, kind: str = "result",
-               task_id: str | None = None, index: int = 0, seed: int | None = None) -> Image:
+               task_id: str | None = None, index: int = 0, seed: int | None = None,
+               board_id: str | None = None) -> Image:
     """Write the PNG (parameters embedded) and its WebP thumbnail; add the row (the
     caller commits)."""
     image_id = shortuuid.uuid()
@@ -39,7 +40,8 @@ def save_image(*, user_id: int, picture: PILImage.Image, metadata: dict, kind: s
     _write(f"{folder}/{image_id}.webp", imaging.encode_thumbnail(picture))
     image = Image(id=image_id, user_id=user_id, task_id=task_id, kind=kind, index=index,
                   filename=f"{folder}/{image_id}.png", thumbnail=f"{folder}/{image_id}.webp",
-                  width=picture.width, height=picture.height, seed=seed, size_bytes=len(png))
+                  width=picture.width, height=picture.height, seed=seed, size_bytes=len(png),
+                  board_id=board_id)
     db.session.add(image)
     return image
 
@@ -60,3 +62,15 @@ def delete_files(image: Image) -> None:
     """Remove an image's PNG and thumbnail (the caller deletes the row)."""
     for relative in (image.filename, image.thumbnail):
         (root() / relative).unlink(missing_ok=True)
+
+
+def files_of(images) -> list[str]:
+    """The files (relative paths) of images, read before their rows are deleted."""
+    return [relative for image in images for relative in (image.filename, image.thumbnail)]
+
+
+def remove_files(relatives: list[str]) -> None:
+    """Remove files by relative path, after the rows that named them are gone."""
+    base = root()
+    for relative in relatives:
+        (base / relative).unlink(missing_ok=True)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Image, Task, TaskState, User, iso, utcnow
-from services import catalog, credits, dispatch, events, queue
+from services import boards, catalog, credits, dispatch, events, queue
 from services.errors import Conflict, NotFound, QueueFull, Unavailable, ValidationError
 from services.validation import task_cost, validate_task_params
 
@@ -22,7 +22,23 @@ UNFINISHED = TaskState.unfinished()
 
 
 def limits_for(user: User) -> dict:
-    return current_app.config["LIMITS"]["staff" if user.is_staff else "user"]
+    """Staff have the staff limits; everyone else their subscription tier's."""
+    if user.is_staff:
+        return current_app.config["LIMITS"]["staff"]
+    from services.tiers import tier_for
+
+    tier = tier_for(user)
+    return {"max_side": tier["max_side"], "max_pixels": tier["max_pixels"],
+            "max_samples": tier["max_samples"]}
+
+
+def queue_share_for(user: User) -> int:
+    """How many queued tasks the user may have: their tier's share (staff: the largest)."""
+    from services.tiers import tier_for, tiers
+
+    if user.is_staff:
+        return max([t["queue_share"] for t in tiers()] + [current_app.config["USER_QUEUE_LIMIT"]])
+    return tier_for(user)["queue_share"]
 
 
 def cost_for(user: User, params: dict) -> int:
@@ -53,13 +69,15 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
             Image.id == params["init_image"], Image.user_id == user.id))
         if init is None:
             raise ValidationError("init_image", "is not one of your images")
+    if params["board_id"] and not boards.live_board_id(user.id, params["board_id"]):
+        raise ValidationError("board_id", "is not one of your boards")
     task = Task(
         user_id=user.id, session_id=user.sessionid, state=TaskState.QUEUED.value,
         prompt=params["prompt"], negative_prompt=params["negative_prompt"],
         width=params["width"], height=params["height"], steps=params["steps"],
         guidance=params["guidance"], samples=params["samples"], seed=params["seed"],
         scheduler=params["scheduler"], model=params["model"],
-        init_image_id=params["init_image"], strength=params["strength"],
+        init_image_id=params["init_image"], strength=params["strength"], board_id=params["board_id"],
         cost=cost_for(user, params), idempotency_key=idempotency_key,
     )
     try:
@@ -99,8 +117,9 @@ def check_queue_bounds(user: User) -> None:
     config = current_app.config
     count = lambda *where: db.session.scalar(  # noqa: E731
         sa.select(sa.func.count()).select_from(Task).where(Task.state == TaskState.QUEUED.value, *where))
-    if count(Task.user_id == user.id) > config["USER_QUEUE_LIMIT"]:
-        raise QueueFull(f"You have {config['USER_QUEUE_LIMIT']} tasks waiting already, the most "
+    share = queue_share_for(user)
+    if count(Task.user_id == user.id) > share:
+        raise QueueFull(f"You have {share} tasks waiting already, the most "
                         "allowed; submit this one when one of them starts. Nothing was charged.",
                         code="too_many_queued", headers={"Retry-After": str(retry_after())})
     if count() > config["QUEUE_LIMIT"]:
@@ -265,6 +284,7 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
         "id": task.id,
         "state": task.state,
         **task.parameters(),
+        "board_id": task.board_id,
         "cost": task.cost,
         "refunded": task.refunded,
         "session_id": task.session_id,

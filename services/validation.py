@@ -117,7 +117,11 @@ def validate_task_params(data: Any, *, limits: dict, models: list[str], schedule
         errors["init_image"] = "must be an image id"
     params["init_image"] = init_image or None
     params["strength"] = _float(data, "strength", 0, 1, errors) if params["init_image"] else None
-    unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image"}
+    board_id = data.get("board_id")
+    if board_id is not None and not isinstance(board_id, str):
+        errors["board_id"] = "must be a board id, or null"
+    params["board_id"] = board_id or None
+    unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id"}
     if unknown:
         errors[sorted(unknown)[0]] = "is not a task parameter"
     if errors:

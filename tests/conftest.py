@@ -98,6 +98,11 @@ def make_app(env: dict):
 class WorkerProcess:
     """A real worker: `python qworker.py` in its own process."""
 
+    SCRIPT = "qworker.py"
+
+    def queue_name(self) -> str:
+        return self.env["DAYDREAM_QUEUE"]
+
     def __init__(self, env: dict, log_path: Path):
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
         self.log_path = log_path
@@ -105,12 +110,12 @@ class WorkerProcess:
 
     def start(self, timeout: float = 120) -> "WorkerProcess":
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "qworker.py")], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / self.SCRIPT)], cwd=ROOT,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         conn = redis.Redis.from_url(self.env["REDIS_URL"])
         from rq import Queue, Worker
 
-        q = Queue(self.env["DAYDREAM_QUEUE"], connection=conn)
+        q = Queue(self.queue_name(), connection=conn)
 
         def ready():
             if self.proc.poll() is not None:
@@ -133,6 +138,15 @@ class WorkerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class ArchiveWorkerProcess(WorkerProcess):
+    """A real archive worker: `python qarchiver.py` (ZIP archives, a queue of their own)."""
+
+    SCRIPT = "qarchiver.py"
+
+    def queue_name(self) -> str:
+        return self.env.get("DAYDREAM_ARCHIVE_QUEUE") or f"{self.env['DAYDREAM_QUEUE']}-archives"
 
 
 def free_port() -> int:

@@ -1,15 +1,42 @@
-"""Register, sign in, sign out (pages). The JSON equivalents live in views/api.py."""
+"""Register, sign in, sign out, and the first-run setup link (pages). The JSON
+equivalents live in views/api/accounts.py.
+
+When create_app registers this blueprint, init_app() binds the rate limiter, installs
+the session user loader that honours the auth epoch, and notes when signed-in people
+were last seen."""
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from services import accounts
+from extensions import limiter, login_manager
+from services import accounts, setup
 from services.errors import ServiceError, ValidationError
+from services.ratelimit import RateLimited
 
 bp = Blueprint("auth", __name__)
+
+
+@bp.record_once
+def _on_register(state) -> None:
+    init_app(state.app)
+
+
+def init_app(app) -> None:
+    limiter.init_app(app)
+    # Sessions and remember-me cookies name the user and the auth epoch they were made
+    # in: a password change (or deactivation) moves the epoch on and signs them out.
+    login_manager.user_loader(accounts.load_session_user)
+
+    @app.before_request
+    def note_activity():
+        if request.endpoint == "static" or request.path.startswith(("/api/", "/socket.io")):
+            return  # the API notes bearer and cookie users itself (views/api/accounts.py)
+        if current_user.is_authenticated:
+            accounts.touch(current_user)
 
 
 def _safe_next(target: str | None) -> str:
@@ -19,10 +46,16 @@ def _safe_next(target: str | None) -> str:
     return url_for("studio.index")
 
 
+def mark_recent_auth() -> None:
+    """The password was just entered: staff actions that need a recent sign-in may go."""
+    session["auth_at"] = time.time()
+
+
 def _sign_in(user, remember: bool) -> None:
     session.clear()  # a fresh session: nothing carried over from before sign-in
     accounts.start_session(user)
     login_user(user, remember=remember)
+    mark_recent_auth()
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -50,18 +83,21 @@ def login():
     next_url = request.values.get("next")
     if current_user.is_authenticated:
         return redirect(_safe_next(next_url))
-    form, errors = {}, {}
+    form, errors, status, headers = {}, {}, 200, {}
     if request.method == "POST":
         form = {"login": request.form.get("login", "")}
         try:
-            user = accounts.authenticate(form["login"], request.form.get("password", ""))
+            user = accounts.authenticate(form["login"], request.form.get("password", ""),
+                                         address=request.remote_addr)
+        except RateLimited as exc:
+            errors, status, headers = {"_": exc.message}, 429, exc.headers
         except ServiceError as exc:
-            errors = {"_": exc.message}
+            errors, status = {"_": exc.message}, 401
         else:
             _sign_in(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(next_url))
     return (render_template("auth/login.html", form=form, errors=errors, next=next_url or ""),
-            401 if errors else 200)
+            status, headers)
 
 
 @bp.post("/logout")
@@ -70,3 +106,33 @@ def logout():
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("public.index"))
+
+
+@bp.route("/setup/<token>", methods=["GET", "POST"])
+def first_run(token: str):
+    """The one-time link printed at first start: whoever opens it makes the first staff
+    account (and is signed in as it)."""
+    if not setup.token_valid(token):
+        from views.errors import error_response
+
+        return error_response(404, "setup_link_invalid", "This setup link was used already or "
+                              "is not valid. On the server, run `flask --app app setup-link` "
+                              "for a new one.")
+    form, errors = {}, {}
+    if request.method == "POST":
+        form = {"username": request.form.get("username", ""), "email": request.form.get("email", "")}
+        try:
+            user = setup.create_first_staff(token, form["username"], form["email"],
+                                            request.form.get("password", ""))
+        except ValidationError as exc:
+            errors = exc.fields
+        except ServiceError as exc:
+            errors = {exc.field or "_": exc.message}
+        else:
+            if current_user.is_authenticated:
+                logout_user()
+            _sign_in(user, remember=False)
+            flash(f"Welcome, {user.username}: you are the first staff account.", "success")
+            return redirect(url_for("admin.users"))
+    return render_template("admin/setup.html", form=form, errors=errors, token=token), \
+        422 if errors else 200

@@ -1,18 +1,64 @@
-"""Public pages and the health check."""
+"""Public pages, seen without signing in: the landing page (/), the documentation
+(/docs), the showcase (/gallery), the terms of use (/terms); and the health check."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template
+from flask_login import current_user
 
 from extensions import db
-from services import queue
+from services import catalog, queue, showcase, tiers
+from services.accounts import MIN_PASSWORD
+from services.validation import DEFAULTS
 
 bp = Blueprint("public", __name__)
+SHOWCASE_PAGE = 48
+
+
+def duration(seconds: int) -> str:
+    """'24 hours', '3 days', '30 minutes': how long something is kept, in words."""
+    def plural(count: int, unit: str) -> str:
+        return f"{count} {unit}{'' if count == 1 else 's'}"
+
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return plural(seconds // 86400, "day")
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return plural(seconds // 3600, "hour")
+    if seconds >= 60:
+        return plural(round(seconds / 60), "minute")
+    return plural(seconds, "second")
+
+
+def _is_staff() -> bool:
+    return bool(current_user.is_authenticated and current_user.is_staff)
 
 
 @bp.get("/")
 def index():
-    return render_template("public/index.html")
+    return render_template("public/index.html", artwork=showcase.items()[:6], tiers=tiers.tiers(),
+                           payment_configured=tiers.payment_configured())
+
+
+@bp.get("/docs")
+def docs():
+    config = current_app.config
+    return render_template("public/docs.html", limits=config["LIMITS"], defaults=DEFAULTS,
+                           schedulers=catalog.schedulers(), archive_ttl=duration(config["ARCHIVE_TTL"]),
+                           min_password=MIN_PASSWORD)
+
+
+@bp.get("/gallery")
+def gallery():
+    staff = _is_staff()
+    items, total = showcase.page(offset=0, limit=SHOWCASE_PAGE, include_hidden=staff)
+    candidates = showcase.candidates(offset=0, limit=SHOWCASE_PAGE)[0] if staff else []
+    return render_template("public/gallery.html", items=items, total=total, page_size=SHOWCASE_PAGE,
+                           staff=staff, candidates=candidates)
+
+
+@bp.get("/terms")
+def terms():
+    return render_template("public/terms.html", archive_ttl=duration(current_app.config["ARCHIVE_TTL"]))
 
 
 @bp.get("/healthz")

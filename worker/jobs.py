@@ -15,7 +15,7 @@ import torch
 from flask import Flask
 
 from extensions import db
-from services import catalog, dispatch, estimates, events, queue, storage
+from services import boards, catalog, dispatch, estimates, events, queue, storage
 from services import tasks as task_service
 from worker.pipelines import ModelLoadError, PipelineCache, apply_scheduler, img2img_from
 from worker.previews import PreviewThrottle, preview_data_url
@@ -202,7 +202,8 @@ def generate(task) -> None:
         seed = task.seed + index
         metadata = {**task.parameters(), "seed": seed, "task_id": task.id, "index": index}
         images.append(storage.save_image(user_id=task.user_id, picture=result.images[0],
-                                         metadata=metadata, task_id=task.id, index=index, seed=seed))
+                                         metadata=metadata, task_id=task.id, index=index, seed=seed,
+                                         board_id=boards.live_board_id(task.user_id, task.board_id)))
         db.session.commit()
         progress.image_ready(images)
     elapsed = time.monotonic() - started

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import ROOT, WebServer, WorkerProcess, instance_env, make_app
+from tests.conftest import ROOT, ArchiveWorkerProcess, WebServer, WorkerProcess, instance_env, make_app
 
 MEDIA = ROOT / "media"
 
@@ -25,9 +25,12 @@ def live(tmp_path_factory, redis_url, models_path):
     env = instance_env(instance, redis_url, models_path, DAYDREAM_PROGRESS_HZ=20)
     make_app(env)  # migrates the database
     worker = WorkerProcess(env, instance / "worker.log").start()
+    archiver = ArchiveWorkerProcess(env, instance / "archiver.log").start()
     web = WebServer(env, instance / "web.log").start()
+    web.env, web.instance = env, instance
     yield web
     web.stop()
+    archiver.stop()
     worker.stop()
 
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import redis
 
-from tests.conftest import WorkerProcess, instance_env, make_app, wait_for
+from tests.conftest import ArchiveWorkerProcess, WorkerProcess, instance_env, make_app, wait_for
 
 _names = itertools.count()
 
@@ -18,9 +18,12 @@ def stack(tmp_path_factory, redis_url, models_path):
     env = instance_env(instance, redis_url, models_path)
     app = make_app(env)
     worker = WorkerProcess(env, instance / "worker.log").start()
+    archiver = ArchiveWorkerProcess(env, instance / "archiver.log").start()
     app.worker = worker
+    app.archiver = archiver
     app.env = env
     yield app
+    archiver.stop()
     worker.stop()
 
 

@@ -1,12 +1,40 @@
-"""Accounts: registration, API tokens, the signed-in user."""
+"""Accounts: registration, API tokens, the signed-in user, their password, ledger and
+vouchers."""
 from __future__ import annotations
 
-from flask import jsonify
-from flask_login import current_user
+from flask import g, jsonify, request, session
+from flask_login import current_user, login_user, logout_user
 
-from services import accounts
-from services.openapi import answer, list_of, op, path_id, ref
-from views.api import body, bp, listing
+from services import accounts, credits, vouchers
+from services.openapi import PAGING, answer, list_of, op, path_id, ref
+from views.api import body, bp, listing, paging
+
+
+@bp.before_request
+def note_activity():
+    """Runs after the API's authentication: last seen, and the tier's allowance."""
+    if current_user.is_authenticated:
+        accounts.touch(current_user)
+
+
+def _bearer_token_id() -> str | None:
+    if getattr(g, "auth_via", None) != "bearer":
+        return None
+    token = accounts.api_token_for(request.headers.get("Authorization", "")[7:].strip())
+    return token.id if token else None
+
+
+def _renew_session(user) -> None:
+    """After the auth epoch moved on, sign this browser session in again with it."""
+    if getattr(g, "auth_via", None) == "bearer":
+        return
+    from flask import current_app
+
+    from views.auth import mark_recent_auth
+
+    remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+    login_user(user, remember=remember)
+    mark_recent_auth()
 
 
 @bp.post("/auth/register")
@@ -21,8 +49,13 @@ def create_token():
     data = body()
     if current_user.is_authenticated and "password" not in data:
         user = current_user
+        if user.is_staff:  # a staff token must not side-step the recent sign-in rule
+            from views.api.admin import recent_sign_in
+
+            recent_sign_in()
     else:
-        user = accounts.authenticate(data.get("login"), data.get("password"))
+        user = accounts.authenticate(data.get("login"), data.get("password"),
+                                     address=request.remote_addr)
     token, secret = accounts.create_api_token(user, data.get("name"))
     return jsonify({**token.to_dict(), "token": secret}), 201
 
@@ -39,6 +72,16 @@ def revoke_token(token_id: str):
     return "", 204
 
 
+@bp.post("/auth/reauth")
+def reauth():
+    """Enter the password again: staff actions that need a recent sign-in may go."""
+    from views.auth import mark_recent_auth
+
+    accounts.check_password(current_user, body().get("password"))
+    mark_recent_auth()
+    return "", 204
+
+
 @bp.get("/me")
 def me():
     return jsonify(current_user.to_dict())
@@ -49,8 +92,57 @@ def update_me():
     return jsonify(accounts.update_profile(current_user, body()).to_dict())
 
 
-# --- generation -------------------------------------------------------------------
+@bp.delete("/me")
+def delete_me():
+    accounts.delete_own_account(current_user._get_current_object(), body().get("password"))
+    if getattr(g, "auth_via", None) != "bearer":
+        logout_user()
+        session.clear()
+    return "", 204
 
+
+@bp.post("/me/password")
+def change_password():
+    data = body()
+    keep = data.get("keep_sessions", False)
+    if not isinstance(keep, bool):
+        from services.errors import ValidationError
+
+        raise ValidationError("keep_sessions", "must be true or false")
+    user = accounts.change_password(current_user._get_current_object(), data.get("current_password"),
+                                    data.get("new_password"), keep_sessions=keep,
+                                    keep_token_id=_bearer_token_id())
+    _renew_session(user)
+    return "", 204
+
+
+@bp.post("/me/redeem")
+def redeem():
+    voucher = vouchers.redeem_limited(current_user, body().get("code"))
+    user = current_user._get_current_object()
+    return jsonify({**user.to_dict(), "redeemed": voucher.tokens})
+
+
+@bp.get("/me/ledger")
+def my_ledger():
+    offset, limit = paging()
+    rows, total = credits.ledger_page(current_user, offset, limit)
+    return listing([r.to_dict() for r in rows], total, offset, limit)
+
+
+_STR = {"type": "string"}
+OPENAPI_SCHEMAS = {
+    "ApiToken": {"type": "object", "properties": {
+        "id": _STR, "name": _STR, "created_at": _STR, "last_used_at": {"type": ["string", "null"]}}},
+    "NewToken": {"type": "object", "properties": {
+        "id": _STR, "name": _STR, "created_at": _STR, "token": _STR}},
+    "LedgerRow": {"type": "object", "properties": {
+        "id": {"type": "integer"},
+        "kind": {"enum": ["starting_grant", "debit", "refund", "staff_grant", "staff_revoke",
+                          "voucher", "allowance"]},
+        "delta": {"type": "integer"}, "balance_after": {"type": "integer"},
+        "task_id": {"type": ["string", "null"]}, "note": _STR, "created_at": _STR}},
+}
 
 OPENAPI = {
     "/auth/register": {"post": op("Create an account", answer("The new user", ref("User"), "201"),
@@ -58,19 +150,45 @@ OPENAPI = {
                                          "properties": {k: {"type": "string"} for k in ("username", "email", "password")}},
                                    public=True, error_codes=(400, 403, 409, 422))},
     "/auth/tokens": {
-        "post": op("Create a personal API token (shown once)",
+        "post": op("Create a personal API token (shown once). Failed attempts are rate-limited "
+                   "per address and per account (429 with Retry-After).",
                     answer("The token", ref("NewToken"), "201"),
                     body={"type": "object", "required": ["login", "password", "name"],
                           "properties": {k: {"type": "string"} for k in ("login", "password", "name")}},
-                    public=True, error_codes=(401, 422)),
+                    public=True, error_codes=(401, 422, 429)),
         "get": op("List your API tokens", answer("Tokens", list_of("ApiToken"))),
     },
     "/auth/tokens/{id}": {"delete": op("Revoke an API token", {"204": {"description": "Revoked"}},
                                         params=[path_id("id")], error_codes=(401, 404))},
+    "/auth/reauth": {"post": op("Enter your password again (staff actions need a sign-in from "
+                                "the last 15 minutes)", {"204": {"description": "Confirmed"}},
+                                 body={"type": "object", "required": ["password"],
+                                       "properties": {"password": _STR}},
+                                 error_codes=(401, 422, 429))},
     "/me": {"get": op("You", answer("The signed-in user", ref("User"))),
-            "patch": op("Change your settings", answer("The user", ref("User")),
-                         body={"type": "object", "properties": {"settings": {
-                             "type": "object", "properties": {"cancel_on_leave": {"type": "boolean"},
-                                                              "previews": {"type": "boolean"}}}}},
-                         error_codes=(400, 401, 422))},
+            "patch": op("Change your profile and settings", answer("The user", ref("User")),
+                         body={"type": "object", "properties": {
+                             "email": _STR, "first_name": _STR, "last_name": _STR, "mobile": _STR,
+                             "settings": {
+                                 "type": "object", "properties": {"cancel_on_leave": {"type": "boolean"},
+                                                                  "previews": {"type": "boolean"}}}}},
+                         error_codes=(400, 401, 422)),
+            "delete": op("Delete your account, its images and their files",
+                          {"204": {"description": "Deleted"}},
+                          body={"type": "object", "required": ["password"], "properties": {"password": _STR}},
+                          error_codes=(401, 409, 422, 429))},
+    "/me/password": {"post": op("Change your password. Other sessions are signed out and other "
+                                "API tokens revoked unless keep_sessions is true.",
+                                 {"204": {"description": "Changed"}},
+                                 body={"type": "object", "required": ["current_password", "new_password"],
+                                       "properties": {"current_password": _STR, "new_password": _STR,
+                                                      "keep_sessions": {"type": "boolean", "default": False}}},
+                                 error_codes=(400, 401, 422, 429))},
+    "/me/redeem": {"post": op("Redeem a voucher code", answer("The user, with `redeemed`: the tokens added",
+                                                               ref("User")),
+                               body={"type": "object", "required": ["code"], "properties": {"code": _STR}},
+                               error_codes=(401, 404, 409, 422, 429))},
+    "/me/ledger": {"get": op("Your ledger: every change of your balance, newest first",
+                              answer("Ledger rows", list_of("LedgerRow")), params=PAGING,
+                              error_codes=(401, 422))},
 }

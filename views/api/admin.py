@@ -1,14 +1,25 @@
-"""Staff: models, any task."""
+"""Staff: models, users, vouchers, the queue and any task.
+
+Actions that change an account or mint tokens need a recent sign-in when they come from
+a browser session (re-enter the password: POST /auth/reauth); API tokens are credentials
+of their own and are not asked again."""
 from __future__ import annotations
 
-from flask import jsonify
+from flask import Response, current_app, g, jsonify, request, session
+from flask_login import current_user
 
 from extensions import db
 from models import Task
-from services import catalog, tasks
+from services import admin, catalog, tasks, vouchers
 from services.errors import NotFound
-from services.openapi import answer, op, path_id, ref
-from views.api import body, bp, staff_only
+from services.openapi import PAGING, answer, list_of, op, path_id, ref
+from views.api import body, bp, listing, paging, staff_only
+
+
+def recent_sign_in() -> None:
+    if getattr(g, "auth_via", None) == "bearer":
+        return
+    admin.require_recent_auth(session.get("auth_at"), current_app.config["RECENT_AUTH_SECONDS"])
 
 
 @bp.get("/admin/models")
@@ -40,11 +51,100 @@ def admin_cancel_task(task_id: str):
     return jsonify(tasks.task_to_dict(tasks.cancel(task)))
 
 
+@bp.get("/admin/queue")
+def admin_queue():
+    staff_only()
+    return jsonify(admin.queue_view())
+
+
+@bp.get("/admin/users")
+def admin_users():
+    staff_only()
+    offset, limit = paging()
+    items, total = admin.list_users(request.args.get("q"), offset=offset, limit=limit)
+    return listing(items, total, offset, limit)
+
+
+@bp.get("/admin/users/<user_id>")
+def admin_user(user_id: str):
+    staff_only()
+    return jsonify(admin.user_row(admin.get_user(user_id)))
+
+
+@bp.get("/admin/users/<user_id>/ledger")
+def admin_user_ledger(user_id: str):
+    from services import credits
+
+    staff_only()
+    offset, limit = paging()
+    rows, total = credits.ledger_page(admin.get_user(user_id), offset, limit)
+    return listing([r.to_dict() for r in rows], total, offset, limit)
+
+
+@bp.patch("/admin/users/<user_id>")
+def admin_update_user(user_id: str):
+    staff_only()
+    data = body()
+    target = admin.get_user(user_id)
+    recent_sign_in()
+    user = admin.update_user(current_user._get_current_object(), target, data)
+    return jsonify(admin.user_row(user))
+
+
+@bp.delete("/admin/users/<user_id>")
+def admin_delete_user(user_id: str):
+    staff_only()
+    target = admin.get_user(user_id)
+    recent_sign_in()
+    admin.delete_user(current_user._get_current_object(), target)
+    return "", 204
+
+
+@bp.post("/admin/vouchers")
+def admin_create_vouchers():
+    staff_only()
+    data = body()
+    recent_sign_in()
+    made = vouchers.create_batch(current_user, data.get("tokens"), data.get("count"), data.get("note"))
+    return jsonify({"batch": made[0].batch, "tokens": made[0].tokens,
+                    "codes": [v.code for v in made]}), 201
+
+
+@bp.get("/admin/vouchers")
+def admin_vouchers():
+    staff_only()
+    offset, limit = paging()
+    items, total = vouchers.list_vouchers(state=request.args.get("state"), offset=offset, limit=limit)
+    return listing([v.to_dict() for v in items], total, offset, limit)
+
+
+@bp.get("/admin/vouchers/unredeemed.csv")
+def admin_vouchers_csv():
+    staff_only()
+    response = Response(vouchers.unredeemed_csv(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="daydream-vouchers-unredeemed.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_STAFF_ERRORS = (401, 403)
+_STR, _INT = {"type": "string"}, {"type": "integer"}
+OPENAPI_SCHEMAS = {
+    "AdminUser": {"type": "object", "properties": {
+        "id": _STR, "username": _STR, "email": _STR, "role": _STR, "tier": _STR, "tokens": _INT,
+        "active": {"type": "boolean"}, "tasks": _INT, "images": _INT,
+        "last_seen_at": {"type": ["string", "null"]}, "created_at": _STR}},
+    "Voucher": {"type": "object", "properties": {
+        "id": _INT, "code": _STR, "tokens": _INT, "batch": _STR, "note": _STR, "created_at": _STR,
+        "redeemed": {"type": "boolean"}, "redeemed_at": {"type": ["string", "null"]},
+        "redeemed_by": {"type": ["string", "null"]}}},
+}
+
 OPENAPI = {
     "/admin/models": {"get": op("Every model and its state (staff)", answer("Models", {"type": "object"}),
-                                 error_codes=(401, 403))},
+                                 error_codes=_STAFF_ERRORS)},
     "/admin/models/scan": {"post": op("Scan the models folder (staff)", answer("Models", {"type": "object"}),
-                                       error_codes=(401, 403))},
+                                       error_codes=_STAFF_ERRORS)},
     "/admin/models/{id}": {"patch": op("Enable a model or make it the default (staff)",
                                         answer("The model", {"type": "object"}),
                                         body={"type": "object", "properties": {
@@ -52,4 +152,50 @@ OPENAPI = {
                                         params=[path_id("id")], error_codes=(401, 403, 404, 422))},
     "/admin/tasks/{id}/cancel": {"post": op("Cancel any task (staff)", answer("The task", ref("Task")),
                                              params=[path_id("id")], error_codes=(401, 403, 404, 409))},
+    "/admin/queue": {"get": op("Every queued and running task with its owner, position and "
+                               "progress, and the workers (staff)",
+                               answer("Queue", {"type": "object", "properties": {
+                                   "items": {"type": "array", "items": ref("Task")},
+                                   "queued": _INT, "running": _INT,
+                                   "workers": {"type": "array", "items": {"type": "object"}}}}),
+                               error_codes=_STAFF_ERRORS)},
+    "/admin/users": {"get": op("Users, newest first; q searches username, email, id, names (staff)",
+                                answer("Users", list_of("AdminUser")),
+                                params=PAGING + [{"name": "q", "in": "query", "schema": _STR}],
+                                error_codes=(401, 403, 422))},
+    "/admin/users/{id}": {
+        "get": op("A user (staff)", answer("The user", ref("AdminUser")), params=[path_id("id")],
+                   error_codes=(401, 403, 404)),
+        "patch": op("Grant or revoke tokens (with a reason), change tier or role, deactivate "
+                    "(staff; a browser session needs a recent sign-in)",
+                     answer("The user", ref("AdminUser")),
+                     body={"type": "object", "properties": {
+                         "tokens_delta": _INT, "reason": _STR, "tier": _STR,
+                         "role": {"enum": ["user", "staff"]}, "active": {"type": "boolean"}}},
+                     params=[path_id("id")], error_codes=(401, 403, 404, 409, 422)),
+        "delete": op("Delete a user with their images and files (staff; recent sign-in)",
+                      {"204": {"description": "Deleted"}}, params=[path_id("id")],
+                      error_codes=(401, 403, 404, 409)),
+    },
+    "/admin/users/{id}/ledger": {"get": op("A user's ledger, newest first (staff)",
+                                            answer("Ledger rows", list_of("LedgerRow")),
+                                            params=[path_id("id")] + PAGING,
+                                            error_codes=(401, 403, 404, 422))},
+    "/admin/vouchers": {
+        "post": op("Make a batch of single-use voucher codes (staff; recent sign-in)",
+                    answer("The codes", {"type": "object", "properties": {
+                        "batch": _STR, "tokens": _INT, "codes": {"type": "array", "items": _STR}}}, "201"),
+                    body={"type": "object", "required": ["tokens", "count"], "properties": {
+                        "tokens": _INT, "count": _INT, "note": _STR}},
+                    error_codes=(401, 403, 422)),
+        "get": op("Vouchers, newest first, with who redeemed them (staff)",
+                   answer("Vouchers", list_of("Voucher")),
+                   params=PAGING + [{"name": "state", "in": "query",
+                                     "schema": {"enum": ["all", "redeemed", "unredeemed"]}}],
+                   error_codes=(401, 403, 422)),
+    },
+    "/admin/vouchers/unredeemed.csv": {"get": op("The unredeemed codes as CSV (staff)",
+                                                  {"200": {"description": "CSV",
+                                                           "content": {"text/csv": {}}}},
+                                                  error_codes=_STAFF_ERRORS)},
 }

@@ -1,6 +1,108 @@
-"""The public showcase: featured images and the showcase folder; staff curate it."""
+"""The public showcase: featured images and the showcase folder; staff curate it.
+Listing and the pictures need no sign-in (visitors see the showcase); curation is
+for staff only."""
 from __future__ import annotations
 
-from views.api import bp  # noqa: F401
+from flask import jsonify, request, send_file
+from flask_login import current_user
 
-OPENAPI: dict = {}
+from services import showcase
+from services.openapi import PAGING, answer, list_of, op, path_id, ref
+from views.api import PUBLIC_ENDPOINTS, body, bp, listing, paging, staff_only
+
+PUBLIC_ENDPOINTS.update({"api.showcase_list", "api.showcase_full", "api.showcase_thumbnail"})
+
+
+def _is_staff() -> bool:
+    return bool(current_user.is_authenticated and current_user.is_staff)
+
+
+@bp.get("/showcase")
+def showcase_list():
+    offset, limit = paging()
+    include_hidden = request.args.get("include_hidden") in ("1", "true") and _is_staff()
+    items, total = showcase.page(offset=offset, limit=limit, include_hidden=include_hidden)
+    return listing(items, total, offset, limit)
+
+
+def _send(item_id: str, variant: str):
+    path, mimetype = showcase.file_of(item_id, variant, staff=_is_staff())
+    response = send_file(path, mimetype=mimetype, conditional=True, etag=True, max_age=60)
+    # Short-lived and not shared: staff may hide it, its owner may make it private.
+    response.headers["Cache-Control"] = "public, max-age=60" if not _is_staff() else "private, no-store"
+    return response
+
+
+@bp.get("/showcase/<item_id>/full")
+def showcase_full(item_id: str):
+    return _send(item_id, "full")
+
+
+@bp.get("/showcase/<item_id>/thumbnail")
+def showcase_thumbnail(item_id: str):
+    return _send(item_id, "thumbnail")
+
+
+@bp.post("/showcase")
+def showcase_feature():
+    staff_only()
+    return jsonify(showcase.feature(current_user, body().get("image_id"))), 201
+
+
+@bp.patch("/showcase/<item_id>")
+def showcase_update(item_id: str):
+    staff_only()
+    return jsonify(showcase.set_hidden(current_user, item_id, body().get("hidden")))
+
+
+@bp.delete("/showcase/<item_id>")
+def showcase_unfeature(item_id: str):
+    staff_only()
+    showcase.unfeature(item_id)
+    return "", 204
+
+
+@bp.get("/showcase/candidates")
+def showcase_candidates():
+    staff_only()
+    offset, limit = paging()
+    items, total = showcase.candidates(offset=offset, limit=limit)
+    return listing(items, total, offset, limit)
+
+
+_PICTURE = {"200": {"description": "The picture (PNG, JPEG or WebP; thumbnails are WebP)",
+                    "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}}
+OPENAPI = {
+    "/showcase": {
+        "get": op("The showcase, newest first (no sign-in needed); staff add ?include_hidden=true",
+                  answer("Showcase items", list_of("ShowcaseItem")),
+                  params=PAGING + [{"name": "include_hidden", "in": "query", "schema": {"type": "boolean"}}],
+                  public=True, error_codes=(422,)),
+        "post": op("Feature a user's public image (staff)", answer("The item", ref("ShowcaseItem"), "201"),
+                   body={"type": "object", "required": ["image_id"], "properties": {"image_id": {"type": "string"}}},
+                   error_codes=(401, 403, 404, 409, 422)),
+    },
+    "/showcase/candidates": {
+        "get": op("Public images not featured yet (staff)", answer("Images", list_of("ShowcaseItem")),
+                  params=PAGING, error_codes=(401, 403)),
+    },
+    "/showcase/{id}": {
+        "patch": op("Hide or show an item (staff)", answer("The item", ref("ShowcaseItem")),
+                    body={"type": "object", "required": ["hidden"], "properties": {"hidden": {"type": "boolean"}}},
+                    params=[path_id("id")], error_codes=(401, 403, 404, 422)),
+        "delete": op("Stop featuring an image (staff)", {"204": {"description": "No longer featured"}},
+                     params=[path_id("id")], error_codes=(401, 403, 404, 409)),
+    },
+    "/showcase/{id}/full": {"get": op("An item's picture (no sign-in needed)", _PICTURE, params=[path_id("id")],
+                                      public=True, error_codes=(404,))},
+    "/showcase/{id}/thumbnail": {"get": op("An item's thumbnail, WebP (no sign-in needed)", _PICTURE,
+                                           params=[path_id("id")], public=True, error_codes=(404,))},
+}
+
+_STR = {"type": "string"}
+OPENAPI_SCHEMAS = {
+    "ShowcaseItem": {"type": "object", "properties": {
+        "id": _STR, "kind": {"enum": ["featured", "folder"]}, "title": _STR, "prompt": _STR,
+        "width": {"type": "integer"}, "height": {"type": "integer"}, "url": _STR, "thumbnail_url": _STR,
+        "featured": {"type": "boolean"}, "hidden": {"type": "boolean"}, "added_at": _STR}},
+}

@@ -36,7 +36,11 @@
   var FINAL_STATES = { done: true, failed: true, canceled: true };
   var STATE_RANK = { queued: 0, running: 1, done: 2, failed: 2, canceled: 2 };
   var STATE_LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", canceled: "Canceled" };
-  var TASK_LIST_URL = "/api/v1/tasks?session=current&limit=50";
+  // ?session=ID shows an earlier session's timeline; the current one otherwise.
+  var pageParams = new URLSearchParams(window.location.search);
+  var viewedSession = pageParams.get("session") || "";
+  if (viewedSession === "current" || viewedSession === (config.sessionid || "")) viewedSession = "";
+  var TASK_LIST_URL = "/api/v1/tasks?session=" + encodeURIComponent(viewedSession || "current") + "&limit=200";
   var UPLOAD_TYPES = ["image/png", "image/jpeg", "image/webp"];
 
   function $(selector, root) { return (root || document).querySelector(selector); }
@@ -257,14 +261,14 @@
 
   var NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples", "strength"];
   var FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
-                     "scheduler", "model", "strength", "init_image"];
+                     "scheduler", "model", "strength", "init_image", "board_id"];
   /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
   var ERROR_BOX = { init_image: "init-error" };
   var ERROR_INPUT = { init_image: "init-file" };
   var FIELD_LABELS = {
     prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
     steps: "Steps", guidance: "Guidance", samples: "Images", seed: "The seed", scheduler: "The scheduler",
-    model: "The model", strength: "Strength", init_image: "The init image",
+    model: "The model", strength: "Strength", init_image: "The init image", board_id: "The board",
   };
 
   function numberValue(id) {
@@ -1119,6 +1123,8 @@
       var select = byId(id);
       if (select && select.value) payload[id] = select.value;
     });
+    var board = byId("board_id");
+    if (board && board.value) payload.board_id = board.value;
     if (initImage) {
       payload.init_image = initImage.id;
       var strength = numberValue("strength");
@@ -1170,6 +1176,10 @@
     api("POST", "/api/v1/tasks", payload, { "Idempotency-Key": newIdempotencyKey() }).then(function (res) {
       setSubmitting(false);
       if (res.ok && res.data && res.data.id) {
+        if (viewedSession) {
+          window.location.href = "/studio"; // new tasks belong to the current session
+          return;
+        }
         upsertTask(res.data, { top: true });
         seedAfterSubmit(res.data);
         closePanel(false);
@@ -1346,6 +1356,7 @@
     if (!ev || !ev.id) return;
     var patch = eventToPatch(ev);
     if (!tasks.has(ev.id)) {
+      if (viewedSession) return; // a task of the current session: not shown here
       var early = earlyEvents.get(ev.id);
       earlyEvents.set(ev.id, early ? mergeTask(early, patch) : patch);
       fetchTask(ev.id);
@@ -1929,6 +1940,165 @@
     });
   });
 
+  /* ---------- boards: new results go straight into the chosen board ---------- */
+
+  var boardSelect = byId("board_id");
+
+  function loadBoards() {
+    if (!boardSelect) return;
+    api("GET", "/api/v1/boards?limit=200").then(function (res) {
+      if (!res.ok || !res.data || !Array.isArray(res.data.items)) return;
+      var chosen = recall("board") || "";
+      var options = [el("option", { value: "", text: "No board" })].concat(res.data.items.map(function (b) {
+        return el("option", { value: b.id, text: b.name });
+      }));
+      boardSelect.replaceChildren.apply(boardSelect, options);
+      var exists = res.data.items.some(function (b) { return b.id === chosen; });
+      boardSelect.value = exists ? chosen : "";
+      if (chosen && !exists) remember("board", ""); // the board was deleted
+    });
+  }
+  if (boardSelect) {
+    boardSelect.addEventListener("change", function () { remember("board", boardSelect.value); });
+    // Until the list arrives, the remembered board is already the one a submit uses.
+    var remembered = recall("board");
+    if (remembered) {
+      boardSelect.appendChild(el("option", { value: remembered, text: "Your chosen board" }));
+      boardSelect.value = remembered;
+    }
+  }
+
+  /* ---------- sessions: the list of earlier ones, and viewing one ---------- */
+
+  var sessionsToggle = byId("sessions-toggle");
+  var sessionsPanel = byId("sessions-panel");
+  var sessionList = byId("session-list");
+  var sessionsMore = byId("sessions-more");
+  var sessionsLoaded = 0;
+  var sessionsTotal = 0;
+
+  function sessionItem(session) {
+    var first = formatCreated(session.first_at);
+    var last = formatCreated(session.last_at);
+    var when = session.first_at ? first.short + (session.last_at && last.short !== first.short ? " – " + last.short : "") : "Just started";
+    var label = session.current ? "This session" : when;
+    var href = session.current ? "/studio" : "/studio?session=" + encodeURIComponent(session.id);
+    var viewing = session.current ? !viewedSession : viewedSession === session.id;
+    return el("li", { class: "session-item" + (viewing ? " is-current" : "") }, [
+      el("a", { class: "session-item__link", href: href, "aria-current": viewing ? "page" : null,
+                title: session.first_at ? first.full : "" }, [
+        el("span", { class: "session-item__when", text: label }),
+        el("span", { class: "session-item__counts", text: plural(session.task_count, "task", "tasks") + " · " +
+          plural(session.image_count, "image", "images") }),
+        session.latest_prompt ? el("span", { class: "session-item__prompt", text: shorten(session.latest_prompt, 70) }) : null,
+      ]),
+    ]);
+  }
+
+  function loadSessions(more) {
+    if (!more) {
+      sessionsLoaded = 0;
+      sessionList.replaceChildren();
+    }
+    var errorBox = byId("sessions-error");
+    api("GET", "/api/v1/sessions?limit=20&offset=" + sessionsLoaded).then(function (res) {
+      if (!res.ok || !res.data) {
+        errorBox.textContent = (res.error && res.error.message) || "Could not load your sessions.";
+        errorBox.hidden = false;
+        return;
+      }
+      errorBox.hidden = true;
+      sessionsTotal = res.data.total;
+      sessionsLoaded += res.data.items.length;
+      res.data.items.forEach(function (session) { sessionList.appendChild(sessionItem(session)); });
+      sessionsMore.hidden = sessionsLoaded >= sessionsTotal;
+    });
+  }
+
+  function closeSessions(returnFocus) {
+    if (!sessionsPanel || sessionsPanel.hidden) return;
+    sessionsPanel.hidden = true;
+    sessionsToggle.setAttribute("aria-expanded", "false");
+    if (returnFocus) sessionsToggle.focus();
+  }
+
+  if (sessionsToggle && sessionsPanel) {
+    sessionsToggle.addEventListener("click", function () {
+      if (!sessionsPanel.hidden) {
+        closeSessions(false);
+        return;
+      }
+      sessionsPanel.hidden = false;
+      sessionsToggle.setAttribute("aria-expanded", "true");
+      loadSessions(false);
+    });
+    sessionsMore.addEventListener("click", function () { loadSessions(true); });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && !sessionsPanel.hidden) closeSessions(true);
+    });
+    document.addEventListener("click", function (event) {
+      if (sessionsPanel.hidden) return;
+      if (sessionsPanel.contains(event.target) || sessionsToggle.contains(event.target)) return;
+      closeSessions(false);
+    });
+  }
+
+  function showViewedSession() {
+    if (!viewedSession) return;
+    var banner = byId("session-banner");
+    if (banner) banner.hidden = false;
+    var title = byId("timeline-title");
+    if (title) title.textContent = "An earlier session";
+    document.title = "Earlier session · Daydream";
+    api("GET", "/api/v1/sessions?limit=200").then(function (res) {
+      if (!res.ok || !res.data) return;
+      var found = res.data.items.filter(function (x) { return x.id === viewedSession; })[0];
+      if (found && title && found.first_at) {
+        title.textContent = "Session of " + new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" })
+          .format(new Date(Date.parse(found.first_at)));
+      }
+    });
+  }
+
+  /* ---------- /studio?reuse=IMAGE or ?variant=IMAGE (from the gallery) ---------- */
+
+  function applyImageFromUrl() {
+    var reuse = pageParams.get("reuse");
+    var variant = pageParams.get("variant");
+    var imageId = variant || reuse;
+    if (!imageId) return;
+    // Only once: a reload should not pull the settings in again.
+    pageParams.delete("reuse");
+    pageParams.delete("variant");
+    var rest = pageParams.toString();
+    window.history.replaceState(null, "", "/studio" + (rest ? "?" + rest : ""));
+    var base = "/api/v1/images/" + encodeURIComponent(imageId);
+    Promise.all([api("GET", base), api("GET", base + "/metadata")]).then(function (answers) {
+      var image = answers[0];
+      var meta = answers[1];
+      if (!image.ok || !image.data) {
+        showFormError((image.error && image.error.message) || "That image could not be found.");
+        return;
+      }
+      var data = meta.ok && meta.data ? meta.data : {};
+      var seed = isNumber(image.data.seed) ? image.data.seed : data.seed;
+      if (!data.prompt) {
+        // An upload (or an image without parameters): start from it, keep the rest.
+        setInitImage(image.data);
+        if (isDrawer()) openPanel();
+        announce("The panel starts from this image.");
+        return;
+      }
+      if (variant) {
+        reuseSettings(data, { seed: seed, init: image.data });
+        announce("Variant: the panel starts from this image with seed " + seed + ".");
+      } else {
+        reuseSettings(data, { seed: seed, init: null });
+        announce("The settings of this image are in the panel.");
+      }
+    });
+  }
+
   /* ------------------------------------------------------------------ start-up */
 
   updatePromptCount();
@@ -1943,6 +2113,9 @@
   refreshQueue();
   refreshBalance();
   startSocket();
+  loadBoards();
+  showViewedSession();
+  applyImageFromUrl();
 
   // For the console and tests: a read-only peek at the client state.
   window.daydreamStudio = {

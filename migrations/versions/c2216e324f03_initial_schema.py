@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e51306656473
+Revision ID: c2216e324f03
 Revises: 
-Create Date: 2026-11-21 08:18:52.457719
+Create Date: 2026-11-21 08:49:33.301897
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'e51306656473'
+revision = 'c2216e324f03'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -32,6 +32,14 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_models')),
     sa.UniqueConstraint('spec', name=op.f('uq_models_spec'))
     )
+    op.create_table('setup_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('used_at', sa.DateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_setup_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_setup_tokens_token_hash'))
+    )
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('uuid', sa.String(length=22), nullable=False),
@@ -49,6 +57,9 @@ def upgrade():
     sa.Column('cancel_on_leave', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('previews', sa.Boolean(), server_default=sa.text('(true)'), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(), nullable=True),
+    sa.Column('auth_epoch', sa.Integer(), server_default=sa.text('0'), nullable=False),
+    sa.Column('allowance_at', sa.DateTime(), nullable=True),
     sa.CheckConstraint('tokens >= 0', name=op.f('ck_users_tokens_not_negative')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email')),
@@ -69,6 +80,45 @@ def upgrade():
     )
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
+
+    op.create_table('archives',
+    sa.Column('id', sa.String(length=22), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('state', sa.String(length=10), nullable=False),
+    sa.Column('scope', sa.String(length=10), nullable=False),
+    sa.Column('board_id', sa.String(length=22), nullable=True),
+    sa.Column('image_ids', sa.Text(), nullable=False),
+    sa.Column('image_count', sa.Integer(), nullable=False),
+    sa.Column('done_count', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=True),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('started_at', sa.DateTime(), nullable=True),
+    sa.Column('finished_at', sa.DateTime(), nullable=True),
+    sa.Column('expires_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_archives_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_archives'))
+    )
+    with op.batch_alter_table('archives', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_archives_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_archives_expires_at'), ['expires_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_archives_state'), ['state'], unique=False)
+        batch_op.create_index(batch_op.f('ix_archives_user_id'), ['user_id'], unique=False)
+
+    op.create_table('boards',
+    sa.Column('id', sa.String(length=22), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=80), nullable=False),
+    sa.Column('cover_image_id', sa.String(length=22), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_boards_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_boards')),
+    sa.UniqueConstraint('user_id', 'name', name='uq_boards_user_name')
+    )
+    with op.batch_alter_table('boards', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_boards_user_id'), ['user_id'], unique=False)
 
     op.create_table('ledger',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -103,6 +153,7 @@ def upgrade():
     sa.Column('model', sa.String(length=255), nullable=False),
     sa.Column('init_image_id', sa.String(length=22), nullable=True),
     sa.Column('strength', sa.Double(), nullable=True),
+    sa.Column('board_id', sa.String(length=22), nullable=True),
     sa.Column('cost', sa.Integer(), nullable=False),
     sa.Column('refunded', sa.Boolean(), nullable=False),
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
@@ -121,6 +172,26 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_tasks_state'), ['state'], unique=False)
         batch_op.create_index(batch_op.f('ix_tasks_user_id'), ['user_id'], unique=False)
 
+    op.create_table('vouchers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=40), nullable=False),
+    sa.Column('tokens', sa.Integer(), nullable=False),
+    sa.Column('batch', sa.String(length=22), nullable=False),
+    sa.Column('note', sa.String(length=255), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('redeemed_by_id', sa.Integer(), nullable=True),
+    sa.Column('redeemed_at', sa.DateTime(), nullable=True),
+    sa.CheckConstraint('tokens > 0', name=op.f('ck_vouchers_voucher_tokens_positive')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_vouchers_created_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['redeemed_by_id'], ['users.id'], name=op.f('fk_vouchers_redeemed_by_id_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vouchers')),
+    sa.UniqueConstraint('code', name=op.f('uq_vouchers_code'))
+    )
+    with op.batch_alter_table('vouchers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_vouchers_batch'), ['batch'], unique=False)
+        batch_op.create_index(batch_op.f('ix_vouchers_redeemed_by_id'), ['redeemed_by_id'], unique=False)
+
     op.create_table('images',
     sa.Column('id', sa.String(length=22), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -135,27 +206,58 @@ def upgrade():
     sa.Column('size_bytes', sa.Integer(), nullable=False),
     sa.Column('starred', sa.Boolean(), nullable=False),
     sa.Column('public', sa.Boolean(), nullable=False),
+    sa.Column('board_id', sa.String(length=22), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['board_id'], ['boards.id'], name=op.f('fk_images_board_id_boards'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.id'], name=op.f('fk_images_task_id_tasks'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_images_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_images'))
     )
     with op.batch_alter_table('images', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_images_board_id'), ['board_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_images_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_images_task_id'), ['task_id'], unique=False)
+        batch_op.create_index('ix_images_user_created', ['user_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_images_user_id'), ['user_id'], unique=False)
+
+    op.create_table('showcase_entries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('image_id', sa.String(length=22), nullable=True),
+    sa.Column('file_key', sa.String(length=40), nullable=True),
+    sa.Column('hidden', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
+    sa.Column('curated_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['curated_by_id'], ['users.id'], name=op.f('fk_showcase_entries_curated_by_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['image_id'], ['images.id'], name=op.f('fk_showcase_entries_image_id_images'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_showcase_entries')),
+    sa.UniqueConstraint('file_key', name=op.f('uq_showcase_entries_file_key')),
+    sa.UniqueConstraint('image_id', name=op.f('uq_showcase_entries_image_id'))
+    )
+    with op.batch_alter_table('showcase_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_showcase_entries_created_at'), ['created_at'], unique=False)
 
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('showcase_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_showcase_entries_created_at'))
+
+    op.drop_table('showcase_entries')
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_images_user_id'))
+        batch_op.drop_index('ix_images_user_created')
         batch_op.drop_index(batch_op.f('ix_images_task_id'))
         batch_op.drop_index(batch_op.f('ix_images_created_at'))
+        batch_op.drop_index(batch_op.f('ix_images_board_id'))
 
     op.drop_table('images')
+    with op.batch_alter_table('vouchers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_vouchers_redeemed_by_id'))
+        batch_op.drop_index(batch_op.f('ix_vouchers_batch'))
+
+    op.drop_table('vouchers')
     with op.batch_alter_table('tasks', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tasks_user_id'))
         batch_op.drop_index(batch_op.f('ix_tasks_state'))
@@ -167,10 +269,22 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_ledger_user_id'))
 
     op.drop_table('ledger')
+    with op.batch_alter_table('boards', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_boards_user_id'))
+
+    op.drop_table('boards')
+    with op.batch_alter_table('archives', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_archives_user_id'))
+        batch_op.drop_index(batch_op.f('ix_archives_state'))
+        batch_op.drop_index(batch_op.f('ix_archives_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_archives_created_at'))
+
+    op.drop_table('archives')
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
 
     op.drop_table('api_tokens')
     op.drop_table('users')
+    op.drop_table('setup_tokens')
     op.drop_table('models')
     # ### end Alembic commands ###

@@ -1,0 +1,134 @@
+"""Staff in Chromium: grant tokens to a user, who sees the new balance and the ledger
+row; the users, vouchers and queue pages work, on a phone too."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+
+from playwright.sync_api import expect
+
+from tests.conftest import ROOT
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_studio import register_and_sign_in
+
+STAFF_PASSWORD = "a staff password"
+
+
+def make_staff(live, username: str) -> None:
+    """The documented way: `flask create-staff`, the password on standard input."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "create-staff", "--username", username,
+         "--email", f"{username}@example.com"],
+        input=STAFF_PASSWORD + "\n", env=live.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def sign_in(page, login: str, password: str) -> None:
+    page.goto("/login")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", password)
+    page.click("form button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/studio$"))
+
+
+def staff_page(browser, live, viewport=None):
+    context = browser.new_context(base_url=live.url, viewport=viewport or {"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    return context, page
+
+
+def test_staff_grant_tokens_and_the_user_sees_the_balance_and_the_ledger_row(page, browser, live):
+    boss = f"boss{uuid.uuid4().hex[:6]}"
+    make_staff(live, boss)
+    user = f"grantee{uuid.uuid4().hex[:6]}"
+    register_and_sign_in(page, user)
+    expect(page.locator("#balance")).to_contain_text("20")
+
+    context, staff = staff_page(browser, live)
+    try:
+        sign_in(staff, boss, STAFF_PASSWORD)
+        staff.goto("/admin")
+        staff.fill("#user-q", user)
+        row = staff.locator(f"tr.user-row[data-username='{user}']")
+        expect(row).to_have_count(1)
+        expect(staff.locator("tr.user-row")).to_have_count(1)
+        expect(row.locator(".user-tokens")).to_have_text("20")
+        row.locator(".user-manage").click()
+        expect(staff.locator("#user-dialog")).to_be_visible()
+        staff.fill("#grant-amount", "15")
+        staff.fill("#grant-reason", "welcome bonus")
+        staff.click("#grant-submit")
+        expect(staff.locator("#user-dialog-status")).to_contain_text("Granted 15 tokens. Balance: 35.")
+        expect(row.locator(".user-tokens")).to_have_text("35")
+        screenshot(staff, "admin-users")
+        staff.click("#user-dialog-close")
+        assert staff.js_errors == []
+    finally:
+        context.close()
+
+    page.goto("/account#tokens")
+    expect(page.locator("#tokens-balance")).to_have_text("35")
+    expect(page.locator("#balance")).to_contain_text("35")
+    first = page.locator("#ledger-body tr.ledger-row").first
+    expect(first).to_have_attribute("data-kind", "staff_grant")
+    expect(first).to_contain_text("+15")
+    expect(first).to_contain_text("welcome bonus")
+    assert page.js_errors == []
+
+
+def test_the_queue_page_shows_tasks_and_workers_live(page, browser, live):
+    boss = f"ops{uuid.uuid4().hex[:6]}"
+    make_staff(live, boss)
+    context, staff = staff_page(browser, live)
+    try:
+        sign_in(staff, boss, STAFF_PASSWORD)
+        staff.goto("/admin/queue")
+        expect(staff.locator("tr.worker-row")).to_have_count(1)
+        expect(staff.locator("tr.worker-row")).to_contain_text("alive")
+
+        user = f"queuer{uuid.uuid4().hex[:6]}"
+        register_and_sign_in(page, user)
+        page.fill("#prompt", "a very long render")
+        page.fill("#width", "64")
+        page.fill("#height", "64")
+        page.fill("#steps", "150")
+        page.fill("#samples", "4")
+        page.click("#generate")
+        # The queue page picks it up without a reload, with its owner, and staff cancel it.
+        row = staff.locator("tr.queue-row").filter(has_text=user)
+        expect(row).to_have_count(1, timeout=30_000)
+        staff.once("dialog", lambda dialog: dialog.accept())
+        row.locator(".task-cancel").click()
+        expect(row).to_have_count(0)
+        card = page.locator("#task-list article.task").first
+        expect(card).to_have_attribute("data-state", "canceled", timeout=30_000)
+        expect(page.locator("#balance")).to_contain_text("20")
+        screenshot(staff, "admin-queue")
+        assert staff.js_errors == []
+    finally:
+        context.close()
+
+
+def test_the_admin_pages_work_on_a_phone(browser, live):
+    boss = f"pocketboss{uuid.uuid4().hex[:6]}"
+    make_staff(live, boss)
+    context, phone = staff_page(browser, live, viewport={"width": 390, "height": 844})
+    try:
+        sign_in(phone, boss, STAFF_PASSWORD)
+        for path, ready in (("/admin", "tr.user-row"), ("/admin/vouchers", "#voucher-form"),
+                            ("/admin/queue", "tr.worker-row")):
+            phone.goto(path)
+            expect(phone.locator(ready).first).to_be_visible()
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} scrolls sideways ({width}px)"
+        phone.goto("/admin")
+        screenshot(phone, "admin-users-phone")
+        assert phone.js_errors == []
+    finally:
+        context.close()
