@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from config import ROOT, Config
-from extensions import csrf, db, login_manager, migrate, socketio
+from extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -41,6 +41,7 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
 
     login_manager.init_app(app)
     _setup_login()
+    limiter.init_app(app)
     csrf.init_app(app)
     from services.events import client_manager
 
@@ -78,12 +79,12 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
 def _setup_login() -> None:
     from flask import redirect, request, url_for
 
-    from models import User
+    from services.accounts import load_session_user
     from views.errors import error_response, wants_json
 
-    @login_manager.user_loader
-    def load_user(user_uuid: str):
-        return db.session.scalar(sa.select(User).where(User.uuid == user_uuid))
+    # The session (or remember-me cookie) names the user and the auth epoch it was made
+    # in: a password change or a deactivation moves the epoch on and signs it out.
+    login_manager.user_loader(load_session_user)
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -1,9 +1,8 @@
 """Register, sign in, sign out, and the first-run setup link (pages). The JSON
 equivalents live in views/api/accounts.py.
 
-When create_app registers this blueprint, init_app() binds the rate limiter, installs
-the session user loader that honours the auth epoch, and notes when signed-in people
-were last seen."""
+When create_app registers this blueprint, it starts noting when signed-in people were
+last seen."""
 from __future__ import annotations
 
 import time
@@ -12,7 +11,6 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from extensions import limiter, login_manager
 from services import accounts, setup
 from services.errors import ServiceError, ValidationError
 from services.ratelimit import RateLimited
@@ -26,11 +24,6 @@ def _on_register(state) -> None:
 
 
 def init_app(app) -> None:
-    limiter.init_app(app)
-    # Sessions and remember-me cookies name the user and the auth epoch they were made
-    # in: a password change (or deactivation) moves the epoch on and signs them out.
-    login_manager.user_loader(accounts.load_session_user)
-
     @app.before_request
     def note_activity():
         if request.endpoint == "static" or request.path.startswith(("/api/", "/socket.io")):
