@@ -76,7 +76,7 @@ def estimate(user, params: dict, cost: int) -> dict:
     except redis.RedisError:
         wait_s = None
     eta_s = None if run_s is None or wait_s is None else wait_s + run_s
-    rounded = lambda v: None if v is None else round(v, 1)  # noqa: E731
+    rounded = lambda v: None if v is None else round(v, 2)  # noqa: E731
     return {"cost": cost, "position": position, "wait_s": rounded(wait_s), "run_s": rounded(run_s),
             "eta_s": rounded(eta_s)}
 

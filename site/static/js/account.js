@@ -3,50 +3,10 @@
 (function () {
   "use strict";
 
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
-
-  function byId(id) { return document.getElementById(id); }
-
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.keys(value).forEach(function (k) { node.dataset[k] = value[k]; });
-      else node.setAttribute(key, value === true ? "" : String(value));
-    });
-    (children || []).forEach(function (child) {
-      if (child !== null && child !== undefined) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
-
-  /** Resolves (never rejects) to {ok, status, data, error}. */
-  function api(method, path, body) {
-    var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") init.headers["X-CSRFToken"] = csrfToken;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(path, init).then(function (response) {
-      return response.text().then(function (text) {
-        var data = null;
-        try { data = text ? JSON.parse(text) : null; } catch (err) { data = null; }
-        return {
-          ok: response.ok, status: response.status, data: data,
-          error: response.ok ? null : (data && data.error) || {
-            message: response.status === 401 ? "You are signed out; sign in again." : "The server answered " + response.status + ".",
-          },
-        };
-      });
-    }, function () {
-      return { ok: false, status: 0, data: null, error: { message: "Could not reach the server. Check your connection." } };
-    });
-  }
+  var byId = Daydream.byId;
+  var el = Daydream.el;
+  /** Resolves (never rejects) to {ok, status, data, error}: see app.js. */
+  var api = Daydream.api;
 
   function fmtTime(iso, dateOnly) {
     if (!iso) return "—";

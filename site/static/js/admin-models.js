@@ -16,50 +16,13 @@
   };
   var STATE_LABELS = { available: "Available", missing: "Missing", error: "Error" };
 
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var byId = Daydream.byId;
+  var el = Daydream.el;
 
-  function byId(id) { return document.getElementById(id); }
-
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.keys(value).forEach(function (k) { node.dataset[k] = value[k]; });
-      else if (key === "checked" || key === "disabled") node[key] = !!value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    });
-    (children || []).forEach(function (child) {
-      if (child) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
-
-  /** Resolves (never rejects) to {ok, status, data, error}. */
+  /** Resolves (never rejects) to {ok, status, data, error}: see app.js. */
   function api(method, path, body) {
-    var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") init.headers["X-CSRFToken"] = csrfToken;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(path, init).then(function (response) {
-      return response.text().then(function (text) {
-        var data = null;
-        try { data = text ? JSON.parse(text) : null; } catch (err) { data = null; }
-        return {
-          ok: response.ok, status: response.status, data: data,
-          error: response.ok ? null : (data && data.error) || {
-            message: response.status === 403 ? "This page is for staff only."
-              : response.status === 401 ? "You are signed out." : "The server answered " + response.status + ".",
-          },
-        };
-      });
-    }, function () {
-      return { ok: false, status: 0, data: null, error: { message: "Could not reach the server. Check your connection." } };
+    return Daydream.api(method, path, body, {
+      messages: { 403: "This page is for staff only.", 401: "You are signed out." },
     });
   }
 

@@ -11,27 +11,22 @@
    Without a socket it polls GET /api/v1/archives/{id} once a second. */
 (function () {
   "use strict";
-  var csrf = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
   var cards = {};   // archive id -> {el, timer, archive}
   var stack = null;
 
+  /* The shared API call (app.js), sending the CSRF header on every method; resolves to
+     the answer's data, or rejects with an Error carrying status and data. */
   function api(method, url, body) {
-    var options = { method: method, credentials: "same-origin",
-                    headers: { "Accept": "application/json", "X-CSRFToken": csrf } };
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    return fetch(url, options).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) {
-          var error = new Error((data.error && data.error.message) || ("The request failed (" + response.status + ")."));
-          error.status = response.status;
-          error.data = data;
-          throw error;
-        }
-        return data;
-      });
+    return Daydream.api(method, url, body, { headers: { "X-CSRFToken": Daydream.csrfToken() } }).then(function (res) {
+      var data = res.data || {};
+      if (!res.ok) {
+        var error = new Error((data.error && data.error.message)
+          || (res.status ? "The request failed (" + res.status + ")." : res.error.message));
+        error.status = res.status;
+        error.data = data;
+        throw error;
+      }
+      return data;
     });
   }
 

@@ -28,25 +28,11 @@
   var PAGE = 60;
   var BOARD_KEY = "daydream.board";
 
-  function byId(id) { return document.getElementById(id); }
+  var byId = Daydream.byId;
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (key) {
-      var value = attrs[key];
-      if (value === null || value === undefined || value === false) return;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key === "dataset") Object.keys(value).forEach(function (k) { node.dataset[k] = value[k]; });
-      else node.setAttribute(key, value === true ? "" : String(value));
-    });
-    (children || []).forEach(function (child) {
-      if (child) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
+  var el = Daydream.el;
 
   function svg(path) {
     var ns = "http://www.w3.org/2000/svg";
@@ -88,32 +74,9 @@
     return isNaN(t) ? "" : dateFormat.format(new Date(t));
   }
 
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
-
-  /** Resolves (never rejects) to {ok, status, data, error}. */
+  /** Resolves (never rejects) to {ok, status, data, error}: see app.js. */
   function api(method, path, body) {
-    var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET") init.headers["X-CSRFToken"] = csrfToken;
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(path, init).then(function (response) {
-      return response.text().then(function (text) {
-        var data = null;
-        try { data = text ? JSON.parse(text) : null; } catch (err) { data = null; }
-        return {
-          ok: response.ok, status: response.status, data: data,
-          error: response.ok ? null : ((data && data.error) || {
-            message: response.status === 401 ? "You are signed out; sign in again."
-              : "The server answered " + response.status + ". Please try again.",
-          }),
-        };
-      });
-    }, function () {
-      return { ok: false, status: 0, data: null, error: { message: "Could not reach the server. Check your connection." } };
-    });
+    return Daydream.api(method, path, body, { messages: { other: "The server answered {status}. Please try again." } });
   }
 
   function errorText(res, fallback) {

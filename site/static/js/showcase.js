@@ -9,26 +9,20 @@
   var statusEl = document.getElementById("showcase-status");
   var staff = root.dataset.staff === "true";
   var pageSize = parseInt(root.dataset.pageSize, 10) || 48;
-  var csrf = (document.querySelector("meta[name=csrf-token]") || {}).content || "";
 
   function say(text) { if (statusEl) statusEl.textContent = text || ""; }
 
+  /* The shared API call (app.js); resolves to the answer's data (null for a 204), or
+     rejects with an Error whose message says why. */
   function api(method, url, body) {
-    var options = { method: method, credentials: "same-origin", headers: { "Accept": "application/json" } };
-    if (method !== "GET") options.headers["X-CSRFToken"] = csrf;
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(body);
-    }
-    return fetch(url, options).then(function (response) {
-      if (response.status === 204) return null;
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) {
-          var message = (data && data.error && data.error.message) || ("Failed (" + response.status + ").");
-          throw new Error(message);
-        }
-        return data;
-      });
+    return Daydream.api(method, url, body).then(function (res) {
+      if (res.status === 204) return null;
+      var data = res.data || {};
+      if (!res.ok) {
+        throw new Error((data.error && data.error.message)
+          || (res.status ? "Failed (" + res.status + ")." : res.error.message));
+      }
+      return data;
     });
   }
 

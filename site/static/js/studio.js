@@ -45,26 +45,10 @@
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
-  function byId(id) { return document.getElementById(id); }
+  var byId = Daydream.byId;
 
   /** Create an element: el("p", {class: "x", text: "hi"}, [children]). */
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    if (attrs) {
-      Object.keys(attrs).forEach(function (key) {
-        var value = attrs[key];
-        if (value === null || value === undefined || value === false) return;
-        if (key === "class") node.className = value;
-        else if (key === "text") node.textContent = value;
-        else if (key === "dataset") Object.keys(value).forEach(function (k) { node.dataset[k] = value[k]; });
-        else node.setAttribute(key, value === true ? "" : String(value));
-      });
-    }
-    (children || []).forEach(function (child) {
-      if (child) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
-    });
-    return node;
-  }
+  var el = Daydream.el;
 
   function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
 
@@ -135,55 +119,21 @@
 
   /* ------------------------------------------------------------------ 2. API */
 
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
-
   /**
-   * Call the API. body: a JSON-able value, or FormData (multipart, the browser sets the
-   * boundary). Resolves (never rejects) to {ok, status, data, error, retryAfter}; error is
+   * Call the API (the shared one of app.js). body: a JSON-able value, or FormData
+   * (multipart, the browser sets the boundary); headers: extra request headers.
+   * Resolves (never rejects) to {ok, status, data, error, retryAfter}; error is
    * the API's {code, message, field?, fields?} or a synthesized one.
    */
   function api(method, path, body, headers) {
-    var init = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (method !== "GET" && method !== "HEAD") init.headers["X-CSRFToken"] = csrfToken;
-    if (body instanceof FormData) {
-      init.body = body;
-    } else if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    Object.keys(headers || {}).forEach(function (k) { init.headers[k] = headers[k]; });
-
-    return fetch(path, init).then(function (response) {
-      return response.text().then(function (text) {
-        var data = null;
-        if (text) {
-          try { data = JSON.parse(text); } catch (err) { data = null; }
-        }
-        var result = {
-          ok: response.ok,
-          status: response.status,
-          data: data,
-          error: null,
-          retryAfter: response.headers.get("Retry-After"),
-        };
-        if (!response.ok) {
-          result.error = (data && data.error) || {
-            code: "http_" + response.status,
-            message: response.status === 401
-              ? "You are signed out."
-              : response.status === 413
-                ? "That is too large for the server."
-                : "The server answered " + response.status + ". Please try again.",
-          };
-        }
-        return result;
-      });
-    }, function () {
-      return {
-        ok: false, status: 0, data: null, retryAfter: null,
-        error: { code: "network", message: "Could not reach the server. Check your connection and try again." },
-      };
+    return Daydream.api(method, path, body, {
+      headers: headers,
+      messages: {
+        401: "You are signed out.",
+        413: "That is too large for the server.",
+        other: "The server answered {status}. Please try again.",
+        network: "Could not reach the server. Check your connection and try again.",
+      },
     });
   }
 
