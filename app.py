@@ -29,7 +29,6 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     app.config.from_object(config)
     config.INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))

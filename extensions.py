@@ -1,4 +1,9 @@
 """Flask extensions, created unbound here and bound in create_app()."""
+import logging
+
+# Alembic announces each of its plugins at INFO as it is imported: noise in every log.
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
