@@ -95,7 +95,24 @@ def make_app(env: dict):
     return app
 
 
-class WorkerProcess:
+class ManagedProcess:
+    """A child process of the tests, stopped as a supervisor would: SIGTERM, then kill."""
+
+    proc: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+class WorkerProcess(ManagedProcess):
     """A real worker: `python qworker.py` in its own process."""
 
     SCRIPT = "qworker.py"
@@ -125,16 +142,6 @@ class WorkerProcess:
         wait_for(ready, timeout, message="the worker to register")
         return self
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "log", None):
-            self.log.close()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -157,7 +164,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class WebServer:
+class WebServer(ManagedProcess):
     """The real web server (gunicorn, threaded, WebSockets) as `make run` starts it."""
 
     def __init__(self, env: dict, log_path: Path):
@@ -187,13 +194,3 @@ class WebServer:
         wait_for(up, timeout, interval=0.1, message="the web server")
         return self
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if getattr(self, "log", None):
-            self.log.close()

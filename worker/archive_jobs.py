@@ -7,22 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
-
 from extensions import db
+from worker import get_app
 
 log = logging.getLogger(__name__)
-
-_app: Flask | None = None
-
-
-def get_app() -> Flask:
-    global _app
-    if _app is None:
-        from app import create_app
-
-        _app = create_app(web=False)
-    return _app
 
 
 def build_archive(archive_id: str) -> str:

@@ -12,29 +12,19 @@ import time
 from pathlib import Path
 
 import torch
-from flask import Flask
 
 from extensions import db
 from services import boards, catalog, dispatch, estimates, events, queue, storage
 from services import tasks as task_service
+from worker import get_app
 from worker.pipelines import ModelLoadError, PipelineCache, apply_scheduler, img2img_from
 from worker.previews import PreviewThrottle, preview_data_url
 
 log = logging.getLogger(__name__)
 
-_app: Flask | None = None
 _cache: PipelineCache | None = None
 WORKER_NAME = f"{socket.gethostname()}.{os.getpid()}"
 loaded_model_id: str | None = None
-
-
-def get_app() -> Flask:
-    global _app
-    if _app is None:
-        from app import create_app
-
-        _app = create_app(web=False)
-    return _app
 
 
 def pipelines() -> PipelineCache:
