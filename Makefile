@@ -39,6 +39,7 @@ test: test-deps
 
 # Speed and memory targets: each benchmark measures against its baseline in one run.
 bench: $(VENV)/.installed
+	@command -v zip >/dev/null 2>&1 || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq zip )
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench
 
 clean:
