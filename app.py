@@ -56,6 +56,7 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     app.register_blueprint(account.bp)
     app.register_blueprint(gallery.bp)
     csrf.exempt(api.bp)  # the API checks CSRF itself for cookie-authenticated writes
+    app.before_request(auth.note_activity)
     errors.register(app)
     sockets.register(socketio)
 

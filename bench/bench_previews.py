@@ -48,10 +48,10 @@ NEGATIVE_PROMPT = "blurry"
 def build_sd15_pipeline(device: str = "cpu", dtype: torch.dtype = torch.float32):
     """The Stable Diffusion 1.5 architecture with random weights (seed 0), no
     safety checker. Configs are those of runwayml/stable-diffusion-v1-5."""
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from worker.demo_model import _write_tokenizer_files
+    from worker.demo_model import _write_tokenizer_files, assemble_pipeline
 
     # The demo model's byte-level tokenizer (no merges): CLIP's 49k-word vocabulary
     # would need a download, and tokenizing is not what is measured. The text
@@ -111,23 +111,7 @@ def build_sd15_pipeline(device: str = "cpu", dtype: torch.dtype = torch.float32)
             norm_num_groups=32,
             sample_size=512,
         )
-    scheduler = EulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    pipe = assemble_pipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
     if dtype != torch.float32:
         # Plain nn.Module.to: diffusers' ModelMixin.to(dtype) warns about modules to
         # keep in float32, of which SD 1.5 has none.

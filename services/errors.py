@@ -44,6 +44,16 @@ class NotEnoughTokens(ServiceError):
     code = "not_enough_tokens"
 
 
+class TooLarge(ServiceError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedImage(ServiceError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class NotFound(ServiceError):
     status = 404
     code = "not_found"

@@ -11,19 +11,9 @@ from PIL import ImageOps, UnidentifiedImageError
 
 from models import Image, User
 from services import storage
-from services.errors import ServiceError, ValidationError
+from services.errors import TooLarge, UnsupportedImage, ValidationError
 
 ALLOWED = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
-
-
-class UnsupportedImage(ServiceError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class TooLarge(ServiceError):
-    status = 413
-    code = "too_large"
 
 
 def store_upload(user: User, stream, filename: str | None = None) -> Image:

@@ -1,8 +1,5 @@
 """Register, sign in, sign out, and the first-run setup link (pages). The JSON
-equivalents live in views/api/accounts.py.
-
-When create_app registers this blueprint, it starts noting when signed-in people were
-last seen."""
+equivalents live in views/api/accounts.py."""
 from __future__ import annotations
 
 import time
@@ -18,18 +15,13 @@ from services.ratelimit import RateLimited
 bp = Blueprint("auth", __name__)
 
 
-@bp.record_once
-def _on_register(state) -> None:
-    init_app(state.app)
-
-
-def init_app(app) -> None:
-    @app.before_request
-    def note_activity():
-        if request.endpoint == "static" or request.path.startswith(("/api/", "/socket.io")):
-            return  # the API notes bearer and cookie users itself (views/api/accounts.py)
-        if current_user.is_authenticated:
-            accounts.touch(current_user)
+def note_activity() -> None:
+    """Before each page: note that the user was here (the API does the same for its
+    requests once it has authenticated them, views/api/__init__.py)."""
+    if request.endpoint == "static" or request.path.startswith(("/api/", "/socket.io")):
+        return
+    if current_user.is_authenticated:
+        accounts.touch(current_user)
 
 
 def _safe_next(target: str | None) -> str:

@@ -73,7 +73,7 @@ def _build(folder: Path) -> None:
 
 
 def _make_pipeline(folder: Path):
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     # Written where the pipeline keeps its tokenizer: transformers 5 saves only
@@ -125,9 +125,15 @@ def _make_pipeline(folder: Path):
         norm_num_groups=4,
         sample_size=64,
     )
-    # The SD 1.5 training schedule. The extra keys are the ones SD 1.5's
-    # scheduler_config.json carries, so other schedulers made with
-    # from_config (DDIM, PNDM) get the same settings as with a real model.
+    return assemble_pipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
+
+
+def sd15_scheduler():
+    """The SD 1.5 training schedule. The extra keys are the ones SD 1.5's
+    scheduler_config.json carries, so other schedulers made with from_config (DDIM,
+    PNDM) get the same settings as with a real model."""
+    from diffusers import EulerDiscreteScheduler
+
     scheduler = EulerDiscreteScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,
@@ -136,13 +142,19 @@ def _make_pipeline(folder: Path):
         steps_offset=1,
     )
     scheduler.register_to_config(clip_sample=False, set_alpha_to_one=False, skip_prk_steps=True)
+    return scheduler
+
+
+def assemble_pipeline(*, unet, vae, text_encoder, tokenizer):
+    """A text-to-image pipeline of these parts, with no safety checker."""
+    from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=scheduler,
+        scheduler=sd15_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,

@@ -9,7 +9,7 @@ from flask import Blueprint, g, jsonify, request
 from flask_login import current_user
 
 from extensions import csrf
-from services.accounts import user_for_api_token
+from services.accounts import touch, user_for_api_token
 from services.errors import Forbidden, ServiceError, ValidationError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -31,12 +31,13 @@ def authenticate():
             raise NotSignedIn("The API token is unknown, revoked or its account is deactivated.")
         g._login_user = user  # Flask-Login's current_user for this request only
         g.auth_via = "bearer"
-        return None
-    if not current_user.is_authenticated:
+    elif not current_user.is_authenticated:
         if request.endpoint not in PUBLIC_ENDPOINTS:
             raise NotSignedIn("Sign in, or send Authorization: Bearer <api token>.")
     elif request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()  # a browser session: writes carry the X-CSRFToken header
+    if current_user.is_authenticated:
+        touch(current_user)  # last seen, and the tier's allowance when one is due
     return None
 
 

@@ -10,13 +10,6 @@ from services.openapi import PAGING, answer, list_of, op, path_id, ref
 from views.api import body, bp, listing, paging
 
 
-@bp.before_request
-def note_activity():
-    """Runs after the API's authentication: last seen, and the tier's allowance."""
-    if current_user.is_authenticated:
-        accounts.touch(current_user)
-
-
 def _bearer_token_id() -> str | None:
     if getattr(g, "auth_via", None) != "bearer":
         return None
