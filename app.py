@@ -44,7 +44,8 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     csrf.init_app(app)
     from services.events import client_manager
 
-    socketio.init_app(app, client_manager=client_manager(app.config["REDIS_URL"]),
+    socketio.init_app(app, client_manager=client_manager(app.config["REDIS_URL"],
+                                                               publish_timeout=app.config["REDIS_TIMEOUT"]),
                       cors_allowed_origins=app.config.get("CORS_ORIGINS") or None)
 
     from views import account, admin, api, auth, errors, gallery, public, sockets, studio

@@ -17,6 +17,11 @@ def env_int(name: str, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value not in (None, "") else default
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value in (None, ""):
@@ -63,6 +68,14 @@ class Config:
         self.DEVICE = os.environ.get("DAYDREAM_DEVICE") or "auto"
         self.QUEUE_NAME = os.environ.get("DAYDREAM_QUEUE") or "daydream"
         self.JOB_TIMEOUT = env_int("DAYDREAM_JOB_TIMEOUT", 3600)
+        # Liveness: every worker refreshes a heartbeat this often, and is taken for dead
+        # when none came for HEARTBEAT_TTL seconds; the reconciler (one worker at a time)
+        # runs every RECONCILE_INTERVAL seconds. Every Redis call from the web tier gives
+        # up after REDIS_TIMEOUT seconds.
+        self.HEARTBEAT_INTERVAL = env_float("DAYDREAM_HEARTBEAT_INTERVAL", 5.0)
+        self.HEARTBEAT_TTL = env_float("DAYDREAM_HEARTBEAT_TTL", 3 * self.HEARTBEAT_INTERVAL)
+        self.RECONCILE_INTERVAL = env_float("DAYDREAM_RECONCILE_INTERVAL", 15.0)
+        self.REDIS_TIMEOUT = env_float("DAYDREAM_REDIS_TIMEOUT", 2.0)
         self.STARTING_TOKENS = env_int("DAYDREAM_STARTING_TOKENS", 20)
         # Subscription tiers (services/tiers.py): DAYDREAM_TIERS is a JSON list that
         # replaces the defaults (free, plus, pro); subscribing needs a payment provider.
@@ -76,9 +89,17 @@ class Config:
         self.RATELIMIT_KEY_PREFIX = f"daydream-limits:{self.QUEUE_NAME}"
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": self.REDIS_TIMEOUT,
+                                          "socket_connect_timeout": self.REDIS_TIMEOUT}
         self.RATELIMIT_ENABLED = env_bool("DAYDREAM_RATE_LIMITS", True)
+        # Sign-in (services/ratelimit.py): an (account, address) pair may fail
+        # SIGNIN_FREE_FAILURES times, then each try waits 1 s, doubling up to
+        # SIGNIN_MAX_DELAY seconds. The per-address cap (spraying) and the per-account cap
+        # (many addresses) refuse only pairs that never signed in. Fails closed (503).
         self.SIGNIN_LIMIT_IP = os.environ.get("DAYDREAM_SIGNIN_LIMIT_IP") or "30 per 15 minutes"
-        self.SIGNIN_LIMIT_ACCOUNT = os.environ.get("DAYDREAM_SIGNIN_LIMIT_ACCOUNT") or "5 per 15 minutes"
+        self.SIGNIN_LIMIT_ACCOUNT = os.environ.get("DAYDREAM_SIGNIN_LIMIT_ACCOUNT") or "100 per hour"
+        self.SIGNIN_FREE_FAILURES = env_int("DAYDREAM_SIGNIN_FREE_FAILURES", 5)
+        self.SIGNIN_MAX_DELAY = env_int("DAYDREAM_SIGNIN_MAX_DELAY", 15 * 60)
         self.REDEEM_LIMIT = os.environ.get("DAYDREAM_REDEEM_LIMIT") or "10 per hour"
         # Staff actions that change accounts or mint tokens need a sign-in this recent.
         self.RECENT_AUTH_SECONDS = env_int("DAYDREAM_RECENT_AUTH_SECONDS", 15 * 60)
@@ -107,6 +128,13 @@ class Config:
         self.AFFINITY_WAIT = env_int("DAYDREAM_AFFINITY_WAIT", 60)
         self.CANCEL_ON_LEAVE_GRACE = env_int("DAYDREAM_CANCEL_ON_LEAVE_GRACE", 15)
         self.MAX_UPLOAD_PIXELS = env_int("DAYDREAM_MAX_UPLOAD_PIXELS", 4096 * 4096)
+        # Uploads are decoded within a memory budget (services/uploads.py): at most
+        # UPLOAD_DECODERS at once, each at most UPLOAD_DECODE_BYTES of decoded pixels
+        # (checked from the header); an upload that waits UPLOAD_WAIT seconds for a
+        # decoder is answered 503 with Retry-After.
+        self.UPLOAD_DECODERS = max(1, env_int("DAYDREAM_UPLOAD_DECODERS", 2))
+        self.UPLOAD_DECODE_BYTES = env_int("DAYDREAM_UPLOAD_DECODE_BYTES", 4096 * 4096 * 4)
+        self.UPLOAD_WAIT = float(os.environ.get("DAYDREAM_UPLOAD_WAIT") or 10)
         # ZIP archives: built by the archive worker (qarchiver.py) from a queue of their
         # own, kept in a folder of their own, deleted this many seconds after they are ready.
         self.ARCHIVES_PATH = Path(os.environ.get("DAYDREAM_ARCHIVES_PATH") or self.INSTANCE_PATH / "archives")

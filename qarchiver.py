@@ -29,7 +29,8 @@ log = logging.getLogger("daydream.archiver")
 
 class ArchiveWorker(SimpleWorker):
     """Runs jobs in its own process (nothing heavy to fork for), and at start-up and
-    each maintenance round queues lost archives again and deletes expired ones."""
+    each maintenance round queues lost archives again and deletes expired ones. A
+    heartbeat thread (worker/heartbeat.py) tells the others it is alive."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
@@ -39,6 +40,20 @@ class ArchiveWorker(SimpleWorker):
     def dequeue_timeout(self) -> int:
         # Wake up for maintenance even when no archive is asked for.
         return MAINTENANCE_INTERVAL
+
+    threads = None
+
+    def work(self, *args, **kwargs):
+        from worker import get_app
+        from worker.heartbeat import WorkerThreads
+
+        app = get_app()
+        self.threads = WorkerThreads(app, app.config["ARCHIVE_QUEUE_NAME"], self.name, None)
+        self.threads.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            self.threads.stop()
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()

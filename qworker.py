@@ -24,39 +24,44 @@ log = logging.getLogger("daydream.worker")
 
 
 class DaydreamWorker(SimpleWorker):
-    """Preloads the default model before taking jobs and settles lost tasks at
-    start-up and at each maintenance round."""
+    """Preloads the default model before taking jobs. Beside the jobs it runs a
+    heartbeat and the reconciler in threads (worker/heartbeat.py); at start-up it
+    settles what a predecessor left (a task whose worker died is failed and refunded
+    at once), before it takes any job."""
+
+    threads = None
 
     def work(self, *args, **kwargs):
         self.preload()
-        return super().work(*args, **kwargs)
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            if self.threads:
+                self.threads.stop()
 
     def preload(self) -> None:
+        from services import catalog
+        from services.tasks import reconcile
         from worker import jobs
+        from worker.heartbeat import WorkerThreads
 
         jobs.WORKER_NAME = self.name
         app = jobs.get_app()
+        self.threads = WorkerThreads(app, app.config["QUEUE_NAME"], self.name, reconcile,
+                                     info=lambda: {"model": jobs.loaded_model_id or ""})
+        self.threads.start()
         with app.app_context():
-            from services import catalog
-
             jobs.record_worker_state(jobs=0, loads=0, model="", heartbeat=0)
+            try:
+                settled = reconcile()
+                if any(settled.values()):
+                    log.info("at start-up the reconciler settled %s", settled)
+            except Exception:
+                log.exception("reconciler failed")
             try:
                 jobs.load_model(catalog.default_model())
             except Exception as exc:  # the job reports it to the user; stay up
                 log.error("could not preload the default model: %s", exc)
-
-    def run_maintenance_tasks(self):
-        super().run_maintenance_tasks()
-        from services.tasks import reconcile
-        from worker import jobs
-
-        with jobs.get_app().app_context():
-            try:
-                settled = reconcile()
-                if any(settled.values()):
-                    log.info("reconciler settled %s", settled)
-            except Exception:
-                log.exception("reconciler failed")
 
 
 def main() -> None:

@@ -151,40 +151,34 @@ def _worker_state(name: str) -> dict:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """RQ's heartbeat as naive UTC, whether it came naive (UTC) or aware."""
-    if value is None:
-        return None
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-
-
 def workers() -> list[dict]:
+    """The live workers, by their heartbeat (services/liveness.py): a dead one drops out
+    within HEARTBEAT_TTL seconds, and its task is settled by the reconciler."""
     running = {t.worker: t for t in db.session.scalars(
         sa.select(Task).where(Task.state == TaskState.RUNNING.value)).all()}
-    result = []
     try:
         found = queue.workers()
     except redis.RedisError:
-        found = []
+        found = {}
     now = time.time()
-    for w in found:
-        state = _worker_state(w.name)
-        beat = _utc(w.last_heartbeat)
-        beat_ts = beat.replace(tzinfo=timezone.utc).timestamp() if beat else None
-        task = running.get(w.name)
+    result = []
+    for name, info in sorted(found.items()):
+        state = _worker_state(name)
+        task = running.get(name)
+        beat = info.get("at")
         result.append({
-            "name": w.name,
-            "hostname": w.hostname,
-            "pid": w.pid,
-            "state": str(getattr(w.get_state(), "value", w.get_state())),
-            "alive": beat_ts is not None and now - beat_ts < 3 * 60,
+            "name": name,
+            "hostname": (info.get("machine") or "").split("|")[0],
+            "pid": info.get("pid"),
+            "state": "busy" if task else "idle",
+            "alive": True,
             "current_task": task.id if task else None,
             "current_user": task.user.username if task else None,
-            "model": state.get("model") or None,
+            "model": state.get("model") or info.get("model") or None,
             "jobs_done": int(state.get("jobs") or 0),
             "loads": int(state.get("loads") or 0),
-            "last_heartbeat": iso(beat),
-            "last_heartbeat_age_s": round(now - beat_ts, 1) if beat_ts else None,
+            "last_heartbeat": iso(datetime.fromtimestamp(beat, timezone.utc).replace(tzinfo=None)) if beat else None,
+            "last_heartbeat_age_s": round(max(now - beat, 0), 1) if beat else None,
         })
     return result
 

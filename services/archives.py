@@ -428,7 +428,7 @@ def reconcile_archives(*, grace: timedelta = timedelta(seconds=30)) -> int:
     from rq.job import Job, JobStatus
 
     conn = queue.connection()
-    alive = {w.name for w in archive_workers()}
+    alive = set(archive_workers())
     requeued = 0
     now = utcnow()
     stale = db.session.scalars(sa.select(Archive).where(
@@ -448,7 +448,8 @@ def reconcile_archives(*, grace: timedelta = timedelta(seconds=30)) -> int:
     return requeued
 
 
-def archive_workers() -> list:
-    from rq import Worker
+def archive_workers() -> dict[str, dict]:
+    """The live archive workers, by their heartbeat (services/liveness.py)."""
+    from services import liveness
 
-    return Worker.all(queue=archive_queue())
+    return liveness.alive_archive_workers()

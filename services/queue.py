@@ -6,8 +6,10 @@ import json
 import time
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from flask import current_app
-from rq import Queue, Worker
+from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
@@ -15,14 +17,36 @@ JOB_FUNCTION = "worker.jobs.run_next"
 PROGRESS_TTL = 24 * 3600
 
 
+def _client(url: str, timeout: float, retries: int) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                health_check_interval=30,
+                                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries))
+
+
 def connection() -> redis.Redis:
-    """One client (and connection pool) per app, made on first use."""
+    """One client (and connection pool) per app, made on first use. Every call gives up
+    after REDIS_TIMEOUT seconds (one retry), so a hung Redis cannot hold a web thread."""
     ext = current_app.extensions
     if "daydream_redis" not in ext:
-        ext["daydream_redis"] = redis.Redis.from_url(
-            current_app.config["REDIS_URL"], socket_connect_timeout=3, health_check_interval=30
-        )
+        ext["daydream_redis"] = _client(current_app.config["REDIS_URL"],
+                                        current_app.config["REDIS_TIMEOUT"], 1)
     return ext["daydream_redis"]
+
+
+def probe_connection() -> redis.Redis:
+    """For /healthz: short timeouts and no retry, so it answers in well under 2 s."""
+    ext = current_app.extensions
+    if "daydream_redis_probe" not in ext:
+        ext["daydream_redis_probe"] = _client(current_app.config["REDIS_URL"],
+                                              min(current_app.config["REDIS_TIMEOUT"], 0.5), 0)
+    return ext["daydream_redis_probe"]
+
+
+def available() -> bool:
+    try:
+        return bool(probe_connection().ping())
+    except (redis.RedisError, OSError):
+        return False
 
 
 def key(*parts: str) -> str:
@@ -45,9 +69,9 @@ def enqueue_slot(task_id: str) -> None:
     )
 
 
-def slot_count() -> int:
-    q = generation_queue()
-    return q.count + q.started_job_registry.count
+def waiting_jobs() -> int:
+    """Jobs waiting in the queue: each one will run one queued task."""
+    return generation_queue().count
 
 
 def remove_slot(task_id: str) -> None:
@@ -73,12 +97,19 @@ def request_stop(task_id: str) -> None:
     connection().set(key("stop", task_id), "1", ex=PROGRESS_TTL)
 
 
-def stop_requested(task_id: str) -> bool:
-    return bool(connection().exists(key("stop", task_id)))
+def stop_requested(task_id: str) -> bool | None:
+    """None when Redis cannot say (the caller then asks the database)."""
+    try:
+        return bool(connection().exists(key("stop", task_id)))
+    except redis.RedisError:
+        return None
 
 
-def workers() -> list[Worker]:
-    return Worker.all(queue=generation_queue())
+def workers() -> dict[str, dict]:
+    """The live generation workers, by Daydream's own heartbeat (services/liveness.py)."""
+    from services import liveness
+
+    return liveness.alive_workers()
 
 
 # --- progress of running tasks -------------------------------------------------

@@ -4,8 +4,6 @@ queued → running → done | failed | canceled."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-
 import redis
 import sqlalchemy as sa
 from flask import current_app
@@ -64,6 +62,9 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         if existing:
             return existing
     params = check_params(user, data)
+    if not queue.available():
+        raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
+                          "Try again in a moment.", headers={"Retry-After": "10"})
     if params["init_image"]:
         init = db.session.scalar(sa.select(Image).where(
             Image.id == params["init_image"], Image.user_id == user.id))
@@ -99,11 +100,9 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     try:
         queue.enqueue_slot(task.id)
     except redis.RedisError as exc:
-        log.error("enqueue of task %s failed: %s", task.id, exc)
-        fail_task(task.id, "The queue was unavailable, so the task did not start. "
-                           "Your tokens were refunded; try again in a moment.")
-        raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
-                          "Try again in a moment.", headers={"Retry-After": "10"})
+        # Redis went away between the check above and now: the task stays queued and
+        # the reconciler gives it a job when Redis is back (nothing is lost or refunded).
+        log.error("enqueue of task %s failed (the reconciler will queue it): %s", task.id, exc)
     _emit(task)
     announce_queue()
     return task
@@ -242,26 +241,28 @@ def fail_task(task_id: str, message: str) -> bool:
     return _finish(task, TaskState.FAILED, message)
 
 
-def reconcile(*, running_grace: timedelta = timedelta(seconds=30)) -> dict:
-    """Settle tasks whose job was lost (a dead worker, a Redis restart): a running task
-    whose worker is gone fails and is refunded; when queued tasks outnumber the jobs
-    that would run them, jobs are added. Runs at worker start-up and periodically."""
-    alive = {w.name for w in queue.workers()}
+def reconcile() -> dict:
+    """Settle tasks whose job was lost: a running task whose worker's heartbeat is gone
+    (services/liveness.py) fails and is refunded; when queued tasks outnumber the jobs
+    waiting to run them (a Redis restart lost jobs), jobs are added, whatever the tasks'
+    age (a spare job is harmless: it finds nothing to run). Runs at worker start-up and,
+    from one worker at a time, every RECONCILE_INTERVAL seconds (worker/heartbeat.py)."""
+    alive = queue.workers()
     settled = {"failed": 0, "requeued": 0}
-    now = utcnow()
     for task in db.session.scalars(sa.select(Task).where(Task.state == TaskState.RUNNING.value)).all():
-        if task.worker not in alive and (task.started_at or now) < now - running_grace:
+        if task.worker not in alive:
             if fail_task(task.id, "The worker running this task stopped. Your tokens "
                                   "were refunded; submit it again."):
                 settled["failed"] += 1
-    queued = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
-        Task.state == TaskState.QUEUED.value))
-    stale = db.session.scalars(sa.select(Task.id).where(
-        Task.state == TaskState.QUEUED.value, Task.created_at < now - running_grace)).all()
-    missing = min(queued - queue.slot_count(), len(stale))
-    for task_id in stale[:max(missing, 0)]:
+                queue.request_stop(task.id)  # were it only frozen, it stops when it wakes
+    queued = db.session.scalars(sa.select(Task.id).where(Task.state == TaskState.QUEUED.value)
+                                .order_by(Task.created_at, Task.id)).all()
+    missing = len(queued) - queue.waiting_jobs()
+    for task_id in queued[:max(missing, 0)]:
         queue.enqueue_slot(task_id)
         settled["requeued"] += 1
+    if settled["failed"] or settled["requeued"]:
+        announce_queue()
     return settled
 
 

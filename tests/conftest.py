@@ -126,9 +126,16 @@ class WorkerProcess(ManagedProcess):
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> "WorkerProcess":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "WorkerProcess":
+        """Start the process without waiting (start several, then wait_ready each)."""
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / self.SCRIPT)], cwd=ROOT,
                                      env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> "WorkerProcess":
         conn = redis.Redis.from_url(self.env["REDIS_URL"])
         from rq import Queue, Worker
 

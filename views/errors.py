@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import redis
+
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -53,6 +55,16 @@ def register(app: Flask) -> None:
         }
         message = messages.get(exc.code) or exc.description or exc.name
         return error_response(exc.code or 500, CODES.get(exc.code, "error"), message)
+
+    @app.errorhandler(redis.RedisError)
+    def redis_down(exc: redis.RedisError):
+        # Every Redis call has a timeout (services/queue.py): what needs Redis answers
+        # 503 while it is down or hung; pages that do not need it go on working.
+        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        db.session.rollback()
+        return error_response(503, "unavailable", "The queue service (Redis) is not answering "
+                              "right now; nothing was changed. Try again in a moment.",
+                              {"Retry-After": "10"})
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

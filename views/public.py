@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, render_template
 from flask_login import current_user
 
 from extensions import db
-from services import catalog, queue, showcase, tiers
+from services import catalog, liveness, queue, showcase, tiers
 from services.accounts import MIN_PASSWORD
 from services.validation import DEFAULTS
 
@@ -70,11 +70,14 @@ def healthz():
     except Exception as exc:
         db.session.rollback()
         body["db"], ok = f"down: {exc.__class__.__name__}", False
-    try:
-        queue.connection().ping()
+    try:  # short timeouts: /healthz answers within 2 s whatever Redis does
+        probe = queue.probe_connection()
+        probe.ping()
         body["redis"] = "ok"
-        body["workers"] = len(queue.workers())
+        body["workers"] = len(liveness.alive_workers(probe))
+        body["archive_workers"] = len(liveness.alive(liveness.archive_pool(), probe))
     except Exception as exc:
         body["redis"], ok = f"down: {exc.__class__.__name__}", False
         body["workers"] = 0
-    return jsonify(body), 200 if ok else 503
+        body["archive_workers"] = 0
+    return (jsonify(body), 200) if ok else (jsonify(body), 503, {"Retry-After": "5"})

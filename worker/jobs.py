@@ -11,6 +11,7 @@ import socket
 import time
 from pathlib import Path
 
+import redis
 import torch
 
 from extensions import db
@@ -61,7 +62,7 @@ def load_model(model_id: str):
     if cache.loads and loaded_model_id != model_id:
         catalog.record_load_result(spec, None)
     loaded_model_id = model_id
-    record_worker_state(model=model_id, loads=cache.loads, heartbeat=time.time())
+    _quietly(record_worker_state, model=model_id, loads=cache.loads, heartbeat=time.time())
     return pipe
 
 
@@ -80,8 +81,18 @@ def run_next(submitted_task_id: str | None = None) -> str:
             task_service.fail_task(task.id, readable_error(exc))
             raise  # RQ records the failure in its failed-job registry
         finally:
-            queue.connection().hincrby(queue.key("workers", WORKER_NAME), "jobs", 1)
+            _quietly(queue.connection().hincrby, queue.key("workers", WORKER_NAME), "jobs", 1)
         return f"ran task {task.id}"
+
+
+def _quietly(call, *args, **kwargs):
+    """Live state in Redis is a convenience for readers: a task goes on rendering (and
+    is saved in the database) while Redis is away."""
+    try:
+        return call(*args, **kwargs)
+    except redis.RedisError as exc:
+        log.warning("Redis unavailable while rendering: %s", exc)
+        return None
 
 
 def readable_error(exc: Exception) -> str:
@@ -128,8 +139,8 @@ class Progress:
                    "sample": sample, "samples": self.task.samples}
         if latents is not None and self.previews is not None and self.previews.due():
             payload["preview"] = preview_data_url(latents)
-        queue.set_progress(self.task.id, self.steps_done, self.total(), payload["eta_s"])
-        events.emit_task(self.room, payload)
+        _quietly(queue.set_progress, self.task.id, self.steps_done, self.total(), payload["eta_s"])
+        events.emit_task(self.room, payload)  # publishes with a timeout, never raises
 
     def image_ready(self, images: list) -> None:
         events.emit_task(self.room, {"id": self.task.id, "state": "running", "step": self.steps_done,
@@ -168,10 +179,13 @@ def generate(task) -> None:
         stop = {"requested": False}
 
         def on_step_end(pipeline, step_index, _timestep, callback_kwargs, index=index, stop=stop):
-            if queue.stop_requested(task.id):
+            wanted = queue.stop_requested(task.id)
+            if wanted is None:  # Redis cannot say: the row can
+                wanted = _canceled(task)
+            if wanted:
                 stop["requested"] = True
                 pipeline._interrupt = True  # diffusers skips the remaining steps
-                queue.connection().set(queue.key("stopped", task.id), progress.steps_done, ex=3600)
+                _quietly(queue.connection().set, queue.key("stopped", task.id), progress.steps_done, ex=3600)
                 return callback_kwargs
             progress.step(index, step_index + 1, getattr(pipeline, "num_timesteps", None),
                           callback_kwargs.get("latents"))

@@ -60,10 +60,10 @@ def test_the_worker_loads_the_pipeline_once_for_many_jobs(app, make_user):
     conn = redis.Redis.from_url(app.config["REDIS_URL"])
 
     with app.app_context():
-        [worker] = [w for w in queue_service.workers() if w.pid == app.worker.proc.pid]
+        [worker_name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
 
     def loads() -> int:
-        return int(conn.hget(queue_service.key("workers", worker.name), "loads") or 0)
+        return int(conn.hget(queue_service.key("workers", worker_name), "loads") or 0)
 
     first = user.wait_task(user.submit(steps=2).get_json()["id"])
     assert first["state"] == "done"
@@ -142,9 +142,9 @@ def test_the_worker_switches_models_and_keeps_the_last_one_loaded(app, make_user
             db.session.add(AiModel(id="second", name="Second", spec="second-model", kind="folder",
                                    enabled=True))
             db.session.commit()
-        [worker] = [w for w in queue_service.workers() if w.pid == app.worker.proc.pid]
+        [worker_name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
     conn = redis.Redis.from_url(app.config["REDIS_URL"])
-    state = lambda: conn.hgetall(queue_service.key("workers", worker.name))  # noqa: E731
+    state = lambda: conn.hgetall(queue_service.key("workers", worker_name))  # noqa: E731
     user = make_user()
     loads = int(state()[b"loads"])
     assert user.wait_task(user.submit(model="second", steps=2).get_json()["id"])["state"] == "done"

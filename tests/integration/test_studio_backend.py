@@ -167,7 +167,7 @@ def test_the_queue_is_bounded_per_user_and_in_all(tmp_path, redis_url, models_pa
     assert first.get("/api/v1/queue").get_json()["queued"] == 3
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Task)) == 3
-        assert queue_service.slot_count() == 3
+        assert queue_service.waiting_jobs() == 3
 
 
 # --- uploads that must be refused --------------------------------------------------------

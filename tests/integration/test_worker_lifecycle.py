@@ -86,7 +86,7 @@ def test_the_reconciler_settles_lost_tasks(tmp_path, redis_url, models_path):
         assert by_id[dead].state == "failed" and by_id[dead].refunded
         assert "worker" in by_id[dead].error
         assert by_id[orphan].state == "queued" and by_id[fresh].state == "queued"
-        assert queue_service.slot_count() == 2  # one job for each queued task
+        assert queue_service.waiting_jobs() == 2  # one job for each queued task
         refunds = db.session.scalar(sa.select(sa.func.count()).select_from(Ledger).where(
             Ledger.task_id == dead, Ledger.kind == "refund"))
         assert refunds == 1
