@@ -3,7 +3,8 @@
 Users with queued work are served round-robin (the one served longest ago first),
 FIFO within a user. A worker may take a task for the model it has loaded ahead of
 its turn, but only within the current round (no user gets two turns before another
-gets one) and only while the fairer task has not waited AFFINITY_WAIT seconds.
+gets one) and only while the fairer task has not waited AFFINITY_WAIT seconds; and
+it leaves a task to another live, idle worker that has that task's model loaded.
 The RQ queue holds one job per submitted task; each job runs whichever task is
 fairest when a worker gets to it."""
 from __future__ import annotations
@@ -55,7 +56,11 @@ def positions() -> dict[str, int]:
     return {task.id: n for n, task in enumerate(fair_order(), start=1)}
 
 
-def pick(rounds: list[list[Task]], loaded_model: str | None, now: datetime | None = None) -> Task | None:
+def pick(rounds: list[list[Task]], loaded_model: str | None, now: datetime | None = None,
+         idle_elsewhere: set[str] = frozenset()) -> Task | None:
+    """idle_elsewhere: the models loaded on other live, idle workers (their heartbeats,
+    services/liveness.py). Within the first round, a task for one of those is left to
+    that worker, which takes it without loading anything, when another task can go."""
     if not rounds:
         return None
     fairest = rounds[0][0]
@@ -65,7 +70,24 @@ def pick(rounds: list[list[Task]], loaded_model: str | None, now: datetime | Non
             for task in rounds[0]:
                 if task.model == loaded_model:
                     return task
+    if fairest.model != loaded_model and fairest.model in idle_elsewhere:
+        for task in rounds[0]:
+            if task.model not in idle_elsewhere:
+                return task
     return fairest
+
+
+def idle_models_elsewhere(worker_name: str) -> set[str]:
+    """Models loaded on the other live workers that run nothing now."""
+    from services import queue
+
+    busy = set(db.session.scalars(sa.select(Task.worker).where(Task.state == TaskState.RUNNING.value)))
+    try:
+        alive = queue.workers()
+    except Exception:  # no Redis: no hint, plain fairness
+        return set()
+    return {info.get("model") for name, info in alive.items()
+            if name != worker_name and name not in busy and info.get("model")}
 
 
 def claim_next(worker_name: str, loaded_model: str | None) -> Task | None:
@@ -73,8 +95,9 @@ def claim_next(worker_name: str, loaded_model: str | None) -> Task | None:
     workers may race for it: the conditional update lets one win; the others pick again."""
     from services.tasks import start_task
 
+    elsewhere = idle_models_elsewhere(worker_name)
     for _ in range(20):
-        task = pick(fair_rounds(queued_tasks()), loaded_model)
+        task = pick(fair_rounds(queued_tasks()), loaded_model, idle_elsewhere=elsewhere)
         if task is None:
             return None
         started = start_task(task.id, worker_name)

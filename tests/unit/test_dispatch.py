@@ -60,3 +60,16 @@ def test_affinity_never_skips_a_round_or_waits_forever():
 
 def test_an_empty_queue_picks_nothing():
     assert pick([], "demo") is None
+
+
+def test_a_task_is_left_to_the_idle_worker_that_has_its_model_loaded():
+    """Worker W has sd15 loaded; another live, idle worker has sdxl. The fairest task
+    (sdxl) is left to that one; W takes the next task of the round instead."""
+    tasks = [task("a1", 1, 0, "sdxl"), task("b1", 2, 1, "flux"), task("a2", 1, 2, "demo")]
+    rounds = fair_rounds(tasks, served={})
+    now = T0 + timedelta(seconds=5)
+    assert pick(rounds, "sd15", now=now, idle_elsewhere={"sdxl"}).id == "b1"
+    assert pick(rounds, "sd15", now=now).id == "a1"  # nobody else has it: plain fairness
+    # Never a task from a later round: a2 is not eligible even if b1 is loaded elsewhere.
+    assert pick(rounds, "sd15", now=now, idle_elsewhere={"sdxl", "flux"}).id == "a1"
+    assert pick(rounds, "sdxl", now=now, idle_elsewhere={"sdxl"}).id == "a1"  # its own model
