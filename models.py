@@ -89,7 +89,8 @@ class User(UserMixin, db.Model):
 
     def get_id(self) -> str:
         """What the session and remember-me cookies keep: the public id and the auth
-        epoch (views/auth.py's user loader refuses a stale epoch)."""
+        epoch, followed by the sign-in's secret (services/accounts.py open_session; its
+        user loader refuses a stale epoch or an ended sign-in)."""
         return f"{self.uuid}.{self.auth_epoch or 0}"
 
     @property
@@ -143,6 +144,23 @@ class ApiToken(db.Model):
             "created_at": iso(self.created_at),
             "last_used_at": iso(self.last_used_at),
         }
+
+
+class UserSession(db.Model):
+    """One sign-in of a browser (services/accounts.py open_session). Its random secret
+    travels in the session and remember-me cookies and only its hash is kept here, so
+    signing out (or "sign out everywhere") ends it on the server: a copied cookie from
+    before is refused afterwards."""
+
+    __tablename__ = "user_sessions"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    user_agent: so.Mapped[str] = so.mapped_column(sa.String(255), default="")
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    last_seen_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    revoked_at: so.Mapped[Optional[datetime]]
 
 
 class Task(db.Model):
@@ -390,6 +408,10 @@ class Board(db.Model):
     id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(80))
+    # The name as compared: NFKC-normalized and case-folded (services/boards.py
+    # name_key), unique per user, so "Ábc", "ÁBC" and "ábc" are one name whatever the
+    # database's lower() folds. Longer than the name: normalizing can expand it.
+    name_key: so.Mapped[str] = so.mapped_column(sa.String(320))
     # The image shown for the board; when unset (or the image left the board) the
     # newest image of the board is shown instead. No foreign key: images and boards
     # would point at each other.
@@ -397,7 +419,7 @@ class Board(db.Model):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (sa.UniqueConstraint("user_id", "name", name="uq_boards_user_name"),)
+    __table_args__ = (sa.UniqueConstraint("user_id", "name_key", name="uq_boards_user_name_key"),)
 
 
 

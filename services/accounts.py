@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import ApiToken, User, utcnow
+from models import ApiToken, User, UserSession, utcnow
 from services import credits
 from services.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 
@@ -126,24 +126,27 @@ def _account_key(login, user: User | None) -> str | None:
 
 def authenticate(login, password, address: str | None = None) -> User:
     """The user for these credentials, or BadCredentials (the same message whether the
-    account exists or not). Failed attempts are counted per address and per account;
-    too many and sign-in is refused for a while (RateLimited says until when).
+    account exists or not). Failed attempts are counted per account and address: a
+    pair that keeps failing waits longer and longer (RateLimited says until when), and
+    an address or an account that fails very often is refused except where that account
+    signed in before (services/ratelimit.py). Without the limit store, sign-in is
+    refused (LimitsUnavailable, 503) rather than unlimited.
     Upgrades the hash when Argon2's parameters changed."""
     from services import ratelimit
 
     user = find_by_login(login)
-    rules = ratelimit.signin_rules(address, _account_key(login, user))
-    ratelimit.check(rules)
+    account_key = _account_key(login, user)
+    ratelimit.signin_allowed(account_key, address)
     if user is None or not isinstance(password, str):
         hasher.hash("timing-equaliser")  # take as long as a real check
-        ratelimit.hit(rules)
+        ratelimit.signin_failed(account_key, address)
         raise BadCredentials("Wrong username/email or password.")
     try:
         hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        ratelimit.hit(rules)
+        ratelimit.signin_failed(account_key, address)
         raise BadCredentials("Wrong username/email or password.")
-    ratelimit.clear(ratelimit.account_rules(user.uuid))
+    ratelimit.signin_succeeded(account_key, address)
     if not user.active:
         raise Forbidden("This account is deactivated; contact staff.", code="inactive")
     if hasher.check_needs_rehash(user.password_hash):
@@ -221,25 +224,27 @@ def update_profile(user: User, data: dict) -> User:
 
 def check_password(user: User, password, field: str = "password") -> None:
     """For actions that need the password again (change it, delete the account, staff
-    re-authentication). Wrong answers count toward the account's sign-in limit."""
+    re-authentication). Wrong answers make the next check wait, longer each time (but
+    never lock the owner out of signing in)."""
     from services import ratelimit
 
-    rules = ratelimit.account_rules(user.uuid)
-    ratelimit.check(rules)
+    ratelimit.password_check_allowed(user.uuid)
     try:
         if not isinstance(password, str) or not password:
             raise VerificationError()
         hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        ratelimit.hit(rules)
+        ratelimit.password_check_failed(user.uuid)
         raise ValidationError(field, "is not your current password")
+    ratelimit.password_check_succeeded(user.uuid)
 
 
 def change_password(user: User, current, new, *, keep_sessions: bool = False,
-                    keep_token_id: str | None = None) -> User:
+                    keep_token_id: str | None = None, keep_session_key: str | None = None) -> User:
     """Needs the current password. Unless asked to keep them, every other session is
-    signed out (the auth epoch moves on) and API tokens are revoked, except the one
-    making this request; the caller signs the current session in again."""
+    signed out (the auth epoch moves on, their rows are revoked) and API tokens are
+    revoked, except the token or session making this request; the caller signs the
+    current session in again (renewed_session_key)."""
     check_password(user, current, "current_password")
     problem = password_problem(new, user.username, user.email)
     if problem:
@@ -253,6 +258,7 @@ def change_password(user: User, current, new, *, keep_sessions: bool = False,
         if keep_token_id:
             stmt = stmt.where(ApiToken.id != keep_token_id)
         db.session.execute(stmt)
+        _revoke_sessions(user, keep_session_key)
     db.session.commit()
     return user
 
@@ -271,6 +277,7 @@ def delete_user(user: User) -> None:
     db.session.execute(sa.delete(Task).where(Task.user_id == user.id))
     db.session.execute(sa.delete(Ledger).where(Ledger.user_id == user.id))
     db.session.execute(sa.delete(ApiToken).where(ApiToken.user_id == user.id))
+    db.session.execute(sa.delete(UserSession).where(UserSession.user_id == user.id))
     db.session.delete(user)
     db.session.commit()
 
@@ -307,16 +314,31 @@ def touch(user: User) -> None:
     credits.grant_allowance_if_due(user)
 
 
-def load_session_user(session_id: str) -> User | None:
-    """Flask-Login's loader: the session (or remember-me cookie) names the user's public
-    id and the auth epoch it was made in; an old epoch (the password changed since) or a
-    deactivated account signs nobody in."""
-    if not isinstance(session_id, str):
+def load_session_user(session_key: str) -> User | None:
+    """Flask-Login's loader. The session (or remember-me cookie) carries the key that
+    open_session made: the user's public id, the auth epoch it was made in and the
+    sign-in's own secret. An old epoch (the password changed since), a deactivated
+    account, or a sign-in that was ended (signed out, "sign out everywhere") or unused
+    for longer than a remember-me cookie lasts, signs nobody in."""
+    parts = _parse_session_key(session_key)
+    if parts is None:
+        return None  # includes keys made before sign-ins were kept on the server
+    public_id, epoch, secret = parts
+    row = db.session.execute(
+        sa.select(User, UserSession).join(UserSession, UserSession.user_id == User.id)
+        .where(User.uuid == public_id, UserSession.secret_hash == _digest(secret))).first()
+    if row is None:
         return None
-    public_id, _, epoch = session_id.partition(".")
-    user = db.session.scalar(sa.select(User).where(User.uuid == public_id))
-    if user is None or not user.active or str(user.auth_epoch or 0) != (epoch or "0"):
+    user, signed_in = row
+    if not user.active or str(user.auth_epoch or 0) != epoch or signed_in.revoked_at is not None:
         return None
+    now = utcnow()
+    if now - signed_in.last_seen_at > _session_lifetime():
+        return None
+    if now - signed_in.last_seen_at > timedelta(seconds=60):
+        db.session.execute(sa.update(UserSession).where(UserSession.id == signed_in.id)
+                           .values(last_seen_at=now).execution_options(synchronize_session=False))
+        db.session.commit()
     return user
 
 
@@ -338,6 +360,86 @@ def start_session(user: User) -> None:
     """Each sign-in starts a new session: the studio timeline shows its tasks."""
     user.sessionid = shortuuid.uuid()
     db.session.commit()
+
+
+# --- browser sign-ins (one UserSession row each) ---------------------------------------
+
+# Revoked rows are kept this long (what ended when), then deleted with the unused ones.
+REVOKED_KEPT = timedelta(days=30)
+
+
+def _session_lifetime() -> timedelta:
+    """A sign-in unused for this long is over: as long as a remember-me cookie lasts."""
+    duration = current_app.config.get("REMEMBER_COOKIE_DURATION") or timedelta(days=365)
+    return duration if isinstance(duration, timedelta) else timedelta(seconds=duration)
+
+
+def _parse_session_key(session_key) -> tuple[str, str, str] | None:
+    if not isinstance(session_key, str):
+        return None
+    parts = session_key.split(".")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def open_session(user: User, user_agent: str = "") -> str:
+    """A new sign-in: a row on the server and the key the session and remember-me
+    cookies carry (User.get_id(), then the sign-in's random secret)."""
+    secret = secrets.token_urlsafe(24)
+    now = utcnow()
+    db.session.execute(sa.delete(UserSession).where(
+        UserSession.user_id == user.id,
+        (UserSession.revoked_at < now - REVOKED_KEPT) | (UserSession.last_seen_at < now - _session_lifetime())))
+    db.session.add(UserSession(user_id=user.id, secret_hash=_digest(secret),
+                               user_agent=(user_agent or "")[:255], created_at=now, last_seen_at=now))
+    db.session.commit()
+    return f"{user.get_id()}.{secret}"
+
+
+def renewed_session_key(user: User, current_key) -> str | None:
+    """The key of the same sign-in after the user's auth epoch moved on (a password
+    change signs this session in again), or None when current_key is not a key."""
+    parts = _parse_session_key(current_key)
+    return f"{user.get_id()}.{parts[2]}" if parts else None
+
+
+def end_session(session_key) -> bool:
+    """Sign-out: this sign-in ends on the server (its cookies, copied or not, stop
+    working). True when there was one to end."""
+    parts = _parse_session_key(session_key)
+    if parts is None:
+        return False
+    ended = db.session.execute(
+        sa.update(UserSession).where(UserSession.secret_hash == _digest(parts[2]),
+                                     UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return bool(ended)
+
+
+def _revoke_sessions(user: User, keep_session_key=None) -> int:
+    stmt = sa.update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+    parts = _parse_session_key(keep_session_key)
+    if parts:
+        stmt = stmt.where(UserSession.secret_hash != _digest(parts[2]))
+    return db.session.execute(stmt.values(revoked_at=utcnow())
+                              .execution_options(synchronize_session=False)).rowcount
+
+
+def end_all_sessions(user: User) -> int:
+    """"Sign out everywhere": every sign-in of the user ends, remembered ones too (API
+    tokens are not sessions: they stay). Returns how many ended."""
+    ended = _revoke_sessions(user)
+    db.session.commit()
+    return ended
+
+
+def count_sessions(user: User) -> int:
+    """Sign-ins that are still open (this one included)."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(UserSession).where(
+        UserSession.user_id == user.id, UserSession.revoked_at.is_(None),
+        UserSession.last_seen_at >= utcnow() - _session_lifetime())) or 0
 
 
 # --- personal API tokens ----------------------------------------------------------

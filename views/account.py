@@ -1,14 +1,15 @@
 """The account page (/account): overview, settings, tokens, API tokens. The page is
-rendered here; its forms talk to the JSON API (site/static/js/account.js)."""
+rendered here; its forms talk to the JSON API (site/static/js/account.js), except
+"sign out everywhere", a plain form (it ends this session too)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from extensions import db
 from models import Image, Task
-from services import credits, tiers
+from services import accounts, credits, tiers
 
 bp = Blueprint("account", __name__)
 
@@ -30,4 +31,19 @@ def index():
         task_count=count(Task),
         ledger=rows,
         ledger_total=ledger_total,
+        session_count=accounts.count_sessions(user),
     )
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    """Every sign-in of this account ends: other browsers and devices, remembered ones,
+    copied cookies, and this one. API tokens stay (the API tab revokes them)."""
+    from views.auth import end_this_session
+
+    ended = accounts.end_all_sessions(current_user._get_current_object())
+    end_this_session()
+    flash(f"You are signed out everywhere: {ended} {'session' if ended == 1 else 'sessions'} "
+          "ended, this one included.", "info")
+    return redirect(url_for("auth.login"))

@@ -5,20 +5,26 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from services import accounts, setup
 from services.errors import ServiceError, ValidationError
-from services.ratelimit import RateLimited
+from services.ratelimit import LimitsUnavailable, RateLimited
 
 bp = Blueprint("auth", __name__)
 
 
 def note_activity() -> None:
     """Before each page: note that the user was here (the API does the same for its
-    requests once it has authenticated them, views/api/__init__.py)."""
-    if request.endpoint == "static" or request.path.startswith(("/api/", "/socket.io")):
+    requests once it has authenticated them, views/api/__init__.py). A remember-me
+    cookie that no longer signs anybody in (its sign-in ended) is deleted."""
+    if request.endpoint == "static" or request.path.startswith("/socket.io"):
+        return
+    remember_cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    if remember_cookie in request.cookies and not current_user.is_authenticated:
+        session["_remember"] = "clear"  # Flask-Login deletes the cookie on the way out
+    if request.path.startswith("/api/"):
         return
     if current_user.is_authenticated:
         accounts.touch(current_user)
@@ -36,11 +42,28 @@ def mark_recent_auth() -> None:
     session["auth_at"] = time.time()
 
 
+def log_in(user, session_key: str, remember: bool) -> None:
+    """Flask-Login's login_user, with the sign-in's own key (accounts.open_session) in
+    the session: Flask-Login builds the remember-me cookie from session["_user_id"]."""
+    login_user(user, remember=remember)
+    session["_user_id"] = session_key
+
+
 def _sign_in(user, remember: bool) -> None:
     session.clear()  # a fresh session: nothing carried over from before sign-in
     accounts.start_session(user)
-    login_user(user, remember=remember)
+    log_in(user, accounts.open_session(user, request.user_agent.string), remember)
     mark_recent_auth()
+
+
+def end_this_session() -> None:
+    """Sign this browser out: its sign-in ends on the server (copies of its cookies stop
+    working), the session is emptied, and the remember-me cookie is deleted.
+    logout_user() comes after session.clear(): it leaves the mark that has Flask-Login
+    delete the remember-me cookie, which clearing afterwards would wipe."""
+    accounts.end_session(session.get("_user_id"))
+    session.clear()
+    logout_user()
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -74,8 +97,8 @@ def login():
         try:
             user = accounts.authenticate(form["login"], request.form.get("password", ""),
                                          address=request.remote_addr)
-        except RateLimited as exc:
-            errors, status, headers = {"_": exc.message}, 429, exc.headers
+        except (RateLimited, LimitsUnavailable) as exc:
+            errors, status, headers = {"_": exc.message}, exc.status, exc.headers
         except ServiceError as exc:
             errors, status = {"_": exc.message}, 401
         else:
@@ -87,8 +110,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
-    logout_user()
-    session.clear()
+    end_this_session()
     flash("You are signed out.", "info")
     return redirect(url_for("public.index"))
 
@@ -115,7 +137,7 @@ def first_run(token: str):
             errors = {exc.field or "_": exc.message}
         else:
             if current_user.is_authenticated:
-                logout_user()
+                end_this_session()
             _sign_in(user, remember=False)
             flash(f"Welcome, {user.username}: you are the first staff account.", "success")
             return redirect(url_for("admin.users"))

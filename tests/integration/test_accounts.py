@@ -358,35 +358,8 @@ def _login(client, login, password):
     return client.post("/login", data={"login": login, "password": password, "csrf_token": token})
 
 
-def test_failed_sign_ins_lock_the_account_for_a_while(fresh):
-    app = fresh(DAYDREAM_SIGNIN_LIMIT_ACCOUNT="3 per 15 minutes")
-    client = app.test_client()
-    user, bystander = ApiUser(client, unique("target")), ApiUser(client, unique("bystander"))
-    # A success clears the count: two failures, a success, two failures do not lock.
-    for password in ("wrong password 1", "wrong password 2", user.password):
-        _login(app.test_client(), user.username, password)
-    for n in range(3):
-        response = _login(client, user.username, f"wrong password {n}")
-        assert response.status_code == 401, n
-    locked = _login(client, user.data["email"], user.password)  # by email too, right password
-    assert locked.status_code == 429
-    assert b"Too many failed sign-ins for this account" in locked.data
-    assert re.search(rb"Try again in 1[45] minutes", locked.data)
-    assert 800 < int(locked.headers["Retry-After"]) <= 900
-    api = client.post("/api/v1/auth/tokens", json={"login": user.username, "password": user.password,
-                                                   "name": "x"})
-    assert api.status_code == 429 and api.get_json()["error"]["code"] == "rate_limited"
-    assert _login(client, bystander.username, bystander.password).status_code == 302
-
-
-def test_failed_sign_ins_from_one_address_are_limited(fresh):
-    app = fresh(DAYDREAM_SIGNIN_LIMIT_IP="4 per 15 minutes")
-    client = app.test_client()
-    users = [ApiUser(client, unique("spray")) for _ in range(2)]
-    for n in range(4):
-        assert _login(client, users[n % 2].username, "a wrong password").status_code == 401
-    locked = _login(client, users[0].username, users[0].password)
-    assert locked.status_code == 429 and b"failed sign-ins from your address" in locked.data
+# The limits themselves (growing delays per account and address, the caps, Redis down):
+# tests/integration/test_signin_limits.py.
 
 
 def test_deactivated_accounts_cannot_sign_in(fresh):

@@ -3,7 +3,7 @@ vouchers."""
 from __future__ import annotations
 
 from flask import g, jsonify, request, session
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 
 from services import accounts, credits, vouchers
 from services.openapi import PAGING, answer, list_of, op, path_id, ref
@@ -17,16 +17,25 @@ def _bearer_token_id() -> str | None:
     return token.id if token else None
 
 
-def _renew_session(user) -> None:
-    """After the auth epoch moved on, sign this browser session in again with it."""
+def _session_key() -> str | None:
+    """This browser sign-in's key (None for a bearer token)."""
     if getattr(g, "auth_via", None) == "bearer":
+        return None
+    return session.get("_user_id")
+
+
+def _renew_session(user) -> None:
+    """After the auth epoch moved on, sign this browser session in again with it (the
+    same sign-in: its row and secret stay)."""
+    key = accounts.renewed_session_key(user, _session_key())
+    if key is None:
         return
     from flask import current_app
 
-    from views.auth import mark_recent_auth
+    from views.auth import log_in, mark_recent_auth
 
     remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
-    login_user(user, remember=remember)
+    log_in(user, key, remember)
     mark_recent_auth()
 
 
@@ -89,9 +98,21 @@ def update_me():
 def delete_me():
     accounts.delete_own_account(current_user._get_current_object(), body().get("password"))
     if getattr(g, "auth_via", None) != "bearer":
-        logout_user()
         session.clear()
+        logout_user()  # after clear(): its mark deletes the remember-me cookie
     return "", 204
+
+
+@bp.delete("/me/sessions")
+def end_my_sessions():
+    """Sign out everywhere: every browser sign-in of this user ends (this one too, when
+    the request comes from a browser); API tokens stay."""
+    ended = accounts.end_all_sessions(current_user._get_current_object())
+    if _session_key() is not None:
+        from views.auth import end_this_session
+
+        end_this_session()
+    return jsonify({"ended": ended})
 
 
 @bp.post("/me/password")
@@ -104,7 +125,7 @@ def change_password():
         raise ValidationError("keep_sessions", "must be true or false")
     user = accounts.change_password(current_user._get_current_object(), data.get("current_password"),
                                     data.get("new_password"), keep_sessions=keep,
-                                    keep_token_id=_bearer_token_id())
+                                    keep_token_id=_bearer_token_id(), keep_session_key=_session_key())
     _renew_session(user)
     return "", 204
 
@@ -143,12 +164,13 @@ OPENAPI = {
                                          "properties": {k: {"type": "string"} for k in ("username", "email", "password")}},
                                    public=True, error_codes=(400, 403, 409, 422))},
     "/auth/tokens": {
-        "post": op("Create a personal API token (shown once). Failed attempts are rate-limited "
-                   "per address and per account (429 with Retry-After).",
+        "post": op("Create a personal API token (shown once). Failed attempts slow down the "
+                   "account and address that made them (429 with Retry-After); 503 while the "
+                   "rate-limit store is down.",
                     answer("The token", ref("NewToken"), "201"),
                     body={"type": "object", "required": ["login", "password", "name"],
                           "properties": {k: {"type": "string"} for k in ("login", "password", "name")}},
-                    public=True, error_codes=(401, 422, 429)),
+                    public=True, error_codes=(401, 403, 422, 429, 503)),
         "get": op("List your API tokens", answer("Tokens", list_of("ApiToken"))),
     },
     "/auth/tokens/{id}": {"delete": op("Revoke an API token", {"204": {"description": "Revoked"}},
@@ -157,7 +179,7 @@ OPENAPI = {
                                 "the last 15 minutes)", {"204": {"description": "Confirmed"}},
                                  body={"type": "object", "required": ["password"],
                                        "properties": {"password": _STR}},
-                                 error_codes=(401, 422, 429))},
+                                 error_codes=(401, 422, 429, 503))},
     "/me": {"get": op("You", answer("The signed-in user", ref("User"))),
             "patch": op("Change your profile and settings", answer("The user", ref("User")),
                          body={"type": "object", "properties": {
@@ -169,14 +191,21 @@ OPENAPI = {
             "delete": op("Delete your account, its images and their files",
                           {"204": {"description": "Deleted"}},
                           body={"type": "object", "required": ["password"], "properties": {"password": _STR}},
-                          error_codes=(401, 409, 422, 429))},
+                          error_codes=(401, 409, 422, 429, 503))},
+    "/me/sessions": {"delete": op("Sign out everywhere: every browser sign-in of yours ends "
+                                  "(this one too when the request comes from a browser; API "
+                                  "tokens stay)",
+                                  answer("How many sign-ins ended", {
+                                      "type": "object", "required": ["ended"],
+                                      "properties": {"ended": {"type": "integer"}}}),
+                                  error_codes=(400, 401))},
     "/me/password": {"post": op("Change your password. Other sessions are signed out and other "
                                 "API tokens revoked unless keep_sessions is true.",
                                  {"204": {"description": "Changed"}},
                                  body={"type": "object", "required": ["current_password", "new_password"],
                                        "properties": {"current_password": _STR, "new_password": _STR,
                                                       "keep_sessions": {"type": "boolean", "default": False}}},
-                                 error_codes=(400, 401, 422, 429))},
+                                 error_codes=(400, 401, 422, 429, 503))},
     "/me/redeem": {"post": op("Redeem a voucher code", answer("The user, with `redeemed`: the tokens added",
                                                                ref("User")),
                                body={"type": "object", "required": ["code"], "properties": {"code": _STR}},

@@ -1,0 +1,95 @@
+"""Signing out in Chromium against the real server: with "Keep me signed in" ticked the
+browser is signed out for good (the remember-me cookie is gone, a copy of it is
+refused), and "Sign out everywhere" on the account page ends another browser's session."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import requests
+from playwright.sync_api import expect
+
+PASSWORD = "a long enough password"
+REMEMBER = "remember_token"
+
+
+def register(live, username: str) -> None:
+    response = requests.post(live.url + "/api/v1/auth/register", timeout=10, json={
+        "username": username, "email": f"{username}@example.com", "password": PASSWORD})
+    assert response.status_code == 201, response.text
+
+
+def new_page(browser, live):
+    context = browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    return context, page
+
+
+def sign_in(page, username: str, remember: bool) -> None:
+    page.goto("/login")
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", PASSWORD)
+    if remember:
+        page.check("#remember")
+    page.click("#login-submit")
+    expect(page).to_have_url(re.compile(r"/studio$"))
+
+
+def cookie_names(context) -> set[str]:
+    return {c["name"] for c in context.cookies()}
+
+
+def test_sign_out_with_keep_me_signed_in_signs_out_for_good(page, browser, live):
+    username = f"leaver{uuid.uuid4().hex[:6]}"
+    register(live, username)
+    sign_in(page, username, remember=True)
+    assert REMEMBER in cookie_names(page.context)
+    copied = [c for c in page.context.cookies() if c["name"] == REMEMBER]
+
+    page.click("form[action='/logout'] button")
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator("#flashes")).to_contain_text("You are signed out")
+    assert REMEMBER not in cookie_names(page.context)
+    page.goto("/studio")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.reload()  # and stays signed out
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+
+    # A copy of the remember-me cookie taken before sign-out is refused afterwards.
+    context, thief = new_page(browser, live)
+    try:
+        context.add_cookies(copied)
+        thief.goto("/studio")
+        expect(thief).to_have_url(re.compile(r"/login\?next="))
+        assert REMEMBER not in cookie_names(context)  # the dead cookie was deleted
+    finally:
+        context.close()
+    assert page.js_errors == []
+
+
+def test_sign_out_everywhere_ends_the_other_browsers_session(page, browser, live):
+    username = f"roamer{uuid.uuid4().hex[:6]}"
+    register(live, username)
+    sign_in(page, username, remember=False)
+    context, other = new_page(browser, live)
+    try:
+        sign_in(other, username, remember=True)
+        page.goto("/account#settings")
+        expect(page.locator("#session-count")).to_contain_text("2 open sessions, this one included")
+        page.click("#sign-out-everywhere")
+        expect(page).to_have_url(re.compile(r"/login$"))
+        expect(page.locator("#flashes")).to_contain_text("2 sessions ended, this one included")
+
+        other.goto("/studio")
+        expect(other).to_have_url(re.compile(r"/login\?next="))
+        assert REMEMBER not in cookie_names(context)
+        assert other.js_errors == []
+    finally:
+        context.close()
+    page.goto("/account")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    assert page.js_errors == []
