@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +29,34 @@ PY = sys.executable
 
 def say(message: str) -> None:
     print(f"[daydream] {message}", flush=True)
+
+
+# What reaches the terminal from the children: warnings, errors and tracebacks. The
+# rest (request lines, RQ's job and registry lines, INFO) goes to <instance>/logs/ only,
+# so the address and the setup link stay in view.
+IMPORTANT = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|\[(ERROR|CRITICAL)\]|^Traceback ")
+# Library chatter silenced in the children (their logs still hold everything else).
+QUIET_ENV = {"PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error",
+             "DIFFUSERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+             "TQDM_DISABLE": "1"}
+
+
+def pump(name: str, stream, log_path: Path, to_terminal) -> None:
+    """Copy a child's output to its log file, and the lines that matter (or, when
+    to_terminal() says so, every line) to the terminal."""
+    in_traceback = False
+    with open(log_path, "ab", buffering=0) as log:
+        for raw in iter(stream.readline, b""):
+            log.write(raw)
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line.startswith("Traceback "):
+                in_traceback = True
+            elif in_traceback and not line.startswith((" ", "\t")):
+                in_traceback = False
+                print(f"[{name}] {line}", flush=True)  # the exception's own line
+                continue
+            if in_traceback or to_terminal() or IMPORTANT.search(line):
+                print(f"[{name}] {line}", flush=True)
 
 
 def socket_path(instance: Path) -> Path:
@@ -62,6 +92,17 @@ def wait_for_redis(url: str, proc: subprocess.Popen, log: Path, timeout: float =
             time.sleep(0.1)
 
 
+def run_once(argv: list[str], env: dict, log_path: Path) -> str:
+    """A start-up step: its output goes to the log; on failure, to the terminal too."""
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    with open(log_path, "a") as log:
+        log.write(result.stdout + result.stderr)
+    if result.returncode != 0:
+        print(result.stdout + result.stderr, flush=True)
+        raise SystemExit(f"{' '.join(argv[1:])} failed (status {result.returncode}); see {log_path}")
+    return result.stdout
+
+
 class Child:
     """One supervised process. When it exits while the service runs, it is started
     again after a delay that doubles with each quick failure (1 s … 30 s) and starts
@@ -69,9 +110,12 @@ class Child:
 
     MIN_DELAY, MAX_DELAY, STABLE_AFTER = 1.0, 30.0, 60.0
 
-    def __init__(self, name: str, argv: list[str], env: dict, before_start=None):
+    def __init__(self, name: str, argv: list[str], env: dict, before_start=None,
+                 logs: Path | None = None, verbose: bool = False):
         self.name, self.argv, self.env = name, argv, env
         self.before_start = before_start
+        self.log_path = logs / f"{name.replace(' ', '-')}.log" if logs else None
+        self.verbose = verbose
         self.proc: subprocess.Popen | None = None
         self.started = 0.0
         self.delay = self.MIN_DELAY
@@ -81,7 +125,13 @@ class Child:
     def start(self) -> None:
         if self.before_start:
             self.before_start()
-        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True)
+        if self.log_path is None:
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True)
+        else:
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            threading.Thread(target=pump, args=(self.name, self.proc.stdout, self.log_path,
+                                                lambda: self.verbose), daemon=True).start()
         self.started = time.monotonic()
         self.restart_at = None
 
@@ -132,7 +182,11 @@ def stop(children: list[Child]) -> None:
 def main() -> int:
     instance = instance_path()
     instance.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DAYDREAM_INSTANCE_PATH": str(instance), "PYTHONUNBUFFERED": "1"}
+    logs = instance / "logs"
+    logs.mkdir(exist_ok=True)
+    env = {**QUIET_ENV, **os.environ, "DAYDREAM_INSTANCE_PATH": str(instance), "PYTHONUNBUFFERED": "1"}
+    # DAYDREAM_ACCESS_LOG: unset = <instance>/logs/access.log; "-" = the terminal; or a path.
+    access_log = os.environ.get("DAYDREAM_ACCESS_LOG") or str(logs / "access.log")
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     children: list[Child] = []
@@ -154,23 +208,26 @@ def main() -> int:
             children.append(embedded)
             wait_for_redis(env["REDIS_URL"], embedded.proc, instance / "redis.log")
             say(f"embedded Redis at {env['REDIS_URL']} (data kept in {instance})")
-        subprocess.run([PY, "-m", "flask", "--app", "app", "db", "upgrade"], cwd=ROOT, env=env,
-                       check=True)
+        run_once([PY, "-m", "flask", "--app", "app", "db", "upgrade"], env, logs / "serve.log")
         env.setdefault("DAYDREAM_PUBLIC_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")
-        subprocess.run([PY, "-m", "flask", "--app", "app", "setup-link"], cwd=ROOT, env=env, check=True)
+        setup_link = run_once([PY, "-m", "flask", "--app", "app", "setup-link"], env,
+                              logs / "serve.log").strip("\n")
         children += [
             Child("web", [PY, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
                           "--threads", os.environ.get("DAYDREAM_WEB_THREADS", "64"),
-                          "--bind", f"{host}:{port}", "--access-logfile", "-", "--log-level",
-                          "warning", "app:create_app()"], env),
-            Child("worker", [PY, "qworker.py"], env),
-            Child("archive worker", [PY, "qarchiver.py"], env),
+                          "--bind", f"{host}:{port}", "--access-logfile", access_log, "--log-level",
+                          "warning", "app:create_app()"], env, logs=logs, verbose=access_log == "-"),
+            Child("worker", [PY, "qworker.py"], env, logs=logs),
+            Child("archive worker", [PY, "qarchiver.py"], env, logs=logs),
         ]
         for child in children:
             if child.proc is None:
                 child.start()
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        say(f"logs: {logs}/ (requests: {'the terminal' if access_log == '-' else access_log})")
         say(f"Daydream is running at http://{shown}:{port}/  (Ctrl-C stops everything)")
+        if setup_link:
+            print(setup_link, flush=True)
         while not stopping:
             now = time.monotonic()
             for child in children:

@@ -85,13 +85,19 @@ def run_next(submitted_task_id: str | None = None) -> str:
         return f"ran task {task.id}"
 
 
+_redis_warned_at = -1e9
+
+
 def _quietly(call, *args, **kwargs):
     """Live state in Redis is a convenience for readers: a task goes on rendering (and
     is saved in the database) while Redis is away."""
+    global _redis_warned_at
     try:
         return call(*args, **kwargs)
     except redis.RedisError as exc:
-        log.warning("Redis unavailable while rendering: %s", exc)
+        if time.monotonic() - _redis_warned_at > 30:  # once in a while, not every step
+            _redis_warned_at = time.monotonic()
+            log.warning("Redis unavailable while rendering (going on without it): %s", exc)
         return None
 
 

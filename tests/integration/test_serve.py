@@ -123,6 +123,24 @@ def service(tmp_path_factory, models_path):
     running.kill()
 
 
+def test_the_terminal_ends_with_the_address_and_the_setup_link(service):
+    """Requests and RQ's chatter go to <instance>/logs/, not to the terminal, so the
+    one-time setup link stays among the last lines printed."""
+    user = Client(service.url, "quiet")
+    assert user.wait(user.submit()["id"])["state"] == "done"
+    for _ in range(5):
+        requests.get(service.url + "/docs", timeout=10)
+    access = service.instance / "logs" / "access.log"
+    wait_for(lambda: access.exists() and b"GET /docs" in access.read_bytes(), 10,
+             message="the request log in the logs folder")
+    assert (service.instance / "logs" / "worker.log").stat().st_size > 0
+    lines = [line for line in service.output().splitlines() if line.strip()]
+    assert not [line for line in lines if "GET /" in line or "POST /" in line]
+    last = "\n".join(lines[-8:])
+    assert "Daydream is running at" in last
+    assert "/setup/" in last and "No staff account yet" in "\n".join(lines[-10:])
+
+
 def test_the_embedded_redis_is_configured_to_keep_its_data(service):
     conn = service.redis()
     assert conn.config_get("save") == {"save": "60 1"}
