@@ -13,7 +13,7 @@ import redis
 import sqlalchemy as sa
 
 from extensions import db
-from models import Image, Role, Task, TaskState, User, iso, utcnow
+from models import Image, LedgerKind, Role, Task, TaskState, User, iso, utcnow
 from services import accounts, credits, dispatch, queue, tasks, tiers
 from services.errors import Conflict, NotFound, ServiceError, ValidationError
 
@@ -119,8 +119,7 @@ def update_user(staff: User, user: User, data: dict) -> User:
     elif "tokens_delta" in data:
         raise ValidationError("tokens_delta", "must be a whole number other than 0")
     if "tier" in data and data["tier"] != user.tier:
-        user.tier = data["tier"]
-        user.allowance_at = utcnow()  # the new tier's period starts now
+        move_to_tier(user, data["tier"])
     if "role" in data:
         user.role = data["role"]
     deactivating = data.get("active") is False and user.active
@@ -134,6 +133,19 @@ def update_user(staff: User, user: User, data: dict) -> User:
         log.info("deactivated %s; canceled %d tasks", user.username, canceled)
     db.session.refresh(user)
     return user
+
+
+def move_to_tier(user: User, tier_id: str) -> None:
+    """A plan change grants the new plan's allowance at once (a ledger row saying so) and
+    starts its period now; moving down takes no tokens away."""
+    old = tiers.tier_for(user)
+    user.tier = tier_id
+    user.allowance_at = utcnow()
+    new = tiers.tier_for(user)
+    if new["allowance"] > 0:
+        credits.change_balance(user.id, new["allowance"], LedgerKind.ALLOWANCE,
+                               note=f"{new['name']} allowance on moving from {old['name']} to "
+                                    f"{new['name']} (the next one in {new['period_days']} days)")
 
 
 def delete_user(staff: User, user: User) -> None:

@@ -114,6 +114,25 @@ def test_staff_grant_and_revoke_tokens_with_a_reason_in_the_ledger(office):
     assert ledger["total"] == 3
 
 
+def test_moving_to_a_plan_grants_its_allowance_at_once_and_moving_down_takes_nothing(office):
+    client = office.test_client()
+    staff = office.staff_headers
+    user = ApiUser(client, unique("upgraded"))
+    assert user.me()["tokens"] == 20
+    moved = patch_user(client, user.data["id"], staff, tier="plus")
+    assert moved.status_code == 200 and moved.get_json()["tokens"] == 420
+    [row] = user.get("/api/v1/me/ledger").get_json()["items"][:1]
+    assert (row["kind"], row["delta"], row["balance_after"]) == ("allowance", 400, 420)
+    assert "Plus allowance" in row["note"] and "from Free to Plus" in row["note"]
+    assert patch_user(client, user.data["id"], staff, tier="plus").get_json()["tokens"] == 420  # no change, no grant
+    down = patch_user(client, user.data["id"], staff, tier="free").get_json()
+    assert down["tier"] == "free" and down["tokens"] == 440  # nothing taken; the free allowance starts
+    with office.app_context():
+        from services.credits import check_ledger
+
+        assert check_ledger() == []
+
+
 def test_deactivating_cancels_and_refunds_queued_tasks(office):
     client = office.test_client()
     staff = office.staff_headers
