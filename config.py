@@ -103,6 +103,19 @@ class Config:
         self.REDEEM_LIMIT = os.environ.get("DAYDREAM_REDEEM_LIMIT") or "10 per hour"
         # Staff actions that change accounts or mint tokens need a sign-in this recent.
         self.RECENT_AUTH_SECONDS = env_int("DAYDREAM_RECENT_AUTH_SECONDS", 15 * 60)
+        # One-time account links (services/account_links.py, services/mail.py). With an
+        # SMTP server and a From address, "Forgot password?" mails a reset link and a new
+        # email address is confirmed by a link sent to it; staff reset links always work.
+        # Links in mail start with PUBLIC_URL (else the address the request came to).
+        self.SMTP_URL = os.environ.get("DAYDREAM_SMTP_URL", "")
+        self.MAIL_FROM = os.environ.get("DAYDREAM_MAIL_FROM", "")
+        self.SMTP_TIMEOUT = env_float("DAYDREAM_SMTP_TIMEOUT", 10.0)
+        self.PUBLIC_URL = os.environ.get("DAYDREAM_PUBLIC_URL", "")
+        self.RESET_TTL = env_int("DAYDREAM_RESET_TTL", 24 * 3600)
+        self.RESET_MAIL_TTL = env_int("DAYDREAM_RESET_MAIL_TTL", 3600)
+        self.EMAIL_CONFIRM_TTL = env_int("DAYDREAM_EMAIL_CONFIRM_TTL", 24 * 3600)
+        self.RESET_LIMIT_IP = os.environ.get("DAYDREAM_RESET_LIMIT_IP") or "10 per hour"
+        self.RESET_LIMIT_ACCOUNT = os.environ.get("DAYDREAM_RESET_LIMIT_ACCOUNT") or "3 per hour"
         self.STAFF_FREE = env_bool("DAYDREAM_STAFF_FREE", True)
         self.REGISTRATION_OPEN = env_bool("DAYDREAM_REGISTRATION_OPEN", True)
         self.LIMITS = {

@@ -397,6 +397,29 @@ class SetupToken(db.Model):
     used_at: so.Mapped[Optional[datetime]]
 
 
+class AccountToken(db.Model):
+    """A one-time link for an account (services/account_links.py): a password reset
+    (made by staff or asked for by mail) or the confirmation of a new email address.
+    Only a hash of the link's secret is kept; it expires, and using it is a conditional
+    update, so it works once."""
+
+    __tablename__ = "account_tokens"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: so.Mapped[str] = so.mapped_column(sa.String(10))  # "reset" or "email"
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    new_email: so.Mapped[Optional[str]] = so.mapped_column(sa.String(254))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    expires_at: so.Mapped[datetime]
+    used_at: so.Mapped[Optional[datetime]]
+    # The staff member who made a reset link (None: asked for by the user, by mail).
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+    user: so.Mapped[User] = so.relationship(foreign_keys=[user_id])
+
+
 # --- gallery and boards ----------------------------------------------------------------
 
 

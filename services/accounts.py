@@ -198,9 +198,22 @@ def _clean_profile(user: User, data: dict) -> dict:
     return changes
 
 
-def update_profile(user: User, data: dict) -> User:
-    """What a user may change about themselves: email, names, mobile, studio settings."""
+def update_profile(user: User, data: dict, *, link_base: str | None = None) -> User:
+    """What a user may change about themselves: email, names, mobile, studio settings.
+    With link_base (the site's address) and mail configured, a new email address is
+    not changed here: a confirmation link goes to it (services/account_links.py) and
+    the email changes when it is followed."""
+    from services import account_links, mail
+
     changes = _clean_profile(user, data)
+    confirm = None
+    if "email" in changes and link_base is not None and mail.configured():
+        new_email = changes.pop("email")
+        if new_email.lower() == (user.email or "").lower():
+            account_links.void_links(user, "email")  # back to the current one: nothing pending
+            changes["email"] = new_email
+        else:
+            confirm = new_email, account_links.start_email_change(user, new_email)
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
         raise ValidationError("settings", "must be an object")
@@ -219,6 +232,8 @@ def update_profile(user: User, data: dict) -> User:
     except IntegrityError:  # the same email, registered a moment ago
         db.session.rollback()
         raise ValidationError("email", "that email is already used by another account")
+    if confirm:
+        account_links.send_email_confirmation(user, confirm[0], confirm[1], link_base)
     return user
 
 
@@ -252,15 +267,25 @@ def change_password(user: User, current, new, *, keep_sessions: bool = False,
     if new == current:
         raise ValidationError("new_password", "must differ from the current password")
     user.password_hash = hash_password(new)
+    from services.account_links import void_links
+
+    void_links(user, "reset")  # a reset link from before must not undo this
     if not keep_sessions:
-        user.auth_epoch = (user.auth_epoch or 0) + 1
-        stmt = sa.delete(ApiToken).where(ApiToken.user_id == user.id)
-        if keep_token_id:
-            stmt = stmt.where(ApiToken.id != keep_token_id)
-        db.session.execute(stmt)
-        _revoke_sessions(user, keep_session_key)
+        sign_out_elsewhere(user, keep_token_id=keep_token_id, keep_session_key=keep_session_key)
     db.session.commit()
     return user
+
+
+def sign_out_elsewhere(user: User, *, keep_token_id: str | None = None,
+                       keep_session_key: str | None = None) -> None:
+    """Sign out every session (the auth epoch moves on, their rows are revoked) and
+    revoke every API token of the user, except the ones named. Not committed."""
+    user.auth_epoch = (user.auth_epoch or 0) + 1
+    stmt = sa.delete(ApiToken).where(ApiToken.user_id == user.id)
+    if keep_token_id:
+        stmt = stmt.where(ApiToken.id != keep_token_id)
+    db.session.execute(stmt)
+    _revoke_sessions(user, keep_session_key)
 
 
 def delete_user(user: User) -> None:

@@ -277,3 +277,25 @@ def password_check_succeeded(user_uuid: str) -> None:
 def redeem_rules(user_uuid: str) -> list[tuple[str, str, str, str]]:
     return [(current_app.config["REDEEM_LIMIT"], "redeem", user_uuid,
              "wrong or used voucher codes")]
+
+
+# --- one-time links by mail (services/account_links.py) -------------------------------
+# Every request counts, not only failures: each one may send a mail. The per-address
+# rule answers 429; the per-account rules are kept quietly (no mail, the same answer),
+# so that they do not tell whether an account exists.
+
+def reset_ip_rules(address: str | None) -> list[tuple[str, str, str, str]]:
+    return [(current_app.config["RESET_LIMIT_IP"], "reset-ip", address or "unknown",
+             "password reset requests from your address")]
+
+
+def reset_account_rules(user_uuid: str, purpose: str = "reset") -> list[tuple[str, str, str, str]]:
+    what = "password reset mails" if purpose == "reset" else "confirmation mails"
+    return [(current_app.config["RESET_LIMIT_ACCOUNT"], f"{purpose}-mail-account", user_uuid,
+             f"{what} for this account")]
+
+
+def unavailable(what: str) -> LimitsUnavailable:
+    """The 503 for `what` ("Password reset") when the limit store cannot be reached."""
+    return LimitsUnavailable(f"{what} is unavailable for a moment: the server cannot reach its "
+                             "rate-limit store. Try again in a minute.", headers={"Retry-After": "30"})

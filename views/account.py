@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 
 from extensions import db
 from models import Image, Task
-from services import accounts, credits, tiers
+from services import account_links, accounts, credits, mail, tiers
 
 bp = Blueprint("account", __name__)
 
@@ -32,6 +32,8 @@ def index():
         ledger=rows,
         ledger_total=ledger_total,
         session_count=accounts.count_sessions(user),
+        pending_email=account_links.pending_email(user),
+        email_confirmed_by_mail=mail.configured(),
     )
 
 

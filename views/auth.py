@@ -104,7 +104,10 @@ def login():
         else:
             _sign_in(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(next_url))
-    return (render_template("auth/login.html", form=form, errors=errors, next=next_url or ""),
+    from services import mail
+
+    return (render_template("auth/login.html", form=form, errors=errors, next=next_url or "",
+                            can_reset=mail.configured()),
             status, headers)
 
 
@@ -143,3 +146,106 @@ def first_run(token: str):
             return redirect(url_for("admin.users"))
     return render_template("admin/setup.html", form=form, errors=errors, token=token), \
         422 if errors else 200
+
+
+# --- one-time links: password reset, forgot password, email confirmation ----------------
+# The links carry their secret in the path: their pages are not cached and send no
+# Referer. A used, expired or unknown link is a 404 page that says what to do.
+
+def link_base() -> str:
+    """The site's address for links that leave it (mail, staff reset links):
+    DAYDREAM_PUBLIC_URL, else the address this request came to."""
+    return current_app.config.get("PUBLIC_URL") or request.url_root
+
+
+def _private(response, status: int | None = None):
+    from flask import make_response
+
+    response = make_response(response) if status is None else make_response(response, status)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _link_gone(code: str, message: str):
+    from views.errors import error_response
+
+    return _private(error_response(404, code, message))
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+def forgot():
+    """"Forgot password?": a reset link by mail (when mail is configured). The answer
+    is the same whatever was entered (services/account_links.py)."""
+    from services import account_links, mail
+
+    configured = mail.configured()
+    form, errors, status, headers = {}, {}, 200, {}
+    if request.method == "POST" and configured:
+        form = {"login": request.form.get("login", "")}
+        if not form["login"].strip():
+            errors, status = {"login": "enter the email or username of your account"}, 422
+        else:
+            try:
+                account_links.request_reset_mail(form["login"], request.remote_addr, link_base())
+            except (RateLimited, LimitsUnavailable) as exc:
+                errors, status, headers = {"_": exc.message}, exc.status, exc.headers
+            else:
+                return redirect(url_for("auth.forgot", sent=1), 303)
+    sent = configured and request.method == "GET" and request.args.get("sent") == "1"
+    return (render_template("auth/forgot.html", configured=configured, sent=sent, form=form,
+                            errors=errors), status, headers)
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    """Set a new password with a one-time link (from staff, or mailed by /forgot)."""
+    from services import account_links
+
+    link = account_links.valid_link(token, account_links.RESET)
+    if link is None:
+        return _link_gone("reset_link_invalid", account_links.RESET_LINK_GONE)
+    user, errors = link.user, {}
+    if request.method == "POST":
+        try:
+            account_links.reset_password(token, request.form.get("password", ""))
+        except ValidationError as exc:
+            errors = exc.fields
+        except account_links.LinkInvalid as exc:
+            return _link_gone("reset_link_invalid", exc.message)
+        else:
+            if current_user.is_authenticated and current_user.id == user.id:
+                end_this_session()  # it was signed out with the others
+            flash("Your new password is set: sign in with it. Every session of your account "
+                  "was signed out and its API tokens were revoked.", "success")
+            return redirect(url_for("auth.login"))
+    return _private(render_template("auth/reset.html", username=user.username, token=token,
+                                    errors=errors), 422 if errors else 200)
+
+
+@bp.route("/email/confirm/<token>", methods=["GET", "POST"])
+def confirm_email(token: str):
+    """Confirm a new email address: the link was mailed to it (the account page's
+    email change, when mail is configured). Opening the page changes nothing; its
+    button does, so a mail scanner that fetches links confirms nothing."""
+    from services import account_links
+    from services.errors import Conflict
+
+    link = account_links.valid_link(token, account_links.EMAIL)
+    if link is None:
+        return _link_gone("email_link_invalid", account_links.EMAIL_LINK_GONE)
+    error = None
+    if request.method == "POST":
+        try:
+            user = account_links.confirm_email(token)
+        except account_links.LinkInvalid as exc:
+            return _link_gone("email_link_invalid", exc.message)
+        except Conflict as exc:
+            error = exc.message
+        else:
+            flash(f"Your email is now {user.email}.", "success")
+            signed_in = current_user.is_authenticated and current_user.id == user.id
+            return redirect(url_for("account.index") + "#settings" if signed_in else url_for("auth.login"))
+    return _private(render_template("auth/confirm_email.html", username=link.user.username,
+                                    new_email=link.new_email, token=token, error=error),
+                    409 if error else 200)

@@ -6,6 +6,7 @@ from flask import g, jsonify, request, session
 from flask_login import current_user, logout_user
 
 from services import accounts, credits, vouchers
+from services.errors import ValidationError
 from services.openapi import PAGING, answer, list_of, op, path_id, ref
 from views.api import body, bp, listing, paging
 
@@ -84,14 +85,33 @@ def reauth():
     return "", 204
 
 
+def _me_dict(user) -> dict:
+    """The user, with the new email waiting for its confirmation link (or null)."""
+    from services.account_links import pending_email
+
+    return {**user.to_dict(), "pending_email": pending_email(user)}
+
+
 @bp.get("/me")
 def me():
-    return jsonify(current_user.to_dict())
+    return jsonify(_me_dict(current_user))
+
+
+PROFILE_FIELDS = ("email", "first_name", "last_name", "mobile", "settings")
 
 
 @bp.patch("/me")
 def update_me():
-    return jsonify(accounts.update_profile(current_user, body()).to_dict())
+    data = body()
+    if not data:  # no body, or {}: nothing to change is a mistake worth saying
+        raise ValidationError("body", "send a JSON object with at least one of the fields to change: "
+                                      + ", ".join(PROFILE_FIELDS))
+    unknown = set(data) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "is not a profile field (" + ", ".join(PROFILE_FIELDS) + ")")
+    from views.auth import link_base
+
+    return jsonify(_me_dict(accounts.update_profile(current_user, data, link_base=link_base())))
 
 
 @bp.delete("/me")
@@ -168,8 +188,11 @@ OPENAPI = {
                    "account and address that made them (429 with Retry-After); 503 while the "
                    "rate-limit store is down.",
                     answer("The token", ref("NewToken"), "201"),
-                    body={"type": "object", "required": ["login", "password", "name"],
-                          "properties": {k: {"type": "string"} for k in ("login", "password", "name")}},
+                    body={"type": "object", "required": ["name"],
+                          "description": "`login` (username or email) and `password`; signed in "
+                                         "(a session or a token) without `password`: for yourself",
+                          "properties": {"login": {"type": "string"}, "password": {"type": "string"},
+                                         "name": {"type": "string", "minLength": 1, "maxLength": 80}}},
                     public=True, error_codes=(401, 403, 422, 429, 503)),
         "get": op("List your API tokens", answer("Tokens", list_of("ApiToken"))),
     },
@@ -181,13 +204,16 @@ OPENAPI = {
                                        "properties": {"password": _STR}},
                                  error_codes=(401, 422, 429, 503))},
     "/me": {"get": op("You", answer("The signed-in user", ref("User"))),
-            "patch": op("Change your profile and settings", answer("The user", ref("User")),
-                         body={"type": "object", "properties": {
+            "patch": op("Change your profile and settings. With mail configured, a new email "
+                        "is not changed at once: a confirmation link goes to it and `pending_email` "
+                        "says which address waits (429 when too many were sent)",
+                        answer("The user", ref("User")),
+                         body={"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
                              "email": _STR, "first_name": _STR, "last_name": _STR, "mobile": _STR,
                              "settings": {
                                  "type": "object", "properties": {"cancel_on_leave": {"type": "boolean"},
                                                                   "previews": {"type": "boolean"}}}}},
-                         error_codes=(400, 401, 422)),
+                         error_codes=(400, 401, 422, 429, 503)),
             "delete": op("Delete your account, its images and their files",
                           {"204": {"description": "Deleted"}},
                           body={"type": "object", "required": ["password"], "properties": {"password": _STR}},

@@ -100,6 +100,21 @@ def admin_delete_user(user_id: str):
     return "", 204
 
 
+@bp.post("/admin/users/<user_id>/reset-link")
+def admin_reset_link(user_id: str):
+    """A one-time password reset link for the user, shown to staff once."""
+    from services import account_links
+    from views.auth import link_base
+
+    staff_only()
+    target = admin.get_user(user_id)
+    recent_sign_in()
+    link = account_links.staff_reset_link(current_user._get_current_object(), target, link_base())
+    response = jsonify(link)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 201
+
+
 @bp.post("/admin/vouchers")
 def admin_create_vouchers():
     staff_only()
@@ -177,6 +192,13 @@ OPENAPI = {
                       {"204": {"description": "Deleted"}}, params=[path_id("id")],
                       error_codes=(401, 403, 404, 409)),
     },
+    "/admin/users/{id}/reset-link": {"post": op(
+        "Make a one-time password reset link for the user (staff; recent sign-in). The link "
+        "is shown once, expires after DAYDREAM_RESET_TTL seconds and, used, signs the user's "
+        "sessions and API tokens out",
+        answer("The link", {"type": "object", "required": ["url", "expires_at"], "properties": {
+            "url": _STR, "expires_at": _STR}}, "201"),
+        params=[path_id("id")], error_codes=(401, 403, 404))},
     "/admin/users/{id}/ledger": {"get": op("A user's ledger, newest first (staff)",
                                             answer("Ledger rows", list_of("LedgerRow")),
                                             params=[path_id("id")] + PAGING,

@@ -121,7 +121,13 @@
       byId("fact-email").textContent = u.email;
       byId("fact-name").textContent = ((u.first_name || "") + " " + (u.last_name || "")).trim() || "—";
       profileForm.elements.email.value = u.email;
-      status("profile-status", "Saved.", true);
+      var pending = byId("email-pending");
+      if (pending) {
+        pending.hidden = !u.pending_email;
+        byId("email-pending-address").textContent = u.pending_email || "";
+      }
+      status("profile-status", u.pending_email && u.pending_email.toLowerCase() === data.email.trim().toLowerCase()
+        ? "Saved. We sent a link to " + u.pending_email + ": your email changes when you follow it." : "Saved.", true);
     });
   });
 

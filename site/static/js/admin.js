@@ -135,11 +135,18 @@
       byId("user-delete").disabled = true;
     };
 
+    var hideResetLink = function () {
+      byId("reset-link").hidden = true;
+      byId("reset-link-value").value = "";
+      byId("reset-link-copy").textContent = "Copy";
+    };
+
     var openUser = function (u) {
       fillDialog(u);
       showError("user-dialog-error", "");
       byId("user-dialog-status").textContent = "";
       byId("grant-form").reset();
+      hideResetLink();
       if (dialog.showModal) dialog.showModal(); else dialog.setAttribute("open", "");
     };
 
@@ -177,6 +184,29 @@
       if (change.active === false && !window.confirm("Deactivate " + current.username + "? They are signed out, cannot sign in, and their waiting tasks are canceled and refunded.")) return;
       api("PATCH", "/api/v1/admin/users/" + encodeURIComponent(current.id), change).then(function (res) { afterChange(res, "Saved."); });
     });
+
+    byId("reset-link-make").addEventListener("click", function () {
+      var button = byId("reset-link-make"), who = current;
+      button.disabled = true;
+      hideResetLink();
+      api("POST", "/api/v1/admin/users/" + encodeURIComponent(who.id) + "/reset-link").then(function (res) {
+        button.disabled = false;
+        if (!res.ok) { showError("user-dialog-error", res.error.message); return; }
+        showError("user-dialog-error", "");
+        byId("reset-link").hidden = false;
+        byId("reset-link-value").value = res.data.url;
+        byId("reset-link-expiry").textContent = "Works once, until " + fmtTime(res.data.expires_at) + ". Copy it now: it is not shown again.";
+        byId("reset-link-value").select();
+        byId("user-dialog-status").textContent = "Reset link made for " + who.username + ".";
+      });
+    });
+    byId("reset-link-copy").addEventListener("click", function () {
+      var input = byId("reset-link-value");
+      var done = function () { byId("reset-link-copy").textContent = "Copied"; };
+      if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, function () { input.select(); });
+      else { input.select(); document.execCommand("copy"); done(); }
+    });
+    dialog.addEventListener("close", hideResetLink);
 
     byId("delete-confirm").addEventListener("input", function () {
       byId("user-delete").disabled = byId("delete-confirm").value !== current.username;
