@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import redis
+from gunicorn.glogging import Logger as GunicornLogger
 
 from config import ROOT, instance_path
 
@@ -39,6 +40,26 @@ IMPORTANT = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|\[(ERROR|CRITICAL)\]|^Trac
 QUIET_ENV = {"PYTHONWARNINGS": "ignore", "TRANSFORMERS_VERBOSITY": "error",
              "DIFFUSERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
              "TQDM_DISABLE": "1"}
+
+
+# One-time links carry their secret in the path: the request log keeps the path only.
+SECRET_PATH = re.compile(r"/(reset|email/confirm|setup)/[^/?\s]+")
+
+
+def redact(text: str) -> str:
+    return SECRET_PATH.sub(lambda m: f"/{m.group(1)}/…", text)
+
+
+class AccessLogger(GunicornLogger):
+    """gunicorn's logger, with the secrets of one-time links left out of the request log
+    (`--logger-class serve.AccessLogger`)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for name in ("r", "U", "f"):
+            if isinstance(atoms.get(name), str):
+                atoms[name] = redact(atoms[name])
+        return atoms
 
 
 def pump(name: str, stream, log_path: Path, to_terminal) -> None:
@@ -215,7 +236,8 @@ def main() -> int:
         children += [
             Child("web", [PY, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
                           "--threads", os.environ.get("DAYDREAM_WEB_THREADS", "64"),
-                          "--bind", f"{host}:{port}", "--access-logfile", access_log, "--log-level",
+                          "--bind", f"{host}:{port}", "--access-logfile", access_log,
+                          "--logger-class", "serve.AccessLogger", "--log-level",
                           "warning", "app:create_app()"], env, logs=logs, verbose=access_log == "-"),
             Child("worker", [PY, "qworker.py"], env, logs=logs),
             Child("archive worker", [PY, "qarchiver.py"], env, logs=logs),

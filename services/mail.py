@@ -31,11 +31,13 @@ _pool_lock = threading.Lock()
 
 
 def configured() -> bool:
-    """Mail can be sent: an SMTP URL of a known kind and a From address."""
+    """Mail can be sent: an SMTP URL of a known kind, a From address, and the site's
+    public address (DAYDREAM_PUBLIC_URL): links in mail never come from the request's
+    Host header, which a client can forge to point a victim's reset link elsewhere."""
     config = current_app.config
     url = config.get("SMTP_URL") or ""
-    return bool(url and config.get("MAIL_FROM") and urlsplit(url).scheme in PORTS
-                and urlsplit(url).hostname)
+    return bool(url and config.get("MAIL_FROM") and config.get("PUBLIC_URL")
+                and urlsplit(url).scheme in PORTS and urlsplit(url).hostname)
 
 
 def message(to: str, subject: str, text: str) -> EmailMessage:

@@ -130,9 +130,12 @@ def test_the_terminal_ends_with_the_address_and_the_setup_link(service):
     assert user.wait(user.submit()["id"])["state"] == "done"
     for _ in range(5):
         requests.get(service.url + "/docs", timeout=10)
+    requests.get(service.url + "/reset/a-secret-link-token", timeout=10)
     access = service.instance / "logs" / "access.log"
     wait_for(lambda: access.exists() and b"GET /docs" in access.read_bytes(), 10,
              message="the request log in the logs folder")
+    wait_for(lambda: b"GET /reset/" in access.read_bytes(), 10, message="the reset request logged")
+    assert b"a-secret-link-token" not in access.read_bytes()  # one-time links' secrets stay out
     assert (service.instance / "logs" / "worker.log").stat().st_size > 0
     lines = [line for line in service.output().splitlines() if line.strip()]
     assert not [line for line in lines if "GET /" in line or "POST /" in line]
