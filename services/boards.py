@@ -4,9 +4,11 @@ shows a cover (chosen, or else its newest image) and how many images it holds.
 Another user's board is a 404, like one that does not exist."""
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Board, Image, User, iso, utcnow
@@ -14,6 +16,7 @@ from services import storage
 from services.errors import Conflict, NotFound, ValidationError
 
 NAME_MAX = 80
+KEY_MAX = 320  # Board.name_key's length: normalizing can make a name longer
 BOARDS_MAX = 500  # per user: plenty for people, a bound for scripts
 
 
@@ -55,25 +58,62 @@ def _clean_name(value: Any) -> str:
     return name
 
 
-def _check_unique(user: User, name: str, except_id: str | None = None) -> None:
-    where = [Board.user_id == user.id, sa.func.lower(Board.name) == name.lower()]
+def name_key(name: str) -> str:
+    """What two board names are compared by: NFKC-normalized and case-folded (all of
+    Unicode, not only ASCII as SQLite's lower()), spaces collapsed. "Ábc", "ÁBC" and
+    "ábc" have one key; so do "ﬁles" and "Files"."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join(folded.split())
+
+
+def _key_of(name: str) -> str:
+    key = name_key(name)
+    if len(key) > KEY_MAX:
+        raise ValidationError("name", f"is too long once normalized ({len(key)} characters; "
+                                      f"at most {KEY_MAX}); pick a shorter name")
+    return key
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"You have a board named “{name}” already (names are compared ignoring case); "
+                    "pick another name.", code="board_exists")
+
+
+def _check_unique(user: User, name: str, key: str, except_id: str | None = None) -> None:
+    where = [Board.user_id == user.id, Board.name_key == key]
     if except_id:
         where.append(Board.id != except_id)
     if db.session.scalar(sa.select(Board.id).where(*where)):
-        raise Conflict(f"You have a board named “{name}” already; pick another name.",
-                       code="board_exists")
+        raise _name_taken(name)
+
+
+def _commit_name(user_id: int, name: str, key: str) -> None:
+    """Commit; a board of the same name committed in between (a race the check above
+    cannot see) is a 409 as well, not a 500."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if db.session.scalar(sa.select(Board.id).where(Board.user_id == user_id, Board.name_key == key)):
+            raise _name_taken(name) from None
+        raise
 
 
 def create_board(user: User, data: dict) -> Board:
+    unknown = set(data) - {"name"}
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "is not a field of a new board (name)")
     name = _clean_name(data.get("name"))
-    _check_unique(user, name)
+    key = _key_of(name)
+    _check_unique(user, name, key)
     count = db.session.scalar(sa.select(sa.func.count()).select_from(Board).where(Board.user_id == user.id))
     if count >= BOARDS_MAX:
         raise Conflict(f"You have {BOARDS_MAX} boards, the most allowed; delete one first.",
                        code="too_many_boards")
-    board = Board(user_id=user.id, name=name)
+    user_id = user.id
+    board = Board(user_id=user_id, name=name, name_key=key)
     db.session.add(board)
-    db.session.commit()
+    _commit_name(user_id, name, key)
     return board
 
 
@@ -84,10 +124,12 @@ def update_board(user: User, board_id: str, data: dict) -> Board:
     unknown = set(data) - {"name", "cover_image_id"}
     if unknown:
         raise ValidationError(sorted(unknown)[0], "is not a board field (name, cover_image_id)")
+    key = None
     if "name" in data:
         name = _clean_name(data["name"])
-        _check_unique(user, name, except_id=board.id)
-        board.name = name
+        key = _key_of(name)
+        _check_unique(user, name, key, except_id=board.id)
+        board.name, board.name_key = name, key
     if "cover_image_id" in data:
         cover = data["cover_image_id"]
         if cover is not None:
@@ -96,7 +138,10 @@ def update_board(user: User, board_id: str, data: dict) -> Board:
                 raise ValidationError("cover_image_id", "must be an image in this board, or null")
         board.cover_image_id = cover
     board.updated_at = utcnow()
-    db.session.commit()
+    if key is None:
+        db.session.commit()
+    else:
+        _commit_name(user.id, board.name, key)
     return board
 
 
@@ -166,7 +211,7 @@ def list_boards(user: User, *, offset: int = 0, limit: int = 200) -> tuple[list[
     where = Board.user_id == user.id
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Board).where(where))
     boards = list(db.session.scalars(sa.select(Board).where(where)
-                                     .order_by(sa.func.lower(Board.name), Board.id)
+                                     .order_by(Board.name_key, Board.id)
                                      .offset(offset).limit(limit)))
     counts, covers = _counts_and_covers(user, boards)
     return [board_to_dict(b, counts.get(b.id, 0), covers.get(b.id)) for b in boards], total

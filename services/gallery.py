@@ -57,17 +57,19 @@ def parse_filters(user: User, args: Mapping[str, str]) -> dict:
     board = (args.get("board") or "").strip()
     if board:
         filters["board"] = None if board == "none" else boards.get_board(user, board).id
-    if (args.get("starred") or "").strip():
+    # Sent but empty is an error too (the OpenAPI document says boolean, and enum).
+    if args.get("starred") is not None:
         filters["starred"] = _bool_arg("starred", args["starred"])
-    if (args.get("public") or "").strip():
+    if args.get("public") is not None:
         filters["public"] = _bool_arg("public", args["public"])
     q = " ".join((args.get("q") or "").split())
     if len(q) > QUERY_MAX:
         raise ValidationError("q", f"is {len(q)} characters long; at most {QUERY_MAX} are allowed")
     if q:
         filters["q"] = q
-    kind = (args.get("kind") or "").strip()
-    if kind:
+    kind = args.get("kind")
+    if kind is not None:
+        kind = kind.strip()
         if kind not in KINDS:
             raise ValidationError("kind", "must be result or upload")
         filters["kind"] = kind

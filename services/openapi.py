@@ -87,6 +87,8 @@ SCHEMAS = {
         "id", "kind", "task_id", "created_at", "url", "thumbnail_url", "metadata_url")}
         | {"width": INTEGER, "height": INTEGER, "seed": INTEGER}},
     "Task": {"type": "object", "properties": TASK_PARAMS["properties"] | {
+        # null when the task has no init image (strength applies to image-to-image only)
+        "strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "id": STRING, "state": {"enum": ["queued", "running", "done", "failed", "canceled"]},
         "cost": INTEGER, "refunded": BOOLEAN, "position": {"type": ["integer", "null"]},
         "progress": {"type": "object", "properties": {"step": INTEGER, "total": INTEGER}},
@@ -96,6 +98,24 @@ SCHEMAS = {
 }
 
 
+PAGING_NAMES = {p["name"] for p in PAGING}
+
+
+def _shared_answers(operation: dict) -> dict:
+    """Add the answers every route gets from views/api's shared helpers: a JSON body that
+    does not parse is a 400 (`bad_json`, body()) and a field that does not fit is a 422;
+    `offset` or `limit` out of range is a 422 (paging())."""
+    extra = []
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        extra += [400, 422]
+    if any(p.get("in") == "query" and p.get("name") in PAGING_NAMES for p in operation.get("parameters", ())):
+        extra.append(422)
+    missing = [c for c in extra if str(c) not in operation["responses"]]
+    if missing:
+        operation = {**operation, "responses": {**operation["responses"], **errors(*missing)}}
+    return operation
+
+
 def document() -> dict:
     paths: dict = {}
     schemas = dict(SCHEMAS)
@@ -103,7 +123,8 @@ def document() -> dict:
         module = sys.modules[name]
         if name.startswith("views.api.") and module is not None:
             for path, operations in getattr(module, "OPENAPI", {}).items():
-                paths.setdefault(path, {}).update(operations)
+                paths.setdefault(path, {}).update(
+                    {method: _shared_answers(operation) for method, operation in operations.items()})
             schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     return {
         "openapi": "3.1.0",

@@ -105,18 +105,21 @@ def validate_task_params(data: Any, *, limits: dict, models: list[str], schedule
     else:
         params["seed"] = _int(data, "seed", 0, MAX_SEED, errors)
     scheduler = data.get("scheduler") or default_scheduler
-    if scheduler not in schedulers:
+    if not isinstance(scheduler, str) or scheduler not in schedulers:
         errors["scheduler"] = f"must be one of {', '.join(schedulers)}"
     params["scheduler"] = scheduler
     model = data.get("model") or default_model
-    if model not in models:
+    if not isinstance(model, str):
+        errors["model"] = "must be a model id; see GET /api/v1/models"
+    elif model not in models:
         errors["model"] = f"'{model}' is not an available model; see GET /api/v1/models"
     params["model"] = model
     init_image = data.get("init_image")
     if init_image is not None and not isinstance(init_image, str):
         errors["init_image"] = "must be an image id"
     params["init_image"] = init_image or None
-    params["strength"] = _float(data, "strength", 0, 1, errors) if params["init_image"] else None
+    strength = _float(data, "strength", 0, 1, errors)  # checked even where it does not apply
+    params["strength"] = strength if params["init_image"] else None
     board_id = data.get("board_id")
     if board_id is not None and not isinstance(board_id, str):
         errors["board_id"] = "must be a board id, or null"

@@ -54,7 +54,9 @@ def register(app: Flask) -> None:
             413: "The request body is too large.",
         }
         message = messages.get(exc.code) or exc.description or exc.name
-        return error_response(exc.code or 500, CODES.get(exc.code, "error"), message)
+        # The exception's own headers go along: a 405's Allow, a 401's WWW-Authenticate.
+        headers = {name: value for name, value in exc.get_headers() if name.lower() != "content-type"}
+        return error_response(exc.code or 500, CODES.get(exc.code, "error"), message, headers)
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError):

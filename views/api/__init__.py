@@ -65,6 +65,19 @@ def paging() -> tuple[int, int]:
     return values["offset"], values["limit"]
 
 
+def flag(name: str) -> bool:
+    """A true/false query argument (absent: false); anything else is a 422."""
+    raw = request.args.get(name)
+    if raw is None:
+        return False
+    raw = raw.strip().lower()
+    if raw in ("false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise ValidationError(name, "must be true or false")
+
+
 def listing(items: list, total: int, offset: int, limit: int):
     return jsonify({"items": items, "total": total, "offset": offset, "limit": limit})
 

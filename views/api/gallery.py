@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from services import boards, gallery
 from services.openapi import PAGING, answer, list_of, op, path_id, ref
-from views.api import body, bp, listing, paging
+from views.api import body, bp, flag, listing, paging
 
 
 @bp.get("/images")
@@ -60,8 +60,7 @@ def update_board(board_id: str):
 
 @bp.delete("/boards/<board_id>")
 def delete_board(board_id: str):
-    raw = (request.args.get("delete_images") or "false").strip().lower()
-    boards.delete_board(current_user, board_id, delete_images=raw in ("true", "1", "yes"))
+    boards.delete_board(current_user, board_id, delete_images=flag("delete_images"))
     return "", 204
 
 
@@ -118,7 +117,9 @@ OPENAPI = {
         "get": op("Your boards by name, with `counts` of all images and of images in no board",
                   answer("Boards", list_of("Board")), params=PAGING),
         "post": op("Create a board", answer("The board", ref("Board"), "201"),
-                   body=BOARD_BODY | {"required": ["name"]}, error_codes=(401, 409, 422)),
+                   body={"type": "object", "required": ["name"], "additionalProperties": False,
+                         "properties": {"name": BOARD_BODY["properties"]["name"]}},
+                   error_codes=(401, 409, 422)),
     },
     "/boards/{id}": {
         "get": op("A board", answer("The board", ref("Board")), params=[path_id("id")], error_codes=(401, 404)),
@@ -127,7 +128,7 @@ OPENAPI = {
         "delete": op("Delete a board; its images stay (in no board) unless delete_images=true",
                      NO_CONTENT, params=[path_id("id"), _query("delete_images", "`true` deletes the board's "
                                                                 "images too", {"type": "boolean"})],
-                     error_codes=(401, 404)),
+                     error_codes=(401, 404, 422)),
     },
     "/sessions": {"get": op("Your studio sessions, newest first (GET /tasks?session=ID lists one's tasks)",
                             answer("Sessions", list_of("Session")), params=PAGING)},

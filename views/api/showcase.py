@@ -3,12 +3,12 @@ Listing and the pictures need no sign-in (visitors see the showcase); curation i
 for staff only."""
 from __future__ import annotations
 
-from flask import jsonify, request, send_file
+from flask import jsonify, send_file
 from flask_login import current_user
 
 from services import showcase
 from services.openapi import PAGING, answer, list_of, op, path_id, ref
-from views.api import PUBLIC_ENDPOINTS, body, bp, listing, paging, staff_only
+from views.api import PUBLIC_ENDPOINTS, body, bp, flag, listing, paging, staff_only
 
 PUBLIC_ENDPOINTS.update({"api.showcase_list", "api.showcase_full", "api.showcase_thumbnail"})
 
@@ -20,7 +20,7 @@ def _is_staff() -> bool:
 @bp.get("/showcase")
 def showcase_list():
     offset, limit = paging()
-    include_hidden = request.args.get("include_hidden") in ("1", "true") and _is_staff()
+    include_hidden = flag("include_hidden") and _is_staff()
     items, total = showcase.page(offset=offset, limit=limit, include_hidden=include_hidden)
     return listing(items, total, offset, limit)
 
