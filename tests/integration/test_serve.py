@@ -72,10 +72,38 @@ class Service:
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout)
 
-    def kill(self) -> None:
+    def descendants(self) -> set[int]:
+        """Every process below serve.py (its children run in sessions of their own, so
+        a process-group kill would miss them)."""
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass
+        found, frontier = set(), {self.proc.pid}
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+            found |= frontier
+        return found
+
+    def close(self) -> None:
+        """Stop as Ctrl-C does; whatever is still there after that is killed."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            children = self.descendants()
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self.log.close()
 
 
@@ -120,7 +148,7 @@ def service(tmp_path_factory, models_path):
     instance = tmp_path_factory.mktemp("served")
     running = Service(instance, models_path, instance / "serve.log").start()
     yield running
-    running.kill()
+    running.close()
 
 
 def test_the_terminal_ends_with_the_address_and_the_setup_link(service):
