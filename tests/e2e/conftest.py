@@ -47,14 +47,21 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live):
-    context = browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 860})
+def new_page(browser, live, viewport=None):
+    """A page in a browser context of its own (its own cookies): a second person, or
+    the same person on another device. Browser JS errors collect in page.js_errors."""
+    context = browser.new_context(base_url=live.url, viewport=viewport or {"width": 1280, "height": 860})
     page = context.new_page()
     page.set_default_timeout(20_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.js_errors = errors
+    return context, page
+
+
+@pytest.fixture
+def page(browser, live):
+    context, page = new_page(browser, live)
     yield page
     context.close()
 

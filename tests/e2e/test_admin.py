@@ -10,7 +10,7 @@ import uuid
 from playwright.sync_api import expect
 
 from tests.conftest import ROOT
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import new_page, screenshot
 from tests.e2e.test_studio import register_and_sign_in
 
 STAFF_PASSWORD = "a staff password"
@@ -33,14 +33,7 @@ def sign_in(page, login: str, password: str) -> None:
     expect(page).to_have_url(re.compile(r"/studio$"))
 
 
-def staff_page(browser, live, viewport=None):
-    context = browser.new_context(base_url=live.url, viewport=viewport or {"width": 1280, "height": 860})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.js_errors = errors
-    return context, page
+staff_page = new_page  # a second browser context, for the staff member
 
 
 def test_staff_grant_tokens_and_the_user_sees_the_balance_and_the_ledger_row(page, browser, live):

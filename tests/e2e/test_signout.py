@@ -9,6 +9,8 @@ import uuid
 import requests
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import new_page
+
 PASSWORD = "a long enough password"
 REMEMBER = "remember_token"
 
@@ -17,16 +19,6 @@ def register(live, username: str) -> None:
     response = requests.post(live.url + "/api/v1/auth/register", timeout=10, json={
         "username": username, "email": f"{username}@example.com", "password": PASSWORD})
     assert response.status_code == 201, response.text
-
-
-def new_page(browser, live):
-    context = browser.new_context(base_url=live.url, viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.js_errors = errors
-    return context, page
 
 
 def sign_in(page, username: str, remember: bool) -> None:
