@@ -104,9 +104,9 @@ class Config:
         # Staff actions that change accounts or mint tokens need a sign-in this recent.
         self.RECENT_AUTH_SECONDS = env_int("DAYDREAM_RECENT_AUTH_SECONDS", 15 * 60)
         # One-time account links (services/account_links.py, services/mail.py). With an
-        # SMTP server and a From address, "Forgot password?" mails a reset link and a new
-        # email address is confirmed by a link sent to it; staff reset links always work.
-        # Links in mail start with PUBLIC_URL (else the address the request came to).
+        # SMTP server, a From address and PUBLIC_URL (links in mail start with it, never
+        # with a Host header a client sent), "Forgot password?" mails a reset link and a
+        # new email address is confirmed by a link sent to it; staff reset links always work.
         self.SMTP_URL = os.environ.get("DAYDREAM_SMTP_URL", "")
         self.MAIL_FROM = os.environ.get("DAYDREAM_MAIL_FROM", "")
         self.SMTP_TIMEOUT = env_float("DAYDREAM_SMTP_TIMEOUT", 10.0)
@@ -147,7 +147,7 @@ class Config:
         # decoder is answered 503 with Retry-After.
         self.UPLOAD_DECODERS = max(1, env_int("DAYDREAM_UPLOAD_DECODERS", 2))
         self.UPLOAD_DECODE_BYTES = env_int("DAYDREAM_UPLOAD_DECODE_BYTES", 4096 * 4096 * 4)
-        self.UPLOAD_WAIT = float(os.environ.get("DAYDREAM_UPLOAD_WAIT") or 10)
+        self.UPLOAD_WAIT = env_float("DAYDREAM_UPLOAD_WAIT", 10.0)
         # ZIP archives: built by the archive worker (qarchiver.py) from a queue of their
         # own, kept in a folder of their own, deleted this many seconds after they are ready.
         self.ARCHIVES_PATH = Path(os.environ.get("DAYDREAM_ARCHIVES_PATH") or self.INSTANCE_PATH / "archives")

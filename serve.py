@@ -62,9 +62,9 @@ class AccessLogger(GunicornLogger):
         return atoms
 
 
-def pump(name: str, stream, log_path: Path, to_terminal) -> None:
-    """Copy a child's output to its log file, and the lines that matter (or, when
-    to_terminal() says so, every line) to the terminal."""
+def pump(name: str, stream, log_path: Path, echo_all: bool) -> None:
+    """Copy a child's output to its log file, and the lines that matter (with echo_all,
+    every line) to the terminal."""
     in_traceback = False
     with open(log_path, "ab", buffering=0) as log:
         for raw in iter(stream.readline, b""):
@@ -76,7 +76,7 @@ def pump(name: str, stream, log_path: Path, to_terminal) -> None:
                 in_traceback = False
                 print(f"[{name}] {line}", flush=True)  # the exception's own line
                 continue
-            if in_traceback or to_terminal() or IMPORTANT.search(line):
+            if in_traceback or echo_all or IMPORTANT.search(line):
                 print(f"[{name}] {line}", flush=True)
 
 
@@ -151,8 +151,8 @@ class Child:
         else:
             self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            threading.Thread(target=pump, args=(self.name, self.proc.stdout, self.log_path,
-                                                lambda: self.verbose), daemon=True).start()
+            threading.Thread(target=pump, args=(self.name, self.proc.stdout, self.log_path, self.verbose),
+                             daemon=True).start()
         self.started = time.monotonic()
         self.restart_at = None
 
@@ -210,6 +210,7 @@ def main() -> int:
     access_log = os.environ.get("DAYDREAM_ACCESS_LOG") or str(logs / "access.log")
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # an address a browser can open
     children: list[Child] = []
     stopping = False
 
@@ -230,7 +231,7 @@ def main() -> int:
             wait_for_redis(env["REDIS_URL"], embedded.proc, instance / "redis.log")
             say(f"embedded Redis at {env['REDIS_URL']} (data kept in {instance})")
         run_once([PY, "-m", "flask", "--app", "app", "db", "upgrade"], env, logs / "serve.log")
-        env.setdefault("DAYDREAM_PUBLIC_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}")
+        env.setdefault("DAYDREAM_PUBLIC_URL", f"http://{shown}:{port}")
         setup_link = run_once([PY, "-m", "flask", "--app", "app", "setup-link"], env,
                               logs / "serve.log").strip("\n")
         children += [
@@ -245,7 +246,6 @@ def main() -> int:
         for child in children:
             if child.proc is None:
                 child.start()
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         say(f"logs: {logs}/ (requests: {'the terminal' if access_log == '-' else access_log})")
         say(f"Daydream is running at http://{shown}:{port}/  (Ctrl-C stops everything)")
         if setup_link:

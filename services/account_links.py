@@ -190,10 +190,10 @@ def start_email_change(user: User, new_email: str) -> str:
 
 
 def send_email_confirmation(user: User, new_email: str, secret: str, base: str) -> None:
-    hours = max(1, int(current_app.config["EMAIL_CONFIRM_TTL"]) // 3600)
+    minutes = max(1, int(current_app.config["EMAIL_CONFIRM_TTL"]) // 60)
     text = (f"Hello {user.username},\n\n"
             f"to make this address the email of your Daydream account, open this link "
-            f"(it works once, within {hours} hour{'s' if hours != 1 else ''}):\n\n"
+            f"(it works once, within {_duration(minutes)}):\n\n"
             f"    {_url(base, 'email/confirm', secret)}\n\n"
             "If you did not ask for this, ignore this message: nothing changes.\n")
     mail.in_background(mail.send, mail.message(new_email, "Confirm your new Daydream email", text))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import redis
 import socketio as socketio_lib
+from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from flask import current_app
 
 from extensions import socketio
 

@@ -17,6 +17,7 @@ from extensions import db
 from models import Image, Task, User, iso, utcnow
 from services import boards, storage
 from services.errors import ValidationError
+from services.validation import bool_arg
 
 KINDS = ("result", "upload")
 BULK_ACTIONS = ("move", "delete", "star", "unstar", "public", "private")
@@ -40,15 +41,6 @@ def _parse_time(field: str, raw: str, *, end_of_day: bool = False) -> datetime:
     return value
 
 
-def _bool_arg(field: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    raise ValidationError(field, "must be true or false")
-
-
 def parse_filters(user: User, args: Mapping[str, str]) -> dict:
     """The list's filters from query arguments: board=ID|none, starred=true|false,
     q=TEXT (words of the prompt), kind=result|upload, from/to (dates or times),
@@ -59,9 +51,9 @@ def parse_filters(user: User, args: Mapping[str, str]) -> dict:
         filters["board"] = None if board == "none" else boards.get_board(user, board).id
     # Sent but empty is an error too (the OpenAPI document says boolean, and enum).
     if args.get("starred") is not None:
-        filters["starred"] = _bool_arg("starred", args["starred"])
+        filters["starred"] = bool_arg("starred", args["starred"])
     if args.get("public") is not None:
-        filters["public"] = _bool_arg("public", args["public"])
+        filters["public"] = bool_arg("public", args["public"])
     q = " ".join((args.get("q") or "").split())
     if len(q) > QUERY_MAX:
         raise ValidationError("q", f"is {len(q)} characters long; at most {QUERY_MAX} are allowed")

@@ -6,9 +6,9 @@ import json
 import time
 
 import redis
+from flask import current_app
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from flask import current_app
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -97,12 +97,8 @@ def request_stop(task_id: str) -> None:
     connection().set(key("stop", task_id), "1", ex=PROGRESS_TTL)
 
 
-def stop_requested(task_id: str) -> bool | None:
-    """None when Redis cannot say (the caller then asks the database)."""
-    try:
-        return bool(connection().exists(key("stop", task_id)))
-    except redis.RedisError:
-        return None
+def stop_requested(task_id: str) -> bool:
+    return bool(connection().exists(key("stop", task_id)))
 
 
 def workers() -> dict[str, dict]:

@@ -4,6 +4,7 @@ queued → running → done | failed | canceled."""
 from __future__ import annotations
 
 import logging
+
 import redis
 import sqlalchemy as sa
 from flask import current_app

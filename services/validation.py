@@ -1,4 +1,5 @@
-"""Task parameters: the rules of API.md's table, one clear message per field."""
+"""Task parameters: the rules of API.md's table, one clear message per field; and the
+one parser of true/false arguments."""
 from __future__ import annotations
 
 import math
@@ -19,6 +20,16 @@ DEFAULTS = {
     "seed": None,
     "strength": 0.75,
 }
+
+
+def bool_arg(field: str, raw: str) -> bool:
+    """A true/false argument as sent (true/1/yes, false/0/no); anything else is a 422."""
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValidationError(field, "must be true or false")
 
 
 def task_cost(steps: int, width: int, height: int, samples: int) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import (Blueprint, current_app, flash, make_response, redirect, render_template, request,
+                   session, url_for)
 from flask_login import current_user, login_user, logout_user
 
-from services import accounts, setup
-from services.errors import ServiceError, ValidationError
+from services import account_links, accounts, mail, setup
+from services.errors import Conflict, ServiceError, ValidationError
 from services.ratelimit import LimitsUnavailable, RateLimited
+from views.errors import error_response
 
 bp = Blueprint("auth", __name__)
 
@@ -104,8 +106,6 @@ def login():
         else:
             _sign_in(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(next_url))
-    from services import mail
-
     return (render_template("auth/login.html", form=form, errors=errors, next=next_url or "",
                             can_reset=mail.configured()),
             status, headers)
@@ -123,8 +123,6 @@ def first_run(token: str):
     """The one-time link printed at first start: whoever opens it makes the first staff
     account (and is signed in as it)."""
     if not setup.token_valid(token):
-        from views.errors import error_response
-
         return error_response(404, "setup_link_invalid", "This setup link was used already or "
                               "is not valid. On the server, run `flask --app app setup-link` "
                               "for a new one.")
@@ -159,8 +157,6 @@ def link_base() -> str:
 
 
 def _private(response, status: int | None = None):
-    from flask import make_response
-
     response = make_response(response) if status is None else make_response(response, status)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -168,8 +164,6 @@ def _private(response, status: int | None = None):
 
 
 def _link_gone(code: str, message: str):
-    from views.errors import error_response
-
     return _private(error_response(404, code, message))
 
 
@@ -177,8 +171,6 @@ def _link_gone(code: str, message: str):
 def forgot():
     """"Forgot password?": a reset link by mail (when mail is configured). The answer
     is the same whatever was entered (services/account_links.py)."""
-    from services import account_links, mail
-
     configured = mail.configured()
     form, errors, status, headers = {}, {}, 200, {}
     if request.method == "POST" and configured:
@@ -200,8 +192,6 @@ def forgot():
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
     """Set a new password with a one-time link (from staff, or mailed by /forgot)."""
-    from services import account_links
-
     link = account_links.valid_link(token, account_links.RESET)
     if link is None:
         return _link_gone("reset_link_invalid", account_links.RESET_LINK_GONE)
@@ -228,9 +218,6 @@ def confirm_email(token: str):
     """Confirm a new email address: the link was mailed to it (the account page's
     email change, when mail is configured). Opening the page changes nothing; its
     button does, so a mail scanner that fetches links confirms nothing."""
-    from services import account_links
-    from services.errors import Conflict
-
     link = account_links.valid_link(token, account_links.EMAIL)
     if link is None:
         return _link_gone("email_link_invalid", account_links.EMAIL_LINK_GONE)

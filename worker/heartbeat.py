@@ -60,7 +60,7 @@ class Periodic(threading.Thread):
 class WorkerThreads:
     """Heartbeat + reconciler for one worker process of a pool (a queue name)."""
 
-    def __init__(self, app, pool: str, name: str, reconcile: Callable[[], object] | None,
+    def __init__(self, app, pool: str, name: str, reconcile: Callable[[], dict] | None,
                  info: Callable[[], dict] | None = None):
         config = app.config
         self.app, self.pool, self.name = app, pool, name
@@ -79,7 +79,7 @@ class WorkerThreads:
         """Whichever worker of the pool takes the turn runs it, once a period."""
         if liveness.take_turn(f"reconcile:{self.pool}", self.name, self.period):
             settled = self.reconcile()
-            if settled and (not isinstance(settled, dict) or any(settled.values())):
+            if any(settled.values()):
                 log.info("reconciler settled %s", settled)
 
     def start(self) -> None:

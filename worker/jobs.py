@@ -185,7 +185,7 @@ def generate(task) -> None:
         stop = {"requested": False}
 
         def on_step_end(pipeline, step_index, _timestep, callback_kwargs, index=index, stop=stop):
-            wanted = queue.stop_requested(task.id)
+            wanted = _quietly(queue.stop_requested, task.id)
             if wanted is None:  # Redis cannot say: the row can
                 wanted = _canceled(task)
             if wanted:

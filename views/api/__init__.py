@@ -11,6 +11,7 @@ from flask_login import current_user
 from extensions import csrf
 from services.accounts import touch, user_for_api_token
 from services.errors import Forbidden, ServiceError, ValidationError
+from services.validation import bool_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 PUBLIC_ENDPOINTS = {"api.register", "api.create_token", "api.openapi"}
@@ -68,14 +69,7 @@ def paging() -> tuple[int, int]:
 def flag(name: str) -> bool:
     """A true/false query argument (absent: false); anything else is a 422."""
     raw = request.args.get(name)
-    if raw is None:
-        return False
-    raw = raw.strip().lower()
-    if raw in ("false", "0", "no"):
-        return False
-    if raw in ("true", "1", "yes"):
-        return True
-    raise ValidationError(name, "must be true or false")
+    return False if raw is None else bool_arg(name, raw)
 
 
 def listing(items: list, total: int, offset: int, limit: int):
