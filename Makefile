@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test venv test-deps chromium bench clean
+.PHONY: run test venv test-deps chromium node test-js bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,18 @@ chromium:
 	  ( echo "installing Chromium for the browser tests"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium )
 
-test-deps: $(VENV)/.installed-test chromium
+# The front end's pure logic is unit-tested with Node's own test runner (no packages).
+node:
+	@command -v node >/dev/null 2>&1 || \
+	  ( echo "installing Node for the front-end unit tests"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs )
 
-test: test-deps
+test-deps: $(VENV)/.installed-test chromium node
+
+test-js: node
+	node --test tests/js/
+
+test: test-deps test-js
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # Speed and memory targets: each benchmark measures against its baseline in one run.
