@@ -6,12 +6,23 @@ Worker: python qworker.py   (or: rq worker -c qworker -w qworker.DaydreamWorker)
 from __future__ import annotations
 
 import logging
+import sys
 
+import click
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, redirect, request, url_for
 
 from config import ROOT, Config
 from extensions import csrf, db, limiter, login_manager, migrate, socketio
+from services.accounts.credits import check_ledger
+from services.accounts.first_run import print_setup_link
+from services.accounts.signin import load_session_user
+from services.accounts.users import create_staff
+from services.core.errors import ServiceError
+from services.core.events import client_manager
+from services.generation.tasks import reconcile
+from views import account, admin, api, auth, errors, gallery, public, sockets, studio
+from views.errors import error_response, wants_json
 
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -42,13 +53,10 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     _setup_login()
     limiter.init_app(app)
     csrf.init_app(app)
-    from services.events import client_manager
-
     socketio.init_app(app, client_manager=client_manager(app.config["REDIS_URL"],
                                                                publish_timeout=app.config["REDIS_TIMEOUT"]),
                       cors_allowed_origins=app.config.get("CORS_ORIGINS") or None)
 
-    from views import account, admin, api, auth, errors, gallery, public, sockets, studio
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studio.bp)
@@ -56,7 +64,10 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(gallery.bp)
-    csrf.exempt(api.bp)  # the API checks CSRF itself for cookie-authenticated writes
+    # The API checks CSRF itself for cookie-authenticated writes (views/api/common.py);
+    # Flask-WTF looks a nested blueprint up by its own name, so both are exempt.
+    csrf.exempt(api.bp)
+    csrf.exempt(api.staff_bp)
     app.before_request(auth.note_activity)
     errors.register(app)
     sockets.register(socketio)
@@ -78,11 +89,6 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
 
 
 def _setup_login() -> None:
-    from flask import redirect, request, url_for
-
-    from services.accounts import load_session_user
-    from views.errors import error_response, wants_json
-
     # The session (or remember-me cookie) names the user and the auth epoch it was made
     # in: a password change or a deactivation moves the epoch on and signs it out.
     login_manager.user_loader(load_session_user)
@@ -110,18 +116,11 @@ def _tune_sqlite() -> None:
 
 
 def register_cli(app: Flask) -> None:
-    import click
-
     @app.cli.command("create-staff")
     @click.option("--username", required=True)
     @click.option("--email", required=True)
     def create_staff_command(username: str, email: str):
         """Create a staff account; the password is read from standard input."""
-        import sys
-
-        from services.accounts import create_staff
-        from services.errors import ServiceError
-
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True) \
             if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
         try:
@@ -133,15 +132,11 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("setup-link")
     def setup_link_command():
         """Print the one-time link that creates the first staff account (if none exists)."""
-        from services.setup import print_setup_link
-
         print_setup_link()
 
     @app.cli.command("check-ledger")
     def check_ledger_command():
         """Check that every balance equals the sum of its ledger rows (exit 1 if not)."""
-        from services.credits import check_ledger
-
         wrong = check_ledger()
         for row in wrong:
             click.echo(f"MISMATCH {row['username']} (id {row['user_id']}): balance {row['balance']}, "
@@ -153,5 +148,4 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("reconcile")
     def reconcile_command():
         """Settle tasks whose job was lost (dead worker, Redis restart)."""
-        from services.tasks import reconcile
         click.echo(reconcile())

@@ -77,7 +77,7 @@ class Config:
         self.RECONCILE_INTERVAL = env_float("DAYDREAM_RECONCILE_INTERVAL", 15.0)
         self.REDIS_TIMEOUT = env_float("DAYDREAM_REDIS_TIMEOUT", 2.0)
         self.STARTING_TOKENS = env_int("DAYDREAM_STARTING_TOKENS", 20)
-        # Subscription tiers (services/tiers.py): DAYDREAM_TIERS is a JSON list that
+        # Subscription tiers (services/accounts/tiers.py): DAYDREAM_TIERS is a JSON list that
         # replaces the defaults (free, plus, pro); subscribing needs a payment provider.
         self.TIERS_JSON = os.environ.get("DAYDREAM_TIERS", "")
         self.DEFAULT_TIER = os.environ.get("DAYDREAM_DEFAULT_TIER") or "free"
@@ -92,7 +92,7 @@ class Config:
         self.RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": self.REDIS_TIMEOUT,
                                           "socket_connect_timeout": self.REDIS_TIMEOUT}
         self.RATELIMIT_ENABLED = env_bool("DAYDREAM_RATE_LIMITS", True)
-        # Sign-in (services/ratelimit.py): an (account, address) pair may fail
+        # Sign-in (services/core/ratelimit.py): an (account, address) pair may fail
         # SIGNIN_FREE_FAILURES times, then each try waits 1 s, doubling up to
         # SIGNIN_MAX_DELAY seconds. The per-address cap (spraying) and the per-account cap
         # (many addresses) refuse only pairs that never signed in. Fails closed (503).
@@ -103,7 +103,7 @@ class Config:
         self.REDEEM_LIMIT = os.environ.get("DAYDREAM_REDEEM_LIMIT") or "10 per hour"
         # Staff actions that change accounts or mint tokens need a sign-in this recent.
         self.RECENT_AUTH_SECONDS = env_int("DAYDREAM_RECENT_AUTH_SECONDS", 15 * 60)
-        # One-time account links (services/account_links.py, services/mail.py). With an
+        # One-time account links (services/accounts/links.py, services/core/mail.py). With an
         # SMTP server, a From address and PUBLIC_URL (links in mail start with it, never
         # with a Host header a client sent), "Forgot password?" mails a reset link and a
         # new email address is confirmed by a link sent to it; staff reset links always work.
@@ -141,7 +141,7 @@ class Config:
         self.AFFINITY_WAIT = env_int("DAYDREAM_AFFINITY_WAIT", 60)
         self.CANCEL_ON_LEAVE_GRACE = env_int("DAYDREAM_CANCEL_ON_LEAVE_GRACE", 15)
         self.MAX_UPLOAD_PIXELS = env_int("DAYDREAM_MAX_UPLOAD_PIXELS", 4096 * 4096)
-        # Uploads are decoded within a memory budget (services/uploads.py): at most
+        # Uploads are decoded within a memory budget (services/generation/uploads.py): at most
         # UPLOAD_DECODERS at once, each at most UPLOAD_DECODE_BYTES of decoded pixels
         # (checked from the header); an upload that waits UPLOAD_WAIT seconds for a
         # decoder is answered 503 with Retry-After.

@@ -26,7 +26,7 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=naming))
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-# Rate limits counted in Redis (RATELIMIT_STORAGE_URI); services/ratelimit.py counts
+# Rate limits counted in Redis (RATELIMIT_STORAGE_URI); services/core/ratelimit.py counts
 # failed sign-ins and voucher redemptions with it.
 limiter = Limiter(key_func=get_remote_address)
 # Threading mode: served by gunicorn's threaded worker with simple-websocket (see

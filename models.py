@@ -89,7 +89,7 @@ class User(UserMixin, db.Model):
 
     def get_id(self) -> str:
         """What the session and remember-me cookies keep: the public id and the auth
-        epoch, followed by the sign-in's secret (services/accounts.py open_session; its
+        epoch, followed by the sign-in's secret (services/accounts/signin.py open_session; its
         user loader refuses a stale epoch or an ended sign-in)."""
         return f"{self.uuid}.{self.auth_epoch or 0}"
 
@@ -147,7 +147,7 @@ class ApiToken(db.Model):
 
 
 class UserSession(db.Model):
-    """One sign-in of a browser (services/accounts.py open_session). Its random secret
+    """One sign-in of a browser (services/accounts/signin.py open_session). Its random secret
     travels in the session and remember-me cookies and only its hash is kept here, so
     signing out (or "sign out everywhere") ends it on the server: a copied cookie from
     before is refused afterwards."""
@@ -254,7 +254,7 @@ class Image(db.Model):
     starred: so.Mapped[bool] = so.mapped_column(default=False)
     public: so.Mapped[bool] = so.mapped_column(default=False)
     # The board (collection) it is in, if any; deleting a board keeps or deletes its
-    # images explicitly (services/boards.py), the foreign key is the safety net.
+    # images explicitly (services/library/boards.py), the foreign key is the safety net.
     board_id: so.Mapped[Optional[str]] = so.mapped_column(
         sa.ForeignKey("boards.id", ondelete="SET NULL"), index=True
     )
@@ -386,7 +386,7 @@ class Voucher(db.Model):
 
 
 class SetupToken(db.Model):
-    """The one-time link that creates the first staff account (services/setup.py):
+    """The one-time link that creates the first staff account (services/accounts/first_run.py):
     only a hash is kept, and using it is a conditional update, so it works once."""
 
     __tablename__ = "setup_tokens"
@@ -398,7 +398,7 @@ class SetupToken(db.Model):
 
 
 class AccountToken(db.Model):
-    """A one-time link for an account (services/account_links.py): a password reset
+    """A one-time link for an account (services/accounts/links.py): a password reset
     (made by staff or asked for by mail) or the confirmation of a new email address.
     Only a hash of the link's secret is kept; it expires, and using it is a conditional
     update, so it works once."""
@@ -431,7 +431,7 @@ class Board(db.Model):
     id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(80))
-    # The name as compared: NFKC-normalized and case-folded (services/boards.py
+    # The name as compared: NFKC-normalized and case-folded (services/library/boards.py
     # name_key), unique per user, so "Ábc", "ÁBC" and "ábc" are one name whatever the
     # database's lower() folds. Longer than the name: normalizing can expand it.
     name_key: so.Mapped[str] = so.mapped_column(sa.String(320))
@@ -508,7 +508,7 @@ class Archive(db.Model):
 
 
 class ShowcaseEntry(db.Model):
-    """Staff curation of the showcase (services/showcase.py): a user's image that staff
+    """Staff curation of the showcase (services/library/showcase.py): a user's image that staff
     featured (image_id; shown only while its owner keeps it public), or a file of the
     showcase folder (file_key) that staff hid. `hidden` hides either kind."""
 

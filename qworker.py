@@ -40,8 +40,10 @@ class DaydreamWorker(SimpleWorker):
                 self.threads.stop()
 
     def preload(self) -> None:
-        from services import catalog
-        from services.tasks import reconcile
+        # Imported here, not at the top: `rq worker -c qworker` reads this module for
+        # its settings, and worker.jobs brings torch and diffusers with it.
+        from services.generation import catalog
+        from services.generation.tasks import reconcile
         from worker import jobs
         from worker.heartbeat import WorkerThreads
 

@@ -4,7 +4,7 @@ Makes 1,000 PNG files of realistic size once (512×512 with Daydream's metadata
 chunks, about 0.5 MB each, kept in a temporary folder between runs), then, in one
 run and interleaved so that drift on a noisy machine hits both alike:
 
-  A  builds the archive with the project's archive code (services/archives.py,
+  A  builds the archive with the project's archive code (services/library/archives.py,
      write_zip_file: what the archive worker runs) in a fresh subprocess, which
      reports the time of the build and its peak RSS growth (from /proc: VmHWM after
      the build minus VmRSS before it, the peak reset just before);
@@ -63,8 +63,8 @@ def _text_chunk(key: str, text: str) -> bytes:
 
 def make_files(folder: Path, count: int, side: int = 512) -> list[Path]:
     """count PNGs in folder, made once: BASES pictures encoded as the worker does
-    (services.imaging.encode_png), each file with a chunk of its own inserted."""
-    from services import imaging
+    (services.library.imaging.encode_png), each file with a chunk of its own inserted."""
+    from services.library import imaging
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"image-{n:05d}.png" for n in range(count)]
@@ -86,7 +86,7 @@ def make_files(folder: Path, count: int, side: int = 512) -> list[Path]:
 
 
 def items(paths: list[Path]) -> list[tuple[str, str, dict]]:
-    """What services.archives.write_zip takes: path, entry name, manifest row."""
+    """What services.library.archives.write_zip takes: path, entry name, manifest row."""
     return [(str(p), f"task{n // 4:05d}_{n % 4}.png",
              {"file": f"task{n // 4:05d}_{n % 4}.png", "image_id": f"image{n:05d}", "task_id": f"task{n // 4:05d}",
               "prompt": "a lighthouse on a cliff at dusk, oil painting", "negative_prompt": "blurry",
@@ -109,7 +109,7 @@ def _proc_status(key: str) -> int:
 
 def _child(list_path: str, output: str) -> None:
     """Runs in the subprocess: build the archive with the project's code, report JSON."""
-    from services.archives import write_zip_file
+    from services.library.archives import write_zip_file
 
     paths = [Path(line) for line in Path(list_path).read_text().splitlines() if line]
     todo = items(paths)
@@ -199,7 +199,7 @@ def report(m: Measurement) -> str:
     ms = lambda values: ", ".join(f"{v * 1000:.0f}" for v in values)  # noqa: E731
     lines = [
         f"archive of {m.count} PNGs, {m.total_bytes / (1 << 20):.0f} MB in all; runs in order {' '.join(m.order)}",
-        f"  project (services/archives.py): {ms(m.project_s)} ms  (median {statistics.median(m.project_s) * 1000:.0f} ms)",
+        f"  project (services/library/archives.py): {ms(m.project_s)} ms  (median {statistics.median(m.project_s) * 1000:.0f} ms)",
         f"  zip -0:                         {ms(m.zip_s)} ms  (median {statistics.median(m.zip_s) * 1000:.0f} ms)",
         f"  time ratio project / zip -0: {m.ratio:.2f}  (target ≤ {TARGET_RATIO})  "
         f"{'PASS' if m.ratio <= TARGET_RATIO else 'FAIL'}",

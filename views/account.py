@@ -1,15 +1,18 @@
 """The account page (/account): overview, settings, tokens, API tokens. The page is
-rendered here; its forms talk to the JSON API (site/static/js/account.js), except
+rendered here, the ledger and the API tokens as partials fetched again by
+site/static/js/pages/account.js; its forms talk to the JSON API, except
 "sign out everywhere", a plain form (it ends this session too)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from extensions import db
 from models import Image, Task
-from services import account_links, accounts, credits, mail, tiers
+from services.accounts import credits, links, signin, tiers
+from services.core import mail
+from views.auth import end_this_session
 
 bp = Blueprint("account", __name__)
 
@@ -20,7 +23,6 @@ def index():
     user = current_user
     count = lambda model: db.session.scalar(  # noqa: E731
         sa.select(sa.func.count()).select_from(model).where(model.user_id == user.id))
-    rows, ledger_total = credits.ledger_page(user, 0, 20)
     return render_template(
         "account/index.html",
         user=user,
@@ -29,10 +31,10 @@ def index():
         payment_configured=tiers.payment_configured(),
         image_count=count(Image),
         task_count=count(Task),
-        ledger=rows,
-        ledger_total=ledger_total,
-        session_count=accounts.count_sessions(user),
-        pending_email=account_links.pending_email(user),
+        **ledger_context(user, 0),
+        api_tokens=signin.list_api_tokens(user),
+        session_count=signin.count_sessions(user),
+        pending_email=links.pending_email(user),
         email_confirmed_by_mail=mail.configured(),
     )
 
@@ -42,10 +44,33 @@ def index():
 def sign_out_everywhere():
     """Every sign-in of this account ends: other browsers and devices, remembered ones,
     copied cookies, and this one. API tokens stay (the API tab revokes them)."""
-    from views.auth import end_this_session
-
-    ended = accounts.end_all_sessions(current_user._get_current_object())
+    ended = signin.end_all_sessions(current_user._get_current_object())
     end_this_session()
     flash(f"You are signed out everywhere: {ended} {'session' if ended == 1 else 'sessions'} "
           "ended, this one included.", "info")
     return redirect(url_for("auth.login"))
+
+
+# --- partials: the page renders them first, then pages/account.js fetches them as HTML ---
+
+LEDGER_PAGE = 20
+
+
+def ledger_context(user, offset: int) -> dict:
+    rows, total = credits.ledger_page(user, offset, LEDGER_PAGE)
+    return {"ledger": rows, "ledger_total": total, "ledger_offset": offset, "ledger_limit": LEDGER_PAGE}
+
+
+@bp.get("/account/ledger")
+@login_required
+def ledger():
+    """The ledger card (account/_ledger.html) at ?offset=."""
+    offset = max(0, request.args.get("offset", 0, type=int))
+    return render_template("account/_ledger.html", **ledger_context(current_user, offset))
+
+
+@bp.get("/account/api-tokens")
+@login_required
+def api_tokens():
+    """The personal API tokens table (account/_tokens.html)."""
+    return render_template("account/_tokens.html", api_tokens=signin.list_api_tokens(current_user))

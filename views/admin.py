@@ -1,11 +1,14 @@
-"""Staff pages: users (/admin), vouchers, the queue, models. Each page is filled by
-site/static/js/admin.js (admin-models.js for models) from the staff API."""
+"""Staff pages: users (/admin), vouchers, the queue, models. The users and vouchers
+tables are server-rendered partials (below), fetched again by their page scripts
+(site/static/js/pages/admin-*.js); the rest is filled from the staff API."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
-from services import tiers
+from services.accounts import tiers
+from services.accounts.staff import list_users
+from services.accounts.vouchers import list_vouchers
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -17,17 +20,17 @@ def staff_only():
         abort(403)
 
 
-@bp.get("")
+@bp.get("/users")  # decorators apply bottom-up: url_for builds the first, "/admin"
 @bp.get("/")
-@bp.get("/users")
+@bp.get("")
 def users():
-    return render_template("admin/users.html", tiers=tiers.tiers(),
+    return render_template("admin/users.html", tiers=tiers.tiers(), **users_context("", 0),
                            recent_auth_minutes=current_app.config["RECENT_AUTH_SECONDS"] // 60)
 
 
 @bp.get("/vouchers")
 def vouchers():
-    return render_template("admin/vouchers.html",
+    return render_template("admin/vouchers.html", **vouchers_context("all", 0),
                            recent_auth_minutes=current_app.config["RECENT_AUTH_SECONDS"] // 60)
 
 
@@ -39,3 +42,38 @@ def queue():
 @bp.get("/models")
 def models():
     return render_template("admin/models.html")
+
+
+# --- the tables as server-rendered partials: the page renders them first, then
+# site/static/js/pages/admin-users.js / admin-vouchers.js fetch them again as HTML ---
+
+USERS_PAGE, VOUCHERS_PAGE = 25, 50
+VOUCHER_STATES = ("all", "unredeemed", "redeemed")
+
+
+def _offset() -> int:
+    return max(0, request.args.get("offset", 0, type=int))  # not a number: 0
+
+
+def users_context(q: str, offset: int) -> dict:
+    items, total = list_users(q, offset=offset, limit=USERS_PAGE)
+    return {"users": items, "users_total": total, "users_offset": offset, "users_limit": USERS_PAGE, "q": q}
+
+
+def vouchers_context(state: str, offset: int) -> dict:
+    state = state if state in VOUCHER_STATES else "all"
+    items, total = list_vouchers(state=state, offset=offset, limit=VOUCHERS_PAGE)
+    return {"vouchers": items, "vouchers_total": total, "vouchers_offset": offset,
+            "vouchers_limit": VOUCHERS_PAGE, "state": state}
+
+
+@bp.get("/users/rows")
+def users_rows():
+    """The users table (admin/_users_rows.html) for ?q= and ?offset=."""
+    return render_template("admin/_users_rows.html", **users_context(request.args.get("q", "").strip(), _offset()))
+
+
+@bp.get("/vouchers/rows")
+def vouchers_rows():
+    """The vouchers table (admin/_vouchers_rows.html) for ?state= and ?offset=."""
+    return render_template("admin/_vouchers_rows.html", **vouchers_context(request.args.get("state", "all"), _offset()))

@@ -2,17 +2,19 @@
 equivalents live in views/api/accounts.py."""
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, current_app, flash, make_response, redirect, render_template, request,
                    session, url_for)
 from flask_login import current_user, login_user, logout_user
 
-from services import account_links, accounts, mail, setup
-from services.errors import Conflict, ServiceError, ValidationError
-from services.ratelimit import LimitsUnavailable, RateLimited
+from services.accounts import links, signin, users
+from services.accounts.first_run import create_first_staff, token_valid
+from services.core import mail
+from services.core.errors import Conflict, ServiceError, ValidationError
+from services.core.ratelimit import LimitsUnavailable, RateLimited
 from views.errors import error_response
+from views.reauth import mark_recent_auth
 
 bp = Blueprint("auth", __name__)
 
@@ -29,7 +31,7 @@ def note_activity() -> None:
     if request.path.startswith("/api/"):
         return
     if current_user.is_authenticated:
-        accounts.touch(current_user)
+        users.touch(current_user)
 
 
 def _safe_next(target: str | None) -> str:
@@ -39,13 +41,8 @@ def _safe_next(target: str | None) -> str:
     return url_for("studio.index")
 
 
-def mark_recent_auth() -> None:
-    """The password was just entered: staff actions that need a recent sign-in may go."""
-    session["auth_at"] = time.time()
-
-
 def log_in(user, session_key: str, remember: bool) -> None:
-    """Flask-Login's login_user, with the sign-in's own key (accounts.open_session) in
+    """Flask-Login's login_user, with the sign-in's own key (signin.open_session) in
     the session: Flask-Login builds the remember-me cookie from session["_user_id"]."""
     login_user(user, remember=remember)
     session["_user_id"] = session_key
@@ -53,8 +50,8 @@ def log_in(user, session_key: str, remember: bool) -> None:
 
 def _sign_in(user, remember: bool) -> None:
     session.clear()  # a fresh session: nothing carried over from before sign-in
-    accounts.start_session(user)
-    log_in(user, accounts.open_session(user, request.user_agent.string), remember)
+    signin.start_session(user)
+    log_in(user, signin.open_session(user, request.user_agent.string), remember)
     mark_recent_auth()
 
 
@@ -63,7 +60,7 @@ def end_this_session() -> None:
     working), the session is emptied, and the remember-me cookie is deleted.
     logout_user() comes after session.clear(): it leaves the mark that has Flask-Login
     delete the remember-me cookie, which clearing afterwards would wipe."""
-    accounts.end_session(session.get("_user_id"))
+    signin.end_session(session.get("_user_id"))
     session.clear()
     logout_user()
 
@@ -76,7 +73,7 @@ def register():
     if request.method == "POST":
         form = {"username": request.form.get("username", ""), "email": request.form.get("email", "")}
         try:
-            user = accounts.register_user(form["username"], form["email"], request.form.get("password", ""))
+            user = users.register_user(form["username"], form["email"], request.form.get("password", ""))
         except ValidationError as exc:
             errors = exc.fields
         except ServiceError as exc:
@@ -97,8 +94,8 @@ def login():
     if request.method == "POST":
         form = {"login": request.form.get("login", "")}
         try:
-            user = accounts.authenticate(form["login"], request.form.get("password", ""),
-                                         address=request.remote_addr)
+            user = signin.authenticate(form["login"], request.form.get("password", ""),
+                                       address=request.remote_addr)
         except (RateLimited, LimitsUnavailable) as exc:
             errors, status, headers = {"_": exc.message}, exc.status, exc.headers
         except ServiceError as exc:
@@ -122,7 +119,7 @@ def logout():
 def first_run(token: str):
     """The one-time link printed at first start: whoever opens it makes the first staff
     account (and is signed in as it)."""
-    if not setup.token_valid(token):
+    if not token_valid(token):
         return error_response(404, "setup_link_invalid", "This setup link was used already or "
                               "is not valid. On the server, run `flask --app app setup-link` "
                               "for a new one.")
@@ -130,8 +127,8 @@ def first_run(token: str):
     if request.method == "POST":
         form = {"username": request.form.get("username", ""), "email": request.form.get("email", "")}
         try:
-            user = setup.create_first_staff(token, form["username"], form["email"],
-                                            request.form.get("password", ""))
+            user = create_first_staff(token, form["username"], form["email"],
+                                      request.form.get("password", ""))
         except ValidationError as exc:
             errors = exc.fields
         except ServiceError as exc:
@@ -170,7 +167,7 @@ def _link_gone(code: str, message: str):
 @bp.route("/forgot", methods=["GET", "POST"])
 def forgot():
     """"Forgot password?": a reset link by mail (when mail is configured). The answer
-    is the same whatever was entered (services/account_links.py)."""
+    is the same whatever was entered (services/accounts/links.py)."""
     configured = mail.configured()
     form, errors, status, headers = {}, {}, 200, {}
     if request.method == "POST" and configured:
@@ -179,7 +176,7 @@ def forgot():
             errors, status = {"login": "enter the email or username of your account"}, 422
         else:
             try:
-                account_links.request_reset_mail(form["login"], request.remote_addr, link_base())
+                links.request_reset_mail(form["login"], request.remote_addr, link_base())
             except (RateLimited, LimitsUnavailable) as exc:
                 errors, status, headers = {"_": exc.message}, exc.status, exc.headers
             else:
@@ -192,16 +189,16 @@ def forgot():
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
     """Set a new password with a one-time link (from staff, or mailed by /forgot)."""
-    link = account_links.valid_link(token, account_links.RESET)
+    link = links.valid_link(token, links.RESET)
     if link is None:
-        return _link_gone("reset_link_invalid", account_links.RESET_LINK_GONE)
+        return _link_gone("reset_link_invalid", links.RESET_LINK_GONE)
     user, errors = link.user, {}
     if request.method == "POST":
         try:
-            account_links.reset_password(token, request.form.get("password", ""))
+            links.reset_password(token, request.form.get("password", ""))
         except ValidationError as exc:
             errors = exc.fields
-        except account_links.LinkInvalid as exc:
+        except links.LinkInvalid as exc:
             return _link_gone("reset_link_invalid", exc.message)
         else:
             if current_user.is_authenticated and current_user.id == user.id:
@@ -218,14 +215,14 @@ def confirm_email(token: str):
     """Confirm a new email address: the link was mailed to it (the account page's
     email change, when mail is configured). Opening the page changes nothing; its
     button does, so a mail scanner that fetches links confirms nothing."""
-    link = account_links.valid_link(token, account_links.EMAIL)
+    link = links.valid_link(token, links.EMAIL)
     if link is None:
-        return _link_gone("email_link_invalid", account_links.EMAIL_LINK_GONE)
+        return _link_gone("email_link_invalid", links.EMAIL_LINK_GONE)
     error = None
     if request.method == "POST":
         try:
-            user = account_links.confirm_email(token)
-        except account_links.LinkInvalid as exc:
+            user = links.confirm_email(token)
+        except links.LinkInvalid as exc:
             return _link_gone("email_link_invalid", exc.message)
         except Conflict as exc:
             error = exc.message

@@ -11,7 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from extensions import db
-from services.errors import ServiceError
+from services.core.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError):
-        # Every Redis call has a timeout (services/queue.py): what needs Redis answers
+        # Every Redis call has a timeout (services/core/redis_client.py): what needs Redis answers
         # 503 while it is down or hung; pages that do not need it go on working.
         log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
         db.session.rollback()

@@ -1,11 +1,11 @@
 """The personal gallery (/images): all of a user's images, boards, the image detail.
-The page is a shell; site/static/js/gallery.js fills it from the API."""
+The page is a shell; site/static/js/pages/gallery.js fills it from the API."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
-from services import boards, gallery, storage
+from services.library import boards, gallery, storage
 
 bp = Blueprint("gallery", __name__)
 

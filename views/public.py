@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_login import current_user
 
 from extensions import db
-from services import catalog, liveness, queue, showcase, tiers
-from services.accounts import MIN_PASSWORD
-from services.validation import DEFAULTS
+from services.accounts import tiers
+from services.accounts.passwords import MIN_PASSWORD
+from services.core import liveness, redis_client
+from services.generation import catalog, params
+from services.library import showcase
 
 bp = Blueprint("public", __name__)
 SHOWCASE_PAGE = 48
@@ -42,7 +44,8 @@ def index():
 @bp.get("/docs")
 def docs():
     config = current_app.config
-    return render_template("public/docs.html", limits=config["LIMITS"], defaults=DEFAULTS,
+    return render_template("public/docs.html", limits=config["LIMITS"], defaults=params.DEFAULTS,
+                           rules=params.rules(config["LIMITS"]["user"]), cost=params.COST,
                            schedulers=catalog.schedulers(), archive_ttl=duration(config["ARCHIVE_TTL"]),
                            min_password=MIN_PASSWORD)
 
@@ -54,6 +57,16 @@ def gallery():
     candidates = showcase.candidates(offset=0, limit=SHOWCASE_PAGE)[0] if staff else []
     return render_template("public/gallery.html", items=items, total=total, page_size=SHOWCASE_PAGE,
                            staff=staff, candidates=candidates)
+
+
+@bp.get("/gallery/items")
+def showcase_items():
+    """A page of the showcase as HTML (public/_showcase_page.html), for its "Show more"."""
+    offset = max(0, request.args.get("offset", 0, type=int))
+    limit = min(max(1, request.args.get("limit", SHOWCASE_PAGE, type=int)), 100)
+    staff = _is_staff()
+    items, total = showcase.page(offset=offset, limit=limit, include_hidden=staff)
+    return render_template("public/_showcase_page.html", items=items, total=total, offset=offset, staff=staff)
 
 
 @bp.get("/terms")
@@ -71,7 +84,7 @@ def healthz():
         db.session.rollback()
         body["db"], ok = f"down: {exc.__class__.__name__}", False
     try:  # short timeouts: /healthz answers within 2 s whatever Redis does
-        probe = queue.probe_connection()
+        probe = redis_client.probe_connection()
         probe.ping()
         body["redis"] = "ok"
         body["workers"] = len(liveness.alive_workers(probe))

@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import time
 
+import sqlalchemy as sa
 from flask import current_app
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
-from services import queue
+from extensions import db
+from models import User
+from services.core.redis_client import connection, key
+from services.generation.tasks import cancel_unfinished
 
 
 def _counter(user_uuid: str) -> str:
-    return queue.key("sockets", user_uuid)
+    return key("sockets", user_uuid)
 
 
 def register(socketio: SocketIO) -> None:
@@ -24,7 +28,7 @@ def register(socketio: SocketIO) -> None:
         if not current_user.is_authenticated:
             return False  # refuses the connection
         join_room(current_user.room)
-        conn = queue.connection()
+        conn = connection()
         conn.incr(_counter(current_user.uuid))
         conn.expire(_counter(current_user.uuid), 24 * 3600)
         return True
@@ -33,22 +37,16 @@ def register(socketio: SocketIO) -> None:
     def disconnect(*_args):
         if not current_user.is_authenticated:
             return
-        queue.connection().decr(_counter(current_user.uuid))
+        connection().decr(_counter(current_user.uuid))
         if current_user.cancel_on_leave:
             socketio.start_background_task(_cancel_if_gone, current_app._get_current_object(),
                                            current_user.uuid)
 
 
 def _cancel_if_gone(app, user_uuid: str) -> None:
-    import sqlalchemy as sa
-
-    from extensions import db
-    from models import User
-    from services.tasks import cancel_unfinished
-
     with app.app_context():
         time.sleep(app.config["CANCEL_ON_LEAVE_GRACE"])
-        if int(queue.connection().get(_counter(user_uuid)) or 0) > 0:
+        if int(connection().get(_counter(user_uuid)) or 0) > 0:
             return  # a studio page is open again
         user = db.session.scalar(sa.select(User).where(User.uuid == user_uuid))
         if user is not None and user.cancel_on_leave:

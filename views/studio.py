@@ -1,11 +1,10 @@
-"""The studio page: the side panel and the session timeline (filled by studio.js)."""
+"""The studio page: the side panel and the session timeline (filled by site/static/js/pages/studio/main.js)."""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
-from flask_login import login_required
+from flask_login import current_user, login_required
 
-from services import catalog, tasks
-from services.validation import DEFAULTS
+from services.generation import catalog, params, tasks
 
 bp = Blueprint("studio", __name__)
 
@@ -13,16 +12,20 @@ bp = Blueprint("studio", __name__)
 @bp.get("/studio")
 @login_required
 def index():
-    from flask_login import current_user
-
+    limits = tasks.limits_for(current_user)
     return render_template(
         "studio/index.html",
-        limits=tasks.limits_for(current_user),
+        limits=limits,
         schedulers=catalog.schedulers(),
         default_scheduler=catalog.DEFAULT_SCHEDULER,
         models=catalog.models(),
         demo_model=catalog.is_demo_default(),
-        defaults={k: DEFAULTS[k] for k in ("prompt", "negative_prompt", "steps", "guidance",
-                                           "width", "height", "samples", "seed")},
-        cost_formula="samples × ceil(steps × width × height / (50 × 512 × 512))",
+        defaults={k: params.DEFAULTS[k] for k in ("prompt", "negative_prompt", "steps", "guidance",
+                                                  "width", "height", "samples", "seed")},
+        cost_formula=params.COST_FORMULA,
+        # The rules table (services/generation/params.py), maxima narrowed by this
+        # user's limits: {field: {min, max, step, default}}; and the cost formula's units.
+        rules=params.rules(limits),
+        text_rules=params.text_rules(),
+        cost=params.COST,
     )

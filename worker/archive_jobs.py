@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from extensions import db
+from services.library import archives
 from worker import get_app
 
 log = logging.getLogger(__name__)
@@ -15,8 +16,6 @@ log = logging.getLogger(__name__)
 
 def build_archive(archive_id: str) -> str:
     """Build one archive, then delete the archives that have expired."""
-    from services import archives
-
     with get_app().app_context():
         try:
             return archives.build(archive_id)
@@ -30,8 +29,6 @@ def build_archive(archive_id: str) -> str:
 
 def maintenance() -> None:
     """Queue again the archives whose job was lost; delete the expired ones."""
-    from services import archives
-
     with get_app().app_context():
         try:
             requeued = archives.reconcile_archives()

@@ -1,4 +1,4 @@
-"""The threads a worker process runs beside its jobs: the heartbeat (services/liveness.py)
+"""The threads a worker process runs beside its jobs: the heartbeat (services/core/liveness.py)
 and the periodic reconciler. Threads, not RQ's maintenance hook: RQ runs that only
 between blocking waits, and a heartbeat must go on while a model loads or a step runs.
 
@@ -14,7 +14,7 @@ from typing import Callable
 import redis
 
 from extensions import db
-from services import liveness
+from services.core import liveness
 
 log = logging.getLogger("daydream.worker")
 

@@ -1,5 +1,6 @@
 """The generation job. RQ calls run_next(); it claims the fairest queued task
-(services/dispatch.py) and renders it. The task row holds everything else.
+(services/generation/tasks.py, claim_next) and renders it. The task row holds
+everything else.
 
 The app and the pipeline live as long as the worker process: each job pushes a fresh
 app context and reuses the loaded pipeline (see qworker.DaydreamWorker)."""
@@ -15,8 +16,10 @@ import redis
 import torch
 
 from extensions import db
-from services import boards, catalog, dispatch, estimates, events, queue, storage
-from services import tasks as task_service
+from services.core import events, queue, redis_client
+from services.generation import catalog, estimates
+from services.generation import tasks as task_service
+from services.library import boards, storage
 from worker import get_app
 from worker.pipelines import ModelLoadError, PipelineCache, apply_scheduler, img2img_from
 from worker.previews import PreviewThrottle, preview_data_url
@@ -38,14 +41,14 @@ def pipelines() -> PipelineCache:
 
 def record_worker_state(**fields) -> None:
     """What staff and tests can see of this worker: loaded model, loads, jobs done."""
-    conn = queue.connection()
-    name = queue.key("workers", WORKER_NAME)
+    conn = redis_client.connection()
+    name = redis_client.key("workers", WORKER_NAME)
     conn.hset(name, mapping={k: str(v) for k, v in fields.items()})
     conn.expire(name, 24 * 3600)
 
 
 def load_model(model_id: str):
-    """The pipeline for a model id (see services/catalog.py), loading it if another is
+    """The pipeline for a model id (see services/generation/catalog.py), loading it if another is
     loaded. Records the outcome for the staff's models page."""
     global loaded_model_id
     spec = catalog.spec_of(model_id)
@@ -70,7 +73,7 @@ def run_next(submitted_task_id: str | None = None) -> str:
     """Run the fairest queued task. The argument names the submit that queued this job,
     for the logs; fairness may pick another user's task first."""
     with get_app().app_context():
-        task = dispatch.claim_next(WORKER_NAME, loaded_model_id)
+        task = task_service.claim_next(WORKER_NAME, loaded_model_id)
         if task is None:
             return "nothing to run"
         task_service.announce_queue()
@@ -81,7 +84,7 @@ def run_next(submitted_task_id: str | None = None) -> str:
             task_service.fail_task(task.id, readable_error(exc))
             raise  # RQ records the failure in its failed-job registry
         finally:
-            _quietly(queue.connection().hincrby, queue.key("workers", WORKER_NAME), "jobs", 1)
+            _quietly(redis_client.connection().hincrby, redis_client.key("workers", WORKER_NAME), "jobs", 1)
         return f"ran task {task.id}"
 
 
@@ -191,7 +194,8 @@ def generate(task) -> None:
             if wanted:
                 stop["requested"] = True
                 pipeline._interrupt = True  # diffusers skips the remaining steps
-                _quietly(queue.connection().set, queue.key("stopped", task.id), progress.steps_done, ex=3600)
+                _quietly(redis_client.connection().set, redis_client.key("stopped", task.id),
+                         progress.steps_done, ex=3600)
                 return callback_kwargs
             progress.step(index, step_index + 1, getattr(pipeline, "num_timesteps", None),
                           callback_kwargs.get("latents"))

@@ -30,7 +30,7 @@ from diffusers import (
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
-from services.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
+from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 from worker.demo_model import build_demo_model
 
 # The worker's log is for people: no progress bars while loading weights.
@@ -226,7 +226,7 @@ SCHEDULER_CLASSES = {
     "ddim": DDIMScheduler,
     "pndm": PNDMScheduler,
 }
-assert SCHEDULER_CLASSES.keys() == SCHEDULERS.keys(), "services/schedulers.py and worker/pipelines.py disagree"
+assert SCHEDULER_CLASSES.keys() == SCHEDULERS.keys(), "services/generation/schedulers.py and worker/pipelines.py disagree"
 
 # What SD 1.x/2.x scheduler configs say; used only where a model's config lacks
 # the key (the class defaults differ: DDIM would clip samples, PNDM run PRK steps).

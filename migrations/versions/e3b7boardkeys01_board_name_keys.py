@@ -4,7 +4,7 @@ Revision ID: e3b7boardkeys01
 Revises: d8a1sessions01
 Create Date: 2026-12-01 12:00:00.000000
 
-The key is the name NFKC-normalized and case-folded (services/boards.py name_key),
+The key is the name NFKC-normalized and case-folded (services/library/boards.py name_key),
 filled here in Python for the boards that exist (SQLite's lower() folds only ASCII).
 Boards whose names were already the same but for case ("Ábc" and "ábc") keep their
 images; the later ones are renamed "Ábc (2)", "Ábc (3)", ...
@@ -29,7 +29,7 @@ boards = sa.table('boards', sa.column('id', sa.String), sa.column('user_id', sa.
 
 
 def name_key(name):
-    # A copy of services/boards.py name_key as it was when this migration was written.
+    # A copy of services/library/boards.py name_key as it was when this migration was written.
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
     return " ".join(folded.split())[:KEY_MAX]
 

@@ -4,7 +4,7 @@ Revision ID: f4c9acctokens01
 Revises: e3b7boardkeys01
 Create Date: 2026-12-02 10:00:00.000000
 
-Only a hash of each link's secret is stored (services/account_links.py).
+Only a hash of each link's secret is stored (services/accounts/links.py).
 """
 from alembic import op
 import sqlalchemy as sa

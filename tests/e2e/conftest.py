@@ -1,22 +1,10 @@
 """End-to-end: the real web server and worker, driven by headless Chromium (Playwright)."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from tests.conftest import ROOT, ArchiveWorkerProcess, WebServer, WorkerProcess, instance_env, make_app
-
-MEDIA = ROOT / "media"
-
-
-def chromium_path() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.fail("Chromium is not installed; `make test` installs it (apt-get install chromium)")
+from tests.e2e.helpers import chromium_path, new_page
+from tests.helpers import ArchiveWorkerProcess, WebServer, WorkerProcess, instance_env, make_app
 
 
 @pytest.fixture(scope="session")
@@ -47,18 +35,6 @@ def browser():
         browser.close()
 
 
-def new_page(browser, live, viewport=None):
-    """A page in a browser context of its own (its own cookies): a second person, or
-    the same person on another device. Browser JS errors collect in page.js_errors."""
-    context = browser.new_context(base_url=live.url, viewport=viewport or {"width": 1280, "height": 860})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.js_errors = errors
-    return context, page
-
-
 @pytest.fixture
 def page(browser, live):
     context, page = new_page(browser, live)
@@ -74,10 +50,3 @@ def phone(browser, live):
     page.set_default_timeout(20_000)
     yield page
     context.close()
-
-
-def screenshot(page, name: str) -> None:
-    """Screenshots of the main pages for the README (media/)."""
-    if os.environ.get("DAYDREAM_SCREENSHOTS", "1") == "1":
-        MEDIA.mkdir(exist_ok=True)
-        page.screenshot(path=str(MEDIA / f"{name}.png"))

@@ -7,17 +7,16 @@ import uuid
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_admin import STAFF_PASSWORD, make_staff, sign_in, staff_page
-from tests.e2e.test_studio import register_and_sign_in
+from tests.e2e.helpers import (STAFF_PASSWORD, browser_sign_in, flask_create_staff, register_and_sign_in,
+                               screenshot, staff_page)
 
 
 def test_a_user_redeems_a_voucher_made_by_staff(page, browser, live):
     boss = f"issuer{uuid.uuid4().hex[:6]}"
-    make_staff(live, boss)
+    flask_create_staff(live, boss)
     context, staff = staff_page(browser, live)
     try:
-        sign_in(staff, boss, STAFF_PASSWORD)
+        browser_sign_in(staff, boss, STAFF_PASSWORD)
         staff.goto("/admin/vouchers")
         staff.fill("#voucher-tokens", "12")
         staff.fill("#voucher-count", "2")
@@ -53,7 +52,7 @@ def test_a_user_redeems_a_voucher_made_by_staff(page, browser, live):
     # Staff see who redeemed it.
     context, staff = staff_page(browser, live)
     try:
-        sign_in(staff, boss, STAFF_PASSWORD)
+        browser_sign_in(staff, boss, STAFF_PASSWORD)
         staff.goto("/admin/vouchers")
         row = staff.locator(f"tr.voucher-row[data-code='{codes[0]}']")
         expect(row.locator(".voucher-redeemed-by")).to_have_text(user)

@@ -2,50 +2,24 @@
 row; the users, vouchers and queue pages work, on a phone too."""
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 import uuid
 
 from playwright.sync_api import expect
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import new_page, screenshot
-from tests.e2e.test_studio import register_and_sign_in
-
-STAFF_PASSWORD = "a staff password"
-
-
-def make_staff(live, username: str) -> None:
-    """The documented way: `flask create-staff`, the password on standard input."""
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "create-staff", "--username", username,
-         "--email", f"{username}@example.com"],
-        input=STAFF_PASSWORD + "\n", env=live.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def sign_in(page, login: str, password: str) -> None:
-    page.goto("/login")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", password)
-    page.click("form button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/studio$"))
-
-
-staff_page = new_page  # a second browser context, for the staff member
+from tests.e2e.helpers import (STAFF_PASSWORD, browser_sign_in, flask_create_staff, register_and_sign_in,
+                               screenshot, staff_page)
 
 
 def test_staff_grant_tokens_and_the_user_sees_the_balance_and_the_ledger_row(page, browser, live):
     boss = f"boss{uuid.uuid4().hex[:6]}"
-    make_staff(live, boss)
+    flask_create_staff(live, boss)
     user = f"grantee{uuid.uuid4().hex[:6]}"
     register_and_sign_in(page, user)
     expect(page.locator("#balance")).to_contain_text("20")
 
     context, staff = staff_page(browser, live)
     try:
-        sign_in(staff, boss, STAFF_PASSWORD)
+        browser_sign_in(staff, boss, STAFF_PASSWORD)
         staff.goto("/admin")
         staff.fill("#user-q", user)
         row = staff.locator(f"tr.user-row[data-username='{user}']")
@@ -77,10 +51,10 @@ def test_staff_grant_tokens_and_the_user_sees_the_balance_and_the_ledger_row(pag
 
 def test_the_queue_page_shows_tasks_and_workers_live(page, browser, live):
     boss = f"ops{uuid.uuid4().hex[:6]}"
-    make_staff(live, boss)
+    flask_create_staff(live, boss)
     context, staff = staff_page(browser, live)
     try:
-        sign_in(staff, boss, STAFF_PASSWORD)
+        browser_sign_in(staff, boss, STAFF_PASSWORD)
         staff.goto("/admin/queue")
         expect(staff.locator("tr.worker-row")).to_have_count(1)
         expect(staff.locator("tr.worker-row")).to_contain_text("alive")
@@ -110,10 +84,10 @@ def test_the_queue_page_shows_tasks_and_workers_live(page, browser, live):
 
 def test_the_admin_pages_work_on_a_phone(browser, live):
     boss = f"pocketboss{uuid.uuid4().hex[:6]}"
-    make_staff(live, boss)
+    flask_create_staff(live, boss)
     context, phone = staff_page(browser, live, viewport={"width": 390, "height": 844})
     try:
-        sign_in(phone, boss, STAFF_PASSWORD)
+        browser_sign_in(phone, boss, STAFF_PASSWORD)
         for path, ready in (("/admin", "tr.user-row"), ("/admin/vouchers", "#voucher-form"),
                             ("/admin/queue", "tr.worker-row")):
             phone.goto(path)

@@ -11,11 +11,10 @@ import zipfile
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_studio import PASSWORD, register_and_sign_in
+from tests.e2e.helpers import PASSWORD, register_and_sign_in, screenshot
 
 
-def generate(page, prompt: str, samples: int) -> str:
+def generate_in_studio(page, prompt: str, samples: int) -> str:
     """Make `samples` 64×64 images in the studio; returns the task id."""
     page.goto("/studio")
     if not page.locator("#prompt").is_visible():  # a phone: the panel is a drawer
@@ -44,7 +43,7 @@ def api_json(page, path: str) -> dict:
 
 def test_select_three_with_shift_click_move_them_to_a_new_board_and_download_it(page):
     register_and_sign_in(page, "curator")
-    task_id = generate(page, "a row of tiny lanterns over a river at night", 4)
+    task_id = generate_in_studio(page, "a row of tiny lanterns over a river at night", 4)
 
     page.goto("/images")
     tiles = page.locator("#gallery-grid .tile")
@@ -78,9 +77,18 @@ def test_select_three_with_shift_click_move_them_to_a_new_board_and_download_it(
     assert sorted(tiles.nth(i).get_attribute("data-id") for i in range(3)) == sorted(chosen)
     expect(page.locator("#selection-bar")).to_be_hidden()
 
-    # The whole board as a ZIP, made in the background and then downloaded.
+    # The whole board as a ZIP, made in the background and then downloaded. Its progress
+    # comes by the `archive` Socket.IO event (site/static/js/lib/archive.js); the archive
+    # is asked for (GET /api/v1/archives/{id}) only as a fallback, at most once here.
+    events, looks = [], []
+    page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda payload: events.append(payload) if '["archive"' in str(payload) else None))
+    page.on("request", lambda request: looks.append(request.url) if request.method == "GET" and re.search(
+        r"/api/v1/archives/[^/?]+$", request.url) else None)
     with page.expect_download(timeout=60_000) as download_info:
         page.click("#view-zip")
+    assert any('"state":"ready"' in str(e).replace(" ", "") for e in events), events
+    assert len(looks) <= 1, looks
     data = open(download_info.value.path(), "rb").read()
     archive = zipfile.ZipFile(io.BytesIO(data))
     # Entries are named by the server: {task_id}_{n}.png, n the image's place in its task.
@@ -97,7 +105,7 @@ def test_select_three_with_shift_click_move_them_to_a_new_board_and_download_it(
     expect(page.locator("#board-auto")).to_have_attribute("aria-pressed", "true")
     page.goto("/studio")
     expect(page.locator("#board_id")).to_have_value(board_id)
-    later = generate(page, "one more lantern", 1)
+    later = generate_in_studio(page, "one more lantern", 1)
     assert api_json(page, f"/api/v1/tasks/{later}")["images"][0]["board_id"] == board_id
     page.goto(f"/images?board={board_id}")
     expect(tiles).to_have_count(4)
@@ -114,7 +122,7 @@ def test_select_three_with_shift_click_move_them_to_a_new_board_and_download_it(
 
 def test_the_lightbox_keyboard_details_reuse_and_variant(page):
     register_and_sign_in(page, "viewer")
-    generate(page, "three paper boats on a pond, watercolor", 3)
+    generate_in_studio(page, "three paper boats on a pond, watercolor", 3)
     page.goto("/images")
     tiles = page.locator("#gallery-grid .tile")
     expect(tiles).to_have_count(3)
@@ -213,7 +221,7 @@ def test_the_lightbox_keyboard_details_reuse_and_variant(page):
 
 def test_earlier_sessions_open_their_timeline(page):
     register_and_sign_in(page, "returner")
-    task_id = generate(page, "an old session's lighthouse", 1)
+    task_id = generate_in_studio(page, "an old session's lighthouse", 1)
     # Sign in again: a new session, with an empty timeline.
     page.context.clear_cookies()
     page.goto("/login")
@@ -243,7 +251,7 @@ def test_earlier_sessions_open_their_timeline(page):
 
 def test_bulk_delete_asks_with_a_count_and_the_gallery_works_on_a_phone(phone):
     register_and_sign_in(phone, "pocketcurator")
-    generate(phone, "a small lighthouse", 2)
+    generate_in_studio(phone, "a small lighthouse", 2)
     phone.goto("/images")
     tiles = phone.locator("#gallery-grid .tile")
     expect(tiles).to_have_count(2)

@@ -10,10 +10,9 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import WebServer, instance_env, make_app
-from tests.e2e.test_admin import STAFF_PASSWORD, make_staff, sign_in, staff_page
-from tests.e2e.test_studio import PASSWORD, register_and_sign_in
-from tests.integration.test_password_reset import Mailbox, link_in
+from tests.e2e.helpers import (PASSWORD, STAFF_PASSWORD, browser_sign_in, flask_create_staff,
+                               register_and_sign_in, staff_page)
+from tests.helpers import PUBLIC_URL, Mailbox, WebServer, instance_env, link_in, make_app
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -32,7 +31,7 @@ def set_new_password(page, url: str) -> None:
 
 def test_staff_make_a_reset_link_and_the_user_sets_a_new_password(page, browser, live):
     boss = f"boss{uuid.uuid4().hex[:6]}"
-    make_staff(live, boss)
+    flask_create_staff(live, boss)
     user = f"forgot{uuid.uuid4().hex[:6]}"
     register_and_sign_in(page, user)
     page.click("form[action='/logout'] button")
@@ -41,7 +40,7 @@ def test_staff_make_a_reset_link_and_the_user_sets_a_new_password(page, browser,
 
     context, staff = staff_page(browser, live)
     try:
-        sign_in(staff, boss, STAFF_PASSWORD)
+        browser_sign_in(staff, boss, STAFF_PASSWORD)
         staff.goto("/admin")
         staff.fill("#user-q", user)
         row = staff.locator(f"tr.user-row[data-username='{user}']")
@@ -81,7 +80,7 @@ def mail_live(tmp_path_factory, redis_url, models_path):
     env = instance_env(instance, redis_url, models_path,
                        DAYDREAM_SMTP_URL=f"smtp://127.0.0.1:{box.port}",
                        DAYDREAM_MAIL_FROM="daydream@example.com",
-                       DAYDREAM_PUBLIC_URL="http://daydream.example")
+                       DAYDREAM_PUBLIC_URL=PUBLIC_URL)
     make_app(env)
     web = WebServer(env, instance / "web.log").start()
     web.mailbox = box

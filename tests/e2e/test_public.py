@@ -10,11 +10,8 @@ import requests
 from PIL import Image, ImageDraw, ImageFilter
 from playwright.sync_api import expect
 
-from tests.conftest import make_app, wait_for
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_studio import register_and_sign_in
-
-PASSWORD = "a long enough password"
+from tests.helpers import make_app, wait_for
+from tests.e2e.helpers import PASSWORD, register_and_sign_in, screenshot
 PALETTES = [((255, 120, 80), (70, 30, 120)), ((60, 190, 220), (20, 30, 80)),
             ((250, 200, 90), (160, 40, 90)), ((140, 230, 160), (20, 70, 90))]
 
@@ -51,7 +48,7 @@ def api_user(url: str, username: str) -> requests.Session:
 
 def staff_session(live, username: str) -> requests.Session:
     from extensions import db
-    from services.accounts import create_staff
+    from services.accounts.users import create_staff
 
     app = make_app(live.env)
     with app.app_context():

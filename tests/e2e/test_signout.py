@@ -9,26 +9,15 @@ import uuid
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import new_page
+from tests.e2e.helpers import PASSWORD, browser_sign_in, new_page
 
-PASSWORD = "a long enough password"
 REMEMBER = "remember_token"
 
 
-def register(live, username: str) -> None:
+def register_by_api(live, username: str) -> None:
     response = requests.post(live.url + "/api/v1/auth/register", timeout=10, json={
         "username": username, "email": f"{username}@example.com", "password": PASSWORD})
     assert response.status_code == 201, response.text
-
-
-def sign_in(page, username: str, remember: bool) -> None:
-    page.goto("/login")
-    page.fill("input[name=login]", username)
-    page.fill("input[name=password]", PASSWORD)
-    if remember:
-        page.check("#remember")
-    page.click("#login-submit")
-    expect(page).to_have_url(re.compile(r"/studio$"))
 
 
 def cookie_names(context) -> set[str]:
@@ -37,8 +26,8 @@ def cookie_names(context) -> set[str]:
 
 def test_sign_out_with_keep_me_signed_in_signs_out_for_good(page, browser, live):
     username = f"leaver{uuid.uuid4().hex[:6]}"
-    register(live, username)
-    sign_in(page, username, remember=True)
+    register_by_api(live, username)
+    browser_sign_in(page, username, PASSWORD, remember=True)
     assert REMEMBER in cookie_names(page.context)
     copied = [c for c in page.context.cookies() if c["name"] == REMEMBER]
 
@@ -65,11 +54,11 @@ def test_sign_out_with_keep_me_signed_in_signs_out_for_good(page, browser, live)
 
 def test_sign_out_everywhere_ends_the_other_browsers_session(page, browser, live):
     username = f"roamer{uuid.uuid4().hex[:6]}"
-    register(live, username)
-    sign_in(page, username, remember=False)
+    register_by_api(live, username)
+    browser_sign_in(page, username, PASSWORD, remember=False)
     context, other = new_page(browser, live)
     try:
-        sign_in(other, username, remember=True)
+        browser_sign_in(other, username, PASSWORD, remember=True)
         page.goto("/account#settings")
         expect(page.locator("#session-count")).to_contain_text("2 open sessions, this one included")
         page.click("#sign-out-everywhere")

@@ -5,9 +5,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
-
-PASSWORD = "a long enough password"
+from tests.e2e.helpers import register_and_sign_in, screenshot
 
 # Records every value the progress bars take, however the page updates them.
 WATCH_PROGRESS = """
@@ -20,24 +18,6 @@ WATCH_PROGRESS = """
   window.__noReload = true;
 }
 """
-
-
-def register_and_sign_in(page, username: str) -> None:
-    page.goto("/register")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=email]", f"{username}@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/studio$"))
-    # Sign out, then in again through the sign-in page.
-    page.click("form[action='/logout'] button")
-    expect(page).to_have_url(re.compile(r"/$"))
-    page.goto("/login")
-    screenshot(page, "sign-in")
-    page.fill("input[name=login]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button[type=submit]")
-    expect(page).to_have_url(re.compile(r"/studio$"))
 
 
 def test_register_sign_in_generate_and_watch_it_render(page):

@@ -10,8 +10,7 @@ import re
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
-from tests.e2e.test_studio import register_and_sign_in
+from tests.e2e.helpers import register_and_sign_in, screenshot
 
 # Generous: the tiny model runs on the CPU, which a busy test machine shares.
 DONE_TIMEOUT = 180_000
@@ -47,7 +46,7 @@ WATCH_RENDERING = """
 """
 
 
-def png_bytes(width: int, height: int) -> bytes:
+def drawn_png(width: int, height: int) -> bytes:
     """A small picture with some structure, made in memory."""
     picture = Image.new("RGB", (width, height), (32, 64, 160))
     draw = ImageDraw.Draw(picture)
@@ -234,7 +233,7 @@ def test_upload_an_init_image(page):
     page.fill("#height", "256")
     with page.expect_response(lambda r: r.url.endswith("/api/v1/uploads")) as answer:
         page.set_input_files("#init-file", files=[
-            {"name": "photo.png", "mimeType": "image/png", "buffer": png_bytes(800, 600)}])
+            {"name": "photo.png", "mimeType": "image/png", "buffer": drawn_png(800, 600)}])
     response = answer.value
     assert response.status == 201, response.text()
     assert response.request.headers.get("x-csrftoken")

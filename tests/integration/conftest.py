@@ -3,11 +3,12 @@ tiny demo model, sharing a real Redis and a real SQLite database file."""
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import pytest
-import redis
 
-from tests.conftest import ArchiveWorkerProcess, WorkerProcess, instance_env, make_app, wait_for
+from tests.helpers import ArchiveWorkerProcess, WorkerProcess, instance_env, make_app, unique
+from tests.integration.helpers import POSTGRES_URL, ApiUser
 
 _names = itertools.count()
 
@@ -35,44 +36,6 @@ def app(stack):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-class ApiUser:
-    """A registered user talking to the API with a bearer token."""
-
-    def __init__(self, client, username: str, password: str = "correct horse battery"):
-        self.client = client
-        self.username = username
-        self.password = password
-        response = client.post("/api/v1/auth/register", json={
-            "username": username, "email": f"{username}@example.com", "password": password})
-        assert response.status_code == 201, response.get_json()
-        self.data = response.get_json()
-        token = client.post("/api/v1/auth/tokens", json={
-            "login": username, "password": password, "name": "tests"})
-        assert token.status_code == 201, token.get_json()
-        self.headers = {"Authorization": f"Bearer {token.get_json()['token']}"}
-
-    def get(self, path, **kw):
-        return self.client.get(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
-
-    def post(self, path, **kw):
-        return self.client.post(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
-
-    def me(self) -> dict:
-        return self.get("/api/v1/me").get_json()
-
-    def submit(self, headers: dict | None = None, **params):
-        params = {"prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 4,
-                  **params}
-        return self.post("/api/v1/tasks", json=params, headers=headers or {})
-
-    def wait_task(self, task_id: str, states=("done", "failed", "canceled"), timeout=60) -> dict:
-        def finished():
-            task = self.get(f"/api/v1/tasks/{task_id}").get_json()
-            return task if task["state"] in states else None
-
-        return wait_for(finished, timeout, interval=0.1, message=f"task {task_id} to finish")
 
 
 @pytest.fixture
@@ -103,19 +66,28 @@ def make_idle_user(idle_client):
     return make
 
 
-def csrf_from(html: bytes) -> str:
-    import re
+@pytest.fixture
+def fresh(tmp_path, redis_url, models_path):
+    """An app of its own (no worker: tasks stay queued), for tests that need a clean
+    database or their own settings (limits and counts of their own)."""
 
-    match = re.search(rb'name="csrf-token" content="([^"]+)"', html) or \
-        re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
-    return match.group(1).decode()
+    def build(**settings):
+        return make_app(instance_env(tmp_path / unique("i"), redis_url, models_path, **settings))
+
+    return build
 
 
-def sign_in(client, login: str, password: str) -> str:
-    """Sign in through the page, as a browser does; returns the CSRF token."""
-    token = csrf_from(client.get("/login").data)
-    response = client.post("/login", data={"login": login, "password": password,
-                                            "csrf_token": token})
-    assert response.status_code == 302, response.data[:500]
-    return csrf_from(client.get("/studio").data)
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL database of the test's own, dropped after it (skips without a server)."""
+    psycopg = pytest.importorskip("psycopg")
+    admin_url = POSTGRES_URL
+    name = f"daydream_test_{uuid.uuid4().hex[:8]}"
+    try:
+        conn = psycopg.connect(admin_url, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at {admin_url}: {exc}")
+    conn.execute(f'CREATE DATABASE "{name}"')
+    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    conn.close()

@@ -5,65 +5,15 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from PIL import Image as PILImage
 
-from tests.conftest import instance_env, make_app
-from tests.integration.conftest import ApiUser, csrf_from, sign_in
+from tests.helpers import unique
+from tests.integration.helpers import ApiUser, add_image, csrf_from, make_staff, sign_in, user_row
 
 PASSWORD = "correct horse battery"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def fresh(tmp_path, redis_url, models_path):
-    """An app of its own (no worker: tasks stay queued), for tests that need a clean
-    database or their own settings."""
-
-    def build(**settings):
-        return make_app(instance_env(tmp_path / unique("i"), redis_url, models_path, **settings))
-
-    return build
-
-
-def make_staff(app, username: str = "boss", password: str = "a staff password") -> dict:
-    result = app.test_cli_runner().invoke(
-        args=["create-staff", "--username", username, "--email", f"{username}@example.com"],
-        input=password + "\n")
-    assert result.exit_code == 0, result.output
-    token = app.test_client().post("/api/v1/auth/tokens", json={
-        "login": username, "password": password, "name": "t"}).get_json()["token"]
-    return {"Authorization": f"Bearer {token}"}
-
-
-def add_image(app, user_id: int):
-    """A real image file and row for the user, as the worker would store it."""
-    from extensions import db
-    from services import storage
-
-    with app.app_context():
-        image = storage.save_image(user_id=user_id, picture=PILImage.new("RGB", (64, 64), "navy"),
-                                   metadata={"prompt": "x"}, kind="upload")
-        db.session.commit()
-        return storage.path_of(image), storage.path_of(image, "thumbnail")
-
-
-def user_row(app, username: str):
-    from extensions import db
-    from models import User
-
-    with app.app_context():
-        user = db.session.scalar(sa.select(User).where(User.username == username))
-        if user is not None:
-            db.session.expunge(user)
-        return user
 
 
 # --- profile -------------------------------------------------------------------------
@@ -382,7 +332,7 @@ def test_deactivated_accounts_cannot_sign_in(fresh):
 # --- tiers and allowances ----------------------------------------------------------------
 
 def test_tiers_come_from_settings_and_payments_are_off_until_configured(fresh):
-    from services import tiers
+    from services.accounts import tiers
 
     app = fresh()
     with app.test_request_context():

@@ -10,15 +10,14 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import WebServer, instance_env, make_app
-from tests.integration.test_migrations import postgres_url  # noqa: F401  (a fixture)
+from tests.helpers import WebServer, instance_env, make_app
 
 PASSWORD = "correct horse battery"
 SUBMITS = 20
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def server(request, tmp_path, redis_url, models_path):
+def db_server(request, tmp_path, redis_url, models_path):
     settings = {"DAYDREAM_USER_QUEUE_LIMIT": 100, "DAYDREAM_QUEUE_LIMIT": 1000}
     if request.param == "postgresql":
         settings["DATABASE_URL"] = request.getfixturevalue("postgres_url")
@@ -36,17 +35,17 @@ def server(request, tmp_path, redis_url, models_path):
             db.engine.dispose()
 
 
-def register(server) -> tuple[str, dict]:
+def register_racer(db_server) -> tuple[str, dict]:
     name = f"racer{uuid.uuid4().hex[:8]}"
-    response = requests.post(server.url + "/api/v1/auth/register", timeout=30, json={
+    response = requests.post(db_server.url + "/api/v1/auth/register", timeout=30, json={
         "username": name, "email": f"{name}@example.com", "password": PASSWORD})
     assert response.status_code == 201, response.text
-    token = requests.post(server.url + "/api/v1/auth/tokens", timeout=30, json={
+    token = requests.post(db_server.url + "/api/v1/auth/tokens", timeout=30, json={
         "login": name, "password": PASSWORD, "name": "race"}).json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     # The first request to touch the models catalog seeds its table; do that once here so
     # that the race below is about credits only.
-    assert requests.get(server.url + "/api/v1/models", headers=headers, timeout=30).status_code == 200
+    assert requests.get(db_server.url + "/api/v1/models", headers=headers, timeout=30).status_code == 200
     return name, headers
 
 
@@ -83,12 +82,12 @@ def books(app, username: str) -> dict:
         return {"balance": user.tokens, "ledger": rows, "tasks": dict(tasks)}
 
 
-def test_parallel_submits_never_overdraw_and_match_the_debits(server):
-    name, headers = register(server)
+def test_parallel_submits_never_overdraw_and_match_the_debits(db_server):
+    name, headers = register_racer(db_server)
     params = {"prompt": "a race", "width": 64, "height": 64, "steps": 4, "samples": 3}  # 3 tokens each
 
     responses = in_parallel(SUBMITS, lambda n: requests.post(
-        server.url + "/api/v1/tasks", json=params, headers=headers, timeout=60))
+        db_server.url + "/api/v1/tasks", json=params, headers=headers, timeout=60))
     codes = sorted(r.status_code for r in responses)
     accepted = [r.json()["id"] for r in responses if r.status_code == 202]
     assert set(codes) == {202, 402}, codes  # nothing else: no 500, no lock errors
@@ -96,7 +95,7 @@ def test_parallel_submits_never_overdraw_and_match_the_debits(server):
     refused = next(r for r in responses if r.status_code == 402).json()["error"]
     assert refused["code"] == "not_enough_tokens"
 
-    state = books(server.app, name)
+    state = books(db_server.app, name)
     debits = [(delta, task_id) for kind, delta, task_id in state["ledger"] if kind == "debit"]
     assert state["balance"] == 20 - 3 * len(accepted) >= 0
     assert sorted(task_id for _, task_id in debits) == sorted(accepted) == sorted(state["tasks"])
@@ -104,18 +103,18 @@ def test_parallel_submits_never_overdraw_and_match_the_debits(server):
     assert state["balance"] == sum(delta for _, delta, _ in state["ledger"])
 
 
-def test_parallel_submits_with_one_idempotency_key_make_one_task(server):
-    name, headers = register(server)
+def test_parallel_submits_with_one_idempotency_key_make_one_task(db_server):
+    name, headers = register_racer(db_server)
     key = {"Idempotency-Key": f"once-{uuid.uuid4().hex}"}
     params = {"prompt": "only once", "width": 64, "height": 64, "steps": 4, "samples": 2}
 
     responses = in_parallel(SUBMITS, lambda n: requests.post(
-        server.url + "/api/v1/tasks", json=params, headers={**headers, **key}, timeout=60))
+        db_server.url + "/api/v1/tasks", json=params, headers={**headers, **key}, timeout=60))
     assert {r.status_code for r in responses} == {202}, [r.text for r in responses if r.status_code != 202]
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 1
 
-    state = books(server.app, name)
+    state = books(db_server.app, name)
     assert list(state["tasks"]) == list(ids)
     assert [(kind, delta) for kind, delta, _ in state["ledger"] if kind == "debit"] == [("debit", -2)]
     assert state["balance"] == 18 == sum(delta for _, delta, _ in state["ledger"])

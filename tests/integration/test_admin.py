@@ -4,13 +4,12 @@ protected; sensitive actions need a recent sign-in; vouchers; the live queue and
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.conftest import ApiUser, sign_in
-from tests.integration.test_accounts import add_image, make_staff, user_row
+from tests.helpers import unique
+from tests.integration.helpers import ApiUser, add_image, make_staff, sign_in, user_row
 
 STAFF_PASSWORD = "a staff password"
 
@@ -26,14 +25,10 @@ ADMIN_API = [
 ADMIN_PAGES = ["/admin", "/admin/", "/admin/users", "/admin/vouchers", "/admin/queue", "/admin/models"]
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
 @pytest.fixture(scope="module")
 def office(tmp_path_factory, redis_url, models_path):
     """An app with a staff account (no worker: tasks stay queued)."""
-    from tests.conftest import instance_env, make_app
+    from tests.helpers import instance_env, make_app
 
     app = make_app(instance_env(tmp_path_factory.mktemp("office"), redis_url, models_path))
     app.staff_headers = make_staff(app, "chief", STAFF_PASSWORD)
@@ -128,7 +123,7 @@ def test_moving_to_a_plan_grants_its_allowance_at_once_and_moving_down_takes_not
     down = patch_user(client, user.data["id"], staff, tier="free").get_json()
     assert down["tier"] == "free" and down["tokens"] == 440  # nothing taken; the free allowance starts
     with office.app_context():
-        from services.credits import check_ledger
+        from services.accounts.credits import check_ledger
 
         assert check_ledger() == []
 
@@ -165,7 +160,7 @@ def test_staff_delete_a_user_with_their_images_and_files(office):
 
 
 def test_roles_change_and_the_last_staff_account_is_protected(tmp_path, redis_url, models_path):
-    from tests.conftest import instance_env, make_app
+    from tests.helpers import instance_env, make_app
 
     app = make_app(instance_env(tmp_path / "alone", redis_url, models_path))
     staff = make_staff(app, "solo", STAFF_PASSWORD)
@@ -233,7 +228,7 @@ def test_the_queue_shows_every_task_with_owners_and_staff_cancel_any(office):
 
 def test_the_queue_lists_the_live_workers(app, make_user):
     """With the real worker of the integration stack."""
-    from services.accounts import create_staff
+    from services.accounts.users import create_staff
 
     name = unique("ops")
     with app.app_context():

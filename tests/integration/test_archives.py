@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from services import imaging
-from tests.conftest import wait_for
+from services.library import imaging
+from tests.helpers import wait_for
 
 
 def make_images(user, samples: int = 3, **params) -> list[dict]:
@@ -129,7 +129,7 @@ def test_an_empty_account_has_nothing_to_archive(make_user):
 
 @pytest.fixture(scope="module")
 def two_users_and_an_archive(stack):
-    from tests.integration.conftest import ApiUser
+    from tests.integration.helpers import ApiUser
 
     client = stack.test_client()
     owner, other = ApiUser(client, "archowner"), ApiUser(client, "archother")
@@ -170,7 +170,7 @@ def test_a_signed_out_client_gets_401(client):
 def test_expired_archives_are_removed_by_the_archive_worker_and_the_cli(app, make_user):
     from extensions import db
     from models import Archive, utcnow
-    from services import archives
+    from services.library import archives
 
     user = make_user("expiring")
     images = make_images(user, samples=2)

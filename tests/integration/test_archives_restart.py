@@ -10,14 +10,13 @@ import redis
 import requests
 from PIL import Image as PILImage
 
-from tests.conftest import ArchiveWorkerProcess, WebServer, instance_env, make_app, wait_for
-from tests.integration.conftest import csrf_from
-from tests.integration.test_web_session import connect
+from tests.helpers import ArchiveWorkerProcess, WebServer, instance_env, make_app, wait_for
+from tests.integration.helpers import connect, csrf_from
 
 PASSWORD = "correct horse battery"
 
 
-def png(seed: int) -> bytes:
+def noise_png(seed: int) -> bytes:
     rng = random.Random(seed)
     picture = PILImage.new("RGB", (64, 64))
     picture.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(64 * 64)])
@@ -38,7 +37,7 @@ def test_an_archive_survives_the_web_server_restarting(tmp_path, redis_url, mode
         token = api.post(first.url + "/api/v1/auth/tokens", json={
             "login": "restarter", "password": PASSWORD, "name": "t"}).json()["token"]
         api.headers["Authorization"] = f"Bearer {token}"
-        uploads = [api.post(first.url + "/api/v1/uploads", files={"file": (f"{n}.png", png(n), "image/png")}).json()
+        uploads = [api.post(first.url + "/api/v1/uploads", files={"file": (f"{n}.png", noise_png(n), "image/png")}).json()
                    for n in range(3)]
         assert all("id" in u for u in uploads), uploads
 

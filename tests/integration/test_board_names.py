@@ -10,10 +10,9 @@ import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
 
 from extensions import db
-from services import boards as boards_service
-from tests.conftest import ROOT, instance_env
-from tests.integration.conftest import ApiUser
-from tests.integration.test_migrations import migrated_app, postgres_url  # noqa: F401  (a fixture)
+from services.library import boards as boards_service
+from tests.helpers import ROOT, instance_env
+from tests.integration.helpers import ApiUser, migrated_app
 
 
 def create(user, name):
@@ -118,7 +117,7 @@ def test_duplicates_are_a_409_on_postgresql(tmp_path, redis_url, models_path, po
 def test_the_migration_fills_the_keys_and_keeps_each_images_board(tmp_path, redis_url, models_path):
     from app import create_app
     from config import Config
-    from tests.conftest import environment
+    from tests.helpers import environment
 
     env = instance_env(tmp_path, redis_url, models_path)
     with environment(env):

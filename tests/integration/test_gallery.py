@@ -2,24 +2,20 @@
 bulk actions, deletion (files too), ownership (404), sessions."""
 from __future__ import annotations
 
-import io
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from PIL import Image as PILImage
 
 from extensions import db
 from models import Image
-from tests.integration.conftest import sign_in
+from tests.helpers import image_bytes
+from tests.integration.helpers import post_upload, sign_in
 
 
 def upload(user, colour=(200, 30, 30), size=(64, 48)) -> dict:
-    buffer = io.BytesIO()
-    PILImage.new("RGB", size, colour).save(buffer, "PNG")
-    response = user.post("/api/v1/uploads", data={"file": (io.BytesIO(buffer.getvalue()), "x.png")},
-                         content_type="multipart/form-data")
+    response = post_upload(user, image_bytes(size, colour), "x.png")
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 

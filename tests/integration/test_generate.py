@@ -9,9 +9,9 @@ from PIL import Image as PILImage
 
 from extensions import db
 from models import Ledger, Task
-from services import queue as queue_service
-from services.validation import task_cost
-from tests.conftest import wait_for
+from services.core import queue as queue_service
+from services.generation.params import task_cost
+from tests.helpers import wait_for
 
 
 def test_submit_runs_to_done_with_images_of_the_right_size(make_user):
@@ -111,7 +111,7 @@ def test_a_tasks_images_download_as_a_zip_stored_without_recompression(make_user
     import csv
     import zipfile
 
-    from services import imaging
+    from services.library import imaging
 
     user = make_user()
     task = user.wait_task(user.submit(samples=2, steps=2, seed=77).get_json()["id"])

@@ -12,10 +12,9 @@ import sqlalchemy as sa
 
 from extensions import db
 from models import Ledger, Task
-from services import queue as queue_service
-from tests.conftest import WorkerProcess, instance_env, make_app, wait_for
-from tests.integration.conftest import ApiUser
-from tests.integration.test_migrations import postgres_url  # noqa: F401  (a fixture)
+from services.core import queue as queue_service
+from tests.helpers import WorkerProcess, instance_env, make_app, wait_for
+from tests.integration.helpers import ApiUser
 
 # Fast beats so the heartbeat path (not only the pid check) is seen within the test.
 FAST = {"DAYDREAM_HEARTBEAT_INTERVAL": "0.5", "DAYDREAM_HEARTBEAT_TTL": "2",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import instance_env, make_app
-from tests.integration.conftest import ApiUser
+from tests.helpers import instance_env, make_app
+from tests.integration.helpers import ApiUser
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_admin_api_refuses_users(staffed, method, path):
 
 
 def test_admin_pages_refuse_users_and_show_to_staff(staffed):
-    from tests.integration.conftest import sign_in
+    from tests.integration.helpers import sign_in
 
     app, client, _, _ = staffed
     ApiUser(client, "visitor")

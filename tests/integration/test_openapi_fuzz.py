@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import views.api  # noqa: F401  (registers every route module, so the document is whole)
-from services.openapi import document
-from tests.integration.conftest import ApiUser
+from views.api.openapi import document
+from tests.integration.helpers import ApiUser
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance,

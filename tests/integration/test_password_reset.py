@@ -6,52 +6,19 @@ works once; setting a password with it signs every session and API token out."""
 from __future__ import annotations
 
 import hashlib
-import re
 import socket
 import time
-import uuid
 from datetime import timedelta
-from email import message_from_bytes
-from email import policy
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import free_port, instance_env, make_app, wait_for
-from tests.integration.conftest import ApiUser, csrf_from, sign_in
-from tests.integration.test_accounts import make_staff
+from tests.helpers import PUBLIC_URL, Mailbox, instance_env, link_in, make_app, unique
+from tests.integration.helpers import ApiUser, csrf_from, make_staff, sign_in, signed_in
 
 STAFF_PASSWORD = "a staff password"
 NEW_PASSWORD = "a brand new passphrase"
-PUBLIC_URL = "http://daydream.example"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-class Mailbox:
-    """A real SMTP server on a free loopback port that keeps what it receives."""
-
-    def __init__(self):
-        from aiosmtpd.controller import Controller
-
-        self.messages: list = []
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server, session, envelope):
-        message = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-    def to(self, address: str) -> list:
-        return [m for rcpt, m in self.messages if address.lower() in (r.lower() for r in rcpt)]
-
-    def wait_for_message(self, address: str, count: int = 1):
-        wait_for(lambda: len(self.to(address)) >= count, 20, message=f"mail number {count} to {address}")
-        return self.to(address)[count - 1]
 
 
 @pytest.fixture(scope="module")
@@ -69,24 +36,16 @@ def with_mail(app, port: int, **settings):
 
 
 @pytest.fixture(scope="module")
-def office(tmp_path_factory, redis_url, models_path, mailbox):
+def mail_office(tmp_path_factory, redis_url, models_path, mailbox):
     """An app that sends mail to the mailbox, with a staff account (no worker)."""
     app = make_app(instance_env(tmp_path_factory.mktemp("resets"), redis_url, models_path))
     app.staff_headers = make_staff(app, "keeper", STAFF_PASSWORD)
     return with_mail(app, mailbox.port)
 
 
-def link_in(message, kind: str = "reset") -> str:
-    """The path of the one-time link in a received message."""
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    match = re.search(rf"{re.escape(PUBLIC_URL)}(/{kind}/[A-Za-z0-9_\-]+)", text)
-    assert match, f"no {kind} link in the message:\n{text}"
-    return match.group(1)
-
-
-def staff_link(office, user_id: str) -> str:
-    response = office.test_client().post(f"/api/v1/admin/users/{user_id}/reset-link",
-                                         headers=office.staff_headers)
+def staff_link(mail_office, user_id: str) -> str:
+    response = mail_office.test_client().post(f"/api/v1/admin/users/{user_id}/reset-link",
+                                         headers=mail_office.staff_headers)
     assert response.status_code == 201, response.get_json()
     assert response.headers["Cache-Control"] == "no-store"
     url = response.get_json()["url"]
@@ -107,10 +66,6 @@ def can_sign_in(app, login: str, password: str) -> bool:
     return response.status_code == 201
 
 
-def signed_in(client) -> bool:
-    return client.get("/api/v1/me").status_code == 200
-
-
 def forgot(client, login: str, address: str):
     page = client.get("/forgot", environ_base={"REMOTE_ADDR": address})
     return client.post("/forgot", data={"login": login, "csrf_token": csrf_from(page.data)},
@@ -119,25 +74,25 @@ def forgot(client, login: str, address: str):
 
 # --- staff reset links ------------------------------------------------------------------
 
-def test_staff_reset_link_sets_a_new_password_once_and_signs_everything_out(office):
+def test_staff_reset_link_sets_a_new_password_once_and_signs_everything_out(mail_office):
     from extensions import db
     from models import AccountToken, User
 
-    user = ApiUser(office.test_client(), unique("forgetful"))
-    laptop, phone = office.test_client(), office.test_client()
+    user = ApiUser(mail_office.test_client(), unique("forgetful"))
+    laptop, phone = mail_office.test_client(), mail_office.test_client()
     sign_in(laptop, user.username, user.password)
     sign_in(phone, user.username, user.password)
 
-    path = staff_link(office, user.data["id"])
+    path = staff_link(mail_office, user.data["id"])
     secret = path.rsplit("/", 1)[1]
-    with office.app_context():
+    with mail_office.app_context():
         row = db.session.scalar(sa.select(AccountToken).join(User, User.id == AccountToken.user_id)
                                 .where(User.uuid == user.data["id"]))
         assert row.token_hash == hashlib.sha256(secret.encode()).hexdigest() != secret  # kept hashed
         assert row.purpose == "reset" and row.created_by_id is not None
         assert timedelta(hours=23) < row.expires_at - row.created_at <= timedelta(hours=24)
 
-    browser = office.test_client()
+    browser = mail_office.test_client()
     page = browser.get(path)
     assert page.status_code == 200 and user.username.encode() in page.data
     assert page.headers["Cache-Control"] == "no-store" and page.headers["Referrer-Policy"] == "no-referrer"
@@ -149,8 +104,8 @@ def test_staff_reset_link_sets_a_new_password_once_and_signs_everything_out(offi
     assert done.status_code == 302 and done.headers["Location"].endswith("/login")
     assert b"Your new password is set" in browser.get("/login").data
 
-    assert not can_sign_in(office, user.username, user.password), "the old password still works"
-    assert can_sign_in(office, user.username, NEW_PASSWORD)
+    assert not can_sign_in(mail_office, user.username, user.password), "the old password still works"
+    assert can_sign_in(mail_office, user.username, NEW_PASSWORD)
     assert not signed_in(laptop) and not signed_in(phone), "other sessions survived the reset"
     assert user.get("/api/v1/me").status_code == 401, "an API token survived the reset"
 
@@ -159,62 +114,62 @@ def test_staff_reset_link_sets_a_new_password_once_and_signs_everything_out(offi
     replay = browser.post(path, data={"password": "yet another passphrase",
                                       "csrf_token": csrf_from(again.data)})
     assert replay.status_code == 404
-    assert can_sign_in(office, user.username, NEW_PASSWORD)
+    assert can_sign_in(mail_office, user.username, NEW_PASSWORD)
 
 
-def test_an_expired_reset_link_is_refused(office):
+def test_an_expired_reset_link_is_refused(mail_office):
     from extensions import db
     from models import AccountToken
 
-    user = ApiUser(office.test_client(), unique("late"))
-    path = staff_link(office, user.data["id"])
-    with office.app_context():
+    user = ApiUser(mail_office.test_client(), unique("late"))
+    path = staff_link(mail_office, user.data["id"])
+    with mail_office.app_context():
         digest = hashlib.sha256(path.rsplit("/", 1)[1].encode()).hexdigest()
         db.session.execute(sa.update(AccountToken).where(AccountToken.token_hash == digest)
                            .values(expires_at=AccountToken.created_at - timedelta(seconds=1)))
         db.session.commit()
-    client = office.test_client()
+    client = mail_office.test_client()
     page = client.get(path)
     assert page.status_code == 404 and b"has expired" in page.data
     assert client.post(path, data={"password": NEW_PASSWORD,
                                    "csrf_token": csrf_from(page.data)}).status_code == 404
-    assert can_sign_in(office, user.username, user.password)
+    assert can_sign_in(mail_office, user.username, user.password)
     # An account with links can still be deleted (its links go with it).
-    staff_link(office, user.data["id"])
-    gone = office.test_client().delete(f"/api/v1/admin/users/{user.data['id']}", headers=office.staff_headers)
+    staff_link(mail_office, user.data["id"])
+    gone = mail_office.test_client().delete(f"/api/v1/admin/users/{user.data['id']}", headers=mail_office.staff_headers)
     assert gone.status_code == 204
-    with office.app_context():
+    with mail_office.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AccountToken)
                                  .where(AccountToken.token_hash == digest)) == 0
 
 
-def test_reset_ttl_comes_from_the_setting(office):
-    office.config["RESET_TTL"] = 600
+def test_reset_ttl_comes_from_the_setting(mail_office):
+    mail_office.config["RESET_TTL"] = 600
     try:
-        user = ApiUser(office.test_client(), unique("short"))
-        answer = office.test_client().post(f"/api/v1/admin/users/{user.data['id']}/reset-link",
-                                           headers=office.staff_headers).get_json()
+        user = ApiUser(mail_office.test_client(), unique("short"))
+        answer = mail_office.test_client().post(f"/api/v1/admin/users/{user.data['id']}/reset-link",
+                                           headers=mail_office.staff_headers).get_json()
     finally:
-        office.config["RESET_TTL"] = 24 * 3600
+        mail_office.config["RESET_TTL"] = 24 * 3600
     from datetime import datetime, timezone
 
     expires = datetime.fromisoformat(answer["expires_at"].replace("Z", "+00:00"))
     assert timedelta(minutes=9) < expires - datetime.now(timezone.utc) <= timedelta(minutes=10)
 
 
-def test_only_staff_make_reset_links(office):
-    client = office.test_client()
+def test_only_staff_make_reset_links(mail_office):
+    client = mail_office.test_client()
     user, other = ApiUser(client, unique("nosy")), ApiUser(client, unique("target"))
     path = f"/api/v1/admin/users/{other.data['id']}/reset-link"
     refused = client.post(path, headers=user.headers)
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
-    assert office.test_client().post(path).status_code == 401
-    assert client.post("/api/v1/admin/users/nobody/reset-link", headers=office.staff_headers).status_code == 404
+    assert mail_office.test_client().post(path).status_code == 401
+    assert client.post("/api/v1/admin/users/nobody/reset-link", headers=mail_office.staff_headers).status_code == 404
 
 
-def test_staff_reset_link_needs_a_recent_sign_in(office):
-    user = ApiUser(office.test_client(), unique("target"))
-    staff = office.test_client()
+def test_staff_reset_link_needs_a_recent_sign_in(mail_office):
+    user = ApiUser(mail_office.test_client(), unique("target"))
+    staff = mail_office.test_client()
     headers = {"X-CSRFToken": sign_in(staff, "keeper", STAFF_PASSWORD)}
     path = f"/api/v1/admin/users/{user.data['id']}/reset-link"
     with staff.session_transaction() as session:
@@ -226,8 +181,8 @@ def test_staff_reset_link_needs_a_recent_sign_in(office):
 
 
 @pytest.mark.parametrize("token", ["x", "a" * 5000, "%00", "..%252F..", "ünïcødé", "dd_" + "A" * 43])
-def test_any_link_that_is_not_one_is_a_404_page(office, token):
-    client = office.test_client()
+def test_any_link_that_is_not_one_is_a_404_page(mail_office, token):
+    client = mail_office.test_client()
     for path in (f"/reset/{token}", f"/email/confirm/{token}"):
         page = client.get(path)
         assert page.status_code == 404, (path, page.status_code)
@@ -238,12 +193,12 @@ def test_any_link_that_is_not_one_is_a_404_page(office, token):
 
 # --- forgot password, by mail ---------------------------------------------------------------
 
-def test_forgot_password_mails_a_link_that_sets_a_new_password(office, mailbox):
-    user = ApiUser(office.test_client(), unique("mailme"))
+def test_forgot_password_mails_a_link_that_sets_a_new_password(mail_office, mailbox):
+    user = ApiUser(mail_office.test_client(), unique("mailme"))
     email = user.data["email"]
-    assert b'href="/forgot"' in office.test_client().get("/login").data
+    assert b'href="/forgot"' in mail_office.test_client().get("/login").data
 
-    client = office.test_client()
+    client = mail_office.test_client()
     answer = forgot(client, email, "10.1.0.1")
     assert answer.status_code == 303 and answer.headers["Location"].endswith("/forgot?sent=1")
     assert b"If an account matches" in client.get(answer.headers["Location"]).data
@@ -255,15 +210,15 @@ def test_forgot_password_mails_a_link_that_sets_a_new_password(office, mailbox):
     assert set_password(client, path, NEW_PASSWORD).status_code == 302
     sign_in(client, user.username, NEW_PASSWORD)
     assert signed_in(client)
-    assert not can_sign_in(office, email, user.password)
+    assert not can_sign_in(mail_office, email, user.password)
     assert client.get(path).status_code == 404  # once
 
 
-def test_forgot_answers_the_same_for_an_unknown_account_and_mails_nobody(office, mailbox):
-    user = ApiUser(office.test_client(), unique("known"))
+def test_forgot_answers_the_same_for_an_unknown_account_and_mails_nobody(mail_office, mailbox):
+    user = ApiUser(mail_office.test_client(), unique("known"))
     before = len(mailbox.messages)
-    unknown = forgot(office.test_client(), f"{unique('nobody')}@example.com", "10.2.0.1")
-    known = forgot(office.test_client(), user.username, "10.2.0.2")  # by username this time
+    unknown = forgot(mail_office.test_client(), f"{unique('nobody')}@example.com", "10.2.0.1")
+    known = forgot(mail_office.test_client(), user.username, "10.2.0.2")  # by username this time
     assert (unknown.status_code, unknown.headers["Location"], unknown.data) == \
         (known.status_code, known.headers["Location"], known.data)
     # Mail jobs run in order: once the known account's mail is here, the other job ran.
@@ -271,9 +226,9 @@ def test_forgot_answers_the_same_for_an_unknown_account_and_mails_nobody(office,
     assert len(mailbox.messages) == before + 1
 
 
-def test_forgot_is_rate_limited_per_address_and_quietly_per_account(office, mailbox):
-    client = office.test_client()
-    limit = int(office.config["RESET_LIMIT_IP"].split()[0])
+def test_forgot_is_rate_limited_per_address_and_quietly_per_account(mail_office, mailbox):
+    client = mail_office.test_client()
+    limit = int(mail_office.config["RESET_LIMIT_IP"].split()[0])
     for _ in range(limit):
         assert forgot(client, f"{unique('ghost')}@example.com", "10.3.0.1").status_code == 303
     refused = forgot(client, f"{unique('ghost')}@example.com", "10.3.0.1")
@@ -283,7 +238,7 @@ def test_forgot_is_rate_limited_per_address_and_quietly_per_account(office, mail
 
     # Per account: past the limit the answer stays the same, and no more mail goes out.
     target, witness = ApiUser(client, unique("popular")), ApiUser(client, unique("witness"))
-    per_account = int(office.config["RESET_LIMIT_ACCOUNT"].split()[0])
+    per_account = int(mail_office.config["RESET_LIMIT_ACCOUNT"].split()[0])
     for n in range(per_account + 2):
         assert forgot(client, target.username, f"10.4.0.{n + 1}").status_code == 303
     assert forgot(client, witness.username, "10.4.1.1").status_code == 303
@@ -314,8 +269,8 @@ def test_forgot_without_the_limit_store_answers_503(tmp_path, models_path, mailb
     assert b"Password reset is unavailable for a moment" in answer.data
 
 
-def test_forgot_needs_something_to_look_for(office):
-    client = office.test_client()
+def test_forgot_needs_something_to_look_for(mail_office):
+    client = mail_office.test_client()
     page = client.get("/forgot")
     answer = client.post("/forgot", data={"login": "  ", "csrf_token": csrf_from(page.data)})
     assert answer.status_code == 422 and b"enter the email or username" in answer.data
@@ -334,8 +289,8 @@ def test_without_mail_there_is_no_forgot_link_but_a_word_about_staff(idle_app):
 
 # --- email change, confirmed by mail ------------------------------------------------------
 
-def test_a_new_email_changes_only_when_its_link_is_followed(office, mailbox):
-    user = ApiUser(office.test_client(), unique("mover"))
+def test_a_new_email_changes_only_when_its_link_is_followed(mail_office, mailbox):
+    user = ApiUser(mail_office.test_client(), unique("mover"))
     old, new = user.data["email"], f"{unique('moved')}@example.org"
     changed = user.client.patch("/api/v1/me", json={"email": new, "first_name": "Mo"}, headers=user.headers)
     assert changed.status_code == 200, changed.get_json()
@@ -345,7 +300,7 @@ def test_a_new_email_changes_only_when_its_link_is_followed(office, mailbox):
     message = mailbox.wait_for_message(new)
     assert message["Subject"] == "Confirm your new Daydream email"
     assert not mailbox.to(old)
-    browser = office.test_client()
+    browser = mail_office.test_client()
     sign_in(browser, user.username, user.password)
     account = browser.get("/account").data
     assert b'id="email-pending">' in account and new.encode() in account  # shown
@@ -361,17 +316,17 @@ def test_a_new_email_changes_only_when_its_link_is_followed(office, mailbox):
     assert me["email"] == new and me["pending_email"] is None
     assert b'id="email-pending" hidden>' in browser.get("/account").data  # nothing pending now
     assert browser.get(path).status_code == 404  # once
-    assert can_sign_in(office, new, user.password)
+    assert can_sign_in(mail_office, new, user.password)
 
 
-def test_a_newer_email_change_replaces_the_pending_one(office, mailbox):
-    user = ApiUser(office.test_client(), unique("fickle"))
+def test_a_newer_email_change_replaces_the_pending_one(mail_office, mailbox):
+    user = ApiUser(mail_office.test_client(), unique("fickle"))
     first, second = f"{unique('first')}@example.org", f"{unique('second')}@example.org"
     for address in (first, second):
         assert user.client.patch("/api/v1/me", json={"email": address}, headers=user.headers).status_code == 200
     old_link = link_in(mailbox.wait_for_message(first), "email/confirm")
     mailbox.wait_for_message(second)
-    assert office.test_client().get(old_link).status_code == 404
+    assert mail_office.test_client().get(old_link).status_code == 404
     assert user.me()["pending_email"] == second
 
 

@@ -11,15 +11,16 @@ import uuid
 import pytest
 from PIL import Image as PILImage
 
-from tests.integration.conftest import ApiUser, sign_in
+from tests.helpers import image_bytes
+from tests.integration.helpers import ApiUser, sign_in
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def staff(app, client):
+def curator(app, client):
     from extensions import db
-    from services.accounts import create_staff
+    from services.accounts.users import create_staff
 
     name = f"curator{uuid.uuid4().hex[:6]}"
     with app.app_context():
@@ -69,7 +70,7 @@ def test_visitors_see_the_public_pages_without_signing_in(client, path, words):
 
 
 def test_the_pricing_section_lists_the_tiers_and_subscribing_waits_for_a_payment_provider(app, client):
-    from services import tiers
+    from services.accounts import tiers
 
     with app.test_request_context():
         names = [t["name"] for t in tiers.tiers()]
@@ -94,7 +95,7 @@ def nav_links(html: str) -> list[str]:
     return re.findall(r'<a class="[^"]*" href="([^"]+)"', nav)
 
 
-def test_the_navigation_changes_with_who_is_looking(app, make_user, staff):
+def test_the_navigation_changes_with_who_is_looking(app, make_user, curator):
     visitor = app.test_client()
     page = visitor.get("/").get_data(as_text=True)
     assert nav_links(page) == ["/gallery", "/docs", "/#pricing", "/login", "/register"]
@@ -109,24 +110,24 @@ def test_the_navigation_changes_with_who_is_looking(app, make_user, staff):
     assert 'href="/docs" aria-current="page"' in page
 
     staff_browser = app.test_client()
-    sign_in(staff_browser, staff.username, staff.password)
+    sign_in(staff_browser, curator.username, curator.password)
     assert nav_links(staff_browser.get("/docs").get_data(as_text=True)) == [
         "/studio", "/images", "/account", "/docs", "/admin"]
 
 
-def test_a_users_image_shows_only_while_public_and_featured(app, client, make_user, staff):
+def test_a_users_image_shows_only_while_public_and_featured(app, client, make_user, curator):
     owner = make_user("shower")
     private, public_only, featured = (one_image(owner, p) for p in ("private", "public only", "featured"))
     set_public(owner, public_only, True)
     set_public(owner, featured, True)
 
-    refused = staff.post("/api/v1/showcase", json={"image_id": private["id"]})
+    refused = curator.post("/api/v1/showcase", json={"image_id": private["id"]})
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "not_public"
     assert owner.post("/api/v1/showcase", json={"image_id": featured["id"]}).status_code == 403
-    candidates = staff.get("/api/v1/showcase/candidates?limit=200").get_json()
+    candidates = curator.get("/api/v1/showcase/candidates?limit=200").get_json()
     assert {public_only["id"], featured["id"]} <= {i["id"] for i in candidates["items"]}
     assert private["id"] not in {i["id"] for i in candidates["items"]}
-    added = staff.post("/api/v1/showcase", json={"image_id": featured["id"]})
+    added = curator.post("/api/v1/showcase", json={"image_id": featured["id"]})
     assert added.status_code == 201, added.get_json()
 
     visitor = app.test_client()
@@ -150,14 +151,14 @@ def test_a_users_image_shows_only_while_public_and_featured(app, client, make_us
     # Public again: featured again, until staff hide it, then unfeature it.
     set_public(owner, featured, True)
     assert featured["id"] in showcase_ids(visitor)
-    hidden = staff.client.patch(f"/api/v1/showcase/{featured['id']}", json={"hidden": True}, headers=staff.headers)
+    hidden = curator.client.patch(f"/api/v1/showcase/{featured['id']}", json={"hidden": True}, headers=curator.headers)
     assert hidden.status_code == 200 and hidden.get_json()["hidden"] is True
     assert featured["id"] not in showcase_ids(visitor)
-    assert featured["id"] in showcase_ids(staff.client, staff.headers, include_hidden="true") - showcase_ids(visitor)
+    assert featured["id"] in showcase_ids(curator.client, curator.headers, include_hidden="true") - showcase_ids(visitor)
     assert featured["id"] not in showcase_ids(visitor, include_hidden="true")  # only staff see hidden ones
-    gone = staff.client.delete(f"/api/v1/showcase/{featured['id']}", headers=staff.headers)
+    gone = curator.client.delete(f"/api/v1/showcase/{featured['id']}", headers=curator.headers)
     assert gone.status_code == 204
-    assert featured["id"] not in showcase_ids(staff.client, staff.headers, include_hidden="true")
+    assert featured["id"] not in showcase_ids(curator.client, curator.headers, include_hidden="true")
 
 
 def test_curating_is_for_staff_only(client, make_user):
@@ -169,17 +170,11 @@ def test_curating_is_for_staff_only(client, make_user):
     assert client.post("/api/v1/showcase", json={"image_id": "x"}).status_code == 401
 
 
-def picture_bytes(colour, size=(96, 64), fmt="PNG") -> bytes:
-    out = io.BytesIO()
-    PILImage.new("RGB", size, colour).save(out, format=fmt)
-    return out.getvalue()
-
-
-def test_files_dropped_in_the_showcase_folder_show_up_and_staff_can_hide_them(app, client, staff):
+def test_files_dropped_in_the_showcase_folder_show_up_and_staff_can_hide_them(app, client, curator):
     folder = app.config["SHOWCASE_PATH"]
     folder.mkdir(parents=True, exist_ok=True)
     name = f"sunset-over-hills-{uuid.uuid4().hex[:6]}.jpg"
-    (folder / name).write_bytes(picture_bytes((200, 120, 40), fmt="JPEG"))
+    (folder / name).write_bytes(image_bytes((96, 64), (200, 120, 40), fmt="JPEG"))
     (folder / f"notes-{uuid.uuid4().hex[:6]}.txt").write_text("not a picture")
     (folder / f"broken-{uuid.uuid4().hex[:6]}.png").write_bytes(b"not a png at all")
 
@@ -197,13 +192,13 @@ def test_files_dropped_in_the_showcase_folder_show_up_and_staff_can_hide_them(ap
     assert PILImage.open(io.BytesIO(thumb.data)).size == (96, 64)
     assert item["id"] in client.get("/gallery").get_data(as_text=True)
 
-    assert staff.client.patch(f"/api/v1/showcase/{item['id']}", json={"hidden": True},
-                              headers=staff.headers).status_code == 200
+    assert curator.client.patch(f"/api/v1/showcase/{item['id']}", json={"hidden": True},
+                                headers=curator.headers).status_code == 200
     assert item["id"] not in showcase_ids(client)
     assert client.get(item["url"]).status_code == 404
-    assert staff.client.delete(f"/api/v1/showcase/{item['id']}", headers=staff.headers).status_code == 409
-    assert staff.client.patch(f"/api/v1/showcase/{item['id']}", json={"hidden": False},
-                              headers=staff.headers).status_code == 200
+    assert curator.client.delete(f"/api/v1/showcase/{item['id']}", headers=curator.headers).status_code == 409
+    assert curator.client.patch(f"/api/v1/showcase/{item['id']}", json={"hidden": False},
+                                headers=curator.headers).status_code == 200
     assert item["id"] in showcase_ids(client)
 
     (folder / name).unlink()  # taken out of the folder: gone from the showcase
@@ -211,9 +206,9 @@ def test_files_dropped_in_the_showcase_folder_show_up_and_staff_can_hide_them(ap
     assert client.get(item["url"]).status_code == 404
 
 
-def test_the_staff_see_curation_tools_on_the_showcase_page(app, staff):
+def test_the_staff_see_curation_tools_on_the_showcase_page(app, curator):
     browser = app.test_client()
-    sign_in(browser, staff.username, staff.password)
+    sign_in(browser, curator.username, curator.password)
     page = browser.get("/gallery").get_data(as_text=True)
     assert 'data-staff="true"' in page and "Public images to feature" in page
     assert 'data-staff="false"' in app.test_client().get("/gallery").get_data(as_text=True)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from extensions import db
 from models import Ledger, Task
-from tests.conftest import WebServer, free_port, instance_env, make_app, wait_for
+from tests.helpers import WebServer, free_port, instance_env, make_app, wait_for
 
 PASSWORD = "correct horse battery"
 

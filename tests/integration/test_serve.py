@@ -17,7 +17,7 @@ import pytest
 import redis
 import requests
 
-from tests.conftest import ROOT, free_port, wait_for
+from tests.helpers import ROOT, free_port, wait_for
 
 PASSWORD = "correct horse battery"
 

@@ -5,29 +5,12 @@ except where that account signed in before; without Redis, sign-in answers 503."
 from __future__ import annotations
 
 import re
-import uuid
 
-import pytest
-
-from tests.conftest import instance_env, make_app, wait_for
-from tests.integration.conftest import csrf_from
+from tests.helpers import instance_env, make_app, unique, wait_for
+from tests.integration.helpers import csrf_from
 
 PASSWORD = "correct horse battery"
 ATTACKER, OWNER, SPRAYER = "203.0.113.7", "198.51.100.20", "192.0.2.99"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def fresh(tmp_path, redis_url, models_path):
-    """An app of its own (no worker), with its own limit settings and counts."""
-
-    def build(**settings):
-        return make_app(instance_env(tmp_path / unique("i"), redis_url, models_path, **settings))
-
-    return build
 
 
 def register(client, username: str) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.conftest import csrf_from, sign_in
+from tests.integration.helpers import csrf_from, sign_in, signed_in
 
 REMEMBER = "remember_token"
 
@@ -29,10 +29,6 @@ def sign_in_remembered(client, login: str, password: str) -> str:
 
 def copy_cookie(client, source, name: str) -> None:
     client.set_cookie(name, source.get_cookie(name).value)
-
-
-def signed_in(client) -> bool:
-    return client.get("/api/v1/me").status_code == 200
 
 
 def test_signing_out_with_keep_me_signed_in_signs_out(make_user, client):

@@ -13,20 +13,9 @@ from PIL import Image as PILImage
 
 from extensions import db
 from models import Ledger, Task, User
-from services import queue as queue_service
-from tests.conftest import WorkerProcess, instance_env, make_app, wait_for
-from tests.integration.conftest import ApiUser
-
-
-def png_bytes(size=(64, 64), colour=(200, 30, 30), fmt="PNG") -> bytes:
-    buffer = io.BytesIO()
-    PILImage.new("RGB", size, colour).save(buffer, fmt)
-    return buffer.getvalue()
-
-
-def upload(user, data: bytes, name="init.png"):
-    return user.post("/api/v1/uploads", data={"file": (io.BytesIO(data), name)},
-                     content_type="multipart/form-data")
+from services.core import queue as queue_service
+from tests.helpers import WorkerProcess, image_bytes, instance_env, make_app, wait_for
+from tests.integration.helpers import ApiUser, post_upload
 
 
 def pixels(user, image) -> bytes:
@@ -37,7 +26,7 @@ def pixels(user, image) -> bytes:
 
 def test_image_to_image_from_an_upload_and_from_a_result(make_user):
     user = make_user()
-    uploaded = upload(user, png_bytes((80, 48), fmt="JPEG"), "photo.jpg")
+    uploaded = post_upload(user, image_bytes((80, 48), fmt="JPEG"), "photo.jpg")
     assert uploaded.status_code == 201, uploaded.get_json()
     init = uploaded.get_json()
     assert init["kind"] == "upload" and (init["width"], init["height"]) == (80, 48)
@@ -60,7 +49,7 @@ def test_image_to_image_from_an_upload_and_from_a_result(make_user):
 
 def test_another_users_image_cannot_be_an_init_image(make_user):
     owner, other = make_user(), make_user()
-    init = upload(owner, png_bytes()).get_json()
+    init = post_upload(owner, image_bytes()).get_json()
     response = other.submit(init_image=init["id"])
     assert response.status_code == 422 and response.get_json()["error"]["field"] == "init_image"
 
@@ -184,14 +173,14 @@ def png_bomb(width=20000, height=20000) -> bytes:
 
 @pytest.mark.parametrize("data, name, status", [
     (b"this is not an image at all", "notes.png", 415),
-    (png_bytes((64, 64))[:60], "truncated.png", 415),
+    (image_bytes((64, 64))[:60], "truncated.png", 415),
     (png_bomb(), "bomb.png", 422),
-    (png_bytes((64, 64), fmt="GIF"), "anim.gif", 415),
+    (image_bytes((64, 64), fmt="GIF"), "anim.gif", 415),
     (b"", "empty.png", 422),
 ])
 def test_bad_uploads_get_a_clear_4xx_and_the_service_stays_healthy(client, make_user, data, name, status):
     user = make_user()
-    response = upload(user, data, name)
+    response = post_upload(user, data, name)
     assert response.status_code == status, response.get_json()
     error = response.get_json()["error"]
     assert error["message"] and error["code"]
@@ -201,7 +190,7 @@ def test_bad_uploads_get_a_clear_4xx_and_the_service_stays_healthy(client, make_
 def test_an_oversize_body_is_413(app, make_user):
     user = make_user()
     limit = app.config["MAX_CONTENT_LENGTH"]
-    response = upload(user, b"\x89PNG" + b"\x00" * (limit + 10))
+    response = post_upload(user, b"\x89PNG" + b"\x00" * (limit + 10))
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "too_large"
     missing = user.post("/api/v1/uploads", data={}, content_type="multipart/form-data")

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from extensions import db
 from models import Ledger, Task
-from services.credits import ledger_balance
+from services.accounts.credits import ledger_balance
 
 
 def queue_length(app) -> int:

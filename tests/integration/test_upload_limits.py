@@ -14,7 +14,8 @@ import pytest
 import requests
 from PIL import Image as PILImage
 
-from tests.conftest import WebServer, instance_env, make_app
+from tests.helpers import WebServer, instance_env, make_app
+from tests.integration.helpers import post_upload
 
 PASSWORD = "correct horse battery"
 
@@ -42,11 +43,6 @@ def ztxt_bomb() -> bytes:
 def iccp_bomb() -> bytes:
     """An iCCP (colour profile) chunk that inflates to 8 MB."""
     return chunk(b"iCCP", b"profile\x00\x00" + zlib.compress(b"\x00" * (8 << 20), 9))
-
-
-def post_upload(user, data: bytes, name="init.png"):
-    return user.post("/api/v1/uploads", data={"file": (io.BytesIO(data), name)},
-                     content_type="multipart/form-data")
 
 
 # --- what Pillow refuses is a 4xx with a message ------------------------------------------
@@ -108,7 +104,7 @@ def test_the_decode_budget_is_checked_from_the_header(budget, make_idle_user):
 
 
 def test_a_waiter_beyond_the_wait_gets_a_503_with_retry_after(idle_app, budget, make_idle_user):
-    from services import uploads
+    from services.generation import uploads
 
     budget["UPLOAD_WAIT"] = 0.05
     user = make_idle_user()

@@ -5,8 +5,8 @@ import pytest
 import requests
 import socketio as socketio_client
 
-from tests.conftest import WebServer, wait_for
-from tests.integration.conftest import csrf_from, sign_in
+from tests.helpers import WebServer, wait_for
+from tests.integration.helpers import connect, csrf_from, sign_in
 
 
 def test_signing_in_starts_a_new_session_and_the_timeline_shows_its_tasks(make_user, client):
@@ -38,8 +38,6 @@ def test_login_form_rejects_a_wrong_password_and_a_missing_csrf_token(make_user,
     user = make_user()
     no_csrf = client.post("/login", data={"login": user.username, "password": user.password})
     assert no_csrf.status_code == 400
-    from tests.integration.conftest import csrf_from
-
     token = csrf_from(client.get("/login").data)
     wrong = client.post("/login", data={"login": user.username, "password": "not it at all",
                                         "csrf_token": token})
@@ -47,8 +45,6 @@ def test_login_form_rejects_a_wrong_password_and_a_missing_csrf_token(make_user,
 
 
 def test_register_page_creates_an_account_with_the_starting_balance(client):
-    from tests.integration.conftest import csrf_from
-
     token = csrf_from(client.get("/register").data)
     bad = client.post("/register", data={"username": "x", "email": "nope", "password": "short",
                                          "csrf_token": token})
@@ -80,14 +76,6 @@ def browser_session(server, username: str, password: str) -> tuple[requests.Sess
                                                          "csrf_token": token})
     assert response.url.endswith("/studio"), response.url
     return session, csrf_from(response.content)
-
-
-def connect(server, session: requests.Session | None) -> socketio_client.Client:
-    sio = socketio_client.Client(reconnection=False)
-    cookie = "; ".join(f"{k}={v}" for k, v in (session.cookies.items() if session else []))
-    sio.connect(server.url, headers={"Cookie": cookie} if cookie else {},
-                transports=["websocket"], wait_timeout=10)
-    return sio
 
 
 def test_socketio_refuses_a_signed_out_connection(server):

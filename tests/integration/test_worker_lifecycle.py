@@ -11,9 +11,10 @@ import sqlalchemy as sa
 
 from extensions import db
 from models import Ledger, Task, User, utcnow
-from services import credits, queue as queue_service
-from services.tasks import reconcile
-from tests.conftest import ROOT, instance_env, make_app
+from services.accounts import credits
+from services.core import queue as queue_service
+from services.generation.tasks import reconcile
+from tests.helpers import ROOT, instance_env, make_app
 
 
 def add_task(app, username: str, **values) -> str:
@@ -31,7 +32,7 @@ def add_task(app, username: str, **values) -> str:
 
 def test_rq_cli_runs_jobs_with_the_preloading_worker(tmp_path, redis_url, models_path):
     """`rq worker -c qworker -w qworker.DaydreamWorker` serves the queue too."""
-    from tests.integration.conftest import ApiUser
+    from tests.integration.helpers import ApiUser
 
     env = instance_env(tmp_path, redis_url, models_path)
     app = make_app(env)
@@ -46,8 +47,8 @@ def test_rq_cli_runs_jobs_with_the_preloading_worker(tmp_path, redis_url, models
 
 
 def test_a_model_in_a_local_diffusers_folder_loads_by_path(tmp_path, redis_url, models_path):
-    from tests.conftest import WorkerProcess
-    from tests.integration.conftest import ApiUser
+    from tests.helpers import WorkerProcess
+    from tests.integration.helpers import ApiUser
     from worker.demo_model import build_demo_model
 
     folder = build_demo_model(tmp_path / "my-model")
@@ -67,7 +68,7 @@ def test_a_model_in_a_local_diffusers_folder_loads_by_path(tmp_path, redis_url, 
 
 
 def test_the_reconciler_settles_lost_tasks(tmp_path, redis_url, models_path):
-    from tests.integration.conftest import ApiUser
+    from tests.integration.helpers import ApiUser
 
     idle_app = make_app(instance_env(tmp_path, redis_url, models_path))  # a queue of its own
     user = ApiUser(idle_app.test_client(), "lost")

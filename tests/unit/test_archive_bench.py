@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from bench.bench_archives import Measurement, items, main, make_files, measure, report
-from services import archives, imaging
+from services.library import archives, imaging
 
 
 def test_measure_on_twenty_small_images(tmp_path):
@@ -53,14 +53,14 @@ def test_the_streamed_zip_equals_a_valid_archive(tmp_path):
         assert len(zf.namelist()) == 5
 
 
-def test_measurement_uses_medians():
+def test_archive_measurement_uses_medians():
     m = Measurement(count=3, total_bytes=1, project_s=[1.0, 3.0, 2.0], zip_s=[2.0, 2.0, 9.0],
                     rss_growth=[1 << 20, 2 << 20, 0])
     assert m.ratio == 1.0 and m.rss_growth_mb == 2.0
     assert m.passed() and not m.passed(target_rss_mb=1.0)
 
 
-def test_cli_rejects_bad_arguments(capsys):
+def test_archive_bench_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--count", "0"])
     assert exc.value.code == 2

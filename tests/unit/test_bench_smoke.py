@@ -46,7 +46,7 @@ def test_measure_on_the_demo_model(tmp_path):
     assert "64x64" in text and "parameters" in text
 
 
-def test_measurement_uses_medians():
+def test_preview_measurement_uses_medians():
     m = Measurement(size=64, steps=2, repeats=3, device="cpu", dtype="float32",
                     plain_step_s=[1.0, 3.0, 2.0], preview_step_s=[1.1, 2.0, 2.2],
                     preview_cost_s=[0.01, 0.04, 0.02])
@@ -55,7 +55,7 @@ def test_measurement_uses_medians():
     assert m.passed() and not m.passed(target_percent=1.0)
 
 
-def test_cli_rejects_bad_arguments(capsys):
+def test_preview_bench_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--steps", "0"])  # rejected before any model is built
     assert exc.value.code == 2

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from flask import Flask
 
-from services.dispatch import fair_rounds, pick
+from services.generation.dispatch import fair_rounds, pick
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 

@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from services.imaging import encode_png, encode_thumbnail, format_parameters, read_metadata
+from services.library.imaging import encode_png, encode_thumbnail, format_parameters, read_metadata
 
 
 def metadata(**changes):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.errors import ValidationError
-from services.validation import MAX_SEED, task_cost, validate_task_params
+from services.core.errors import ValidationError
+from services.generation.params import MAX_SEED, task_cost, validate_task_params
 
 LIMITS = {"max_side": 768, "max_pixels": 768 * 768, "max_samples": 4}
 SCHEDULERS = {"euler": "Euler", "ddim": "DDIM"}

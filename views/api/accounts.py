@@ -2,19 +2,22 @@
 vouchers."""
 from __future__ import annotations
 
-from flask import g, jsonify, request, session
+from flask import current_app, g, jsonify, request, session
 from flask_login import current_user, logout_user
 
-from services import accounts, credits, vouchers
-from services.errors import ValidationError
-from services.openapi import PAGING, answer, list_of, op, path_id, ref
-from views.api import body, bp, listing, paging
+from services.accounts import credits, passwords, signin, users, vouchers
+from services.accounts.links import pending_email
+from services.core.errors import ValidationError
+from views.api.common import body, bp, listing, paging, public
+from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
+from views.auth import end_this_session, link_base, log_in
+from views.reauth import mark_recent_auth, require_for_new_token
 
 
 def _bearer_token_id() -> str | None:
     if getattr(g, "auth_via", None) != "bearer":
         return None
-    token = accounts.api_token_for(request.headers.get("Authorization", "")[7:].strip())
+    token = signin.api_token_for(request.headers.get("Authorization", "")[7:].strip())
     return token.id if token else None
 
 
@@ -28,67 +31,58 @@ def _session_key() -> str | None:
 def _renew_session(user) -> None:
     """After the auth epoch moved on, sign this browser session in again with it (the
     same sign-in: its row and secret stay)."""
-    key = accounts.renewed_session_key(user, _session_key())
+    key = signin.renewed_session_key(user, _session_key())
     if key is None:
         return
-    from flask import current_app
-
-    from views.auth import log_in, mark_recent_auth
-
     remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
     log_in(user, key, remember)
     mark_recent_auth()
 
 
+@public
 @bp.post("/auth/register")
 def register():
     data = body()
-    user = accounts.register_user(data.get("username"), data.get("email"), data.get("password"))
+    user = users.register_user(data.get("username"), data.get("email"), data.get("password"))
     return jsonify(user.to_dict()), 201
 
 
+@public
 @bp.post("/auth/tokens")
 def create_token():
     data = body()
     if current_user.is_authenticated and "password" not in data:
         user = current_user
-        if user.is_staff:  # a staff token must not side-step the recent sign-in rule
-            from views.api.admin import recent_sign_in
-
-            recent_sign_in()
+        require_for_new_token(user)
     else:
-        user = accounts.authenticate(data.get("login"), data.get("password"),
-                                     address=request.remote_addr)
-    token, secret = accounts.create_api_token(user, data.get("name"))
+        user = signin.authenticate(data.get("login"), data.get("password"),
+                                   address=request.remote_addr)
+    token, secret = signin.create_api_token(user, data.get("name"))
     return jsonify({**token.to_dict(), "token": secret}), 201
 
 
 @bp.get("/auth/tokens")
 def list_tokens():
-    items = [t.to_dict() for t in accounts.list_api_tokens(current_user)]
+    items = [t.to_dict() for t in signin.list_api_tokens(current_user)]
     return listing(items, len(items), 0, len(items))
 
 
 @bp.delete("/auth/tokens/<token_id>")
 def revoke_token(token_id: str):
-    accounts.revoke_api_token(current_user, token_id)
+    signin.revoke_api_token(current_user, token_id)
     return "", 204
 
 
 @bp.post("/auth/reauth")
 def reauth():
     """Enter the password again: staff actions that need a recent sign-in may go."""
-    from views.auth import mark_recent_auth
-
-    accounts.check_password(current_user, body().get("password"))
+    passwords.check_password(current_user, body().get("password"))
     mark_recent_auth()
     return "", 204
 
 
 def _me_dict(user) -> dict:
     """The user, with the new email waiting for its confirmation link (or null)."""
-    from services.account_links import pending_email
-
     return {**user.to_dict(), "pending_email": pending_email(user)}
 
 
@@ -109,14 +103,12 @@ def update_me():
     unknown = set(data) - set(PROFILE_FIELDS)
     if unknown:
         raise ValidationError(sorted(unknown)[0], "is not a profile field (" + ", ".join(PROFILE_FIELDS) + ")")
-    from views.auth import link_base
-
-    return jsonify(_me_dict(accounts.update_profile(current_user, data, link_base=link_base())))
+    return jsonify(_me_dict(users.update_profile(current_user, data, link_base=link_base())))
 
 
 @bp.delete("/me")
 def delete_me():
-    accounts.delete_own_account(current_user._get_current_object(), body().get("password"))
+    users.delete_own_account(current_user._get_current_object(), body().get("password"))
     if getattr(g, "auth_via", None) != "bearer":
         session.clear()
         logout_user()  # after clear(): its mark deletes the remember-me cookie
@@ -127,10 +119,8 @@ def delete_me():
 def end_my_sessions():
     """Sign out everywhere: every browser sign-in of this user ends (this one too, when
     the request comes from a browser); API tokens stay."""
-    ended = accounts.end_all_sessions(current_user._get_current_object())
+    ended = signin.end_all_sessions(current_user._get_current_object())
     if _session_key() is not None:
-        from views.auth import end_this_session
-
         end_this_session()
     return jsonify({"ended": ended})
 
@@ -140,12 +130,10 @@ def change_password():
     data = body()
     keep = data.get("keep_sessions", False)
     if not isinstance(keep, bool):
-        from services.errors import ValidationError
-
         raise ValidationError("keep_sessions", "must be true or false")
-    user = accounts.change_password(current_user._get_current_object(), data.get("current_password"),
-                                    data.get("new_password"), keep_sessions=keep,
-                                    keep_token_id=_bearer_token_id(), keep_session_key=_session_key())
+    user = users.change_password(current_user._get_current_object(), data.get("current_password"),
+                                 data.get("new_password"), keep_sessions=keep,
+                                 keep_token_id=_bearer_token_id(), keep_session_key=_session_key())
     _renew_session(user)
     return "", 204
 

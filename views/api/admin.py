@@ -1,141 +1,120 @@
-"""Staff: models, users, vouchers, the queue and any task.
+"""Staff: models, users, vouchers, the queue and any task. Every route is on
+staff_bp (views/api/common.py), which lets staff only through.
 
 Actions that change an account or mint tokens need a recent sign-in when they come from
-a browser session (re-enter the password: POST /auth/reauth); API tokens are credentials
-of their own and are not asked again."""
+a browser session (re-enter the password: POST /auth/reauth; views/reauth.py); API
+tokens are credentials of their own and are not asked again."""
 from __future__ import annotations
 
-from flask import Response, current_app, g, jsonify, request, session
+from flask import Response, jsonify, request
 from flask_login import current_user
 
 from extensions import db
 from models import Task
-from services import admin, catalog, tasks, vouchers
-from services.errors import NotFound
-from services.openapi import PAGING, answer, list_of, op, path_id, ref
-from views.api import body, bp, listing, paging, staff_only
+from services.accounts import credits, links, staff, vouchers
+from services.core.errors import NotFound
+from services.generation import catalog, monitor, tasks
+from views.api.common import body, listing, paging, staff_bp
+from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
+from views.auth import link_base
+from views.reauth import require_recent_sign_in
 
 
-def recent_sign_in() -> None:
-    if getattr(g, "auth_via", None) == "bearer":
-        return
-    admin.require_recent_auth(session.get("auth_at"), current_app.config["RECENT_AUTH_SECONDS"])
-
-
-@bp.get("/admin/models")
+@staff_bp.get("/admin/models")
 def admin_models():
-    staff_only()
     return jsonify({"folder": str(catalog.models_folder()),
                     "items": [m.to_dict(staff=True) for m in catalog.all_models()]})
 
 
-@bp.post("/admin/models/scan")
+@staff_bp.post("/admin/models/scan")
 def admin_scan_models():
-    staff_only()
     return jsonify({"folder": str(catalog.models_folder()),
                     "items": [m.to_dict(staff=True) for m in catalog.scan()]})
 
 
-@bp.patch("/admin/models/<model_id>")
+@staff_bp.patch("/admin/models/<model_id>")
 def admin_update_model(model_id: str):
-    staff_only()
     return jsonify(catalog.update_model(model_id, body()).to_dict(staff=True))
 
 
-@bp.post("/admin/tasks/<task_id>/cancel")
+@staff_bp.post("/admin/tasks/<task_id>/cancel")
 def admin_cancel_task(task_id: str):
-    staff_only()
     task = db.session.get(Task, task_id)
     if task is None:
         raise NotFound("No such task.")
     return jsonify(tasks.task_to_dict(tasks.cancel(task)))
 
 
-@bp.get("/admin/queue")
+@staff_bp.get("/admin/queue")
 def admin_queue():
-    staff_only()
-    return jsonify(admin.queue_view())
+    return jsonify(monitor.queue_view())
 
 
-@bp.get("/admin/users")
+@staff_bp.get("/admin/users")
 def admin_users():
-    staff_only()
     offset, limit = paging()
-    items, total = admin.list_users(request.args.get("q"), offset=offset, limit=limit)
+    items, total = staff.list_users(request.args.get("q"), offset=offset, limit=limit)
     return listing(items, total, offset, limit)
 
 
-@bp.get("/admin/users/<user_id>")
+@staff_bp.get("/admin/users/<user_id>")
 def admin_user(user_id: str):
-    staff_only()
-    return jsonify(admin.user_row(admin.get_user(user_id)))
+    return jsonify(staff.user_row(staff.get_user(user_id)))
 
 
-@bp.get("/admin/users/<user_id>/ledger")
+@staff_bp.get("/admin/users/<user_id>/ledger")
 def admin_user_ledger(user_id: str):
-    from services import credits
-
-    staff_only()
     offset, limit = paging()
-    rows, total = credits.ledger_page(admin.get_user(user_id), offset, limit)
+    rows, total = credits.ledger_page(staff.get_user(user_id), offset, limit)
     return listing([r.to_dict() for r in rows], total, offset, limit)
 
 
-@bp.patch("/admin/users/<user_id>")
+@staff_bp.patch("/admin/users/<user_id>")
 def admin_update_user(user_id: str):
-    staff_only()
     data = body()
-    target = admin.get_user(user_id)
-    recent_sign_in()
-    user = admin.update_user(current_user._get_current_object(), target, data)
-    return jsonify(admin.user_row(user))
+    target = staff.get_user(user_id)
+    require_recent_sign_in()
+    user = staff.update_user(current_user._get_current_object(), target, data)
+    return jsonify(staff.user_row(user))
 
 
-@bp.delete("/admin/users/<user_id>")
+@staff_bp.delete("/admin/users/<user_id>")
 def admin_delete_user(user_id: str):
-    staff_only()
-    target = admin.get_user(user_id)
-    recent_sign_in()
-    admin.delete_user(current_user._get_current_object(), target)
+    target = staff.get_user(user_id)
+    require_recent_sign_in()
+    staff.delete_user(current_user._get_current_object(), target)
     return "", 204
 
 
-@bp.post("/admin/users/<user_id>/reset-link")
+@staff_bp.post("/admin/users/<user_id>/reset-link")
 def admin_reset_link(user_id: str):
     """A one-time password reset link for the user, shown to staff once."""
-    from services import account_links
-    from views.auth import link_base
-
-    staff_only()
-    target = admin.get_user(user_id)
-    recent_sign_in()
-    link = account_links.staff_reset_link(current_user._get_current_object(), target, link_base())
+    target = staff.get_user(user_id)
+    require_recent_sign_in()
+    link = links.staff_reset_link(current_user._get_current_object(), target, link_base())
     response = jsonify(link)
     response.headers["Cache-Control"] = "no-store"
     return response, 201
 
 
-@bp.post("/admin/vouchers")
+@staff_bp.post("/admin/vouchers")
 def admin_create_vouchers():
-    staff_only()
     data = body()
-    recent_sign_in()
+    require_recent_sign_in()
     made = vouchers.create_batch(current_user, data.get("tokens"), data.get("count"), data.get("note"))
     return jsonify({"batch": made[0].batch, "tokens": made[0].tokens,
                     "codes": [v.code for v in made]}), 201
 
 
-@bp.get("/admin/vouchers")
+@staff_bp.get("/admin/vouchers")
 def admin_vouchers():
-    staff_only()
     offset, limit = paging()
     items, total = vouchers.list_vouchers(state=request.args.get("state"), offset=offset, limit=limit)
     return listing([v.to_dict() for v in items], total, offset, limit)
 
 
-@bp.get("/admin/vouchers/unredeemed.csv")
+@staff_bp.get("/admin/vouchers/unredeemed.csv")
 def admin_vouchers_csv():
-    staff_only()
     response = Response(vouchers.unredeemed_csv(), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="daydream-vouchers-unredeemed.csv"'
     response.headers["Cache-Control"] = "no-store"

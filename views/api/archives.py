@@ -8,9 +8,9 @@ from flask import jsonify, send_file
 from flask.cli import with_appcontext
 from flask_login import current_user
 
-from services import archives
-from services.openapi import PAGING, answer, list_of, op, path_id, ref
-from views.api import body, bp, listing, paging
+from services.library import archives
+from views.api.common import body, bp, listing, paging
+from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
 
 
 @bp.post("/archives")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import jsonify, request
 from flask_login import current_user
 
-from services import boards, gallery
-from services.openapi import PAGING, answer, list_of, op, path_id, ref
-from views.api import body, bp, flag, listing, paging
+from services.library import boards, gallery
+from views.api.common import body, bp, flag, listing, paging
+from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
 
 
 @bp.get("/images")

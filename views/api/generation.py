@@ -4,10 +4,12 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from flask_login import current_user
 
-from services import archives, catalog, dispatch, estimates, queue, tasks, uploads
-from services.errors import Conflict, ValidationError
-from services.openapi import PAGING, TASK_PARAMS, answer, errors, list_of, op, path_id, ref
-from views.api import body, bp, listing, paging
+from services.core import queue
+from services.core.errors import Conflict, ValidationError
+from services.generation import catalog, dispatch, estimates, tasks, uploads
+from services.library import archives
+from views.api.common import body, bp, listing, paging
+from views.api.openapi import PAGING, TASK_PARAMS, answer, errors, list_of, op, path_id, ref
 
 
 @bp.get("/models")

@@ -5,9 +5,9 @@ from flask import jsonify, send_file
 from flask_login import current_user
 
 from models import Image
-from services import imaging, storage
-from services.openapi import answer, op, path_id, ref
-from views.api import bp
+from services.library import imaging, storage
+from views.api.common import bp
+from views.api.openapi import answer, op, path_id, ref
 
 IMMUTABLE = "private, max-age=31536000, immutable"
 

@@ -1,22 +1,21 @@
 """The public showcase: featured images and the showcase folder; staff curate it.
-Listing and the pictures need no sign-in (visitors see the showcase); curation is
-for staff only."""
+Listing and the pictures need no sign-in (visitors see the showcase: @public);
+curation is for staff only (staff_bp)."""
 from __future__ import annotations
 
 from flask import jsonify, send_file
 from flask_login import current_user
 
-from services import showcase
-from services.openapi import PAGING, answer, list_of, op, path_id, ref
-from views.api import PUBLIC_ENDPOINTS, body, bp, flag, listing, paging, staff_only
-
-PUBLIC_ENDPOINTS.update({"api.showcase_list", "api.showcase_full", "api.showcase_thumbnail"})
+from services.library import showcase
+from views.api.common import body, bp, flag, listing, paging, public, staff_bp
+from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
 
 
 def _is_staff() -> bool:
     return bool(current_user.is_authenticated and current_user.is_staff)
 
 
+@public
 @bp.get("/showcase")
 def showcase_list():
     offset, limit = paging()
@@ -33,38 +32,36 @@ def _send(item_id: str, variant: str):
     return response
 
 
+@public
 @bp.get("/showcase/<item_id>/full")
 def showcase_full(item_id: str):
     return _send(item_id, "full")
 
 
+@public
 @bp.get("/showcase/<item_id>/thumbnail")
 def showcase_thumbnail(item_id: str):
     return _send(item_id, "thumbnail")
 
 
-@bp.post("/showcase")
+@staff_bp.post("/showcase")
 def showcase_feature():
-    staff_only()
     return jsonify(showcase.feature(current_user, body().get("image_id"))), 201
 
 
-@bp.patch("/showcase/<item_id>")
+@staff_bp.patch("/showcase/<item_id>")
 def showcase_update(item_id: str):
-    staff_only()
     return jsonify(showcase.set_hidden(current_user, item_id, body().get("hidden")))
 
 
-@bp.delete("/showcase/<item_id>")
+@staff_bp.delete("/showcase/<item_id>")
 def showcase_unfeature(item_id: str):
-    staff_only()
     showcase.unfeature(item_id)
     return "", 204
 
 
-@bp.get("/showcase/candidates")
+@staff_bp.get("/showcase/candidates")
 def showcase_candidates():
-    staff_only()
     offset, limit = paging()
     items, total = showcase.candidates(offset=offset, limit=limit)
     return listing(items, total, offset, limit)

@@ -69,12 +69,19 @@ export function errorText(res, fallback) {
 /** Fetch a server-rendered partial (HTML). Resolves to {ok, status, html, error}. */
 export function fetchHtml(path) {
   return fetch(path, { credentials: "same-origin", headers: { Accept: "text/html" } }).then(
-    (response) => response.text().then((html) => ({
-      ok: response.ok,
-      status: response.status,
-      html: response.ok ? html : "",
-      error: response.ok ? null : { code: "http_" + response.status, message: MESSAGES.other.replace("{status}", response.status) },
-    })),
+    (response) => {
+      // A fragment route answers a signed-out visitor with a redirect to the sign-in
+      // page: that page must not be put inside a card.
+      if (response.redirected) {
+        return { ok: false, status: 401, html: "", error: { code: "not_signed_in", message: MESSAGES[401] } };
+      }
+      return response.text().then((html) => ({
+        ok: response.ok,
+        status: response.status,
+        html: response.ok ? html : "",
+        error: response.ok ? null : { code: "http_" + response.status, message: MESSAGES.other.replace("{status}", response.status) },
+      }));
+    },
     () => ({ ok: false, status: 0, html: "", error: { code: "network", message: MESSAGES.network } }),
   );
 }

@@ -1,0 +1,363 @@
+"""Tasks: submit, read, cancel, and the state transitions the worker and the
+reconciler make. A task's state only moves forward, each move a conditional update
+(services/core/transitions.py):
+
+    queued → running            claim_next → start_task (the worker takes the fairest)
+    running → done              complete_task (the worker saved every image)
+    queued | running → failed   fail_task (the job raised; reconcile: its worker died)
+    queued | running → canceled cancel (the owner, staff, leaving the studio)
+
+A failed or canceled task is refunded in the transaction of that move, so once."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from models import Image, Task, TaskState, User, iso, utcnow
+from services.accounts import credits, tiers
+from services.core import events, queue, redis_client, transitions
+from services.core.errors import Conflict, NotFound, QueueFull, Unavailable, ValidationError
+from services.generation import catalog, dispatch, estimates
+from services.generation.params import task_cost, validate_task_params
+from services.library import boards
+
+log = logging.getLogger(__name__)
+UNFINISHED = TaskState.unfinished()
+
+
+def limits_for(user: User) -> dict:
+    """Staff have the staff limits; everyone else their subscription tier's."""
+    if user.is_staff:
+        return current_app.config["LIMITS"]["staff"]
+    tier = tiers.tier_for(user)
+    return {"max_side": tier["max_side"], "max_pixels": tier["max_pixels"],
+            "max_samples": tier["max_samples"]}
+
+
+def queue_share_for(user: User) -> int:
+    """How many queued tasks the user may have: their tier's share (staff: the largest)."""
+    if user.is_staff:
+        return max([t["queue_share"] for t in tiers.tiers()] + [current_app.config["USER_QUEUE_LIMIT"]])
+    return tiers.tier_for(user)["queue_share"]
+
+
+def cost_for(user: User, params: dict) -> int:
+    if user.is_staff and current_app.config["STAFF_FREE"]:
+        return 0
+    return task_cost(params["steps"], params["width"], params["height"], params["samples"])
+
+
+def check_params(user: User, data) -> dict:
+    return validate_task_params(
+        data, limits=limits_for(user), models=catalog.model_ids(),
+        schedulers=catalog.schedulers(), default_model=catalog.default_model(),
+        default_scheduler=catalog.DEFAULT_SCHEDULER,
+    )
+
+
+def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
+    """Validate, debit and create the task in one transaction, then enqueue its id.
+    The same Idempotency-Key from the same user returns the first task."""
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip()[:255] or None
+        existing = _by_idempotency_key(user, idempotency_key)
+        if existing:
+            return existing
+    params = check_params(user, data)
+    if not redis_client.available():
+        raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
+                          "Try again in a moment.", headers={"Retry-After": "10"})
+    if params["init_image"]:
+        init = db.session.scalar(sa.select(Image).where(
+            Image.id == params["init_image"], Image.user_id == user.id))
+        if init is None:
+            raise ValidationError("init_image", "is not one of your images")
+    if params["board_id"] and not boards.live_board_id(user.id, params["board_id"]):
+        raise ValidationError("board_id", "is not one of your boards")
+    task = Task(
+        user_id=user.id, session_id=user.sessionid, state=TaskState.QUEUED.value,
+        prompt=params["prompt"], negative_prompt=params["negative_prompt"],
+        width=params["width"], height=params["height"], steps=params["steps"],
+        guidance=params["guidance"], samples=params["samples"], seed=params["seed"],
+        scheduler=params["scheduler"], model=params["model"],
+        init_image_id=params["init_image"], strength=params["strength"], board_id=params["board_id"],
+        cost=cost_for(user, params), idempotency_key=idempotency_key,
+    )
+    try:
+        db.session.add(task)
+        db.session.flush()
+        credits.debit_task(task)  # on PostgreSQL this locks the user's row until commit
+        check_queue_bounds(user)
+        db.session.commit()
+    except IntegrityError:
+        # Another request with the same Idempotency-Key won the race.
+        db.session.rollback()
+        existing = _by_idempotency_key(user, idempotency_key) if idempotency_key else None
+        if existing:
+            return existing
+        raise
+    except Exception:
+        db.session.rollback()
+        raise
+    try:
+        queue.enqueue_slot(task.id)
+    except redis.RedisError as exc:
+        # Redis went away between the check above and now: the task stays queued and
+        # the reconciler gives it a job when Redis is back (nothing is lost or refunded).
+        log.error("enqueue of task %s failed (the reconciler will queue it): %s", task.id, exc)
+    _emit(task)
+    announce_queue()
+    return task
+
+
+def check_queue_bounds(user: User) -> None:
+    """Called after the new task is flushed: refuse it (429, the caller rolls back and
+    nothing is debited) when the queue or the user's share of it is full."""
+    config = current_app.config
+    count = lambda *where: db.session.scalar(  # noqa: E731
+        sa.select(sa.func.count()).select_from(Task).where(Task.state == TaskState.QUEUED.value, *where))
+    share = queue_share_for(user)
+    if count(Task.user_id == user.id) > share:
+        raise QueueFull(f"You have {share} tasks waiting already, the most "
+                        "allowed; submit this one when one of them starts. Nothing was charged.",
+                        code="too_many_queued", headers={"Retry-After": str(estimates.retry_after())})
+    if count() > config["QUEUE_LIMIT"]:
+        raise QueueFull("The queue is full; try again shortly. Nothing was charged.",
+                        headers={"Retry-After": str(estimates.retry_after())})
+
+
+def _by_idempotency_key(user: User, idempotency_key: str) -> Task | None:
+    return db.session.scalar(sa.select(Task).where(
+        Task.user_id == user.id, Task.idempotency_key == idempotency_key))
+
+
+def get_task(user: User, task_id: str) -> Task:
+    """Another user's task is a 404, like one that does not exist."""
+    task = db.session.scalar(sa.select(Task).where(Task.id == task_id, Task.user_id == user.id))
+    if task is None:
+        raise NotFound("No such task.")
+    return task
+
+
+def list_tasks(user: User, *, session: str | None, offset: int, limit: int) -> tuple[list[Task], int]:
+    where = [Task.user_id == user.id]
+    if session == "current":
+        where.append(Task.session_id == user.sessionid)
+    elif session:
+        where.append(Task.session_id == session)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(*where))
+    items = db.session.scalars(
+        sa.select(Task).where(*where).order_by(Task.created_at.desc(), Task.id)
+        .offset(offset).limit(limit)
+    ).all()
+    return list(items), total
+
+
+def cancel_task(user: User, task_id: str) -> Task:
+    """A queued task is taken off the queue; a running one is marked canceled at once and
+    its worker stops at the next step. Either way it is refunded, once."""
+    return cancel(get_task(user, task_id))
+
+
+def cancel(task: Task) -> Task:
+    if task.finished:
+        raise Conflict(f"The task is {task.state} already; only unfinished tasks can be canceled.")
+    was = task.state
+    if not _finish(task, TaskState.CANCELED, None):
+        db.session.refresh(task)
+        raise Conflict(f"The task is {task.state} already; only unfinished tasks can be canceled.")
+    try:
+        if was == TaskState.RUNNING.value:
+            queue.request_stop(task.id)
+        else:
+            queue.remove_slot(task.id)
+    except redis.RedisError as exc:  # the worker checks the row's state as well
+        log.warning("could not signal the cancel of %s: %s", task.id, exc)
+    announce_queue()
+    return task
+
+
+def cancel_unfinished(user: User) -> int:
+    """Cancel every queued or running task of the user (leaving the studio)."""
+    canceled = 0
+    for task in db.session.scalars(sa.select(Task).where(Task.user_id == user.id,
+                                                         Task.state.in_(UNFINISHED))).all():
+        try:
+            cancel(task)
+            canceled += 1
+        except Conflict:
+            pass
+    return canceled
+
+
+# --- transitions made by the worker and the reconciler ---------------------------
+
+def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINISHED) -> bool:
+    """End a task; refund it in the same transaction if it failed or was canceled.
+    Only the call that makes the transition refunds, so a refund happens once."""
+    def refund_if_owed() -> None:
+        db.session.refresh(task)
+        if state in (TaskState.FAILED, TaskState.CANCELED):
+            credits.refund_task(task)
+
+    if not transitions.advance(Task, task.id, from_states, then=refund_if_owed,
+                               state=state.value, error=error, finished_at=utcnow()):
+        return False
+    try:
+        queue.clear_progress(task.id)
+    except redis.RedisError:
+        pass
+    _emit(task)
+    return True
+
+
+def start_task(task_id: str, worker_name: str) -> Task | None:
+    """queued → running. None when the task is gone or no longer queued (canceled)."""
+    if not transitions.advance(Task, task_id, (TaskState.QUEUED.value,), state=TaskState.RUNNING.value,
+                               started_at=utcnow(), worker=worker_name):
+        return None
+    task = db.session.get(Task, task_id)
+    _emit(task)
+    return task
+
+
+def idle_models_elsewhere(worker_name: str) -> set[str]:
+    """Models loaded on the other live workers that run nothing now."""
+    busy = set(db.session.scalars(sa.select(Task.worker).where(Task.state == TaskState.RUNNING.value)))
+    try:
+        alive = queue.workers()
+    except Exception:  # no Redis: no hint, plain fairness
+        return set()
+    return {info.get("model") for name, info in alive.items()
+            if name != worker_name and name not in busy and info.get("model")}
+
+
+def claim_next(worker_name: str, loaded_model: str | None) -> Task | None:
+    """Pick the fairest task (dispatch.pick) and move it queued → running for this
+    worker. Several workers may race for it: the conditional update lets one win; the
+    others pick again."""
+    elsewhere = idle_models_elsewhere(worker_name)
+    patience = timedelta(seconds=current_app.config["AFFINITY_WAIT"])
+    for _ in range(20):
+        task = dispatch.pick(dispatch.fair_rounds(dispatch.queued_tasks()), loaded_model,
+                             idle_elsewhere=elsewhere, patience=patience)
+        if task is None:
+            return None
+        started = start_task(task.id, worker_name)
+        if started is not None:
+            return started
+    return None
+
+
+def complete_task(task: Task) -> bool:
+    return _finish(task, TaskState.DONE, None, from_states=(TaskState.RUNNING.value,))
+
+
+def fail_task(task_id: str, message: str) -> bool:
+    db.session.rollback()
+    task = db.session.get(Task, task_id)
+    if task is None:
+        return False
+    return _finish(task, TaskState.FAILED, message)
+
+
+def reconcile() -> dict:
+    """Settle tasks whose job was lost: a running task whose worker's heartbeat is gone
+    (services/core/liveness.py) fails and is refunded; when queued tasks outnumber the jobs
+    waiting to run them (a Redis restart lost jobs), jobs are added, whatever the tasks'
+    age (a spare job is harmless: it finds nothing to run). Runs at worker start-up and,
+    from one worker at a time, every RECONCILE_INTERVAL seconds (worker/heartbeat.py)."""
+    alive = queue.workers()
+    settled = {"failed": 0, "requeued": 0}
+    for task in db.session.scalars(sa.select(Task).where(Task.state == TaskState.RUNNING.value)).all():
+        if task.worker not in alive:
+            if fail_task(task.id, "The worker running this task stopped. Your tokens "
+                                  "were refunded; submit it again."):
+                settled["failed"] += 1
+                queue.request_stop(task.id)  # were it only frozen, it stops when it wakes
+    queued = db.session.scalars(sa.select(Task.id).where(Task.state == TaskState.QUEUED.value)
+                                .order_by(Task.created_at, Task.id)).all()
+    missing = len(queued) - queue.waiting_jobs()
+    for task_id in queued[:max(missing, 0)]:
+        queue.enqueue_slot(task_id)
+        settled["requeued"] += 1
+    if settled["failed"] or settled["requeued"]:
+        announce_queue()
+    return settled
+
+
+# --- what the API and the pages show ----------------------------------------------
+
+def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
+    """positions: the queue's order (dispatch.positions()), when the caller has it."""
+    live = {}
+    position = None
+    if task.state == TaskState.RUNNING.value:
+        try:
+            live = queue.get_progress(task.id) or {}
+        except redis.RedisError:
+            pass
+    elif task.state == TaskState.QUEUED.value:
+        position = (dispatch.positions() if positions is None else positions).get(task.id)
+    total = live.get("total", task.effective_steps * task.samples)
+    step = total if task.state == TaskState.DONE.value else live.get("step", 0)
+    return {
+        "id": task.id,
+        "state": task.state,
+        **task.parameters(),
+        "board_id": task.board_id,
+        "cost": task.cost,
+        "refunded": task.refunded,
+        "session_id": task.session_id,
+        "created_at": iso(task.created_at),
+        "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at),
+        "duration_s": task.duration_s,
+        "position": position,
+        "progress": {"step": step, "total": total},
+        "eta_s": live.get("eta_s"),
+        "images": [image.to_dict() for image in task.images],
+        "error": task.error,
+    }
+
+
+def event_payload(task: Task, positions: dict[str, int] | None = None) -> dict:
+    data = task_to_dict(task, positions)
+    return {"id": task.id, "state": task.state, "step": data["progress"]["step"],
+            "total": data["progress"]["total"], "eta_s": data["eta_s"],
+            "position": data["position"], "images": data["images"], "error": task.error,
+            "refunded": task.refunded, "seed": task.seed}
+
+
+def _emit(task: Task) -> None:
+    try:
+        events.emit_task(task.user.room, event_payload(task))
+    except Exception as exc:  # live events are a convenience; the row is the truth
+        log.warning("could not emit task event: %s", exc)
+
+
+def queue_stats() -> dict:
+    counts = dict(db.session.execute(sa.select(Task.state, sa.func.count()).where(
+        Task.state.in_(UNFINISHED)).group_by(Task.state)).all())
+    return {"queued": counts.get(TaskState.QUEUED.value, 0),
+            "running": counts.get(TaskState.RUNNING.value, 0)}
+
+
+def announce_queue() -> None:
+    """The queue changed: everyone gets the counts, owners of queued tasks their
+    new positions."""
+    try:
+        events.emit_queue(queue_stats())
+        order = dispatch.fair_order()
+        for n, task in enumerate(order, start=1):
+            events.emit_task(task.user.room, {"id": task.id, "state": task.state, "position": n,
+                                              "step": 0, "total": task.effective_steps * task.samples,
+                                              "eta_s": None})
+    except Exception as exc:
+        log.warning("could not announce the queue: %s", exc)

@@ -1,0 +1,115 @@
+"""Image files: PNGs with the generation parameters embedded, WebP thumbnails.
+
+Pillow only (no torch): the web tier imports this to serve and read images.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from PIL import Image, ImageOps
+from PIL.PngImagePlugin import PngInfo
+
+from services.generation.schedulers import A1111_SAMPLER_NAMES, SCHEDULERS
+
+METADATA_KEY = "daydream"  # text chunk holding json.dumps(metadata)
+PARAMETERS_KEY = "parameters"  # text chunk in AUTOMATIC1111's layout
+THUMBNAIL_SIDE = 256
+
+
+def _a1111_value(value) -> str:
+    """Quote a value the way A1111 does, so its parser splits fields correctly."""
+    text = str(value)
+    if "," in text or ":" in text or "\n" in text or '"' in text:
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def _number(value) -> str:
+    # 7.0 -> "7", 7.5 -> "7.5", as A1111 prints them
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def format_parameters(metadata: dict) -> str:
+    """The plain-text "parameters" block other Stable Diffusion tools read:
+
+        a prompt
+        Negative prompt: blurry
+        Steps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 123, Size: 512x512, Model: demo
+
+    "Denoising strength" is added when an init image was used (metadata has a
+    truthy "init_image" and a "strength").
+    """
+    lines = [str(metadata.get("prompt") or "")]
+    negative = metadata.get("negative_prompt")
+    if negative:
+        lines.append(f"Negative prompt: {negative}")
+
+    scheduler = metadata.get("scheduler")
+    sampler = A1111_SAMPLER_NAMES.get(scheduler) or SCHEDULERS.get(scheduler) or scheduler
+    fields = [
+        ("Steps", metadata.get("steps")),
+        ("Sampler", sampler),
+        ("CFG scale", metadata.get("guidance")),
+        ("Seed", metadata.get("seed")),
+        (
+            "Size",
+            f"{metadata['width']}x{metadata['height']}"
+            if metadata.get("width") is not None and metadata.get("height") is not None
+            else None,
+        ),
+        ("Model", metadata.get("model")),
+    ]
+    if metadata.get("init_image") and metadata.get("strength") is not None:
+        fields.append(("Denoising strength", metadata["strength"]))
+    lines.append(
+        ", ".join(f"{name}: {_a1111_value(_number(value))}" for name, value in fields if value is not None)
+    )
+    return "\n".join(lines)
+
+
+def encode_png(image: Image.Image, metadata: dict) -> bytes:
+    """PNG bytes carrying the parameters twice: `daydream` (JSON, read back by
+    read_metadata) and `parameters` (format_parameters). Text that is not
+    Latin-1 (most non-English prompts) is written as UTF-8 iTXt chunks."""
+    info = PngInfo()
+    # add_text picks tEXt, or iTXt when the text does not fit Latin-1.
+    info.add_text(METADATA_KEY, json.dumps(metadata, ensure_ascii=False))
+    info.add_text(PARAMETERS_KEY, format_parameters(metadata))
+    if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    out = io.BytesIO()
+    image.save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def read_metadata(source: bytes | str | Path) -> dict:
+    """The `daydream` metadata of a PNG (bytes, or a file path); {} when the
+    image has none (another tool's PNG, a JPEG or WebP upload)."""
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    with Image.open(stream) as im:
+        # .text reads chunks placed after the image data too; .info may not.
+        text = getattr(im, "text", None) or im.info
+        raw = text.get(METADATA_KEY)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def encode_thumbnail(image: Image.Image, max_side: int = THUMBNAIL_SIDE) -> bytes:
+    """WebP bytes, longest side at most `max_side`, aspect ratio kept (never
+    enlarged). Uploaded photos are turned upright from their EXIF orientation."""
+    thumb = ImageOps.exif_transpose(image)  # returns a copy; the caller's image is left alone
+    if thumb.mode not in ("RGB", "RGBA"):
+        has_alpha = "A" in thumb.getbands() or "transparency" in thumb.info
+        thumb = thumb.convert("RGBA" if has_alpha else "RGB")
+    thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    thumb.save(out, format="WEBP", quality=82, method=4)
+    return out.getvalue()

@@ -1,0 +1,184 @@
+/* Daydream — the one lightbox: a picture at a time over the page, ←/→ to step, Esc (or a
+ * click beside the picture) to close. Used by the gallery (/images, with its details
+ * panel) and the showcase (/gallery). Markup: the macro of site/templates/_lightbox.html,
+ * a modal <dialog> holding
+ *   [data-lightbox-image]     the <img>          [data-lightbox-loading]  shown while the full picture loads
+ *   [data-lightbox-prev]      ← button           [data-lightbox-next]     → button
+ *   [data-lightbox-close]     close button       [data-lightbox-position] "Image 2 of 9" (optional)
+ *   [data-lightbox-caption]   a caption (optional)
+ * Styles: site/static/css/lightbox.css.
+ *
+ * createLightbox(root, options) → {open(index), close(), step(delta), refresh(), isOpen(), index()}
+ *   options.count()           how many items there are now (read at every step: lists grow)
+ *   options.item(index)       {src, preview?, alt?, caption?}: the full picture, and a smaller one
+ *                             (the thumbnail) shown at once while the full one loads
+ *   options.total()           the N of "Image i of N" (default: count())
+ *   options.wrap              → after the last goes to the first, ← before the first to the last
+ *   options.hasMore()         whether more items may come after the last (default none)
+ *   options.more()            fetch more (a Promise); asked near the end and when stepping past it
+ *   options.position(i, n)    the position text (default "Image i of n")
+ *   options.onShow(index)     after an item is shown: the page fills its panel, its address bar
+ *   options.onClose(index)    after closing; may return the element to focus (default: the
+ *                             one focused before it opened)
+ * refresh() shows the current item again (after the page changed it or the list).
+ *
+ * stepTarget(index, delta, count, {wrap, hasMore}) → the index to show, "more" (fetch more
+ * first) or null (nothing that way): pure, for the tests. */
+
+const TYPING = /^(INPUT|TEXTAREA|SELECT)$/;
+
+export function stepTarget(index, delta, count, { wrap = false, hasMore = false } = {}) {
+  if (count <= 0 || index < 0) return null;
+  let next = index + delta;
+  if (wrap) {
+    if (count === 1) return null;
+    return ((next % count) + count) % count;
+  }
+  if (next < 0) return null;
+  if (next >= count) return hasMore ? "more" : null;
+  return next;
+}
+
+export function createLightbox(root, options = {}) {
+  const part = (name) => root.querySelector("[data-lightbox-" + name + "]");
+  const image = part("image");
+  const loading = part("loading");
+  const prev = part("prev");
+  const next = part("next");
+  const closeButton = part("close");
+  const position = part("position");
+  const caption = part("caption");
+  const count = () => options.count();
+  const total = () => (options.total ? options.total() : count());
+  const hasMore = () => !!(options.hasMore && options.hasMore());
+  const wrap = !!options.wrap;
+  let current = -1;
+  let opened = false;
+  let returnFocus = null;
+
+  function isOpen() { return opened && current >= 0 && current < count(); }
+
+  function showPicture(item) {
+    if (image.dataset.src === item.src) return;
+    image.dataset.src = item.src;
+    image.alt = item.alt || "";
+    if (!item.preview || item.preview === item.src) {
+      image.src = item.src;
+      image.classList.remove("is-preview");
+      if (loading) loading.hidden = true;
+      return;
+    }
+    // The thumbnail at once, the full picture when it has loaded.
+    image.src = item.preview;
+    image.classList.add("is-preview");
+    if (loading) loading.hidden = false;
+    const full = new Image();
+    full.onload = () => {
+      if (image.dataset.src !== item.src) return;
+      image.src = item.src;
+      image.classList.remove("is-preview");
+      if (loading) loading.hidden = true;
+    };
+    full.onerror = () => { if (image.dataset.src === item.src && loading) loading.hidden = true; };
+    full.src = item.src;
+  }
+
+  function render() {
+    if (!isOpen()) return;
+    const item = options.item(current);
+    showPicture(item);
+    if (caption) {
+      caption.textContent = item.caption || "";
+      caption.hidden = !item.caption;
+    }
+    if (position) {
+      position.textContent = options.position ? options.position(current, total())
+        : "Image " + (current + 1) + " of " + total();
+    }
+    const n = count();
+    if (prev) prev.disabled = stepTarget(current, -1, n, { wrap, hasMore: hasMore() }) === null;
+    if (next) next.disabled = stepTarget(current, 1, n, { wrap, hasMore: hasMore() }) === null;
+  }
+
+  function open(index) {
+    if (index < 0 || index >= count()) return;
+    const first = !opened;
+    if (first) returnFocus = document.activeElement;
+    current = index;
+    opened = true;
+    if (!root.open) {
+      if (typeof root.showModal === "function") root.showModal();
+      else root.setAttribute("open", "");
+    }
+    document.body.classList.add("lightbox-open");
+    render();
+    if (options.onShow) options.onShow(current);
+    if (first && closeButton) closeButton.focus();
+    // Near the end of what is loaded: fetch more, so → keeps going.
+    if (!wrap && options.more && hasMore() && index >= count() - 3) options.more();
+  }
+
+  /** Undo what open() did; the dialog may have been closed by the browser already. */
+  function cleanUp() {
+    if (!opened) return;
+    const was = current;
+    opened = false;
+    current = -1;
+    document.body.classList.remove("lightbox-open");
+    image.removeAttribute("src");
+    delete image.dataset.src;
+    if (loading) loading.hidden = true;
+    const target = (options.onClose && options.onClose(was)) || returnFocus;
+    returnFocus = null;
+    if (target && typeof target.focus === "function") target.focus();
+  }
+
+  function close() {
+    if (!opened) return;
+    if (root.open) {
+      if (typeof root.close === "function") root.close();
+      else root.removeAttribute("open");
+    }
+    cleanUp();
+  }
+
+  function step(delta) {
+    if (!isOpen()) return;
+    const target = stepTarget(current, delta, count(), { wrap, hasMore: hasMore() });
+    if (target === null) return;
+    if (target !== "more") {
+      open(target);
+      return;
+    }
+    const wanted = current + delta;
+    Promise.resolve(options.more && options.more()).then(() => {
+      if (isOpen() && wanted < count()) open(wanted);
+      else render();
+    });
+  }
+
+  if (prev) prev.addEventListener("click", () => step(-1));
+  if (next) next.addEventListener("click", () => step(1));
+  if (closeButton) closeButton.addEventListener("click", close);
+  root.addEventListener("click", (event) => {
+    const t = event.target;
+    if (t === root || t.classList.contains("lightbox__stage") || t.classList.contains("lightbox__figure")) close();
+  });
+  // Esc: the dialog's own cancel; ours closes it the same way as the button.
+  root.addEventListener("cancel", (event) => {
+    event.preventDefault();
+    close();
+  });
+  root.addEventListener("close", cleanUp);
+  document.addEventListener("keydown", (event) => {
+    if (!isOpen() || event.defaultPrevented) return;
+    const t = event.target;
+    const dialog = t && t.closest ? t.closest("dialog") : null;
+    if (dialog && dialog !== root) return; // a dialog above it (a confirmation) has the keys
+    if (TYPING.test((t && t.tagName) || "")) return;
+    if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
+    else if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
+  });
+
+  return { open, close, step, refresh: render, isOpen, index: () => (isOpen() ? current : -1) };
+}

@@ -1,0 +1,173 @@
+/* Daydream — the staff models page (/admin/models): the models table, the scan of the
+ * models folder, enabling a model and choosing the default one.
+ *
+ * GET   /api/v1/admin/models        -> {folder, items: [model]}
+ * POST  /api/v1/admin/models/scan   -> the same, after scanning the models folder
+ * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} -> model
+ * model: {id, name, spec, kind, enabled, default, state, error}
+ */
+import { api, errorText } from "../lib/api.js";
+import { $all, byId, el } from "../lib/dom.js";
+import { plural } from "../lib/format.js";
+import { showAlert } from "../lib/forms.js";
+
+const KIND_LABELS = {
+  demo: "Built-in demo",
+  folder: "Diffusers folder",
+  single_file: "Single file",
+  hub: "Hugging Face hub",
+};
+const STATE_LABELS = { available: "Available", missing: "Missing", error: "Error" };
+
+const table = byId("models-table");
+const tbody = byId("models-body");
+const emptyNote = byId("models-empty");
+const loadingNote = byId("models-loading");
+const statusLine = byId("models-status");
+const folderPath = byId("models-folder-path");
+const scanButton = byId("scan-models");
+let models = [];
+
+const showError = (message) => showAlert("models-error", message);
+
+let statusTimer = null;
+function setStatus(text) {
+  window.clearTimeout(statusTimer);
+  statusLine.textContent = text || "";
+  if (text) statusTimer = window.setTimeout(() => { statusLine.textContent = ""; }, 6000);
+}
+
+const rowFor = (id) => Array.from(tbody.children).find((row) => row.dataset.modelId === id) || null;
+
+function buildRow(model) {
+  const name = model.name || model.id;
+  const state = model.state || "available";
+  const enabled = el("input", {
+    type: "checkbox", class: "model-enabled", checked: !!model.enabled, "aria-label": "Enabled: " + name,
+  });
+  const isDefault = el("input", {
+    type: "radio", name: "default-model", class: "model-default", value: model.id, checked: !!model.default,
+    "aria-label": "Default model: " + name,
+  });
+  enabled.addEventListener("change", () => setEnabled(model.id, enabled));
+  isDefault.addEventListener("change", () => { if (isDefault.checked) setDefault(model.id, isDefault); });
+
+  return el("tr", {
+    class: "model-row",
+    dataset: { modelId: model.id, state, enabled: model.enabled ? "true" : "false", default: model.default ? "true" : "false" },
+  }, [
+    el("td", { "data-label": "Model", class: "model-cell" }, [
+      el("span", { class: "model-name", text: name }),
+      model.default ? el("span", { class: "visually-hidden", text: " (default)" }) : null,
+      el("span", { class: "model-spec", text: model.spec || "" }),
+    ]),
+    el("td", { "data-label": "Kind", class: "model-kind", text: KIND_LABELS[model.kind] || model.kind || "" }),
+    el("td", { "data-label": "State", class: "model-state-cell" }, [
+      el("span", { class: "model-state", dataset: { state }, text: STATE_LABELS[state] || state }),
+      model.error ? el("p", { class: "model-error", text: model.error }) : null,
+    ]),
+    el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
+    el("td", { "data-label": "Default", class: "col-center" }, [isDefault]),
+  ]);
+}
+
+function render() {
+  tbody.replaceChildren(...models.map(buildRow));
+  emptyNote.hidden = models.length > 0;
+  loadingNote.hidden = true;
+  table.setAttribute("aria-busy", "false");
+}
+
+function takeList(data) {
+  if (!data) return;
+  if (Array.isArray(data.items)) models = data.items.slice();
+  if (typeof data.folder === "string") folderPath.textContent = data.folder || "(not set)";
+  render();
+}
+
+function load() {
+  return api("GET", "/api/v1/admin/models").then((res) => {
+    if (res.ok) {
+      showError("");
+      takeList(res.data);
+    } else {
+      loadingNote.hidden = true;
+      showError(errorText(res, "Could not load the models."));
+    }
+    return res;
+  });
+}
+
+function setRowBusy(id, busy) {
+  const row = rowFor(id);
+  if (!row) return;
+  row.classList.toggle("is-saving", busy);
+  $all("input", row).forEach((input) => { input.disabled = busy; });
+}
+
+const modelPath = (id) => "/api/v1/admin/models/" + encodeURIComponent(id);
+
+function setEnabled(id, input) {
+  const value = input.checked;
+  showError("");
+  setRowBusy(id, true);
+  api("PATCH", modelPath(id), { enabled: value }).then((res) => {
+    setRowBusy(id, false);
+    if (res.ok && res.data && res.data.id) {
+      models = models.map((m) => (m.id === id ? res.data : m));
+      render();
+      setStatus((res.data.name || id) + (res.data.enabled ? " is offered in the studio." : " is no longer offered."));
+    } else {
+      input.checked = !value;
+      showError(errorText(res, "Could not change this model."));
+    }
+  });
+}
+
+function setDefault(id, input) {
+  showError("");
+  setRowBusy(id, true);
+  api("PATCH", modelPath(id), { default: true }).then((res) => {
+    setRowBusy(id, false);
+    if (res.ok && res.data && res.data.id) {
+      // Only one default: the others lost it on the server; reload to show the truth.
+      models = models.map((m) => (m.id === id ? res.data : Object.assign({}, m, { default: false })));
+      render();
+      setStatus((res.data.name || id) + " is now the default model.");
+      load();
+    } else {
+      input.checked = false;
+      render(); // the previous default's radio comes back
+      showError(errorText(res, "Could not make this the default model."));
+    }
+  });
+}
+
+/** "Scan done: 3 models, 1 new (enable them to offer them), 1 missing." */
+function scanSummary(before) {
+  const added = models.filter((m) => !before.has(m.id)).length;
+  const missing = models.filter((m) => m.state === "missing").length;
+  const parts = ["Scan done: " + plural(models.length, "model", "models")];
+  parts.push(added ? added + " new (enable them to offer them)" : "nothing new");
+  if (missing) parts.push(missing + " missing");
+  return parts.join(", ") + ".";
+}
+
+scanButton.addEventListener("click", () => {
+  const before = new Set(models.map((m) => m.id));
+  const label = scanButton.querySelector(".btn__label");
+  scanButton.disabled = true;
+  scanButton.setAttribute("aria-busy", "true");
+  label.textContent = "Scanning…";
+  showError("");
+  api("POST", "/api/v1/admin/models/scan").then((res) => {
+    scanButton.disabled = false;
+    scanButton.setAttribute("aria-busy", "false");
+    label.textContent = "Scan models folder";
+    if (!res.ok) { showError(errorText(res, "The scan failed.")); return; }
+    takeList(res.data);
+    setStatus(scanSummary(before));
+  });
+});
+
+load();

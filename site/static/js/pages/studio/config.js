@@ -1,0 +1,39 @@
+/* Daydream studio — the page's configuration: the JSON block #studio-config the server
+ * renders (no inline scripts), with the rules narrowed by the user's limits. */
+import { byId } from "../../lib/dom.js";
+import { narrowRules } from "./rules.js";
+import { sizeLimits } from "./sizes.js";
+
+function read() {
+  const node = byId("studio-config");
+  try {
+    return JSON.parse(node ? node.textContent : "{}") || {};
+  } catch (err) {
+    return {};
+  }
+}
+
+const raw = read();
+const limits = raw.limits || {};
+const rules = narrowRules(raw.rules, limits);
+
+/** ?session=ID shows an earlier session's timeline; "" for the current one. */
+export const pageParams = new URLSearchParams(window.location.search);
+let viewed = pageParams.get("session") || "";
+if (viewed === "current" || viewed === (raw.sessionid || "")) viewed = "";
+
+export const config = Object.assign({}, raw, {
+  limits,
+  /** {field: {min, max, step, default}}, each max at most the user's limit. */
+  rules,
+  /** {min, max, step, maxPixels} of width and height. */
+  size: sizeLimits(rules, limits),
+  /** {steps_unit, pixels_unit} of the cost formula. */
+  cost: raw.cost || {},
+  schedulers: raw.schedulers || {},
+  models: raw.models || [],
+  modelNames: Object.fromEntries((raw.models || []).map((m) => [m.id, m.name])),
+  viewedSession: viewed,
+});
+
+export const TASK_LIST_URL = "/api/v1/tasks?session=" + encodeURIComponent(viewed || "current") + "&limit=200";

@@ -1,0 +1,22 @@
+/* Daydream studio — what a task costs, from the server's cost constants (studio-config
+ * "cost": {steps_unit, pixels_unit}): samples × ceil(steps × width × height /
+ * (steps_unit × pixels_unit)), the formula of API.md. Pure: unit-tested (tests/js/studio-cost.test.js). */
+import { isNumber } from "../../lib/format.js";
+
+/** The cost of {samples, steps, width, height}; null while one of them is missing or not positive. */
+export function computeCost(params, cost) {
+  const values = [params.samples, params.steps, params.width, params.height];
+  if (values.some((v) => !isNumber(v) || v <= 0)) return null;
+  return params.samples * Math.ceil((params.steps * params.width * params.height) / (cost.steps_unit * cost.pixels_unit));
+}
+
+/** The server charges nothing although the formula says something: staff, free of charge. */
+export function isFreeOfCharge(serverCost, formula) {
+  return serverCost === 0 && formula !== null && formula > 0;
+}
+
+/** The cost to show: the server's answer, else the formula (0 for someone who is not charged). */
+export function shownCost(serverCost, freeOfCharge, formula) {
+  if (serverCost !== null && serverCost !== undefined) return serverCost;
+  return freeOfCharge && formula !== null ? 0 : formula;
+}

@@ -1,0 +1,62 @@
+/* Daydream studio (/studio): the generate panel, the session timeline and live updates.
+ * The entry module: it wires the parts and starts the page. Its configuration comes from
+ * the JSON block #studio-config (config.js); the contract is /api/v1 (docs/API.md).
+ *
+ *   form.js, fields.js, panel.js, upload.js, reuse.js, boards.js  the panel
+ *   estimate.js (cost.js)                                       the cost line and the estimate
+ *   store.js (merge.js), timeline.js                            the tasks and their cards
+ *   live.js, settings.js, sessions.js                           the server, live updates, popovers
+ *   sizes.js, cost.js, merge.js, rules.js, store.js             pure logic (node --test tests/js)
+ */
+import { onBalance } from "../../lib/balance.js";
+import { recall } from "../../lib/storage.js";
+import { initBoards, loadBoards } from "./boards.js";
+import { scheduleEstimate, formCost, updateCost } from "./estimate.js";
+import { NUMBER_FIELDS, syncRangeFromNumber } from "./fields.js";
+import { initForm, onFormChanged, renderSeedLock, setHelp, updatePromptCount } from "./form.js";
+import { applyEvent, cancelTask, loadTimeline, refreshQueue, startLive } from "./live.js";
+import { initPanel } from "./panel.js";
+import { applyImageFromUrl, reuseSettings } from "./reuse.js";
+import { initSessions, showViewedSession } from "./sessions.js";
+import { initSettings, refreshBalance } from "./settings.js";
+import { state } from "./state.js";
+import { store } from "./store.js";
+import { initTimeline, updateEmptyState } from "./timeline.js";
+import { initUpload, renderInitImage } from "./upload.js";
+
+initTimeline({ onCancel: cancelTask, onReuse: reuseSettings });
+initForm();
+initUpload();
+initPanel();
+initSettings();
+initBoards();
+initSessions();
+onBalance(updateCost);
+
+updatePromptCount();
+NUMBER_FIELDS.forEach(syncRangeFromNumber);
+renderSeedLock();
+renderInitImage();
+setHelp(recall("help") === "1");
+onFormChanged();
+scheduleEstimate(0);
+updateEmptyState();
+loadTimeline();
+refreshQueue();
+refreshBalance();
+startLive();
+loadBoards();
+showViewedSession();
+applyImageFromUrl();
+
+// For the console and tests: a read-only peek at the client state.
+window.daydreamStudio = {
+  tasks: store.tasks,
+  applyEvent,
+  reload: loadTimeline,
+  computeCost: formCost,
+  settings: state.settings,
+};
+
+// The panel is wired: a click from now on is handled (tests wait for this after arriving).
+document.body.dataset.ready = "studio";

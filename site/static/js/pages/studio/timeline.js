@@ -1,0 +1,366 @@
+/* Daydream studio — the timeline: one card per task of the store, newest first, rendered
+ * again whenever the store changes it. Card actions (cancel, reuse) are passed in. */
+import { $, $all, announce, byId, el } from "../../lib/dom.js";
+import { formatCreated, formatDuration, formatEta, isNumber, parseTime, plural, shorten } from "../../lib/format.js";
+import { config } from "./config.js";
+import { STATE_LABELS, currentSample, isFinal } from "./merge.js";
+import { state } from "./state.js";
+import { store } from "./store.js";
+
+let actions = { cancel: () => {}, reuse: () => {} };
+let loadedOnce = false;
+
+function taskList() { return byId("task-list"); }
+
+/** Set a node's text, hidden when there is none. */
+function setText(node, text) {
+  if (!node) return;
+  const value = text === null || text === undefined ? "" : String(text);
+  if (node.textContent !== value) node.textContent = value;
+  node.hidden = value === "";
+}
+
+export function cardFor(id) {
+  const list = taskList();
+  if (!list) return null;
+  return Array.from(list.children).find((card) => card.dataset.taskId === id) || null;
+}
+
+/** Insert a new card, newest first by created_at. */
+function placeCard(card, task, top) {
+  const list = taskList();
+  const created = parseTime(task.created_at);
+  if (top || created === null) {
+    list.insertBefore(card, list.firstChild);
+    return;
+  }
+  const later = Array.from(list.children).find((other) => {
+    const known = store.get(other.dataset.taskId);
+    const otherCreated = known ? parseTime(known.created_at) : null;
+    return otherCreated !== null && otherCreated < created;
+  });
+  if (later) list.insertBefore(card, later);
+  else list.appendChild(card);
+}
+
+/** Build the skeleton of a card; updateCard() fills it in. */
+function createCard(task) {
+  const promptId = "task-" + task.id + "-prompt";
+  const card = el("article", {
+    class: "task",
+    "aria-labelledby": promptId,
+    dataset: { taskId: task.id, state: task.state || "queued" },
+  }, [
+    el("header", { class: "task__head" }, [
+      el("span", { class: "task-state" }, [
+        el("span", { class: "task-spinner", "aria-hidden": "true", hidden: true }),
+        el("span", { class: "task-state__label" }),
+      ]),
+      el("time", { class: "task__when task-created" }),
+      el("div", { class: "task__actions" }, [
+        el("button", { type: "button", class: "btn btn--tiny btn--danger task-cancel", hidden: true, text: "Cancel" }),
+        el("button", { type: "button", class: "btn btn--tiny btn--ghost task-reuse", text: "Reuse settings",
+                       "aria-label": "Reuse these settings in the panel" }),
+        el("a", { class: "btn btn--tiny btn--ghost task-archive", hidden: true, download: "", text: "Download ZIP" }),
+      ]),
+    ]),
+    el("p", { class: "task__prompt task-prompt", id: promptId }),
+    el("p", { class: "task__negative task-negative", hidden: true }),
+    el("ul", { class: "task__meta", "aria-label": "Settings" }, [
+      el("li", { class: "task-size" }),
+      el("li", { class: "task-steps" }),
+      el("li", { class: "task-guidance" }),
+      el("li", { class: "task-scheduler" }),
+      el("li", { class: "task-model", hidden: true }),
+      el("li", { class: "task-seed" }),
+      el("li", { class: "task-init", hidden: true }),
+      el("li", { class: "task-cost", hidden: true }),
+    ]),
+    el("div", { class: "task__status" }, [
+      el("p", { class: "task__status-text" }, [
+        el("span", { class: "task-position", hidden: true }),
+        el("span", { class: "task-sample", hidden: true }),
+        el("span", { class: "task-step", hidden: true }),
+        el("span", { class: "task-eta", hidden: true }),
+      ]),
+      el("progress", { class: "task-progress", max: "1", value: "0", "aria-label": "Progress" }),
+    ]),
+    el("div", { class: "task-images" }),
+    el("p", { class: "task-error", role: "alert", hidden: true }),
+    el("p", { class: "task-refund", hidden: true }),
+    el("p", { class: "task-message", hidden: true }),
+    el("div", { class: "task__footer" }, [
+      el("span", { class: "task-duration", hidden: true }),
+    ]),
+  ]);
+
+  $(".task-cancel", card).addEventListener("click", () => actions.cancel(card.dataset.taskId));
+  $(".task-reuse", card).addEventListener("click", () => {
+    const current = store.get(card.dataset.taskId);
+    if (current) actions.reuse(current);
+  });
+  // Per-image actions (the figures come and go as images arrive).
+  $(".task-images", card).addEventListener("click", (event) => {
+    const button = event.target.closest(".image-variant, .image-reuse");
+    if (!button) return;
+    const figure = button.closest(".task-figure");
+    const current = store.get(card.dataset.taskId);
+    if (!figure || !current) return;
+    const image = (current.images || []).find((img) => img.id === figure.dataset.imageId);
+    if (!image) return;
+    const seed = isNumber(image.seed) ? image.seed : current.seed;
+    if (button.classList.contains("image-variant")) {
+      actions.reuse(current, { seed, init: image });
+      announce("Variant: the panel starts from this image with seed " + seed + ".");
+    } else {
+      actions.reuse(current, { seed, init: null });
+      announce("Settings of this image are in the panel.");
+    }
+  });
+  return card;
+}
+
+function updateCard(card, task) {
+  const taskState = task.state || "queued";
+  const finished = isFinal(taskState);
+  card.dataset.state = taskState;
+
+  // Header: state badge, created time, actions.
+  setText($(".task-state__label", card), STATE_LABELS[taskState] || taskState);
+  $(".task-spinner", card).hidden = taskState !== "running";
+  const when = $(".task-created", card);
+  const created = formatCreated(task.created_at);
+  if (task.created_at) when.setAttribute("datetime", task.created_at);
+  when.title = created.full;
+  setText(when, created.short);
+
+  const cancel = $(".task-cancel", card);
+  cancel.hidden = !(taskState === "queued" || taskState === "running");
+  cancel.setAttribute("aria-label", taskState === "running" ? "Stop this task and get its tokens back" : "Cancel this task and get its tokens back");
+  const images = Array.isArray(task.images) ? task.images : [];
+  const archive = $(".task-archive", card);
+  archive.hidden = !(taskState === "done" && images.length > 0);
+  archive.href = "/api/v1/tasks/" + encodeURIComponent(task.id) + "/archive";
+  archive.setAttribute("aria-label", "Download this task's images as a ZIP archive");
+
+  // Prompt and settings.
+  setText($(".task-prompt", card), task.prompt || "");
+  const negative = $(".task-negative", card);
+  if (task.negative_prompt) {
+    negative.replaceChildren(el("b", { text: "Avoid: " }), document.createTextNode(task.negative_prompt));
+    negative.hidden = false;
+  } else {
+    negative.hidden = true;
+  }
+  let size = task.width && task.height ? task.width + " × " + task.height : "";
+  if (size && task.samples > 1) size += " · " + task.samples + " images";
+  setText($(".task-size", card), size);
+  setText($(".task-steps", card), typeof task.steps === "number" ? plural(task.steps, "step", "steps") : "");
+  setText($(".task-guidance", card), typeof task.guidance === "number" ? "Guidance " + task.guidance : "");
+  setText($(".task-scheduler", card), task.scheduler ? (config.schedulers[task.scheduler] || task.scheduler) : "");
+  setText($(".task-model", card), task.model && config.models.length > 1 ? (config.modelNames[task.model] || task.model) : "");
+  setText($(".task-seed", card), task.seed === null || task.seed === undefined ? "Seed random" : "Seed " + task.seed);
+  setText($(".task-init", card), task.init_image
+    ? "From an image" + (isNumber(task.strength) ? " · strength " + task.strength : "")
+    : "");
+  setText($(".task-cost", card), typeof task.cost === "number" && task.cost > 0 ? plural(task.cost, "token", "tokens") : "");
+
+  // Status: queue position, image n of N, steps, time left, progress bar (over all samples).
+  const status = $(".task__status", card);
+  status.hidden = finished;
+  if (!finished) {
+    const samples = Math.max(1, task.samples || 1);
+    const progress = task.progress || {};
+    const total = progress.total || (task.steps || 1) * samples;
+    const step = Math.min(progress.step || 0, total);
+    const bar = $(".task-progress", card);
+    bar.max = total;
+    bar.value = taskState === "running" ? step : 0;
+    bar.setAttribute("aria-valuetext", taskState === "running" ? "step " + step + " of " + total : "waiting");
+
+    const position = task.position;
+    setText($(".task-position", card), taskState === "queued"
+      ? (typeof position === "number" ? "Position " + position + " in the queue" : "Waiting in the queue")
+      : "");
+    const sample = taskState === "running" && samples > 1 ? currentSample(task) : null;
+    setText($(".task-sample", card), sample !== null ? "Image " + (sample + 1) + " of " + samples : "");
+    setText($(".task-step", card), taskState === "running" ? "step " + step + " / " + total : "");
+    setText($(".task-eta", card), taskState === "running" || taskState === "queued" ? formatEta(task.eta_s) : "");
+  }
+
+  renderImages(card, task, images);
+
+  // Failure, refund, duration.
+  setText($(".task-error", card), taskState === "failed" ? (task.error || "This task failed.") : "");
+  let refund = "";
+  if (task.refunded && (taskState === "failed" || taskState === "canceled")) {
+    refund = typeof task.cost === "number" && task.cost > 0
+      ? (task.cost === 1 ? "Your 1 token was refunded." : "Your " + task.cost + " tokens were refunded.")
+      : "Your tokens were refunded.";
+  }
+  setText($(".task-refund", card), refund);
+  const duration = finished && typeof task.duration_s === "number"
+    ? (taskState === "done" ? "Took " : "Ran for ") + formatDuration(task.duration_s)
+    : "";
+  setText($(".task-duration", card), duration);
+}
+
+function createFigure(task, image, i, count) {
+  const w = image.width || task.width;
+  const h = image.height || task.height;
+  const n = i + 1;
+  const label = "Image " + n + " of " + count + ": " + shorten(task.prompt, 120);
+  return el("figure", {
+    class: "task-figure",
+    dataset: { slot: "img:" + image.id, imageId: image.id, seed: isNumber(image.seed) ? String(image.seed) : "" },
+  }, [
+    el("a", {
+      class: "task-figure__link", href: image.url, target: "_blank", rel: "noopener",
+      "aria-label": "Open image " + n + " full size in a new tab",
+    }, [
+      el("img", {
+        class: "task-image", src: image.thumbnail_url, width: w, height: h,
+        loading: "lazy", decoding: "async", alt: label,
+      }),
+    ]),
+    el("figcaption", { class: "task-figure__actions" }, [
+      el("button", {
+        type: "button", class: "btn btn--tiny btn--ghost image-variant", text: "Variant",
+        "aria-label": "Make a variant of image " + n + (isNumber(image.seed) ? " (seed " + image.seed + ")" : ""),
+        title: "Start from this image, with its seed",
+      }),
+      el("button", {
+        type: "button", class: "btn btn--tiny btn--ghost image-reuse", text: "Reuse settings",
+        "aria-label": "Reuse the settings of image " + n,
+        title: "Put these settings and this image's seed in the panel",
+      }),
+    ]),
+  ]);
+}
+
+function createPlaceholder(task, i, count) {
+  const ph = el("div", {
+    class: "task-placeholder", role: "img",
+    "aria-label": "Image " + (i + 1) + " of " + count + " is being made",
+    dataset: { slot: "ph:" + i },
+  });
+  if (task.width && task.height) ph.style.aspectRatio = task.width + " / " + task.height;
+  return ph;
+}
+
+/**
+ * One slot per sample: a finished image (with its actions) or, while the task is not
+ * finished, a placeholder sized like the result. Images replace placeholders one by one
+ * as they arrive; the live preview goes into the placeholder of the sample being made.
+ */
+function renderImages(card, task, images) {
+  const grid = $(".task-images", card);
+  const finished = isFinal(task.state);
+  const samples = Math.max(1, task.samples || 1);
+  const count = finished ? images.length : Math.max(samples, images.length);
+  const slots = [];
+  for (let i = 0; i < count; i++) slots.push(images[i] ? "img:" + images[i].id : "ph:" + i);
+
+  const signature = slots.join(",") + "|" + task.width + "x" + task.height;
+  if (grid.dataset.signature !== signature) {
+    grid.dataset.signature = signature;
+    const existing = {};
+    Array.from(grid.children).forEach((child) => { existing[child.dataset.slot] = child; });
+    const nodes = slots.map((slot, i) => {
+      const node = existing[slot];
+      if (node && slot.indexOf("ph:") === 0 && task.width && task.height) {
+        node.style.aspectRatio = task.width + " / " + task.height;
+      }
+      if (node) return node;
+      return slot.indexOf("img:") === 0 ? createFigure(task, images[i], i, count) : createPlaceholder(task, i, count);
+    });
+    grid.replaceChildren(...nodes);
+    grid.dataset.count = String(count);
+    grid.hidden = count === 0;
+  }
+
+  // Live preview: into the placeholder of the sample being rendered.
+  const placeholders = $all(".task-placeholder", grid);
+  const showPreview = !finished && task.state === "running" && state.settings.previews !== false && !!task._preview;
+  let target = null;
+  if (showPreview) {
+    const sample = currentSample(task);
+    target = sample !== null ? grid.querySelector('[data-slot="ph:' + sample + '"]') : null;
+    if (!target) target = placeholders[0] || null;
+  }
+  placeholders.forEach((ph) => {
+    let preview = ph.querySelector(".task-preview");
+    if (ph === target) {
+      if (!preview) {
+        preview = el("img", { class: "task-preview", alt: "" });
+        ph.appendChild(preview);
+      }
+      if (preview.getAttribute("src") !== task._preview) preview.src = task._preview;
+      ph.classList.add("has-preview");
+    } else if (preview && (!showPreview || !state.settings.previews || finished)) {
+      // Keep the last look of an earlier sample until its image arrives; drop previews otherwise.
+      preview.remove();
+      ph.classList.remove("has-preview");
+    }
+  });
+}
+
+/** Render one task into its card (creating it when new). Safe to call often. */
+export function renderTask(task, options) {
+  if (!taskList()) return;
+  let card = cardFor(task.id);
+  if (!card) {
+    card = createCard(task);
+    placeCard(card, task, options && options.top);
+  }
+  updateCard(card, task);
+  updateEmptyState();
+}
+
+export function rerenderAll() {
+  store.forEach((task) => renderTask(task, {}));
+}
+
+export function updateEmptyState() {
+  const list = taskList();
+  const hasCards = !!(list && list.querySelector(".task"));
+  const empty = byId("timeline-empty");
+  const loading = byId("timeline-loading");
+  if (empty) empty.hidden = hasCards;
+  if (loading) loading.hidden = loadedOnce || hasCards;
+}
+
+/** The task list has been loaded once: no more "Loading your tasks…". */
+export function markLoaded() {
+  loadedOnce = true;
+  updateEmptyState();
+}
+
+export function showCardMessage(id, message) {
+  const card = cardFor(id);
+  if (card) setText($(".task-message", card), message);
+}
+
+export function showTimelineAlert(message, href, linkText) {
+  const alert = byId("timeline-alert");
+  if (!alert) return;
+  alert.textContent = message;
+  if (href) alert.appendChild(el("a", { href, text: linkText }));
+  alert.hidden = false;
+}
+
+export function hideTimelineAlert() {
+  const alert = byId("timeline-alert");
+  if (alert) alert.hidden = true;
+}
+
+/** Render the store's changes; onCancel(id) and onReuse(task, options) are the cards' actions. */
+export function initTimeline({ onCancel, onReuse }) {
+  actions = { cancel: onCancel, reuse: onReuse };
+  store.subscribe((task, before, options) => {
+    renderTask(task, options);
+    if (before && before.state !== task.state && isFinal(task.state)) {
+      announce(STATE_LABELS[task.state] + ": " + shorten(task.prompt, 80));
+    }
+  });
+}

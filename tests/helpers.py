@@ -1,0 +1,243 @@
+"""Plain helpers shared by more than one test folder (unit, integration, e2e): an app
+bound to a fresh instance folder, the real processes (worker, archive worker, web server)
+started as `make run` starts them, polling, small pictures and a local mailbox.
+
+Fixtures live in the conftest.py of the folder that needs them; test modules import
+plain helpers from here or from their folder's helpers.py, never from another test
+module or a conftest (tests/unit/test_test_layout.py checks)."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("DAYDREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# Settings every test instance overrides; restored after.
+ENV_KEYS = ("DAYDREAM_INSTANCE_PATH", "REDIS_URL", "DAYDREAM_QUEUE", "DAYDREAM_MODELS_PATH",
+            "DATABASE_URL", "DAYDREAM_MODEL", "DAYDREAM_STARTING_TOKENS", "DAYDREAM_SECRET_KEY",
+            "DAYDREAM_PROGRESS_HZ", "DAYDREAM_CANCEL_ON_LEAVE_GRACE")
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; return its value or fail after the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses: tests share one Redis and some share an app."""
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def image_bytes(size=(64, 64), colour=(200, 30, 30), fmt="PNG") -> bytes:
+    """A picture of one colour, encoded in memory (PNG, JPEG, GIF, ...)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def instance_env(instance: Path, redis_url: str, models_path: Path, **overrides) -> dict:
+    env = {
+        "DAYDREAM_INSTANCE_PATH": str(instance),
+        "REDIS_URL": redis_url,
+        "DAYDREAM_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+        "DAYDREAM_MODELS_PATH": str(models_path),
+        "DAYDREAM_MODEL": "demo",
+        "DAYDREAM_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
+        "DAYDREAM_PROGRESS_HZ": "50",
+        "DAYDREAM_CANCEL_ON_LEAVE_GRACE": "1",
+    }
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@contextmanager
+def environment(values: dict):
+    saved = {k: os.environ.get(k) for k in ENV_KEYS + tuple(values)}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def make_app(env: dict):
+    """An app bound to env's instance, its tables created from the models (that the
+    migrations make the same tables is tests/integration/test_migrations.py's job)."""
+    from app import create_app
+    from config import Config
+    from extensions import db
+
+    with environment(env):
+        app = create_app(Config())
+    app.config["TESTING"] = True
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+class ManagedProcess:
+    """A child process of the tests, stopped as a supervisor would: SIGTERM, then kill."""
+
+    proc: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+class WorkerProcess(ManagedProcess):
+    """A real worker: `python qworker.py` in its own process."""
+
+    SCRIPT = "qworker.py"
+
+    def queue_name(self) -> str:
+        return self.env["DAYDREAM_QUEUE"]
+
+    def __init__(self, env: dict, log_path: Path):
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> "WorkerProcess":
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> "WorkerProcess":
+        """Start the process without waiting (start several, then wait_ready each)."""
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / self.SCRIPT)], cwd=ROOT,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> "WorkerProcess":
+        conn = redis.Redis.from_url(self.env["REDIS_URL"])
+        from rq import Queue, Worker
+
+        q = Queue(self.queue_name(), connection=conn)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+            return any(w.pid == self.proc.pid for w in Worker.all(queue=q))
+
+        wait_for(ready, timeout, message="the worker to register")
+        return self
+
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class ArchiveWorkerProcess(WorkerProcess):
+    """A real archive worker: `python qarchiver.py` (ZIP archives, a queue of their own)."""
+
+    SCRIPT = "qarchiver.py"
+
+    def queue_name(self) -> str:
+        return self.env.get("DAYDREAM_ARCHIVE_QUEUE") or f"{self.env['DAYDREAM_QUEUE']}-archives"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class WebServer(ManagedProcess):
+    """The real web server (gunicorn, threaded, WebSockets) as `make run` starts it."""
+
+    def __init__(self, env: dict, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "WebServer":
+        import requests
+
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
+             "--threads", "32", "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"web server exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                return requests.get(self.url + "/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, timeout, interval=0.1, message="the web server")
+        return self
+
+
+# --- mail ---------------------------------------------------------------------------------
+
+# The address the apps that send mail are told they are served at (their links point there).
+PUBLIC_URL = "http://daydream.example"
+
+
+class Mailbox:
+    """A real SMTP server on a free loopback port that keeps what it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages: list = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+    def to(self, address: str) -> list:
+        return [m for rcpt, m in self.messages if address.lower() in (r.lower() for r in rcpt)]
+
+    def wait_for_message(self, address: str, count: int = 1):
+        wait_for(lambda: len(self.to(address)) >= count, 20, message=f"mail number {count} to {address}")
+        return self.to(address)[count - 1]
+
+
+def link_in(message, kind: str = "reset") -> str:
+    """The path of the one-time link in a received message."""
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    match = re.search(rf"{re.escape(PUBLIC_URL)}(/{kind}/[A-Za-z0-9_\-]+)", text)
+    assert match, f"no {kind} link in the message:\n{text}"
+    return match.group(1)

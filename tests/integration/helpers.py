@@ -1,0 +1,138 @@
+"""Plain helpers for the integration tests: a user of the API, signing in through the
+pages, staff accounts, stored images, Socket.IO clients and migrated apps. The fixtures
+are in conftest.py beside this file."""
+from __future__ import annotations
+
+import io
+import os
+import re
+
+import requests
+import socketio as socketio_client
+import sqlalchemy as sa
+from PIL import Image as PILImage
+
+from tests.helpers import ROOT, environment, wait_for
+
+POSTGRES_URL = os.environ.get("DAYDREAM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class ApiUser:
+    """A registered user talking to the API with a bearer token."""
+
+    def __init__(self, client, username: str, password: str = "correct horse battery"):
+        self.client = client
+        self.username = username
+        self.password = password
+        response = client.post("/api/v1/auth/register", json={
+            "username": username, "email": f"{username}@example.com", "password": password})
+        assert response.status_code == 201, response.get_json()
+        self.data = response.get_json()
+        token = client.post("/api/v1/auth/tokens", json={
+            "login": username, "password": password, "name": "tests"})
+        assert token.status_code == 201, token.get_json()
+        self.headers = {"Authorization": f"Bearer {token.get_json()['token']}"}
+
+    def get(self, path, **kw):
+        return self.client.get(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
+
+    def post(self, path, **kw):
+        return self.client.post(path, headers={**self.headers, **kw.pop("headers", {})}, **kw)
+
+    def me(self) -> dict:
+        return self.get("/api/v1/me").get_json()
+
+    def submit(self, headers: dict | None = None, **params):
+        params = {"prompt": "a lighthouse at dusk", "width": 64, "height": 64, "steps": 4,
+                  **params}
+        return self.post("/api/v1/tasks", json=params, headers=headers or {})
+
+    def wait_task(self, task_id: str, states=("done", "failed", "canceled"), timeout=60) -> dict:
+        def finished():
+            task = self.get(f"/api/v1/tasks/{task_id}").get_json()
+            return task if task["state"] in states else None
+
+        return wait_for(finished, timeout, interval=0.1, message=f"task {task_id} to finish")
+
+
+def csrf_from(html: bytes) -> str:
+    match = re.search(rb'name="csrf-token" content="([^"]+)"', html) or \
+        re.search(rb'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1).decode()
+
+
+def sign_in(client, login: str, password: str) -> str:
+    """Sign in through the page, as a browser does; returns the CSRF token."""
+    token = csrf_from(client.get("/login").data)
+    response = client.post("/login", data={"login": login, "password": password,
+                                            "csrf_token": token})
+    assert response.status_code == 302, response.data[:500]
+    return csrf_from(client.get("/studio").data)
+
+
+def signed_in(client) -> bool:
+    return client.get("/api/v1/me").status_code == 200
+
+
+def post_upload(user, data: bytes, name="init.png"):
+    """POST a file to /api/v1/uploads as a form would; returns the response."""
+    return user.post("/api/v1/uploads", data={"file": (io.BytesIO(data), name)},
+                     content_type="multipart/form-data")
+
+
+def make_staff(app, username: str = "boss", password: str = "a staff password") -> dict:
+    """A staff account made with `flask create-staff`; returns its API headers."""
+    result = app.test_cli_runner().invoke(
+        args=["create-staff", "--username", username, "--email", f"{username}@example.com"],
+        input=password + "\n")
+    assert result.exit_code == 0, result.output
+    token = app.test_client().post("/api/v1/auth/tokens", json={
+        "login": username, "password": password, "name": "t"}).get_json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def add_image(app, user_id: int):
+    """A real image file and row for the user, as the worker would store it."""
+    from extensions import db
+    from services.library import storage
+
+    with app.app_context():
+        image = storage.save_image(user_id=user_id, picture=PILImage.new("RGB", (64, 64), "navy"),
+                                   metadata={"prompt": "x"}, kind="upload")
+        db.session.commit()
+        return storage.path_of(image), storage.path_of(image, "thumbnail")
+
+
+def user_row(app, username: str):
+    from extensions import db
+    from models import User
+
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.username == username))
+        if user is not None:
+            db.session.expunge(user)
+        return user
+
+
+def connect(server, session: requests.Session | None) -> socketio_client.Client:
+    """A Socket.IO client of the web server, with the cookies of a requests session (or none)."""
+    sio = socketio_client.Client(reconnection=False)
+    cookie = "; ".join(f"{k}={v}" for k, v in (session.cookies.items() if session else []))
+    sio.connect(server.url, headers={"Cookie": cookie} if cookie else {},
+                transports=["websocket"], wait_timeout=10)
+    return sio
+
+
+def migrated_app(env: dict):
+    """An app whose database the Alembic migrations built (make_app uses the models)."""
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from config import Config
+
+    with environment(env):
+        app = create_app(Config())
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+    return app

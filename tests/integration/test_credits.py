@@ -1,0 +1,124 @@
+"""The ledger invariant under random sequences of what happens to a balance: submits,
+starts, completions, failures, cancels (in any order, twice, racing), staff grants and
+revokes, voucher redemptions (and second tries), and allowances.
+
+After every sequence: the balance equals the sum of the user's ledger rows and is never
+negative, each task was debited once, and each failed or canceled task refunded exactly
+once (a done task never). Runs the real services on a SQLite file and the test Redis."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import instance_env, make_app
+
+OPS = st.one_of(
+    st.tuples(st.just("submit"), st.integers(1, 4), st.integers(1, 150)),
+    st.tuples(st.just("start"), st.integers(0, 20), st.just(0)),
+    st.tuples(st.just("complete"), st.integers(0, 20), st.just(0)),
+    st.tuples(st.just("fail"), st.integers(0, 20), st.just(0)),
+    st.tuples(st.just("cancel"), st.integers(0, 20), st.just(0)),
+    st.tuples(st.just("grant"), st.integers(1, 50), st.just(0)),
+    st.tuples(st.just("revoke"), st.integers(1, 50), st.just(0)),
+    st.tuples(st.just("redeem"), st.integers(1, 30), st.booleans()),
+    st.tuples(st.just("allowance"), st.just(0), st.just(0)),
+)
+
+
+@pytest.fixture(scope="module")
+def books_app(tmp_path_factory, redis_url, models_path):
+    app = make_app(instance_env(tmp_path_factory.mktemp("books"), redis_url, models_path,
+                                DAYDREAM_USER_QUEUE_LIMIT=1000, DAYDREAM_QUEUE_LIMIT=100000))
+    with app.app_context():
+        from services.accounts.users import create_staff
+
+        create_staff("bookkeeper", "bookkeeper@example.com", "a staff password")
+    return app
+
+
+def apply(op, user, staff, task_ids: list[str]) -> None:
+    from extensions import db
+    from models import Task, User, utcnow
+    from services.accounts import credits, vouchers
+    from services.generation import tasks
+    from services.core.errors import Conflict, NotEnoughTokens, ValidationError
+
+    kind, a, b = op
+    task = None
+    if kind in ("start", "complete", "fail", "cancel") and task_ids:
+        task = db.session.get(Task, task_ids[a % len(task_ids)])
+    if kind == "submit":
+        try:
+            made = tasks.submit_task(user, {"prompt": "books", "width": 512, "height": 512,
+                                            "steps": b, "samples": a})
+            task_ids.append(made.id)
+        except NotEnoughTokens:
+            db.session.rollback()
+    elif kind == "start" and task is not None:
+        tasks.start_task(task.id, "hypothesis-worker")
+    elif kind == "complete" and task is not None:
+        tasks.complete_task(task)
+    elif kind == "fail" and task is not None:
+        tasks.fail_task(task.id, "the model ran out of memory")
+    elif kind == "cancel" and task is not None:
+        try:
+            tasks.cancel(task)
+        except Conflict:
+            db.session.rollback()
+    elif kind in ("grant", "revoke"):
+        try:
+            credits.staff_adjust(user, a if kind == "grant" else -a, "hypothesis", staff=staff)
+            db.session.commit()
+        except ValidationError:
+            db.session.rollback()
+    elif kind == "redeem":
+        code = vouchers.create_batch(staff, a, 1)[0].code
+        vouchers.redeem(user, code)
+        if b:  # a second try with the same code is refused and changes nothing
+            with pytest.raises(Conflict):
+                vouchers.redeem(user, code)
+    elif kind == "allowance":
+        db.session.execute(sa.update(User).where(User.id == user.id)
+                           .values(allowance_at=utcnow() - timedelta(days=31)))
+        db.session.commit()
+        db.session.refresh(user)
+        assert credits.grant_allowance_if_due(user) is not None
+        assert credits.grant_allowance_if_due(user) is None  # once a period
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(OPS, min_size=1, max_size=25))
+def test_the_balance_always_equals_the_sum_of_the_ledger(books_app, ops):
+    from extensions import db
+    from models import Ledger, Task, User
+    from services.accounts import credits
+    from services.accounts.users import register_user
+
+    with books_app.app_context():
+        staff = db.session.scalar(sa.select(User).where(User.username == "bookkeeper"))
+        user = register_user(f"b{uuid.uuid4().hex[:12]}", f"{uuid.uuid4().hex[:12]}@example.com",
+                             "a long enough password")
+        task_ids: list[str] = []
+        for op in ops:
+            apply(op, user, staff, task_ids)
+            db.session.refresh(user)
+            assert user.tokens >= 0
+            assert user.tokens == credits.ledger_balance(user.id), op
+
+        rows = db.session.execute(sa.select(Ledger.kind, Ledger.task_id, Ledger.delta)
+                                  .where(Ledger.user_id == user.id)).all()
+        for task in db.session.scalars(sa.select(Task).where(Task.user_id == user.id)):
+            debits = [d for k, t, d in rows if t == task.id and k == "debit"]
+            refunds = [d for k, t, d in rows if t == task.id and k == "refund"]
+            assert debits == [-task.cost]
+            if task.state in ("failed", "canceled"):
+                assert refunds == [task.cost] and task.refunded
+            else:
+                assert refunds == [] and not task.refunded
+        assert [m for m in credits.check_ledger() if m["user_id"] == user.id] == []
+        db.session.remove()

@@ -1,0 +1,39 @@
+// Unit tests of the studio's cost (site/static/js/pages/studio/cost.js).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { computeCost, isFreeOfCharge, shownCost } from "../../site/static/js/pages/studio/cost.js";
+
+const COST = { steps_unit: 50, pixels_unit: 512 * 512 };
+
+test("one token buys up to steps_unit steps of a pixels_unit image, per sample", () => {
+  assert.equal(computeCost({ samples: 1, steps: 50, width: 512, height: 512 }, COST), 1);
+  assert.equal(computeCost({ samples: 1, steps: 51, width: 512, height: 512 }, COST), 2);
+  assert.equal(computeCost({ samples: 1, steps: 150, width: 512, height: 512 }, COST), 3);
+  assert.equal(computeCost({ samples: 2, steps: 40, width: 256, height: 256 }, COST), 2);
+  assert.equal(computeCost({ samples: 2, steps: 60, width: 64, height: 64 }, COST), 2);
+  assert.equal(computeCost({ samples: 4, steps: 30, width: 768, height: 768 }, COST), 8);
+});
+
+test("the constants come from the config", () => {
+  const dear = { steps_unit: 10, pixels_unit: 64 * 64 };
+  assert.equal(computeCost({ samples: 1, steps: 20, width: 128, height: 64 }, dear), 4);
+});
+
+test("no cost while a number is missing or not positive", () => {
+  assert.equal(computeCost({ samples: null, steps: 30, width: 512, height: 512 }, COST), null);
+  assert.equal(computeCost({ samples: 1, steps: 0, width: 512, height: 512 }, COST), null);
+  assert.equal(computeCost({ samples: 1, steps: 30, width: -8, height: 512 }, COST), null);
+  assert.equal(computeCost({ samples: 1, steps: 30, width: 512 }, COST), null);
+});
+
+test("the server's answer wins; free of charge shows 0", () => {
+  assert.equal(shownCost(null, false, 3), 3);
+  assert.equal(shownCost(5, false, 3), 5);
+  assert.equal(shownCost(0, true, 3), 0);
+  assert.equal(shownCost(null, true, 3), 0); // stale answer, still not charged
+  assert.equal(shownCost(null, true, null), null);
+  assert.equal(isFreeOfCharge(0, 3), true);
+  assert.equal(isFreeOfCharge(0, 0), false);
+  assert.equal(isFreeOfCharge(2, 2), false);
+  assert.equal(isFreeOfCharge(0, null), false);
+});

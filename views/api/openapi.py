@@ -1,0 +1,159 @@
+"""The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json.
+
+Each module of views/api documents its own routes in a module-level OPENAPI dict
+(paths relative to /api/v1) built with the helpers here, and may add OPENAPI_SCHEMAS;
+document() merges them. The task parameters' schema comes from the rules table
+(services/generation/params.py)."""
+from __future__ import annotations
+
+import sys
+
+from flask import jsonify
+
+from services.generation.params import RULES, Rule
+from views.api.common import bp, public
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def answer(description: str, schema: dict | None = None, status: str = "200") -> dict:
+    body = {"description": description}
+    if schema:
+        body["content"] = {"application/json": {"schema": schema}}
+    return {status: body}
+
+
+def errors(*codes: int) -> dict:
+    names = {400: "Bad request", 401: "Not signed in", 402: "Not enough tokens", 403: "Not allowed",
+             404: "Not found", 409: "State conflict", 413: "Too large", 415: "Unsupported media type",
+             422: "Invalid field", 429: "Rate limited or queue full",
+             503: "A dependency is down"}
+    return {str(c): {"description": names[c], "content": {"application/json": {"schema": ERROR}}}
+            for c in codes}
+
+
+def op(summary: str, answers: dict, *, body: dict | None = None, params: list | None = None,
+        public: bool = False, error_codes=(401,)) -> dict:
+    op = {"summary": summary, "responses": {**answers, **errors(*error_codes)}}
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    if public:
+        op["security"] = []
+    return op
+
+
+def path_id(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+PAGING = [{"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+          {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}]
+
+
+def list_of(item: str) -> dict:
+    return {"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+        "total": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}}
+
+
+def ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def parameter_schema(rule: Rule) -> dict:
+    """A task parameter's JSON Schema from its rule. A maximum that only the user's
+    limits set (sizes, samples) is left out: it differs from user to user."""
+    if rule.kind == "text":
+        if rule.required:
+            return {"type": "string", "minLength": 1, "maxLength": rule.max_length}
+        return {"type": "string", "maxLength": rule.max_length, "default": rule.default}
+    kind = "integer" if rule.kind == "int" else "number"
+    schema: dict = {"type": kind if rule.default is not None else [kind, "null"]}
+    if rule.kind == "int" and rule.step > 1:
+        schema["multipleOf"] = rule.step
+    schema["minimum"] = rule.min
+    if rule.max is not None:
+        schema["maximum"] = rule.max
+    if rule.default is not None:
+        schema["default"] = rule.default
+    return schema
+
+
+TASK_PARAMS = {
+    "type": "object", "required": [name for name, rule in RULES.items() if rule.required],
+    "properties": {
+        **{name: parameter_schema(rule) for name, rule in RULES.items()},
+        "scheduler": {"type": "string"}, "model": {"type": "string"},
+        "init_image": {"type": ["string", "null"]},
+        "board_id": {"type": ["string", "null"], "description": "a board of yours: the results go there"},
+    },
+}
+STRING, INTEGER, BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+
+SCHEMAS = {
+    "Error": {"type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"],
+              "properties": {"code": STRING, "message": STRING, "field": STRING}}}},
+    "User": {"type": "object", "properties": {k: STRING for k in (
+        "id", "username", "email", "first_name", "last_name", "mobile", "role", "created_at")}
+        | {"tokens": INTEGER, "active": BOOLEAN, "settings": {"type": "object"}}},
+    "Image": {"type": "object", "properties": {k: STRING for k in (
+        "id", "kind", "task_id", "created_at", "url", "thumbnail_url", "metadata_url")}
+        | {"width": INTEGER, "height": INTEGER, "seed": INTEGER}},
+    "Task": {"type": "object", "properties": TASK_PARAMS["properties"] | {
+        # null when the task has no init image (strength applies to image-to-image only)
+        "strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "id": STRING, "state": {"enum": ["queued", "running", "done", "failed", "canceled"]},
+        "cost": INTEGER, "refunded": BOOLEAN, "position": {"type": ["integer", "null"]},
+        "progress": {"type": "object", "properties": {"step": INTEGER, "total": INTEGER}},
+        "eta_s": {"type": ["number", "null"]}, "images": {"type": "array", "items": ref("Image")},
+        "error": {"type": ["string", "null"]}, "created_at": STRING,
+        "duration_s": {"type": ["number", "null"]}}},
+}
+
+
+PAGING_NAMES = {p["name"] for p in PAGING}
+
+
+def _shared_answers(operation: dict) -> dict:
+    """Add the answers every route gets from views/api's shared helpers: a JSON body that
+    does not parse is a 400 (`bad_json`, body()) and a field that does not fit is a 422;
+    `offset` or `limit` out of range is a 422 (paging())."""
+    extra = []
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        extra += [400, 422]
+    if any(p.get("in") == "query" and p.get("name") in PAGING_NAMES for p in operation.get("parameters", ())):
+        extra.append(422)
+    missing = [c for c in extra if str(c) not in operation["responses"]]
+    if missing:
+        operation = {**operation, "responses": {**operation["responses"], **errors(*missing)}}
+    return operation
+
+
+def document() -> dict:
+    paths: dict = {}
+    schemas = dict(SCHEMAS)
+    for name in sorted(sys.modules):
+        module = sys.modules[name]
+        if name.startswith("views.api.") and module is not None:
+            for path, operations in getattr(module, "OPENAPI", {}).items():
+                paths.setdefault(path, {}).update(
+                    {method: _shared_answers(operation) for method, operation in operations.items()})
+            schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Daydream API", "version": "1"},
+        "servers": [{"url": "/api/v1"}],
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "session"}}},
+        "security": [{"bearer": []}, {"session": []}],
+    }
+
+
+@public
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(document())
