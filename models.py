@@ -182,6 +182,8 @@ class Task(db.Model):
     model: so.Mapped[str] = so.mapped_column(sa.String(255))
     init_image_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     strength: so.Mapped[Optional[float]]
+    # How the init image is fitted to width × height: "cover" (crop) or "contain" (pad).
+    init_fit: so.Mapped[Optional[str]] = so.mapped_column(sa.String(10))
     # Results go into this board (the gallery's), if it still exists when they are saved.
     board_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     cost: so.Mapped[int] = so.mapped_column(default=0)
@@ -231,6 +233,7 @@ class Task(db.Model):
             "model": self.model,
             "init_image": self.init_image_id,
             "strength": self.strength,
+            "init_fit": self.init_fit,
         }
 
 

@@ -1,5 +1,5 @@
 """The account page (/account): overview, settings, tokens, API tokens. The page is
-rendered here, the ledger and the API tokens as partials fetched again by
+rendered here, the ledger, the API tokens and the ZIP archives as partials fetched again by
 site/static/js/pages/account.js; its forms talk to the JSON API, except
 "sign out everywhere", a plain form (it ends this session too)."""
 from __future__ import annotations
@@ -11,6 +11,7 @@ from flask_login import current_user, login_required
 from extensions import db
 from models import Image, Task
 from services.accounts import credits, links, signin, tiers
+from services.library import archives as archive_service
 from services.core import mail
 from views.auth import end_this_session
 
@@ -32,6 +33,7 @@ def index():
         image_count=count(Image),
         task_count=count(Task),
         **ledger_context(user, 0),
+        **archives_context(user),
         api_tokens=signin.list_api_tokens(user),
         session_count=signin.count_sessions(user),
         pending_email=links.pending_email(user),
@@ -74,3 +76,19 @@ def ledger():
 def api_tokens():
     """The personal API tokens table (account/_tokens.html)."""
     return render_template("account/_tokens.html", api_tokens=signin.list_api_tokens(current_user))
+
+
+ARCHIVES_SHOWN = 10
+
+
+def archives_context(user) -> dict:
+    items, total = archive_service.list_archives(user, offset=0, limit=ARCHIVES_SHOWN)
+    return {"archives": items, "archives_total": total}
+
+
+@bp.get("/account/archives")
+@login_required
+def archives():
+    """The account's ZIP archives (account/_archives.html): ready, being made, failed and
+    expired ones, newest first (the JSON list: GET /api/v1/archives)."""
+    return render_template("account/_archives.html", **archives_context(current_user))

@@ -10,6 +10,7 @@ from flask_login import current_user, login_user, logout_user
 
 from services.accounts import links, signin, users
 from services.accounts.first_run import create_first_staff, token_valid
+from services.accounts.passwords import MIN_PASSWORD
 from services.core import mail
 from services.core.errors import Conflict, ServiceError, ValidationError
 from services.core.ratelimit import LimitsUnavailable, RateLimited
@@ -32,6 +33,34 @@ def note_activity() -> None:
         return
     if current_user.is_authenticated:
         users.touch(current_user)
+
+
+@bp.app_context_processor
+def password_rule() -> dict:
+    """The rule for a new password, shown before it is typed (register, reset, first-run
+    setup, the account page): the numbers come from services/accounts/passwords.py, the
+    code that enforces it."""
+    return {"password_rule": f"At least {MIN_PASSWORD} characters, and not a common password "
+                             "(nor your username or email).",
+            "password_min": MIN_PASSWORD}
+
+
+# Why the sign-in page was shown: the first part of the path the visitor was sent from.
+SIGN_IN_REASONS = {
+    "studio": "Sign in to use the studio.",
+    "images": "Sign in to see your images.",
+    "account": "Sign in to open your account.",
+    "admin": "Sign in with a staff account to open the staff pages.",
+}
+
+
+def sign_in_reason(next_url: str | None) -> str | None:
+    """The line the sign-in page shows when a page sent the visitor there (?next=), or
+    None when they came by themselves."""
+    if not next_url or _safe_next(next_url) != next_url:
+        return None
+    first = urlsplit(next_url).path.strip("/").split("/", 1)[0]
+    return SIGN_IN_REASONS.get(first, "Sign in to open that page.")
 
 
 def _safe_next(target: str | None) -> str:
@@ -104,7 +133,7 @@ def login():
             _sign_in(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(next_url))
     return (render_template("auth/login.html", form=form, errors=errors, next=next_url or "",
-                            can_reset=mail.configured()),
+                            reason=sign_in_reason(next_url), can_reset=mail.configured()),
             status, headers)
 
 

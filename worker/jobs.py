@@ -118,8 +118,9 @@ class Progress:
     """Throttled progress over all samples: Redis for readers of the API, a Socket.IO
     event (with a preview of the current step, when wanted) for the page."""
 
-    def __init__(self, task, *, hz: int, preview_hz: int | None):
+    def __init__(self, task, *, hz: int, preview_hz: int | None, estimate_s: float | None = None):
         self.task = task
+        self.estimate_s = estimate_s  # the server's run estimate (estimates.run_seconds), if any
         self.room = task.user.room
         self.interval = 1.0 / max(hz, 1)
         self.previews = PreviewThrottle(preview_hz) if preview_hz else None
@@ -127,18 +128,56 @@ class Progress:
         self.last_sent = 0.0
         self.steps_done = 0
         self.per_sample = task.effective_steps
+        # Step timing, to keep the warm-up of a first step (a worker's first run, a new
+        # size) out of the rate: each sample's first step, and its later steps' span.
+        self.sample_started = self.started
+        self.first_steps: list[float] = []
+        self.spans: dict[int, list] = {}  # sample -> [end of step 1, end of its latest step, steps]
 
     def total(self) -> int:
         return self.per_sample * self.task.samples
 
-    def eta(self) -> float:
-        per_step = (time.monotonic() - self.started) / max(self.steps_done, 1)
-        return round(per_step * (self.total() - self.steps_done), 1)
+    def seconds_per_step(self, now: float | None = None) -> float | None:
+        """Measured seconds per step so far, everything (decoding, saving) included but the
+        warm-up: a first step slower than the later ones counts as one of those. None
+        until a step after a first one was measured."""
+        now = time.monotonic() if now is None else now
+        span = sum(last - first for first, last, _ in self.spans.values())
+        intervals = sum(steps - 1 for _, _, steps in self.spans.values())
+        if intervals <= 0 or self.steps_done <= 0:
+            return None
+        steady = span / intervals
+        warm_up = sum(max(0.0, first - steady) for first in self.first_steps)
+        return max(now - self.started - warm_up, steady * self.steps_done) / self.steps_done
+
+    def eta(self) -> float | None:
+        """Seconds left. Before a step is measured: the server's run estimate (None when
+        it has none: "estimating…"); then the measured time per step × the steps left
+        over all samples (image-to-image: only the steps it runs)."""
+        now = time.monotonic()
+        left_steps = self.total() - self.steps_done
+        rate = self.seconds_per_step(now)
+        if rate is None and self.estimate_s is not None:
+            if self.steps_done == 0:
+                left = estimates.step_zero_eta(self.estimate_s, self.total(), now - self.started)
+            else:
+                left = self.estimate_s / max(self.total(), 1) * left_steps
+            return round(left, 1)
+        if rate is None:
+            if self.steps_done == 0:
+                return None
+            rate = (now - self.started) / self.steps_done  # one step to go by
+        return round(rate * left_steps, 1)
 
     def step(self, sample: int, done_in_sample: int, per_sample: int | None, latents=None) -> None:
         self.per_sample = per_sample or self.per_sample
         self.steps_done = sample * self.per_sample + done_in_sample
         now = time.monotonic()
+        if done_in_sample == 1:
+            self.first_steps.append(now - self.sample_started)
+            self.spans[sample] = [now, now, 1]
+        elif done_in_sample > 1 and sample in self.spans:
+            self.spans[sample][1:] = [now, done_in_sample]
         last = self.steps_done >= self.total()
         if not last and now - self.last_sent < self.interval:
             return
@@ -152,6 +191,7 @@ class Progress:
         events.emit_task(self.room, payload)  # publishes with a timeout, never raises
 
     def image_ready(self, images: list) -> None:
+        self.sample_started = time.monotonic()  # the next sample's first step starts now
         events.emit_task(self.room, {"id": self.task.id, "state": "running", "step": self.steps_done,
                                      "total": self.total(), "eta_s": self.eta(), "position": None,
                                      "images": [image.to_dict() for image in images]})
@@ -172,15 +212,18 @@ def generate(task) -> None:
     if task.init_image_id:
         from PIL import Image as PILImage
 
+        from worker.init_image import fit_picture
+
         init = storage.get_image(task.user, task.init_image_id)
         with PILImage.open(storage.path_of(init)) as source:
-            init_picture = source.convert("RGB").resize((task.width, task.height), PILImage.LANCZOS)
+            init_picture = fit_picture(source, task.width, task.height, task.init_fit)
         runner = img2img_from(pipe)
     else:
         runner = pipe
     previews = config["PREVIEWS"] and task.user.previews
     progress = Progress(task, hz=config["PROGRESS_HZ"],
-                        preview_hz=config["PREVIEW_HZ"] if previews else None)
+                        preview_hz=config["PREVIEW_HZ"] if previews else None,
+                        estimate_s=_quietly(estimates.run_seconds, task))
     progress.step(0, 0, None)
     images = []
     started = time.monotonic()
@@ -220,7 +263,8 @@ def generate(task) -> None:
                                          board_id=boards.live_board_id(task.user_id, task.board_id)))
         db.session.commit()
         progress.image_ready(images)
-    elapsed = time.monotonic() - started
-    estimates.record_step_time(task.model, task.width, task.height,
-                               elapsed / max(progress.per_sample * task.samples, 1))
+    per_step = progress.seconds_per_step()
+    if per_step is None:  # one step a sample: nothing to tell a warm-up by
+        per_step = (time.monotonic() - started) / max(progress.per_sample * task.samples, 1)
+    estimates.record_step_time(task.model, task.width, task.height, per_step)
     task_service.complete_task(task)

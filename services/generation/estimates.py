@@ -1,9 +1,15 @@
 """Estimates from measured step times on this server: what a task will cost, how long
 it will wait and how long it will run. The worker records seconds per step after every
-task, per model and size (and per megapixel, to scale to sizes not yet seen)."""
+task, per model and size; sizes never measured are read off a per-model fit
+time = a + b × pixels over the sizes that were (a: the per-step overhead that does not
+grow with the image, b: the time per pixel), so a small image is not estimated as a
+shrunken copy of a large one (nor a large one as a blown-up small one)."""
 from __future__ import annotations
 
+import heapq
 import math
+import time
+from datetime import timezone
 from types import SimpleNamespace
 
 import redis
@@ -16,6 +22,10 @@ from services.core import queue, redis_client
 from services.generation import dispatch
 
 ALPHA = 0.3  # weight of the newest measurement in the moving average
+MAX_SIZES = 32  # sizes kept per model for the fit (the least recently measured go first)
+# With a single size measured there is nothing to fit: assume this share of its time per
+# step is overhead that does not scale with the pixels (between "all fixed" and "all per pixel").
+ONE_SIZE_OVERHEAD = 0.5
 
 
 def _key(model: str, name: str) -> str:
@@ -26,12 +36,61 @@ def _key(model: str, name: str) -> str:
 def record_step_time(model: str, width: int, height: int, seconds_per_step: float) -> None:
     """seconds_per_step: the time of one denoising step of one sample."""
     conn = redis_client.connection()
-    mpx = width * height / 1e6
-    for name, value in ((f"{width}x{height}", seconds_per_step), ("per_mpx", seconds_per_step / mpx)):
-        key = _key(model, name)
-        old = conn.get(key)
-        new = value if old is None else ALPHA * value + (1 - ALPHA) * float(old)
-        conn.set(key, f"{new:.6f}")
+    size = f"{width}x{height}"
+    key = _key(model, size)
+    old = conn.get(key)
+    new = moving_average(None if old is None else float(old), seconds_per_step)
+    conn.set(key, f"{new:.6f}")
+    sizes = _key(model, "sizes")  # size -> "seconds per step|when", for the fit
+    conn.hset(sizes, size, f"{new:.6f}|{time.time():.0f}")
+    fields = conn.hgetall(sizes)
+    if len(fields) > MAX_SIZES:
+        by_age = sorted(fields, key=lambda f: float(_decode(fields[f]).split("|")[1]))
+        conn.hdel(sizes, *by_age[:len(fields) - MAX_SIZES])
+
+
+def moving_average(old: float | None, value: float) -> float:
+    """The moving average of step times, except that a time under half the average
+    replaces it: a slow outlier (a warm-up, a busy machine) is not the rule, and
+    estimates that stay high for several runs after one are what misleads."""
+    if old is None or value < old / 2:
+        return value
+    return ALPHA * value + (1 - ALPHA) * old
+
+
+def _decode(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def fit_step_time(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(a, b) of seconds per step = a + b × pixels, by least squares over the measured
+    (pixels, seconds per step) points; neither term negative. One point: split its time
+    by ONE_SIZE_OVERHEAD. None without points."""
+    points = [(float(p), float(t)) for p, t in points if p > 0 and t > 0]
+    if not points:
+        return None
+    if len({p for p, _ in points}) == 1:
+        pixels = points[0][0]
+        mean = sum(t for _, t in points) / len(points)
+        return ONE_SIZE_OVERHEAD * mean, (1 - ONE_SIZE_OVERHEAD) * mean / pixels
+    n = len(points)
+    mean_p = sum(p for p, _ in points) / n
+    mean_t = sum(t for _, t in points) / n
+    var = sum((p - mean_p) ** 2 for p, _ in points)
+    b = sum((p - mean_p) * (t - mean_t) for p, t in points) / var
+    a = mean_t - b * mean_p
+    if b < 0:  # larger was not slower (noise): a flat estimate
+        return mean_t, 0.0
+    if a < 0:  # no overhead to speak of: through the origin
+        return 0.0, sum(p * t for p, t in points) / sum(p * p for p, _ in points)
+    return a, b
+
+
+def predict_step_time(fit: tuple[float, float] | None, pixels: float) -> float | None:
+    if fit is None:
+        return None
+    a, b = fit
+    return max(a + b * pixels, 1e-6)
 
 
 def seconds_per_step(model: str, width: int, height: int) -> float | None:
@@ -39,21 +98,89 @@ def seconds_per_step(model: str, width: int, height: int) -> float | None:
     exact = conn.get(_key(model, f"{width}x{height}"))
     if exact is not None:
         return float(exact)
-    per_mpx = conn.get(_key(model, "per_mpx"))
+    points = []
+    for size, value in conn.hgetall(_key(model, "sizes")).items():
+        w, h = (int(v) for v in _decode(size).split("x"))
+        points.append((w * h, float(_decode(value).split("|")[0])))
+    if points:
+        return predict_step_time(fit_step_time(points), width * height)
+    per_mpx = conn.get(_key(model, "per_mpx"))  # recorded by earlier versions
     if per_mpx is not None:
         return float(per_mpx) * width * height / 1e6
     return None
 
 
 def run_seconds(task) -> float | None:
+    """The whole run of a task: seconds per step × the steps it runs (image-to-image
+    runs only strength × steps) × samples; None when nothing measured applies."""
     per_step = seconds_per_step(task.model, task.width, task.height)
     return None if per_step is None else (
         per_step * effective_steps(task.steps, task.init_image_id, task.strength) * task.samples)
 
 
+def step_zero_eta(run_s: float | None, total_steps: int, elapsed: float) -> float | None:
+    """Time left of a run whose first step is not measured yet: the server's run estimate,
+    counting down by at most one step's share (that first step is what is under way)."""
+    if run_s is None:
+        return None
+    return max(run_s - min(max(elapsed, 0.0), run_s / max(total_steps, 1)), 0.0)
+
+
+def remaining_seconds(task, now: float | None = None) -> float | None:
+    """Time left of a running task: its live ETA (the number its card shows), aged by the
+    time since the worker wrote it; before any, the run estimate from its start."""
+    now = time.time() if now is None else now
+    progress = queue.get_progress(task.id) or {}
+    if progress.get("eta_s") is not None:
+        return max(float(progress["eta_s"]) - max(now - float(progress.get("at") or now), 0.0), 0.0)
+    started = now
+    if task.started_at is not None:  # naive UTC in the database
+        started = task.started_at.replace(tzinfo=task.started_at.tzinfo or timezone.utc).timestamp()
+    return step_zero_eta(run_seconds(task), task.effective_steps * task.samples, now - started)
+
+
+def wait_seconds(running: list[float], ahead: list[float], workers: int) -> float | None:
+    """When a worker is free for the next task: the running tasks (their time left) and
+    the queued tasks ahead (their run estimates), dealt in order to whichever worker is
+    free first. With one worker this is exactly the sum of everything ahead; with more,
+    the same work divided over them (a free worker means no wait). None without workers."""
+    if workers <= 0:
+        return None
+    free = [0.0] * workers
+    for seconds in list(running) + list(ahead):
+        heapq.heapreplace(free, free[0] + seconds)
+    return free[0]
+
+
+def _wait_for(position: int, order: list, user_id: int | None = None) -> tuple[float | None, dict]:
+    """The wait of the task at `position` of `order`, and the time left that it counted
+    for each running task of `user_id` (by id), which that user's cards show live."""
+    workers = len(queue.workers())
+    ahead = [run_seconds(t) for t in order[:position - 1]]
+    if not workers or any(a is None for a in ahead):
+        return None, {}  # no worker, or work ahead nobody can size: no estimate
+    now = time.time()
+    running, mine = [], {}
+    for task in db.session.scalars(sa.select(Task).where(Task.state == TaskState.RUNNING.value)):
+        left = remaining_seconds(task, now) or 0.0
+        running.append(left)
+        if task.user_id == user_id:
+            mine[task.id] = round(left, 2)
+    return wait_seconds(running, ahead, workers), mine
+
+
+def _answer(cost, position: int, wait_s, run_s) -> dict:
+    eta_s = None if run_s is None or wait_s is None else wait_s + run_s
+    rounded = lambda v: None if v is None else round(v, 2)  # noqa: E731
+    answer = {"position": position, "wait_s": rounded(wait_s), "run_s": rounded(run_s),
+              "eta_s": rounded(eta_s)}
+    return answer if cost is None else {"cost": cost, **answer}
+
+
 def estimate(user, params: dict, cost: int) -> dict:
     """Where a task with these parameters would land in the fair order now, and the
-    time until it starts (the work ahead, shared among the workers) and runs."""
+    time until it starts (the work ahead, shared among the workers) and runs. The
+    running tasks count with the same time left that their cards show."""
     probe = SimpleNamespace(id="__probe__", user_id=user.id, created_at=utcnow(), model=params["model"],
                             width=params["width"], height=params["height"], steps=params["steps"],
                             samples=params["samples"], init_image_id=params.get("init_image"),
@@ -62,20 +189,37 @@ def estimate(user, params: dict, cost: int) -> dict:
     position = next(n for n, t in enumerate(order, start=1) if t is probe)
     run_s = run_seconds(probe)
     try:
-        workers = len(queue.workers())
-        remaining = 0.0
-        for task_id in db.session.scalars(sa.select(Task.id).where(Task.state == TaskState.RUNNING.value)):
-            progress = queue.get_progress(task_id) or {}
-            remaining += progress.get("eta_s") or 0.0
-        ahead = [run_seconds(t) for t in order[:position - 1]]
-        known = workers and not any(a is None for a in ahead)
-        wait_s = (sum(ahead) + remaining) / workers if known else None  # no worker: no estimate
+        wait_s, mine = _wait_for(position, order, user.id)
     except redis.RedisError:
-        wait_s = None
-    eta_s = None if run_s is None or wait_s is None else wait_s + run_s
-    rounded = lambda v: None if v is None else round(v, 2)  # noqa: E731
-    return {"cost": cost, "position": position, "wait_s": rounded(wait_s), "run_s": rounded(run_s),
-            "eta_s": rounded(eta_s)}
+        wait_s, mine = None, {}
+    # running: the time left counted for each of the user's running tasks, so that the
+    # page can follow their cards' live ETA between answers (pages/studio/eta.js).
+    return {**_answer(cost, position, wait_s, run_s), "running": mine}
+
+
+def for_task(task) -> dict:
+    """The estimate of a submitted task: {position, wait_s, run_s, eta_s} (once it runs:
+    no position, no wait, and eta_s its time left). Nulls where unknown."""
+    try:
+        run_s = run_seconds(task)
+        position = wait_s = None
+        if task.state == TaskState.QUEUED.value:
+            order = dispatch.fair_order()
+            position = next((n for n, t in enumerate(order, start=1) if t.id == task.id), None)
+            if position is not None:
+                wait_s = _wait_for(position, order)[0]
+                return _answer(None, position, wait_s, run_s)
+            db.session.refresh(task, ["state", "started_at"])  # a worker took it meanwhile
+        if task.state == TaskState.RUNNING.value:
+            return {"position": None, "wait_s": 0.0, "run_s": _round(run_s),
+                    "eta_s": _round(remaining_seconds(task))}
+        return {"position": None, "wait_s": None, "run_s": _round(run_s), "eta_s": None}
+    except redis.RedisError:
+        return {"position": None, "wait_s": None, "run_s": None, "eta_s": None}
+
+
+def _round(value):
+    return None if value is None else round(value, 2)
 
 
 def retry_after() -> int:

@@ -16,9 +16,9 @@ MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
 class Rule:
-    """kind: "int", "float" or "text". max None: the user's limit named by `limit`
-    decides. An int's step above 1 is enforced (a multiple of it); a float's step is
-    the studio's slider step only."""
+    """kind: "int", "float", "text" or "choice" (one of `choices`). max None: the
+    user's limit named by `limit` decides. An int's step above 1 is enforced (a
+    multiple of it); a float's step is the studio's slider step only."""
     kind: str
     default: Any
     min: int | float | None = None
@@ -27,6 +27,7 @@ class Rule:
     limit: str | None = None
     max_length: int | None = None
     required: bool = False
+    choices: tuple[str, ...] | None = None
 
 
 RULES: dict[str, Rule] = {
@@ -39,8 +40,11 @@ RULES: dict[str, Rule] = {
     "samples": Rule("int", 1, min=1, step=1, limit="max_samples"),
     "seed": Rule("int", None, min=0, max=MAX_SEED, step=1),
     "strength": Rule("float", 0.75, min=0, max=1, step=0.05),
+    # How an init image of another shape is fitted to width × height: "cover" scales it
+    # to fill and crops the overflow (centred); "contain" scales it to fit and pads.
+    "init_fit": Rule("choice", "cover", choices=("cover", "contain")),
 }
-NUMERIC = tuple(name for name, rule in RULES.items() if rule.kind != "text")
+NUMERIC = tuple(name for name, rule in RULES.items() if rule.kind in ("int", "float"))
 DEFAULTS = {name: rule.default for name, rule in RULES.items()}
 
 # One token buys up to steps_unit steps of a pixels_unit-pixel image (API.md):
@@ -52,6 +56,29 @@ COST_FORMULA = f"samples × ceil(steps × width × height / ({COST['steps_unit']
 
 def task_cost(steps: int, width: int, height: int, samples: int) -> int:
     return samples * math.ceil(steps * width * height / (COST["steps_unit"] * COST["pixels_unit"]))
+
+
+# What the studio starts from with a given model, where it differs from the table: the
+# built-in demo model runs on the CPU, so a small, quick picture (a few seconds) rather
+# than 512 × 512 at 30 steps (about a minute on two cores). The API's defaults for an
+# omitted field stay the table's (RULES), whatever the model.
+MODEL_DEFAULTS: dict[str, dict[str, int]] = {
+    "demo": {"width": 256, "height": 256, "steps": 8},
+}
+STUDIO_FIELDS = ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "samples", "seed")
+
+
+def studio_defaults(model_id: str | None) -> dict:
+    """The panel's starting values with this model: the table's, overridden by the model's."""
+    values = {name: DEFAULTS[name] for name in STUDIO_FIELDS}
+    values.update(MODEL_DEFAULTS.get(model_id or "", {}))
+    return values
+
+
+def choice_rules() -> dict:
+    """{field: {choices, default}} of the choice fields."""
+    return {name: {"choices": list(rule.choices), "default": rule.default}
+            for name, rule in RULES.items() if rule.kind == "choice"}
 
 
 def highest(name: str, limits: dict | None = None) -> int | float | None:
@@ -177,6 +204,12 @@ def validate_task_params(data: Any, *, limits: dict, models: list[str], schedule
     params["init_image"] = init_image or None
     strength = _number(data, "strength", limits, errors)  # checked even where it does not apply
     params["strength"] = strength if params["init_image"] else None
+    fit = data.get("init_fit")
+    if fit is None:
+        fit = RULES["init_fit"].default
+    if fit not in RULES["init_fit"].choices:
+        errors["init_fit"] = "must be one of " + ", ".join(RULES["init_fit"].choices)
+    params["init_fit"] = fit if params["init_image"] and "init_fit" not in errors else None
     board_id = data.get("board_id")
     if board_id is not None and not isinstance(board_id, str):
         errors["board_id"] = "must be a board id, or null"

@@ -86,7 +86,8 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         width=params["width"], height=params["height"], steps=params["steps"],
         guidance=params["guidance"], samples=params["samples"], seed=params["seed"],
         scheduler=params["scheduler"], model=params["model"],
-        init_image_id=params["init_image"], strength=params["strength"], board_id=params["board_id"],
+        init_image_id=params["init_image"], strength=params["strength"], init_fit=params["init_fit"],
+        board_id=params["board_id"],
         cost=cost_for(user, params), idempotency_key=idempotency_key,
     )
     try:
@@ -307,6 +308,17 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
         position = (dispatch.positions() if positions is None else positions).get(task.id)
     total = live.get("total", task.effective_steps * task.samples)
     step = total if task.state == TaskState.DONE.value else live.get("step", 0)
+    run_s = eta_s = None
+    if task.state in (TaskState.QUEUED.value, TaskState.RUNNING.value):
+        try:
+            # run_s: the server's estimate of the whole run, shown before any progress.
+            run_s = estimates.run_seconds(task)
+            if task.state == TaskState.RUNNING.value:
+                # The worker's live ETA, aged since it was written (the estimate line adds
+                # up the same numbers); before the worker's first, the run estimate.
+                eta_s = estimates.remaining_seconds(task)
+        except redis.RedisError:
+            pass
     return {
         "id": task.id,
         "state": task.state,
@@ -321,7 +333,8 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
         "duration_s": task.duration_s,
         "position": position,
         "progress": {"step": step, "total": total},
-        "eta_s": live.get("eta_s"),
+        "eta_s": None if eta_s is None else round(eta_s, 1),
+        "run_s": None if run_s is None else round(run_s, 2),
         "images": [image.to_dict() for image in task.images],
         "error": task.error,
     }
@@ -330,7 +343,7 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
 def event_payload(task: Task, positions: dict[str, int] | None = None) -> dict:
     data = task_to_dict(task, positions)
     return {"id": task.id, "state": task.state, "step": data["progress"]["step"],
-            "total": data["progress"]["total"], "eta_s": data["eta_s"],
+            "total": data["progress"]["total"], "eta_s": data["eta_s"], "run_s": data["run_s"],
             "position": data["position"], "images": data["images"], "error": task.error,
             "refunded": task.refunded, "seed": task.seed}
 

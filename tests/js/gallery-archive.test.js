@@ -58,7 +58,7 @@ test("archiveProgress and archiveText follow the states", () => {
   assert.deepEqual(archiveProgress({ state: "queued" }), { done: 0, total: 0, fraction: null });
   assert.equal(archiveText(queued, "“Lanterns”"), "Waiting to start the ZIP of “Lanterns” (3 images)…");
   assert.equal(archiveText(building(2)), "Packing the ZIP of your images: 2 of 3 images…");
-  assert.equal(archiveText(ready, "3 images"), "The ZIP of 3 images is ready: 3 images, 2.4 MB.");
+  assert.equal(archiveText(ready, "3 images"), "The ZIP of 3 images is ready: 2.4 MB.");
   assert.equal(archiveText({ state: "failed", error: "Disk full." }), "Disk full.");
   assert.match(archiveText({ state: "expired" }), /expired/);
   assert.equal(isFinished(ready), true);

@@ -70,7 +70,7 @@ OPENAPI = {
                    "(Socket.IO event `archive` reports its progress)",
                    answer("The archive, queued", ref("Archive"), "202"), body=ARCHIVE_REQUEST,
                    error_codes=(401, 404, 409, 422, 429, 503)),
-        "get": op("Your archives, newest first", answer("Archives", list_of("Archive")), params=PAGING),
+        "get": op("Your archives, newest first: ready, being made, failed and expired ones (the account page lists them)", answer("Archives", list_of("Archive")), params=PAGING),
     },
     "/archives/{id}": {
         "get": op("An archive: its state and progress", answer("The archive", ref("Archive")),

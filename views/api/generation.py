@@ -34,7 +34,8 @@ def estimate():
 @bp.post("/tasks")
 def submit():
     task = tasks.submit_task(current_user, body(), request.headers.get("Idempotency-Key"))
-    return jsonify(tasks.task_to_dict(task)), 202
+    # The estimate at submit, so the card shows a time before the first progress event.
+    return jsonify({**tasks.task_to_dict(task), "estimate": estimates.for_task(task)}), 202
 
 
 @bp.get("/tasks")
@@ -97,6 +98,8 @@ OPENAPI = {
     "/estimate": {"post": op("What a submit would cost and wait now",
                               answer("Estimate", {"type": "object", "properties": {
                                   "cost": {"type": "integer"}, "eta_s": {"type": ["number", "null"]},
+                                  "wait_s": {"type": ["number", "null"]}, "run_s": {"type": ["number", "null"]},
+                                  "running": {"type": "object", "additionalProperties": {"type": "number"}},
                                   "position": {"type": "integer"}}}),
                               body=TASK_PARAMS, error_codes=(401, 422))},
     "/tasks": {

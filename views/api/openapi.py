@@ -65,6 +65,8 @@ def ref(name: str) -> dict:
 def parameter_schema(rule: Rule) -> dict:
     """A task parameter's JSON Schema from its rule. A maximum that only the user's
     limits set (sizes, samples) is left out: it differs from user to user."""
+    if rule.kind == "choice":
+        return {"type": "string", "enum": list(rule.choices), "default": rule.default}
     if rule.kind == "text":
         if rule.required:
             return {"type": "string", "minLength": 1, "maxLength": rule.max_length}
@@ -104,10 +106,12 @@ SCHEMAS = {
     "Task": {"type": "object", "properties": TASK_PARAMS["properties"] | {
         # null when the task has no init image (strength applies to image-to-image only)
         "strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "init_fit": {"enum": [*RULES["init_fit"].choices, None]},
         "id": STRING, "state": {"enum": ["queued", "running", "done", "failed", "canceled"]},
         "cost": INTEGER, "refunded": BOOLEAN, "position": {"type": ["integer", "null"]},
         "progress": {"type": "object", "properties": {"step": INTEGER, "total": INTEGER}},
-        "eta_s": {"type": ["number", "null"]}, "images": {"type": "array", "items": ref("Image")},
+        "eta_s": {"type": ["number", "null"]}, "run_s": {"type": ["number", "null"]},
+        "images": {"type": "array", "items": ref("Image")},
         "error": {"type": ["string", "null"]}, "created_at": STRING,
         "duration_s": {"type": ["number", "null"]}}},
 }

@@ -32,7 +32,8 @@
  *
  *   isFinished(archive) → true once ready, failed or expired
  *   archiveProgress(archive) → {done, total, fraction}: fraction 0…1, null when unknown
- *   archiveText(archive, what = "your images") → a sentence saying where the ZIP is
+ *   archiveText(archive, what = "your images") → a sentence saying where the ZIP is; when
+ *     `what` counts the images already ("3 images"), the count is said once
  *
  *   archiveWidget(container, options) → widget: shows one archive at a time in `container`
  *     (un-hides it; sets data-state, and the class is-error when it failed) with
@@ -78,13 +79,17 @@ export function archiveText(archive, what = "your images") {
   const a = archive || {};
   const { done, total } = archiveProgress(a);
   const images = plural(total, "image", "images");
+  // `what` may count the images itself ("3 images"): then the count is not said twice.
+  const counted = !!total && new RegExp("(^|[^0-9])" + images + "\\b").test(String(what));
   switch (a.state) {
     case "queued":
-      return "Waiting to start the ZIP of " + what + (total ? " (" + images + ")" : "") + "…";
+      return "Waiting to start the ZIP of " + what + (total && !counted ? " (" + images + ")" : "") + "…";
     case "building":
-      return "Packing the ZIP of " + what + ": " + done + " of " + images + "…";
+      return counted ? "Packing the ZIP of " + what + ": " + done + " done…"
+        : "Packing the ZIP of " + what + ": " + done + " of " + images + "…";
     case "ready": {
       const size = formatBytes(a.size_bytes);
+      if (counted) return "The ZIP of " + what + " is ready" + (size ? ": " + size : "") + ".";
       return "The ZIP of " + what + " is ready: " + images + (size ? ", " + size : "") + ".";
     }
     case "failed":

@@ -22,8 +22,15 @@
  *                             one focused before it opened)
  * refresh() shows the current item again (after the page changed it or the list).
  *
+ * On a touch screen a swipe across the picture steps too: to the left → the next one, to
+ * the right → the previous one (pointer events of pointerType touch or pen; a mouse drags
+ * nothing). The stage has touch-action: pan-y, so scrolling down to the details still works.
+ *
  * stepTarget(index, delta, count, {wrap, hasMore}) → the index to show, "more" (fetch more
- * first) or null (nothing that way): pure, for the tests. */
+ * first) or null (nothing that way): pure, for the tests.
+ * swipeStep(start, end, {minDistance, maxSlope}) → 1 (a swipe to the left: the next one),
+ * -1 (to the right: the previous one) or 0 (a tap, a scroll, too short or too slanted);
+ * start and end are {x, y} in pixels: pure, for the tests. */
 
 const TYPING = /^(INPUT|TEXTAREA|SELECT)$/;
 
@@ -37,6 +44,15 @@ export function stepTarget(index, delta, count, { wrap = false, hasMore = false 
   if (next < 0) return null;
   if (next >= count) return hasMore ? "more" : null;
   return next;
+}
+
+export function swipeStep(start, end, { minDistance = 40, maxSlope = 0.6 } = {}) {
+  if (!start || !end) return 0;
+  const dx = end.x - start.x;
+  const dy = end.y - start.y;
+  if (!Number.isFinite(dx) || !Number.isFinite(dy)) return 0;
+  if (Math.abs(dx) < minDistance || Math.abs(dy) > Math.abs(dx) * maxSlope) return 0;
+  return dx < 0 ? 1 : -1;
 }
 
 export function createLightbox(root, options = {}) {
@@ -157,11 +173,32 @@ export function createLightbox(root, options = {}) {
     });
   }
 
+  // Swipes on the stage (the picture and the space around it).
+  const stage = root.querySelector(".lightbox__stage") || root;
+  let swipeFrom = null;
+  let swiped = false;
+  stage.addEventListener("pointerdown", (event) => {
+    swipeFrom = event.pointerType === "mouse" || !event.isPrimary ? null
+      : { x: event.clientX, y: event.clientY, id: event.pointerId };
+  });
+  stage.addEventListener("pointerup", (event) => {
+    const from = swipeFrom;
+    swipeFrom = null;
+    if (!from || from.id !== event.pointerId || !isOpen()) return;
+    const delta = swipeStep(from, { x: event.clientX, y: event.clientY });
+    if (!delta) return;
+    swiped = true; // not a tap beside the picture: the click that may follow closes nothing
+    setTimeout(() => { swiped = false; }, 400);
+    step(delta);
+  });
+  stage.addEventListener("pointercancel", () => { swipeFrom = null; });
+
   if (prev) prev.addEventListener("click", () => step(-1));
   if (next) next.addEventListener("click", () => step(1));
   if (closeButton) closeButton.addEventListener("click", close);
   root.addEventListener("click", (event) => {
     const t = event.target;
+    if (swiped) return;
     if (t === root || t.classList.contains("lightbox__stage") || t.classList.contains("lightbox__figure")) close();
   });
   // Esc: the dialog's own cancel; ours closes it the same way as the button.

@@ -1,14 +1,14 @@
 /* Daydream — the account page (/account): tabs, profile, password, delete, vouchers, the
  * ledger and the personal API tokens (server-rendered partials, fetched again after a
- * change), and "download everything" (lib/archive.js's widget). Talks to /api/v1. */
+ * change), and "download everything" (lib/archive.js's widget, with the list of the
+ * account's archives as a partial from the server). Talks to /api/v1. */
 import { api, errorText } from "../lib/api.js";
-import { $, $all, byId, copyText } from "../lib/dom.js";
+import { $all, byId, copyText } from "../lib/dom.js";
 import { onBalance, setBalance } from "../lib/balance.js";
 import { busy, clearErrors, say, showErrors } from "../lib/forms.js";
 import { loadFragment, onPager, withQuery } from "../lib/fragment.js";
 import { localizeTimes } from "../lib/times.js";
-import { archiveWidget } from "../lib/archive.js";
-import { recall, remember } from "../lib/storage.js";
+import { archiveWidget, trackArchive } from "../lib/archive.js";
 
 /* ---------- the balance in the page follows the one in the header ---------- */
 onBalance((tokens) => {
@@ -205,31 +205,41 @@ if (copyButton) copyButton.addEventListener("click", () => {
 });
 
 /* ---------- download everything ---------- */
-const account = $(".account");
+// The archives list (account/_archives.html) comes from the server: fetched again when an
+// archive changes. "Build my archive" follows the new one and downloads it by itself once
+// it is ready, as the gallery's ZIP does; one still being made when the page opens (asked
+// for earlier, here or in another browser) is followed so the list shows when it is ready.
+const archivesBox = byId("archives");
+function loadArchives() { return archivesBox ? loadFragment(archivesBox, "/account/archives") : Promise.resolve(); }
+
 const downloadAll = byId("download-all");
 const archiveBox = byId("archive-progress");
-if (account && downloadAll && archiveBox) {
-  // The archive asked for is remembered, so coming back to the page shows it again.
-  const key = "account.archive." + account.dataset.userId;
+if (downloadAll && archiveBox) {
   const canBuild = !downloadAll.disabled; // disabled by the page when there are no images
-  const idle = () => { downloadAll.disabled = !canBuild; };
+  const idle = () => { downloadAll.disabled = !canBuild; loadArchives(); };
+  let lastState = null;
   const widget = archiveWidget(archiveBox, {
     what: "all your images",
+    download: "auto",
+    onProgress: (archive) => {
+      if (archive.state !== lastState) { lastState = archive.state; loadArchives(); }
+    },
     onReady: idle,
-    onFailed: () => { remember(key, null); idle(); },
+    onFailed: idle,
   });
   downloadAll.addEventListener("click", () => {
     downloadAll.disabled = true;
+    lastState = null;
     widget.start({ all: true }).then((archive) => {
-      if (archive) remember(key, archive.id);
-      else idle();
+      if (!archive) idle();
+      else loadArchives();
     });
   });
-  const earlier = recall(key);
-  if (earlier) {
-    downloadAll.disabled = true;
-    widget.track(earlier);
-  }
+}
+if (archivesBox) {
+  $all('.archive-row[data-state="queued"], .archive-row[data-state="building"]', archivesBox).forEach((row) => {
+    trackArchive(row.dataset.archiveId, { onReady: loadArchives, onFailed: loadArchives });
+  });
 }
 
 localizeTimes();

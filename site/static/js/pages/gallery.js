@@ -609,7 +609,7 @@ function downloadZip(body, what) {
 
 byId("selection-zip").addEventListener("click", () => {
   const ids = Array.from(selected);
-  if (ids.length) downloadZip({ image_ids: ids }, plural(ids.length, "image", "images"));
+  if (ids.length) downloadZip({ image_ids: ids }, plural(ids.length, "image", "images")); // said once: archiveText
 });
 
 byId("view-zip").addEventListener("click", () => {
@@ -766,6 +766,21 @@ document.addEventListener("keydown", (event) => {
   clearSelection();
 });
 
+/* The studio's names of models and schedulers ("Euler", "Demo (tiny, CPU)"), for the
+ * details: the PNG's parameters hold their ids. Asked for once, when first needed; an id
+ * that is not listed (a model disabled since) is shown as it is. */
+let names = null;
+function loadNames() {
+  if (!names) {
+    names = Promise.all([api("GET", "/api/v1/models"), api("GET", "/api/v1/schedulers")]).then(([m, s]) => {
+      const table = (res) => new Map(((res.ok && res.data && res.data.items) || []).map((i) => [i.id, i.name]));
+      return { model: table(m), scheduler: table(s) };
+    });
+  }
+  return names;
+}
+const nameOf = (table, id) => (id && table && table.get(id)) || id;
+
 const PARAM_LABELS = [
   ["size", "Size"], ["steps", "Steps"], ["guidance", "Guidance"], ["scheduler", "Scheduler"],
   ["model", "Model"], ["strength", "Strength"], ["created", "Made"], ["kind", "Kind"],
@@ -821,7 +836,7 @@ function loadDetails(image) {
   byId("detail-negative").hidden = true;
   byId("detail-seed-row").hidden = true;
   renderParams(image, {});
-  api("GET", image.metadata_url).then((res) => {
+  Promise.all([api("GET", image.metadata_url), loadNames()]).then(([res, known]) => {
     if (seq !== detailSeq) return;
     if (!res.ok || !res.data) {
       detailNote(errorText(res, "Could not read this image's parameters."), true);
@@ -836,14 +851,15 @@ function loadDetails(image) {
     const noSeed = seed === null || seed === undefined;
     byId("detail-seed-row").hidden = noSeed;
     byId("detail-seed").textContent = noSeed ? "" : String(seed);
-    renderParams(image, meta);
+    renderParams(image, meta, known);
   });
 }
 
-function renderParams(image, meta) {
+function renderParams(image, meta, known) {
   const values = {
     size: (meta.width || image.width) + " × " + (meta.height || image.height),
-    steps: meta.steps, guidance: meta.guidance, scheduler: meta.scheduler, model: meta.model,
+    steps: meta.steps, guidance: meta.guidance,
+    scheduler: nameOf(known && known.scheduler, meta.scheduler), model: nameOf(known && known.model, meta.model),
     strength: meta.init_image ? meta.strength : null,
     created: formatDate(image.created_at),
     kind: image.kind === "upload" ? "Upload" + (meta.original_format ? " (" + meta.original_format + ")" : "") : null,

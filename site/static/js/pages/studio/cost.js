@@ -20,3 +20,10 @@ export function shownCost(serverCost, freeOfCharge, formula) {
   if (serverCost !== null && serverCost !== undefined) return serverCost;
   return freeOfCharge && formula !== null ? 0 : formula;
 }
+
+/** What follows "Cost" on the cost line: the unit, or, while the cost cannot be worked
+ * out (a field is empty or not a number), what to do about it. */
+export function costWords(cost) {
+  if (cost === null || cost === undefined) return "unknown: fix the fields above";
+  return cost === 1 ? "token" : "tokens";
+}

@@ -3,9 +3,11 @@
 import { api } from "../../lib/api.js";
 import { currentTokens } from "../../lib/balance.js";
 import { byId } from "../../lib/dom.js";
-import { formatSeconds, isNumber, plural } from "../../lib/format.js";
+import { isNumber, plural } from "../../lib/format.js";
 import { config } from "./config.js";
-import { computeCost, isFreeOfCharge, shownCost } from "./cost.js";
+import { computeCost, costWords, isFreeOfCharge, shownCost } from "./cost.js";
+import { describeEstimate } from "./eta.js";
+import { store } from "./store.js";
 import { clearFieldError, numberValue, readForm, showFieldErrors } from "./fields.js";
 
 /* The estimate does not depend on the prompt; with none typed yet this stands in for it. */
@@ -32,11 +34,11 @@ export function updateCost() {
   if (!costEl) return;
   const cost = shownCost(serverCost, freeOfCharge, formCost());
   const tokens = currentTokens();
-  costEl.textContent = cost === null ? "–" : String(cost);
+  costEl.textContent = cost === null ? "" : String(cost);
   costEl.dataset.cost = cost === null ? "" : String(cost);
   costEl.dataset.source = serverCost !== null ? "server" : "formula";
   const unit = byId("cost-unit");
-  if (unit) unit.textContent = cost === 1 ? "token" : "tokens";
+  if (unit) unit.textContent = costWords(cost);
   const balanceHint = byId("cost-balance");
   const short = cost !== null && tokens !== null && cost > tokens;
   if (balanceHint) {
@@ -47,6 +49,10 @@ export function updateCost() {
 }
 
 function setEstimate(state, text, title) {
+  if (state === "error") {
+    shown = null;
+    window.clearInterval(ticker);
+  }
   const node = byId("estimate");
   if (!node) return;
   node.dataset.state = state;
@@ -62,30 +68,67 @@ export function scheduleEstimate(delay) {
   timer = window.setTimeout(runEstimate, delay === undefined ? 300 : delay);
 }
 
-/** The estimate line of an answer of POST /api/v1/estimate: {text, title}. */
-export function describeEstimate(data) {
-  const position = isNumber(data.position) ? data.position : null;
-  const title = position !== null
-    ? (position <= 1 ? "It would be next in line." : "It would be number " + position + " in the queue.")
-    : "";
-  if (data.eta_s === null || data.eta_s === undefined) {
-    return { text: "No estimate yet: nothing like this has run here so far.", title };
-  }
-  const wait = isNumber(data.wait_s) ? data.wait_s : null;
-  const run = isNumber(data.run_s) ? data.run_s : null;
-  let text;
-  if (wait !== null && run !== null) text = "≈ " + formatSeconds(wait) + " to wait, " + formatSeconds(run) + " to run";
-  else if (isNumber(data.eta_s)) text = "≈ " + formatSeconds(data.eta_s) + " until it is done";
-  else text = "No estimate yet";
-  return { text, title };
+export { describeEstimate };
+
+/* While there is a wait, the line counts it down between answers (following our running
+   cards' live time left, which is what the server adds up) and asks again every
+   REFRESH_MS while one of our tasks is unfinished, every OTHERS_REFRESH_MS while only
+   other people's work is ahead (their queue events also make it ask). */
+const REFRESH_MS = 3000;
+const OTHERS_REFRESH_MS = 10000;
+let shown = null; // {data, at}: the answer the line shows and when it came
+let ticker = null;
+
+/* The time left that the card of one of our running tasks shows now (null once it is not running). */
+function cardTimeLeft(id) {
+  const task = store.get(id);
+  return task && task.state === "running" && isNumber(task.eta_s) ? task.eta_s : null;
 }
 
-function runEstimate() {
+function showAnswer() {
+  if (!shown) return;
+  const d = describeEstimate(shown.data, (Date.now() - shown.at) / 1000, cardTimeLeft);
+  setEstimate(shown.data.eta_s === null || shown.data.eta_s === undefined ? "none" : "ok", d.text, d.title);
+  const node = byId("estimate");
+  if (node) node.dataset.waitS = isNumber(d.wait) ? String(Math.round(d.wait * 10) / 10) : "";
+}
+
+/** Show the line again: one of our running tasks' time left changed (no request). */
+export function redrawEstimate() {
+  showAnswer();
+}
+
+/** Ask again now, the cost kept: the wait changed (one of ours started running). */
+export function refreshEstimate() {
+  if (shown) runEstimate(true);
+}
+
+function keepCurrent() {
+  window.clearInterval(ticker);
+  ticker = null;
+  // Something runs or waits ahead (or one of ours is unfinished, which will change it).
+  const ours = store.hasUnfinished();
+  if (!shown || !(shown.data.wait_s > 0 || ours)) return;
+  const every = ours ? REFRESH_MS : OTHERS_REFRESH_MS;
+  let ticks = 0;
+  ticker = window.setInterval(() => {
+    ticks += 1;
+    showAnswer();
+    if (ticks * 1000 >= every && !document.hidden) {
+      window.clearInterval(ticker);
+      ticker = null;
+      runEstimate(true);
+    }
+  }, 1000);
+}
+
+/* quiet: a refresh of the same form, not shown as loading. */
+function runEstimate(quiet) {
   const payload = readForm();
   if (!String(payload.prompt || "").trim()) payload.prompt = ESTIMATE_PROMPT;
   const mine = ++seq;
   const node = byId("estimate");
-  if (node) node.classList.add("is-loading");
+  if (node && quiet !== true) node.classList.add("is-loading");
   api("POST", "/api/v1/estimate", payload).then((res) => {
     if (mine !== seq) return; // a newer request is on its way
     if (node) node.classList.remove("is-loading");
@@ -98,8 +141,9 @@ function runEstimate() {
         freeOfCharge = isFreeOfCharge(res.data.cost, formCost());
       }
       updateCost();
-      const d = describeEstimate(res.data);
-      setEstimate(res.data.eta_s === null || res.data.eta_s === undefined ? "none" : "ok", d.text, d.title);
+      shown = { data: res.data, at: Date.now() };
+      showAnswer();
+      keepCurrent();
       return;
     }
     if (res.status === 422 || res.status === 400) {

@@ -3,23 +3,39 @@
  * and the task parameters the form holds. */
 import { $all, byId, el } from "../../lib/dom.js";
 import { config } from "./config.js";
+import { retryText } from "./messages.js";
 import { state } from "./state.js";
 
 /** The number fields that have a slider. */
 export const NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples", "strength"];
 export const FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
-                            "scheduler", "model", "strength", "init_image", "board_id"];
+                            "scheduler", "model", "strength", "init_image", "init_fit", "board_id"];
 /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
 const ERROR_BOX = { init_image: "init-error" };
-const ERROR_INPUT = { init_image: "init-file" };
+const ERROR_INPUT = { init_image: "init-file", init_fit: "init-fit" };
 export const FIELD_LABELS = {
   prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
   steps: "Steps", guidance: "Guidance", samples: "Images", seed: "The seed", scheduler: "The scheduler",
-  model: "The model", strength: "Strength", init_image: "The init image", board_id: "The board",
+  model: "The model", strength: "Strength", init_image: "The init image", init_fit: "The fit",
+  board_id: "The board",
 };
 
 /** The input of a field (#init-file for init_image). */
 export function fieldInput(field) { return byId(ERROR_INPUT[field] || field); }
+
+/** Of `fields` (names), the one whose input comes first in the form, or null. */
+export function firstInFormOrder(fields) {
+  const inputs = fields.map((field) => fieldInput(field)).filter(Boolean);
+  inputs.sort((a, b) => (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+  return inputs[0] || null;
+}
+
+/** The chosen init_fit ("cover" or "contain"). */
+export function initFit() {
+  const checked = document.querySelector('input[name="init_fit"]:checked');
+  return checked ? checked.value : (config.choice_rules && config.choice_rules.init_fit
+    ? config.choice_rules.init_fit.default : "cover");
+}
 
 /** The number in #id, or null when it is empty or not a number. */
 export function numberValue(id) {
@@ -56,11 +72,20 @@ export function setField(id, value) {
   if (input.tagName === "SELECT") {
     const exists = $all("option", input).some((o) => o.value === String(value));
     if (exists) input.value = String(value);
+    if (id === "model") syncModelTitle();
   } else {
     input.value = value === null || value === undefined ? "" : String(value);
   }
   if (NUMBER_FIELDS.indexOf(id) !== -1) syncRangeFromNumber(id);
   clearFieldError(id);
+}
+
+/** The model select's title: the chosen model's full name (the select may cut it). */
+export function syncModelTitle() {
+  const select = byId("model");
+  if (!select) return;
+  const option = select.options[select.selectedIndex];
+  select.title = option ? (option.title || option.textContent.trim()) : "";
 }
 
 /* ---------- field errors: <p id="{field}-error"> under each field ---------- */
@@ -136,13 +161,8 @@ export function hideFormError() {
 export function showRetryError(message, seconds) {
   const box = byId("form-error");
   if (!box) return;
-  let base = String(message || "The queue is full right now.").trim();
-  if (!/[.!?]$/.test(base)) base += ".";
   let left = seconds > 0 ? Math.ceil(seconds) : 0;
-  const render = () => {
-    box.textContent = base + " Nothing was charged; " +
-      (left > 0 ? "try again in " + left + " s." : "you can try again now.");
-  };
+  const render = () => { box.textContent = retryText(message, left); };
   showFormError("");
   render();
   if (left > 0) {
@@ -181,6 +201,7 @@ export function readForm() {
     payload.init_image = state.initImage.id;
     const strength = numberValue("strength");
     payload.strength = strength === null ? config.rules.strength.default : strength;
+    payload.init_fit = initFit();
   }
   return payload;
 }

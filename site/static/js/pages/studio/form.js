@@ -7,16 +7,17 @@ import { recall, remember } from "../../lib/storage.js";
 import { config } from "./config.js";
 import { scheduleEstimate, updateCost } from "./estimate.js";
 import {
-  FIELD_LABELS, FIELD_NAMES, NUMBER_FIELDS, clearErrors, clearFieldError, fieldInput, numberValue, paintRange,
-  readForm, setField, showFieldErrors, showFormError, showRetryError, syncRangeFromNumber,
+  FIELD_LABELS, FIELD_NAMES, NUMBER_FIELDS, clearErrors, clearFieldError, fieldInput, firstInFormOrder, numberValue,
+  paintRange, readForm, setField, showFieldErrors, showFormError, showRetryError, syncRangeFromNumber,
 } from "./fields.js";
 import { closePanel } from "./panel.js";
 import { refreshBalance } from "./settings.js";
 import { state } from "./state.js";
 import { store } from "./store.js";
 import {
-  enforceSizeLimits, parseRatio, ratioPossible, scalePossible, sizeForRatio, sizeForScale,
+  enforceSizeLimits, matchShape, parseRatio, ratioPossible, scalePossible, sizeForRatio, sizeForScale,
 } from "./sizes.js";
+import { renderFitLine } from "./upload.js";
 
 let sizeHintDefault = "";
 let seedLocked = false;
@@ -27,6 +28,7 @@ export function onFormChanged() {
   updateCost();
   updatePresetState();
   updateSeedControls();
+  renderFitLine();
   scheduleEstimate();
 }
 
@@ -139,6 +141,18 @@ function initSize() {
       applySize(fitted.size, note);
     });
   });
+
+  // "Match its shape": the size nearest to the init image's shape, at about the same area.
+  const match = byId("init-match");
+  if (match) {
+    match.addEventListener("click", () => {
+      const image = state.initImage;
+      const size = image ? matchShape(image.width, image.height, currentArea(), lim) : null;
+      if (!size) return;
+      applySize(size, "Made " + size[0] + " × " + size[1] + " to match the init image's shape.");
+      announce("The size is now " + size[0] + " × " + size[1] + ", the init image's shape.");
+    });
+  }
 
   const swap = byId("size-swap");
   if (swap) {
@@ -265,8 +279,12 @@ function showSubmitError(res) {
   if (res.status === 422 || res.status === 400) {
     const shown = showFieldErrors(error);
     if (shown.length) {
-      const input = fieldInput(shown[0]);
-      if (input && input.type !== "file") input.focus();
+      // The first field in error as the form lists them (the server's order is not the form's).
+      const input = firstInFormOrder(shown.filter((field) => {
+        const node = fieldInput(field);
+        return node && node.type !== "file";
+      }));
+      if (input) input.focus();
       return;
     }
     showFormError(message);
@@ -338,8 +356,8 @@ export function initForm() {
 
   initSize();
 
-  $all("#scheduler, #model").forEach((select) => {
-    select.addEventListener("change", () => onFormChanged());
+  $all("#scheduler, #model, input[name=init_fit]").forEach((input) => {
+    input.addEventListener("change", () => onFormChanged());
   });
 
   initSeed();

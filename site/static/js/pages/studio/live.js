@@ -5,7 +5,7 @@ import { api, errorText } from "../../lib/api.js";
 import { $, byId } from "../../lib/dom.js";
 import { getSocket, on } from "../../lib/socket.js";
 import { config, TASK_LIST_URL } from "./config.js";
-import { scheduleEstimate } from "./estimate.js";
+import { redrawEstimate, refreshEstimate, scheduleEstimate } from "./estimate.js";
 import { refreshBalance } from "./settings.js";
 import { store } from "./store.js";
 import { cardFor, hideTimelineAlert, markLoaded, showCardMessage, showTimelineAlert, updateEmptyState } from "./timeline.js";
@@ -84,7 +84,11 @@ export function fetchTask(id) {
 
 /** A `task` event of the socket. */
 export function applyEvent(ev) {
+  const before = store.get(ev.id);
   const action = store.applyEvent(ev, !config.viewedSession); // an earlier session shows no new tasks
+  // One of ours started: the estimate line's wait is now its time left (what its card shows).
+  if (ev.state === "running" && before && before.state === "queued") refreshEstimate();
+  else if ("eta_s" in ev) redrawEstimate(); // the line follows our running cards' time left
   if (action === "fetch") {
     fetchTask(ev.id);
   } else if (action === "final") {

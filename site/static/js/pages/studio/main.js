@@ -3,10 +3,12 @@
  * the JSON block #studio-config (config.js); the contract is /api/v1 (docs/API.md).
  *
  *   form.js, fields.js, panel.js, upload.js, reuse.js, boards.js  the panel
+ *   memory.js (defaults.js)                                     the kept panel, per-model defaults
  *   estimate.js (cost.js)                                       the cost line and the estimate
  *   store.js (merge.js), timeline.js                            the tasks and their cards
  *   live.js, settings.js, sessions.js                           the server, live updates, popovers
- *   sizes.js, cost.js, merge.js, rules.js, store.js             pure logic (node --test tests/js)
+ *   sizes.js, cost.js, merge.js, rules.js, store.js,            pure logic (node --test tests/js)
+ *   defaults.js, messages.js
  */
 import { onBalance } from "../../lib/balance.js";
 import { recall } from "../../lib/storage.js";
@@ -15,6 +17,7 @@ import { scheduleEstimate, formCost, updateCost } from "./estimate.js";
 import { NUMBER_FIELDS, syncRangeFromNumber } from "./fields.js";
 import { initForm, onFormChanged, renderSeedLock, setHelp, updatePromptCount } from "./form.js";
 import { applyEvent, cancelTask, loadTimeline, refreshQueue, startLive } from "./live.js";
+import { initMemory, restorePanel } from "./memory.js";
 import { initPanel } from "./panel.js";
 import { applyImageFromUrl, reuseSettings } from "./reuse.js";
 import { initSessions, showViewedSession } from "./sessions.js";
@@ -31,7 +34,9 @@ initPanel();
 initSettings();
 initBoards();
 initSessions();
+initMemory();
 onBalance(updateCost);
+restorePanel();
 
 updatePromptCount();
 NUMBER_FIELDS.forEach(syncRangeFromNumber);

@@ -52,6 +52,7 @@ export function eventToPatch(ev) {
     patch.progress = { step: ev.step || 0, total: ev.total || 0 };
   }
   if ("eta_s" in ev) patch.eta_s = ev.eta_s;
+  if (isNumber(ev.run_s)) patch.run_s = ev.run_s;
   if ("position" in ev) patch.position = ev.position;
   if (typeof ev.preview === "string" && ev.preview.indexOf("data:image/") === 0) patch._preview = ev.preview;
   if (isNumber(ev.sample)) patch._sample = ev.sample;

@@ -7,7 +7,7 @@ import { pageParams } from "./config.js";
 import { setField, showFormError } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
 import { isDrawer, openPanel } from "./panel.js";
-import { clearInitImage, setInitImage } from "./upload.js";
+import { clearInitImage, setInitFit, setInitImage } from "./upload.js";
 
 /**
  * Put a task's settings back into the form. options.seed overrides the task's seed;
@@ -36,6 +36,7 @@ export function reuseSettings(task, options = {}) {
   if (init) {
     setInitImage(init);
     if (isNumber(task.strength)) setField("strength", task.strength);
+    if (task.init_fit) setInitFit(task.init_fit);
   } else {
     clearInitImage();
   }

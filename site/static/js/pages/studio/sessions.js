@@ -3,6 +3,7 @@
 import { api, errorText } from "../../lib/api.js";
 import { byId, el } from "../../lib/dom.js";
 import { formatCreated, formatDate, plural, shorten } from "../../lib/format.js";
+import { popover } from "../../lib/popover.js";
 import { config } from "./config.js";
 
 const PAGE = 20;
@@ -51,33 +52,9 @@ function loadSessions(more) {
 }
 
 export function initSessions() {
-  const toggle = byId("sessions-toggle");
-  const panel = byId("sessions-panel");
-  if (!toggle || !panel) return;
-  const close = (returnFocus) => {
-    if (panel.hidden) return;
-    panel.hidden = true;
-    toggle.setAttribute("aria-expanded", "false");
-    if (returnFocus) toggle.focus();
-  };
-  toggle.addEventListener("click", () => {
-    if (!panel.hidden) {
-      close(false);
-      return;
-    }
-    panel.hidden = false;
-    toggle.setAttribute("aria-expanded", "true");
-    loadSessions(false);
-  });
-  byId("sessions-more").addEventListener("click", () => loadSessions(true));
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && !panel.hidden) close(true);
-  });
-  document.addEventListener("click", (event) => {
-    if (panel.hidden) return;
-    if (panel.contains(event.target) || toggle.contains(event.target)) return;
-    close(false);
-  });
+  const more = byId("sessions-more");
+  if (!popover(byId("sessions-toggle"), byId("sessions-panel"), { onOpen: () => loadSessions(false) })) return;
+  more.addEventListener("click", () => loadSessions(true));
 }
 
 /** An earlier session: the banner, and its date in the title. */

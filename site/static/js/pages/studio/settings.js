@@ -3,6 +3,7 @@
 import { api, errorText } from "../../lib/api.js";
 import { setBalance } from "../../lib/balance.js";
 import { $all, byId } from "../../lib/dom.js";
+import { popover } from "../../lib/popover.js";
 import { state } from "./state.js";
 import { rerenderAll } from "./timeline.js";
 
@@ -54,29 +55,7 @@ export function initSettings() {
   const errorBox = byId("settings-error");
   const inputs = settingInputs();
 
-  const open = () => {
-    panel.hidden = false;
-    toggle.setAttribute("aria-expanded", "true");
-    if (inputs[0]) inputs[0].focus();
-  };
-  const close = (returnFocus) => {
-    if (panel.hidden) return;
-    panel.hidden = true;
-    toggle.setAttribute("aria-expanded", "false");
-    if (returnFocus) toggle.focus();
-  };
-
-  if (toggle && panel) {
-    toggle.addEventListener("click", () => { if (panel.hidden) open(); else close(false); });
-    document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && !panel.hidden) close(true);
-    });
-    document.addEventListener("click", (event) => {
-      if (panel.hidden) return;
-      if (panel.contains(event.target) || toggle.contains(event.target)) return;
-      close(false);
-    });
-  }
+  popover(toggle, panel, { onOpen: () => { if (inputs[0]) inputs[0].focus(); } });
 
   inputs.forEach((input) => {
     input.addEventListener("change", () => {

@@ -99,3 +99,30 @@ export function enforceSizeLimits(changed, values, lim, labels = { width: "Width
   else if (a !== null && b !== null) hint = "";
   return { set, hint, touched: notes.length > 0 };
 }
+
+/** The allowed size nearest to a picture's shape (imgW : imgH) at about `area` pixels:
+ * "Match its shape" after choosing an init image. [width, height], multiples of the step. */
+export function matchShape(imgW, imgH, area, lim) {
+  if (!(imgW > 0 && imgH > 0)) return null;
+  return sizeForRatio(imgW, imgH, area > 0 ? area : lim.min * lim.min, lim);
+}
+
+/** Whether a picture of imgW × imgH already has the shape of w × h (within 1 %). */
+export function sameShape(imgW, imgH, w, h) {
+  return Math.abs((imgW / imgH) / (w / h) - 1) < 0.01;
+}
+
+/** How an init image of imgW × imgH is fitted to w × h: "cover" (scaled to fill, the
+ * overflow cropped, centred) or "contain" (scaled to fit, the rest padded with black). */
+export function fitDescription(imgW, imgH, w, h, fit) {
+  if (!(imgW > 0 && imgH > 0 && w > 0 && h > 0)) return "";
+  const target = w + " × " + h;
+  if (sameShape(imgW, imgH, w, h)) return "The picture has the shape of " + target + ": it is scaled to it, nothing is cut or added.";
+  const wider = imgW / imgH > w / h;
+  if (fit === "contain") {
+    return "Fitted inside " + target + ": the whole picture is kept and its " +
+      (wider ? "top and bottom" : "left and right") + " are padded with black.";
+  }
+  return "Cropped to fill " + target + ": the picture is scaled to cover it and its " +
+    (wider ? "left and right edges" : "top and bottom edges") + " are cut off.";
+}

@@ -1,8 +1,9 @@
 /* Daydream studio — the timeline: one card per task of the store, newest first, rendered
  * again whenever the store changes it. Card actions (cancel, reuse) are passed in. */
 import { $, $all, announce, byId, el } from "../../lib/dom.js";
-import { formatCreated, formatDuration, formatEta, isNumber, parseTime, plural, shorten } from "../../lib/format.js";
+import { formatCreated, formatDuration, isNumber, parseTime, plural, shorten } from "../../lib/format.js";
 import { config } from "./config.js";
+import { cardEta } from "./eta.js";
 import { STATE_LABELS, currentSample, isFinal } from "./merge.js";
 import { state } from "./state.js";
 import { store } from "./store.js";
@@ -185,7 +186,9 @@ function updateCard(card, task) {
     const sample = taskState === "running" && samples > 1 ? currentSample(task) : null;
     setText($(".task-sample", card), sample !== null ? "Image " + (sample + 1) + " of " + samples : "");
     setText($(".task-step", card), taskState === "running" ? "step " + step + " / " + total : "");
-    setText($(".task-eta", card), taskState === "running" || taskState === "queued" ? formatEta(task.eta_s) : "");
+    const eta = $(".task-eta", card);
+    setText(eta, cardEta(task));
+    eta.dataset.etaS = taskState === "running" && isNumber(task.eta_s) ? String(task.eta_s) : "";
   }
 
   renderImages(card, task, images);

@@ -4,7 +4,8 @@ import { api } from "../../lib/api.js";
 import { announce, byId } from "../../lib/dom.js";
 import { config } from "./config.js";
 import { scheduleEstimate } from "./estimate.js";
-import { clearFieldError, numberValue } from "./fields.js";
+import { clearFieldError, initFit, numberValue } from "./fields.js";
+import { fitDescription } from "./sizes.js";
 import { state } from "./state.js";
 
 let uploadSeq = 0;
@@ -28,6 +29,25 @@ function showInitError(message) {
 function setBusy(on) {
   const drop = byId("init-drop");
   if (drop) drop.classList.toggle("is-busy", on);
+}
+
+/** The line under the fit choice: how the init image will be fitted to width × height. */
+export function renderFitLine() {
+  const line = byId("init-fit-line");
+  if (!line) return;
+  const image = state.initImage;
+  const w = numberValue("width");
+  const h = numberValue("height");
+  line.textContent = image ? fitDescription(image.width, image.height, w, h, initFit()) : "";
+  const match = byId("init-match");
+  if (match) match.disabled = !(image && image.width && image.height);
+}
+
+/** Set the fit choice ("cover" or "contain"; anything else leaves it). */
+export function setInitFit(value) {
+  const radio = document.querySelector('input[name="init_fit"][value="' + CSS.escape(String(value)) + '"]');
+  if (radio) radio.checked = true;
+  renderFitLine();
 }
 
 /** Show the init image (or none): the preview, its size, the strength field. */
@@ -61,6 +81,9 @@ export function renderInitImage() {
   }
   const strength = byId("strength-field");
   if (strength) strength.hidden = !on;
+  const fit = byId("init-fit");
+  if (fit) fit.hidden = !on;
+  renderFitLine();
   const title = byId("init-drop-title");
   if (title) title.textContent = on ? "Drop or choose another picture to replace it" : "Drop a picture or choose a file";
   const drop = byId("init-drop");

@@ -1,0 +1,15 @@
+/* Daydream studio — sentences the panel composes from the server's. Pure: unit-tested
+ * (tests/js/studio-messages.test.js). */
+
+/** A 429 (the queue is full, or too many of yours wait) with `left` seconds to wait: the
+ * server's message without what this line says itself (that nothing was charged, when to
+ * try again), then "Nothing was charged; try again in N s." once. */
+export function retryText(message, left) {
+  let base = String(message || "The queue is full right now.").trim();
+  base = base.replace(/\s*Nothing was charged[.;!]?/gi, "").trim();
+  base = base.replace(/[;,]?\s*try again (shortly|later|soon|in a moment)\s*([.;!])?/gi, ".").trim();
+  base = base.replace(/\.{2,}$/, ".");
+  if (!base) base = "The queue is full right now.";
+  if (!/[.!?]$/.test(base)) base += ".";
+  return base + " Nothing was charged; " + (left > 0 ? "try again in " + left + " s." : "you can try again now.");
+}

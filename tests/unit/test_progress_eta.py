@@ -1,0 +1,54 @@
+"""The worker's ETA (worker/jobs.py Progress) on a fake clock: the server's estimate
+before a step is measured, then measured time per step × steps left, warm-up left out."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from worker import jobs
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = Clock()
+    monkeypatch.setattr(jobs.time, "monotonic", fake)
+    monkeypatch.setattr(jobs.events, "emit_task", lambda room, payload: None)
+    monkeypatch.setattr(jobs.queue, "set_progress", lambda *a, **k: None)
+    return fake
+
+
+def progress_of(estimate_s, steps=10, samples=2):
+    task = SimpleNamespace(id="t", user=SimpleNamespace(room="r"), effective_steps=steps, samples=samples)
+    return jobs.Progress(task, hz=1000, preview_hz=None, estimate_s=estimate_s)
+
+
+def test_at_step_zero_the_eta_is_the_server_estimate(clock):
+    assert progress_of(58.0).eta() == 58.0
+    assert progress_of(None).eta() is None  # "estimating…", never "about 1 s"
+
+
+def test_measured_steps_take_over_without_the_warm_up(clock):
+    progress = progress_of(40.0, steps=10, samples=2)
+    clock.now += 5.0  # a slow first step (warm-up)
+    progress.step(0, 1, 10)
+    assert progress.eta() == pytest.approx(40.0 / 20 * 19)  # one step tells nothing yet
+    for n in range(2, 11):
+        clock.now += 0.5
+        progress.step(0, n, 10)
+    assert progress.seconds_per_step() == pytest.approx(0.5)
+    assert progress.eta() == pytest.approx(0.5 * 10)  # the second sample's 10 steps
+    clock.now += 1.0  # decoding and saving the first image
+    progress.image_ready([])
+    clock.now += 0.5
+    progress.step(1, 1, 10)
+    # 11 s so far, less the first step's 4.5 s of warm-up, over 11 steps (decoding included)
+    assert progress.seconds_per_step() == pytest.approx((11.0 - 4.5) / 11)
