@@ -78,6 +78,7 @@ def browser_sign_in(page, login: str, password: str, remember: bool = False) -> 
         page.check("#remember")
     page.click("#login-submit")
     expect(page).to_have_url(re.compile(r"/studio$"))
+    expect(page.locator("body")).to_have_attribute("data-ready", "studio")
 
 
 def flask_create_staff(live, username: str) -> None:

@@ -229,6 +229,7 @@ def test_earlier_sessions_open_their_timeline(page):
     page.fill("input[name=password]", PASSWORD)
     page.click("form button[type=submit]")
     expect(page).to_have_url(re.compile(r"/studio$"))
+    expect(page.locator("body")).to_have_attribute("data-ready", "studio")  # its modules have run
     expect(page.locator("#timeline-empty")).to_be_visible()
 
     page.click("#sessions-toggle")
