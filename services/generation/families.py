@@ -1,0 +1,304 @@
+"""Model families and model cards. A card says what a model wants: its family, native
+size, default steps, guidance and scheduler, which controls apply, the schedulers that
+fit and its latent channels. Validation (params.py), the studio and the APIs read cards;
+nothing else hard-codes a family's numbers (DESIGN.md, "The generation engine").
+
+Also here, without torch: telling a model's family from its files (a diffusers folder's
+model_index.json and configs, or the tensor names in a .safetensors header), for the
+models-folder scan on the web tier and for the worker's loader."""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from services.generation.schedulers import FLOW_SCHEDULERS, UNET_SCHEDULERS
+
+# The SDXL sizes (about one megapixel), as SDXL, SD3 and FLUX were trained on them.
+MEGAPIXEL_SIZES = ((1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), (1344, 768), (768, 1344))
+SD1_SIZES = ((512, 512), (576, 448), (448, 576), (640, 384), (384, 640), (768, 512), (512, 768))
+SD2_SIZES = ((768, 768), (896, 640), (640, 896), (1024, 576), (576, 1024))
+
+
+@dataclass(frozen=True)
+class Card:
+    family: str
+    label: str
+    native_width: int
+    native_height: int
+    steps: int
+    guidance: float
+    scheduler: str
+    schedulers: tuple[str, ...]
+    uses_guidance: bool = True
+    uses_negative_prompt: bool = True
+    latent_channels: int = 4
+    size_step: int = 8  # width and height are multiples of this (VAE factor × patch size)
+    sizes: tuple[tuple[int, int], ...] = ()  # presets at the native size
+    variant: str = ""  # "v-prediction", "schnell", "dev", "demo"
+    # Where the studio starts (the demo models: small and quick on a CPU); None: native.
+    start_width: int | None = None
+    start_height: int | None = None
+    notes: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def max_side(self) -> int:
+        """The longest side a user may ask for, whatever a tier's side limit says (a tier's
+        pixel limit still holds): twice the native side, as far as the family goes."""
+        return max(self.native_width, self.native_height) * 2
+
+    def start_size(self) -> tuple[int, int]:
+        return (self.start_width or self.native_width, self.start_height or self.native_height)
+
+    def to_dict(self) -> dict:
+        width, height = self.start_size()
+        return {
+            "family": self.family, "family_label": self.label, "variant": self.variant,
+            "native_width": self.native_width, "native_height": self.native_height,
+            "defaults": {"steps": self.steps, "guidance": self.guidance, "scheduler": self.scheduler,
+                         "width": width, "height": height},
+            "schedulers": list(self.schedulers), "uses_guidance": self.uses_guidance,
+            "uses_negative_prompt": self.uses_negative_prompt,
+            "latent_channels": self.latent_channels, "size_step": self.size_step,
+            "max_side": self.max_side, "sizes": [list(s) for s in self.preset_sizes()],
+        }
+
+    def preset_sizes(self) -> list[tuple[int, int]]:
+        """The family's presets scaled to this model's native size, multiples of size_step."""
+        base = FAMILIES[self.family]
+        scale = math.sqrt(self.native_width * self.native_height / (base.native_width * base.native_height))
+        step = self.size_step
+        out = []
+        for w, h in self.sizes or base.sizes:
+            size = (max(step, round(w * scale / step) * step), max(step, round(h * scale / step) * step))
+            if size not in out:
+                out.append(size)
+        return out
+
+
+FAMILIES: dict[str, Card] = {
+    "sd1": Card("sd1", "Stable Diffusion 1.x", 512, 512, steps=30, guidance=7.5, scheduler="euler",
+                schedulers=UNET_SCHEDULERS, sizes=SD1_SIZES),
+    "sd2": Card("sd2", "Stable Diffusion 2.x", 768, 768, steps=30, guidance=7.5, scheduler="euler",
+                schedulers=UNET_SCHEDULERS, sizes=SD2_SIZES, variant="v-prediction"),
+    "sdxl": Card("sdxl", "Stable Diffusion XL", 1024, 1024, steps=30, guidance=7.0, scheduler="euler",
+                 schedulers=UNET_SCHEDULERS, sizes=MEGAPIXEL_SIZES),
+    "sd3": Card("sd3", "Stable Diffusion 3 / 3.5", 1024, 1024, steps=28, guidance=4.5,
+                scheduler="flow_euler", schedulers=FLOW_SCHEDULERS, latent_channels=16, size_step=16,
+                sizes=MEGAPIXEL_SIZES),
+    "flux": Card("flux", "FLUX.1", 1024, 1024, steps=28, guidance=3.5, scheduler="flow_euler",
+                 schedulers=FLOW_SCHEDULERS, uses_negative_prompt=False, latent_channels=16,
+                 size_step=16, sizes=MEGAPIXEL_SIZES, variant="dev"),
+}
+# FLUX.1 schnell is timestep- and guidance-distilled: four steps, no guidance.
+SCHNELL = dict(variant="schnell", steps=4, guidance=0.0, uses_guidance=False)
+FAMILY_IDS = tuple(FAMILIES)
+
+
+def card(family: str | None, *, variant: str | None = None, native_width: int | None = None,
+         native_height: int | None = None, demo: bool = False) -> Card:
+    """The card of a model of `family` (unknown: sd1, the safe guess for an old file)."""
+    base = FAMILIES.get(family or "sd1", FAMILIES["sd1"])
+    changes: dict = {}
+    if base.family == "flux" and variant == "schnell":
+        changes.update(SCHNELL)
+    elif base.family == "sd2" and variant == "base":  # SD 2.x base: 512 px, epsilon
+        changes.update(variant="base", native_width=512, native_height=512)
+    elif variant and variant not in ("demo",):
+        changes["variant"] = variant
+    if native_width and native_height:
+        changes.update(native_width=int(native_width), native_height=int(native_height))
+    if demo:
+        # The tiny built-in models run on the CPU: a small, quick picture.
+        steps = changes.get("steps", base.steps)
+        changes.update(start_width=256, start_height=256, steps=min(steps, 8))
+    return replace(base, **changes) if changes else base
+
+
+# --- telling a family from files ----------------------------------------------------
+
+PIPELINE_FAMILIES = {
+    "StableDiffusionPipeline": "sd1", "StableDiffusionImg2ImgPipeline": "sd1",
+    "StableDiffusionXLPipeline": "sdxl", "StableDiffusionXLImg2ImgPipeline": "sdxl",
+    "StableDiffusion3Pipeline": "sd3", "StableDiffusion3Img2ImgPipeline": "sd3",
+    "FluxPipeline": "flux", "FluxImg2ImgPipeline": "flux",
+}
+
+
+class UnknownModel(ValueError):
+    """The files are not a model of a family Daydream serves; the message says why."""
+
+
+@dataclass(frozen=True)
+class Detected:
+    family: str
+    variant: str = ""
+    native_width: int | None = None
+    native_height: int | None = None
+    parts: str = "full"  # a checkpoint: "full" pipeline, or only the "denoiser" (UNet/transformer)
+
+    def card(self, demo: bool = False) -> Card:
+        return card(self.family, variant=self.variant, native_width=self.native_width,
+                    native_height=self.native_height, demo=demo)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def detect_folder(folder: Path) -> Detected:
+    """The family of a diffusers folder, from model_index.json and the component configs."""
+    folder = Path(folder)
+    index = _read_json(folder / "model_index.json")
+    if not index:
+        raise UnknownModel(f"{folder} has no readable model_index.json")
+    name = index.get("_class_name", "")
+    family = PIPELINE_FAMILIES.get(name)
+    if family is None:
+        raise UnknownModel(f"{folder} is a {name or 'unknown'} pipeline; Daydream serves "
+                           "Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5 and FLUX.1")
+    variant, native = "", None
+    if family == "sd1":
+        unet = _read_json(folder / "unet" / "config.json")
+        scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
+        if unet.get("cross_attention_dim") == 1024:
+            family = "sd2"
+            variant = "v-prediction" if scheduler.get("prediction_type") == "v_prediction" else "base"
+        sample = unet.get("sample_size")
+        if isinstance(sample, int) and sample > 0:
+            native = sample * 8
+    elif family == "sdxl":
+        sample = _read_json(folder / "unet" / "config.json").get("sample_size")
+        if isinstance(sample, int) and sample > 0:
+            native = sample * 8
+    elif family == "flux":
+        transformer = _read_json(folder / "transformer" / "config.json")
+        variant = "dev" if transformer.get("guidance_embeds", True) else "schnell"
+    elif family == "sd3":
+        transformer = _read_json(folder / "transformer" / "config.json")
+        sample, patch = transformer.get("sample_size"), transformer.get("patch_size", 2)
+        if isinstance(sample, int) and sample > 0:
+            native = sample * 8
+        del patch
+    if native is not None and native < 256:
+        native = None  # a tiny test model: keep the family's sizes
+    return Detected(family, variant, native, native)
+
+
+def safetensors_header(path: Path) -> dict:
+    """The header of a .safetensors file: {tensor name: {dtype, shape, data_offsets}} and
+    "__metadata__". Reads a few kilobytes, never the weights."""
+    with open(path, "rb") as handle:
+        raw = handle.read(8)
+        if len(raw) != 8:
+            raise UnknownModel(f"{path.name} is not a safetensors file (too short)")
+        (length,) = struct.unpack("<Q", raw)
+        if not 2 <= length <= 100 * 1024 * 1024:
+            raise UnknownModel(f"{path.name} is not a safetensors file (bad header length)")
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError as exc:
+            raise UnknownModel(f"{path.name} is not a safetensors file (unreadable header)") from exc
+    if not isinstance(header, dict):
+        raise UnknownModel(f"{path.name} is not a safetensors file (unreadable header)")
+    return header
+
+
+def _strip(key: str) -> str:
+    for prefix in ("model.diffusion_model.", "diffusion_model."):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def detect_checkpoint_keys(keys: dict) -> Detected:
+    """The family of a single-file checkpoint from its tensor names (and shapes)."""
+    names = set(keys)
+    stripped = {_strip(k) for k in names}
+    if "double_blocks.0.img_attn.norm.key_norm.scale" in stripped:
+        variant = "dev" if any(k.startswith("guidance_in.") for k in stripped) else "schnell"
+        full = any(k.startswith(("vae.", "text_encoders.", "first_stage_model.")) for k in names)
+        return Detected("flux", variant, parts="full" if full else "denoiser")
+    if "joint_blocks.0.context_block.adaLN_modulation.1.bias" in stripped:
+        full = any(k.startswith(("text_encoders.", "first_stage_model.")) for k in names)
+        return Detected("sd3", parts="full" if full else "denoiser")
+    if any(k.startswith("conditioner.embedders.1.model.") for k in names):
+        return Detected("sdxl")
+    if any(k.startswith("cond_stage_model.model.") for k in names):
+        return Detected("sd2", "v-prediction")
+    if any(k.startswith("model.diffusion_model.input_blocks.") for k in names):
+        return Detected("sd1")
+    # The denoiser alone in diffusers' layout.
+    if any(k.startswith("single_transformer_blocks.") for k in names):
+        return Detected("flux", "dev" if any("guidance_embedder" in k for k in names) else "schnell",
+                        parts="denoiser")
+    if any(k.startswith("joint_blocks.") or k == "pos_embed.proj.weight" for k in names):
+        return Detected("sd3", parts="denoiser")
+    raise UnknownModel("its tensors are not those of a Stable Diffusion 1.x/2.x, SDXL, SD 3 or FLUX.1 "
+                       "checkpoint (is it a LoRA, a VAE or an embedding?)")
+
+
+LORA_MARKERS = (".lora_A.", ".lora_B.", ".lora_down.", ".lora_up.", "lora_unet_", "lora_te", ".alpha",
+                "lora_transformer_")
+
+
+def is_lora_keys(keys) -> bool:
+    return any(marker in k for k in keys for marker in LORA_MARKERS if k != "__metadata__")
+
+
+_ARCHITECTURE_HINTS = (("flux", "flux"), ("stable-diffusion-v3", "sd3"), ("sd3", "sd3"),
+                       ("stable-diffusion-xl", "sdxl"), ("sdxl", "sdxl"), ("stable-diffusion-v2", "sd2"),
+                       ("sd_v2", "sd2"), ("stable-diffusion-v1", "sd1"), ("sd_v1", "sd1"))
+
+
+def detect_lora_keys(header: dict) -> str:
+    """The base family of a LoRA: its metadata when it says so (kohya's ss_base_model_version,
+    the modelspec architecture), otherwise its tensor names and shapes."""
+    meta = header.get("__metadata__") or {}
+    for key in ("modelspec.architecture", "ss_base_model_version", "ss_sd_model_name"):
+        value = str(meta.get(key, "")).lower()
+        for hint, family in _ARCHITECTURE_HINTS:
+            if hint in value:
+                return family
+    keys = [k for k in header if k != "__metadata__"]
+    if any("single_transformer_blocks" in k or "single_blocks" in k for k in keys):
+        return "flux"
+    if any(k.startswith(("transformer.", "lora_transformer_")) or "joint_blocks" in k for k in keys):
+        return "sd3"
+    if any(k.startswith(("text_encoder_2.", "lora_te2_")) for k in keys):
+        return "sdxl"
+    # A UNet LoRA: the cross-attention's key projection takes the text encoder's width
+    # (768 SD 1.x, 1024 SD 2.x, 2048 SDXL); SDXL's first down block has no attention.
+    for k in keys:
+        if ("attn2.to_k" in k or "attn2_to_k" in k) and ("lora_A" in k or "lora_down" in k):
+            shape = header[k].get("shape") or []
+            if len(shape) == 2:
+                width = shape[1]
+                if width == 2048:
+                    return "sdxl"
+                if width == 1024:
+                    return "sd2"
+                if width == 768:
+                    return "sd1"
+    unet = [k for k in keys if k.startswith(("unet.", "lora_unet_"))]
+    if unet and not any("down_blocks.0.attentions" in k or "down_blocks_0_attentions" in k
+                        or "input_blocks_1_1" in k for k in unet):
+        return "sdxl"
+    return "sd1"
+
+
+def detect_file(path: Path) -> tuple[str, Detected | str]:
+    """("model", Detected) for a checkpoint, ("lora", family) for a LoRA. A .ckpt (a
+    pickle, not read on the web tier) is taken for an SD 1.x checkpoint."""
+    path = Path(path)
+    if path.suffix.lower() == ".ckpt":
+        return "model", Detected("sd1")
+    header = safetensors_header(path)
+    if is_lora_keys(header):
+        return "lora", detect_lora_keys(header)
+    return "model", detect_checkpoint_keys(header)
