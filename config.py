@@ -66,6 +66,13 @@ class Config:
         # or a single-file checkpoint (.safetensors / .ckpt).
         self.MODEL = os.environ.get("DAYDREAM_MODEL") or "demo"
         self.DEVICE = os.environ.get("DAYDREAM_DEVICE") or "auto"
+        # Tiny demo models offered besides "demo" (SD 1.x): "all", or families from
+        # sdxl, sd3, flux, comma-separated. Their LoRAs come with them.
+        self.DEMO_MODELS = os.environ.get("DAYDREAM_DEMO_MODELS", "")
+        # GPU memory: "high" keeps everything on the GPU; "low" offloads idle parts to the
+        # CPU and decodes in tiles (SDXL on a 6 GB card); "auto" picks from free memory.
+        self.VRAM = (os.environ.get("DAYDREAM_VRAM") or "auto").strip().lower()
+        self.MAX_LORAS = env_int("DAYDREAM_MAX_LORAS", 4)
         self.QUEUE_NAME = os.environ.get("DAYDREAM_QUEUE") or "daydream"
         self.JOB_TIMEOUT = env_int("DAYDREAM_JOB_TIMEOUT", 3600)
         # Liveness: every worker refreshes a heartbeat this often, and is taken for dead

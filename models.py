@@ -184,6 +184,8 @@ class Task(db.Model):
     strength: so.Mapped[Optional[float]]
     # How the init image is fitted to width × height: "cover" (crop) or "contain" (pad).
     init_fit: so.Mapped[Optional[str]] = so.mapped_column(sa.String(10))
+    # The LoRAs applied: [{id, name, weight}] (name as A1111's <lora:name:weight> writes it).
+    loras: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
     # Results go into this board (the gallery's), if it still exists when they are saved.
     board_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     cost: so.Mapped[int] = so.mapped_column(default=0)
@@ -234,6 +236,7 @@ class Task(db.Model):
             "init_image": self.init_image_id,
             "strength": self.strength,
             "init_fit": self.init_fit,
+            "loras": list(self.loras or []),
         }
 
 
@@ -294,8 +297,11 @@ class ModelState(str, enum.Enum):
 
 
 class AiModel(db.Model):
-    """A model the service can run: the built-in demo, DAYDREAM_MODEL, or one found by
-    a scan of the models folder. Staff enable models and pick the default."""
+    """A model the service can run (the built-in demo models, DAYDREAM_MODEL, or one found
+    by a scan of the models folder) or a LoRA (`lora`; files under <models>/loras/).
+    Staff enable them and pick the default model. `kind` is the storage format (demo,
+    folder, single_file, hub); `family` and the native size make its card
+    (services/generation/families.py)."""
 
     __tablename__ = "models"
 
@@ -309,12 +315,23 @@ class AiModel(db.Model):
     state: so.Mapped[str] = so.mapped_column(sa.String(20), default=ModelState.AVAILABLE.value)
     error: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    lora: so.Mapped[bool] = so.mapped_column(default=False)
+    family: so.Mapped[Optional[str]] = so.mapped_column(sa.String(20))
+    variant: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
+    native_width: so.Mapped[Optional[int]]
+    native_height: so.Mapped[Optional[int]]
 
     def to_dict(self, staff: bool = False) -> dict:
-        data = {"id": self.id, "name": self.name, "default": self.is_default, "kind": self.kind}
+        from services.generation.families import card_of  # torch-free: a table and file readers
+
+        data = {"id": self.id, "name": self.name, "kind": "lora" if self.lora else "model",
+                "format": self.kind, "family": self.family or "sd1"}
+        if not self.lora:
+            data["default"] = self.is_default
+            data.update(card_of(self).to_dict())
         if staff:
             data.update(spec=self.spec, enabled=self.enabled, state=self.state, error=self.error,
-                        source=self.source)
+                        source=self.source, default=self.is_default)
         return data
 
 

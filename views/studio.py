@@ -1,7 +1,7 @@
 """The studio page: the side panel and the session timeline (filled by site/static/js/pages/studio/main.js)."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
 from flask_login import current_user, login_required
 
 from services.generation import catalog, params, tasks
@@ -14,18 +14,23 @@ bp = Blueprint("studio", __name__)
 def index():
     limits = tasks.limits_for(current_user)
     models = catalog.models()
+    cards = catalog.cards()
     default_model = catalog.default_model()
     return render_template(
         "studio/index.html",
         limits=limits,
         schedulers=catalog.schedulers(),
         default_scheduler=catalog.DEFAULT_SCHEDULER,
+        # Each with its card (families.py): sizes, defaults, schedulers, controls that apply.
         models=models,
+        loras=catalog.loras(),
+        max_loras=current_app.config["MAX_LORAS"],
         demo_model=catalog.is_demo_default(),
-        # The panel's starting values: the table's, or the default model's own (the demo
-        # model's are small and quick); the panel follows the model chosen (model_defaults).
-        defaults=params.studio_defaults(default_model),
-        model_defaults={m["id"]: params.studio_defaults(m["id"]) for m in models},
+        # The panel's starting values: the table's, or the default model's card's (the demo
+        # models' are small and quick); the panel follows the model chosen (model_defaults).
+        defaults=params.studio_defaults(cards[default_model], limits) if default_model in cards
+        else params.studio_defaults(catalog.card_for(default_model), limits),
+        model_defaults={model_id: params.studio_defaults(card, limits) for model_id, card in cards.items()},
         cost_formula=params.COST_FORMULA,
         # The rules table (services/generation/params.py), maxima narrowed by this
         # user's limits: {field: {min, max, step, default}}; and the cost formula's units.

@@ -15,76 +15,53 @@ import shutil
 import tempfile
 from pathlib import Path
 
+# The tokenizer helpers live with the other families' parts; imported here too, where
+# they were first (bench/bench_previews.py uses _write_tokenizer_files).
+from worker.demo_families import MAKERS, _write_tokenizer_files, clip_tokenizer, write_lora  # noqa: F401
+
 # Bump when the configs below change: an existing folder with an older version
 # is rebuilt on the next start.
+# DEMO_VERSION is the SD 1.x model's; each family has its own.
 DEMO_VERSION = 1
+DEMO_VERSIONS = {"sd1": DEMO_VERSION, "sdxl": 1, "sd3": 1, "flux": 1}
+DEMO_FAMILIES = tuple(DEMO_VERSIONS)
 MARKER = "daydream-demo.json"
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte -> printable unicode character table (the byte-level
-    alphabet). Written out here so it does not depend on where a given
-    transformers version keeps its copy."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs)))
-
-
-def _write_tokenizer_files(folder: Path) -> int:
-    """Write a byte-level CLIP vocabulary with no merges: every text is split
-    into single bytes, so any prompt (unicode included) tokenizes without
-    unknown tokens. Returns the vocabulary size."""
-    chars = list(_bytes_to_unicode().values())
-    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {tok: i for i, tok in enumerate(tokens)}
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    # CLIP's merges file starts with a version line; the loader skips it.
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    return len(vocab)
-
-
-def _marker_ok(path: Path) -> bool:
+def _marker_ok(path: Path, family: str = "sd1") -> bool:
     try:
         data = json.loads((path / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return data.get("version") == DEMO_VERSION and (path / "model_index.json").is_file()
+    # Markers written before there were families have none: those are sd1.
+    return (
+        data.get("family", "sd1") == family
+        and data.get("version") == DEMO_VERSIONS[family]
+        and (path / "model_index.json").is_file()
+    )
 
 
-def _build(folder: Path) -> None:
+def _build(folder: Path, family: str = "sd1") -> None:
     """Make the pipeline and save it (diffusers folder format) into `folder`."""
     import torch
 
+    make = _make_pipeline if family == "sd1" else MAKERS[family]
     # Same weights on every machine (so a seed gives the same image everywhere),
     # without resetting the random state of the process that builds it.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        pipe = _make_pipeline(folder)
+        pipe = make(folder)
     pipe.save_pretrained(folder, safe_serialization=True)
     # Written last: a folder with the marker is a complete model.
-    (folder / MARKER).write_text(json.dumps({"name": "daydream-demo", "version": DEMO_VERSION}) + "\n", encoding="utf-8")
+    marker = {"name": "daydream-demo", "version": DEMO_VERSIONS[family], "family": family}
+    (folder / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
 
 
 def _make_pipeline(folder: Path):
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    # Written where the pipeline keeps its tokenizer: transformers 5 saves only
-    # tokenizer.json, and these two files keep the folder loadable by the
-    # slow tokenizer of transformers 4 as well.
-    tok_dir = folder / "tokenizer"
-    vocab_size = _write_tokenizer_files(tok_dir)
-    tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
-    # transformers 5 records the load arguments and would save them as settings.
-    for key in ("local_files_only", "is_local"):
-        tokenizer.init_kwargs.pop(key, None)
+    tokenizer, vocab_size = clip_tokenizer(folder / "tokenizer")
 
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
@@ -161,22 +138,25 @@ def assemble_pipeline(*, unet, vae, text_encoder, tokenizer):
     )
 
 
-def build_demo_model(path: Path) -> Path:
-    """Build the demo model at `path` unless an up-to-date one is there.
+def build_demo_model(path: Path, family: str = "sd1") -> Path:
+    """Build the demo model of `family` ("sd1", "sdxl", "sd3" or "flux") at `path`
+    unless an up-to-date one of that family is there.
 
     Safe when several processes (web CLI, workers) start at once: each builds
     into its own temporary folder beside `path` and renames it into place;
     whoever comes second finds a complete model there and throws its copy away.
     """
+    if family not in DEMO_VERSIONS:
+        raise ValueError(f"unknown demo family {family!r}; one of {', '.join(DEMO_FAMILIES)}")
     path = Path(path)
-    if _marker_ok(path):
+    if _marker_ok(path, family):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-build-", dir=path.parent))
     old: Path | None = None
     try:
-        _build(tmp)
-        if _marker_ok(path):  # another process finished first
+        _build(tmp, family)
+        if _marker_ok(path, family):  # another process finished first
             return path
         if path.exists():
             # An older version (or a broken leftover): move it aside first, since
@@ -190,10 +170,37 @@ def build_demo_model(path: Path) -> Path:
             os.replace(tmp, path)
         except OSError:
             # Lost the race: a complete model was put there meanwhile.
-            if not _marker_ok(path):
+            if not _marker_ok(path, family):
                 raise
         return path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def build_demo_lora(lora_path: Path, family: str = "sd1", model_folder: Path | None = None) -> Path:
+    """Write the tiny LoRA of the demo model of `family` to `lora_path` (a
+    .safetensors file in diffusers' LoRA format) and return that path.
+
+    It is made on the demo model in `model_folder`, which is built there first when
+    it holds no up-to-date demo model of that family (default: a folder
+    "daydream-demo-<family>" beside the file). Its weights are seeded, so every
+    build writes the same bytes; the file is written beside `lora_path` and renamed
+    into place, so a reader never sees half of it and racing builders are harmless.
+    The file carries no family metadata: the family shows in its tensor names.
+    """
+    if family not in DEMO_VERSIONS:
+        raise ValueError(f"unknown demo family {family!r}; one of {', '.join(DEMO_FAMILIES)}")
+    lora_path = Path(lora_path)
+    if model_folder is None:
+        model_folder = lora_path.parent / f"daydream-demo-{family}"
+    model_folder = build_demo_model(Path(model_folder), family)
+    lora_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{lora_path.name}-build-", dir=lora_path.parent))
+    try:
+        written = write_lora(tmp, "lora.safetensors", family, model_folder)
+        os.replace(written, lora_path)
+        return lora_path
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -21,7 +21,20 @@ from services.generation import catalog, estimates
 from services.generation import tasks as task_service
 from services.library import boards, storage
 from worker import get_app
-from worker.pipelines import ModelLoadError, PipelineCache, apply_scheduler, img2img_from
+from worker.pipelines import (
+    LoraError,
+    ModelLoadError,
+    PipelineCache,
+    apply_loras,
+    apply_scheduler,
+    detected_of,
+    family_of,
+    free_memory,
+    img2img_from,
+    lora_path,
+    memory_mode,
+    resident,
+)
 from worker.previews import PreviewThrottle, preview_data_url
 
 log = logging.getLogger(__name__)
@@ -35,7 +48,7 @@ def pipelines() -> PipelineCache:
     global _cache
     if _cache is None:
         config = get_app().config
-        _cache = PipelineCache(Path(config["MODELS_PATH"]), device=config["DEVICE"])
+        _cache = PipelineCache(Path(config["MODELS_PATH"]), device=config["DEVICE"], vram=config["VRAM"])
     return _cache
 
 
@@ -63,9 +76,10 @@ def load_model(model_id: str):
         loaded_model_id = None
         raise
     if cache.loads and loaded_model_id != model_id:
-        catalog.record_load_result(spec, None)
+        catalog.record_load_result(spec, None, detected_of(pipe))
     loaded_model_id = model_id
-    _quietly(record_worker_state, model=model_id, loads=cache.loads, heartbeat=time.time())
+    _quietly(record_worker_state, model=model_id, loads=cache.loads, heartbeat=time.time(),
+             resident=resident(), family=family_of(pipe), memory=memory_mode(pipe) or "")
     return pipe
 
 
@@ -81,6 +95,8 @@ def run_next(submitted_task_id: str | None = None) -> str:
             generate(task)
         except Exception as exc:
             log.exception("task %s failed", task.id)
+            if isinstance(exc, torch.OutOfMemoryError):
+                free_memory()  # the next task starts with the memory this one held
             task_service.fail_task(task.id, readable_error(exc))
             raise  # RQ records the failure in its failed-job registry
         finally:
@@ -105,11 +121,11 @@ def _quietly(call, *args, **kwargs):
 
 
 def readable_error(exc: Exception) -> str:
-    if isinstance(exc, ModelLoadError):
+    if isinstance(exc, (ModelLoadError, LoraError)):
         return f"{exc} Your tokens were refunded."
     if isinstance(exc, torch.OutOfMemoryError):
-        return ("The GPU ran out of memory. Try a smaller size or fewer samples. "
-                "Your tokens were refunded.")
+        return ("The GPU ran out of memory. Try a smaller size or fewer samples (staff: "
+                "DAYDREAM_VRAM=low fits larger models on small cards). Your tokens were refunded.")
     return (f"Generation failed ({exc.__class__.__name__}: {exc}). "
             "Your tokens were refunded; try again, and tell staff if it keeps happening.")
 
@@ -120,6 +136,7 @@ class Progress:
 
     def __init__(self, task, *, hz: int, preview_hz: int | None, estimate_s: float | None = None):
         self.task = task
+        self.family = "sd1"  # the model's (previews: how to read its latents)
         self.estimate_s = estimate_s  # the server's run estimate (estimates.run_seconds), if any
         self.room = task.user.room
         self.interval = 1.0 / max(hz, 1)
@@ -186,7 +203,8 @@ class Progress:
                    "total": self.total(), "eta_s": self.eta(), "position": None,
                    "sample": sample, "samples": self.task.samples}
         if latents is not None and self.previews is not None and self.previews.due():
-            payload["preview"] = preview_data_url(latents)
+            payload["preview"] = preview_data_url(latents, family=self.family,
+                                                  height=self.task.height, width=self.task.width)
         _quietly(queue.set_progress, self.task.id, self.steps_done, self.total(), payload["eta_s"])
         events.emit_task(self.room, payload)  # publishes with a timeout, never raises
 
@@ -202,12 +220,27 @@ def _canceled(task) -> bool:
     return task.state != "running"
 
 
+def _lora_file(lora_id: str, family: str) -> Path:
+    spec = catalog.spec_of(lora_id)
+    if spec is None:
+        raise LoraError(f"The LoRA {lora_id} is no longer available on this server; pick another.")
+    return lora_path(spec, pipelines().models_path, family)
+
+
+def _takes_size(runner) -> bool:
+    import inspect
+
+    return "width" in inspect.signature(type(runner).__call__).parameters
+
+
 def generate(task) -> None:
     """Render the samples one by one, so each image appears as soon as it is ready and
     a cancel takes effect at the next step."""
     config = get_app().config
     pipe = load_model(task.model)
+    family = family_of(pipe)
     apply_scheduler(pipe, task.scheduler)
+    apply_loras(pipe, list(task.loras or []), lambda lora_id: _lora_file(lora_id, family))
     init_picture = None
     if task.init_image_id:
         from PIL import Image as PILImage
@@ -224,11 +257,17 @@ def generate(task) -> None:
     progress = Progress(task, hz=config["PROGRESS_HZ"],
                         preview_hz=config["PREVIEW_HZ"] if previews else None,
                         estimate_s=_quietly(estimates.run_seconds, task))
+    progress.family = family
     progress.step(0, 0, None)
     images = []
     started = time.monotonic()
     for index in range(task.samples):
         stop = {"requested": False}
+        seed = task.seed + index
+        generator = torch.Generator("cpu").manual_seed(seed)
+        apply_scheduler(pipe, task.scheduler, seed=seed)  # (DPM++ SDE seeds its noise from it)
+        if init_picture is not None:
+            runner = img2img_from(pipe)  # follows the scheduler just set
 
         def on_step_end(pipeline, step_index, _timestep, callback_kwargs, index=index, stop=stop):
             wanted = _quietly(queue.stop_requested, task.id)
@@ -244,20 +283,22 @@ def generate(task) -> None:
                           callback_kwargs.get("latents"))
             return callback_kwargs
 
-        common = dict(prompt=task.prompt, negative_prompt=task.negative_prompt or None,
-                      num_inference_steps=task.steps, guidance_scale=task.guidance,
-                      generator=torch.Generator("cpu").manual_seed(task.seed + index),
-                      callback_on_step_end=on_step_end,
+        common = dict(prompt=task.prompt, num_inference_steps=task.steps, guidance_scale=task.guidance,
+                      generator=generator, callback_on_step_end=on_step_end,
                       callback_on_step_end_tensor_inputs=["latents"])
+        if task.negative_prompt:  # (the web tier refuses one for a family that ignores it)
+            common["negative_prompt"] = task.negative_prompt
         if init_picture is not None:
+            if _takes_size(runner):  # (SD 3, FLUX: else they resize to their default size)
+                common.update(width=task.width, height=task.height)
             result = runner(image=init_picture, strength=task.strength, **common)
         else:
             result = runner(width=task.width, height=task.height, **common)
         if stop["requested"] or _canceled(task):
             log.info("task %s canceled while running", task.id)
             return
-        seed = task.seed + index
-        metadata = {**task.parameters(), "seed": seed, "task_id": task.id, "index": index}
+        metadata = {**task.parameters(), "seed": seed, "task_id": task.id, "index": index,
+                    "family": family}
         images.append(storage.save_image(user_id=task.user_id, picture=result.images[0],
                                          metadata=metadata, task_id=task.id, index=index, seed=seed,
                                          board_id=boards.live_board_id(task.user_id, task.board_id)))

@@ -1,37 +1,43 @@
 """Loading, caching and configuring diffusers pipelines for the worker.
 
 A model "spec" (DAYDREAM_MODEL, or a task's model) is one of:
-  - "demo": the tiny built-in model, built on first use (worker/demo_model.py);
+  - "demo", "demo-sdxl", "demo-sd3", "demo-flux": the tiny built-in models, built on
+    first use (worker/demo_model.py);
   - a diffusers folder (with model_index.json), absolute or under the models path;
   - a .safetensors / .ckpt single-file checkpoint, absolute or under the models path;
   - otherwise a Hugging Face hub id, taken from the local HF cache when there.
+Families: SD 1.x, SD 2.x, SDXL, SD 3/3.5 and FLUX.1, each through diffusers' own
+pipeline class (services/generation/families.py tells the family from the files).
 Every failure comes out as ModelLoadError, whose message says what to do.
 """
 
 from __future__ import annotations
 
 import gc
-import inspect
 import os
+import re
 import weakref
 from pathlib import Path
 
 import torch
 from diffusers import (
-    DDIMScheduler,
-    DPMSolverMultistepScheduler,
-    EulerAncestralDiscreteScheduler,
-    EulerDiscreteScheduler,
-    PNDMScheduler,
-    StableDiffusionImg2ImgPipeline,
+    AutoPipelineForImage2Image,
+    DiffusionPipeline,
+    FluxPipeline,
+    FluxTransformer2DModel,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
 )
-
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
 
-from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
-from worker.demo_model import build_demo_model
+from services.generation import families
+from services.generation.families import Detected, UnknownModel
+from worker.demo_model import build_demo_lora, build_demo_model
+from worker.schedulers import DEFAULT_SCHEDULER, apply_scheduler
 
 # The worker's log is for people: no progress bars while loading weights.
 diffusers_logging.disable_progress_bar()
@@ -39,26 +45,52 @@ transformers_logging.disable_progress_bar()
 
 __all__ = [
     "DEFAULT_SCHEDULER",
-    "SCHEDULERS",
+    "LoraError",
     "ModelLoadError",
     "PipelineCache",
+    "apply_loras",
     "apply_scheduler",
+    "family_of",
     "img2img_from",
     "load_pipeline",
     "resolve_device",
 ]
 
-DEMO_SPEC = "demo"
 DEMO_FOLDER = "daydream-demo"
+DEMO_LORA_FOLDER = "daydream-demo-loras"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 ADVICE = (
     "Download it into the models folder or set DAYDREAM_MODEL to a local diffusers folder "
     "or .safetensors/.ckpt file."
 )
 
+PIPELINES = {
+    "sd1": StableDiffusionPipeline,
+    "sd2": StableDiffusionPipeline,
+    "sdxl": StableDiffusionXLPipeline,
+    "sd3": StableDiffusion3Pipeline,
+    "flux": FluxPipeline,
+}
+# The denoiser of each family: (the pipeline's component name, its class), for
+# checkpoints that hold only it (most FLUX and many SD 3 files).
+DENOISERS = {
+    "sd1": ("unet", UNet2DConditionModel),
+    "sd2": ("unet", UNet2DConditionModel),
+    "sdxl": ("unet", UNet2DConditionModel),
+    "sd3": ("transformer", SD3Transformer2DModel),
+    "flux": ("transformer", FluxTransformer2DModel),
+}
+# Where the models folder keeps, per family, a diffusers folder whose configs and
+# tokenizers (and, for a denoiser-only file, its other parts) a single file is loaded with.
+CONFIG_FOLDER = "configs"
+
 
 class ModelLoadError(Exception):
     """A model could not be loaded; the message is meant for the operator."""
+
+
+class LoraError(Exception):
+    """A LoRA could not be applied; the message is meant for the person who asked."""
 
 
 def _cause(exc: BaseException) -> str:
@@ -87,9 +119,10 @@ def _dtype_kwarg() -> str:
     return "dtype"
 
 
-def resolve_device(device: str = "auto") -> tuple[str, torch.dtype]:
-    """"auto" -> CUDA in float16 when there is a GPU, else CPU in float32
-    (half precision is slow or unsupported for most CPU kernels)."""
+def resolve_device(device: str = "auto", family: str | None = None) -> tuple[str, torch.dtype]:
+    """"auto" -> CUDA when there is a GPU, else CPU. On CUDA: float16 for SD 1.x/2.x and
+    SDXL, bfloat16 for SD 3 and FLUX where the GPU has it (they overflow in float16);
+    on the CPU float32 (half precision is slow or unsupported for most CPU kernels)."""
     if device in ("", "auto", None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     kind = torch.device(device).type
@@ -98,7 +131,11 @@ def resolve_device(device: str = "auto") -> tuple[str, torch.dtype]:
             f"Device {device!r} was asked for, but torch sees no CUDA GPU "
             f"(torch {torch.__version__}). Set DAYDREAM_DEVICE=auto or cpu, or install a CUDA build of torch."
         )
-    return device, (torch.float16 if kind == "cuda" else torch.float32)
+    if kind != "cuda":
+        return device, torch.float32
+    if family in ("sd3", "flux") and torch.cuda.is_bf16_supported():
+        return device, torch.bfloat16
+    return device, torch.float16
 
 
 def _local_candidate(spec: str, models_path: Path) -> Path | None:
@@ -118,10 +155,34 @@ def _looks_like_path(spec: str) -> bool:
     )
 
 
-def _load_hub(spec: str, models_path: Path, kwargs: dict) -> StableDiffusionPipeline:
+def _extra_kwargs(cls) -> dict:
+    # No safety checker: it is a separate 1 GB model, and it is not ours to force.
+    if cls is StableDiffusionPipeline:
+        return {"safety_checker": None, "requires_safety_checker": False}
+    return {}
+
+
+def _family_of_class(pipe) -> str:
+    family = families.PIPELINE_FAMILIES.get(type(pipe).__name__)
+    if family is None:
+        raise ModelLoadError(
+            f"It is a {type(pipe).__name__}; Daydream serves Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5 "
+            "and FLUX.1 text-to-image models.")
+    if family == "sd1" and getattr(pipe.unet.config, "cross_attention_dim", None) == 1024:
+        family = "sd2"
+    return family
+
+
+def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipeline, Detected]:
+    hint = None
+    for hint_text, family, _variant in (("flux", "flux", ""), ("stable-diffusion-3", "sd3", "")):
+        if hint_text in spec.lower():
+            hint = family
+    _, dtype = resolve_device(device, hint)
+    kwargs = {_dtype_kwarg(): dtype}
     # The local cache first: no network round trip when the model is there.
     try:
-        return StableDiffusionPipeline.from_pretrained(spec, local_files_only=True, **kwargs)
+        pipe = DiffusionPipeline.from_pretrained(spec, local_files_only=True, **kwargs)
     except Exception as cached_exc:
         if _hub_offline():
             raise ModelLoadError(
@@ -129,70 +190,146 @@ def _load_hub(spec: str, models_path: Path, kwargs: dict) -> StableDiffusionPipe
                 f"is not in the Hugging Face cache, and the hub is switched off (HF_HUB_OFFLINE). {ADVICE} "
                 f"(cause: {_cause(cached_exc)})"
             ) from cached_exc
+        try:
+            pipe = DiffusionPipeline.from_pretrained(spec, **kwargs)
+        except Exception as exc:
+            name = type(exc).__name__
+            if name in ("RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"):
+                why = (
+                    "the Hugging Face hub has no such public model (if it is private or gated, "
+                    "log in with `hf auth login` and accept its licence)"
+                )
+            elif name == "EntryNotFoundError":  # (LocalEntryNotFoundError means offline)
+                why = "it is not a diffusers-format model on the hub (no model_index.json)"
+            else:
+                why = "the hub could not be reached (offline?)"
+            raise ModelLoadError(
+                f"Model {spec!r} could not be loaded: it is not a local folder or file under {models_path}, "
+                f"and {why}. {ADVICE} (cause: {_cause(exc)})"
+            ) from exc
+    family = _family_of_class(pipe)
+    variant = ""
+    if family == "flux":
+        variant = "dev" if getattr(pipe.transformer.config, "guidance_embeds", True) else "schnell"
+    return pipe, Detected(family, variant)
+
+
+def config_folder(family: str, models_path: Path, exclude: Path | None = None) -> Path | None:
+    """A local diffusers folder of `family` for loading a single file: <models>/configs/<family>
+    first, else any diffusers folder of that family in the models folder (not the demo
+    models: their configs are a toy's)."""
+    models_path = Path(models_path)
+    preferred = models_path / CONFIG_FOLDER / family
+    if (preferred / "model_index.json").is_file():
+        return preferred
+    if not models_path.is_dir():
+        return None
+    for index in sorted(models_path.glob("**/model_index.json")):
+        folder = index.parent
+        rel = folder.relative_to(models_path)
+        if len(rel.parts) > 4 or any(p.startswith((".", DEMO_FOLDER)) for p in rel.parts) or folder == exclude:
+            continue
+        try:
+            if families.detect_folder(folder).family == family:
+                return folder
+        except UnknownModel:
+            continue
+    return None
+
+
+def _load_single_file(path: Path, spec: str, models_path: Path, device: str) -> tuple[DiffusionPipeline, Detected]:
+    if path.suffix.lower() == ".ckpt":
+        found = Detected("sd1")  # a pickle: not opened to look (the loader reads it safely)
+    else:
+        try:
+            role, found = families.detect_file(path)
+        except (OSError, UnknownModel) as exc:
+            raise ModelLoadError(f"Model {spec!r} could not be loaded from {path}: {exc}.") from exc
+        if role == "lora":
+            raise ModelLoadError(
+                f"Model {spec!r} is a LoRA ({families.FAMILIES[found].label}), not a model: put it in "
+                f"{models_path / 'loras'} and enable it on Admin → Models.")
+    cls = PIPELINES[found.family]
+    _, dtype = resolve_device(device, found.family)
+    kwargs = {_dtype_kwarg(): dtype, **_extra_kwargs(cls)}
+    config = config_folder(found.family, models_path)
+    label = families.FAMILIES[found.family].label
+    where = models_path / CONFIG_FOLDER / found.family
     try:
-        return StableDiffusionPipeline.from_pretrained(spec, **kwargs)
+        if found.parts == "denoiser":
+            if config is None:
+                raise ModelLoadError(
+                    f"Model {spec!r} holds only the {label} {DENOISERS[found.family][0]}; its text encoders "
+                    f"and VAE come from a diffusers folder of the same family: put one (for example the "
+                    f"official {label} diffusers model) in {where}.")
+            name, model_cls = DENOISERS[found.family]
+            denoiser = model_cls.from_single_file(str(path), config=str(config), subfolder=name,
+                                                  local_files_only=True, torch_dtype=dtype)
+            return cls.from_pretrained(config, local_files_only=True, **{name: denoiser}, **kwargs), found
+        if config is not None:
+            return cls.from_single_file(str(path), config=str(config), local_files_only=True, **kwargs), found
+    except ModelLoadError:
+        raise
     except Exception as exc:
-        name = type(exc).__name__
-        if name in ("RepositoryNotFoundError", "GatedRepoError", "RevisionNotFoundError"):
-            why = (
-                "the Hugging Face hub has no such public model (if it is private or gated, "
-                "log in with `hf auth login` and accept its licence)"
-            )
-        elif name == "EntryNotFoundError":  # (LocalEntryNotFoundError means offline)
-            why = "it is not a diffusers-format Stable Diffusion model on the hub (no model_index.json)"
-        else:
-            why = "the hub could not be reached (offline?)"
         raise ModelLoadError(
-            f"Model {spec!r} could not be loaded: it is not a local folder or file under {models_path}, "
-            f"and {why}. {ADVICE} (cause: {_cause(exc)})"
+            f"Model {spec!r} could not be loaded from the checkpoint file {path} with the {label} configs "
+            f"of {config}: {_cause(exc)}. Check that the file is a complete {label} checkpoint and that "
+            f"{config} is a diffusers folder of the same family."
         ) from exc
-
-
-def _load_single_file(path: Path, spec: str, kwargs: dict) -> StableDiffusionPipeline:
-    # from_single_file reads the weights locally but takes the component configs
-    # (and tokenizer) of the matching base model from the hub or the HF cache.
+    # No local configs: from_single_file takes them (and the tokenizers) from the hub or
+    # the HF cache.
     try:
-        return StableDiffusionPipeline.from_single_file(str(path), local_files_only=True, **kwargs)
+        return cls.from_single_file(str(path), local_files_only=True, **kwargs), found
     except Exception as cached_exc:
         first = cached_exc
     if not _hub_offline():
         try:
-            return StableDiffusionPipeline.from_single_file(str(path), **kwargs)
+            return cls.from_single_file(str(path), **kwargs), found
         except Exception as exc:
             first = exc
     raise ModelLoadError(
         f"Model {spec!r} could not be loaded from the checkpoint file {path}: {_cause(first)}. "
-        "Check that the file is a complete Stable Diffusion 1.x/2.x checkpoint. Loading a single file "
-        "also needs its base model's config files from the Hugging Face hub (downloaded once, then "
-        "cached): load it once with network access, or use a diffusers folder instead."
+        f"Check that the file is a complete {label} checkpoint. Loading a single file also needs its "
+        f"base model's config files: put a diffusers folder of a {label} model in {where} (or anywhere "
+        "in the models folder), or load it once with network access so they are cached."
     ) from first
 
 
-def load_pipeline(spec: str, models_path: Path, device: str = "auto") -> StableDiffusionPipeline:
-    """Load the text-to-image pipeline for `spec` (see the module docstring),
-    on `device` with the safety checker off and progress bars silenced."""
+def _load_folder(local: Path, spec: str, device: str) -> tuple[DiffusionPipeline, Detected]:
+    if not (local / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"Model {spec!r} could not be loaded: the folder {local} is not a diffusers model "
+            "(it has no model_index.json). Point DAYDREAM_MODEL at a diffusers folder or a "
+            ".safetensors/.ckpt file."
+        )
+    try:
+        found = families.detect_folder(local)
+    except UnknownModel as exc:
+        raise ModelLoadError(f"Model {spec!r} could not be loaded: {exc}.") from exc
+    cls = PIPELINES[found.family]
+    _, dtype = resolve_device(device, found.family)
+    return cls.from_pretrained(local, local_files_only=True, **{_dtype_kwarg(): dtype}, **_extra_kwargs(cls)), found
+
+
+def load_pipeline(spec: str, models_path: Path, device: str = "auto", vram: str = "auto") -> DiffusionPipeline:
+    """Load the text-to-image pipeline for `spec` (see the module docstring), on `device`
+    in the memory mode `vram` (place_on_device), with progress bars silenced. Its family
+    is family_of(pipe)."""
     spec = (spec or "").strip()
     models_path = Path(models_path)
     if not spec:
         raise ModelLoadError(f"No model given. Set DAYDREAM_MODEL to 'demo', a hub id or a file or folder under {models_path}.")
-    device, dtype = resolve_device(device)
-    # No safety checker: it is a separate 1 GB model, and it is not ours to force.
-    kwargs = {_dtype_kwarg(): dtype, "safety_checker": None, "requires_safety_checker": False}
+    resolve_device(device)  # a CUDA device without CUDA: say so before anything loads
     try:
-        if spec == DEMO_SPEC:
-            folder = build_demo_model(models_path / DEMO_FOLDER)
-            pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, **kwargs)
+        demo = families.DEMO_MODELS.get(spec)
+        if demo is not None:
+            folder = build_demo_model(models_path / demo_folder_name(spec), demo)
+            pipe, found = _load_folder(folder, spec, device)
         elif (local := _local_candidate(spec, models_path)) is not None:
             if local.is_dir():
-                if not (local / "model_index.json").is_file():
-                    raise ModelLoadError(
-                        f"Model {spec!r} could not be loaded: the folder {local} is not a diffusers model "
-                        "(it has no model_index.json). Point DAYDREAM_MODEL at a diffusers folder or a "
-                        ".safetensors/.ckpt file."
-                    )
-                pipe = StableDiffusionPipeline.from_pretrained(local, local_files_only=True, **kwargs)
+                pipe, found = _load_folder(local, spec, device)
             elif local.suffix.lower() in CHECKPOINT_SUFFIXES:
-                pipe = _load_single_file(local, spec, kwargs)
+                pipe, found = _load_single_file(local, spec, models_path, device)
             else:
                 raise ModelLoadError(
                     f"Model {spec!r} could not be loaded: {local} is a file but not a .safetensors or .ckpt "
@@ -204,67 +341,94 @@ def load_pipeline(spec: str, models_path: Path, device: str = "auto") -> StableD
                 f"looked up under the models folder {models_path}). {ADVICE}"
             )
         else:
-            pipe = _load_hub(spec, models_path, kwargs)
+            pipe, found = _load_hub(spec, models_path, device)
 
-        pipe.safety_checker = None
-        pipe.register_to_config(requires_safety_checker=False)
+        if hasattr(pipe, "safety_checker"):
+            pipe.safety_checker = None
+            pipe.register_to_config(requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
-        pipe = pipe.to(device)
+        _info[pipe] = {"found": found, "spec": spec}
+        place_on_device(pipe, device, vram)
     except ModelLoadError:
         raise
-    except Exception as exc:  # e.g. corrupt weights, out of memory, wrong architecture
+    except torch.OutOfMemoryError:
+        raise  # the job reports it with advice, and the cache frees what was loaded
+    except Exception as exc:  # e.g. corrupt weights, wrong architecture
         raise ModelLoadError(f"Model {spec!r} could not be loaded: {_cause(exc)}") from exc
     return pipe
 
 
-# --- schedulers -------------------------------------------------------------
-
-SCHEDULER_CLASSES = {
-    "euler": EulerDiscreteScheduler,
-    "euler_a": EulerAncestralDiscreteScheduler,
-    "dpmpp_2m": DPMSolverMultistepScheduler,  # algorithm_type="dpmsolver++", order 2 by default
-    "ddim": DDIMScheduler,
-    "pndm": PNDMScheduler,
-}
-assert SCHEDULER_CLASSES.keys() == SCHEDULERS.keys(), "services/generation/schedulers.py and worker/pipelines.py disagree"
-
-# What SD 1.x/2.x scheduler configs say; used only where a model's config lacks
-# the key (the class defaults differ: DDIM would clip samples, PNDM run PRK steps).
-_SD_SCHEDULER_DEFAULTS = {"clip_sample": False, "set_alpha_to_one": False, "skip_prk_steps": True}
-
-# pipe -> {"base": the model's own scheduler, name: scheduler instance}; weak so
-# that a pipeline the cache lets go of is freed with its schedulers.
-_schedulers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+def demo_folder_name(spec: str) -> str:
+    return DEMO_FOLDER if spec == "demo" else f"{DEMO_FOLDER}-{spec.removeprefix('demo-')}"
 
 
-def _make_scheduler(cls, base_config):
-    accepted = inspect.signature(cls.__init__).parameters
-    config = {**_SD_SCHEDULER_DEFAULTS, **dict(base_config)}
-    # Only the keys this class takes: keeps diffusers from warning about the rest.
-    return cls.from_config({k: v for k, v in config.items() if k in accepted})
+# pipe -> {"found": Detected, "spec", "mode", "loras": {adapter: spec}}; weak so that
+# a pipeline the cache lets go of is freed.
+_info: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def apply_scheduler(pipe, name: str | None = None):
-    """Give `pipe` the scheduler called `name` (a key of SCHEDULERS) and return it.
+def family_of(pipe) -> str:
+    info = _info.get(pipe)
+    return info["found"].family if info else _family_of_class(pipe)
 
-    Each is made once per pipeline from the model's own scheduler config (not
-    from whatever was swapped in last, so settings do not drift), then reused;
-    the pipeline resets a scheduler's state in set_timesteps on every call."""
-    name = name or DEFAULT_SCHEDULER
-    if name not in SCHEDULER_CLASSES:
-        raise ValueError(f"Unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}.")
-    made = _schedulers.get(pipe)
-    if made is None:
-        made = _schedulers[pipe] = {"base": pipe.scheduler}
-    scheduler = made.get(name)
-    if scheduler is None:
-        base = made["base"]
-        cls = SCHEDULER_CLASSES[name]
-        scheduler = base if type(base) is cls else _make_scheduler(cls, base.config)
-        made[name] = scheduler
-    if pipe.scheduler is not scheduler:
-        pipe.scheduler = scheduler
-    return scheduler
+
+def detected_of(pipe) -> Detected | None:
+    info = _info.get(pipe)
+    return info["found"] if info else None
+
+
+def resident() -> int:
+    """How many pipelines this process holds (loaded and not yet freed)."""
+    return len(_info)
+
+
+def memory_mode(pipe) -> str | None:
+    info = _info.get(pipe)
+    return info.get("mode") if info else None
+
+
+# --- memory modes ---------------------------------------------------------------
+
+def _weights_bytes(pipe) -> int:
+    total = 0
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            total += sum(p.numel() * p.element_size() for p in component.parameters())
+    return total
+
+
+def choose_mode(pipe, device: str, vram: str) -> str:
+    """"high" or "low" for DAYDREAM_VRAM: "auto" keeps everything on the GPU when the
+    weights and about 3 GB of working memory for a one-megapixel image fit in free memory."""
+    vram = (vram or "auto").lower()
+    if vram not in ("auto", "high", "low"):
+        raise ModelLoadError(f"DAYDREAM_VRAM={vram!r} is not a memory mode: use auto, high or low.")
+    if torch.device(device).type != "cuda" or vram != "auto":
+        return "high" if vram == "auto" else vram
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return "high" if _weights_bytes(pipe) + 3 * 1024**3 < free else "low"
+
+
+def place_on_device(pipe, device: str, vram: str = "auto") -> str:
+    """Put the pipeline where it runs. "low": on a GPU, each part moves to it only while it
+    runs (model CPU offload); everywhere, the VAE decodes in tiles and one image at a time,
+    so large images fit in little memory. Returns the mode used."""
+    device, _ = resolve_device(device)
+    mode = choose_mode(pipe, device, vram)
+    if mode == "low":
+        vae = getattr(pipe, "vae", None)
+        if vae is not None:
+            vae.enable_tiling()
+            vae.enable_slicing()
+        if torch.device(device).type == "cuda":
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+    else:
+        pipe.to(device)
+    if pipe in _info:
+        _info[pipe]["mode"] = mode
+    return mode
 
 
 # --- img2img ----------------------------------------------------------------
@@ -272,20 +436,81 @@ def apply_scheduler(pipe, name: str | None = None):
 _img2img: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def img2img_from(pipe: StableDiffusionPipeline) -> StableDiffusionImg2ImgPipeline:
-    """An image-to-image pipeline made of the same component objects as `pipe`
-    (no weights are copied or loaded), made once per pipeline. It follows the
-    text-to-image pipeline's current scheduler (see apply_scheduler)."""
+def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """The family's image-to-image pipeline made of the same component objects as
+    `pipe` (from_pipe: no weights are copied or loaded), made once per pipeline. It
+    follows the text-to-image pipeline's current scheduler (see apply_scheduler)."""
     img = _img2img.get(pipe)
     if img is None:
-        # `components` leaves out requires_safety_checker; without it diffusers
-        # warns about the (deliberately) missing safety checker.
-        img = StableDiffusionImg2ImgPipeline(**pipe.components, requires_safety_checker=False)
+        extra = {"requires_safety_checker": False} if isinstance(pipe, StableDiffusionPipeline) else {}
+        img = AutoPipelineForImage2Image.from_pipe(pipe, **extra)
         img.set_progress_bar_config(disable=True)
+        if memory_mode(pipe) == "low" and pipe.device.type == "cuda":  # pragma: no cover - GPU only
+            img.enable_model_cpu_offload(device=pipe.device)
         _img2img[pipe] = img
     if img.scheduler is not pipe.scheduler:
         img.scheduler = pipe.scheduler
     return img
+
+
+# --- LoRAs ------------------------------------------------------------------
+
+MAX_RESIDENT_LORAS = 8  # adapters kept loaded per pipeline; the least recently used go first
+
+
+def adapter_name(lora_id: str) -> str:
+    return "lora_" + re.sub(r"\W", "_", lora_id)
+
+
+def lora_path(spec: str, models_path: Path, family: str) -> Path:
+    """The file of a LoRA spec: a demo LoRA (built on first use), or a path under the models folder."""
+    models_path = Path(models_path)
+    demo = families.DEMO_LORAS.get(spec)
+    if demo is not None:
+        model_id = next(m for m, f in families.DEMO_MODELS.items() if f == demo)
+        folder = build_demo_model(models_path / demo_folder_name(model_id), demo)
+        return build_demo_lora(models_path / DEMO_LORA_FOLDER / f"{demo}.safetensors", demo, folder)
+    path = Path(spec).expanduser()
+    return path if path.is_absolute() else models_path / path
+
+
+def apply_loras(pipe, loras: list[dict], resolve) -> list[str]:
+    """Make exactly the task's LoRAs active on `pipe` at their weights; none for a task
+    without LoRAs. loras: [{id, name, weight}]; resolve(id) -> the file. Each is loaded
+    once as a named peft adapter and kept (up to MAX_RESIDENT_LORAS). Returns the active
+    adapter names. A LoRA that cannot be read raises LoraError."""
+    info = _info.setdefault(pipe, {})
+    loaded: dict = info.setdefault("loras", {})
+    if not loras:
+        if loaded:
+            pipe.disable_lora()
+        return []
+    names, weights = [], []
+    for lora in loras:
+        name = adapter_name(lora["id"])
+        if name not in loaded:
+            path = resolve(lora["id"])
+            try:
+                pipe.load_lora_weights(str(path), adapter_name=name)
+            except Exception as exc:
+                try:
+                    pipe.delete_adapters([name])
+                except Exception:
+                    pass
+                raise LoraError(f"The LoRA {lora.get('name') or lora['id']} could not be applied "
+                                f"({_cause(exc)}); tell staff it may be damaged or made for another "
+                                "kind of model.") from exc
+        loaded.pop(name, None)
+        loaded[name] = lora["id"]  # most recently used last
+        names.append(name)
+        weights.append(float(lora["weight"]))
+    while len(loaded) > MAX_RESIDENT_LORAS:
+        oldest = next(n for n in loaded if n not in names)
+        pipe.delete_adapters([oldest])
+        loaded.pop(oldest)
+    pipe.enable_lora()
+    pipe.set_adapters(names, adapter_weights=weights)
+    return names
 
 
 # --- cache ------------------------------------------------------------------
@@ -293,26 +518,31 @@ def img2img_from(pipe: StableDiffusionPipeline) -> StableDiffusionImg2ImgPipelin
 
 class PipelineCache:
     """Keeps one pipeline loaded: the one used last. A worker serves one GPU and
-    a second SD model rarely fits beside the first, so switching models frees
+    a second model rarely fits beside the first, so switching models frees
     the old one before loading the new one."""
 
-    def __init__(self, models_path: Path, device: str = "auto"):
+    def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto"):
         self.models_path = Path(models_path)
         self.device = device
-        self.pipe: StableDiffusionPipeline | None = None
+        self.vram = vram
+        self.pipe: DiffusionPipeline | None = None
         self.loaded_spec: str | None = None
         self.loads = 0  # loads done by this process, for tests and logs
 
-    def get(self, spec: str) -> StableDiffusionPipeline:
+    def get(self, spec: str) -> DiffusionPipeline:
         if self.pipe is not None and spec == self.loaded_spec:
             return self.pipe
         self.unload()
-        self.pipe = load_pipeline(spec, self.models_path, self.device)
+        try:
+            self.pipe = load_pipeline(spec, self.models_path, self.device, self.vram)
+        except BaseException:
+            free_memory()  # what a failed load left behind
+            raise
         self.loaded_spec = spec
         self.loads += 1
         return self.pipe
 
-    def img2img_from(self, pipe: StableDiffusionPipeline | None = None) -> StableDiffusionImg2ImgPipeline:
+    def img2img_from(self, pipe: DiffusionPipeline | None = None) -> DiffusionPipeline:
         """img2img_from() for `pipe`, or for the loaded pipeline."""
         pipe = pipe if pipe is not None else self.pipe
         if pipe is None:
@@ -322,9 +552,12 @@ class PipelineCache:
     def unload(self) -> None:
         if self.pipe is None:
             return
-        on_cuda = self.pipe.device.type == "cuda"
         self.pipe = None
         self.loaded_spec = None
-        gc.collect()  # drop the weights now, before the next model is loaded
-        if on_cuda:
-            torch.cuda.empty_cache()
+        free_memory()  # drop the weights now, before the next model is loaded
+
+
+def free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,16 +1,39 @@
-"""Cheap live previews of a generation in progress.
+"""Cheap live previews of a generation in progress, for every model family.
 
-Between denoising steps the worker holds the current latents (B, 4, h/8, w/8).
-Decoding them with the VAE would cost about as much as a step, so the preview
-uses the well-known linear approximation instead: each latent pixel's four
-channels are projected to RGB with a fixed 4x3 matrix (the SD 1.x factors
-used by AUTOMATIC1111's and ComfyUI's "latent2rgb" previews). The result is a
-small, blurry but recognisable picture at 1/8 of the image size, which is
-scaled a little and sent to the browser as a JPEG data URL.
+Between denoising steps the worker holds the current latents. Decoding them with the
+VAE would cost about as much as a step, so the preview uses the well-known linear
+approximation instead ("latent2rgb", as in AUTOMATIC1111's and ComfyUI's previews):
+each latent pixel's channels are projected to RGB with a fixed (channels x 3) matrix
+plus a bias. The result is a small, blurry but recognisable picture at 1/8 of the
+image size, which is scaled a little and sent to the browser as a JPEG data URL.
 
-Only the latent grid is touched (a (3, 4) x (4, h*w) product), so a preview
-costs about a millisecond on the CPU, far below the 5% of a step budget that
-bench/bench_previews.py checks.
+The factors, per family (rows: latent channels; columns: R, G, B):
+
+* sd1, sd2: 4 channels, the SD 1.x factors Daydream has always used (SD 2.x has the
+  same VAE and scaling factor 0.18215). Their first three rows are ComfyUI's
+  latent_formats.SD15; the fourth differs from ComfyUI's (-0.2120, -0.2616, -0.7177)
+  and is kept as it was, so SD 1.x previews look as they did.
+* sdxl: 4 channels, ComfyUI's latent_formats.SDXL factors and bias.
+* sd3: 16 channels, ComfyUI's latent_formats.SD3 factors and bias.
+* flux: 16 channels, ComfyUI's latent_formats.Flux factors and bias.
+
+Which latent space: ComfyUI's factors apply to the latents its samplers work on, i.e.
+after LatentFormat.process_in: VAE latents * scale_factor for SD 1.x/SDXL, and
+(VAE latents - shift_factor) * scale_factor for SD 3 (1.5305, 0.0609) and FLUX
+(0.3611, 0.1159). The latents diffusers hands the step callback are in that same space:
+the SD/SDXL pipelines decode with `latents / vae.config.scaling_factor`, SD 3 and FLUX
+with `latents / vae.config.scaling_factor + vae.config.shift_factor`, so what the
+callback holds is the scaled (and shifted) latent, exactly what the factors expect. No
+scaling or shift is applied here; doing so would wash the preview out.
+
+FLUX pipelines hand the callback PACKED latents, (B, (h/16)*(w/16), 64): 2x2 patches of
+16 channels (FluxPipeline._pack_latents). They are unpacked first to (B, 16, h/8, w/8)
+as FluxPipeline._unpack_latents does, which needs the image's height and width. SD 3's
+callback latents are (B, 16, h/8, w/8) already.
+
+Only the latent grid is touched (a (3, C) x (C, h*w) product), so a preview costs about
+a millisecond on the CPU, far below the 5% of a step budget that
+bench/bench_previews.py checks for every family.
 """
 
 from __future__ import annotations
@@ -31,21 +54,137 @@ SD1_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
     (-0.2829, 0.1762, 0.2721),
     (-0.2120, -0.0329, -0.4134),
 )
-# SD 1.x needs no offset; kept so other latent formats can add theirs.
+# SD 1.x needs no offset.
 SD1_LATENT_RGB_BIAS: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+# ComfyUI comfy/latent_formats.py, class SDXL.
+SDXL_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
+    (0.3651, 0.4232, 0.4341),
+    (-0.2533, -0.0042, 0.1068),
+    (0.1076, 0.1111, -0.0362),
+    (-0.3165, -0.2492, -0.2188),
+)
+SDXL_LATENT_RGB_BIAS: tuple[float, float, float] = (0.1084, -0.0175, -0.0011)
+
+# ComfyUI comfy/latent_formats.py, class SD3 (SD 3 / 3.5 VAE, 16 channels).
+SD3_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
+    (-0.0922, -0.0175, 0.0749),
+    (0.0311, 0.0633, 0.0954),
+    (0.1994, 0.0927, 0.0458),
+    (0.0856, 0.0339, 0.0902),
+    (0.0587, 0.0272, -0.0496),
+    (-0.0006, 0.1104, 0.0309),
+    (0.0978, 0.0306, 0.0427),
+    (-0.0042, 0.1038, 0.1358),
+    (-0.0194, 0.0020, 0.0669),
+    (-0.0488, 0.0130, -0.0268),
+    (0.0922, 0.0988, 0.0951),
+    (-0.0278, 0.0524, -0.0542),
+    (0.0332, 0.0456, 0.0895),
+    (-0.0069, -0.0030, -0.0810),
+    (-0.0596, -0.0465, -0.0293),
+    (-0.1448, -0.1463, -0.1189),
+)
+SD3_LATENT_RGB_BIAS: tuple[float, float, float] = (0.2394, 0.2135, 0.1925)
+
+# ComfyUI comfy/latent_formats.py, class Flux (FLUX.1 VAE, 16 channels).
+FLUX_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
+    (-0.0346, 0.0244, 0.0681),
+    (0.0034, 0.0210, 0.0687),
+    (0.0275, -0.0668, -0.0433),
+    (-0.0174, 0.0160, 0.0617),
+    (0.0859, 0.0721, 0.0329),
+    (0.0004, 0.0383, 0.0115),
+    (0.0405, 0.0861, 0.0915),
+    (-0.0236, -0.0185, -0.0259),
+    (-0.0245, 0.0250, 0.1180),
+    (0.1008, 0.0755, -0.0421),
+    (-0.0515, 0.0201, 0.0011),
+    (0.0428, -0.0012, -0.0036),
+    (0.0817, 0.0765, 0.0749),
+    (-0.1264, -0.0522, -0.1103),
+    (-0.0280, -0.0881, -0.0499),
+    (-0.1262, -0.0982, -0.0778),
+)
+FLUX_LATENT_RGB_BIAS: tuple[float, float, float] = (-0.0329, -0.0718, -0.0851)
+
+# family -> (label, factors, bias)
+LATENT_RGB: dict[str, tuple[str, tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
+    "sd1": ("SD 1.x", SD1_LATENT_RGB_FACTORS, SD1_LATENT_RGB_BIAS),
+    "sd2": ("SD 2.x", SD1_LATENT_RGB_FACTORS, SD1_LATENT_RGB_BIAS),
+    "sdxl": ("SDXL", SDXL_LATENT_RGB_FACTORS, SDXL_LATENT_RGB_BIAS),
+    "sd3": ("SD 3", SD3_LATENT_RGB_FACTORS, SD3_LATENT_RGB_BIAS),
+    "flux": ("FLUX", FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),
+}
+PREVIEW_FAMILIES = tuple(LATENT_RGB)
+
+# FLUX: latents are packed in 2x2 patches; the VAE shrinks images 8x.
+FLUX_PATCH = 2
+VAE_SCALE_FACTOR = 8
 
 # How much a small latent may be enlarged (cheap bilinear filter); never past max_side.
 MAX_UPSCALE = 2.0
 
+# (family, device) -> (factors, bias) as float32 tensors, made once.
+_tensors: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
-def latents_to_image(latents: torch.Tensor, index: int = 0) -> Image.Image:
-    """Approximate RGB picture of one sample of `latents`, at latent size.
 
-    `latents` is (B, 4, h, w) as in the pipeline's step callback, or one sample
-    (4, h, w); `index` picks the sample of a batch. Any device and floating
-    dtype: the projection runs where the latents are, in float32, and only the
-    small uint8 result (3*h*w bytes) is copied to the CPU.
+def _factor_tensors(family: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (family, str(device))
+    made = _tensors.get(key)
+    if made is None:
+        _, factors, bias = LATENT_RGB[family]
+        made = _tensors[key] = (torch.tensor(factors, dtype=torch.float32, device=device),
+                                torch.tensor(bias, dtype=torch.float32, device=device))
+    return made
+
+
+def unpack_flux_latents(latents: torch.Tensor, height: int, width: int,
+                        vae_scale_factor: int = VAE_SCALE_FACTOR) -> torch.Tensor:
+    """FLUX's packed latents (B, (h/16)*(w/16), 64) for an image of `height` x `width`
+    pixels -> (B, 16, h/8, w/8), as FluxPipeline._unpack_latents does (a view and a
+    permute: nothing is computed)."""
+    if latents.dim() != 3:
+        raise ValueError(f"expected packed FLUX latents of shape (B, patches, 64), got {tuple(latents.shape)}")
+    batch, patches, packed_channels = latents.shape
+    step = vae_scale_factor * FLUX_PATCH
+    rows, cols = int(height) // step, int(width) // step
+    if packed_channels % (FLUX_PATCH * FLUX_PATCH) or rows * cols != patches:
+        raise ValueError(
+            f"packed FLUX latents of shape {tuple(latents.shape)} do not fit a {width}x{height} image "
+            f"(expected (B, {rows * cols}, 64): one 2x2 patch of 16 channels per {step}x{step} pixels)")
+    channels = packed_channels // (FLUX_PATCH * FLUX_PATCH)
+    latents = latents.view(batch, rows, cols, channels, FLUX_PATCH, FLUX_PATCH)
+    latents = latents.permute(0, 3, 1, 4, 2, 5)
+    return latents.reshape(batch, channels, rows * FLUX_PATCH, cols * FLUX_PATCH)
+
+
+def _is_packed_flux(latents: torch.Tensor, channels: int) -> bool:
+    # (B, patches, 64); a single unpacked sample (16, h, w) has 16 in front.
+    return latents.dim() == 3 and latents.shape[-1] == channels * FLUX_PATCH * FLUX_PATCH \
+        and latents.shape[0] != channels
+
+
+def latents_to_image(latents: torch.Tensor, index: int = 0, family: str = "sd1", *,
+                     height: int | None = None, width: int | None = None) -> Image.Image:
+    """Approximate RGB picture of one sample of `latents`, at latent size (1/8 of the image).
+
+    `latents` is what the pipeline's step callback holds for a model of `family` (sd1,
+    sd2, sdxl: (B, 4, h, w); sd3: (B, 16, h, w); flux: packed (B, (H/16)*(W/16), 64),
+    which needs the image's `height` and `width` in pixels, or already unpacked
+    (B, 16, h, w)), or one unpacked sample (C, h, w); `index` picks the sample of a
+    batch. Any device and floating dtype: the projection runs where the latents are, in
+    float32, and only the small uint8 result (3*h*w bytes) is copied to the CPU.
+    Raises ValueError for an unknown family or latents of the wrong shape.
     """
+    if family not in LATENT_RGB:
+        raise ValueError(f"no preview for model family {family!r}; known: {', '.join(PREVIEW_FAMILIES)}")
+    label, factors_list, _ = LATENT_RGB[family]
+    expected = len(factors_list)
+    if family == "flux" and _is_packed_flux(latents, expected):
+        if height is None or width is None:
+            raise ValueError(f"packed FLUX latents {tuple(latents.shape)} need the image's height and width to unpack")
+        latents = unpack_flux_latents(latents, height, width)
     if latents.dim() == 4:
         sample = latents[index]
     elif latents.dim() == 3:
@@ -53,15 +192,16 @@ def latents_to_image(latents: torch.Tensor, index: int = 0) -> Image.Image:
             raise IndexError(f"index {index} is out of range for a single sample of latents")
         sample = latents
     else:
-        raise ValueError(f"expected latents of shape (B, 4, h, w) or (4, h, w), got {tuple(latents.shape)}")
+        raise ValueError(f"expected {label} latents of shape (B, {expected}, h, w) or ({expected}, h, w), "
+                         f"got {tuple(latents.shape)}")
     channels = sample.shape[0]
-    if channels != len(SD1_LATENT_RGB_FACTORS):
-        raise ValueError(f"expected {len(SD1_LATENT_RGB_FACTORS)} latent channels (SD 1.x), got {channels}")
+    if channels != expected:
+        raise ValueError(f"expected {expected} latent channels ({label}), got {channels} "
+                         f"(latents of shape {tuple(latents.shape)}): wrong model family for these latents?")
 
     with torch.no_grad():
         sample = sample.detach().to(dtype=torch.float32)
-        factors = torch.tensor(SD1_LATENT_RGB_FACTORS, dtype=torch.float32, device=sample.device)
-        bias = torch.tensor(SD1_LATENT_RGB_BIAS, dtype=torch.float32, device=sample.device)
+        factors, bias = _factor_tensors(family, sample.device)
         rgb = torch.einsum("chw,cr->hwr", sample, factors) + bias  # (h, w, 3), about -1..1
         # Random or diverged weights can give NaN/inf; keep the preview defined.
         rgb = torch.nan_to_num(rgb, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -70,8 +210,11 @@ def latents_to_image(latents: torch.Tensor, index: int = 0) -> Image.Image:
     return Image.fromarray(array)  # (h, w, 3) uint8 -> RGB
 
 
-def preview_data_url(latents: torch.Tensor, index: int = 0, *, max_side: int = 128, quality: int = 60) -> str:
-    """A "data:image/jpeg;base64,..." preview of sample `index` of `latents`.
+def preview_data_url(latents: torch.Tensor, index: int = 0, family: str = "sd1", *,
+                     height: int | None = None, width: int | None = None,
+                     max_side: int = 128, quality: int = 60) -> str:
+    """A "data:image/jpeg;base64,..." preview of sample `index` of `latents`
+    (see latents_to_image for `family`, `height` and `width`).
 
     The latent-size picture (64x64 for a 512x512 image) is scaled so that its
     longest side is at most `max_side`: larger latents are shrunk to fit, small
@@ -79,7 +222,7 @@ def preview_data_url(latents: torch.Tensor, index: int = 0, *, max_side: int = 1
     """
     if max_side < 1:
         raise ValueError("max_side must be at least 1")
-    picture = latents_to_image(latents, index)
+    picture = latents_to_image(latents, index, family, height=height, width=width)
     width, height = picture.size
     longest = max(width, height)
     scale = min(MAX_UPSCALE, max_side / longest)

@@ -1,8 +1,10 @@
-"""What a task may ask for: the models staff enabled, and the schedulers.
+"""What a task may ask for: the models and LoRAs staff enabled, and the schedulers.
 
-Models are rows: the built-in demo model (always there), the one DAYDREAM_MODEL
-names, and whatever a scan of the models folder finds (disabled until staff enable
-them). A task stores the model's id; the worker looks the spec up here."""
+Models are rows: the built-in demo model (always there; the other families' demo models
+when DAYDREAM_DEMO_MODELS asks), the one DAYDREAM_MODEL names, and whatever a scan of
+the models folder finds (disabled until staff enable them). LoRAs are rows too (`lora`),
+found under <models>/loras/. Every row has a family, hence a card (families.py). A task
+stores the model's id; the worker looks the spec up here."""
 from __future__ import annotations
 
 import re
@@ -14,13 +16,19 @@ from flask import current_app
 from extensions import db
 from models import AiModel, ModelState
 from services.core.errors import NotFound, ValidationError
+from services.generation import families
+from services.generation.families import Card
 from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 
 __all__ = ["DEFAULT_SCHEDULER", "schedulers", "models", "model_ids", "default_model"]
 
 DEMO_ID = "demo"
-DEMO_FOLDER = "daydream-demo"  # where the worker builds the demo model: not a scan result
+DEMO_FOLDER = "daydream-demo"  # where the worker builds the demo models: not scan results
 CHECKPOINTS = (".safetensors", ".ckpt")
+LORA_FOLDER = "loras"
+# Folders of the models folder that hold no models of their own (configs for single
+# files, the image classifier).
+NOT_MODELS = ("configs", "safety")
 
 
 def schedulers() -> dict[str, str]:
@@ -37,7 +45,7 @@ def local_path(spec: str) -> Path:
 
 
 def model_kind(spec: str) -> str:
-    if spec == "demo":
+    if families.demo_family(spec):
         return "demo"
     if spec.endswith(CHECKPOINTS):
         return "single_file"
@@ -64,8 +72,55 @@ def _display_name(spec: str) -> str:
     return Path(name).stem if name.endswith(CHECKPOINTS) else name
 
 
+DEMO_NAMES = {"sd1": "Demo (tiny, paints noise)", "sdxl": "Demo SDXL (tiny, paints noise)",
+              "sd3": "Demo SD 3 (tiny, paints noise)", "flux": "Demo FLUX.1 schnell (tiny, paints noise)"}
+
+# A hub id's family before its first load, from its name (the load then says for sure).
+_HUB_HINTS = (("flux.1-schnell", "flux", "schnell"), ("flux", "flux", "dev"),
+              ("stable-diffusion-3", "sd3", ""), ("sd3", "sd3", ""), ("xl", "sdxl", ""),
+              ("stable-diffusion-2", "sd2", "v-prediction"))
+
+
+def detect(spec: str) -> families.Detected | None:
+    """The family of a model spec from its files (None: not known before it loads)."""
+    demo = families.DEMO_MODELS.get(spec)
+    if demo:
+        return families.Detected(demo, families.DEMO_VARIANTS.get(demo, ""))
+    kind = model_kind(spec)
+    try:
+        if kind == "folder":
+            return families.detect_folder(local_path(spec))
+        if kind == "single_file":
+            role, found = families.detect_file(local_path(spec))
+            return found if role == "model" else None
+    except (OSError, families.UnknownModel):
+        return None
+    if kind == "hub":
+        lowered = spec.lower()
+        for hint, family, variant in _HUB_HINTS:
+            if hint in lowered:
+                return families.Detected(family, variant)
+    return None
+
+
+def _set_family(row: AiModel, found: families.Detected | None) -> None:
+    if found is None:
+        return
+    row.family, row.variant = found.family, found.variant or None
+    row.native_width, row.native_height = found.native_width, found.native_height
+
+
+def demo_families() -> list[str]:
+    """The families whose demo models are offered: SD 1.x always, the rest as asked."""
+    wanted = {w.strip().lower() for w in (current_app.config.get("DEMO_MODELS") or "").split(",") if w.strip()}
+    every = list(families.DEMO_MODELS.values())
+    if "all" in wanted:
+        return every
+    return [f for f in every if f == "sd1" or f in wanted]
+
+
 def ensure_models() -> None:
-    """The demo row and the DAYDREAM_MODEL row exist; exactly one row is the default.
+    """The demo rows and the DAYDREAM_MODEL row exist; exactly one row is the default.
     Idempotent and cheap; runs once per process."""
     ext = current_app.extensions
     if ext.get("daydream_models_synced"):
@@ -80,46 +135,95 @@ def ensure_models() -> None:
 
 
 def _sync_builtin_models() -> None:
-    demo = db.session.get(AiModel, DEMO_ID)
-    if demo is None:
-        demo = AiModel(id=DEMO_ID, name="Demo (tiny, paints noise)", spec="demo", kind="demo",
-                       source="builtin", enabled=True)
-        db.session.add(demo)
+    offered = demo_families()
+    made: dict[str, AiModel] = {}  # (pending rows are not found by session.get under no_autoflush)
+    for model_id, family in families.DEMO_MODELS.items():
+        row = db.session.get(AiModel, model_id)
+        lora_id = f"demo-lora-{family}"
+        if family not in offered:  # offered by an earlier start, not by this one
+            for old in (row, db.session.get(AiModel, lora_id)):
+                if old is not None and old.source == "builtin" and not old.is_default:
+                    old.enabled = False
+            continue
+        if row is None:
+            row = AiModel(id=model_id, name=DEMO_NAMES[family], spec=model_id, kind="demo",
+                          source="builtin", enabled=True)
+            db.session.add(row)
+        made[model_id] = row
+        row.enabled = True
+        _set_family(row, detect(model_id))
+        lora = db.session.get(AiModel, lora_id)
+        if lora is None:
+            lora = AiModel(id=lora_id, name=f"demo-{family}-lora", spec=lora_id, kind="demo",
+                           source="builtin", enabled=True, lora=True, family=family)
+            db.session.add(lora)
+        lora.enabled = True
     configured = current_app.config["MODEL"]
-    row = demo if configured == "demo" else db.session.scalar(
-        sa.select(AiModel).where(AiModel.spec == configured))
+    if configured in families.DEMO_MODELS:
+        row = made.get(configured) or db.session.get(AiModel, configured)
+    else:
+        row = db.session.scalar(sa.select(AiModel).where(AiModel.spec == configured))
     if row is None:
         row = AiModel(id=_unique_id(configured), name=_display_name(configured), spec=configured,
                       kind=model_kind(configured), source="env", enabled=True)
+        _set_family(row, detect(configured))
         db.session.add(row)
+    elif row.family is None:
+        _set_family(row, detect(configured))
     row.enabled = True
     if db.session.scalar(sa.select(sa.func.count()).select_from(AiModel)
-                         .where(AiModel.is_default, AiModel.enabled)) == 0:
+                         .where(AiModel.is_default, AiModel.enabled, AiModel.lora.is_(False))) == 0:
         row.is_default = True
 
 
 def enabled_models() -> list[AiModel]:
     ensure_models()
-    return list(db.session.scalars(sa.select(AiModel).where(AiModel.enabled)
+    return list(db.session.scalars(sa.select(AiModel).where(AiModel.enabled, AiModel.lora.is_(False))
                                    .order_by(AiModel.is_default.desc(), AiModel.name)))
+
+
+def enabled_loras() -> list[AiModel]:
+    ensure_models()
+    return list(db.session.scalars(sa.select(AiModel).where(AiModel.enabled, AiModel.lora.is_(True))
+                                   .order_by(AiModel.family, AiModel.name)))
 
 
 def models() -> list[dict]:
     return [m.to_dict() for m in enabled_models()]
 
 
+def loras() -> list[dict]:
+    return [m.to_dict() for m in enabled_loras()]
+
+
 def model_ids() -> list[str]:
     return [m.id for m in enabled_models()]
 
 
+def cards() -> dict[str, Card]:
+    """{model id: card} of the enabled models."""
+    return {m.id: families.card_of(m) for m in enabled_models()}
+
+
+def lora_table() -> dict[str, dict]:
+    """{LoRA id: {name, family}} of the enabled LoRAs."""
+    return {m.id: {"name": m.name, "family": m.family or "sd1"} for m in enabled_loras()}
+
+
+def card_for(model_id: str) -> Card:
+    row = db.session.get(AiModel, model_id)
+    return families.card_of(row) if row is not None else families.card("sd1")
+
+
 def default_model() -> str:
     ensure_models()
-    row = db.session.scalar(sa.select(AiModel).where(AiModel.is_default, AiModel.enabled))
+    row = db.session.scalar(sa.select(AiModel).where(AiModel.is_default, AiModel.enabled,
+                                                     AiModel.lora.is_(False)))
     return row.id if row else DEMO_ID
 
 
 def is_demo_default() -> bool:
-    return default_model() == DEMO_ID
+    return model_kind(spec_of(default_model()) or DEMO_ID) == "demo"
 
 
 def spec_of(model_id: str) -> str | None:
@@ -128,42 +232,94 @@ def spec_of(model_id: str) -> str | None:
     return row.spec if row else None
 
 
+def row_of(model_id: str) -> AiModel | None:
+    ensure_models()
+    return db.session.get(AiModel, model_id)
+
+
 # --- staff ---------------------------------------------------------------------------
 
 def all_models() -> list[AiModel]:
     ensure_models()
-    return list(db.session.scalars(sa.select(AiModel).order_by(AiModel.source, AiModel.name)))
+    return list(db.session.scalars(sa.select(AiModel).order_by(AiModel.lora, AiModel.source, AiModel.name)))
+
+
+def _walk(folder: Path):
+    """(relative path, role, what) for every model and LoRA in the models folder: a
+    folder with model_index.json is one model (its parts are not looked into); files
+    under loras/ are LoRAs; another .safetensors file is a checkpoint only when its
+    tensors say so (a LoRA elsewhere is still a LoRA; a VAE or an embedding is neither)."""
+    if not folder.is_dir():
+        return
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = sorted(current.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            rel = path.relative_to(folder)
+            if path.name.startswith(".") or path.name.startswith(DEMO_FOLDER):
+                continue
+            if path.is_dir():
+                if len(rel.parts) == 1 and path.name in NOT_MODELS:
+                    continue
+                if (path / "model_index.json").is_file():
+                    try:
+                        yield rel, "model", families.detect_folder(path)
+                    except families.UnknownModel as exc:
+                        yield rel, "error", str(exc)
+                elif len(rel.parts) < 4:
+                    stack.append(path)
+                continue
+            if path.suffix.lower() not in CHECKPOINTS:
+                continue
+            under_loras = rel.parts[0] == LORA_FOLDER
+            try:
+                role, found = families.detect_file(path)
+            except (OSError, families.UnknownModel) as exc:
+                if under_loras:
+                    yield rel, "lora_error", f"{path.name} could not be read as a LoRA: {exc}"
+                continue
+            if under_loras and role == "model":
+                continue  # a checkpoint among the LoRAs: not one
+            yield rel, role, found
 
 
 def scan() -> list[AiModel]:
-    """Find diffusers folders (with model_index.json) and single-file checkpoints in
-    the models folder; new ones are added disabled, vanished ones marked missing."""
+    """Find the models and LoRAs in the models folder (see _walk); new ones are added
+    disabled, vanished ones marked missing."""
     ensure_models()
-    folder = models_folder()
-    found: set[str] = set()
-    if folder.is_dir():
-        for path in sorted(folder.rglob("*")):
-            rel = path.relative_to(folder)
-            if len(rel.parts) > 3 or any(p.startswith(".") or p == DEMO_FOLDER for p in rel.parts):
-                continue
-            if path.is_dir() and (path / "model_index.json").is_file():
-                found.add(str(rel))
-            elif path.is_file() and path.suffix in CHECKPOINTS:
-                found.add(str(rel))
+    found: dict[str, tuple] = {str(rel): (role, what) for rel, role, what in _walk(models_folder())}
     known = {m.spec: m for m in db.session.scalars(sa.select(AiModel))}
-    for spec in sorted(found - set(known)):
-        db.session.add(AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec,
-                               kind=model_kind(spec), source="scan", enabled=False))
+    for spec in sorted(set(found) - set(known)):
+        role, what = found[spec]
+        row = AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec, kind=model_kind(spec),
+                      source="scan", enabled=False, lora=role in ("lora", "lora_error"))
+        db.session.add(row)
+        _apply_scan(row, role, what)
         db.session.flush()
     for spec, row in known.items():
-        if row.source == "scan":
-            present = spec in found
-            if not present:
-                row.state = ModelState.MISSING.value
-            elif row.state == ModelState.MISSING.value:
-                row.state, row.error = ModelState.AVAILABLE.value, None
+        if row.source != "scan":
+            continue
+        if spec not in found:
+            row.state = ModelState.MISSING.value
+            continue
+        if row.state == ModelState.MISSING.value:
+            row.state, row.error = ModelState.AVAILABLE.value, None
+        _apply_scan(row, *found[spec])
     db.session.commit()
     return all_models()
+
+
+def _apply_scan(row: AiModel, role: str, what) -> None:
+    if role == "model":
+        _set_family(row, what)
+    elif role == "lora":
+        row.family = what
+    else:  # unreadable: listed with the reason, cannot be enabled until fixed
+        row.state, row.error = ModelState.ERROR.value, what
 
 
 def update_model(model_id: str, data: dict) -> AiModel:
@@ -175,8 +331,12 @@ def update_model(model_id: str, data: dict) -> AiModel:
             raise ValidationError("enabled", "must be true or false")
         if not data["enabled"] and row.is_default:
             raise ValidationError("enabled", "pick another default model before disabling this one")
+        if data["enabled"] and row.lora and row.state == ModelState.ERROR.value:
+            raise ValidationError("enabled", f"this LoRA cannot be used: {row.error}")
         row.enabled = data["enabled"]
     if data.get("default") is True:
+        if row.lora:
+            raise ValidationError("default", "a LoRA cannot be the default model")
         if row.state == ModelState.MISSING.value:
             raise ValidationError("default", "this model's files are missing; rescan or pick another")
         db.session.execute(sa.update(AiModel).values(is_default=False))
@@ -185,10 +345,13 @@ def update_model(model_id: str, data: dict) -> AiModel:
     return row
 
 
-def record_load_result(spec: str, error: str | None) -> None:
-    """The worker notes whether a model loaded, for the staff's models page."""
+def record_load_result(spec: str, error: str | None, found: families.Detected | None = None) -> None:
+    """The worker notes whether a model loaded (and what family it turned out to be),
+    for the staff's models page and the model's card."""
     row = db.session.scalar(sa.select(AiModel).where(AiModel.spec == spec))
     if row is not None:
         row.state = ModelState.ERROR.value if error else ModelState.AVAILABLE.value
         row.error = error
+        if found is not None and not error:
+            _set_family(row, found)
         db.session.commit()

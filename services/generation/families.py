@@ -45,9 +45,9 @@ class Card:
 
     @property
     def max_side(self) -> int:
-        """The longest side a user may ask for, whatever a tier's side limit says (a tier's
-        pixel limit still holds): twice the native side, as far as the family goes."""
-        return max(self.native_width, self.native_height) * 2
+        """The longest side of the model's own sizes: a user may ask for it whatever a
+        tier's side limit says (the tier's pixel limit still holds)."""
+        return max(max(size) for size in self.preset_sizes())
 
     def start_size(self) -> tuple[int, int]:
         return (self.start_width or self.native_width, self.start_height or self.native_height)
@@ -302,3 +302,25 @@ def detect_file(path: Path) -> tuple[str, Detected | str]:
     if is_lora_keys(header):
         return "lora", detect_lora_keys(header)
     return "model", detect_checkpoint_keys(header)
+
+
+# --- the built-in demo models --------------------------------------------------------
+
+# Tiny random-weight models of each family, built on the worker's first use
+# (worker/demo_model.py): model id -> family. "demo" is offered by default; the others
+# when DAYDREAM_DEMO_MODELS names them (the tests use them all).
+DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux"}
+DEMO_VARIANTS = {"flux": "schnell"}
+# And a tiny LoRA for each: its spec -> family.
+DEMO_LORAS = {f"demo-lora-{family}": family for family in DEMO_MODELS.values()}
+
+
+def demo_family(spec: str) -> str | None:
+    """The family of a built-in demo model or LoRA spec, else None."""
+    return DEMO_MODELS.get(spec) or DEMO_LORAS.get(spec)
+
+
+def card_of(row) -> Card:
+    """The card of a catalog row (models.AiModel, or anything with its attributes)."""
+    return card(row.family, variant=row.variant, native_width=row.native_width,
+                native_height=row.native_height, demo=row.kind == "demo")

@@ -1,7 +1,9 @@
 """Task parameters: one table of rules (RULES, API.md's table) and the cost formula
 (COST). The table feeds the validation here, the OpenAPI document
 (views/api/openapi.py) and the studio page (views/studio.py → rules()). A user's
-limits (tasks.limits_for: their tier's, or staff's) narrow the sizes and the samples."""
+limits (tasks.limits_for: their tier's, or staff's) narrow the sizes and the samples;
+the model's card (families.py) sets the defaults, the size step, the schedulers, and
+which of guidance and the negative prompt apply."""
 from __future__ import annotations
 
 import math
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.errors import ValidationError
+from services.generation.families import FAMILIES, Card
+from services.generation.schedulers import SCHEDULERS
 
 MAX_SEED = 2**32 - 1
 
@@ -58,20 +62,42 @@ def task_cost(steps: int, width: int, height: int, samples: int) -> int:
     return samples * math.ceil(steps * width * height / (COST["steps_unit"] * COST["pixels_unit"]))
 
 
-# What the studio starts from with a given model, where it differs from the table: the
-# built-in demo model runs on the CPU, so a small, quick picture (a few seconds) rather
-# than 512 × 512 at 30 steps (about a minute on two cores). The API's defaults for an
-# omitted field stay the table's (RULES), whatever the model.
-MODEL_DEFAULTS: dict[str, dict[str, int]] = {
-    "demo": {"width": 256, "height": 256, "steps": 8},
-}
-STUDIO_FIELDS = ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "samples", "seed")
+STUDIO_FIELDS = ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "samples", "seed",
+                 "scheduler")
+LORA_WEIGHT = (-2.0, 2.0)
 
 
-def studio_defaults(model_id: str | None) -> dict:
-    """The panel's starting values with this model: the table's, overridden by the model's."""
-    values = {name: DEFAULTS[name] for name in STUDIO_FIELDS}
-    values.update(MODEL_DEFAULTS.get(model_id or "", {}))
+def fit_size(width: int, height: int, limits: dict | None, step: int) -> tuple[int, int]:
+    """width × height scaled down (same shape) until it fits the pixel limit, in
+    multiples of step."""
+    if limits and limits.get("max_pixels") and width * height > limits["max_pixels"]:
+        scale = math.sqrt(limits["max_pixels"] / (width * height))
+        width = max(step, int(width * scale) // step * step)
+        height = max(step, int(height * scale) // step * step)
+    return width, height
+
+
+def model_limits(limits: dict | None, card: Card) -> dict:
+    """The user's limits with this model: a tier's side limit is raised to the longest
+    side of the model's own sizes (an SDXL 1344 × 768 is a normal picture), its pixel
+    limit holds."""
+    if not limits:
+        return {"max_side": card.max_side}
+    return {**limits, "max_side": max(limits.get("max_side") or 0, card.max_side)}
+
+
+def card_defaults(card: Card, limits: dict | None = None) -> dict:
+    """{width, height, steps, guidance, scheduler} a task with this model starts from
+    (the API's defaults for omitted fields, the studio's starting values)."""
+    width, height = fit_size(*card.start_size(), model_limits(limits, card), card.size_step)
+    return {"width": width, "height": height, "steps": card.steps, "guidance": card.guidance,
+            "scheduler": card.scheduler}
+
+
+def studio_defaults(card: Card, limits: dict | None = None) -> dict:
+    """The panel's starting values with this model: the table's, overridden by the card's."""
+    values = {name: DEFAULTS.get(name) for name in STUDIO_FIELDS}
+    values.update(card_defaults(card, limits))
     return values
 
 
@@ -103,8 +129,10 @@ def text_rules() -> dict:
             for name, rule in RULES.items() if rule.kind == "text"}
 
 
-def _int(data: dict, field: str, low: int, high: int, errors: dict) -> int | None:
-    value = data.get(field, DEFAULTS.get(field))
+def _int(data: dict, field: str, low: int, high: int, errors: dict, default=None) -> int | None:
+    value = data.get(field)
+    if value is None:  # omitted or null: the default
+        value = DEFAULTS.get(field) if default is None else default
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         errors[field] = "must be a whole number"
         return None
@@ -121,8 +149,10 @@ def _int(data: dict, field: str, low: int, high: int, errors: dict) -> int | Non
     return number
 
 
-def _float(data: dict, field: str, low: float, high: float, errors: dict) -> float | None:
-    value = data.get(field, DEFAULTS.get(field))
+def _float(data: dict, field: str, low: float, high: float, errors: dict, default=None) -> float | None:
+    value = data.get(field)
+    if value is None:  # omitted or null: the default
+        value = DEFAULTS.get(field) if default is None else default
     if isinstance(value, bool):
         errors[field] = "must be a number"
         return None
@@ -137,13 +167,14 @@ def _float(data: dict, field: str, low: float, high: float, errors: dict) -> flo
     return number
 
 
-def _number(data: dict, field: str, limits: dict, errors: dict):
+def _number(data: dict, field: str, limits: dict, errors: dict, *, default=None, step: int | None = None):
     rule = RULES[field]
     check = _int if rule.kind == "int" else _float
-    value = check(data, field, rule.min, highest(field, limits), errors)
-    if value is not None and rule.kind == "int" and rule.step > 1 and value % rule.step:
-        errors[field] = (f"must be a multiple of {rule.step} "
-                         f"(try {round(value / rule.step) * rule.step or rule.min})")
+    value = check(data, field, rule.min, highest(field, limits), errors, default)
+    step = step or rule.step
+    if value is not None and rule.kind == "int" and step > 1 and value % step:
+        errors[field] = (f"must be a multiple of {step} "
+                         f"(try {round(value / step) * step or rule.min})")
     return value
 
 
@@ -163,41 +194,117 @@ def _text(data: dict, field: str, errors: dict) -> str:
     return value
 
 
-def validate_task_params(data: Any, *, limits: dict, models: list[str], schedulers: dict,
-                         default_model: str, default_scheduler: str) -> dict:
-    """Return clean parameters or raise ValidationError naming every bad field."""
+def _loras(data: dict, model: str | None, card: Card | None, loras: dict, max_loras: int,
+           errors: dict) -> list[dict]:
+    """[{id, name, weight}] of the task's LoRAs, each an enabled LoRA of the model's family."""
+    raw = data.get("loras")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors["loras"] = 'must be a list of {"id": LoRA id, "weight": number}'
+        return []
+    if len(raw) > max_loras:
+        errors["loras"] = f"at most {max_loras} LoRAs may be applied at once (got {len(raw)})"
+        return []
+    out, seen = [], set()
+    low, high = LORA_WEIGHT
+    for n, item in enumerate(raw, start=1):
+        where = f"LoRA {n}" if len(raw) > 1 else "the LoRA"
+        if isinstance(item, str):
+            item = {"id": item}
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            errors["loras"] = f'{where}: must be {{"id": LoRA id, "weight": number}}'
+            return []
+        extra = set(item) - {"id", "weight", "name"}
+        if extra:
+            errors["loras"] = f"{where}: '{sorted(extra)[0]}' is not a LoRA setting (id, weight)"
+            return []
+        lora_id, weight = item["id"], item.get("weight", 1.0)
+        known = loras.get(lora_id)
+        if known is None:
+            errors["loras"] = f"'{lora_id[:80]}' is not an available LoRA; see GET /api/v1/models (kind \"lora\")"
+            return []
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            errors["loras"] = f"{where} ({known['name']}): the weight must be a number from {low:g} to {high:g}"
+            return []
+        if not low <= weight <= high:
+            errors["loras"] = f"{where} ({known['name']}): the weight must be from {low:g} to {high:g} (got {weight:g})"
+            return []
+        if lora_id in seen:
+            errors["loras"] = f"{known['name']} is listed twice; give each LoRA once"
+            return []
+        if card is not None and known["family"] != card.family:
+            theirs = FAMILIES.get(known["family"])
+            errors["loras"] = (f"{known['name']} is a LoRA for {theirs.label if theirs else known['family']} "
+                               f"models; '{model}' is a {card.label} model")
+            return []
+        seen.add(lora_id)
+        out.append({"id": lora_id, "name": known["name"], "weight": round(float(weight), 3)})
+    return out
+
+
+def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], default_model: str,
+                         loras: dict | None = None, max_loras: int = 4) -> dict:
+    """Return clean parameters or raise ValidationError naming every bad field.
+
+    cards: {model id: card} of the enabled models; loras: {LoRA id: {name, family}} of
+    the enabled LoRAs. The model's card gives the defaults of omitted fields, the size
+    step and the schedulers; a negative prompt or guidance the model ignores is refused
+    rather than silently dropped."""
     if not isinstance(data, dict):
         raise ValidationError("body", "send a JSON object with the task parameters")
     errors: dict[str, str] = {}
+    model = data.get("model") or default_model
+    card = None
+    if not isinstance(model, str):
+        errors["model"] = "must be a model id; see GET /api/v1/models"
+    elif model not in cards:
+        errors["model"] = f"'{model[:80]}' is not an available model; see GET /api/v1/models"
+    else:
+        card = cards[model]
+    fallback = cards.get(default_model)
+    defaults = card_defaults(card or fallback, limits) if (card or fallback) else {}
+    sizes = model_limits(limits, card) if card else limits
+    step = card.size_step if card else None
     params: dict[str, Any] = {
         "prompt": _text(data, "prompt", errors),
         "negative_prompt": _text(data, "negative_prompt", errors),
     }
+    if card is not None and not card.uses_negative_prompt and params["negative_prompt"]:
+        errors["negative_prompt"] = (f"{card.label} models ignore negative prompts: leave it empty "
+                                     "(describe what you want in the prompt instead)")
     for side in ("width", "height"):
-        params[side] = _number(data, side, limits, errors)
+        params[side] = _number(data, side, sizes, errors, default=defaults.get(side), step=step)
     if "width" not in errors and "height" not in errors:
         pixels = params["width"] * params["height"]
         if pixels > limits["max_pixels"]:
             errors["width"] = (f"{params['width']}×{params['height']} is {pixels} pixels; "
                                f"at most {limits['max_pixels']} are allowed")
-    params["steps"] = _number(data, "steps", limits, errors)
-    params["guidance"] = _number(data, "guidance", limits, errors)
+    params["steps"] = _number(data, "steps", limits, errors, default=defaults.get("steps"))
+    if card is not None and not card.uses_guidance:
+        given = data.get("guidance")
+        if given not in (None, "", 0, 0.0) and not isinstance(given, bool):
+            errors["guidance"] = (f"{card.label} {card.variant} takes no guidance (it is guidance-distilled): "
+                                  "leave it out")
+        params["guidance"] = card.guidance
+    else:
+        params["guidance"] = _number(data, "guidance", limits, errors, default=defaults.get("guidance"))
     params["samples"] = _number(data, "samples", limits, errors)
     seed = data.get("seed")
     if seed is None or seed == "":
         params["seed"] = secrets.randbelow(MAX_SEED + 1)
     else:
         params["seed"] = _number(data, "seed", limits, errors)
-    scheduler = data.get("scheduler") or default_scheduler
-    if not isinstance(scheduler, str) or scheduler not in schedulers:
-        errors["scheduler"] = f"must be one of {', '.join(schedulers)}"
+    scheduler = data.get("scheduler") or defaults.get("scheduler") or "euler"
+    if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
+        errors["scheduler"] = f"must be one of {', '.join(SCHEDULERS)}"
+    elif card is not None and scheduler not in card.schedulers:
+        fitting = ", ".join(card.schedulers)
+        errors["scheduler"] = (f"{SCHEDULERS[scheduler]} does not work with {card.label} models; "
+                               f"choose one of {fitting}")
     params["scheduler"] = scheduler
-    model = data.get("model") or default_model
-    if not isinstance(model, str):
-        errors["model"] = "must be a model id; see GET /api/v1/models"
-    elif model not in models:
-        errors["model"] = f"'{model}' is not an available model; see GET /api/v1/models"
     params["model"] = model
+    params["loras"] = _loras(data, model, card, loras or {}, max_loras, errors)
     init_image = data.get("init_image")
     if init_image is not None and not isinstance(init_image, str):
         errors["init_image"] = "must be an image id"
@@ -214,7 +321,7 @@ def validate_task_params(data: Any, *, limits: dict, models: list[str], schedule
     if board_id is not None and not isinstance(board_id, str):
         errors["board_id"] = "must be a board id, or null"
     params["board_id"] = board_id or None
-    unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id"}
+    unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id", "loras"}
     if unknown:
         errors[sorted(unknown)[0]] = "is not a task parameter"
     if errors:

@@ -55,9 +55,8 @@ def cost_for(user: User, params: dict) -> int:
 
 def check_params(user: User, data) -> dict:
     return validate_task_params(
-        data, limits=limits_for(user), models=catalog.model_ids(),
-        schedulers=catalog.schedulers(), default_model=catalog.default_model(),
-        default_scheduler=catalog.DEFAULT_SCHEDULER,
+        data, limits=limits_for(user), cards=catalog.cards(), default_model=catalog.default_model(),
+        loras=catalog.lora_table(), max_loras=current_app.config["MAX_LORAS"],
     )
 
 
@@ -87,6 +86,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         guidance=params["guidance"], samples=params["samples"], seed=params["seed"],
         scheduler=params["scheduler"], model=params["model"],
         init_image_id=params["init_image"], strength=params["strength"], init_fit=params["init_fit"],
+        loras=params["loras"] or None,
         board_id=params["board_id"],
         cost=cost_for(user, params), idempotency_key=idempotency_key,
     )

@@ -40,9 +40,13 @@ def format_parameters(metadata: dict) -> str:
         Steps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 123, Size: 512x512, Model: demo
 
     "Denoising strength" is added when an init image was used (metadata has a
-    truthy "init_image" and a "strength").
+    truthy "init_image" and a "strength"). LoRAs are written into the prompt as A1111
+    does, `<lora:name:0.8>`, so that pasting the text back applies them.
     """
-    lines = [str(metadata.get("prompt") or "")]
+    prompt = str(metadata.get("prompt") or "")
+    tags = [f"<lora:{lora.get('name') or lora.get('id')}:{_number(float(lora.get('weight', 1.0)))}>"
+            for lora in metadata.get("loras") or () if isinstance(lora, dict)]
+    lines = [" ".join([prompt, *tags]) if tags else prompt]
     negative = metadata.get("negative_prompt")
     if negative:
         lines.append(f"Negative prompt: {negative}")

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from worker.demo_model import DEMO_VERSION, MARKER, build_demo_model
+from services.generation.schedulers import UNET_SCHEDULERS
 from worker.pipelines import (
-    SCHEDULERS,
     ModelLoadError,
     PipelineCache,
     apply_scheduler,
@@ -142,7 +142,7 @@ def test_same_seed_same_pixels_different_seed_different(pipe):
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("name", list(SCHEDULERS))
+@pytest.mark.parametrize("name", UNET_SCHEDULERS)
 def test_every_scheduler_runs(pipe, name):
     scheduler = apply_scheduler(pipe, name)
     assert pipe.scheduler is scheduler

@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 
 from services.core.errors import ValidationError
 from services.generation import params
+from services.generation.families import card
 from services.generation.params import validate_task_params
 from worker.init_image import fit_picture
 
@@ -57,9 +58,8 @@ def test_a_task_stored_without_a_fit_is_cropped_as_cover_and_never_stretched():
 
 
 def check_params(**data):
-    return validate_task_params({"prompt": "x", **data}, limits=LIMITS, models=["demo"],
-                                schedulers={"euler": "Euler"}, default_model="demo",
-                                default_scheduler="euler")
+    return validate_task_params({"prompt": "x", **data}, limits=LIMITS,
+                                cards={"demo": card("sd1", demo=True)}, default_model="demo")
 
 
 def test_init_fit_is_a_choice_that_applies_to_image_to_image_only():
@@ -73,10 +73,10 @@ def test_init_fit_is_a_choice_that_applies_to_image_to_image_only():
     assert "init_fit" not in params.rules()  # not a number: no slider
 
 
-def test_the_demo_model_starts_small_and_quick_and_other_models_keep_the_table():
-    demo = params.studio_defaults("demo")
+def test_the_demo_model_starts_small_and_quick_and_other_models_keep_their_family_defaults():
+    demo = params.studio_defaults(card("sd1", demo=True))
     assert (demo["width"], demo["height"], demo["steps"]) == (256, 256, 8)
-    other = params.studio_defaults("some-real-model")
+    other = params.studio_defaults(card("sd1"))
     assert (other["width"], other["height"], other["steps"]) == (512, 512, 30)
-    # The API's defaults for an omitted field stay the table's, whatever the model.
-    assert (check_params()["width"], check_params()["steps"]) == (512, 30)
+    # The API's defaults for an omitted field are the model card's too.
+    assert (check_params()["width"], check_params()["steps"]) == (256, 8)

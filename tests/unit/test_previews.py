@@ -1,4 +1,4 @@
-"""Live previews from latents (worker/previews.py), with real torch tensors."""
+"""Live previews from latents (worker/previews.py), with real torch tensors, for every family."""
 
 import base64
 import io
@@ -7,14 +7,18 @@ import time
 import numpy as np
 import pytest
 import torch
+from diffusers import FluxPipeline
 from PIL import Image
 
 from worker.previews import (
+    LATENT_RGB,
+    PREVIEW_FAMILIES,
     SD1_LATENT_RGB_BIAS,
     SD1_LATENT_RGB_FACTORS,
     PreviewThrottle,
     latents_to_image,
     preview_data_url,
+    unpack_flux_latents,
 )
 
 PREFIX = "data:image/jpeg;base64,"
@@ -148,3 +152,91 @@ def test_throttle_allows_again_after_the_interval():
 def test_throttle_rejects_a_non_positive_rate():
     with pytest.raises(ValueError):
         PreviewThrottle(0)
+
+
+# --- every family -------------------------------------------------------------
+
+CHANNELS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16}
+
+
+def family_latents_for_colour(family, rgb, height=8, width=8):
+    """(1, C, h, w) latents whose projection (factors and bias of `family`) is `rgb`."""
+    _, factors, bias = LATENT_RGB[family]
+    factors = torch.tensor(factors, dtype=torch.float64)
+    target = torch.tensor(rgb, dtype=torch.float64) - torch.tensor(bias, dtype=torch.float64)
+    vector = target @ torch.linalg.pinv(factors)
+    assert torch.allclose(vector @ factors, target, atol=1e-6)
+    channels = factors.shape[0]
+    return vector.float().view(1, channels, 1, 1).expand(1, channels, height, width).contiguous()
+
+
+def test_every_family_has_factors_and_bias_of_its_channel_count():
+    assert set(PREVIEW_FAMILIES) == set(CHANNELS)
+    for family, (_, factors, bias) in LATENT_RGB.items():
+        assert len(factors) == CHANNELS[family] and all(len(row) == 3 for row in factors)
+        assert len(bias) == 3
+
+
+@pytest.mark.parametrize("family", sorted(CHANNELS))
+def test_every_family_gives_a_latent_sized_picture(family):
+    latents = torch.randn(2, CHANNELS[family], 12, 16, generator=torch.Generator().manual_seed(2))
+    picture = latents_to_image(latents, 1, family)
+    assert picture.mode == "RGB" and picture.size == (16, 12)
+    assert decode(preview_data_url(latents, 0, family)).size == (32, 24)
+    assert latents_to_image(latents[0], family=family).size == (16, 12)
+
+
+@pytest.mark.parametrize("family", sorted(CHANNELS))
+def test_every_family_keeps_colours(family):
+    picture = latents_to_image(family_latents_for_colour(family, (0.9, -0.9, -0.9)), family=family)
+    red, green, blue = mean_rgb(picture)
+    assert red > 200 and green < 55 and blue < 55
+
+
+def pack(latents):
+    batch, channels, height, width = latents.shape
+    return FluxPipeline._pack_latents(latents, batch, channels, height, width)
+
+
+def test_packed_flux_latents_unpack_to_the_picture_size():
+    # A 128x96 image (width x height): 16x12 latents, (12/2)*(16/2) = 48 patches of 64.
+    latents = torch.randn(2, 16, 12, 16, generator=torch.Generator().manual_seed(4))
+    packed = pack(latents)
+    assert packed.shape == (2, 48, 64)
+    assert torch.equal(unpack_flux_latents(packed, height=96, width=128), latents)
+    assert torch.equal(FluxPipeline._unpack_latents(packed, 96, 128, 8), latents)
+    picture = latents_to_image(packed, 1, "flux", height=96, width=128)
+    assert picture.size == (16, 12)
+    assert picture.tobytes() == latents_to_image(latents, 1, "flux").tobytes()
+    assert decode(preview_data_url(packed, 0, "flux", height=96, width=128)).size == (32, 24)
+
+
+def test_packed_flux_colour_survives_unpacking():
+    packed = pack(family_latents_for_colour("flux", (-0.9, -0.9, 0.9), 12, 16))
+    red, green, blue = mean_rgb(latents_to_image(packed, family="flux", height=96, width=128))
+    assert blue > 200 and red < 55 and green < 55
+
+
+def test_packed_flux_latents_need_a_matching_size():
+    packed = pack(torch.zeros(1, 16, 12, 16))
+    with pytest.raises(ValueError, match="height and width"):
+        latents_to_image(packed, family="flux")
+    with pytest.raises(ValueError, match="do not fit a 128x128 image"):
+        latents_to_image(packed, family="flux", height=128, width=128)
+
+
+@pytest.mark.parametrize("family, shape", [
+    ("sd1", (1, 16, 8, 8)), ("sd2", (1, 16, 8, 8)), ("sdxl", (1, 16, 8, 8)),
+    ("sd3", (1, 4, 8, 8)), ("flux", (1, 4, 8, 8)),
+])
+def test_wrong_channel_count_says_what_it_expected(family, shape):
+    expected = CHANNELS[family]
+    with pytest.raises(ValueError, match=rf"expected {expected} latent channels \(.+\), got {shape[1]}"):
+        latents_to_image(torch.zeros(shape), family=family)
+    with pytest.raises(ValueError, match="latent channels"):
+        preview_data_url(torch.zeros(shape), 0, family)
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(ValueError, match="no preview for model family 'sd4'"):
+        latents_to_image(torch.zeros(1, 4, 8, 8), family="sd4")

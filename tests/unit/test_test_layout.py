@@ -1,5 +1,6 @@
 """The layout of tests/ itself: a test module imports helpers only from tests/helpers.py
-(shared by the folders) or its own folder's helpers.py, never from another test module or
+(shared by the folders; tests/checkpoints.py, which writes single-file checkpoints, is
+its torch-heavy sibling) or its own folder's helpers.py, never from another test module or
 a conftest; no top-level function or class is defined in two files under tests/; and
 the unit tests cannot reach Redis, the network or a service process (tests/unit/conftest.py)."""
 from __future__ import annotations
@@ -30,7 +31,7 @@ def module_name(path: Path, root: Path) -> str:
 def allowed_imports(path: Path, root: Path) -> set[str]:
     """tests.helpers, and the helpers module of each package from tests down to the file's."""
     package = module_name(path.parent / "__init__.py", root).split(".")
-    return {".".join(package[:n] + ["helpers"]) for n in range(1, len(package) + 1)}
+    return {".".join(package[:n] + ["helpers"]) for n in range(1, len(package) + 1)} | {"tests.checkpoints"}
 
 
 def packages(root: Path) -> set[str]:

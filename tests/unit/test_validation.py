@@ -4,15 +4,15 @@ from __future__ import annotations
 import pytest
 
 from services.core.errors import ValidationError
+from services.generation.families import card
 from services.generation.params import MAX_SEED, task_cost, validate_task_params
 
 LIMITS = {"max_side": 768, "max_pixels": 768 * 768, "max_samples": 4}
-SCHEDULERS = {"euler": "Euler", "ddim": "DDIM"}
+CARDS = {"demo": card("sd1")}  # an SD 1.x model with the family's defaults
 
 
 def check(**data):
-    return validate_task_params(data, limits=LIMITS, models=["demo"], schedulers=SCHEDULERS,
-                                default_model="demo", default_scheduler="euler")
+    return validate_task_params(data, limits=LIMITS, cards=CARDS, default_model="demo")
 
 
 def test_defaults_fill_everything_but_the_prompt():
@@ -46,7 +46,8 @@ def test_a_random_seed_is_picked_when_none_is_given():
     ({"samples": 5}, "samples", "between 1 and 4"),
     ({"seed": MAX_SEED + 1}, "seed", "between"),
     ({"seed": "abc"}, "seed", "whole number"),
-    ({"scheduler": "karras"}, "scheduler", "euler, ddim"),
+    ({"scheduler": "karras"}, "scheduler", "must be one of euler, euler_a"),
+    ({"scheduler": "flow_euler"}, "scheduler", "does not work with Stable Diffusion 1.x models"),
     ({"model": "other"}, "model", "not an available model"),
     ({"init_image": 5}, "init_image", "image id"),
     ({"init_image": "abc", "strength": 1.5}, "strength", "between 0 and 1"),
@@ -71,15 +72,13 @@ def test_the_pixel_count_is_limited_as_well_as_each_side():
     limits = {**LIMITS, "max_pixels": 512 * 512}
     with pytest.raises(ValidationError) as caught:
         validate_task_params({"prompt": "x", "width": 768, "height": 512}, limits=limits,
-                             models=["demo"], schedulers=SCHEDULERS, default_model="demo",
-                             default_scheduler="euler")
+                             cards=CARDS, default_model="demo")
     assert "pixels" in caught.value.fields["width"]
 
 
 def test_a_body_that_is_not_an_object_is_refused():
     with pytest.raises(ValidationError):
-        validate_task_params(["prompt"], limits=LIMITS, models=["demo"], schedulers=SCHEDULERS,
-                             default_model="demo", default_scheduler="euler")
+        validate_task_params(["prompt"], limits=LIMITS, cards=CARDS, default_model="demo")
 
 
 @pytest.mark.parametrize("steps, width, height, samples, cost", [

@@ -14,7 +14,8 @@ from views.api.openapi import PAGING, TASK_PARAMS, answer, errors, list_of, op, 
 
 @bp.get("/models")
 def models():
-    return jsonify({"items": catalog.models()})
+    # The models with their cards, then the LoRAs (kind "lora", with their family).
+    return jsonify({"items": catalog.models() + catalog.loras()})
 
 
 @bp.get("/schedulers")

@@ -90,6 +90,11 @@ TASK_PARAMS = {
         "scheduler": {"type": "string"}, "model": {"type": "string"},
         "init_image": {"type": ["string", "null"]},
         "board_id": {"type": ["string", "null"], "description": "a board of yours: the results go there"},
+        "loras": {"type": "array", "description": "enabled LoRAs of the model's family (GET /models, "
+                  "kind lora), at most DAYDREAM_MAX_LORAS", "items": {
+                      "type": "object", "required": ["id"], "properties": {
+                          "id": {"type": "string"}, "weight": {"type": "number", "minimum": -2, "maximum": 2,
+                                                               "default": 1}}}},
     },
 }
 STRING, INTEGER, BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
