@@ -322,13 +322,16 @@ class AiModel(db.Model):
     native_height: so.Mapped[Optional[int]]
 
     def to_dict(self, staff: bool = False) -> dict:
-        from services.generation.families import card_of  # torch-free: a table and file readers
+        from services.generation.families import FAMILIES, card_of  # torch-free: a table and file readers
 
         data = {"id": self.id, "name": self.name, "kind": "lora" if self.lora else "model",
                 "format": self.kind, "family": self.family or "sd1"}
         if not self.lora:
             data["default"] = self.is_default
             data.update(card_of(self).to_dict())
+        else:
+            family = FAMILIES.get(data["family"])
+            data["family_label"] = family.label if family else data["family"]
         if staff:
             data.update(spec=self.spec, enabled=self.enabled, state=self.state, error=self.error,
                         source=self.source, default=self.is_default)

@@ -165,7 +165,9 @@ def make_sdxl(folder: Path):
     tokenizer, vocab_size = clip_tokenizer(folder / "tokenizer")
     tokenizer_2, _ = clip_tokenizer(folder / "tokenizer_2")
     text_encoder = CLIPTextModel(_clip_config(tokenizer, vocab_size))
-    text_encoder_2 = CLIPTextModelWithProjection(_clip_config(tokenizer_2, vocab_size))
+    # Wider than the first, as OpenCLIP-G is than CLIP-L: diffusers' single-file loader
+    # tells SDXL's two encoders apart by their widths.
+    text_encoder_2 = CLIPTextModelWithProjection(_clip_config(tokenizer_2, vocab_size, hidden_size=48))
     # As diffusers' tiny SDXL test UNet: the first down block has no attention, as in
     # SDXL; the added conditioning is 6 size/crop numbers x 8 + the pooled text (32).
     unet = UNet2DConditionModel(
@@ -182,7 +184,7 @@ def make_sdxl(folder: Path):
         addition_embed_type="text_time",
         addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=6 * 8 + 32,
-        cross_attention_dim=64,  # the two encoders' hidden states side by side
+        cross_attention_dim=32 + 48,  # the two encoders' hidden states side by side
         norm_num_groups=32,
     )
     vae = _vae(4, scaling_factor=0.13025, force_upcast=False)

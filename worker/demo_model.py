@@ -23,7 +23,7 @@ from worker.demo_families import MAKERS, _write_tokenizer_files, clip_tokenizer,
 # is rebuilt on the next start.
 # DEMO_VERSION is the SD 1.x model's; each family has its own.
 DEMO_VERSION = 1
-DEMO_VERSIONS = {"sd1": DEMO_VERSION, "sdxl": 1, "sd3": 1, "flux": 1}
+DEMO_VERSIONS = {"sd1": DEMO_VERSION, "sdxl": 2, "sd3": 1, "flux": 1}
 DEMO_FAMILIES = tuple(DEMO_VERSIONS)
 MARKER = "daydream-demo.json"
 

@@ -4,14 +4,15 @@
  * GET   /api/v1/admin/models        -> {folder, items: [model]}
  * POST  /api/v1/admin/models/scan   -> the same, after scanning the models folder
  * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} -> model
- * model: {id, name, spec, kind, enabled, default, state, error}
+ * model: {id, name, spec, kind: "model" | "lora", format, family, family_label, enabled, default, state, error}
+ * Models and LoRAs are listed in tables of their own; only a model can be the default.
  */
 import { api, errorText } from "../lib/api.js";
 import { $all, byId, el } from "../lib/dom.js";
 import { plural } from "../lib/format.js";
 import { showAlert } from "../lib/forms.js";
 
-const KIND_LABELS = {
+const FORMAT_LABELS = {
   demo: "Built-in demo",
   folder: "Diffusers folder",
   single_file: "Single file",
@@ -22,6 +23,9 @@ const STATE_LABELS = { available: "Available", missing: "Missing", error: "Error
 const table = byId("models-table");
 const tbody = byId("models-body");
 const emptyNote = byId("models-empty");
+const loraTable = byId("loras-table");
+const loraBody = byId("loras-body");
+const loraEmpty = byId("loras-empty");
 const loadingNote = byId("models-loading");
 const statusLine = byId("models-status");
 const folderPath = byId("models-folder-path");
@@ -37,45 +41,74 @@ function setStatus(text) {
   if (text) statusTimer = window.setTimeout(() => { statusLine.textContent = ""; }, 6000);
 }
 
-const rowFor = (id) => Array.from(tbody.children).find((row) => row.dataset.modelId === id) || null;
+const rowFor = (id) => Array.from(tbody.children).concat(loraBody ? Array.from(loraBody.children) : [])
+  .find((row) => row.dataset.modelId === id) || null;
+
+/** "model" or "lora". Before families a row's kind was its storage format (now `format`). */
+function kindOf(model) {
+  return model.kind === "lora" || model.lora === true ? "lora" : "model";
+}
+
+/** The storage format of a row: "demo", "folder", "single_file" or "hub". */
+function formatOf(model) {
+  if (model.format) return model.format;
+  return FORMAT_LABELS[model.kind] ? model.kind : "";
+}
 
 function buildRow(model) {
   const name = model.name || model.id;
   const state = model.state || "available";
+  const kind = kindOf(model);
+  const format = formatOf(model);
+  const isLora = kind === "lora";
   const enabled = el("input", {
-    type: "checkbox", class: "model-enabled", checked: !!model.enabled, "aria-label": "Enabled: " + name,
-  });
-  const isDefault = el("input", {
-    type: "radio", name: "default-model", class: "model-default", value: model.id, checked: !!model.default,
-    "aria-label": "Default model: " + name,
+    type: "checkbox", class: "model-enabled", checked: !!model.enabled,
+    "aria-label": "Enabled: " + name + (isLora ? " (LoRA)" : ""),
   });
   enabled.addEventListener("change", () => setEnabled(model.id, enabled));
-  isDefault.addEventListener("change", () => { if (isDefault.checked) setDefault(model.id, isDefault); });
+  let isDefault = null;
+  if (!isLora) {
+    isDefault = el("input", {
+      type: "radio", name: "default-model", class: "model-default", value: model.id, checked: !!model.default,
+      "aria-label": "Default model: " + name,
+    });
+    isDefault.addEventListener("change", () => { if (isDefault.checked) setDefault(model.id, isDefault); });
+  }
 
   return el("tr", {
-    class: "model-row",
-    dataset: { modelId: model.id, state, enabled: model.enabled ? "true" : "false", default: model.default ? "true" : "false" },
+    class: "model-row" + (isLora ? " model-row--lora" : ""),
+    dataset: {
+      modelId: model.id, kind, format, family: model.family || "", state,
+      enabled: model.enabled ? "true" : "false", default: model.default ? "true" : "false",
+    },
   }, [
-    el("td", { "data-label": "Model", class: "model-cell" }, [
+    el("td", { "data-label": isLora ? "LoRA" : "Model", class: "model-cell" }, [
       el("span", { class: "model-name", text: name }),
+      el("span", { class: "model-badge model-badge--" + kind, text: isLora ? "LoRA" : "Model" }),
       model.default ? el("span", { class: "visually-hidden", text: " (default)" }) : null,
       el("span", { class: "model-spec", text: model.spec || "" }),
     ]),
-    el("td", { "data-label": "Kind", class: "model-kind", text: KIND_LABELS[model.kind] || model.kind || "" }),
+    el("td", { "data-label": "Family", class: "model-family", text: model.family_label || model.family || "Unknown" }),
+    el("td", { "data-label": "Format", class: "model-kind model-format", text: FORMAT_LABELS[format] || format || "" }),
     el("td", { "data-label": "State", class: "model-state-cell" }, [
       el("span", { class: "model-state", dataset: { state }, text: STATE_LABELS[state] || state }),
       model.error ? el("p", { class: "model-error", text: model.error }) : null,
     ]),
     el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
-    el("td", { "data-label": "Default", class: "col-center" }, [isDefault]),
+    isLora ? null : el("td", { "data-label": "Default", class: "col-center" }, [isDefault]),
   ]);
 }
 
 function render() {
-  tbody.replaceChildren(...models.map(buildRow));
-  emptyNote.hidden = models.length > 0;
+  const plain = models.filter((m) => kindOf(m) === "model");
+  const loras = models.filter((m) => kindOf(m) === "lora");
+  tbody.replaceChildren(...plain.map(buildRow));
+  emptyNote.hidden = plain.length > 0;
+  if (loraBody) loraBody.replaceChildren(...loras.map(buildRow));
+  if (loraEmpty) loraEmpty.hidden = loras.length > 0;
   loadingNote.hidden = true;
   table.setAttribute("aria-busy", "false");
+  if (loraTable) loraTable.setAttribute("aria-busy", "false");
 }
 
 function takeList(data) {
@@ -116,7 +149,8 @@ function setEnabled(id, input) {
     if (res.ok && res.data && res.data.id) {
       models = models.map((m) => (m.id === id ? res.data : m));
       render();
-      setStatus((res.data.name || id) + (res.data.enabled ? " is offered in the studio." : " is no longer offered."));
+      const what = (res.data.name || id) + (kindOf(res.data) === "lora" ? " (LoRA)" : "");
+      setStatus(what + (res.data.enabled ? " is offered in the studio." : " is no longer offered."));
     } else {
       input.checked = !value;
       showError(errorText(res, "Could not change this model."));
@@ -143,11 +177,13 @@ function setDefault(id, input) {
   });
 }
 
-/** "Scan done: 3 models, 1 new (enable them to offer them), 1 missing." */
+/** "Scan done: 3 models, 2 LoRAs, 1 new (enable them to offer them), 1 missing." */
 function scanSummary(before) {
   const added = models.filter((m) => !before.has(m.id)).length;
   const missing = models.filter((m) => m.state === "missing").length;
-  const parts = ["Scan done: " + plural(models.length, "model", "models")];
+  const loras = models.filter((m) => kindOf(m) === "lora").length;
+  const parts = ["Scan done: " + plural(models.length - loras, "model", "models")];
+  if (loras) parts.push(plural(loras, "LoRA", "LoRAs"));
   parts.push(added ? added + " new (enable them to offer them)" : "nothing new");
   if (missing) parts.push(missing + " missing");
   return parts.join(", ") + ".";

@@ -1,13 +1,14 @@
 /* Daydream studio — the panel's defaults (per model: the demo model starts small and
  * quick) and what the browser keeps of the panel for each user. Pure: no DOM; unit-tested
- * (tests/js/studio-defaults.test.js). */
+ * (tests/js/studio-panel.test.js, tests/js/studio-cards.test.js). */
+import { keptLoras } from "./loras.js";
 
-/** The fields whose defaults depend on the model. */
-export const MODEL_FIELDS = ["width", "height", "steps"];
+/** The fields whose defaults depend on the model (its card). */
+export const MODEL_FIELDS = ["width", "height", "steps", "guidance", "scheduler"];
 
 /** The fields of the panel kept in this browser (per user) and restored on load. */
 export const KEPT_FIELDS = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
-                            "scheduler", "model", "strength", "init_fit"];
+                            "scheduler", "model", "strength", "init_fit", "loras"];
 
 /** The panel's starting values with `modelId`: its own, else the page's defaults. */
 export function defaultsFor(modelDefaults, fallback, modelId) {
@@ -15,7 +16,8 @@ export function defaultsFor(modelDefaults, fallback, modelId) {
 }
 
 /** After the model changed from one with `before` defaults to one with `after`: the
- * fields to set ({field: value}), those the user left at the old model's default. */
+ * fields to set ({field: value}), those the user left at the old model's default (width,
+ * height, steps, guidance and the scheduler). */
 export function followModel(values, before, after) {
   const set = {};
   MODEL_FIELDS.forEach((field) => {
@@ -30,12 +32,17 @@ export function panelKey(userId) {
   return userId === null || userId === undefined || userId === "" ? null : "studio.panel." + userId;
 }
 
-/** What may be put back from a stored panel: the kept fields, as strings or numbers. */
+/** What may be put back from a stored panel: the kept fields, as strings or numbers (the
+ * LoRAs as a list of {id, name, weight}). */
 export function restorable(saved) {
   const out = {};
   if (!saved || typeof saved !== "object") return out;
   KEPT_FIELDS.forEach((field) => {
     const value = saved[field];
+    if (field === "loras") {
+      if (Array.isArray(value)) out.loras = keptLoras(value);
+      return;
+    }
     if (typeof value === "string" || (typeof value === "number" && isFinite(value))) out[field] = value;
   });
   return out;

@@ -2,23 +2,31 @@
  * #steps has its slider #steps-range), the errors under the fields and above the form,
  * and the task parameters the form holds. */
 import { $all, byId, el } from "../../lib/dom.js";
+import { cardOf, findModel, paramsForCard } from "./cards.js";
 import { config } from "./config.js";
+import { lorasPayload } from "./loras.js";
 import { retryText } from "./messages.js";
 import { state } from "./state.js";
 
 /** The number fields that have a slider. */
 export const NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples", "strength"];
 export const FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
-                            "scheduler", "model", "strength", "init_image", "init_fit", "board_id"];
+                            "scheduler", "model", "strength", "init_image", "init_fit", "board_id", "loras"];
 /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
 const ERROR_BOX = { init_image: "init-error" };
-const ERROR_INPUT = { init_image: "init-file", init_fit: "init-fit" };
+const ERROR_INPUT = { init_image: "init-file", init_fit: "init-fit", loras: "lora-choice" };
 export const FIELD_LABELS = {
   prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
   steps: "Steps", guidance: "Guidance", samples: "Images", seed: "The seed", scheduler: "The scheduler",
   model: "The model", strength: "Strength", init_image: "The init image", init_fit: "The fit",
-  board_id: "The board",
+  board_id: "The board", loras: "The LoRAs",
 };
+
+/** The card of the chosen model (cards.js); every field filled in. */
+export function currentCard() {
+  const select = byId("model");
+  return cardOf(findModel(config.models, select ? select.value : ""));
+}
 
 /** The input of a field (#init-file for init_image). */
 export function fieldInput(field) { return byId(ERROR_INPUT[field] || field); }
@@ -176,7 +184,9 @@ export function showRetryError(message, seconds) {
 
 /* ---------- the task parameters ---------- */
 
-/** The parameters of POST /api/v1/tasks (and /estimate) as the form holds them. */
+/** The parameters of POST /api/v1/tasks (and /estimate) as the form holds them, as the
+ * chosen model takes them (no guidance or negative prompt where it has none), with the
+ * chosen LoRAs. The cost line and the estimate read the same. */
 export function readForm() {
   const prompt = byId("prompt");
   const negative = byId("negative_prompt");
@@ -203,5 +213,6 @@ export function readForm() {
     payload.strength = strength === null ? config.rules.strength.default : strength;
     payload.init_fit = initFit();
   }
-  return payload;
+  payload.loras = lorasPayload(state.loras);
+  return paramsForCard(payload, currentCard());
 }

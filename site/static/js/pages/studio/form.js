@@ -34,6 +34,14 @@ export function onFormChanged() {
 
 /* ---------- size: stay inside the largest side and the pixel limit ---------- */
 
+/** What the size hint says by default (the limits of the chosen model, models.js). */
+export function setSizeHintDefault(text) {
+  const hint = byId("size-hint");
+  const showingDefault = hint && !hint.classList.contains("is-note");
+  sizeHintDefault = text;
+  if (showingDefault) hint.textContent = text;
+}
+
 /** The size hint says `message`, or what it says by default ("" or nothing). */
 export function setSizeHint(message) {
   const hint = byId("size-hint");
@@ -73,6 +81,12 @@ function updatePresetState() {
   const lim = config.size;
   const w = numberValue("width");
   const h = numberValue("height");
+  // The chosen model's own sizes (models.js): on when the size is exactly that one.
+  $all(".size-cards [data-card-size]").forEach((chip) => {
+    const active = chip.dataset.cardSize === w + "x" + h;
+    chip.classList.toggle("is-active", active);
+    chip.setAttribute("aria-pressed", active ? "true" : "false");
+  });
   $all(".size-presets [data-size]").forEach((chip) => {
     const [a, b] = parseRatio(chip.dataset.size);
     const possible = ratioPossible(a, b, currentArea(), lim);
@@ -96,7 +110,8 @@ function updatePresetState() {
   });
 }
 
-function applySize(size, note) {
+/** Set width × height (a preset) with the size hint's note, and follow it. */
+export function applySize(size, note) {
   setField("width", size[0]);
   setField("height", size[1]);
   setSizeHint(note || "");

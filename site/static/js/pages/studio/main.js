@@ -3,12 +3,13 @@
  * the JSON block #studio-config (config.js); the contract is /api/v1 (docs/API.md).
  *
  *   form.js, fields.js, panel.js, upload.js, reuse.js, boards.js  the panel
+ *   models.js (cards.js), lorapicker.js (loras.js)              the chosen model's card, its LoRAs
  *   memory.js (defaults.js)                                     the kept panel, per-model defaults
  *   estimate.js (cost.js)                                       the cost line and the estimate
  *   store.js (merge.js), timeline.js                            the tasks and their cards
  *   live.js, settings.js, sessions.js                           the server, live updates, popovers
  *   sizes.js, cost.js, merge.js, rules.js, store.js,            pure logic (node --test tests/js)
- *   defaults.js, messages.js
+ *   defaults.js, messages.js, cards.js, loras.js
  */
 import { onBalance } from "../../lib/balance.js";
 import { recall } from "../../lib/storage.js";
@@ -17,7 +18,9 @@ import { scheduleEstimate, formCost, updateCost } from "./estimate.js";
 import { NUMBER_FIELDS, syncRangeFromNumber } from "./fields.js";
 import { initForm, onFormChanged, renderSeedLock, setHelp, updatePromptCount } from "./form.js";
 import { applyEvent, cancelTask, loadTimeline, refreshQueue, startLive } from "./live.js";
-import { initMemory, restorePanel } from "./memory.js";
+import { initLoraPicker } from "./lorapicker.js";
+import { initMemory, restorePanel, savePanel } from "./memory.js";
+import { applyCard } from "./models.js";
 import { initPanel } from "./panel.js";
 import { applyImageFromUrl, reuseSettings } from "./reuse.js";
 import { initSessions, showViewedSession } from "./sessions.js";
@@ -29,6 +32,7 @@ import { initUpload, renderInitImage } from "./upload.js";
 
 initTimeline({ onCancel: cancelTask, onReuse: reuseSettings });
 initForm();
+initLoraPicker(() => { onFormChanged(); savePanel(); });
 initUpload();
 initPanel();
 initSettings();
@@ -36,7 +40,8 @@ initBoards();
 initSessions();
 initMemory();
 onBalance(updateCost);
-restorePanel();
+// The kept panel brings its model's card; else the card of the model the page chose.
+if (!restorePanel()) applyCard();
 
 updatePromptCount();
 NUMBER_FIELDS.forEach(syncRangeFromNumber);

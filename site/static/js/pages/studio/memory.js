@@ -4,15 +4,18 @@
 import { announce, byId } from "../../lib/dom.js";
 import { recall, recallJSON, remember, rememberJSON } from "../../lib/storage.js";
 import { config, pageParams } from "./config.js";
-import { KEPT_FIELDS, defaultsFor, followModel, panelKey, restorable } from "./defaults.js";
-import { clearErrors, initFit, numberValue, setField, syncModelTitle } from "./fields.js";
+import { cardDefaults, cardOf, findModel } from "./cards.js";
+import { KEPT_FIELDS, followModel, panelKey, restorable } from "./defaults.js";
+import { clearErrors, initFit, numberValue, setField } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
+import { setLoras } from "./lorapicker.js";
+import { appliedModel, applyCard, fitSizeToModel } from "./models.js";
+import { state } from "./state.js";
 import { clearInitImage, setInitFit } from "./upload.js";
 
 const KEY = panelKey(config.user_id);
 const NOTICE_KEY = "studio.demoNoticeDismissed";
 let saveTimer = null;
-let modelShown = null;
 
 function defaultModelId() {
   const chosen = config.models.find((m) => m.default) || config.models[0];
@@ -24,15 +27,19 @@ function modelId() {
   return select ? select.value : "";
 }
 
-/** The panel's defaults with a model (the chosen one unless told). */
+/** The panel's defaults with a model (the chosen one unless told): the page's, its card's,
+ * the page's table of per-model defaults. */
 export function panelDefaults(model) {
-  return defaultsFor(config.model_defaults, config.defaults, model === undefined ? modelId() : model);
+  const id = model === undefined || model === null ? modelId() : model;
+  const card = cardOf(findModel(config.models, id));
+  return cardDefaults(Object.assign(card, { id }), config.model_defaults, config.defaults);
 }
 
 function readPanel() {
   const values = {};
   KEPT_FIELDS.forEach((field) => {
     if (field === "init_fit") { values.init_fit = initFit(); return; }
+    if (field === "loras") { values.loras = state.loras.map((l) => ({ id: l.id, name: l.name, weight: l.weight })); return; }
     const input = byId(field);
     if (input) values[field] = input.value;
   });
@@ -50,9 +57,14 @@ function saveSoon() {
   saveTimer = window.setTimeout(savePanel, 250);
 }
 
+/* The model first (its card decides the schedulers, the limits and the LoRAs offered), then the rest. */
 function applyValues(values) {
+  if (values.model !== undefined) setField("model", values.model);
+  applyCard();
   Object.keys(values).forEach((field) => {
+    if (field === "model") return;
     if (field === "init_fit") setInitFit(values[field]);
+    else if (field === "loras") setLoras(values.loras);
     else setField(field, values[field]);
   });
 }
@@ -64,7 +76,6 @@ export function restorePanel() {
   const saved = restorable(recallJSON(KEY));
   if (!Object.keys(saved).length) return false;
   applyValues(saved);
-  modelShown = modelId();
   updatePromptCount();
   return true;
 }
@@ -75,12 +86,13 @@ export function resetPanel() {
   const values = panelDefaults(model);
   clearErrors();
   setField("model", model);
-  modelShown = model;
   ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples"].forEach((field) => {
     setField(field, values[field] === null || values[field] === undefined ? "" : values[field]);
   });
+  applyCard();
+  setLoras([]);
   setField("seed", values.seed === null || values.seed === undefined ? "" : values.seed);
-  if (config.default_scheduler) setField("scheduler", config.default_scheduler);
+  if (values.scheduler || config.default_scheduler) setField("scheduler", values.scheduler || config.default_scheduler);
   if (config.rules.strength) setField("strength", config.rules.strength.default);
   if (config.choice_rules && config.choice_rules.init_fit) setInitFit(config.choice_rules.init_fit.default);
   clearInitImage();
@@ -91,18 +103,21 @@ export function resetPanel() {
   announce("Every setting is back to its default.");
 }
 
-/** A model was chosen: the size and steps the user left at the last model's defaults follow the new one's. */
+/** A model was chosen: its card applies (models.js), and the size, steps, guidance and
+ * scheduler the user left at the last model's defaults follow the new one's. */
 function onModelChanged() {
-  const next = modelId();
-  const set = followModel({ width: numberValue("width"), height: numberValue("height"), steps: numberValue("steps") },
-                          panelDefaults(modelShown), panelDefaults(next));
-  modelShown = next;
+  const scheduler = byId("scheduler");
+  const values = {
+    width: numberValue("width"), height: numberValue("height"), steps: numberValue("steps"),
+    guidance: numberValue("guidance"), scheduler: scheduler ? scheduler.value : undefined,
+  };
+  const before = panelDefaults(appliedModel());
+  applyCard();
+  const set = followModel(values, before, panelDefaults(modelId()));
   Object.keys(set).forEach((field) => setField(field, set[field]));
-  syncModelTitle();
-  if (Object.keys(set).length) {
-    setSizeHint("");
-    onFormChanged();
-  }
+  if (set.width !== undefined || set.height !== undefined) fitSizeToModel();
+  setSizeHint("");
+  onFormChanged();
 }
 
 function initDemoNotice() {
@@ -120,8 +135,6 @@ function initDemoNotice() {
 }
 
 export function initMemory() {
-  modelShown = modelId();
-  syncModelTitle();
   const form = byId("generate-form");
   if (form) {
     form.addEventListener("input", saveSoon);

@@ -6,15 +6,21 @@ import { isNumber } from "../../lib/format.js";
 import { pageParams } from "./config.js";
 import { setField, showFormError } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
+import { setLoras } from "./lorapicker.js";
+import { applyCard } from "./models.js";
 import { isDrawer, openPanel } from "./panel.js";
 import { clearInitImage, setInitFit, setInitImage } from "./upload.js";
 
 /**
- * Put a task's settings back into the form. options.seed overrides the task's seed;
+ * Put a task's settings back into the form: its model (and that model's card), scheduler
+ * and LoRAs too. options.seed overrides the task's seed;
  * options.init: an image to start from, null to clear the init image, or undefined for
  * the task's own init image (if it had one).
  */
 export function reuseSettings(task, options = {}) {
+  // The model first: its card decides the schedulers, the size limits and the LoRAs offered.
+  if (task.model) setField("model", task.model);
+  applyCard();
   setField("prompt", task.prompt || "");
   setField("negative_prompt", task.negative_prompt || "");
   ["width", "height", "steps", "guidance", "samples"].forEach((id) => {
@@ -23,7 +29,7 @@ export function reuseSettings(task, options = {}) {
   const seed = options.seed !== undefined ? options.seed : task.seed;
   setField("seed", seed === null || seed === undefined ? "" : seed);
   if (task.scheduler) setField("scheduler", task.scheduler);
-  if (task.model) setField("model", task.model);
+  setLoras(Array.isArray(task.loras) ? task.loras : []);
   setSizeHint("");
 
   let init = options.init;

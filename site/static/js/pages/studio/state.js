@@ -4,6 +4,8 @@ export const state = {
   initImage: null,
   /** Whether an init image is on its way up. */
   uploading: false,
+  /** The LoRAs of the next task: [{id, name, weight}] (loras.js, lorapicker.js). */
+  loras: [],
   /** The user's studio settings (PATCH /api/v1/me {settings: {...}}). */
   settings: { cancel_on_leave: false, previews: true },
 };

@@ -4,6 +4,7 @@ import { $, $all, announce, byId, el } from "../../lib/dom.js";
 import { formatCreated, formatDuration, isNumber, parseTime, plural, shorten } from "../../lib/format.js";
 import { config } from "./config.js";
 import { cardEta } from "./eta.js";
+import { lorasText } from "./loras.js";
 import { STATE_LABELS, currentSample, isFinal } from "./merge.js";
 import { state } from "./state.js";
 import { store } from "./store.js";
@@ -73,6 +74,7 @@ function createCard(task) {
       el("li", { class: "task-guidance" }),
       el("li", { class: "task-scheduler" }),
       el("li", { class: "task-model", hidden: true }),
+      el("li", { class: "task-loras", hidden: true }),
       el("li", { class: "task-seed" }),
       el("li", { class: "task-init", hidden: true }),
       el("li", { class: "task-cost", hidden: true }),
@@ -160,6 +162,7 @@ function updateCard(card, task) {
   setText($(".task-guidance", card), typeof task.guidance === "number" ? "Guidance " + task.guidance : "");
   setText($(".task-scheduler", card), task.scheduler ? (config.schedulers[task.scheduler] || task.scheduler) : "");
   setText($(".task-model", card), task.model && config.models.length > 1 ? (config.modelNames[task.model] || task.model) : "");
+  setText($(".task-loras", card), Array.isArray(task.loras) && task.loras.length ? (task.loras.length > 1 ? "LoRAs " : "LoRA ") + lorasText(task.loras) : "");
   setText($(".task-seed", card), task.seed === null || task.seed === undefined ? "Seed random" : "Seed " + task.seed);
   setText($(".task-init", card), task.init_image
     ? "From an image" + (isNumber(task.strength) ? " · strength " + task.strength : "")
