@@ -278,10 +278,15 @@ def _walk(folder: Path):
             under_loras = rel.parts[0] == LORA_FOLDER
             try:
                 role, found = families.detect_file(path)
-            except (OSError, families.UnknownModel) as exc:
+            except (OSError, families.NotSafetensors) as exc:
+                # Damaged (or still downloading): listed with the reason, so staff see it.
                 if under_loras:
                     yield rel, "lora_error", f"{path.name} could not be read as a LoRA: {exc}"
+                else:
+                    yield rel, "error", f"{path.name} could not be read: {exc}"
                 continue
+            except families.UnknownModel:
+                continue  # a VAE, an embedding, …: not a model
             if under_loras and role == "model":
                 continue  # a checkpoint among the LoRAs: not one
             yield rel, role, found
@@ -314,10 +319,13 @@ def scan() -> list[AiModel]:
 
 
 def _apply_scan(row: AiModel, role: str, what) -> None:
-    if role == "model":
-        _set_family(row, what)
-    elif role == "lora":
-        row.family = what
+    if role in ("model", "lora"):
+        if row.state == ModelState.ERROR.value:  # readable now; a failed load says so again
+            row.state, row.error = ModelState.AVAILABLE.value, None
+        if role == "model":
+            _set_family(row, what)
+        else:
+            row.family = what
     else:  # unreadable: listed with the reason, cannot be enabled until fixed
         row.state, row.error = ModelState.ERROR.value, what
 

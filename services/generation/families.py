@@ -131,6 +131,10 @@ class UnknownModel(ValueError):
     """The files are not a model of a family Daydream serves; the message says why."""
 
 
+class NotSafetensors(UnknownModel):
+    """The file is not a readable .safetensors file (damaged, or another format)."""
+
+
 @dataclass(frozen=True)
 class Detected:
     family: str
@@ -196,16 +200,16 @@ def safetensors_header(path: Path) -> dict:
     with open(path, "rb") as handle:
         raw = handle.read(8)
         if len(raw) != 8:
-            raise UnknownModel(f"{path.name} is not a safetensors file (too short)")
+            raise NotSafetensors(f"{path.name} is not a safetensors file (too short)")
         (length,) = struct.unpack("<Q", raw)
         if not 2 <= length <= 100 * 1024 * 1024:
-            raise UnknownModel(f"{path.name} is not a safetensors file (bad header length)")
+            raise NotSafetensors(f"{path.name} is not a safetensors file (bad header length)")
         try:
             header = json.loads(handle.read(length))
         except ValueError as exc:
-            raise UnknownModel(f"{path.name} is not a safetensors file (unreadable header)") from exc
+            raise NotSafetensors(f"{path.name} is not a safetensors file (unreadable header)") from exc
     if not isinstance(header, dict):
-        raise UnknownModel(f"{path.name} is not a safetensors file (unreadable header)")
+        raise NotSafetensors(f"{path.name} is not a safetensors file (unreadable header)")
     return header
 
 

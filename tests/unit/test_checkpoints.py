@@ -69,33 +69,12 @@ def test_sd1_full_checkpoint_round_trip(demo_dir, tmp_path):
     assert dict(loaded.scheduler.config) == dict(pipe.scheduler.config)
 
 
-def _sdxl_config_folder(folder, tmp_path):
-    """The SDXL demo folder, or a copy of it whose text_encoder_2 is wider than
-    text_encoder. diffusers' single-file loader tells the two CLIP models apart
-    by width alone (create_diffusers_clip_model_from_ldm tries the CLIP-L names
-    first and takes them when their width fits), so where both are as wide it
-    loads CLIP-L's weights into text_encoder_2 and leaves its projection unset.
-    Real SDXL has 768 and 1280."""
-    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
-
-    one = CLIPTextConfig.from_pretrained(folder / "text_encoder")
-    two = CLIPTextConfig.from_pretrained(folder / "text_encoder_2")
-    if one.hidden_size != two.hidden_size:
-        return folder
-    copy = tmp_path / "sdxl-config"
-    shutil.copytree(folder, copy)
-    shutil.rmtree(copy / "text_encoder_2")
-    two.hidden_size = one.hidden_size + 16
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1)
-        CLIPTextModelWithProjection(two).save_pretrained(copy / "text_encoder_2")
-    return copy
-
-
 def test_sdxl_full_checkpoint_round_trip(demo_dir, tmp_path):
     from diffusers import StableDiffusionXLPipeline
 
-    folder = _sdxl_config_folder(demo_dir("sdxl"), tmp_path)
+    # (The demo's second text encoder is wider than the first, as OpenCLIP-G is than CLIP-L:
+    # diffusers' loader tells them apart by width.)
+    folder = demo_dir("sdxl")
     pipe = StableDiffusionXLPipeline.from_pretrained(folder, local_files_only=True)
     path = save_sdxl_checkpoint(pipe, tmp_path / "sdxl.safetensors")
 
@@ -201,3 +180,69 @@ def test_flux_transformer_round_trip(demo_dir, tmp_path, flux_any_width, guidanc
     if config_folder == folder:
         pipe = FluxPipeline.from_pretrained(folder, transformer=loaded, local_files_only=True)
         assert pipe.transformer is loaded
+
+
+# --- the service's loader (worker/pipelines.py) on these files ----------------------
+
+def _render(pipe, family):
+    import numpy as np
+
+    size = 64
+    out = pipe("a lighthouse", num_inference_steps=2, width=size, height=size, output_type="np",
+               generator=torch.Generator("cpu").manual_seed(5), guidance_scale=0.0 if family == "flux" else 5.0)
+    return np.asarray(out.images[0])
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl", "sd3", "flux"])
+def test_the_worker_loads_a_single_file_of_each_family_offline_with_its_local_config(
+        demo_dir, tmp_path, flux_any_width, family):
+    import numpy as np
+
+    from diffusers import DiffusionPipeline, FluxTransformer2DModel, SD3Transformer2DModel
+
+    from worker.pipelines import family_of, load_pipeline
+
+    folder = demo_dir(family)
+    models = tmp_path / "models"
+    shutil.copytree(folder, models / "configs" / family)  # where the README says configs go
+    original = DiffusionPipeline.from_pretrained(folder, local_files_only=True)
+    target = models / "checkpoints" / f"{family}.safetensors"
+    if family == "sd1":
+        save_sd1_checkpoint(original, target)
+    elif family == "sdxl":
+        save_sdxl_checkpoint(original, target)
+    elif family == "sd3":
+        save_sd3_transformer(SD3Transformer2DModel.from_pretrained(folder, subfolder="transformer"), target)
+    else:
+        save_flux_transformer(FluxTransformer2DModel.from_pretrained(folder, subfolder="transformer"), target)
+
+    pipe = load_pipeline(f"checkpoints/{family}.safetensors", models, device="cpu")
+    assert family_of(pipe) == family
+    # The same weights: the same picture, up to float noise (the file's weights pass
+    # through diffusers' conversion, which may reorder sums).
+    assert np.allclose(_render(pipe, family), _render(original.to("cpu"), family), atol=1e-5)
+
+
+def test_a_denoiser_only_file_without_a_config_folder_says_where_one_goes(demo_dir, tmp_path):
+    from diffusers import SD3Transformer2DModel
+
+    from worker.pipelines import ModelLoadError, load_pipeline
+
+    models = tmp_path / "models"
+    transformer = SD3Transformer2DModel.from_pretrained(demo_dir("sd3"), subfolder="transformer")
+    save_sd3_transformer(transformer, models / "sd35.safetensors")
+    with pytest.raises(ModelLoadError) as caught:
+        load_pipeline("sd35.safetensors", models, device="cpu")
+    message = str(caught.value)
+    assert "holds only the Stable Diffusion 3 / 3.5 transformer" in message
+    assert str(models / "configs" / "sd3") in message
+
+
+def test_a_lora_given_as_the_model_is_refused_with_where_it_belongs(tmp_path):
+    from worker.demo_model import build_demo_lora
+    from worker.pipelines import ModelLoadError, load_pipeline
+
+    models = tmp_path / "models"
+    build_demo_lora(models / "style.safetensors", "sd1", tmp_path / "base")
+    with pytest.raises(ModelLoadError, match="is a LoRA .*loras"):
+        load_pipeline("style.safetensors", models, device="cpu")
