@@ -13,8 +13,10 @@ bp = Blueprint("studio", __name__)
 @login_required
 def index():
     limits = tasks.limits_for(current_user)
-    models = catalog.models()
     cards = catalog.cards()
+    # max_side: this user's side limit with the model (params.model_limits).
+    models = [{**m, "max_side": params.model_limits(limits, cards[m["id"]])["max_side"]}
+              for m in catalog.models()]
     default_model = catalog.default_model()
     return render_template(
         "studio/index.html",

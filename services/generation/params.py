@@ -78,12 +78,14 @@ def fit_size(width: int, height: int, limits: dict | None, step: int) -> tuple[i
 
 
 def model_limits(limits: dict | None, card: Card) -> dict:
-    """The user's limits with this model: a tier's side limit is raised to the longest
-    side of the model's own sizes (an SDXL 1344 × 768 is a normal picture), its pixel
-    limit holds."""
+    """The user's limits with this model. A tier's side limit is meant for SD 1.x-sized
+    models (512 px native); for a larger model it grows in proportion (SDXL, 1024 px:
+    twice), so that a 1344 × 768 SDXL picture is a normal one. The pixel limit holds."""
+    factor = max(1.0, max(card.native_width, card.native_height) / 512)
     if not limits:
         return {"max_side": card.max_side}
-    return {**limits, "max_side": max(limits.get("max_side") or 0, card.max_side)}
+    side = limits.get("max_side") or card.max_side
+    return {**limits, "max_side": int(side * factor) // card.size_step * card.size_step}
 
 
 def card_defaults(card: Card, limits: dict | None = None) -> dict:
