@@ -33,7 +33,7 @@ def live(tmp_path_factory, redis_url, models_path):
     worker.stop()
 
 
-def studio_config(page) -> dict:
+def page_config(page) -> dict:
     return json.loads(page.locator("#studio-config").text_content())
 
 
@@ -43,7 +43,7 @@ def options(page, selector) -> list[str]:
 
 def test_the_sdxl_card_a_lora_generate_and_reuse(page):
     register_and_sign_in(page, "familyfan")
-    config = studio_config(page)
+    config = page_config(page)
     models = {m["id"]: m for m in config["models"]}
     assert "demo-sdxl" in models, "the SDXL demo model is not offered (DAYDREAM_DEMO_MODELS=all)"
     sdxl = models["demo-sdxl"]
@@ -157,7 +157,7 @@ def test_flux_hides_guidance_and_the_negative_prompt_on_a_phone(phone):
     errors: list[str] = []
     phone.on("pageerror", lambda exc: errors.append(str(exc)))
     register_and_sign_in(phone, "fluxphone")
-    config = studio_config(phone)
+    config = page_config(phone)
     flux = next((m for m in config["models"] if m["family"] == "flux"), None)
     assert flux is not None, "no FLUX demo model is offered"
     phone.click("#panel-toggle")

@@ -222,3 +222,29 @@ def test_the_defaults_of_an_omitted_field_come_from_the_card(family_stack, famil
     task = run(family_user, model="demo-flux", width=None, height=None, steps=None, seed=None)
     assert (task["steps"], task["guidance"], task["scheduler"]) == (4, 0.0, "flow_euler")
     assert (task["width"], task["height"]) == (256, 256)
+
+
+def test_a_lora_that_cannot_be_read_fails_its_task_with_why_and_a_refund(family_stack, family_user, models_path):
+    from worker.demo_model import build_demo_lora
+
+    path = models_path / "loras" / "fragile.safetensors"
+    build_demo_lora(path, "sdxl", models_path / "daydream-demo-sdxl")
+    try:
+        staff = make_staff(family_stack, "familystaff3")
+        client = family_stack.test_client()
+        items = client.post("/api/v1/admin/models/scan", headers=staff).get_json()["items"]
+        [lora] = [m for m in items if m["spec"] == "loras/fragile.safetensors"]
+        assert lora["kind"] == "lora" and lora["family"] == "sdxl"
+        assert client.patch(f"/api/v1/admin/models/{lora['id']}", json={"enabled": True},
+                            headers=staff).status_code == 200
+        path.write_bytes(b"damaged after it was enabled")
+        before = family_user.me()["tokens"]
+        response = family_user.submit(model="demo-sdxl", loras=[{"id": lora["id"], "weight": 0.5}])
+        assert response.status_code == 202, response.get_json()
+        task = family_user.wait_task(response.get_json()["id"], timeout=120)
+        assert task["state"] == "failed" and task["refunded"] is True
+        assert "The LoRA fragile could not be applied" in task["error"] and "refunded" in task["error"]
+        assert family_user.me()["tokens"] == before
+        assert run(family_user, model="demo-sdxl")["state"] == "done"  # the worker goes on
+    finally:
+        path.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ import torch
 from worker.pipelines import ModelLoadError, load_pipeline, memory_mode, resolve_device
 
 
-def render(pipe):
+def render_demo(pipe):
     return np.asarray(pipe("a lighthouse", num_inference_steps=2, width=64, height=64, output_type="np",
                            generator=torch.Generator("cpu").manual_seed(3)).images[0])
 
@@ -17,7 +17,7 @@ def test_low_memory_decodes_in_tiles_and_gives_the_same_picture(tmp_path):
     low = load_pipeline("demo", tmp_path, device="cpu", vram="low")
     assert (memory_mode(high), memory_mode(low)) == ("high", "low")
     assert low.vae.use_tiling and low.vae.use_slicing and not high.vae.use_tiling
-    assert np.allclose(render(low), render(high), atol=1e-5)
+    assert np.allclose(render_demo(low), render_demo(high), atol=1e-5)
 
 
 def test_auto_on_the_cpu_keeps_everything_in_place(tmp_path):

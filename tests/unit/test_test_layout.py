@@ -18,6 +18,8 @@ TESTS = Path(__file__).resolve().parents[1]
 # Names defined in more than one file on purpose, each with why. pytest hooks
 # (pytest_*) are per conftest by design and need no entry.
 DEFINED_TWICE = {
+    "live": "tests/e2e/test_studio_families.py overrides the e2e conftest's `live` server with one "
+            "offering every family's demo model (DAYDREAM_DEMO_MODELS=all): the nearest fixture wins",
     "app": "tests/integration/test_signout.py overrides the integration conftest's `app` "
            "fixture with the idle app: pytest takes the nearest fixture of a name",
 }
