@@ -70,7 +70,9 @@ def test_schedulers_and_models_are_listed(make_user):
     assert {s["id"] for s in schedulers} >= {"euler", "euler_a", "dpmpp_2m", "ddim"}
     assert [s["id"] for s in schedulers if s["default"]] == ["euler"]
     models = user.get("/api/v1/models").get_json()["items"]
-    assert {"id": "demo", "name": "Demo (tiny, paints noise)", "default": True, "kind": "demo"} in models
+    demo = next(m for m in models if m["id"] == "demo")
+    assert (demo["name"], demo["default"], demo["kind"], demo["format"], demo["family"]) == (
+        "Demo (tiny, paints noise)", True, "model", "demo", "sd1")
 
 
 # --- cancel a running task --------------------------------------------------------------

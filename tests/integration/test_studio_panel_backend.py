@@ -73,9 +73,9 @@ def test_the_studio_starts_the_demo_model_small_and_quick(client, make_user):
     assert config["user_id"]  # the browser keeps the panel per user (memory.js)
     assert re.search(r'id="steps" name="steps"[^>]*value="8"', html)
     assert re.search(r'id="width" name="width"[^>]*value="256"', html)
-    # The API's defaults for an omitted field stay the table's.
+    # The API's defaults for an omitted field are the model card's, the same as the panel's.
     task = user.post("/api/v1/tasks", json={"prompt": "a default task"}).get_json()
-    assert (task["width"], task["height"], task["steps"]) == (512, 512, 30)
+    assert (task["width"], task["height"], task["steps"]) == (256, 256, 8)
 
 
 def test_the_queue_full_message_says_once_that_nothing_was_charged(tmp_path, redis_url, models_path):

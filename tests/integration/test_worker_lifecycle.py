@@ -56,8 +56,11 @@ def test_a_model_in_a_local_diffusers_folder_loads_by_path(tmp_path, redis_url, 
     app = make_app(env)
     user = ApiUser(app.test_client(), "folderuser")
     models = user.get("/api/v1/models").get_json()["items"]
-    assert models[0] == {"id": "my-model", "name": "my-model", "default": True, "kind": "folder"}
-    assert [m["id"] for m in models] == ["my-model", "demo"]  # the demo model is always there
+    mine = {k: models[0][k] for k in ("id", "name", "default", "kind", "format", "family")}
+    assert mine == {"id": "my-model", "name": "my-model", "default": True, "kind": "model", "format": "folder",
+                    "family": "sd1"}
+    # the demo model is always there (and its LoRA)
+    assert [m["id"] for m in models if m["kind"] == "model"] == ["my-model", "demo"]
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:
         task = user.wait_task(user.submit(steps=2).get_json()["id"])
