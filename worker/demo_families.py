@@ -73,7 +73,7 @@ def clip_tokenizer(tok_dir: Path):
 
 
 
-def _clip_config(tokenizer, vocab_size: int, **extra):
+def clip_config(tokenizer, vocab_size: int, **extra):
     from transformers import CLIPTextConfig
 
     settings = dict(
@@ -164,10 +164,10 @@ def make_sdxl(folder: Path):
 
     tokenizer, vocab_size = clip_tokenizer(folder / "tokenizer")
     tokenizer_2, _ = clip_tokenizer(folder / "tokenizer_2")
-    text_encoder = CLIPTextModel(_clip_config(tokenizer, vocab_size))
+    text_encoder = CLIPTextModel(clip_config(tokenizer, vocab_size))
     # Wider than the first, as OpenCLIP-G is than CLIP-L: diffusers' single-file loader
     # tells SDXL's two encoders apart by their widths.
-    text_encoder_2 = CLIPTextModelWithProjection(_clip_config(tokenizer_2, vocab_size, hidden_size=48))
+    text_encoder_2 = CLIPTextModelWithProjection(clip_config(tokenizer_2, vocab_size, hidden_size=48))
     # As diffusers' tiny SDXL test UNet: the first down block has no attention, as in
     # SDXL; the added conditioning is 6 size/crop numbers x 8 + the pooled text (32).
     unet = UNet2DConditionModel(
@@ -214,9 +214,9 @@ def make_sd3(folder: Path):
 
     tokenizer, vocab_size = clip_tokenizer(folder / "tokenizer")
     tokenizer_2, _ = clip_tokenizer(folder / "tokenizer_2")
-    text_encoder = CLIPTextModelWithProjection(_clip_config(tokenizer, vocab_size))  # CLIP-L style
+    text_encoder = CLIPTextModelWithProjection(clip_config(tokenizer, vocab_size))  # CLIP-L style
     text_encoder_2 = CLIPTextModelWithProjection(  # CLIP-G style: a little wider
-        _clip_config(tokenizer_2, vocab_size, hidden_size=48, intermediate_size=96, projection_dim=48))
+        clip_config(tokenizer_2, vocab_size, hidden_size=48, intermediate_size=96, projection_dim=48))
     tokenizer_3 = t5_tokenizer()
     # The CLIP hidden states (32 + 48) are padded to T5's width and put before its tokens.
     text_encoder_3 = _t5_encoder(tokenizer_3, d_model=80)
@@ -250,7 +250,7 @@ def make_flux(folder: Path):
     from transformers import CLIPTextModel
 
     tokenizer, vocab_size = clip_tokenizer(folder / "tokenizer")
-    text_encoder = CLIPTextModel(_clip_config(tokenizer, vocab_size))
+    text_encoder = CLIPTextModel(clip_config(tokenizer, vocab_size))
     tokenizer_2 = t5_tokenizer()
     text_encoder_2 = _t5_encoder(tokenizer_2, d_model=32)
     # FLUX.1 schnell: no guidance embedding. 16 latent channels packed 2x2 -> 64 in.

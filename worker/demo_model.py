@@ -17,7 +17,7 @@ from pathlib import Path
 
 # The tokenizer helpers live with the other families' parts; imported here too, where
 # they were first (bench/bench_previews.py uses _write_tokenizer_files).
-from worker.demo_families import MAKERS, _write_tokenizer_files, clip_tokenizer, write_lora  # noqa: F401
+from worker.demo_families import MAKERS, _write_tokenizer_files, clip_config, clip_tokenizer, write_lora  # noqa: F401
 
 # Bump when the configs below change: an existing folder with an older version
 # is rebuilt on the next start.
@@ -59,24 +59,11 @@ def _build(folder: Path, family: str = "sd1") -> None:
 
 def _make_pipeline(folder: Path):
     from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextModel
 
     tokenizer, vocab_size = clip_tokenizer(folder / "tokenizer")
 
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=vocab_size,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            projection_dim=32,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    text_encoder = CLIPTextModel(clip_config(tokenizer, vocab_size))
     unet = UNet2DConditionModel(
         sample_size=8,  # latent size; the pipeline's default image is 8 * 8 = 64 px
         in_channels=4,
