@@ -175,10 +175,9 @@ def offered():
 
 @pytest.mark.parametrize("model, scheduler", list(offered()))
 def test_every_scheduler_runs_for_each_family_it_is_offered_for(family_user, model, scheduler):
+    # (That each gives the same pixels for a seed is tests/unit/test_schedulers.py's.)
     task = run(family_user, model=model, scheduler=scheduler)
-    again = run(family_user, model=model, scheduler=scheduler)
     assert task["scheduler"] == scheduler
-    assert pixels_of(family_user, task) == pixels_of(family_user, again)
     png = PILImage.open(io.BytesIO(family_user.get(task["images"][0]["url"]).data))
     assert "Sampler: " in png.info["parameters"]
 
