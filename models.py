@@ -196,6 +196,9 @@ class Task(db.Model):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
     started_at: so.Mapped[Optional[datetime]]
     finished_at: so.Mapped[Optional[datetime]]
+    # The fair queue's round (services/generation/dispatch.py): queued tasks run in
+    # (fair_round, created_at, id) order; a user's next task goes one round after their last.
+    fair_round: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
 
     user: so.Mapped[User] = so.relationship()
     images: so.Mapped[list["Image"]] = so.relationship(
@@ -204,6 +207,10 @@ class Task(db.Model):
 
     __table_args__ = (
         sa.UniqueConstraint("user_id", "idempotency_key", name="uq_tasks_user_idempotency"),
+        # The fair order, so that the first round and a task's position are index reads.
+        sa.Index("ix_tasks_fair_order", "state", "fair_round", "created_at", "id"),
+        # A user's latest round, read at submit.
+        sa.Index("ix_tasks_user_round", "user_id", "fair_round"),
     )
 
     @property

@@ -8,8 +8,6 @@ import time
 
 from flask import current_app
 from rq import Queue
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
 
 from services.core import liveness
 from services.core.redis_client import connection, key
@@ -25,7 +23,9 @@ def generation_queue() -> Queue:
 def enqueue_slot(task_id: str) -> None:
     """One job per submitted task. The job runs whichever queued task is fairest when
     a worker takes it (services/generation/dispatch.py); the id it carries names the
-    submit that made it."""
+    submit that made it. A canceled task's job stays in the queue (removing it would
+    mean a scan of the queue): the worker that takes it finds nothing to run, or the
+    next task, whose own job then finds nothing."""
     generation_queue().enqueue(
         JOB_FUNCTION, task_id, job_id=f"{task_id}_{int(time.time() * 1000)}",
         job_timeout=current_app.config["JOB_TIMEOUT"],
@@ -35,26 +35,9 @@ def enqueue_slot(task_id: str) -> None:
 
 
 def waiting_jobs() -> int:
-    """Jobs waiting in the queue: each one will run one queued task."""
+    """Jobs waiting in the queue: each one runs one queued task, or nothing (a spare
+    job of a canceled task)."""
     return generation_queue().count
-
-
-def remove_slot(task_id: str) -> None:
-    """A queued task was canceled: drop one waiting job (preferably its own), so that the
-    queue's length keeps matching the queued tasks. A job left over is harmless: it finds
-    nothing to run."""
-    q = generation_queue()
-    ids = q.get_job_ids()
-    if not ids:
-        return
-    own = [job_id for job_id in ids if job_id.startswith(f"{task_id}_")]
-    victim = own[0] if own else ids[-1]
-    try:
-        job = Job.fetch(victim, connection=connection())
-    except NoSuchJobError:
-        return
-    q.remove(job)
-    job.delete()
 
 
 def request_stop(task_id: str) -> None:

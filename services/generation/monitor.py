@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import redis
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from extensions import db
 from models import Task, TaskState, iso
@@ -57,8 +58,9 @@ def workers() -> list[dict]:
 
 def queue_view() -> dict:
     """Every queued and running task with its owner, position and progress."""
-    positions = dispatch.positions()
+    positions = dispatch.positions()  # one narrow query for every queued task
     items = db.session.scalars(sa.select(Task).where(Task.state.in_(TaskState.unfinished()))
+                               .options(so.joinedload(Task.user))
                                .order_by(Task.created_at, Task.id)).all()
     rows = []
     for task in items:

@@ -2,15 +2,22 @@
 reconciler make. A task's state only moves forward, each move a conditional update
 (services/core/transitions.py):
 
-    queued → running            claim_next → start_task (the worker takes the fairest)
+    queued → running            claim_next / claim_batch → start_task (the worker takes
+                                the fairest, and the tasks of its round that share its call)
     running → done              complete_task (the worker saved every image)
     queued | running → failed   fail_task (the job raised; reconcile: its worker died)
     queued | running → canceled cancel (the owner, staff, leaving the studio)
 
-A failed or canceled task is refunded in the transaction of that move, so once."""
+A failed or canceled task is refunded in the transaction of that move, so once.
+
+Every change costs the same whatever the queue's depth: the fair order is stored in
+the rows (dispatch.py), a change is announced with one `queue` event (counts), and the
+owner of a task gets `task` events for its own moves only; pages read the positions of
+their own queued tasks when the queue changes (GET /api/v1/queue)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 import redis
@@ -89,6 +96,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         loras=params["loras"] or None,
         board_id=params["board_id"],
         cost=cost_for(user, params), idempotency_key=idempotency_key,
+        fair_round=dispatch.next_round(user.id),
     )
     try:
         db.session.add(task)
@@ -173,13 +181,13 @@ def cancel(task: Task) -> Task:
     if not _finish(task, TaskState.CANCELED, None):
         db.session.refresh(task)
         raise Conflict(f"The task is {task.state} already; only unfinished tasks can be canceled.")
-    try:
-        if was == TaskState.RUNNING.value:
+    # A queued task's job stays in the RQ queue (finding it costs a scan of the queue):
+    # the worker that takes it runs the fairest task left, or finds nothing to run.
+    if was == TaskState.RUNNING.value:
+        try:
             queue.request_stop(task.id)
-        else:
-            queue.remove_slot(task.id)
-    except redis.RedisError as exc:  # the worker checks the row's state as well
-        log.warning("could not signal the cancel of %s: %s", task.id, exc)
+        except redis.RedisError as exc:  # the worker checks the row's state as well
+            log.warning("could not signal the cancel of %s: %s", task.id, exc)
     announce_queue()
     return task
 
@@ -240,13 +248,14 @@ def idle_models_elsewhere(worker_name: str) -> set[str]:
 
 
 def claim_next(worker_name: str, loaded_model: str | None) -> Task | None:
-    """Pick the fairest task (dispatch.pick) and move it queued → running for this
-    worker. Several workers may race for it: the conditional update lets one win; the
-    others pick again."""
+    """Pick the fairest task from the first round (dispatch.pick) and move it queued →
+    running for this worker. Several workers may race for it: the conditional update
+    lets one win; the others pick again."""
     elsewhere = idle_models_elsewhere(worker_name)
     patience = timedelta(seconds=current_app.config["AFFINITY_WAIT"])
     for _ in range(20):
-        task = dispatch.pick(dispatch.fair_rounds(dispatch.queued_tasks()), loaded_model,
+        first = dispatch.first_round()
+        task = dispatch.pick([first] if first else [], loaded_model,
                              idle_elsewhere=elsewhere, patience=patience)
         if task is None:
             return None
@@ -254,6 +263,25 @@ def claim_next(worker_name: str, loaded_model: str | None) -> Task | None:
         if started is not None:
             return started
     return None
+
+
+def claim_batch(worker_name: str, loaded_model: str | None, *, max_images: int,
+                joins: Callable[[Task, Task], bool]) -> list[Task]:
+    """[] when nothing is queued. Else the task claim_next would claim (the head, moved
+    queued → running for this worker) followed by the queued tasks that can share its
+    pipeline call: the tasks after the head in the fair order *within the same round*,
+    taken in order while joins(head, task) is true and the images (sum of .samples,
+    head included) stay <= max_images; it stops at the first task that cannot join, so
+    a batch never lets a user jump ahead of a fairer user whose task cannot join. Each
+    joiner is moved queued → running with start_task; one lost to another worker is skipped."""
+    head = claim_next(worker_name, loaded_model)
+    if head is None:
+        return []
+    room = max_images - head.samples
+    # Each joiner brings an image at least; a few more are read for those lost to a race.
+    after = dispatch.after_in_round(head, room + 8 if room > 0 else 0)
+    return dispatch.join_batch(head, after, max_images=max_images, joins=joins,
+                               start=lambda task: start_task(task.id, worker_name))
 
 
 def complete_task(task: Task) -> bool:
@@ -282,11 +310,11 @@ def reconcile() -> dict:
                                   "were refunded; submit it again."):
                 settled["failed"] += 1
                 queue.request_stop(task.id)  # were it only frozen, it stops when it wakes
-    queued = db.session.scalars(sa.select(Task.id).where(Task.state == TaskState.QUEUED.value)
-                                .order_by(Task.created_at, Task.id)).all()
-    missing = len(queued) - queue.waiting_jobs()
-    for task_id in queued[:max(missing, 0)]:
-        queue.enqueue_slot(task_id)
+    queued = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
+        Task.state == TaskState.QUEUED.value))
+    missing = queued - queue.waiting_jobs()  # spare jobs (of canceled tasks) are harmless
+    for row in dispatch.ahead(missing):
+        queue.enqueue_slot(row.id)
         settled["requeued"] += 1
     if settled["failed"] or settled["requeued"]:
         announce_queue()
@@ -296,7 +324,8 @@ def reconcile() -> dict:
 # --- what the API and the pages show ----------------------------------------------
 
 def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
-    """positions: the queue's order (dispatch.positions()), when the caller has it."""
+    """positions: queued task id → position (dispatch.positions), when the caller has
+    them for several tasks; else a queued task's position is read on its own."""
     live = {}
     position = None
     if task.state == TaskState.RUNNING.value:
@@ -305,7 +334,7 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
         except redis.RedisError:
             pass
     elif task.state == TaskState.QUEUED.value:
-        position = (dispatch.positions() if positions is None else positions).get(task.id)
+        position = dispatch.position_of(task) if positions is None else positions.get(task.id)
     total = live.get("total", task.effective_steps * task.samples)
     step = total if task.state == TaskState.DONE.value else live.get("step", 0)
     run_s = eta_s = None
@@ -363,14 +392,10 @@ def queue_stats() -> dict:
 
 
 def announce_queue() -> None:
-    """The queue changed: everyone gets the counts, owners of queued tasks their
-    new positions."""
+    """The queue changed: one `queue` event (the counts) to everyone, whatever the
+    queue's depth. Pages with queued tasks read their new positions from GET
+    /api/v1/queue (debounced); the owner of a task that moved got its own `task` event."""
     try:
         events.emit_queue(queue_stats())
-        order = dispatch.fair_order()
-        for n, task in enumerate(order, start=1):
-            events.emit_task(task.user.room, {"id": task.id, "state": task.state, "position": n,
-                                              "step": 0, "total": task.effective_steps * task.samples,
-                                              "eta_s": None})
     except Exception as exc:
         log.warning("could not announce the queue: %s", exc)

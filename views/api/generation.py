@@ -44,7 +44,7 @@ def list_tasks():
     offset, limit = paging()
     items, total = tasks.list_tasks(current_user, session=request.args.get("session"),
                                     offset=offset, limit=limit)
-    positions = dispatch.positions()
+    positions = dispatch.positions(current_user.id)
     return listing([tasks.task_to_dict(t, positions) for t in items], total, offset, limit)
 
 
@@ -71,9 +71,10 @@ def task_archive(task_id: str):
 
 @bp.get("/queue")
 def queue_status():
-    order = dispatch.fair_order()
-    mine = next((n for n, t in enumerate(order, start=1) if t.user_id == current_user.id), None)
-    return jsonify({**tasks.queue_stats(), "workers": len(queue.workers()), "your_position": mine})
+    # positions: the caller's own queued tasks (what a page refreshes on a `queue` event).
+    mine = dispatch.positions(current_user.id)
+    return jsonify({**tasks.queue_stats(), "workers": len(queue.workers()),
+                    "your_position": min(mine.values(), default=None), "positions": mine})
 
 
 @bp.post("/uploads")
@@ -120,5 +121,7 @@ OPENAPI = {
                                        params=[path_id("id")], error_codes=(401, 404, 409))},
     "/queue": {"get": op("The queue", answer("Queue", {"type": "object", "properties": {
         "queued": {"type": "integer"}, "running": {"type": "integer"}, "workers": {"type": "integer"},
-        "your_position": {"type": ["integer", "null"]}}}))},
+        "your_position": {"type": ["integer", "null"]},
+        "positions": {"type": "object", "additionalProperties": {"type": "integer"},
+                      "description": "Your queued tasks: task id → position (1 runs next)"}}}))},
 }

@@ -1,11 +1,14 @@
 /* Daydream studio — keeping the timeline true: the task list (GET /api/v1/tasks), single
  * tasks, cancel, the queue line, and live updates over Socket.IO (task and queue events)
- * with polling as the safety net while there is no connection. */
+ * with polling as the safety net while there is no connection. A `task` event is about
+ * one of our tasks' own moves; a `queue` event says the queue changed, and our queued
+ * cards then read their positions from GET /api/v1/queue (positions.js). */
 import { api, errorText } from "../../lib/api.js";
 import { $, byId } from "../../lib/dom.js";
 import { getSocket, on } from "../../lib/socket.js";
 import { config, TASK_LIST_URL } from "./config.js";
 import { redrawEstimate, refreshEstimate, scheduleEstimate } from "./estimate.js";
+import { createCoalescer, positionPatches } from "./positions.js";
 import { refreshBalance } from "./settings.js";
 import { store } from "./store.js";
 import { cardFor, hideTimelineAlert, markLoaded, showCardMessage, showTimelineAlert, updateEmptyState } from "./timeline.js";
@@ -50,12 +53,21 @@ function renderQueue(queue) {
   node.classList.toggle("is-warning", noWorker);
 }
 
+/** GET the queue: the line's counts and workers, and our queued tasks' positions. */
 export function refreshQueue() {
-  api("GET", "/api/v1/queue").then((res) => {
+  return api("GET", "/api/v1/queue").then((res) => {
     if (!res.ok || !res.data) return;
     if (typeof res.data.workers === "number") workers = res.data.workers;
     renderQueue({ queued: res.data.queued, running: res.data.running });
+    positionPatches(store.tasks.values(), res.data.positions).forEach((patch) => store.upsert(patch));
   });
+}
+
+// The queue's events come with every change anywhere: positions are read once per while.
+const positionRefresh = createCoalescer(refreshQueue);
+
+function hasQueued() {
+  return Array.from(store.tasks.values()).some((task) => task.state === "queued");
 }
 
 /* ---------- tasks from the server ---------- */
@@ -184,6 +196,7 @@ export function startLive() {
     on("task", applyEvent);
     on("queue", (queue) => {
       renderQueue(queue);
+      if (hasQueued()) positionRefresh.schedule(); // our queued cards' positions moved
       // The wait depends on the queue: keep the estimate current, without hammering the server.
       window.clearTimeout(queueEstimateTimer);
       queueEstimateTimer = window.setTimeout(() => scheduleEstimate(0), 1500);
