@@ -33,6 +33,17 @@ def instance_path() -> Path:
     return Path(os.environ.get("DAYDREAM_INSTANCE_PATH") or ROOT / "instance").resolve()
 
 
+def web_processes() -> int:
+    """DAYDREAM_WEB_PROCESSES, or one web process per core this process may run on (a
+    Python process computes on one core at a time)."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13+: honours the affinity mask
+    try:
+        cores = count() if count else len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = None
+    return max(1, env_int("DAYDREAM_WEB_PROCESSES", cores or os.cpu_count() or 1))
+
+
 def secret_key(folder: Path) -> str:
     """DAYDREAM_SECRET_KEY, or a random key kept in the instance folder so that
     sessions survive a restart and every process of one instance agrees on it."""
@@ -44,7 +55,14 @@ def secret_key(folder: Path) -> str:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(secrets.token_urlsafe(48))
         os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        try:  # a link never replaces: web processes starting together all keep the first key
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links
+            if not path.exists():
+                os.replace(tmp, path)
+        tmp.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
@@ -73,6 +91,12 @@ class Config:
         # CPU and decodes in tiles (SDXL on a 6 GB card); "auto" picks from free memory.
         self.VRAM = (os.environ.get("DAYDREAM_VRAM") or "auto").strip().lower()
         self.MAX_LORAS = env_int("DAYDREAM_MAX_LORAS", 4)
+        # Images per pipeline call (a task's samples and compatible tasks of other users,
+        # worker/batching.py): unset = by free GPU memory, 1 on a CPU.
+        max_batch = os.environ.get("DAYDREAM_MAX_BATCH", "").strip()
+        self.MAX_BATCH = int(max_batch) if max_batch else None
+        # torch.compile the UNet / transformer (channels_last for UNets), once per model and shape.
+        self.COMPILE = env_bool("DAYDREAM_COMPILE", False)
         self.QUEUE_NAME = os.environ.get("DAYDREAM_QUEUE") or "daydream"
         self.JOB_TIMEOUT = env_int("DAYDREAM_JOB_TIMEOUT", 3600)
         # Liveness: every worker refreshes a heartbeat this often, and is taken for dead
@@ -155,6 +179,9 @@ class Config:
         self.UPLOAD_DECODERS = max(1, env_int("DAYDREAM_UPLOAD_DECODERS", 2))
         self.UPLOAD_DECODE_BYTES = env_int("DAYDREAM_UPLOAD_DECODE_BYTES", 4096 * 4096 * 4)
         self.UPLOAD_WAIT = env_float("DAYDREAM_UPLOAD_WAIT", 10.0)
+        # The A1111 / OpenAI compatibility APIs hold a request until its task ends, at most
+        # this many seconds (then the task is canceled and refunded; 504).
+        self.COMPAT_TIMEOUT = env_float("DAYDREAM_COMPAT_TIMEOUT", 600.0)
         # ZIP archives: built by the archive worker (qarchiver.py) from a queue of their
         # own, kept in a folder of their own, deleted this many seconds after they are ready.
         self.ARCHIVES_PATH = Path(os.environ.get("DAYDREAM_ARCHIVES_PATH") or self.INSTANCE_PATH / "archives")
@@ -164,6 +191,10 @@ class Config:
         self.ARCHIVE_JOB_TIMEOUT = env_int("DAYDREAM_ARCHIVE_JOB_TIMEOUT", 6 * 3600)
         # The public showcase (/gallery): featured images plus the files dropped here.
         self.SHOWCASE_PATH = Path(os.environ.get("DAYDREAM_SHOWCASE_PATH") or self.INSTANCE_PATH / "showcase")
+        # The web server (serve.py): this many gunicorn processes (default: one per core),
+        # each with DAYDREAM_WEB_THREADS threads. Socket.IO takes WebSocket connections only,
+        # so any process can hold any connection; events reach all of them through Redis.
+        self.WEB_PROCESSES = web_processes()
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = env_bool("DAYDREAM_SECURE_COOKIES", False)

@@ -431,6 +431,38 @@ def place_on_device(pipe, device: str, vram: str = "auto") -> str:
     return mode
 
 
+# --- torch.compile (DAYDREAM_COMPILE) ---------------------------------------------
+
+COMPILE_CACHE_SIZE = 64  # graphs kept per compiled module: sizes × batch sizes × LoRA sets
+
+
+def denoiser_name(pipe) -> str:
+    return "unet" if getattr(pipe, "unet", None) is not None else "transformer"
+
+
+def is_compiled(module) -> bool:
+    return isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
+
+
+def compile_pipeline(pipe) -> bool:
+    """Compile the pipeline's UNet or transformer with torch.compile (a UNet first goes
+    channels_last, the memory layout its convolutions are fastest in). Each new shape
+    (size, images a call) compiles on its first call, which is slow (the worker logs its
+    time), and is cached for the process's life; attention stays PyTorch's SDPA. Returns
+    False when it was compiled already."""
+    name = denoiser_name(pipe)
+    module = getattr(pipe, name, None)
+    if module is None or is_compiled(module):
+        return False
+    if name == "unet":
+        module.to(memory_format=torch.channels_last)
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, COMPILE_CACHE_SIZE)
+    setattr(pipe, name, torch.compile(module, dynamic=False))
+    if pipe in _info:
+        _info[pipe]["compiled"] = True
+    return True
+
+
 # --- img2img ----------------------------------------------------------------
 
 _img2img: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -521,10 +553,11 @@ class PipelineCache:
     a second model rarely fits beside the first, so switching models frees
     the old one before loading the new one."""
 
-    def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto"):
+    def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto", compile: bool = False):
         self.models_path = Path(models_path)
         self.device = device
         self.vram = vram
+        self.compile = compile  # DAYDREAM_COMPILE: compile_pipeline() each pipeline loaded
         self.pipe: DiffusionPipeline | None = None
         self.loaded_spec: str | None = None
         self.loads = 0  # loads done by this process, for tests and logs
@@ -535,6 +568,8 @@ class PipelineCache:
         self.unload()
         try:
             self.pipe = load_pipeline(spec, self.models_path, self.device, self.vram)
+            if self.compile:
+                compile_pipeline(self.pipe)
         except BaseException:
             free_memory()  # what a failed load left behind
             raise

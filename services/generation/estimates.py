@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from extensions import db
-from models import Task, TaskState, effective_steps, utcnow
+from models import Task, TaskState, effective_steps
 from services.core import queue, redis_client
 from services.generation import dispatch
 
@@ -33,10 +33,18 @@ def _key(model: str, name: str) -> str:
     return redis_client.key("steptime", current_app.config["QUEUE_NAME"], model, name)
 
 
-def record_step_time(model: str, width: int, height: int, seconds_per_step: float) -> None:
-    """seconds_per_step: the time of one denoising step of one sample."""
+def record_step_time(model: str, width: int, height: int, seconds_per_step: float, images: int = 1) -> None:
+    """seconds_per_step: the time of one denoising step of one image, in a pipeline call
+    of `images` images (worker/batching.py): a batched call's step costs less per image,
+    so each batch size keeps its own figure (per model and size)."""
     conn = redis_client.connection()
     size = f"{width}x{height}"
+    if images > 1:
+        batches = _key(model, f"batches:{size}")  # images a call -> seconds per image-step
+        old = conn.hget(batches, str(images))
+        new = moving_average(None if old is None else float(old), seconds_per_step)
+        conn.hset(batches, str(images), f"{new:.6f}")
+        return
     key = _key(model, size)
     old = conn.get(key)
     new = moving_average(None if old is None else float(old), seconds_per_step)
@@ -93,8 +101,16 @@ def predict_step_time(fit: tuple[float, float] | None, pixels: float) -> float |
     return max(a + b * pixels, 1e-6)
 
 
-def seconds_per_step(model: str, width: int, height: int) -> float | None:
+def seconds_per_step(model: str, width: int, height: int, images: int = 1) -> float | None:
+    """Seconds a denoising step costs one image of this model and size, in a call of
+    `images` images: the figure measured for the largest batch size up to `images` at
+    this size, else the single-image figure (measured, or read off the fit)."""
     conn = redis_client.connection()
+    if images > 1:
+        measured = {int(_decode(n)): float(v) for n, v in conn.hgetall(_key(model, f"batches:{width}x{height}")).items()}
+        fitting = [n for n in measured if n <= images]
+        if fitting:
+            return measured[max(fitting)]
     exact = conn.get(_key(model, f"{width}x{height}"))
     if exact is not None:
         return float(exact)
@@ -111,9 +127,11 @@ def seconds_per_step(model: str, width: int, height: int) -> float | None:
 
 
 def run_seconds(task) -> float | None:
-    """The whole run of a task: seconds per step × the steps it runs (image-to-image
-    runs only strength × steps) × samples; None when nothing measured applies."""
-    per_step = seconds_per_step(task.model, task.width, task.height)
+    """The whole run of a task: seconds per image-step × the steps it runs (image-to-image
+    runs only strength × steps) × samples, at the step time measured for calls of its
+    samples (they render together when the worker's batches allow; on a worker that makes
+    one image a call, only single-image figures exist); None when nothing measured applies."""
+    per_step = seconds_per_step(task.model, task.width, task.height, images=task.samples)
     return None if per_step is None else (
         per_step * effective_steps(task.steps, task.init_image_id, task.strength) * task.samples)
 
@@ -152,13 +170,30 @@ def wait_seconds(running: list[float], ahead: list[float], workers: int) -> floa
     return free[0]
 
 
-def _wait_for(position: int, order: list, user_id: int | None = None) -> tuple[float | None, dict]:
-    """The wait of the task at `position` of `order`, and the time left that it counted
-    for each running task of `user_id` (by id), which that user's cards show live."""
+def _run_seconds_of(rows) -> list[float | None]:
+    """run_seconds of each row, reading each model and size's step time once."""
+    per_size: dict[tuple, float | None] = {}
+    result = []
+    for row in rows:
+        size = (row.model, row.width, row.height, row.samples)
+        if size not in per_size:
+            per_size[size] = seconds_per_step(*size[:3], images=row.samples)
+        per_step = per_size[size]
+        result.append(None if per_step is None else
+                      per_step * effective_steps(row.steps, row.init_image_id, row.strength) * row.samples)
+    return result
+
+
+def _wait_for(position: int, user_id: int | None = None) -> tuple[float | None, dict]:
+    """The wait of the task at `position` of the fair order, and the time left that it
+    counted for each running task of `user_id` (by id), which that user's cards show live.
+    The tasks ahead are read as narrow rows (dispatch.ahead), their step times once a size."""
     workers = len(queue.workers())
-    ahead = [run_seconds(t) for t in order[:position - 1]]
-    if not workers or any(a is None for a in ahead):
-        return None, {}  # no worker, or work ahead nobody can size: no estimate
+    if not workers:
+        return None, {}  # no worker: no estimate
+    ahead = _run_seconds_of(dispatch.ahead(position - 1))
+    if any(a is None for a in ahead):
+        return None, {}  # work ahead nobody can size: no estimate
     now = time.time()
     running, mine = [], {}
     for task in db.session.scalars(sa.select(Task).where(Task.state == TaskState.RUNNING.value)):
@@ -181,15 +216,14 @@ def estimate(user, params: dict, cost: int) -> dict:
     """Where a task with these parameters would land in the fair order now, and the
     time until it starts (the work ahead, shared among the workers) and runs. The
     running tasks count with the same time left that their cards show."""
-    probe = SimpleNamespace(id="__probe__", user_id=user.id, created_at=utcnow(), model=params["model"],
-                            width=params["width"], height=params["height"], steps=params["steps"],
-                            samples=params["samples"], init_image_id=params.get("init_image"),
-                            strength=params.get("strength"))
-    order = dispatch.fair_order(dispatch.queued_tasks() + [probe])
-    position = next(n for n, t in enumerate(order, start=1) if t is probe)
+    probe = SimpleNamespace(model=params["model"], width=params["width"], height=params["height"],
+                            steps=params["steps"], samples=params["samples"],
+                            init_image_id=params.get("init_image"), strength=params.get("strength"))
+    # A task submitted now would go last in its round (dispatch.next_round).
+    position = 1 + dispatch.count_through_round(dispatch.next_round(user.id))
     run_s = run_seconds(probe)
     try:
-        wait_s, mine = _wait_for(position, order, user.id)
+        wait_s, mine = _wait_for(position, user.id)
     except redis.RedisError:
         wait_s, mine = None, {}
     # running: the time left counted for each of the user's running tasks, so that the
@@ -204,10 +238,10 @@ def for_task(task) -> dict:
         run_s = run_seconds(task)
         position = wait_s = None
         if task.state == TaskState.QUEUED.value:
-            order = dispatch.fair_order()
-            position = next((n for n, t in enumerate(order, start=1) if t.id == task.id), None)
+            db.session.refresh(task, ["state"])  # a worker may have taken it meanwhile
+            position = dispatch.position_of(task)
             if position is not None:
-                wait_s = _wait_for(position, order)[0]
+                wait_s = _wait_for(position)[0]
                 return _answer(None, position, wait_s, run_s)
             db.session.refresh(task, ["state", "started_at"])  # a worker took it meanwhile
         if task.state == TaskState.RUNNING.value:
@@ -225,6 +259,6 @@ def _round(value):
 def retry_after() -> int:
     """Seconds until a queue place is likely to free: the shortest remaining run."""
     best = None
-    for task in dispatch.fair_order()[:1]:
-        best = run_seconds(task)
+    for row in dispatch.ahead(1):
+        best = run_seconds(row)
     return max(5, min(300, math.ceil(best or 30)))

@@ -1,7 +1,7 @@
 // Unit tests of the studio's task merging and store (site/static/js/pages/studio/merge.js, store.js).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { currentSample, eventToPatch, isFinal, mergeTask, rank } from "../../site/static/js/pages/studio/merge.js";
+import { currentSample, sampleLabel, eventToPatch, isFinal, mergeTask, rank } from "../../site/static/js/pages/studio/merge.js";
 import { createStore } from "../../site/static/js/pages/studio/store.js";
 
 test("states rank queued < running < the final ones", () => {
@@ -128,4 +128,15 @@ test("store: upsert passes options to the listeners; dropEarly forgets", () => {
   store.applyEvent({ id: "b", state: "queued" });
   store.dropEarly("b");
   assert.equal(store.hasEarly("b"), false);
+});
+
+test("images rendered together in one call are named as a range", () => {
+  const patch = eventToPatch({ id: "a", state: "running", step: 8, total: 40, sample: 0, batch: 4, samples: 4 });
+  assert.equal(patch._batch, 4);
+  assert.equal(sampleLabel({ samples: 4, ...patch }), "Images 1\u20134 of 4");
+  assert.equal(sampleLabel({ samples: 4, _sample: 2, _batch: 2 }), "Images 3\u20134 of 4");
+  assert.equal(sampleLabel({ samples: 4, _sample: 1 }), "Image 2 of 4"); // one image a call
+  assert.equal(sampleLabel({ samples: 1, _sample: 0, _batch: 1 }), "");
+  const done = mergeTask({ id: "a", state: "running", _sample: 0, _batch: 4 }, { id: "a", state: "done" });
+  assert.equal("_batch" in done, false);
 });

@@ -38,17 +38,33 @@ def test_at_step_zero_the_eta_is_the_server_estimate(clock):
 
 def test_measured_steps_take_over_without_the_warm_up(clock):
     progress = progress_of(40.0, steps=10, samples=2)
+    progress.begin_call(0, 1)  # one image a call
     clock.now += 5.0  # a slow first step (warm-up)
-    progress.step(0, 1, 10)
+    progress.step(1, 10)
     assert progress.eta() == pytest.approx(40.0 / 20 * 19)  # one step tells nothing yet
     for n in range(2, 11):
         clock.now += 0.5
-        progress.step(0, n, 10)
+        progress.step(n, 10)
     assert progress.seconds_per_step() == pytest.approx(0.5)
     assert progress.eta() == pytest.approx(0.5 * 10)  # the second sample's 10 steps
     clock.now += 1.0  # decoding and saving the first image
     progress.image_ready([])
+    progress.begin_call(1, 1)
     clock.now += 0.5
-    progress.step(1, 1, 10)
+    progress.step(1, 10)
     # 11 s so far, less the first step's 4.5 s of warm-up, over 11 steps (decoding included)
     assert progress.seconds_per_step() == pytest.approx((11.0 - 4.5) / 11)
+
+
+def test_a_call_of_several_images_counts_each_images_steps(clock):
+    progress = progress_of(None, steps=10, samples=4)
+    progress.begin_call(0, 4)  # all four samples in one call
+    clock.now += 3.0  # warm-up
+    progress.step(1, 10)
+    assert progress.steps_done == 4 and progress.total() == 40
+    for n in range(2, 6):
+        clock.now += 0.8  # a step of the call: 0.2 s an image
+        progress.step(n, 10)
+    assert progress.steps_done == 20
+    assert progress.seconds_per_step() == pytest.approx(0.2)
+    assert progress.eta() == pytest.approx(0.2 * 20)  # the call's 5 steps left

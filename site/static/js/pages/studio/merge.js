@@ -30,6 +30,7 @@ export function mergeTask(current, incoming) {
       merged.progress = current.progress; // an older snapshot of the same run
       merged.eta_s = current.eta_s;
       if ("_sample" in current) merged._sample = current._sample;
+      if ("_batch" in current) merged._batch = current._batch;
     }
     // Images only accumulate while a task runs: an older snapshot never takes one away.
     if (Array.isArray(current.images) && Array.isArray(incoming.images) &&
@@ -40,11 +41,12 @@ export function mergeTask(current, incoming) {
   if (isFinal(merged.state)) {
     delete merged._preview;
     delete merged._sample;
+    delete merged._batch;
   }
   return merged;
 }
 
-/** Turn a Socket.IO `task` payload into a partial task (_preview and _sample are live only). */
+/** Turn a Socket.IO `task` payload into a partial task (_preview, _sample and _batch are live only). */
 export function eventToPatch(ev) {
   const patch = { id: ev.id };
   if (ev.state) patch.state = ev.state;
@@ -56,6 +58,7 @@ export function eventToPatch(ev) {
   if ("position" in ev) patch.position = ev.position;
   if (typeof ev.preview === "string" && ev.preview.indexOf("data:image/") === 0) patch._preview = ev.preview;
   if (isNumber(ev.sample)) patch._sample = ev.sample;
+  if (isNumber(ev.batch) && ev.batch > 0) patch._batch = ev.batch;
   if (isNumber(ev.samples) && ev.samples > 0) patch.samples = ev.samples;
   if (isNumber(ev.seed)) patch.seed = ev.seed;
   if (Array.isArray(ev.images)) patch.images = ev.images;
@@ -73,4 +76,18 @@ export function currentSample(task) {
     return Math.min(samples - 1, Math.floor((progress.step || 0) / task.steps));
   }
   return null;
+}
+
+/**
+ * What the card says of the images being rendered: "Image 2 of 4", or, when several of
+ * them render together in one call (`_batch`), "Images 1–4 of 4"; "" when unknown or
+ * when the task makes one image.
+ */
+export function sampleLabel(task) {
+  const samples = Math.max(1, task.samples || 1);
+  const sample = samples > 1 ? currentSample(task) : null;
+  if (sample === null) return "";
+  const together = isNumber(task._batch) ? Math.min(task._batch, samples - sample) : 1;
+  if (together > 1) return "Images " + (sample + 1) + "\u2013" + (sample + together) + " of " + samples;
+  return "Image " + (sample + 1) + " of " + samples;
 }

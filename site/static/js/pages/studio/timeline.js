@@ -5,7 +5,7 @@ import { formatCreated, formatDuration, isNumber, parseTime, plural, shorten } f
 import { config } from "./config.js";
 import { cardEta } from "./eta.js";
 import { lorasText } from "./loras.js";
-import { STATE_LABELS, currentSample, isFinal } from "./merge.js";
+import { STATE_LABELS, currentSample, isFinal, sampleLabel } from "./merge.js";
 import { state } from "./state.js";
 import { store } from "./store.js";
 
@@ -186,8 +186,7 @@ function updateCard(card, task) {
     setText($(".task-position", card), taskState === "queued"
       ? (typeof position === "number" ? "Position " + position + " in the queue" : "Waiting in the queue")
       : "");
-    const sample = taskState === "running" && samples > 1 ? currentSample(task) : null;
-    setText($(".task-sample", card), sample !== null ? "Image " + (sample + 1) + " of " + samples : "");
+    setText($(".task-sample", card), taskState === "running" ? sampleLabel(task) : "");
     setText($(".task-step", card), taskState === "running" ? "step " + step + " / " + total : "");
     const eta = $(".task-eta", card);
     setText(eta, cardEta(task));
