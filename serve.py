@@ -1,10 +1,11 @@
 """`make run`: the whole service on one machine, stopped cleanly with Ctrl-C.
 
 Starts, in order: an embedded Redis (unless REDIS_URL is set; its data is kept in
-the instance folder), the database migrations, the web server (gunicorn, threaded,
-with WebSocket support), one worker and one archive worker (qarchiver.py: ZIP
-archives, on a queue of their own). It supervises them: one that exits is started
-again with backoff while the others go on; Ctrl-C or SIGTERM stops them all.
+the instance folder), the database migrations, the web server (gunicorn: one process
+a core by default, DAYDREAM_WEB_PROCESSES, each threaded, with WebSocket support), one
+worker and one archive worker (qarchiver.py: ZIP archives, on a queue of their own).
+It supervises them: one that exits is started again with backoff while the others go
+on; Ctrl-C or SIGTERM stops them all.
 Honours PORT (default 5000), HOST (default 127.0.0.1) and DAYDREAM_INSTANCE_PATH
 (default instance/), so two copies can run side by side."""
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import redis
 from gunicorn.glogging import Logger as GunicornLogger
 
-from config import ROOT, instance_path
+from config import ROOT, instance_path, web_processes
 
 PY = sys.executable
 
@@ -194,6 +195,27 @@ class Child:
             proc.wait()
 
 
+def web_threads() -> int:
+    return max(1, int(os.environ.get("DAYDREAM_WEB_THREADS") or 64))
+
+
+def web_command(host: str, port: int, access_log: str | None, processes: int | None = None,
+                threads: int | None = None) -> list[str]:
+    """gunicorn as `make run` starts it (tests/helpers.WebServer too): `processes`
+    (DAYDREAM_WEB_PROCESSES, one a core) threaded workers of DAYDREAM_WEB_THREADS threads
+    each, so that requests are not all held by one process's GIL. The processes share only
+    the database and Redis; Socket.IO is WebSocket-only (app.py), so a connection stays in
+    the process that accepted it, and its events reach every process through Redis.
+    access_log None: no request log."""
+    argv = [PY, "-m", "gunicorn", "--workers", str(processes or web_processes()),
+            "--worker-class", "gthread", "--threads", str(threads or web_threads()),
+            "--bind", f"{host}:{port}", "--logger-class", "serve.AccessLogger",
+            "--log-level", "warning"]
+    if access_log is not None:
+        argv += ["--access-logfile", access_log]
+    return argv + ["app:create_app()"]
+
+
 def stop(children: list[Child]) -> None:
     """Stop in reverse order of start: workers, web, then Redis (which saves its data)."""
     for child in reversed(children):
@@ -235,17 +257,16 @@ def main() -> int:
         setup_link = run_once([PY, "-m", "flask", "--app", "app", "setup-link"], env,
                               logs / "serve.log").strip("\n")
         children += [
-            Child("web", [PY, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
-                          "--threads", os.environ.get("DAYDREAM_WEB_THREADS", "64"),
-                          "--bind", f"{host}:{port}", "--access-logfile", access_log,
-                          "--logger-class", "serve.AccessLogger", "--log-level",
-                          "warning", "app:create_app()"], env, logs=logs, verbose=access_log == "-"),
+            Child("web", web_command(host, port, access_log), env, logs=logs, verbose=access_log == "-"),
             Child("worker", [PY, "qworker.py"], env, logs=logs),
             Child("archive worker", [PY, "qarchiver.py"], env, logs=logs),
         ]
         for child in children:
             if child.proc is None:
                 child.start()
+        processes = web_processes()
+        say(f"web server: {processes} process{'es' if processes != 1 else ''} × {web_threads()} threads "
+            "(DAYDREAM_WEB_PROCESSES, DAYDREAM_WEB_THREADS)")
         say(f"logs: {logs}/ (requests: {'the terminal' if access_log == '-' else access_log})")
         say(f"Daydream is running at http://{shown}:{port}/  (Ctrl-C stops everything)")
         if setup_link:

@@ -14,6 +14,10 @@ import time
 BENCHES = {
     "previews": "bench.bench_previews",
     "archives": "bench.bench_archives",
+    "queue": "bench.bench_queue",
+    "web": "bench.bench_web",
+    "worker": "bench.bench_worker",
+    "gpu": "bench.bench_gpu",  # skips itself (in a second) where torch sees no CUDA GPU
 }
 
 

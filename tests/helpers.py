@@ -176,27 +176,33 @@ def free_port() -> int:
 
 
 class WebServer(ManagedProcess):
-    """The real web server (gunicorn, threaded, WebSockets) as `make run` starts it."""
+    """The real web server (gunicorn, threaded, WebSockets) as `make run` starts it
+    (serve.web_command), with `processes` web processes: 1 unless a test asks for more
+    (tests that measure one process's memory or its upload slots count on one)."""
 
-    def __init__(self, env: dict, log_path: Path):
+    def __init__(self, env: dict, log_path: Path, processes: int = 1, threads: int = 32):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
+        self.processes, self.threads = processes, threads
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "WebServer":
         import requests
 
+        from serve import web_command
+
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gthread",
-             "--threads", "32", "--bind", f"127.0.0.1:{self.port}", "app:create_app()"],
+            web_command("127.0.0.1", self.port, None, processes=self.processes, threads=self.threads),
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
 
         def up():
             if self.proc.poll() is not None:
                 raise AssertionError(f"web server exited:\n{self.log_path.read_text()[-3000:]}")
+            if len(self.worker_pids()) < self.processes:
+                return False
             try:
                 return requests.get(self.url + "/healthz", timeout=2).status_code == 200
             except requests.RequestException:
@@ -204,6 +210,21 @@ class WebServer(ManagedProcess):
 
         wait_for(up, timeout, interval=0.1, message="the web server")
         return self
+
+    def worker_pids(self) -> set[int]:
+        """The web processes: gunicorn's workers, the children of its master."""
+        return child_pids(self.proc.pid) if self.proc else set()
+
+
+def child_pids(parent: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.add(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
 
 
 # --- mail ---------------------------------------------------------------------------------

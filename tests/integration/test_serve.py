@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import redis
 import requests
 
-from tests.helpers import ROOT, free_port, wait_for
+from config import web_processes
+from tests.helpers import ROOT, child_pids, free_port, wait_for
 
 PASSWORD = "correct horse battery"
 
@@ -177,6 +179,26 @@ def test_the_embedded_redis_is_configured_to_keep_its_data(service):
     assert conn.config_get("save") == {"save": "60 1"}
     assert conn.config_get("appendonly") == {"appendonly": "yes"}
     assert conn.config_get("appendfsync") == {"appendfsync": "everysec"}
+
+
+def test_the_web_server_runs_one_process_per_core(service):
+    """DAYDREAM_WEB_PROCESSES web processes (by default one per core), each a gunicorn
+    worker under one master, and the terminal says how many."""
+    def cmdline(pid: int) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
+
+    [master] = [pid for pid in child_pids(service.proc.pid) if b"gunicorn" in cmdline(pid)]
+    expected = web_processes()
+    if not os.environ.get("DAYDREAM_WEB_PROCESSES"):
+        assert expected == len(os.sched_getaffinity(0))
+    workers = wait_for(lambda: (found := child_pids(master)) and len(found) == expected and found, 60,
+                       message=f"{expected} web processes")
+    assert all(b"gunicorn" in cmdline(pid) for pid in workers)
+    assert f"web server: {expected} process" in service.output()
+    assert requests.get(service.url + "/healthz", timeout=10).status_code == 200
 
 
 def test_a_worker_killed_mid_task_is_restarted_and_its_task_refunded(service):
