@@ -1,6 +1,6 @@
 """The Flask application factory and WSGI entry point.
 
-Web:    gunicorn -w 1 -k gthread --threads 64 'app:create_app()'   (see README)
+Web:    gunicorn -w CORES -k gthread --threads 64 'app:create_app()'   (see README)
 Worker: python qworker.py   (or: rq worker -c qworker -w qworker.DaydreamWorker)
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from services.core.errors import ServiceError
 from services.core.events import client_manager
 from services.generation.tasks import reconcile
 from views import account, admin, api, auth, errors, gallery, public, sockets, studio
+from views.compat import a1111 as compat_a1111, openai as compat_openai
 from views.errors import error_response, wants_json
 
 
@@ -53,9 +54,13 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     _setup_login()
     limiter.init_app(app)
     csrf.init_app(app)
+    # WebSocket only: the web server runs several processes (DAYDREAM_WEB_PROCESSES) and a
+    # long-polling session's requests could land in any of them, while a WebSocket stays
+    # in the process that accepted it. A polling request is answered 400 "Invalid transport".
     socketio.init_app(app, client_manager=client_manager(app.config["REDIS_URL"],
                                                                publish_timeout=app.config["REDIS_TIMEOUT"]),
-                      cors_allowed_origins=app.config.get("CORS_ORIGINS") or None)
+                      cors_allowed_origins=app.config.get("CORS_ORIGINS") or None,
+                      transports=["websocket"])
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
@@ -68,6 +73,11 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     # Flask-WTF looks a nested blueprint up by its own name, so both are exempt.
     csrf.exempt(api.bp)
     csrf.exempt(api.staff_bp)
+    # The A1111 and OpenAI compatibility APIs (views/compat/) take API tokens only, never a cookie.
+    app.register_blueprint(compat_a1111.bp)
+    app.register_blueprint(compat_openai.bp)
+    csrf.exempt(compat_a1111.bp)
+    csrf.exempt(compat_openai.bp)
     app.before_request(auth.note_activity)
     errors.register(app)
     sockets.register(socketio)

@@ -77,6 +77,8 @@ class User(UserMixin, db.Model):
     # Studio settings the user picks.
     cancel_on_leave: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.text("false"))
     previews: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.text("true"))
+    # The default model of the A1111 API (POST /sdapi/v1/options): this user's own, never server-wide.
+    api_model: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     last_seen_at: so.Mapped[Optional[datetime]]
     # Bumped by a password change (or staff deactivation): sessions and remember-me

@@ -1,0 +1,152 @@
+"""Translating A1111 and OpenAI requests into Daydream task parameters
+(services/generation/compat.py), without Redis, a database or a worker: the catalog
+is replaced by a small table of its own."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+from flask import Flask
+
+from services.core.errors import ValidationError
+from services.generation import compat
+from services.generation.families import card
+
+CARDS = {"demo": card("sd1"), "flux": card("flux", variant="schnell")}
+LORAS = {"demo-lora-sd1": {"name": "demo-sd1-lora", "family": "sd1"}}
+
+
+@pytest.fixture
+def catalog(monkeypatch):
+    monkeypatch.setattr(compat.catalog, "cards", lambda: CARDS)
+    monkeypatch.setattr(compat.catalog, "default_model", lambda: "demo")
+    monkeypatch.setattr(compat.catalog, "lora_table", lambda: LORAS)
+    monkeypatch.setattr(compat, "resolve_model", lambda user, name, field: name or "demo")
+
+
+@pytest.fixture
+def bare_app():
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    with app.app_context():
+        yield
+
+
+def test_sizes_are_width_x_height_or_auto():
+    assert compat.parse_size("512x768") == (512, 768)
+    assert compat.parse_size(" 64 X 64 ") == (64, 64)
+    assert compat.parse_size("auto") is None and compat.parse_size(None) is None
+    for bad in ("big", "512", "512x", "-5x5", 512, "1x2x3"):
+        with pytest.raises(ValidationError) as raised:
+            compat.parse_size(bad)
+        assert raised.value.field == "size"
+    assert compat.parse_size("99999x1") == (99999, 1)  # in range or not: the task's validation says
+
+
+def test_lora_tags_in_the_prompt_name_enabled_loras(catalog):
+    prompt, loras = compat.extract_loras("a boat, <lora:demo-sd1-lora:0.6>, at dusk")
+    assert prompt == "a boat, at dusk" and loras == [{"id": "demo-lora-sd1", "weight": 0.6}]
+    assert compat.extract_loras("<lora:DEMO-SD1-LORA.safetensors> x")[1] == [{"id": "demo-lora-sd1", "weight": 1.0}]
+    for bad in ("<lora:unknown:1>", "<lora:demo-sd1-lora:heavy>", "<hypernet:h:1>"):
+        with pytest.raises(ValidationError) as raised:
+            compat.extract_loras(bad)
+        assert raised.value.field == "prompt"
+
+
+def test_a1111_samplers_map_to_daydream_schedulers(catalog):
+    assert compat.scheduler_key("Euler a", "automatic", "demo") == "euler_a"
+    assert compat.scheduler_key("DPM++ 2M", "Karras", "demo") == "dpmpp_2m_karras"
+    assert compat.scheduler_key("DPM++ 2M Karras", None, "demo") == "dpmpp_2m_karras"
+    assert compat.scheduler_key("PLMS", "", "demo") == "pndm"
+    assert compat.scheduler_key(None, None, "demo") is None
+    assert compat.scheduler_key("Euler", "Simple", "flux") == "flow_euler"  # FLUX's own Euler
+    with pytest.raises(ValidationError) as raised:
+        compat.scheduler_key("Heun", None, "demo")
+    assert raised.value.field == "sampler_name"
+    with pytest.raises(ValidationError) as raised:
+        compat.scheduler_key("Euler a", "Karras", "demo")
+    assert raised.value.field == "scheduler"
+
+
+def test_an_a1111_body_becomes_task_parameters(catalog):
+    params = compat.a1111_params(None, {
+        "prompt": "a boat", "negative_prompt": "fog", "steps": 2, "cfg_scale": 6, "width": 64,
+        "height": 64, "seed": -1, "batch_size": 2, "n_iter": 2, "sampler_name": "Euler a",
+        "styles": [], "enable_hr": False, "alwayson_scripts": {"ADetailer": {"args": [False]}},
+        "eta": 1.0, "s_noise": 1, "something_new": "ignored"}, img2img=False)
+    assert params == {"prompt": "a boat", "model": "demo", "samples": 4, "negative_prompt": "fog",
+                      "steps": 2, "guidance": 6, "width": 64, "height": 64, "scheduler": "euler_a"}
+    # FLUX.1 schnell takes no guidance and no negative prompt: dropped, not refused.
+    flux = compat.a1111_params(None, {"prompt": "a boat", "cfg_scale": 7, "negative_prompt": "fog",
+                                      "override_settings": {"sd_model_checkpoint": "flux"}}, img2img=False)
+    assert "guidance" not in flux and "negative_prompt" not in flux and flux["model"] == "flux"
+    image = compat.a1111_params(None, {"prompt": "x", "denoising_strength": 0.4, "resize_mode": 2}, img2img=True)
+    assert image["strength"] == 0.4 and image["init_fit"] == "contain"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"enable_hr": True}, "enable_hr"), ({"restore_faces": True}, "restore_faces"),
+    ({"styles": ["cinematic"]}, "styles"), ({"subseed_strength": 0.3}, "subseed_strength"),
+    ({"script_name": "x/y/z plot"}, "script_name"), ({"batch_size": "2"}, "batch_size"),
+    ({"n_iter": 0}, "n_iter"), ({"send_images": "yes"}, "send_images"),
+    ({"override_settings": {"CLIP_stop_at_last_layers": 2}}, "override_settings.CLIP_stop_at_last_layers"),
+    ({"alwayson_scripts": {"ControlNet": {"args": [{"enabled": True}]}}}, "alwayson_scripts"),
+    ({"resize_mode": 7}, "resize_mode"),
+])
+def test_what_would_change_the_picture_unseen_is_refused(catalog, body, field):
+    with pytest.raises(ValidationError) as raised:
+        compat.a1111_params(None, {"prompt": "x", **body}, img2img=True)
+    assert raised.value.field == field
+    assert compat.rename_fields(raised.value, compat.A1111_NAMES).field == field  # named as the client did
+
+
+def test_daydream_fields_are_renamed_to_the_clients():
+    renamed = compat.rename_fields(ValidationError("guidance", "must be between 0 and 30"), compat.A1111_NAMES)
+    assert renamed.field == "cfg_scale" and renamed.message == "cfg_scale: must be between 0 and 30"
+    assert compat.rename_fields(ValidationError("samples", "too many"), compat.OPENAI_NAMES).field == "n"
+
+
+def test_an_openai_request_becomes_task_parameters(catalog):
+    params = compat.openai_params(None, {"prompt": "a fox", "model": "dall-e-3", "n": "2", "size": "64x64",
+                                         "quality": "hd", "style": "vivid", "user": "x"}, edit=False)
+    assert params == {"prompt": "a fox", "model": "demo", "samples": 2, "width": 64, "height": 64}
+    for body, field in (({"prompt": ""}, "prompt"), ({"prompt": "x", "n": "many"}, "n"),
+                        ({"prompt": "x", "output_format": "webp"}, "output_format"),
+                        ({"prompt": "x", "background": "transparent"}, "background"),
+                        ({"prompt": "x", "response_format": "gif"}, "response_format")):
+        with pytest.raises(ValidationError) as raised:
+            compat.openai_params(None, body, edit=False)
+        assert raised.value.field == field
+
+
+def test_base64_images_are_decoded_or_refused(bare_app):
+    assert compat.decode_base64_image("data:image/png;base64," + base64.b64encode(b"abc").decode(), "f") == b"abc"
+    assert compat.decode_base64_image(base64.b64encode(b"abcd").decode().rstrip("="), "f") == b"abcd"
+    for bad in ("not base64 at all!", "", 5, "https://example.com/cat.png"):
+        with pytest.raises(ValidationError):
+            compat.decode_base64_image(bad, "init_images")
+    with pytest.raises(compat.TooLarge):
+        compat.decode_base64_image("A" * 4000, "init_images")
+
+
+def test_a_process_holds_at_most_its_share_of_waiting_requests():
+    app = Flask(__name__)
+    app.config["COMPAT_MAX_WAITING"] = 2
+    with app.app_context():
+        with compat.Holding(), compat.Holding():
+            with pytest.raises(compat.QueueFull) as raised:
+                with compat.Holding():
+                    pass
+            assert raised.value.status == 429 and raised.value.headers["Retry-After"]
+        with compat.Holding():  # the slots are free again
+            pass
+
+
+def test_without_a_setting_half_the_web_threads_may_wait(monkeypatch):
+    app = Flask(__name__)
+    monkeypatch.setenv("DAYDREAM_WEB_THREADS", "16")
+    with app.app_context():
+        assert compat.max_waiting() == 8
+    monkeypatch.delenv("DAYDREAM_WEB_THREADS")
+    with app.app_context():
+        assert compat.max_waiting() == 32

@@ -1,0 +1,267 @@
+"""AUTOMATIC1111's web UI API, /sdapi/v1 (docs/TOOLS.md): what Open WebUI, SillyTavern,
+LibreChat's Stable Diffusion tool and the `webuiapi` package call. Field names and
+types as A1111's modules/api/models.py; errors as its api.py's handler writes them:
+{"error", "detail", "body", "errors"}. txt2img and img2img hold the request until the
+task ends (services/generation/compat.py)."""
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+from flask import Blueprint, jsonify, make_response, request
+from werkzeug.exceptions import HTTPException
+
+from extensions import db
+from models import TaskState
+from services.core.errors import ServiceError, ValidationError
+from services.generation import catalog, compat, tasks
+from views.compat.common import authenticate, client_watch
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/sdapi/v1"
+bp = Blueprint("compat_a1111", __name__)
+
+# Every route of this API, for a 405 that names the allowed methods (the catch-all
+# below answers the rest in A1111's shape rather than as a page).
+ROUTES: dict[str, tuple[str, ...]] = {}
+
+
+def route(path: str, methods=("GET",)):
+    ROUTES[path] = ROUTES.get(path, ()) + tuple(methods)
+    return bp.route(PREFIX + path, methods=list(methods))
+
+
+def error_body(name: str, message: str) -> dict:
+    return {"error": name, "detail": message, "body": "", "errors": message}
+
+
+def answer_error(status: int, name: str, message: str, headers: dict | None = None):
+    response = make_response(jsonify(error_body(name, message)), status)
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+@bp.errorhandler(Exception)
+def handle_error(exc: Exception):
+    if isinstance(exc, ValidationError):
+        exc = compat.rename_fields(exc, compat.A1111_NAMES)
+    if isinstance(exc, ServiceError):
+        db.session.rollback()
+        return answer_error(exc.status, type(exc).__name__, exc.message, exc.headers)
+    if isinstance(exc, HTTPException):
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return answer_error(exc.code or 400, "HTTPException", exc.description or exc.name, headers)
+    db.session.rollback()
+    if isinstance(exc, redis.RedisError):
+        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return answer_error(503, "Unavailable", "The queue service (Redis) is not answering right now; "
+                            "nothing was changed. Try again in a moment.", {"Retry-After": "10"})
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return answer_error(500, "InternalError", "Something went wrong on the server; it has been logged.")
+
+
+@bp.before_request
+def before():
+    if request.path == "/internal/ping":
+        return None
+    authenticate()
+    return None
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if data is None:
+        if request.get_data(cache=True):
+            raise ServiceError("The body is not valid JSON.", code="bad_json")
+        return {}
+    if not isinstance(data, dict):
+        raise ValidationError("body", "send a JSON object")
+    return data
+
+
+def _user():
+    from flask_login import current_user
+
+    return current_user._get_current_object()
+
+
+# --- generating --------------------------------------------------------------------------
+
+def _generate(img2img: bool):
+    user = _user()
+    body = _body()
+    params = compat.a1111_params(user, body, img2img=img2img)
+    compat.require_worker()
+    init = None
+    with compat.Holding():
+        if img2img:
+            images = body.get("init_images")
+            if not isinstance(images, list) or not images:
+                raise ValidationError("init_images", "send one base64-encoded image in a list")
+            if len(images) > 1:
+                raise ValidationError("init_images", "one init image per request is supported here")
+            init = compat.store_init_image(user, compat.decode_base64_image(images[0], "init_images"),
+                                           "init_images")
+            params["init_image"] = init.id
+        try:
+            task = tasks.submit_task(user, params, request.headers.get("Idempotency-Key"))
+        except Exception:
+            compat.discard_upload(init)
+            raise
+        if init is not None and task.init_image_id != init.id:
+            compat.discard_upload(init)  # an earlier request with the same Idempotency-Key
+        task = compat.wait_for_task(task, pause=client_watch())
+    if task is None:  # the client went away; nobody reads this
+        return answer_error(499, "ClientClosedRequest", "The client closed the connection.")
+    if task.state == TaskState.FAILED.value:
+        return answer_error(500, "GenerationFailed", task.error or "The generation failed; your tokens were refunded.")
+    send = body.get("send_images", True) is not False
+    images = [compat.image_base64(image) for image in task.images] if send else []
+    info = compat.a1111_info(task, body, img2img=img2img)
+    if task.state == TaskState.CANCELED.value:
+        info["interrupted"] = True  # as A1111 answers an interrupted job: what was made (nothing)
+    return jsonify({"images": images, "parameters": compat.a1111_parameters(task, body),
+                    "info": json.dumps(info)})
+
+
+@route("/txt2img", methods=("POST",))
+def txt2img():
+    return _generate(img2img=False)
+
+
+@route("/img2img", methods=("POST",))
+def img2img():
+    return _generate(img2img=True)
+
+
+# --- the caller's running task ------------------------------------------------------------
+
+def _flag(name: str) -> bool:
+    raw = request.args.get(name)
+    if raw is None:
+        body = request.get_json(silent=True)
+        raw = body.get(name) if isinstance(body, dict) else None
+    return raw is True or (isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes"))
+
+
+@route("/progress")
+def progress():
+    return jsonify(compat.progress(_user(), with_image=not _flag("skip_current_image")))
+
+
+@route("/interrupt", methods=("POST",))
+def interrupt():
+    compat.interrupt(_user())
+    return jsonify({})
+
+
+@route("/skip", methods=("POST",))
+def skip():
+    compat.interrupt(_user())
+    return jsonify({})
+
+
+# --- what there is ---------------------------------------------------------------------
+
+def _model_item(row) -> dict:
+    return {"title": compat.model_title(row), "model_name": row.id, "hash": compat.short_hash(row.id),
+            "sha256": None, "filename": row.id, "config": None}
+
+
+@route("/sd-models")
+def sd_models():
+    return jsonify([_model_item(row) for row in catalog.enabled_models()])
+
+
+@route("/refresh-checkpoints", methods=("POST",))
+def refresh_checkpoints():
+    return jsonify(None)  # staff rescan the models folder on Admin → Models
+
+
+@route("/samplers")
+def samplers():
+    aliases = {}
+    for key, label in compat.A1111_SAMPLER_NAMES.items():
+        aliases.setdefault(label, []).append(key)
+    return jsonify([{"name": name, "aliases": aliases.get(name, []), "options": {}}
+                    for name in compat.sampler_names()])
+
+
+@route("/schedulers")
+def schedulers():
+    return jsonify([{"name": name, "label": label, "aliases": None,
+                     "default_rho": 7.0 if name == "karras" else -1.0, "need_inner_model": False}
+                    for name, label in compat.SCHEDULE_TYPES])
+
+
+@route("/loras")
+def loras():
+    return jsonify([{"name": row.name, "alias": row.name, "path": row.id,
+                     "metadata": {"family": row.family or "sd1"}} for row in catalog.enabled_loras()])
+
+
+EMPTY_LISTS = ("/upscalers", "/sd-vae", "/latent-upscale-modes", "/hypernetworks", "/face-restorers",
+               "/realesrgan-models", "/prompt-styles", "/script-info", "/extensions", "/sd-modules")
+for _path in EMPTY_LISTS:
+    bp.add_url_rule(PREFIX + _path, f"empty{_path.replace('-', '_').replace('/', '_')}", lambda: jsonify([]))
+    ROUTES[_path] = ("GET",)
+
+
+@route("/scripts")
+def scripts():
+    return jsonify({"txt2img": [], "img2img": []})
+
+
+@route("/embeddings")
+def embeddings():
+    return jsonify({"loaded": {}, "skipped": {}})
+
+
+@route("/options")
+def get_options():
+    user = _user()
+    row = catalog.row_of(compat.user_default_model(user))
+    return jsonify({
+        "sd_model_checkpoint": compat.model_title(row) if row else None,
+        "sd_checkpoint_hash": compat.short_hash(row.id) if row else None,
+        "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1, "samples_format": "png",
+        "live_previews_enable": bool(user.previews), "live_previews_image_format": "jpeg",
+        "show_progress_every_n_steps": 1, "eta_noise_seed_delta": 0,
+    })
+
+
+@route("/options", methods=("POST",))
+def set_options():
+    body = _body()
+    if "sd_model_checkpoint" in body:
+        compat.set_user_default_model(_user(), body["sd_model_checkpoint"])
+    return jsonify(None)  # other options are the server's own and stay as they are
+
+
+@route("/cmd-flags")
+def cmd_flags():
+    return jsonify({"api": True, "api_auth": None, "nowebui": True, "listen": False, "port": None,
+                    "lowvram": False, "medvram": False, "xformers": False, "no_half": False,
+                    "hide_ui_dir_config": True, "enable_insecure_extension_access": False,
+                    "data_dir": "", "ckpt_dir": None, "lora_dir": ""})
+
+
+@route("/memory")
+def memory():
+    return jsonify({"ram": {}, "cuda": {}})
+
+
+@bp.get("/internal/ping")
+def ping():
+    return jsonify({})
+
+
+@bp.route(PREFIX + "/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_here(rest: str):
+    allowed = ROUTES.get("/" + rest)
+    if allowed:
+        return answer_error(405, "HTTPException", "Method Not Allowed", {"Allow": ", ".join(allowed)})
+    return answer_error(404, "HTTPException", "Not Found")
