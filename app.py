@@ -21,7 +21,8 @@ from services.accounts.users import create_staff
 from services.core.errors import ServiceError
 from services.core.events import client_manager
 from services.generation.tasks import reconcile
-from views import account, admin, api, auth, errors, gallery, public, sockets, studio
+from views import (account, admin, admin_audit, admin_moderation, api, auth, errors, gallery,  # noqa: F401
+                   metrics, public, sockets, studio)
 from views.compat import a1111 as compat_a1111, openai as compat_openai
 from views.errors import error_response, wants_json
 
@@ -69,6 +70,7 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(gallery.bp)
+    app.register_blueprint(metrics.bp)
     # The API checks CSRF itself for cookie-authenticated writes (views/api/common.py);
     # Flask-WTF looks a nested blueprint up by its own name, so both are exempt.
     csrf.exempt(api.bp)

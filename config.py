@@ -195,6 +195,16 @@ class Config:
         # each with DAYDREAM_WEB_THREADS threads. Socket.IO takes WebSocket connections only,
         # so any process can hold any connection; events reach all of them through Redis.
         self.WEB_PROCESSES = web_processes()
+        # Moderation (services/moderation/): the image check run by the worker on every
+        # image, "off", "flag" (held for staff review) or "block" (deleted and refunded),
+        # with an image-classification model folder in SAFETY_PATH.
+        self.SAFETY = (os.environ.get("DAYDREAM_SAFETY") or "off").strip().lower()
+        self.SAFETY_PATH = Path(os.environ.get("DAYDREAM_SAFETY_PATH") or self.MODELS_PATH / "safety")
+        # GET /metrics: this bearer token, or a signed-in staff account.
+        self.METRICS_TOKEN = os.environ.get("DAYDREAM_METRICS_TOKEN") or ""
+        # Behind a reverse proxy: how many proxies to trust (a number), or their addresses
+        # (comma-separated); the client's address and scheme come from X-Forwarded-*.
+        self.TRUSTED_PROXIES = (os.environ.get("DAYDREAM_TRUSTED_PROXIES") or "").strip()
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = env_bool("DAYDREAM_SECURE_COOKIES", False)

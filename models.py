@@ -268,6 +268,11 @@ class Image(db.Model):
     size_bytes: so.Mapped[int] = so.mapped_column(default=0)
     starred: so.Mapped[bool] = so.mapped_column(default=False)
     public: so.Mapped[bool] = so.mapped_column(default=False)
+    # The image check (DAYDREAM_SAFETY=flag, worker/safety.py): "held" hides the image from
+    # everyone but staff until staff release it ("released") or delete it; None = never held.
+    review: so.Mapped[Optional[str]] = so.mapped_column(sa.String(10), index=True)
+    # What the classifier said: its top label and score ("nsfw 0.97"); None = not checked.
+    safety_label: so.Mapped[Optional[str]] = so.mapped_column(sa.String(80))
     # The board (collection) it is in, if any; deleting a board keeps or deletes its
     # images explicitly (services/library/boards.py), the foreign key is the safety net.
     board_id: so.Mapped[Optional[str]] = so.mapped_column(
@@ -556,3 +561,71 @@ class ShowcaseEntry(db.Model):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
 
     image: so.Mapped[Optional[Image]] = so.relationship(foreign_keys=[image_id])
+
+
+class AuditEntry(db.Model):
+    """One staff action (services/core/audit.py), append-only: who did what to whom, when
+    and why. Names are kept as they were, so a row still reads right after a deletion."""
+
+    __tablename__ = "audit_entries"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+    actor_id: so.Mapped[Optional[int]] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    actor_name: so.Mapped[str] = so.mapped_column(sa.String(40), default="")
+    action: so.Mapped[str] = so.mapped_column(sa.String(40), index=True)  # e.g. "tokens.grant"
+    target_type: so.Mapped[str] = so.mapped_column(sa.String(20), default="")  # user, model, image, ...
+    target_id: so.Mapped[str] = so.mapped_column(sa.String(255), default="", index=True)
+    target_name: so.Mapped[str] = so.mapped_column(sa.String(255), default="")
+    reason: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    details: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
+    address: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
+
+
+class PromptRule(db.Model):
+    """A blocked word or pattern (services/moderation/rules.py): a prompt or negative
+    prompt that matches is refused at submit."""
+
+    __tablename__ = "prompt_rules"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    kind: so.Mapped[str] = so.mapped_column(sa.String(10), default="word")  # "word" or "regex"
+    pattern: so.Mapped[str] = so.mapped_column(sa.String(255))
+    note: so.Mapped[str] = so.mapped_column(sa.String(255), default="")
+    enabled: so.Mapped[bool] = so.mapped_column(default=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class BlockedPrompt(db.Model):
+    """A submit refused by a prompt rule, counted per user for staff."""
+
+    __tablename__ = "blocked_prompts"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    rule_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("prompt_rules.id", ondelete="SET NULL"))
+    rule: so.Mapped[str] = so.mapped_column(sa.String(255))  # the pattern as it was
+    prompt: so.Mapped[str] = so.mapped_column(sa.Text)  # the prompt (and negative prompt), shortened
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+
+    user: so.Mapped[User] = so.relationship()
+
+
+class Report(db.Model):
+    """A signed-in user's report of a showcase item (its showcase id: an image id or a
+    folder file's key); staff hide the item or dismiss the report."""
+
+    __tablename__ = "reports"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    item_id: so.Mapped[str] = so.mapped_column(sa.String(40), index=True)
+    reporter_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    reason: so.Mapped[str] = so.mapped_column(sa.String(500), default="")
+    state: so.Mapped[str] = so.mapped_column(sa.String(10), default="open", index=True)  # open, hidden, dismissed
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    resolved_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    resolved_at: so.Mapped[Optional[datetime]]
+
+    reporter: so.Mapped[Optional[User]] = so.relationship(foreign_keys=[reporter_id])

@@ -34,7 +34,8 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('tasks', schema=None) as batch_op:
-        batch_op.drop_index('ix_tasks_user_round')
-        batch_op.drop_index('ix_tasks_fair_order')
-        batch_op.drop_column('fair_round')
+    # A plain DROP COLUMN (SQLite 3.35+), not a batch copy of the table: SQLite's copy
+    # drops the old table, which with foreign keys on would cascade to every task's images.
+    op.drop_index('ix_tasks_user_round', table_name='tasks')
+    op.drop_index('ix_tasks_fair_order', table_name='tasks')
+    op.drop_column('tasks', 'fair_round')

@@ -21,5 +21,6 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.drop_column('api_model')
+    # A plain DROP COLUMN (SQLite 3.35+), not a batch copy of the table: SQLite's copy
+    # drops the old users table, which with foreign keys on would cascade to everything.
+    op.drop_column('users', 'api_model')

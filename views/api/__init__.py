@@ -7,7 +7,8 @@ only. Each module documents its routes in its OPENAPI dict (merged by
 views/api/openapi.py; a test checks that every route is there)."""
 from __future__ import annotations
 
-from views.api import accounts, admin, archives, gallery, generation, images, openapi, showcase  # noqa: F401
+from views.api import (accounts, admin, archives, audit, gallery, generation, images, moderation,  # noqa: F401
+                       openapi, safety_review, showcase)
 from views.api.common import bp, staff_bp
 
 __all__ = ["bp", "staff_bp"]
