@@ -18,6 +18,7 @@ from services.accounts.credits import check_ledger
 from services.accounts.first_run import print_setup_link
 from services.accounts.signin import load_session_user
 from services.accounts.users import create_staff
+from services.core import proxy
 from services.core.errors import ServiceError
 from services.core.events import client_manager
 from services.generation.tasks import reconcile
@@ -62,6 +63,9 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
                                                                publish_timeout=app.config["REDIS_TIMEOUT"]),
                       cors_allowed_origins=app.config.get("CORS_ORIGINS") or None,
                       transports=["websocket"])
+    # Behind a reverse proxy: the client's address and scheme (services/core/proxy.py).
+    # Outside Socket.IO's middleware, so its connections see them too.
+    app.wsgi_app = proxy.wrap(app.wsgi_app, app.config.get("TRUSTED_PROXIES", ""))
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)

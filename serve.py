@@ -210,7 +210,10 @@ def web_command(host: str, port: int, access_log: str | None, processes: int | N
     argv = [PY, "-m", "gunicorn", "--workers", str(processes or web_processes()),
             "--worker-class", "gthread", "--threads", str(threads or web_threads()),
             "--bind", f"{host}:{port}", "--logger-class", "serve.AccessLogger",
-            "--log-level", "warning"]
+            "--log-level", "warning",
+            # Forwarded headers are the app's to believe or not (DAYDREAM_TRUSTED_PROXIES,
+            # services/core/proxy.py), not gunicorn's (which trusts a local proxy's scheme).
+            "--forwarded-allow-ips", ""]
     if access_log is not None:
         argv += ["--access-logfile", access_log]
     return argv + ["app:create_app()"]

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from models import AccountToken, User, iso, utcnow
 from services.accounts import passwords, signin
-from services.core import mail, ratelimit
+from services.core import audit, mail, ratelimit
 from services.core.errors import Conflict, NotFound, ValidationError
 from services.core.ratelimit import LimitsUnavailable, RateLimited
 
@@ -94,9 +94,10 @@ def void_links(user: User, purpose: str) -> None:
 
 # --- password reset -----------------------------------------------------------------
 
-def staff_reset_link(staff: User, user: User, base: str) -> dict:
+def staff_reset_link(staff: User, user: User, base: str, reason: str = "") -> dict:
     """A reset link staff hand to the user themselves: {url, expires_at}."""
     row, secret = _add(user, RESET, current_app.config["RESET_TTL"], staff=staff)
+    audit.record("users.reset_link", target=user, reason=reason, actor=staff)  # never the link itself
     db.session.commit()
     log.info("staff %s made a password reset link for user %s", staff.uuid, user.uuid)
     return {"url": _url(base, "reset", secret), "expires_at": iso(row.expires_at)}

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from extensions import db
 from models import Image, LedgerKind, Role, Task, User, iso, utcnow
 from services.accounts import credits, tiers, users
+from services.core import audit
 from services.core.errors import NotFound, ValidationError
 from services.generation import tasks
 
@@ -82,6 +83,7 @@ def update_user(staff: User, user: User, data: dict) -> User:
         tiers.check_tier_id(data["tier"])
     if "tokens_delta" in data and not isinstance(data["tokens_delta"], int):
         raise ValidationError("tokens_delta", "must be a whole number other than 0")
+    reason = audit.reason_of(data.get("reason"))
     if data.get("role") == Role.USER.value and user.is_staff:
         users.ensure_not_last_staff(user, "demote")
     if data.get("active") is False:
@@ -89,14 +91,24 @@ def update_user(staff: User, user: User, data: dict) -> User:
 
     if data.get("tokens_delta"):
         credits.staff_adjust(user, data["tokens_delta"], data.get("reason"), staff=staff)
+        audit.record("tokens.grant" if data["tokens_delta"] > 0 else "tokens.revoke", target=user,
+                     reason=reason, details={"tokens": data["tokens_delta"]}, actor=staff)
     elif "tokens_delta" in data:
         raise ValidationError("tokens_delta", "must be a whole number other than 0")
     if "tier" in data and data["tier"] != user.tier:
+        audit.record("users.tier", target=user, reason=reason, details={"from": user.tier, "to": data["tier"]},
+                     actor=staff)
         move_to_tier(user, data["tier"])
     if "role" in data:
+        if data["role"] != user.role:
+            audit.record("users.role", target=user, reason=reason, details={"from": user.role, "to": data["role"]},
+                         actor=staff)
         user.role = data["role"]
     deactivating = data.get("active") is False and user.active
     if "active" in data:
+        if data["active"] != user.active:
+            audit.record("users.reactivate" if data["active"] else "users.deactivate", target=user,
+                         reason=reason, actor=staff)
         user.active = data["active"]
         if deactivating:
             user.auth_epoch = (user.auth_epoch or 0) + 1  # signs out their sessions
@@ -121,6 +133,8 @@ def move_to_tier(user: User, tier_id: str) -> None:
                                     f"{new['name']} (the next one in {new['period_days']} days)")
 
 
-def delete_user(staff: User, user: User) -> None:
+def delete_user(staff: User, user: User, reason: str = "") -> None:
     users.ensure_not_last_staff(user, "delete")
+    tasks.cancel_unfinished(user)  # commits; then the row below commits with the deletion
+    audit.record("users.delete", target=user, reason=reason, actor=staff)
     users.delete_user(user)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from extensions import db
 from models import LedgerKind, User, Voucher, utcnow
 from services.accounts import credits
-from services.core import ratelimit
+from services.core import audit, ratelimit
 from services.core.errors import Conflict, NotFound, ValidationError
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -52,7 +52,7 @@ def _whole(value, field: str, low: int, high: int) -> int:
     return value
 
 
-def create_batch(staff: User, tokens, count, note=None) -> list[Voucher]:
+def create_batch(staff: User, tokens, count, note=None, reason: str = "") -> list[Voucher]:
     tokens = _whole(tokens, "tokens", 1, MAX_VOUCHER_TOKENS)
     count = _whole(count, "count", 1, MAX_BATCH)
     note = note.strip()[:255] if isinstance(note, str) else ""
@@ -61,6 +61,8 @@ def create_batch(staff: User, tokens, count, note=None) -> list[Voucher]:
         vouchers = [Voucher(code=new_code(), tokens=tokens, batch=batch, note=note,
                             created_by_id=staff.id) for _ in range(count)]
         db.session.add_all(vouchers)
+        audit.record("vouchers.batch", target_type="voucher_batch", target_id=batch, target_name=note,
+                     reason=reason or note, details={"tokens": tokens, "count": count}, actor=staff)
         try:
             db.session.commit()
             return vouchers

@@ -15,6 +15,7 @@ from flask import current_app
 
 from extensions import db
 from models import AiModel, ModelState
+from services.core import audit
 from services.core.errors import NotFound, ValidationError
 from services.generation import families
 from services.generation.families import Card
@@ -292,12 +293,15 @@ def _walk(folder: Path):
             yield rel, role, found
 
 
-def scan() -> list[AiModel]:
+def scan(reason: str = "") -> list[AiModel]:
     """Find the models and LoRAs in the models folder (see _walk); new ones are added
     disabled, vanished ones marked missing."""
     ensure_models()
     found: dict[str, tuple] = {str(rel): (role, what) for rel, role, what in _walk(models_folder())}
     known = {m.spec: m for m in db.session.scalars(sa.select(AiModel))}
+    audit.record("models.scan", target_type="models", target_id="", target_name=str(models_folder()), reason=reason,
+                 details={"added": sorted(set(found) - set(known)),
+                          "missing": sorted(s for s, m in known.items() if m.source == "scan" and s not in found)})
     for spec in sorted(set(found) - set(known)):
         role, what = found[spec]
         row = AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec, kind=model_kind(spec),
@@ -334,6 +338,8 @@ def update_model(model_id: str, data: dict) -> AiModel:
     row = db.session.get(AiModel, model_id)
     if row is None:
         raise NotFound("No such model.")
+    reason = audit.reason_of(data.get("reason"))
+    was = {"enabled": row.enabled, "default": row.is_default}
     if "enabled" in data:
         if not isinstance(data["enabled"], bool):
             raise ValidationError("enabled", "must be true or false")
@@ -349,6 +355,12 @@ def update_model(model_id: str, data: dict) -> AiModel:
             raise ValidationError("default", "this model's files are missing; rescan or pick another")
         db.session.execute(sa.update(AiModel).values(is_default=False))
         row.enabled = row.is_default = True
+    now = {"enabled": row.enabled, "default": row.is_default}
+    action = ("models.default" if now["default"] and not was["default"] else
+              ("models.enable" if now["enabled"] else "models.disable") if now["enabled"] != was["enabled"]
+              else "models.update")
+    audit.record(action, target=row, reason=reason,
+                 details={k: {"from": was[k], "to": now[k]} for k in now if now[k] != was[k]})
     db.session.commit()
     return row
 

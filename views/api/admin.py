@@ -12,6 +12,7 @@ from flask_login import current_user
 from extensions import db
 from models import Task
 from services.accounts import credits, links, staff, vouchers
+from services.core import audit
 from services.core.errors import NotFound
 from services.generation import catalog, monitor, tasks
 from views.api.common import body, listing, paging, staff_bp
@@ -29,7 +30,7 @@ def admin_models():
 @staff_bp.post("/admin/models/scan")
 def admin_scan_models():
     return jsonify({"folder": str(catalog.models_folder()),
-                    "items": [m.to_dict(staff=True) for m in catalog.scan()]})
+                    "items": [m.to_dict(staff=True) for m in catalog.scan(audit.reason_of(body().get("reason")))]})
 
 
 @staff_bp.patch("/admin/models/<model_id>")
@@ -80,18 +81,20 @@ def admin_update_user(user_id: str):
 
 @staff_bp.delete("/admin/users/<user_id>")
 def admin_delete_user(user_id: str):
+    reason = audit.reason_of(body().get("reason", request.args.get("reason")))
     target = staff.get_user(user_id)
     require_recent_sign_in()
-    staff.delete_user(current_user._get_current_object(), target)
+    staff.delete_user(current_user._get_current_object(), target, reason)
     return "", 204
 
 
 @staff_bp.post("/admin/users/<user_id>/reset-link")
 def admin_reset_link(user_id: str):
     """A one-time password reset link for the user, shown to staff once."""
+    reason = audit.reason_of(body().get("reason"))
     target = staff.get_user(user_id)
     require_recent_sign_in()
-    link = links.staff_reset_link(current_user._get_current_object(), target, link_base())
+    link = links.staff_reset_link(current_user._get_current_object(), target, link_base(), reason)
     response = jsonify(link)
     response.headers["Cache-Control"] = "no-store"
     return response, 201
@@ -101,7 +104,8 @@ def admin_reset_link(user_id: str):
 def admin_create_vouchers():
     data = body()
     require_recent_sign_in()
-    made = vouchers.create_batch(current_user, data.get("tokens"), data.get("count"), data.get("note"))
+    made = vouchers.create_batch(current_user, data.get("tokens"), data.get("count"), data.get("note"),
+                                 audit.reason_of(data.get("reason")))
     return jsonify({"batch": made[0].batch, "tokens": made[0].tokens,
                     "codes": [v.code for v in made]}), 201
 
@@ -123,6 +127,9 @@ def admin_vouchers_csv():
 
 _STAFF_ERRORS = (401, 403)
 _STR, _INT = {"type": "string"}, {"type": "integer"}
+# Every staff action is a row of the audit trail (views/api/audit.py); its optional
+# `reason` (the body's, or the query's for a DELETE) goes in the row.
+_REASON = {"name": "reason", "in": "query", "schema": _STR}
 OPENAPI_SCHEMAS = {
     "AdminUser": {"type": "object", "properties": {
         "id": _STR, "username": _STR, "email": _STR, "role": _STR, "tier": _STR, "tokens": _INT,
@@ -138,11 +145,13 @@ OPENAPI = {
     "/admin/models": {"get": op("Every model and its state (staff)", answer("Models", {"type": "object"}),
                                  error_codes=_STAFF_ERRORS)},
     "/admin/models/scan": {"post": op("Scan the models folder (staff)", answer("Models", {"type": "object"}),
+                                       body={"type": "object", "properties": {"reason": _STR}},
                                        error_codes=_STAFF_ERRORS)},
     "/admin/models/{id}": {"patch": op("Enable a model or make it the default (staff)",
                                         answer("The model", {"type": "object"}),
                                         body={"type": "object", "properties": {
-                                            "enabled": {"type": "boolean"}, "default": {"type": "boolean"}}},
+                                            "enabled": {"type": "boolean"}, "default": {"type": "boolean"},
+                                            "reason": _STR}},
                                         params=[path_id("id")], error_codes=(401, 403, 404, 422))},
     "/admin/tasks/{id}/cancel": {"post": op("Cancel any task (staff)", answer("The task", ref("Task")),
                                              params=[path_id("id")], error_codes=(401, 403, 404, 409))},
@@ -168,7 +177,7 @@ OPENAPI = {
                          "role": {"enum": ["user", "staff"]}, "active": {"type": "boolean"}}},
                      params=[path_id("id")], error_codes=(401, 403, 404, 409, 422)),
         "delete": op("Delete a user with their images and files (staff; recent sign-in)",
-                      {"204": {"description": "Deleted"}}, params=[path_id("id")],
+                      {"204": {"description": "Deleted"}}, params=[path_id("id"), _REASON],
                       error_codes=(401, 403, 404, 409)),
     },
     "/admin/users/{id}/reset-link": {"post": op(
@@ -177,6 +186,7 @@ OPENAPI = {
         "sessions and API tokens out",
         answer("The link", {"type": "object", "required": ["url", "expires_at"], "properties": {
             "url": _STR, "expires_at": _STR}}, "201"),
+        body={"type": "object", "properties": {"reason": _STR}},
         params=[path_id("id")], error_codes=(401, 403, 404))},
     "/admin/users/{id}/ledger": {"get": op("A user's ledger, newest first (staff)",
                                             answer("Ledger rows", list_of("LedgerRow")),
@@ -187,7 +197,7 @@ OPENAPI = {
                     answer("The codes", {"type": "object", "properties": {
                         "batch": _STR, "tokens": _INT, "codes": {"type": "array", "items": _STR}}}, "201"),
                     body={"type": "object", "required": ["tokens", "count"], "properties": {
-                        "tokens": _INT, "count": _INT, "note": _STR}},
+                        "tokens": _INT, "count": _INT, "note": _STR, "reason": _STR}},
                     error_codes=(401, 403, 422)),
         "get": op("Vouchers, newest first, with who redeemed them (staff)",
                    answer("Vouchers", list_of("Voucher")),

@@ -3,9 +3,10 @@ Listing and the pictures need no sign-in (visitors see the showcase: @public);
 curation is for staff only (staff_bp)."""
 from __future__ import annotations
 
-from flask import jsonify, send_file
+from flask import jsonify, request, send_file
 from flask_login import current_user
 
+from services.core import audit
 from services.library import showcase
 from views.api.common import body, bp, flag, listing, paging, public, staff_bp
 from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
@@ -46,17 +47,20 @@ def showcase_thumbnail(item_id: str):
 
 @staff_bp.post("/showcase")
 def showcase_feature():
-    return jsonify(showcase.feature(current_user, body().get("image_id"))), 201
+    data = body()
+    return jsonify(showcase.feature(current_user, data.get("image_id"), audit.reason_of(data.get("reason")))), 201
 
 
 @staff_bp.patch("/showcase/<item_id>")
 def showcase_update(item_id: str):
-    return jsonify(showcase.set_hidden(current_user, item_id, body().get("hidden")))
+    data = body()
+    return jsonify(showcase.set_hidden(current_user, item_id, data.get("hidden"),
+                                       audit.reason_of(data.get("reason"))))
 
 
 @staff_bp.delete("/showcase/<item_id>")
 def showcase_unfeature(item_id: str):
-    showcase.unfeature(item_id)
+    showcase.unfeature(item_id, audit.reason_of(body().get("reason", request.args.get("reason"))))
     return "", 204
 
 
@@ -76,7 +80,8 @@ OPENAPI = {
                   params=PAGING + [{"name": "include_hidden", "in": "query", "schema": {"type": "boolean"}}],
                   public=True, error_codes=(422,)),
         "post": op("Feature a user's public image (staff)", answer("The item", ref("ShowcaseItem"), "201"),
-                   body={"type": "object", "required": ["image_id"], "properties": {"image_id": {"type": "string"}}},
+                   body={"type": "object", "required": ["image_id"], "properties": {
+                       "image_id": {"type": "string"}, "reason": {"type": "string"}}},
                    error_codes=(401, 403, 404, 409, 422)),
     },
     "/showcase/candidates": {
@@ -85,10 +90,12 @@ OPENAPI = {
     },
     "/showcase/{id}": {
         "patch": op("Hide or show an item (staff)", answer("The item", ref("ShowcaseItem")),
-                    body={"type": "object", "required": ["hidden"], "properties": {"hidden": {"type": "boolean"}}},
+                    body={"type": "object", "required": ["hidden"], "properties": {
+                        "hidden": {"type": "boolean"}, "reason": {"type": "string"}}},
                     params=[path_id("id")], error_codes=(401, 403, 404, 422)),
         "delete": op("Stop featuring an image (staff)", {"204": {"description": "No longer featured"}},
-                     params=[path_id("id")], error_codes=(401, 403, 404, 409)),
+                     params=[path_id("id"), {"name": "reason", "in": "query", "schema": {"type": "string"}}],
+                     error_codes=(401, 403, 404, 409)),
     },
     "/showcase/{id}/full": {"get": op("An item's picture (no sign-in needed)", _PICTURE, params=[path_id("id")],
                                       public=True, error_codes=(404,))},
