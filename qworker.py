@@ -9,6 +9,7 @@ jobs in its own process (no fork per job: CUDA does not survive a fork)."""
 from __future__ import annotations
 
 import logging
+import time
 
 from rq import Queue, SimpleWorker
 
@@ -34,6 +35,7 @@ class DaydreamWorker(SimpleWorker):
     def work(self, *args, **kwargs):
         self.preload()
         try:
+            self.wait_for_safety()
             return super().work(*args, **kwargs)
         finally:
             if self.threads:
@@ -49,8 +51,15 @@ class DaydreamWorker(SimpleWorker):
 
         jobs.WORKER_NAME = self.name
         app = jobs.get_app()
+        from worker import metrics as worker_metrics
+        from worker import safety
+
+        # A worker without its image classifier (DAYDREAM_SAFETY on) takes no task: its
+        # heartbeat says why, and names no model (the fair queue sends it nothing).
         self.threads = WorkerThreads(app, app.config["QUEUE_NAME"], self.name, reconcile,
-                                     info=lambda: {"model": jobs.loaded_model_id or ""})
+                                     info=lambda: {"model": (jobs.loaded_model_id or "") if safety.ready() else "",
+                                                   "safety": safety.status(),
+                                                   **worker_metrics.heartbeat_info()})
         self.threads.start()
         with app.app_context():
             jobs.record_worker_state(jobs=0, loads=0, model="", heartbeat=0)
@@ -64,6 +73,26 @@ class DaydreamWorker(SimpleWorker):
                 jobs.load_model(catalog.default_model())
             except Exception as exc:  # the job reports it to the user; stay up
                 log.error("could not preload the default model: %s", exc)
+            safety.load()
+
+    def wait_for_safety(self) -> None:
+        """DAYDREAM_SAFETY on and no classifier loaded: take no job (the queued tasks wait)
+        and try again every SAFETY_RETRY seconds, so a classifier dropped into the folder
+        is picked up without a restart (worker/safety.py)."""
+        from worker import jobs, safety
+
+        app = jobs.get_app()
+        said = None
+        while not safety.ready():
+            if safety.status() != said:
+                said = safety.status()
+                log.error("the image check is on (DAYDREAM_SAFETY=%s) but cannot run: %s; taking no "
+                          "tasks until it can", app.config["SAFETY"], said)
+            time.sleep(max(app.config["SAFETY_RETRY"], 0.2))
+            with app.app_context():
+                safety.load()
+        if said is not None:
+            log.info("the image check is ready: taking tasks")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from flask import current_app
 from extensions import db
 from models import ApiToken, User, UserSession, utcnow
 from services.accounts.passwords import hash_password, hasher
-from services.core import ratelimit
+from services.core import metrics, ratelimit
 from services.core.errors import Forbidden, NotFound, ServiceError, ValidationError
 
 TOKEN_PREFIX = "dd_"
@@ -54,11 +54,13 @@ def authenticate(login, password, address: str | None = None) -> User:
     if user is None or not isinstance(password, str):
         hasher.hash("timing-equaliser")  # take as long as a real check
         ratelimit.signin_failed(account_key, address)
+        metrics.count_signin_failure()
         raise BadCredentials("Wrong username/email or password.")
     try:
         hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         ratelimit.signin_failed(account_key, address)
+        metrics.count_signin_failure()
         raise BadCredentials("Wrong username/email or password.")
     ratelimit.signin_succeeded(account_key, address)
     if not user.active:
