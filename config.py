@@ -200,6 +200,15 @@ class Config:
         # with an image-classification model folder in SAFETY_PATH.
         self.SAFETY = (os.environ.get("DAYDREAM_SAFETY") or "off").strip().lower()
         self.SAFETY_PATH = Path(os.environ.get("DAYDREAM_SAFETY_PATH") or self.MODELS_PATH / "safety")
+        # An image is unsafe when the classifier's probabilities of these labels (its
+        # id2label names, case-insensitive) add up to SAFETY_THRESHOLD or more; a worker
+        # without its classifier tries to load it again every SAFETY_RETRY seconds.
+        self.SAFETY_LABELS = [w.strip().lower() for w in (os.environ.get("DAYDREAM_SAFETY_LABELS")
+                              or "nsfw,porn,hentai,sexy,explicit,unsafe").split(",") if w.strip()]
+        self.SAFETY_THRESHOLD = env_float("DAYDREAM_SAFETY_THRESHOLD", 0.5)
+        self.SAFETY_RETRY = env_float("DAYDREAM_SAFETY_RETRY", 30.0)
+        # Showcase reports (services/moderation/reports.py): new reports per user.
+        self.REPORT_LIMIT = os.environ.get("DAYDREAM_REPORT_LIMIT") or "20 per hour"
         # GET /metrics: this bearer token, or a signed-in staff account.
         self.METRICS_TOKEN = os.environ.get("DAYDREAM_METRICS_TOKEN") or ""
         # Behind a reverse proxy: how many proxies to trust (a number), or their addresses

@@ -5,9 +5,28 @@ Revision ID: e7c3moderation01
 Revises: d6e2apimodel01
 Create Date: 2026-12-03 09:00:00.000000
 """
+from datetime import datetime, timezone
+
 from alembic import op
 import sqlalchemy as sa
 
+
+# The starter prompt rules: (kind, pattern, note). "word" rules match whole words or
+# phrases, any case; the two "regex" rules match a word for a minor near a sexual word.
+_MINOR = r"(?:child(?:ren)?|kids?|under-?age|pre-?teens?|toddlers?|infants?|school ?(?:girl|boy)s?)"
+_SEXUAL = r"(?:nudes?|naked|nsfw|sex(?:y|ual)?|porn\w*|erotic\w*|lewd|topless|undress\w*)"
+STARTER_RULES = [
+    ('word', 'csam', 'Child sexual abuse material'),
+    ('word', 'child porn', 'Sexual content involving minors'),
+    ('word', 'lolicon', 'Sexualised depictions of minors'),
+    ('word', 'loli', 'Sexualised depictions of minors'),
+    ('word', 'shotacon', 'Sexualised depictions of minors'),
+    ('regex', rf"\b{_MINOR}\b.{{0,40}}\b{_SEXUAL}\b", 'A minor near a sexual word: sexual content involving minors'),
+    ('regex', rf"\b{_SEXUAL}\b.{{0,40}}\b{_MINOR}\b", 'A sexual word near a minor: sexual content involving minors'),
+    ('word', 'bestiality', 'Sexual content involving animals'),
+    ('word', 'zoophilia', 'Sexual content involving animals'),
+    ('word', 'necrophilia', 'Extreme sexual content'),
+]
 
 # revision identifiers, used by Alembic.
 revision = 'e7c3moderation01'
@@ -51,6 +70,16 @@ def upgrade():
         sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], ondelete='SET NULL'),
         sa.PrimaryKeyConstraint('id'),
     )
+    # A short starter list of prompt rules (services/moderation/rules.py), editable on
+    # Admin -> Moderation: sexual content involving minors, and a few extreme terms.
+    prompt_rules = sa.table(
+        'prompt_rules', sa.column('kind', sa.String), sa.column('pattern', sa.String),
+        sa.column('note', sa.String), sa.column('enabled', sa.Boolean), sa.column('created_at', sa.DateTime))
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    op.bulk_insert(prompt_rules, [
+        {'kind': kind, 'pattern': pattern, 'note': note, 'enabled': True, 'created_at': now}
+        for kind, pattern, note in STARTER_RULES])
+
     op.create_table(
         'blocked_prompts',
         sa.Column('id', sa.Integer(), nullable=False),

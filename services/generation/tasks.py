@@ -33,6 +33,7 @@ from services.core.errors import Conflict, NotFound, QueueFull, Unavailable, Val
 from services.generation import catalog, dispatch, estimates
 from services.generation.params import task_cost, validate_task_params
 from services.library import boards
+from services.moderation import rules as prompt_rules
 
 log = logging.getLogger(__name__)
 UNFINISHED = TaskState.unfinished()
@@ -76,12 +77,13 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         if existing:
             return existing
     params = check_params(user, data)
+    prompt_rules.check_prompt(user, params)  # 422 prompt_blocked, recorded; nothing charged
     if not redis_client.available():
         raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
                           "Try again in a moment.", headers={"Retry-After": "10"})
     if params["init_image"]:
-        init = db.session.scalar(sa.select(Image).where(
-            Image.id == params["init_image"], Image.user_id == user.id))
+        init = db.session.scalar(sa.select(Image).where(  # (not one held for review: staff's only)
+            Image.id == params["init_image"], Image.user_id == user.id, Image.review.is_distinct_from("held")))
         if init is None:
             raise ValidationError("init_image", "is not one of your images")
     if params["board_id"] and not boards.live_board_id(user.id, params["board_id"]):

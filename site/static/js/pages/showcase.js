@@ -1,7 +1,7 @@
 /* Daydream — the showcase (/gallery): the lightbox (lib/lightbox.js) with keyboard
  * navigation, "Show more" (the next page rendered by the server: GET /gallery/items, the
- * same Jinja partial as the first page), and for staff the curation buttons (hide, show,
- * unfeature, feature). */
+ * same Jinja partial as the first page), for staff the curation buttons (hide, show,
+ * unfeature, feature), and for other signed-in users a Report button. */
 import { $, $all, byId } from "../lib/dom.js";
 import { api, errorText, fetchHtml } from "../lib/api.js";
 import { createLightbox } from "../lib/lightbox.js";
@@ -58,10 +58,36 @@ function start(root) {
     });
   }
 
+  /* ---- Reporting a picture to staff (signed-in users): POST /api/v1/showcase/{id}/report
+     {reason}; 201 a new report, 200 when theirs is open already. ---- */
+  root.addEventListener("click", (event) => {
+    const button = event.target.closest('button[data-action="report"]');
+    if (!button) return;
+    const li = button.closest("[data-id]");
+    if (!li || !li.dataset.id) return;
+    const reason = window.prompt("Report this picture to staff? They will look at it and may take it off the showcase.\n\nWhy (optional):", "");
+    if (reason === null) return; // canceled
+    button.disabled = true;
+    say("Sending your report…");
+    api("POST", "/api/v1/showcase/" + encodeURIComponent(li.dataset.id) + "/report", { reason: reason.slice(0, 500) })
+      .then((res) => {
+        if (res.ok) {
+          const message = res.status === 201 ? "Thank you: your report was sent to staff."
+            : "You reported this picture already; staff will look at it.";
+          button.textContent = "Reported";
+          say(message);
+          window.alert(message);
+          return;
+        }
+        button.disabled = false;
+        say(errorText(res, "Could not send your report."));
+      });
+  });
+
   /* ---- Staff curation ---- */
   root.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-action]");
-    if (!button || !staff) return;
+    if (!button || !staff || button.dataset.action === "report") return;
     const li = button.closest("[data-id]");
     const id = li && li.dataset.id;
     if (!id) return;
