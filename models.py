@@ -296,6 +296,8 @@ class Image(db.Model):
             "seed": self.seed,
             "starred": self.starred,
             "public": self.public,
+            # "held": hidden by the image check until staff decide (its files answer 404).
+            "review": self.review,
             "board_id": self.board_id,
             "created_at": iso(self.created_at),
             "url": f"{base}/full",

@@ -87,10 +87,16 @@ def healthz():
         probe = redis_client.probe_connection()
         probe.ping()
         body["redis"] = "ok"
-        body["workers"] = len(liveness.alive_workers(probe))
+        found = liveness.alive_workers(probe)
+        body["workers"] = len(found)
+        # The image check (DAYDREAM_SAFETY): a worker that cannot run it takes no tasks.
+        # The web is healthy still (200); workers_ready counts the workers serving.
+        problems = [w["safety"] for w in found.values() if w.get("safety") not in (None, "off", "ok")]
+        body["workers_ready"] = len(found) - len(problems)
+        body["safety"] = problems[0] if problems else current_app.config["SAFETY"]
         body["archive_workers"] = len(liveness.alive(liveness.archive_pool(), probe))
     except Exception as exc:
         body["redis"], ok = f"down: {exc.__class__.__name__}", False
-        body["workers"] = 0
+        body["workers"] = body["workers_ready"] = 0
         body["archive_workers"] = 0
     return (jsonify(body), 200) if ok else (jsonify(body), 503, {"Retry-After": "5"})

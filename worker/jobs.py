@@ -24,7 +24,8 @@ from services.core import events, queue, redis_client
 from services.generation import catalog, estimates
 from services.generation import tasks as task_service
 from services.library import boards, storage
-from worker import get_app
+from worker import get_app, safety
+from worker import metrics as worker_metrics
 from worker.batching import MOST_IMAGES, BatchLimits, Joiner, chunks
 from worker.pipelines import (
     LoraError,
@@ -113,6 +114,7 @@ def run_next(submitted_task_id: str | None = None) -> str:
             raise  # RQ records the failure in its failed-job registry
         finally:
             _quietly(redis_client.connection().hincrby, redis_client.key("workers", WORKER_NAME), "jobs", 1)
+            worker_metrics.record_tasks([task.id for task in batch])  # GET /metrics (never raises)
         return f"ran task{'s' if len(batch) > 1 else ''} {', '.join(task.id for task in batch)}"
 
 
@@ -344,6 +346,7 @@ class Render:
         self.images = {task.id: [] for task in tasks}
         self.stopped: set[str] = set()  # canceled while running: their rows are dropped
         self.done: set[str] = set()
+        self.withheld = {task.id: 0 for task in tasks}  # images the image check did not keep (block)
 
     def live(self, rows: list[Row]) -> list[Row]:
         """The rows whose task is still running (a cancel drops its rows)."""
@@ -431,25 +434,30 @@ class Render:
                 per_step = seconds / max(self.head.effective_steps, 1) / len(rows)
             _quietly(estimates.record_step_time, self.head.model, self.head.width, self.head.height, per_step,
                      images=len(rows))
-        for row, picture in zip(rows, result.images):
+        verdicts = safety.check(result.images)  # the image check (worker/safety.py), one call
+        for row, picture, verdict in zip(rows, result.images, verdicts):
             task = row.task
             if task.id in self.stopped or _canceled(task):
                 self.stopped.add(task.id)
+                continue
+            if safety.withheld(verdict):
+                self.withheld[task.id] += 1
                 continue
             metadata = {**task.parameters(), "seed": row.seed, "task_id": task.id, "index": row.index,
                         "family": self.family}
             self.images[task.id].append(storage.save_image(
                 user_id=task.user_id, picture=picture, metadata=metadata, task_id=task.id,
                 index=row.index, seed=row.seed, board_id=boards.live_board_id(task.user_id, task.board_id)))
+            safety.mark(self.images[task.id][-1], verdict)
             db.session.commit()
         for task in tasks:
             if task.id in self.stopped:
                 log.info("task %s canceled while running", task.id)
                 continue
             self.progress[task.id].image_ready(self.images[task.id])
-            if len(self.images[task.id]) >= task.samples and task.id not in self.done:
+            if len(self.images[task.id]) + self.withheld[task.id] >= task.samples and task.id not in self.done:
                 self.done.add(task.id)
-                task_service.complete_task(task)
+                safety.finish_task(task, self.withheld[task.id])  # complete_task when none was withheld
 
 
 def _init_picture(task):

@@ -453,7 +453,7 @@ def image_for_token(token: str) -> Image:
     if not isinstance(data, dict):
         raise NotFound("No such image.")
     image = db.session.scalar(sa.select(Image).where(Image.id == str(data.get("i")),
-                                                     Image.user_id == data.get("u")))
+                                                     Image.user_id == data.get("u"), storage.not_held()))
     if image is None:
         raise NotFound("No such image.")
     return image

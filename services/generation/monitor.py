@@ -52,6 +52,8 @@ def workers() -> list[dict]:
             "loads": int(state.get("loads") or 0),
             "last_heartbeat": iso(datetime.fromtimestamp(beat, timezone.utc).replace(tzinfo=None)) if beat else None,
             "last_heartbeat_age_s": round(max(now - beat, 0), 1) if beat else None,
+            # The image check (worker/safety.py): "off", "ok", or why it takes no tasks.
+            "safety": info.get("safety") or "off",
         })
     return result
 

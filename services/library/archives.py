@@ -326,10 +326,11 @@ def _finish(archive_id: str, state: ArchiveState, **values) -> bool:
 
 def _items(user_id: int, ids: list[str]) -> Iterator[Item]:
     """The archive's images in order, read a batch of rows at a time; deleted ones
-    are left out."""
+    (and any held for review by the image check) are left out."""
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
-        rows = db.session.scalars(sa.select(Image).where(Image.id.in_(chunk), Image.user_id == user_id)
+        rows = db.session.scalars(sa.select(Image).where(Image.id.in_(chunk), Image.user_id == user_id,
+                                                         storage.not_held())
                                   .options(so.selectinload(Image.task))).all()
         by_id = {image.id: image for image in rows}
         batch = [item(by_id[i]) for i in chunk if i in by_id]

@@ -158,7 +158,7 @@ def delete_images(images: list[Image]) -> int:
 
 
 def delete_image(user: User, image_id: str) -> None:
-    delete_images([storage.get_image(user, image_id)])
+    delete_images([storage.get_image(user, image_id, held_ok=True)])
 
 
 def _ids(value: Any) -> list[str]:
@@ -183,6 +183,8 @@ def bulk(user: User, data: dict) -> int:
             raise ValidationError("board_id", "is required to move images: a board id, or null for no board")
         board_id = boards.target_board_id(user, data["board_id"])
     mine = sa.and_(Image.user_id == user.id, Image.id.in_(ids))
+    if action == "public":  # an image held for review never goes public (the showcase)
+        mine = sa.and_(mine, storage.not_held())
     if action == "delete":
         return delete_images(list(db.session.scalars(sa.select(Image).where(mine))))
     values = {"move": lambda: {"board_id": board_id}, "star": lambda: {"starred": True},

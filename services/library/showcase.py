@@ -22,6 +22,7 @@ from PIL import Image as PILImage
 
 from extensions import db
 from models import Image, ShowcaseEntry, User, iso
+from services.core import audit
 from services.core.errors import Conflict, NotFound, ValidationError
 from services.library import imaging, storage
 
@@ -147,7 +148,7 @@ def items(*, include_hidden: bool = False) -> list[dict]:
     """Everything the showcase shows, newest first. A featured image shows only while
     its owner keeps it public; include_hidden (staff) adds what staff hid."""
     featured = sa.select(ShowcaseEntry, Image).join(Image, ShowcaseEntry.image_id == Image.id).where(
-        Image.public.is_(True))
+        Image.public.is_(True), storage.not_held())
     if not include_hidden:
         featured = featured.where(ShowcaseEntry.hidden.is_(False))
     result = [_image_item(image, entry) for entry, image in db.session.execute(featured).all()]
@@ -185,7 +186,8 @@ def file_of(item_id: str, variant: str, *, staff: bool = False) -> tuple[Path, s
         if variant == "full":
             return item.path, item.mimetype
         return _folder_thumbnail(item), "image/webp"
-    image = db.session.scalar(sa.select(Image).where(Image.id == item_id, Image.public.is_(True)))
+    image = db.session.scalar(sa.select(Image).where(Image.id == item_id, Image.public.is_(True),
+                                                     storage.not_held()))
     entry = _entry(image_id=item_id) if image else None
     shown = entry is not None and not entry.hidden
     if image is None or not (shown or staff):
@@ -211,7 +213,16 @@ def _folder_thumbnail(item: FolderFile) -> Path:
 
 # --- staff curation ----------------------------------------------------------------------
 
-def feature(staff: User, image_id) -> dict:
+# `reason` (None: the caller records the action itself, as moderation does): the staff
+# action's row in the audit trail, committed with it.
+
+def _audit(action: str, item_id: str, reason: str | None, title: str = "") -> None:
+    if reason is not None:
+        kind = "showcase_file" if item_id.startswith(FILE_PREFIX) else "image"
+        audit.record(action, target_type=kind, target_id=item_id, target_name=title, reason=reason)
+
+
+def feature(staff: User, image_id, reason: str | None = None) -> dict:
     """Feature a user's public image (again, if staff had hidden it)."""
     if not isinstance(image_id, str) or not image_id:
         raise ValidationError("image_id", "must be the id of a public image")
@@ -227,11 +238,12 @@ def feature(staff: User, image_id) -> dict:
         db.session.add(entry)
     entry.hidden = False
     entry.curated_by_id = staff.id
+    _audit("showcase.feature", image_id, reason)
     db.session.commit()
     return _image_item(image, entry)
 
 
-def unfeature(item_id: str) -> None:
+def unfeature(item_id: str, reason: str | None = None) -> None:
     """Take a featured image out of the showcase (its owner's image is untouched)."""
     if item_id.startswith(FILE_PREFIX):
         raise Conflict("This picture comes from the showcase folder: hide it, or remove the "
@@ -240,10 +252,11 @@ def unfeature(item_id: str) -> None:
     if entry is None:
         raise NotFound("This image is not featured.")
     db.session.delete(entry)
+    _audit("showcase.unfeature", item_id, reason)
     db.session.commit()
 
 
-def set_hidden(staff: User, item_id: str, hidden) -> dict:
+def set_hidden(staff: User, item_id: str, hidden, reason: str | None = None) -> dict:
     if not isinstance(hidden, bool):
         raise ValidationError("hidden", "must be true or false")
     if item_id.startswith(FILE_PREFIX):
@@ -255,6 +268,7 @@ def set_hidden(staff: User, item_id: str, hidden) -> dict:
             entry = ShowcaseEntry(file_key=item_id)
             db.session.add(entry)
         entry.hidden, entry.curated_by_id = hidden, staff.id
+        _audit("showcase.hide" if hidden else "showcase.show", item_id, reason, item.name)
         db.session.commit()
         return _file_item(item, hidden)
     entry = _entry(image_id=item_id)
@@ -262,6 +276,7 @@ def set_hidden(staff: User, item_id: str, hidden) -> dict:
     if entry is None or image is None or not image.public:
         raise NotFound("No such showcase image.")
     entry.hidden, entry.curated_by_id = hidden, staff.id
+    _audit("showcase.hide" if hidden else "showcase.show", item_id, reason)
     db.session.commit()
     return _image_item(image, entry)
 
@@ -271,7 +286,7 @@ def candidates(*, offset: int, limit: int) -> tuple[list[dict], int]:
     staff can feature."""
     shown = sa.select(ShowcaseEntry.image_id).where(ShowcaseEntry.image_id.is_not(None),
                                                    ShowcaseEntry.hidden.is_(False))
-    where = (Image.public.is_(True), Image.id.not_in(shown))
+    where = (Image.public.is_(True), Image.id.not_in(shown), storage.not_held())
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Image).where(*where))
     rows = db.session.scalars(sa.select(Image).where(*where).order_by(
         Image.created_at.desc(), Image.id).offset(offset).limit(limit)).all()

@@ -16,6 +16,16 @@ from services.core.errors import NotFound
 from services.library import imaging
 
 
+# Image.review: "held" by the image check (worker/safety.py) until staff release or delete
+# it (services/moderation/review.py). A held image's files are staff's only.
+HELD = "held"
+
+
+def not_held():
+    """The SQL condition of an image anyone may see (not held for review)."""
+    return Image.review.is_distinct_from(HELD)
+
+
 def root() -> Path:
     return Path(current_app.config["IMAGES_PATH"])
 
@@ -50,10 +60,12 @@ def path_of(image: Image, variant: str = "full") -> Path:
     return root() / (image.filename if variant == "full" else image.thumbnail)
 
 
-def get_image(user: User, image_id: str) -> Image:
-    """The user's own image; anything else (another user's, or none) is a 404."""
+def get_image(user: User, image_id: str, *, held_ok: bool = False) -> Image:
+    """The user's own image; anything else (another user's, or none) is a 404. An image
+    held for review is a 404 too (its owner sees a placeholder card), except to staff
+    and where held_ok (its owner may delete it)."""
     image = db.session.scalar(sa.select(Image).where(Image.id == image_id, Image.user_id == user.id))
-    if image is None:
+    if image is None or (image.review == HELD and not held_ok and not user.is_staff):
         raise NotFound("No such image.")
     return image
 

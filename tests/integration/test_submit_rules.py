@@ -132,7 +132,8 @@ def test_api_tokens_list_and_revoke(make_idle_user):
 def test_healthz_reports_db_redis_and_workers(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"db": "ok", "redis": "ok", "workers": 1, "archive_workers": 1}
+    assert response.get_json() == {"db": "ok", "redis": "ok", "workers": 1, "workers_ready": 1,
+                                   "archive_workers": 1, "safety": "off"}
 
 
 def test_queue_status_shows_your_position(make_idle_user):

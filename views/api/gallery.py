@@ -140,7 +140,9 @@ OPENAPI_SCHEMAS = {
         "kind": {"enum": list(gallery.KINDS)}, "task_id": {"type": ["string", "null"]},
         "board_id": {"type": ["string", "null"]}, "prompt": {"type": ["string", "null"]},
         "width": {"type": "integer"}, "height": {"type": "integer"}, "seed": {"type": ["integer", "null"]},
-        "starred": {"type": "boolean"}, "public": {"type": "boolean"}}},
+        "starred": {"type": "boolean"}, "public": {"type": "boolean"},
+        # "held": hidden by the image check until staff release it (its files answer 404)
+        "review": {"enum": ["held", "released", None]}}},
     "Board": {"type": "object", "properties": {
         "id": {"type": "string"}, "name": {"type": "string"}, "image_count": {"type": "integer"},
         "cover_image_id": {"type": ["string", "null"]}, "cover_thumbnail_url": {"type": ["string", "null"]},

@@ -61,9 +61,10 @@ def cancel_task(task_id: str):
 @bp.get("/tasks/<task_id>/archive")
 def task_archive(task_id: str):
     task = tasks.get_task(current_user, task_id)
-    if not task.images:
+    images = [image for image in task.images if image.review != "held"]  # (held: staff's only)
+    if not images:
         raise Conflict("This task has no images to download yet.", code="no_images")
-    response = Response(archives.stream_zip(archives.entries(task.images)),
+    response = Response(archives.stream_zip(archives.entries(images)),
                         mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="daydream-{task.id}.zip"'
     return response

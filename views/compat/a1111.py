@@ -119,7 +119,8 @@ def _generate(img2img: bool):
     if task.state == TaskState.FAILED.value:
         return answer_error(500, "GenerationFailed", task.error or "The generation failed; your tokens were refunded.")
     send = body.get("send_images", True) is not False
-    images = [compat.image_base64(image) for image in task.images] if send else []
+    # (an image held for review by the image check is staff's only: never sent)
+    images = [compat.image_base64(image) for image in task.images if image.review != "held"] if send else []
     info = compat.a1111_info(task, body, img2img=img2img)
     if task.state == TaskState.CANCELED.value:
         info["interrupted"] = True  # as A1111 answers an interrupted job: what was made (nothing)

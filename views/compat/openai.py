@@ -105,7 +105,7 @@ def _answer(task, data: dict):
     model = str(data.get("model") or "")
     as_url = (data.get("response_format") or ("b64_json" if model.startswith("gpt-image") else "url")) == "url"
     items = []
-    for image in task.images:
+    for image in [image for image in task.images if image.review != "held"]:  # (held: staff's only)
         item = {"revised_prompt": task.prompt}
         if as_url:
             item["url"] = _base_url() + url_for("compat_openai.image_file", token=compat.signed_token(image))

@@ -50,7 +50,11 @@ function taskRow(task) {
 function workerRow(worker) {
   return el("tr", { class: "worker-row", dataset: { worker: worker.name } }, [
     el("td", { "data-label": "Worker" }, [el("code", { class: "task-ref", text: worker.name })]),
-    el("td", { "data-label": "Alive" }, [el("span", { class: "pill " + (worker.alive ? "pill--ok" : "pill--dead"), text: worker.alive ? "alive" : "silent" })]),
+    el("td", { "data-label": "Alive" }, [el("span", { class: "pill " + (worker.alive ? "pill--ok" : "pill--dead"), text: worker.alive ? "alive" : "silent" })].concat(
+      // The image check cannot run (DAYDREAM_SAFETY on, no classifier): it takes no tasks.
+      worker.safety && worker.safety !== "off" && worker.safety !== "ok"
+        ? [" ", el("span", { class: "pill pill--dead worker-safety", text: "not taking tasks" }), " image check " + worker.safety]
+        : [])),
     el("td", { "data-label": "Current task", text: worker.current_task ? worker.current_task + " (" + worker.current_user + ")" : "idle" }),
     el("td", { "data-label": "Model", text: worker.model || "—" }),
     el("td", { "data-label": "Jobs done", class: "num-col", text: String(worker.jobs_done) }),

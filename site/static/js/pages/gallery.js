@@ -411,13 +411,24 @@ function altOf(image) {
   return image.prompt ? shorten(image.prompt, 140) : image.kind === "upload" ? "An uploaded image" : "An image";
 }
 
+// What the lightbox shows for an image held for review (its files are staff's only).
+const HELD_PICTURE = "data:image/svg+xml," + encodeURIComponent(
+  '<svg xmlns="http://www.w3.org/2000/svg" width="512" height="512"><rect width="512" height="512" fill="#1d2030"/>' +
+  '<text x="256" y="256" fill="#a3a9bd" font-family="sans-serif" font-size="30" text-anchor="middle" ' +
+  'dominant-baseline="middle">Held for review</text></svg>');
+
 function createTile(image) {
   const img = el("img", {
     class: "tile__img", src: image.thumbnail_url, alt: altOf(image), loading: "lazy", decoding: "async",
     width: image.width, height: image.height,
   });
-  const tile = el("div", { class: "tile", role: "listitem", dataset: { id: image.id } }, [
-    el("a", { class: "tile__link", href: "/images/" + encodeURIComponent(image.id), title: image.prompt || "" }, [img]),
+  // An image the image check held: no picture (its files are staff's) until staff release it.
+  const held = image.review === "held";
+  const tile = el("div", { class: "tile" + (held ? " tile--held" : ""), role: "listitem", dataset: { id: image.id } }, [
+    held ? el("div", { class: "gallery-held", role: "img", "aria-label": "Held for review: " + altOf(image),
+                       title: "The image check held this image; staff will release or remove it." },
+              [el("span", { class: "task-held__label", text: "Held for review" })])
+      : el("a", { class: "tile__link", href: "/images/" + encodeURIComponent(image.id), title: image.prompt || "" }, [img]),
     el("button", { type: "button", class: "tile__select", "aria-pressed": "false", "aria-label": "Select this image" }, [svg(CHECK)]),
     el("button", { type: "button", class: "tile__star", "aria-pressed": "false" }, [svg(STAR)]),
     el("span", { class: "tile__badge", hidden: image.kind !== "upload", text: "Upload" }),
@@ -735,6 +746,7 @@ const lightbox = createLightbox(byId("lightbox"), {
   total: () => total,
   item: (index) => {
     const image = items[index];
+    if (image.review === "held") return { src: HELD_PICTURE, alt: "Held for review: " + altOf(image) };
     return { src: image.url, preview: image.thumbnail_url, alt: altOf(image) };
   },
   hasMore: () => !exhausted,

@@ -203,6 +203,8 @@ function updateCard(card, task) {
       ? (task.cost === 1 ? "Your 1 token was refunded." : "Your " + task.cost + " tokens were refunded.")
       : "Your tokens were refunded.";
   }
+  // A done task's note (the image check withheld an image, staff removed one).
+  if (taskState === "done" && task.error) refund = task.error;
   setText($(".task-refund", card), refund);
   const duration = finished && typeof task.duration_s === "number"
     ? (taskState === "done" ? "Took " : "Ran for ") + formatDuration(task.duration_s)
@@ -243,6 +245,21 @@ function createFigure(task, image, i, count) {
   ]);
 }
 
+/** An image the image check held: a card without the picture until staff release it. */
+function createHeldFigure(task, image, i, count) {
+  const box = el("div", {
+    class: "task-held", role: "img",
+    "aria-label": "Image " + (i + 1) + " of " + count + " is held for review",
+  }, [el("span", { class: "task-held__label", text: "Held for review" })]);
+  const w = image.width || task.width;
+  const h = image.height || task.height;
+  if (w && h) box.style.aspectRatio = w + " / " + h;
+  return el("figure", { class: "task-figure task-figure--held", dataset: { slot: "held:" + image.id, imageId: image.id } }, [
+    box,
+    el("figcaption", { class: "task-held__note", text: "The image check held this image; staff will release or remove it." }),
+  ]);
+}
+
 function createPlaceholder(task, i, count) {
   const ph = el("div", {
     class: "task-placeholder", role: "img",
@@ -264,7 +281,7 @@ function renderImages(card, task, images) {
   const samples = Math.max(1, task.samples || 1);
   const count = finished ? images.length : Math.max(samples, images.length);
   const slots = [];
-  for (let i = 0; i < count; i++) slots.push(images[i] ? "img:" + images[i].id : "ph:" + i);
+  for (let i = 0; i < count; i++) slots.push(images[i] ? (images[i].review === "held" ? "held:" : "img:") + images[i].id : "ph:" + i);
 
   const signature = slots.join(",") + "|" + task.width + "x" + task.height;
   if (grid.dataset.signature !== signature) {
@@ -277,6 +294,7 @@ function renderImages(card, task, images) {
         node.style.aspectRatio = task.width + " / " + task.height;
       }
       if (node) return node;
+      if (slot.indexOf("held:") === 0) return createHeldFigure(task, images[i], i, count);
       return slot.indexOf("img:") === 0 ? createFigure(task, images[i], i, count) : createPlaceholder(task, i, count);
     });
     grid.replaceChildren(...nodes);

@@ -1,0 +1,242 @@
+"""The image check (DAYDREAM_SAFETY=off|flag|block): an image classifier the worker
+loads once, beside the pipeline, and runs on every image it makes (the images of one
+call together).
+
+The classifier is any transformers image-classification model folder in SAFETY_PATH
+(<models>/safety/: the folder itself, or the first folder in it, by name, that holds a
+config.json), for example an NSFW detector. An image is unsafe when the probabilities of
+the model's labels named in SAFETY_LABELS (its id2label names, case-insensitive) add up
+to SAFETY_THRESHOLD or more (a multi-label model: the highest of them).
+
+- flag: the image is kept with review = "held": only staff see it until they release
+  or delete it (services/moderation/review.py).
+- block: the image is not kept; the task is refunded that image's share of its cost,
+  and its message says so. A task whose every image was withheld fails (refunded in full).
+
+While the setting is on and the classifier is missing or does not load, the worker
+takes no task (qworker.DaydreamWorker waits, retrying every SAFETY_RETRY seconds) and
+says why in its heartbeat (`safety`), which /healthz and Admin → Queue show: it never
+serves an unchecked image."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from worker import get_app
+
+log = logging.getLogger(__name__)
+
+MODES = ("off", "flag", "block")
+CHUNK = 16  # pictures per classifier call
+
+_classifier: "Classifier | None" = None
+_status = "starting"  # until load() runs (qworker preload)
+
+
+class SafetyUnavailable(RuntimeError):
+    """The setting is on but the classifier is not loaded: no image may be served."""
+
+
+@dataclass
+class Verdict:
+    label: str  # the top label
+    score: float  # its probability
+    unsafe_score: float  # the unsafe labels' probability (summed), or the highest (multi-label)
+    unsafe: bool
+
+    @property
+    def text(self) -> str:
+        """What Image.safety_label keeps: "nsfw 0.97"."""
+        return f"{self.label} {self.score:.2f}"[:80]
+
+
+class Classifier:
+    def __init__(self, folder: Path, labels: list[str], threshold: float, device: str):
+        import torch
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+        self.folder = folder
+        try:
+            # use_fast=False: the PIL processor (the fast ones need torchvision).
+            self.processor = AutoImageProcessor.from_pretrained(folder, use_fast=False)
+        except (TypeError, ValueError):
+            self.processor = AutoImageProcessor.from_pretrained(folder)
+        self.model = AutoModelForImageClassification.from_pretrained(folder).eval().to(device)
+        self.device = device
+        self.threshold = threshold
+        self.names = {int(i): str(name) for i, name in (self.model.config.id2label or {}).items()}
+        wanted = {label.strip().lower() for label in labels}
+        self.unsafe_ids = [i for i, name in self.names.items() if name.strip().lower() in wanted]
+        if not self.unsafe_ids:
+            raise ValueError(f"none of its labels ({', '.join(self.names.values()) or 'none'}) is in "
+                             f"DAYDREAM_SAFETY_LABELS ({', '.join(labels)})")
+        self.multi_label = getattr(self.model.config, "problem_type", None) == "multi_label_classification"
+        self._torch = torch
+
+    def check(self, pictures: list) -> list[Verdict]:
+        torch = self._torch
+        verdicts: list[Verdict] = []
+        for start in range(0, len(pictures), CHUNK):
+            part = [picture.convert("RGB") for picture in pictures[start:start + CHUNK]]
+            inputs = self.processor(images=part, return_tensors="pt")
+            inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+            with torch.inference_mode():
+                logits = self.model(**inputs).logits.float()
+            probs = (logits.sigmoid() if self.multi_label else logits.softmax(-1)).cpu()
+            for row in probs:
+                top = int(row.argmax())
+                unsafe = row[self.unsafe_ids]
+                score = float(unsafe.max() if self.multi_label else unsafe.sum())
+                verdicts.append(Verdict(self.names.get(top, str(top)), float(row[top]), score,
+                                        score >= self.threshold))
+        return verdicts
+
+
+def mode() -> str:
+    return get_app().config["SAFETY"]
+
+
+def enabled() -> bool:
+    return mode() != "off"
+
+
+def status() -> str:
+    """What the heartbeat says: "off", "ok", or why the worker takes no task ("starting",
+    "missing: …", "error: …")."""
+    if _status == "starting" and not enabled():
+        return "off"
+    return _status
+
+
+def ready() -> bool:
+    """May this worker take tasks? (The setting is off, or its classifier is loaded.)"""
+    return _status in ("off", "ok")
+
+
+def find_folder(path: Path) -> Path | None:
+    """The classifier's folder: path itself when it holds a config.json, else the first
+    folder in it (by name) that does."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        return path
+    if path.is_dir():
+        for child in sorted(path.iterdir()):
+            if child.is_dir() and (child / "config.json").is_file():
+                return child
+    return None
+
+
+def load() -> bool:
+    """Load the classifier when the setting is on and it is not loaded yet; True when
+    the worker may take tasks. The outcome is what status() says."""
+    global _classifier, _status
+    config = get_app().config
+    setting = config["SAFETY"]
+    if setting == "off":
+        _status = "off"
+        return True
+    if setting not in MODES:
+        _status = f"error: DAYDREAM_SAFETY is {setting!r}; use off, flag or block"
+        return False
+    if _classifier is not None:
+        _status = "ok"
+        return True
+    folder = find_folder(config["SAFETY_PATH"])
+    if folder is None:
+        _status = f"missing: no image classifier in {config['SAFETY_PATH']}"
+        return False
+    try:
+        from worker.pipelines import resolve_device
+
+        device, _ = resolve_device(config["DEVICE"])
+        _classifier = Classifier(folder, config["SAFETY_LABELS"], config["SAFETY_THRESHOLD"], device)
+    except Exception as exc:  # a broken folder: say why, take no task
+        log.warning("could not load the image classifier in %s: %s", folder, exc)
+        _status = f"error: the image classifier in {folder} did not load ({exc.__class__.__name__}: {exc})"[:500]
+        return False
+    _status = "ok"
+    log.info("image check (%s) with the classifier in %s; unsafe labels: %s", setting, folder,
+             ", ".join(_classifier.names[i] for i in _classifier.unsafe_ids))
+    return True
+
+
+def check(pictures: list) -> list[Verdict | None]:
+    """One verdict per picture (None each when the check is off). Raises
+    SafetyUnavailable when the check is on and the classifier is not loaded."""
+    if not enabled():
+        return [None] * len(pictures)
+    if _classifier is None:
+        raise SafetyUnavailable(f"The image check is on but its classifier is not loaded ({_status}).")
+    return _classifier.check(list(pictures)) if pictures else []
+
+
+def withheld(verdict: Verdict | None) -> bool:
+    """block: this image is not kept."""
+    return verdict is not None and verdict.unsafe and mode() == "block"
+
+
+def mark(image, verdict: Verdict | None) -> None:
+    """The verdict on a saved image: its label, and held for review when unsafe (flag)."""
+    if verdict is None:
+        return
+    image.safety_label = verdict.text
+    if verdict.unsafe:
+        image.review = "held"
+
+
+# --- a task's end when images were withheld (block) ---------------------------------------
+
+def refund_share(cost: int, samples: int, withheld_count: int) -> int:
+    """The withheld images' share of a task's cost, rounded down (never more than paid)."""
+    if cost <= 0 or samples <= 0 or withheld_count <= 0:
+        return 0
+    return min(cost, cost * min(withheld_count, samples) // samples)
+
+
+def withheld_message(count: int, samples: int, refunded: int) -> str:
+    """The task's message when the image check withheld `count` of its images."""
+    if count >= samples:
+        which = "The image was" if samples == 1 else f"All {samples} images were"
+        return f"{which} withheld by the image check; your tokens were refunded."
+    images = "images was" if count == 1 else "images were"  # "1 of 4 images was"
+    its = "its" if count == 1 else "their"
+    tokens = (f"{its} share of the cost ({refunded} token{'s' if refunded != 1 else ''}) was refunded"
+              if refunded else "no tokens were charged for " + ("it" if count == 1 else "them"))
+    return f"{count} of {samples} {images} withheld by the image check; {tokens}."
+
+
+def finish_task(task, withheld_count: int) -> bool:
+    """End a task whose every image is saved or withheld. None withheld: done. Some:
+    done, with the message and a refund of their share (a ledger row) in the same
+    transaction. All: failed, refunded in full (the studio shows a failed task's message)."""
+    from services.generation import tasks as task_service
+
+    if withheld_count <= 0:
+        return task_service.complete_task(task)
+    if withheld_count >= task.samples:
+        return task_service.fail_task(task.id, withheld_message(withheld_count, task.samples, task.cost))
+    from models import LedgerKind, TaskState, utcnow
+    from services.accounts import credits
+    from services.core import queue, transitions
+
+    share = refund_share(task.cost, task.samples, withheld_count)
+    message = withheld_message(withheld_count, task.samples, share)
+
+    def refund() -> None:
+        if share:
+            credits.change_balance(task.user_id, share, LedgerKind.REFUND, task_id=task.id,
+                                   note=f"{withheld_count} of {task.samples} images withheld by the image check")
+
+    if not transitions.advance(type(task), task.id, (TaskState.RUNNING.value,), then=refund,
+                               state=TaskState.DONE.value, error=message, finished_at=utcnow()):
+        return False
+    from extensions import db
+
+    db.session.refresh(task)
+    try:
+        queue.clear_progress(task.id)
+    except Exception:
+        pass
+    task_service._emit(task)
+    return True
