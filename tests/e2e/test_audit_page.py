@@ -54,3 +54,40 @@ def test_the_audit_page_filters_and_downloads_on_a_phone(browser, live):
         assert phone.js_errors == []
     finally:
         context.close()
+
+
+def test_the_manage_dialogs_why_goes_into_the_audit_trail(browser, live):
+    """Plan changes and deletes from Admin → Users carry the dialog's "Why" to their audit rows."""
+    boss = f"whyboss{uuid.uuid4().hex[:6]}"
+    flask_create_staff(live, boss)
+    token = requests.post(f"{live.url}/api/v1/auth/tokens", json={"login": boss, "password": STAFF_PASSWORD,
+                                                                   "name": "e2e"}, timeout=30).json()["token"]
+    staff = {"Authorization": f"Bearer {token}"}
+    name = f"why{uuid.uuid4().hex[:6]}"
+    whom = requests.post(f"{live.url}/api/v1/auth/register", json={
+        "username": name, "email": f"{name}@example.com", "password": "correct horse battery"}, timeout=30).json()
+
+    context, desk = staff_page(browser, live)
+    try:
+        browser_sign_in(desk, boss, STAFF_PASSWORD)
+        desk.goto("/admin")
+        desk.fill("#user-q", name)
+        row = desk.locator(f"tr.user-row[data-username='{name}']")
+        expect(row).to_have_count(1)
+        row.locator(".user-manage").click()
+        desk.fill("#action-reason", "moved to the plus plan")
+        desk.select_option("#user-tier", "plus")
+        desk.click("#user-save")
+        expect(desk.locator("#user-dialog-status")).to_contain_text("Saved.")
+        desk.fill("#action-reason", "left the club")
+        desk.fill("#delete-confirm", name)
+        desk.click("#user-delete")
+        expect(desk.locator("#users-status")).to_contain_text(f"{name} was deleted")
+        assert desk.js_errors == []
+    finally:
+        context.close()
+
+    items = requests.get(f"{live.url}/api/v1/admin/audit", params={"target": whom["id"]}, headers=staff,
+                         timeout=30).json()["items"]
+    assert {(item["action"], item["reason"]) for item in items} == {
+        ("users.tier", "moved to the plus plan"), ("users.delete", "left the club")}

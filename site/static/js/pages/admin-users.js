@@ -93,6 +93,12 @@ function afterChange(res, message) {
 
 byId("user-dialog-close").addEventListener("click", () => dialog.close());
 dialog.addEventListener("close", hideResetLink);
+dialog.addEventListener("close", () => { byId("action-reason").value = ""; });
+
+/** The dialog's "Why" field: sent as `reason` with the changes the audit trail records. */
+function auditReason() {
+  return byId("action-reason").value.trim();
+}
 
 byId("grant-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -115,6 +121,8 @@ byId("user-save").addEventListener("click", () => {
   if (byId("user-role").value !== current.role) change.role = byId("user-role").value;
   if (byId("user-active").checked !== !!current.active) change.active = byId("user-active").checked;
   if (!Object.keys(change).length) { byId("user-dialog-status").textContent = "Nothing changed."; return; }
+  const why = auditReason();
+  if (why) change.reason = why;
   if (change.active === false && !window.confirm("Deactivate " + current.username + "? They are signed out, cannot sign in, and their waiting tasks are canceled and refunded.")) return;
   api("PATCH", userPath(current), change).then((res) => { afterChange(res, "Saved."); });
 });
@@ -124,7 +132,8 @@ byId("reset-link-make").addEventListener("click", () => {
   const who = current;
   button.disabled = true;
   hideResetLink();
-  api("POST", userPath(who) + "/reset-link").then((res) => {
+  const why = auditReason();
+  api("POST", userPath(who) + "/reset-link", why ? { reason: why } : undefined).then((res) => {
     button.disabled = false;
     if (!res.ok) { showAlert("user-dialog-error", errorText(res, "No link was made.")); return; }
     showAlert("user-dialog-error", "");
@@ -147,7 +156,8 @@ byId("delete-confirm").addEventListener("input", () => {
 byId("user-delete").addEventListener("click", () => {
   if (byId("delete-confirm").value !== current.username) return;
   const name = current.username;
-  api("DELETE", userPath(current)).then((res) => {
+  const why = auditReason();
+  api("DELETE", userPath(current) + (why ? "?reason=" + encodeURIComponent(why) : "")).then((res) => {
     if (!res.ok) { showAlert("user-dialog-error", errorText(res, "The user was not deleted.")); return; }
     dialog.close();
     byId("users-status").textContent = name + " was deleted, with their images.";
