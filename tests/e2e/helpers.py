@@ -89,3 +89,24 @@ def flask_create_staff(live, username: str) -> None:
          "--email", f"{username}@example.com"],
         input=STAFF_PASSWORD + "\n", env=live.env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def generate_in_studio(page, prompt: str, samples: int) -> str:
+    """Make `samples` 64×64 images in the studio; returns the task id."""
+    page.goto("/studio")
+    if not page.locator("#prompt").is_visible():  # a phone: the panel is a drawer
+        page.click("#panel-toggle")
+    page.fill("#prompt", prompt)
+    page.fill("#width", "64")
+    page.fill("#height", "64")
+    page.fill("#steps", "3")
+    page.fill("#samples", str(samples))
+    expect(page.locator("#timeline-loading")).to_be_hidden()
+    cards = page.locator("#task-list article.task")
+    before = cards.count()
+    page.click("#generate")
+    expect(cards).to_have_count(before + 1)
+    card = cards.first
+    expect(card).to_have_attribute("data-state", "done", timeout=60_000)
+    expect(card.locator("img.task-image")).to_have_count(samples)
+    return card.get_attribute("data-task-id")

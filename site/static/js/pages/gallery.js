@@ -848,6 +848,10 @@ function loadDetails(image) {
   byId("detail-negative").hidden = true;
   byId("detail-seed-row").hidden = true;
   renderParams(image, {});
+  if (image.review === "held") {  // its files, metadata too, are staff's until released
+    detailNote("Held for review: the image check held this image; staff will release or remove it.");
+    return;
+  }
   Promise.all([api("GET", image.metadata_url), loadNames()]).then(([res, known]) => {
     if (seq !== detailSeq) return;
     if (!res.ok || !res.data) {

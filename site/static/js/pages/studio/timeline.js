@@ -142,7 +142,8 @@ function updateCard(card, task) {
   cancel.setAttribute("aria-label", taskState === "running" ? "Stop this task and get its tokens back" : "Cancel this task and get its tokens back");
   const images = Array.isArray(task.images) ? task.images : [];
   const archive = $(".task-archive", card);
-  archive.hidden = !(taskState === "done" && images.length > 0);
+  // (Images held for review are left out of the ZIP: with only those, there is nothing to download.)
+  archive.hidden = !(taskState === "done" && images.some((image) => image.review !== "held"));
   archive.href = "/api/v1/tasks/" + encodeURIComponent(task.id) + "/archive";
   archive.setAttribute("aria-label", "Download this task's images as a ZIP archive");
 
