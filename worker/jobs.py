@@ -424,6 +424,12 @@ class Render:
         compiled_first = config_compile() and note_shape(self.head, len(rows))
         result = call_pipeline(runner, **kwargs)
         seconds = time.monotonic() - started
+        # Every picture's PNG and thumbnail start encoding now, side by side (threads), while
+        # the bookkeeping and the image check below run; a withheld one's bytes are dropped.
+        encoded = [storage.start_encoding(picture, {**row.task.parameters(), "seed": row.seed,
+                                                    "task_id": row.task.id, "index": row.index,
+                                                    "family": self.family})
+                   for row, picture in zip(rows, result.images)]
         if compiled_first:
             log.info("compiled %s for %dx%d, %d image(s) a call: first call %.1f s",
                      self.head.model, self.head.width, self.head.height, len(rows), seconds)
@@ -435,7 +441,7 @@ class Render:
             _quietly(estimates.record_step_time, self.head.model, self.head.width, self.head.height, per_step,
                      images=len(rows))
         verdicts = safety.check(result.images)  # the image check (worker/safety.py), one call
-        for row, picture, verdict in zip(rows, result.images, verdicts):
+        for row, files, verdict in zip(rows, encoded, verdicts):
             task = row.task
             if task.id in self.stopped or _canceled(task):
                 self.stopped.add(task.id)
@@ -443,10 +449,8 @@ class Render:
             if safety.withheld(verdict):
                 self.withheld[task.id] += 1
                 continue
-            metadata = {**task.parameters(), "seed": row.seed, "task_id": task.id, "index": row.index,
-                        "family": self.family}
             self.images[task.id].append(storage.save_image(
-                user_id=task.user_id, picture=picture, metadata=metadata, task_id=task.id,
+                user_id=task.user_id, encoded=files, task_id=task.id,
                 index=row.index, seed=row.seed, board_id=boards.live_board_id(task.user_id, task.board_id)))
             safety.mark(self.images[task.id][-1], verdict)
             db.session.commit()

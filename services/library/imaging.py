@@ -115,5 +115,5 @@ def encode_thumbnail(image: Image.Image, max_side: int = THUMBNAIL_SIDE) -> byte
         thumb = thumb.convert("RGBA" if has_alpha else "RGB")
     thumb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    thumb.save(out, format="WEBP", quality=82, method=4)
+    thumb.save(out, format="WEBP", quality=82, method=2)  # method 2: a third faster than 4, files a little larger
     return out.getvalue()

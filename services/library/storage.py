@@ -3,6 +3,8 @@ folder, and served only after an ownership check in the database."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import shortuuid
@@ -38,19 +40,45 @@ def _write(relative: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save_image(*, user_id: int, picture: PILImage.Image, metadata: dict, kind: str = "result",
-               task_id: str | None = None, index: int = 0, seed: int | None = None,
-               board_id: str | None = None) -> Image:
-    """Write the PNG (parameters embedded) and its WebP thumbnail; add the row (the
-    caller commits)."""
+# PNG and WebP encoding release the GIL: a picture's two files, and the pictures of one
+# pipeline call, are encoded side by side instead of one after another.
+_encoders = ThreadPoolExecutor(max_workers=max(2, min(8, os.cpu_count() or 2)), thread_name_prefix="encode")
+
+
+@dataclass
+class Encoded:
+    """A picture's files being encoded (start_encoding), for save_image."""
+    image_id: str
+    width: int
+    height: int
+    png: Future
+    thumbnail: Future
+
+
+def start_encoding(picture: PILImage.Image, metadata: dict) -> Encoded:
+    """Begin encoding the PNG (parameters embedded) and the WebP thumbnail in the
+    background; save_image(encoded=...) waits for them."""
     image_id = shortuuid.uuid()
+    return Encoded(image_id, picture.width, picture.height,
+                   _encoders.submit(imaging.encode_png, picture, {**metadata, "image_id": image_id}),
+                   _encoders.submit(imaging.encode_thumbnail, picture))
+
+
+def save_image(*, user_id: int, picture: PILImage.Image | None = None, metadata: dict | None = None,
+               kind: str = "result", task_id: str | None = None, index: int = 0, seed: int | None = None,
+               board_id: str | None = None, encoded: Encoded | None = None) -> Image:
+    """Write the PNG (parameters embedded) and its WebP thumbnail, from `picture` or
+    from what start_encoding began; add the row (the caller commits)."""
+    if encoded is None:
+        encoded = start_encoding(picture, metadata or {})
+    image_id = encoded.image_id
     folder = image_id[:2]
-    png = imaging.encode_png(picture, {**metadata, "image_id": image_id})
+    png = encoded.png.result()
     _write(f"{folder}/{image_id}.png", png)
-    _write(f"{folder}/{image_id}.webp", imaging.encode_thumbnail(picture))
+    _write(f"{folder}/{image_id}.webp", encoded.thumbnail.result())
     image = Image(id=image_id, user_id=user_id, task_id=task_id, kind=kind, index=index,
                   filename=f"{folder}/{image_id}.png", thumbnail=f"{folder}/{image_id}.webp",
-                  width=picture.width, height=picture.height, seed=seed, size_bytes=len(png),
+                  width=encoded.width, height=encoded.height, seed=seed, size_bytes=len(png),
                   board_id=board_id)
     db.session.add(image)
     return image
