@@ -65,7 +65,8 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
                       transports=["websocket"])
     # Behind a reverse proxy: the client's address and scheme (services/core/proxy.py).
     # Outside Socket.IO's middleware, so its connections see them too.
-    app.wsgi_app = proxy.wrap(app.wsgi_app, app.config.get("TRUSTED_PROXIES", ""))
+    # Cookies set over HTTPS are marked Secure (the session's, remember-me's, any).
+    app.wsgi_app = proxy.wrap(proxy.SecureCookies(app.wsgi_app), app.config.get("TRUSTED_PROXIES", ""))
 
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)

@@ -1,6 +1,7 @@
 """Running behind a reverse proxy (DAYDREAM_TRUSTED_PROXIES): which forwarded headers
 to believe, so that request.remote_addr is the client's address (rate limits, sign-in
-limits, audit rows) and request.scheme its scheme (secure cookies, external URLs).
+limits, audit rows) and request.scheme its scheme (external URLs; cookies set over HTTPS
+are marked Secure: SecureCookies).
 
 - unset or empty: no forwarded header is believed; the address is the direct peer's.
 - a number N: N proxies stand in front, each appending to X-Forwarded-For and setting
@@ -92,6 +93,31 @@ class TrustedProxies:
                     if proto == "https" and environ.get("SERVER_PORT") == "80":
                         environ["SERVER_PORT"] = "443"
         return self.app(environ, start_response)
+
+
+def _has_secure(cookie: str) -> bool:
+    return any(part.strip().lower() == "secure" for part in cookie.split(";")[1:])
+
+
+class SecureCookies:
+    """WSGI middleware: a response to a request that came over HTTPS (directly, or through
+    a trusted proxy that says so, which the middleware outside this one has put in the
+    environ) has every cookie marked Secure, as DAYDREAM_SECURE_COOKIES would, so that a
+    cookie set over HTTPS never travels over plain HTTP."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("wsgi.url_scheme") != "https":
+            return self.app(environ, start_response)
+
+        def start(status, headers, exc_info=None):
+            headers = [(name, value + "; Secure") if name.lower() == "set-cookie" and not _has_secure(value)
+                       else (name, value) for name, value in headers]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
 
 
 def wrap(wsgi_app, setting: str):

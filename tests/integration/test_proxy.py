@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.helpers import WebServer, instance_env, make_app, unique
-from tests.integration.helpers import ApiUser, make_staff
+from tests.integration.helpers import ApiUser, csrf_from, make_staff
 
 PROXY_PASSWORD = "correct horse battery"
 PROXY_ADDR, OTHER_PROXY = "10.0.0.5", "10.0.0.7"
@@ -253,3 +253,23 @@ def test_proxy_a_real_reverse_proxy_gives_each_client_its_own_sign_in_cap(proxy_
     status, _ = proxy_request(server.port, attacker, "POST", "/api/v1/auth/tokens", {
         "login": unique("nobody"), "password": "guess", "name": "x"}, headers={"X-Forwarded-For": neighbour})
     assert status == 429
+
+
+def test_proxy_cookies_set_over_https_from_a_trusted_proxy_are_secure(proxied):
+    """The session cookie of a sign-in through a trusted proxy that says HTTPS is Secure;
+    over plain HTTP, or with the header from an untrusted address, it is not."""
+    name = unique("cookie")
+    ApiUser(proxied.test_client(), name, PROXY_PASSWORD)
+
+    def session_cookie(client) -> str:
+        token = csrf_from(client.get("/login").get_data())
+        response = client.post("/login", data={"login": name, "password": PROXY_PASSWORD, "csrf_token": token},
+                               headers={"Referer": "https://localhost/login"})  # (checked over HTTPS)
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+        [cookie] = [c for c in response.headers.getlist("Set-Cookie") if c.startswith("session=")]
+        return cookie
+
+    flags = lambda cookie: {part.strip().lower() for part in cookie.split(";")[1:]}  # noqa: E731
+    assert "secure" in flags(session_cookie(proxy_client(proxied, PROXY_ADDR, CLIENT_A, "https")))
+    assert "secure" not in flags(session_cookie(proxy_client(proxied, PROXY_ADDR, CLIENT_A, "http")))
+    assert "secure" not in flags(session_cookie(proxy_client(proxied, OUTSIDER, CLIENT_A, "https")))
