@@ -41,6 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from bench import real_models  # noqa: E402
 from services.generation.families import PIPELINE_FAMILIES  # noqa: E402
 from worker.previews import preview_data_url  # noqa: E402
 
@@ -52,82 +53,6 @@ NEGATIVE_PROMPT = "blurry"
 
 
 # --------------------------------------------------------------------------- model
-
-
-def build_sd15_pipeline(device: str = "cpu", dtype: torch.dtype = torch.float32):
-    """The Stable Diffusion 1.5 architecture with random weights (seed 0), no
-    safety checker. Configs are those of runwayml/stable-diffusion-v1-5."""
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from worker.demo_model import _write_tokenizer_files, assemble_pipeline
-
-    # The demo model's byte-level tokenizer (no merges): CLIP's 49k-word vocabulary
-    # would need a download, and tokenizing is not what is measured. The text
-    # encoder keeps CLIP's real vocabulary size, so the parameter count is real.
-    with tempfile.TemporaryDirectory(prefix="daydream-bench-tokenizer-") as tok_dir:
-        _write_tokenizer_files(Path(tok_dir))
-        tokenizer = CLIPTokenizer.from_pretrained(tok_dir, model_max_length=77)
-
-    torch.manual_seed(0)
-    # Parameters are made directly on the target device (fast on a GPU), in
-    # float32, then cast.
-    with torch.device(device):
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=768,
-                intermediate_size=3072,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                max_position_embeddings=77,
-                hidden_act="quick_gelu",
-                layer_norm_eps=1e-5,
-                projection_dim=768,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
-        unet = UNet2DConditionModel(
-            sample_size=64,
-            in_channels=4,
-            out_channels=4,
-            center_input_sample=False,
-            flip_sin_to_cos=True,
-            freq_shift=0,
-            down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-            block_out_channels=(320, 640, 1280, 1280),
-            layers_per_block=2,
-            downsample_padding=1,
-            mid_block_scale_factor=1,
-            act_fn="silu",
-            norm_num_groups=32,
-            norm_eps=1e-5,
-            cross_attention_dim=768,
-            attention_head_dim=8,
-        )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(128, 256, 512, 512),
-            layers_per_block=2,
-            act_fn="silu",
-            latent_channels=4,
-            norm_num_groups=32,
-            sample_size=512,
-        )
-    pipe = assemble_pipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer)
-    if dtype != torch.float32:
-        # Plain nn.Module.to: diffusers' ModelMixin.to(dtype) warns about modules to
-        # keep in float32, of which SD 1.5 has none.
-        for module in (unet, vae, text_encoder):
-            torch.nn.Module.to(module, dtype=dtype)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def parameter_count(pipe) -> int:
@@ -391,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         for family in families:
             began = time.perf_counter()
             if family == "sd1" and not args.demo:
-                pipe = build_sd15_pipeline(device, dtype)
+                pipe = real_models.make_pipeline("sd15", device=device, dtype=dtype)
                 side, model = size, "SD 1.5 architecture"
             else:
                 pipe = load_demo_pipeline(family, Path(tmp), device)
