@@ -9,14 +9,14 @@ import json
 import logging
 
 import redis
-from flask import Blueprint, jsonify, make_response, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from extensions import db
 from models import TaskState
 from services.core.errors import ServiceError, ValidationError
 from services.generation import catalog, compat, tasks
-from views.compat.common import authenticate, client_watch
+from views.compat.common import authenticate, client_watch, error_answer
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,7 @@ def error_body(name: str, message: str) -> dict:
 
 
 def answer_error(status: int, name: str, message: str, headers: dict | None = None):
-    response = make_response(jsonify(error_body(name, message)), status)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
+    return error_answer(error_body(name, message), status, headers)
 
 
 @bp.errorhandler(Exception)

@@ -10,7 +10,7 @@ import logging
 import time
 
 import redis
-from flask import Blueprint, current_app, jsonify, make_response, request, send_file, url_for
+from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 from werkzeug.exceptions import HTTPException
 
 from extensions import db
@@ -18,7 +18,7 @@ from models import TaskState
 from services.core.errors import ServiceError, ValidationError
 from services.generation import catalog, compat, tasks
 from services.library import storage
-from views.compat.common import authenticate, client_watch
+from views.compat.common import authenticate, client_watch, error_answer
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,7 @@ def answer_error(status: int, message: str, *, code: str | None = None, param: s
                  headers: dict | None = None):
     error = {"message": message, "type": TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
              "code": code, "param": param}
-    response = make_response(jsonify({"error": error}), status)
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
+    return error_answer({"error": error}, status, headers)
 
 
 @bp.errorhandler(Exception)
