@@ -40,10 +40,13 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import time
 
 import torch
 from PIL import Image
+
+log = logging.getLogger(__name__)
 
 # Rows: latent channels 0..3; columns: R, G, B. Applied to the latents the
 # pipeline holds (not divided by the VAE scaling factor), giving values in
@@ -117,6 +120,10 @@ LATENT_RGB: dict[str, tuple[str, tuple[tuple[float, float, float], ...], tuple[f
     "flux": ("FLUX", FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),
 }
 PREVIEW_FAMILIES = tuple(LATENT_RGB)
+# A model whose VAE has another number of latent channels than its family's usual one
+# (a FLUX-architecture model with a 4-channel VAE, say) gets the factors of a family
+# with that many channels: an approximate preview rather than none.
+BY_CHANNELS: dict[int, str] = {4: "sd1", 16: "flux"}
 
 # FLUX: latents are packed in 2x2 patches; the VAE shrinks images 8x.
 FLUX_PATCH = 2
@@ -159,6 +166,25 @@ def unpack_flux_latents(latents: torch.Tensor, height: int, width: int,
     return latents.reshape(batch, channels, rows * FLUX_PATCH, cols * FLUX_PATCH)
 
 
+def latent_channels(pipe) -> int | None:
+    """The latent channels of a pipeline's VAE (its config), None when it does not say."""
+    config = getattr(getattr(pipe, "vae", None), "config", None)
+    value = getattr(config, "latent_channels", None) if config is not None else None
+    if value is None and isinstance(config, dict):
+        value = config.get("latent_channels")
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
+def _factors_for(family: str, channels: int | None) -> str:
+    """The LATENT_RGB entry for a family's latents of `channels` channels."""
+    expected = len(LATENT_RGB[family][1])
+    if channels is None or channels == expected:
+        return family
+    if channels in BY_CHANNELS:
+        return BY_CHANNELS[channels]
+    raise ValueError(f"no preview for {channels} latent channels (known: {', '.join(map(str, sorted(BY_CHANNELS)))})")
+
+
 def _is_packed_flux(latents: torch.Tensor, channels: int) -> bool:
     # (B, patches, 64); a single unpacked sample (16, h, w) has 16 in front.
     return latents.dim() == 3 and latents.shape[-1] == channels * FLUX_PATCH * FLUX_PATCH \
@@ -166,22 +192,31 @@ def _is_packed_flux(latents: torch.Tensor, channels: int) -> bool:
 
 
 def latents_to_image(latents: torch.Tensor, index: int = 0, family: str = "sd1", *,
-                     height: int | None = None, width: int | None = None) -> Image.Image:
+                     height: int | None = None, width: int | None = None,
+                     channels: int | None = None) -> Image.Image:
     """Approximate RGB picture of one sample of `latents`, at latent size (1/8 of the image).
 
     `latents` is what the pipeline's step callback holds for a model of `family` (sd1,
     sd2, sdxl: (B, 4, h, w); sd3: (B, 16, h, w); flux: packed (B, (H/16)*(W/16), 64),
     which needs the image's `height` and `width` in pixels, or already unpacked
     (B, 16, h, w)), or one unpacked sample (C, h, w); `index` picks the sample of a
-    batch. Any device and floating dtype: the projection runs where the latents are, in
-    float32, and only the small uint8 result (3*h*w bytes) is copied to the CPU.
-    Raises ValueError for an unknown family or latents of the wrong shape.
+    batch. `channels`: the latent channels of the model's VAE (latent_channels(pipe)),
+    when they may differ from the family's usual number; the factors of a family with
+    that many channels are used then. Any device and floating dtype: the projection runs
+    where the latents are, in float32, and only the small uint8 result (3*h*w bytes) is
+    copied to the CPU. Raises ValueError for an unknown family or latents of the wrong
+    shape.
     """
     if family not in LATENT_RGB:
         raise ValueError(f"no preview for model family {family!r}; known: {', '.join(PREVIEW_FAMILIES)}")
+    packed_family = family
+    family = _factors_for(family, channels)
     label, factors_list, _ = LATENT_RGB[family]
     expected = len(factors_list)
-    if family == "flux" and _is_packed_flux(latents, expected):
+    # The callback's FLUX latents are packed; when the VAE told the channels, a batch of
+    # any size is recognised (else a batch of `expected` samples looks like one sample).
+    known_packed = channels is not None and latents.dim() == 3 and latents.shape[-1] == channels * FLUX_PATCH ** 2
+    if packed_family == "flux" and (known_packed or _is_packed_flux(latents, expected)):
         if height is None or width is None:
             raise ValueError(f"packed FLUX latents {tuple(latents.shape)} need the image's height and width to unpack")
         latents = unpack_flux_latents(latents, height, width)
@@ -212,7 +247,7 @@ def latents_to_image(latents: torch.Tensor, index: int = 0, family: str = "sd1",
 
 def preview_data_url(latents: torch.Tensor, index: int = 0, family: str = "sd1", *,
                      height: int | None = None, width: int | None = None,
-                     max_side: int = 128, quality: int = 60) -> str:
+                     max_side: int = 128, quality: int = 60, channels: int | None = None) -> str:
     """A "data:image/jpeg;base64,..." preview of sample `index` of `latents`
     (see latents_to_image for `family`, `height` and `width`).
 
@@ -222,7 +257,7 @@ def preview_data_url(latents: torch.Tensor, index: int = 0, family: str = "sd1",
     """
     if max_side < 1:
         raise ValueError("max_side must be at least 1")
-    picture = latents_to_image(latents, index, family, height=height, width=width)
+    picture = latents_to_image(latents, index, family, height=height, width=width, channels=channels)
     width, height = picture.size
     longest = max(width, height)
     scale = min(MAX_UPSCALE, max_side / longest)
@@ -233,6 +268,28 @@ def preview_data_url(latents: torch.Tensor, index: int = 0, family: str = "sd1",
     buffer = io.BytesIO()
     picture.save(buffer, format="JPEG", quality=int(quality))
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_told: set[tuple] = set()  # the preview problems logged already (once each per process)
+
+
+def safe_preview(latents: torch.Tensor, index: int = 0, family: str = "sd1", *,
+                 height: int | None = None, width: int | None = None,
+                 channels: int | None = None, **options) -> str | None:
+    """preview_data_url, or None when no preview can be made of these latents (an
+    unknown family, latents of a shape the factors do not fit): a preview is a nicety,
+    never a reason for a task to fail. Each kind of problem is logged once."""
+    try:
+        return preview_data_url(latents, index, family, height=height, width=width,
+                                channels=channels, **options)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, the task goes on without previews
+        shape = tuple(getattr(latents, "shape", ()))
+        key = (family, channels, shape[1:], exc.__class__.__name__)
+        if key not in _told:
+            _told.add(key)
+            log.warning("no live preview for a %s model (VAE latent channels: %s, latents %s): %s; "
+                        "rendering goes on without previews", family, channels or "unknown", shape, exc)
+        return None
 
 
 class PreviewThrottle:

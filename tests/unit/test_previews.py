@@ -3,6 +3,7 @@
 import base64
 import io
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -240,3 +241,64 @@ def test_wrong_channel_count_says_what_it_expected(family, shape):
 def test_unknown_family_is_refused():
     with pytest.raises(ValueError, match="no preview for model family 'sd4'"):
         latents_to_image(torch.zeros(1, 4, 8, 8), family="sd4")
+
+
+# --- a VAE with another number of latent channels than the family's usual one -------------
+
+def test_a_flux_model_whose_vae_has_4_latent_channels_gets_a_preview():
+    """A FLUX-architecture model with a 4-channel VAE: the callback's latents are packed
+    2x2 patches of 4 channels, (B, patches, 16). Told the VAE's channels, the preview
+    unpacks them and projects them with the factors of a 4-channel family."""
+    from worker.previews import latent_channels
+
+    vae = SimpleNamespace(config=SimpleNamespace(latent_channels=4))
+    assert latent_channels(SimpleNamespace(vae=vae)) == 4
+    assert latent_channels(SimpleNamespace()) is None
+    latents = family_latents_for_colour("sd1", (0.9, -0.9, -0.9), 12, 16)  # (1, 4, 12, 16)
+    packed = pack(latents.repeat(4, 1, 1, 1))  # a batch of 4: shape[0] == channels too
+    assert packed.shape == (4, 48, 16)
+    picture = latents_to_image(packed, 3, "flux", height=96, width=128, channels=4)
+    assert picture.size == (16, 12)
+    red, green, blue = mean_rgb(picture)
+    assert red > 200 and green < 55 and blue < 55
+    assert decode(preview_data_url(packed, 0, "flux", height=96, width=128, channels=4)).size == (32, 24)
+
+
+def test_a_preview_that_cannot_be_made_is_skipped_and_logged_once(caplog):
+    from worker.previews import safe_preview
+
+    packed = pack(torch.zeros(2, 4, 12, 16))  # a 4-channel FLUX, its VAE's channels unknown
+    with caplog.at_level("WARNING", logger="worker.previews"):
+        for _ in range(3):
+            assert safe_preview(packed, 0, "flux", height=96, width=128) is None
+            assert safe_preview(torch.zeros(1, 4, 8, 8), 0, "zimage") is None  # no factors at all
+            assert safe_preview(torch.zeros(1, 7, 8, 8), 0, "sd1", channels=7) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 3, warnings  # each problem once, not once a step
+    assert any("16 latent channels" in w for w in warnings)
+    assert safe_preview(packed, 0, "flux", height=96, width=128, channels=4).startswith(PREFIX)
+
+
+def test_the_worker_goes_on_rendering_when_no_preview_can_be_made(monkeypatch):
+    """worker/jobs.py Progress: a step whose preview fails sends its progress without a
+    preview and stops trying for that task; it never raises into the pipeline call."""
+    from worker import jobs
+
+    sent = []
+    monkeypatch.setattr(jobs.events, "emit_task", lambda room, payload: sent.append(payload))
+    monkeypatch.setattr(jobs.queue, "set_progress", lambda *a, **k: None)
+    kept = {}
+    monkeypatch.setattr(jobs.redis_client, "connection", lambda: SimpleNamespace(set=lambda k, v, ex: kept.update({k: v})))
+    task = SimpleNamespace(id="t", user=SimpleNamespace(room="r"), effective_steps=4, samples=1,
+                           height=96, width=128)
+    progress = jobs.Progress(task, hz=1000, preview_hz=1000)
+    progress.family, progress.latent_channels = "flux", None  # a VAE that does not say
+    packed = pack(torch.zeros(1, 4, 12, 16))
+    progress.step(1, 4, packed)
+    assert "preview" not in sent[-1] and sent[-1]["step"] == 1
+    assert progress.previews is None  # not tried again on every step
+    told = jobs.Progress(task, hz=1000, preview_hz=1000)
+    told.family, told.latent_channels = "flux", 4
+    told.step(1, 4, packed)
+    assert sent[-1]["preview"].startswith(PREFIX)
+    assert list(kept.values()) == [sent[-1]["preview"]]  # the latest, for readers that poll
