@@ -1,4 +1,6 @@
-"""Socket.IO: a signed-in browser joins its user's room; anyone else is refused.
+"""Socket.IO: a signed-in browser joins its user's room and its sign-in's room; anyone
+else is refused. Ending the sign-in, or deactivating or deleting the account, ends the
+connection (services/core/events.py disconnect_after_commit).
 
 Open studio pages are counted per user, so that a user who asked for it has their
 unfinished tasks canceled once the last studio page has been gone for a short grace
@@ -8,14 +10,20 @@ from __future__ import annotations
 import time
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, request, session
 from flask_login import current_user
 from flask_socketio import SocketIO, join_room
 
 from extensions import db
 from models import User
+from services.accounts.signin import open_session_id
+from services.core.events import session_room
 from services.core.redis_client import connection, key
 from services.generation.tasks import cancel_unfinished
+
+# Whose each connection of this process is (sid -> user's public id): a connection ended
+# because its sign-in ended has no signed-in user any more when it goes.
+_owners: dict[str, str] = {}
 
 
 def _counter(user_uuid: str) -> str:
@@ -27,7 +35,12 @@ def register(socketio: SocketIO) -> None:
     def connect(auth=None):
         if not current_user.is_authenticated:
             return False  # refuses the connection
+        session_id = open_session_id(session.get("_user_id"))
+        if session_id is None:
+            return False
         join_room(current_user.room)
+        join_room(session_room(session_id))
+        _owners[request.sid] = current_user.uuid
         conn = connection()
         conn.incr(_counter(current_user.uuid))
         conn.expire(_counter(current_user.uuid), 24 * 3600)
@@ -35,12 +48,13 @@ def register(socketio: SocketIO) -> None:
 
     @socketio.on("disconnect")
     def disconnect(*_args):
-        if not current_user.is_authenticated:
+        user_uuid = _owners.pop(request.sid, None)
+        if user_uuid is None:
             return
-        connection().decr(_counter(current_user.uuid))
-        if current_user.cancel_on_leave:
-            socketio.start_background_task(_cancel_if_gone, current_app._get_current_object(),
-                                           current_user.uuid)
+        connection().decr(_counter(user_uuid))
+        # From the database, not current_user: the sign-in may have just ended.
+        if db.session.scalar(sa.select(User.cancel_on_leave).where(User.uuid == user_uuid)):
+            socketio.start_background_task(_cancel_if_gone, current_app._get_current_object(), user_uuid)
 
 
 def _cancel_if_gone(app, user_uuid: str) -> None:

@@ -16,6 +16,7 @@ from extensions import db
 from models import ApiToken, User, UserSession, utcnow
 from services.accounts.passwords import hash_password, hasher
 from services.core import metrics, ratelimit
+from services.core.events import disconnect_after_commit, session_room
 from services.core.errors import Forbidden, NotFound, ServiceError, ValidationError
 
 TOKEN_PREFIX = "dd_"
@@ -137,21 +138,44 @@ def end_session(session_key) -> bool:
     parts = _parse_session_key(session_key)
     if parts is None:
         return False
-    ended = db.session.execute(
-        sa.update(UserSession).where(UserSession.secret_hash == _digest(parts[2]),
-                                     UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    ended = _revoke(sa.select(UserSession.id).where(UserSession.secret_hash == _digest(parts[2]),
+                                                    UserSession.revoked_at.is_(None)))
     db.session.commit()
     return bool(ended)
 
 
+def _revoke(open_rows) -> int:
+    """End the sign-ins the query selects (ids of open UserSession rows): their rows are
+    revoked and, once that is committed, their Socket.IO connections are disconnected in
+    every web process. Returns how many ended."""
+    ids = list(db.session.scalars(open_rows))
+    if not ids:
+        return 0
+    ended = db.session.execute(
+        sa.update(UserSession).where(UserSession.id.in_(ids), UserSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    disconnect_after_commit(session_room(session_id) for session_id in ids)
+    return ended
+
+
 def _revoke_sessions(user: User, keep_session_key=None) -> int:
-    stmt = sa.update(UserSession).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
+    stmt = sa.select(UserSession.id).where(UserSession.user_id == user.id, UserSession.revoked_at.is_(None))
     parts = _parse_session_key(keep_session_key)
     if parts:
         stmt = stmt.where(UserSession.secret_hash != _digest(parts[2]))
-    return db.session.execute(stmt.values(revoked_at=utcnow())
-                              .execution_options(synchronize_session=False)).rowcount
+    return _revoke(stmt)
+
+
+def open_session_id(session_key) -> str | None:
+    """The id of the open sign-in (UserSession row) this key names, read afresh: None
+    once it ended or its user was deactivated."""
+    parts = _parse_session_key(session_key)
+    if parts is None:
+        return None
+    return db.session.scalar(
+        sa.select(UserSession.id).join(User, UserSession.user_id == User.id)
+        .where(User.uuid == parts[0], User.active.is_(True),
+               UserSession.secret_hash == _digest(parts[2]), UserSession.revoked_at.is_(None)))
 
 
 def end_all_sessions(user: User) -> int:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from extensions import db
 from models import Image, LedgerKind, Role, Task, User, iso, utcnow
 from services.accounts import credits, tiers, users
-from services.core import audit
+from services.core import audit, events
 from services.core.errors import NotFound, ValidationError
 from services.generation import tasks
 
@@ -112,6 +112,7 @@ def update_user(staff: User, user: User, data: dict) -> User:
         user.active = data["active"]
         if deactivating:
             user.auth_epoch = (user.auth_epoch or 0) + 1  # signs out their sessions
+            events.disconnect_after_commit([user.room])  # and ends their connections
     db.session.commit()
     if deactivating:
         canceled = tasks.cancel_unfinished(user)

@@ -14,7 +14,7 @@ from extensions import db
 from models import ApiToken, Archive, Image, Ledger, Role, Task, User, UserSession, utcnow
 from services.accounts import credits, links, signin
 from services.accounts.passwords import check_password, hash_password, password_problem
-from services.core import mail
+from services.core import events, mail
 from services.core.errors import Conflict, Forbidden, ValidationError
 from services.generation import tasks
 from services.library import archives, storage
@@ -193,6 +193,7 @@ def delete_user(user: User) -> None:
     db.session.execute(sa.delete(Ledger).where(Ledger.user_id == user.id))
     db.session.execute(sa.delete(ApiToken).where(ApiToken.user_id == user.id))
     db.session.execute(sa.delete(UserSession).where(UserSession.user_id == user.id))
+    events.disconnect_after_commit([user.room])  # its open pages lose their connections
     db.session.delete(user)
     db.session.commit()
 

@@ -1,6 +1,11 @@
 """The one place that emits Socket.IO events. In the web process the bound SocketIO
 server publishes them; the worker (no Socket.IO server of its own) publishes through
-a write-only client of the same Redis message queue."""
+a write-only client of the same Redis message queue.
+
+It also ends connections: when a sign-in ends (sign-out, sign out everywhere, a
+password change) or an account is deactivated or deleted, disconnect_after_commit()
+names the rooms whose connections must go, and once the change is committed every web
+process disconnects its own members of them (an internal message on the same queue)."""
 from __future__ import annotations
 
 import redis
@@ -8,10 +13,16 @@ import socketio as socketio_lib
 from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
 
-from extensions import socketio
+from extensions import db, socketio
 
 CHANNEL = "flask-socketio"
+# Published like an event to the rooms to empty; every web process's manager handles it
+# itself (RedisManager._handle_emit) and no client ever receives it.
+DISCONNECT_EVENT = "daydream:disconnect"
+_PENDING = "daydream.disconnect_rooms"
 
 
 class RedisManager(socketio_lib.RedisManager):
@@ -35,6 +46,23 @@ class RedisManager(socketio_lib.RedisManager):
             self._get_logger().warning("could not publish a Socket.IO event: %s", exc)
             return None
 
+    def _handle_emit(self, message):
+        """An event from this process or another: the internal disconnect message ends
+        this process's connections in its rooms; everything else is sent on as usual."""
+        if message.get("event") == DISCONNECT_EVENT:
+            self._disconnect_members(message.get("room"), message.get("namespace") or "/")
+            return
+        super()._handle_emit(message)
+
+    def _disconnect_members(self, rooms, namespace: str) -> None:
+        if self.server is None or not rooms:  # a write-only client holds no connections
+            return
+        for sid, _eio_sid in list(self.get_participants(namespace, rooms)):
+            try:
+                self.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+            except Exception:  # one connection's trouble must not keep the others open
+                self._get_logger().exception("could not disconnect %s", sid)
+
 
 def client_manager(redis_url: str, *, write_only: bool = False,
                    publish_timeout: float = 2.0) -> RedisManager:
@@ -54,6 +82,38 @@ def _emit(event: str, payload: dict, room: str | None) -> None:
         ext["daydream_emitter"] = client_manager(current_app.config["REDIS_URL"], write_only=True,
                                                    publish_timeout=current_app.config["REDIS_TIMEOUT"])
     ext["daydream_emitter"].emit(event, payload, namespace="/", room=room)
+
+
+def session_room(session_id: str) -> str:
+    """The room of one sign-in's connections (UserSession.id); each connection is in its
+    user's room (User.room) too."""
+    return f"session:{session_id}"
+
+
+def disconnect_rooms(rooms) -> None:
+    """Disconnect every Socket.IO connection in these rooms, in every web process."""
+    rooms = sorted(set(rooms))
+    if rooms:
+        _emit(DISCONNECT_EVENT, {}, rooms)
+
+
+def disconnect_after_commit(rooms) -> None:
+    """Disconnect the connections in these rooms once the current database transaction
+    commits (nothing if it rolls back): a connection refused afterwards must find the
+    change already in the database, or a quick reconnect would be let in again."""
+    db.session.info.setdefault(_PENDING, set()).update(rooms)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _disconnect_committed(session) -> None:
+    rooms = session.info.pop(_PENDING, None)
+    if rooms:
+        disconnect_rooms(rooms)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def emit_task(room: str, payload: dict) -> None:

@@ -443,7 +443,8 @@ def signed_token(image: Image) -> str:
 
 def image_for_token(token: str) -> Image:
     """The image a signed link names, within URL_TTL of its making; the image must
-    still be its owner's."""
+    still be its owner's, its owner active, and the image not held for review: a link
+    stops working once its owner is deactivated or deleted, or the image is held."""
     try:
         data = _serializer().loads(token, max_age=URL_TTL)
     except SignatureExpired:
@@ -452,8 +453,9 @@ def image_for_token(token: str) -> Image:
         raise NotFound("No such image.")
     if not isinstance(data, dict):
         raise NotFound("No such image.")
-    image = db.session.scalar(sa.select(Image).where(Image.id == str(data.get("i")),
-                                                     Image.user_id == data.get("u"), storage.not_held()))
+    image = db.session.scalar(sa.select(Image).join(User, User.id == Image.user_id).where(
+        Image.id == str(data.get("i")), Image.user_id == data.get("u"), User.active.is_(True),
+        storage.not_held()))
     if image is None:
         raise NotFound("No such image.")
     return image
