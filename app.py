@@ -10,7 +10,7 @@ import sys
 
 import click
 import sqlalchemy as sa
-from flask import Flask, redirect, request, url_for
+from flask import Flask, Request as FlaskRequest, redirect, request, url_for
 
 from config import ROOT, Config
 from extensions import csrf, db, limiter, login_manager, migrate, socketio
@@ -19,6 +19,7 @@ from services.accounts.first_run import print_setup_link
 from services.accounts.signin import load_session_user
 from services.accounts.users import create_staff
 from services.core import proxy
+from services.core.args import StrictJSON
 from services.core.errors import ServiceError
 from services.core.events import client_manager
 from services.generation.tasks import reconcile
@@ -33,6 +34,20 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "frame-ancestors 'none'")
 
 
+class Request(FlaskRequest):
+    """Every JSON body is parsed by the one strict parser (services/core/args.py): text
+    with a lone surrogate, a number that overflows, or nesting too deep for the parser is
+    a clear 4xx naming the field (or bad_json), never a 500 from the database or json."""
+
+    @property
+    def json_module(self):
+        return StrictJSON
+
+    @json_module.setter
+    def json_module(self, _provider):
+        pass  # Flask hands each request the app's JSON provider; bodies keep the strict parser
+
+
 def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     """web=False builds the app for the worker: database and config, no Socket.IO
     server, no pages."""
@@ -40,6 +55,7 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     app = Flask(__name__, instance_path=str(config.INSTANCE_PATH), instance_relative_config=False,
                 template_folder=str(ROOT / "site" / "templates"),
                 static_folder=str(ROOT / "site" / "static"))
+    app.request_class = Request
     app.config.from_object(config)
     config.INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -163,10 +163,21 @@ def _float(data: dict, field: str, low: float, high: float, errors: dict, defaul
     except (TypeError, ValueError):
         errors[field] = "must be a number"
         return None
+    except OverflowError:  # an integer of more than 308 digits
+        errors[field] = f"must be between {low:g} and {high:g}"
+        return None
     if not math.isfinite(number) or not low <= number <= high:
         errors[field] = f"must be between {low:g} and {high:g}"
         return None
     return number
+
+
+def _finite(number: int | float) -> bool:
+    """False for infinities, NaN and integers too large for a float (OverflowError)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _number(data: dict, field: str, limits: dict, errors: dict, *, default=None, step: int | None = None):
@@ -194,6 +205,41 @@ def _text(data: dict, field: str, errors: dict) -> str:
     elif len(value) > rule.max_length:
         errors[field] = f"is {len(value)} characters long; at most {rule.max_length} are allowed"
     return value
+
+
+def fewest_steps(strength: float) -> int | None:
+    """The fewest steps at which image-to-image at this strength denoises at all: it
+    runs int(steps × strength) of them, skipping the rest as diffusers' img2img
+    pipelines do (models.effective_steps). None at strength 0: no number is enough."""
+    if strength <= 0:
+        return None
+    steps = max(1, math.floor(1 / strength))
+    while int(steps * strength) < 1:
+        steps += 1
+    return steps
+
+
+def lowest_strength(steps: int) -> float:
+    """The lowest strength (in thousandths) at which `steps` steps denoise at least once."""
+    strength = math.ceil(1000 / steps) / 1000
+    while int(steps * strength) < 1:
+        strength += 0.001
+    return round(strength, 3)
+
+
+def _check_denoising_steps(steps: int, strength: float, steps_given: bool, errors: dict) -> None:
+    """Image-to-image with less than one step to run would fail in the worker (after
+    charging): refuse it here, saying the minimum. The complaint is about steps when the
+    client chose them and they can be enough; else about the strength."""
+    if "steps" in errors or "strength" in errors or int(steps * strength) >= 1:
+        return
+    need, most = fewest_steps(strength), RULES["steps"].max
+    if steps_given and need is not None and need <= most:
+        errors["steps"] = (f"at strength {strength:g}, steps must be at least {need} "
+                           f"(image-to-image runs int(steps × strength) steps: {steps} runs none)")
+    else:
+        errors["strength"] = (f"at {steps} steps, strength must be at least {lowest_strength(steps):g} "
+                              f"(image-to-image runs int(steps × strength) steps: {strength:g} runs none)")
 
 
 def _loras(data: dict, model: str | None, card: Card | None, loras: dict, max_loras: int,
@@ -226,7 +272,7 @@ def _loras(data: dict, model: str | None, card: Card | None, loras: dict, max_lo
         if known is None:
             errors["loras"] = f"'{lora_id[:80]}' is not an available LoRA; see GET /api/v1/models (kind \"lora\")"
             return []
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not _finite(weight):
             errors["loras"] = f"{where} ({known['name']}): the weight must be a number from {low:g} to {high:g}"
             return []
         if not low <= weight <= high:
@@ -313,6 +359,9 @@ def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], def
     params["init_image"] = init_image or None
     strength = _number(data, "strength", limits, errors)  # checked even where it does not apply
     params["strength"] = strength if params["init_image"] else None
+    if params["init_image"] and strength is not None and params["steps"] is not None:
+        _check_denoising_steps(params["steps"], strength, "steps" in data and data["steps"] is not None,
+                               errors)
     fit = data.get("init_fit")
     if fit is None:
         fit = RULES["init_fit"].default

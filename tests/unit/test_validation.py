@@ -91,3 +91,119 @@ def test_a_body_that_is_not_an_object_is_refused():
 ])
 def test_cost_formula(steps, width, height, samples, cost):
     assert task_cost(steps, width, height, samples) == cost
+
+
+# --- numbers no float holds ------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["guidance", "strength", "steps", "width", "seed"])
+@pytest.mark.parametrize("number", [10**400, -(10**400), float("inf"), float("nan")])
+def test_a_number_too_large_for_a_float_is_a_422_naming_its_field(field, number):
+    with pytest.raises(ValidationError) as caught:
+        check(prompt="a fox", init_image="abc", **{field: number})
+    assert caught.value.field == field
+
+
+def test_a_lora_weight_too_large_for_a_float_is_a_422():
+    with pytest.raises(ValidationError) as caught:
+        validate_task_params({"prompt": "x", "loras": [{"id": "ink", "weight": 10**400}]}, limits=LIMITS,
+                             cards=CARDS, default_model="demo", loras={"ink": {"name": "Ink", "family": "sd1"}})
+    assert caught.value.field == "loras" and "weight" in caught.value.message
+
+
+# --- image-to-image runs int(steps × strength) steps: at least one ----------------------
+
+@pytest.mark.parametrize("steps, strength, field, words", [
+    (8, 0.1, "steps", "at strength 0.1, steps must be at least 10"),
+    (1, 0.75, "steps", "at strength 0.75, steps must be at least 2"),
+    (3, 0.3, "steps", "at least 4"),
+    (8, 0, "strength", "at 8 steps, strength must be at least 0.125"),
+    (150, 0.005, "strength", "at 150 steps, strength must be at least 0.007"),  # 200 steps: over the most
+])
+def test_image_to_image_with_less_than_one_step_is_refused_saying_the_minimum(steps, strength, field, words):
+    with pytest.raises(ValidationError) as caught:
+        check(prompt="a fox", init_image="abc", steps=steps, strength=strength)
+    assert caught.value.field == field
+    assert words in caught.value.fields[field]
+
+
+def test_without_steps_the_strength_is_what_is_too_low():
+    # (the model's 30 steps; the OpenAI route has no steps to raise)
+    with pytest.raises(ValidationError) as caught:
+        check(prompt="a fox", init_image="abc", strength=0.02)
+    assert caught.value.field == "strength" and "at 30 steps, strength must be at least 0.034" in caught.value.message
+
+
+@pytest.mark.parametrize("steps, strength", [(10, 0.1), (2, 0.75), (4, 0.3), (1, 1.0), (150, 0.007), (3, 1 / 3)])
+def test_image_to_image_with_one_step_or_more_passes(steps, strength):
+    params = check(prompt="a fox", init_image="abc", steps=steps, strength=strength)
+    assert int(params["steps"] * params["strength"]) >= 1
+
+
+def test_the_step_rule_is_the_workers():
+    from models import effective_steps
+    from services.generation.params import fewest_steps, lowest_strength
+
+    for strength in (0.05, 0.1, 0.15, 0.3, 1 / 3, 0.5, 0.7, 0.75, 0.99, 1.0):
+        need = fewest_steps(strength)
+        assert int(need * strength) >= 1 and int((need - 1) * strength) < 1
+        assert effective_steps(need, "abc", strength) == int(need * strength)
+    for steps in range(1, 151):
+        low = lowest_strength(steps)
+        assert int(steps * low) >= 1 and int(steps * (low - 0.001)) < 1
+
+
+def test_text_to_image_ignores_the_strength_rule():
+    assert check(prompt="a fox", steps=1, strength=0.1)["strength"] is None
+
+
+# --- request bodies: what json.loads lets through but nothing after it can take ---------
+
+@pytest.mark.parametrize("raw, field", [
+    ('{"prompt": "a \\ud800 fox"}', "prompt"),
+    (b'{"prompt": "a \xed\xa0\x80 fox"}', "prompt"),  # the surrogate encoded as bytes
+    ('{"override_settings": {"sd_model_checkpoint": "\\udfff"}}', "override_settings.sd_model_checkpoint"),
+    ('{"loras": [{"id": "ok"}, {"id": "\\ud83d"}]}', "loras[1].id"),
+    ('["\\ud800"]', "body[0]"),
+    ('{"guidance": ' + "9" * 400 + "}", "guidance"),
+    ('{"cfg_scale": -' + "9" * 400 + "}", "cfg_scale"),
+    ('{"strength": 1e400}', "strength"),
+    ('{"seed": NaN}', "seed"),
+    ('{"steps": -Infinity}', "steps"),
+])
+def test_a_body_value_nothing_can_store_is_a_422_naming_its_field(raw, field):
+    from services.core.args import load_json
+
+    with pytest.raises(ValidationError) as caught:
+        load_json(raw)
+    assert caught.value.field == field
+
+
+def test_a_field_name_with_a_lone_surrogate_is_named_escaped():
+    from services.core.args import load_json
+
+    with pytest.raises(ValidationError) as caught:
+        load_json('{"a\\ud800": 1}')
+    assert caught.value.field == "a\\ud800"
+    caught.value.message.encode("utf-8")  # printable and storable
+
+
+@pytest.mark.parametrize("depth", [33, 900, 100_000])
+def test_deep_nesting_is_bad_json(depth):
+    from services.core.args import load_json
+    from services.core.errors import ServiceError
+
+    with pytest.raises(ServiceError) as caught:
+        load_json("[" * depth + "]" * depth)
+    assert caught.value.code == "bad_json" and caught.value.status == 400
+
+
+def test_ordinary_bodies_pass_unchanged():
+    from services.core.args import MAX_JSON_INT, load_json
+
+    body = {"prompt": "café 🦊 — ok", "seed": MAX_JSON_INT, "guidance": 7.5, "nested": [[[{"a": [1]}]]] * 3,
+            "flag": True, "none": None, "big": -MAX_JSON_INT}
+    import json
+    assert load_json(json.dumps(body)) == body
+    assert load_json("[" * 32 + "]" * 32) is not None
+    with pytest.raises(ValueError):
+        load_json("{not json")
