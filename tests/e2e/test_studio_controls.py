@@ -233,32 +233,46 @@ def test_upload_an_init_image(page):
     page.fill("#height", "256")
     with page.expect_response(lambda r: r.url.endswith("/api/v1/uploads")) as answer:
         page.set_input_files("#init-file", files=[
-            {"name": "photo.png", "mimeType": "image/png", "buffer": drawn_png(800, 600)}])
+            {"name": "photo.png", "mimeType": "image/png", "buffer": drawn_png(640, 480)}])
     response = answer.value
     assert response.status == 201, response.text()
     assert response.request.headers.get("x-csrftoken")
     assert "multipart/form-data" in response.request.headers.get("content-type", "")
     image = response.json()
     assert image["kind"] == "upload"
-    # The browser scaled the 800 × 600 picture down to fit 256 × 256 before sending it.
-    assert (image["width"], image["height"]) == (256, 192)
+    # Within the user's pixel limit: kept as it is, whatever the panel's size was (256²).
+    assert (image["width"], image["height"]) == (640, 480)
+    stored = page.request.get(image["url"])
+    assert stored.ok
+    assert Image.open(io.BytesIO(stored.body())).size == (640, 480)
 
     expect(page.locator("#init-preview")).to_be_visible()
+    expect(page.locator("#init-size")).to_have_text("640 × 480 · uploaded")
     expect(page.locator("#init-preview img")).to_have_attribute("src", image["thumbnail_url"])
     page.wait_for_function("() => document.querySelector('#init-preview img').naturalWidth > 0")
     expect(page.locator("#strength")).to_be_visible()
     expect(page.locator("#init-error")).to_be_hidden()
+    expect(page.locator("#init-fit-line")).to_contain_text("Cropped to fill 256 × 256")
     screenshot(page, "studio-init-image")
 
-    # Generate from it.
-    fill_parameters(page, "the same scene at night", width=64, height=64, steps=4)
+    # A larger size afterwards: the full picture is fitted to it, nothing is enlarged.
+    fill_parameters(page, "the same scene at night", width=640, height=448, steps=2)
     page.fill("#strength", "0.5")
+    expect(page.locator("#init-fit-line")).to_contain_text("Cropped to fill 640 × 448")
+    expect(page.locator("#init-fit-line")).not_to_contain_text("enlarged")
     page.click("#generate")
     card = newest_card(page)
     expect(card).to_have_attribute("data-state", "done", timeout=DONE_TIMEOUT)
     task = get_task(page, card.get_attribute("data-task-id"))
     assert task["init_image"] == image["id"]
     assert task["strength"] == 0.5
+    assert task["init_fit"] == "cover"
+    assert (task["width"], task["height"]) == (640, 448)
+    result = page.request.get(task["images"][0]["url"])
+    assert Image.open(io.BytesIO(result.body())).size == (640, 448)
+    # The upload itself is unchanged.
+    again = page.request.get(f"/api/v1/images/{image['id']}")
+    assert (again.json()["width"], again.json()["height"]) == (640, 480)
 
     # Remove it: nothing is sent any more.
     page.click("#init-clear")

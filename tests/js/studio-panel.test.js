@@ -3,7 +3,7 @@
 // (messages.js), the per-model defaults and the kept panel (defaults.js).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { fitDescription, matchShape, sameShape } from "../../site/static/js/pages/studio/sizes.js";
+import { fitDescription, fitScale, matchShape, sameShape, uploadSize } from "../../site/static/js/pages/studio/sizes.js";
 import { costWords } from "../../site/static/js/pages/studio/cost.js";
 import { retryText } from "../../site/static/js/pages/studio/messages.js";
 import { defaultsFor, followModel, panelKey, restorable } from "../../site/static/js/pages/studio/defaults.js";
@@ -38,6 +38,25 @@ test("fitDescription says how a picture of another shape is fitted", () => {
   assert.match(fitDescription(600, 400, 312, 208, "cover"), /has the shape of 312 × 208/);
   assert.ok(sameShape(256, 171, 312, 208));
   assert.equal(fitDescription(0, 0, 256, 256, "cover"), "");
+});
+
+test("fitDescription says when a small picture is enlarged, and by how much", () => {
+  // 256 × 192 (what a 640 × 480 picture became at 256² before) covering 640 × 448: 2.5×.
+  assert.match(fitDescription(256, 192, 640, 448, "cover"), /enlarged 2\.5× \(256 × 192 pixels\)/);
+  assert.doesNotMatch(fitDescription(640, 480, 640, 448, "cover"), /enlarged/);
+  assert.doesNotMatch(fitDescription(640, 480, 256, 256, "contain"), /enlarged/);
+  assert.equal(fitScale(640, 480, 640, 448, "cover"), 1);
+  assert.equal(fitScale(640, 480, 256, 256, "contain"), 0.4);
+});
+
+test("uploadSize keeps a picture within the pixel limit whatever the panel's size, else scales it to the limit", () => {
+  assert.deepEqual(uploadSize(640, 480, 768 * 768), [640, 480]);
+  const [w, h] = uploadSize(4000, 3000, 768 * 768);
+  assert.ok(w * h <= 768 * 768, `${w}x${h}`);
+  assert.ok(w * h > 0.99 * 768 * 768, `${w}x${h}`);
+  assert.ok(Math.abs(w / h - 4 / 3) < 0.01);
+  assert.deepEqual(uploadSize(640, 480, 0), [640, 480]);
+  assert.equal(uploadSize(0, 480, 768 * 768), null);
 });
 
 test("costWords: the unit, or what to do when the cost cannot be worked out", () => {

@@ -113,16 +113,48 @@ export function sameShape(imgW, imgH, w, h) {
 }
 
 /** How an init image of imgW × imgH is fitted to w × h: "cover" (scaled to fill, the
- * overflow cropped, centred) or "contain" (scaled to fit, the rest padded with black). */
+ * overflow cropped, centred) or "contain" (scaled to fit, the rest padded with black).
+ * A picture smaller than it needs to be says how much it is enlarged (its detail does not grow). */
 export function fitDescription(imgW, imgH, w, h, fit) {
   if (!(imgW > 0 && imgH > 0 && w > 0 && h > 0)) return "";
   const target = w + " × " + h;
-  if (sameShape(imgW, imgH, w, h)) return "The picture has the shape of " + target + ": it is scaled to it, nothing is cut or added.";
-  const wider = imgW / imgH > w / h;
-  if (fit === "contain") {
-    return "Fitted inside " + target + ": the whole picture is kept and its " +
-      (wider ? "top and bottom" : "left and right") + " are padded with black.";
+  let text;
+  if (sameShape(imgW, imgH, w, h)) {
+    text = "The picture has the shape of " + target + ": it is scaled to it, nothing is cut or added.";
+  } else {
+    const wider = imgW / imgH > w / h;
+    text = fit === "contain"
+      ? "Fitted inside " + target + ": the whole picture is kept and its " +
+        (wider ? "top and bottom" : "left and right") + " are padded with black."
+      : "Cropped to fill " + target + ": the picture is scaled to cover it and its " +
+        (wider ? "left and right edges" : "top and bottom edges") + " are cut off.";
   }
-  return "Cropped to fill " + target + ": the picture is scaled to cover it and its " +
-    (wider ? "left and right edges" : "top and bottom edges") + " are cut off.";
+  const scale = fitScale(imgW, imgH, w, h, fit);
+  if (scale > 1.05) {
+    text += " It is enlarged " + (Math.round(scale * 10) / 10) + "× (" + imgW + " × " + imgH +
+      " pixels): a larger picture keeps more detail.";
+  }
+  return text;
+}
+
+/** How much a picture of imgW × imgH is scaled to be fitted to w × h ("cover" or "contain"). */
+export function fitScale(imgW, imgH, w, h, fit) {
+  const sx = w / imgW;
+  const sy = h / imgH;
+  return fit === "contain" ? Math.min(sx, sy) : Math.max(sx, sy);
+}
+
+/** The size a picture is uploaded at: as it is, or scaled down (shape kept) to the
+ * user's pixel limit, the largest area any task of theirs can have. The panel's size at
+ * the time does not matter: the server keeps the upload and fits it at task time. */
+export function uploadSize(imgW, imgH, maxPixels) {
+  if (!(imgW > 0 && imgH > 0)) return null;
+  if (!(maxPixels > 0) || imgW * imgH <= maxPixels) return [imgW, imgH];
+  const scale = Math.sqrt(maxPixels / (imgW * imgH));
+  let w = Math.max(1, Math.floor(imgW * scale));
+  let h = Math.max(1, Math.floor(imgH * scale));
+  while (w * h > maxPixels && (w > 1 || h > 1)) {
+    if (w >= h) w--; else h--;
+  }
+  return [w, h];
 }

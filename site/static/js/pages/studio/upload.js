@@ -1,11 +1,13 @@
 /* Daydream studio — the init image (image-to-image): choose, drop or paste a picture; it is
- * scaled down here to fit the chosen size, uploaded (POST /api/v1/uploads) and shown. */
+ * uploaded (POST /api/v1/uploads) as it is, or scaled down here to the user's pixel limit
+ * when larger, and shown. The panel's size does not shrink it: the server keeps the upload
+ * and the worker fits it to each task's size (init_fit), so a size chosen later loses nothing. */
 import { api } from "../../lib/api.js";
 import { announce, byId } from "../../lib/dom.js";
 import { config } from "./config.js";
 import { scheduleEstimate } from "./estimate.js";
 import { clearFieldError, initFit, numberValue } from "./fields.js";
-import { fitDescription } from "./sizes.js";
+import { fitDescription, uploadSize } from "./sizes.js";
 import { state } from "./state.js";
 
 let uploadSeq = 0;
@@ -133,24 +135,24 @@ function canvasBlob(canvas, type, quality) {
   });
 }
 
+const SENT_AS_IS = ["image/png", "image/jpeg", "image/webp"];
+
 /**
- * Scale the picture down to fit the chosen width × height (never up) and compress it:
- * WebP at quality 0.9, or PNG where the browser cannot encode WebP.
- * Resolves to {blob, name} or null when the browser cannot decode it (the server judges then).
+ * The picture as it is when it is within the user's pixel limit (config.baseSize.maxPixels:
+ * the largest area a task of theirs may have) and of a type the server takes; else scaled
+ * down to that limit, shape kept, and compressed: WebP at quality 0.9, or PNG where the
+ * browser cannot encode WebP. Resolves to {blob, name}, or null when the browser cannot
+ * decode it (the server judges then).
  */
 function preparePicture(file) {
-  const lim = config.size;
-  let maxW = numberValue("width");
-  let maxH = numberValue("height");
-  if (!maxW || maxW < lim.min) maxW = config.rules.width.default;
-  if (!maxH || maxH < lim.min) maxH = config.rules.height.default;
-  maxW = Math.min(maxW, lim.max);
-  maxH = Math.min(maxH, lim.max);
   const base = String(file.name || "init").replace(/\.[^.]*$/, "") || "init";
+  const maxPixels = config.baseSize.maxPixels;
   return decodeImage(file).then((decoded) => {
-    const scale = Math.min(1, maxW / decoded.width, maxH / decoded.height);
-    const w = Math.max(1, Math.round(decoded.width * scale));
-    const h = Math.max(1, Math.round(decoded.height * scale));
+    const [w, h] = uploadSize(decoded.width, decoded.height, maxPixels);
+    if (w === decoded.width && h === decoded.height && SENT_AS_IS.indexOf(file.type) !== -1) {
+      decoded.done();
+      return { blob: file, name: file.name || base + "." + file.type.split("/")[1] };
+    }
     const canvas = document.createElement("canvas");
     canvas.width = w;
     canvas.height = h;
