@@ -9,7 +9,13 @@ are marked Secure: SecureCookies).
 - addresses and networks, comma-separated ("10.0.0.5, 172.16.0.0/12, ::1"): the forwarded
   headers are believed only when the direct peer is one of them; X-Forwarded-For is walked
   from the right while the hop is a trusted proxy, and the first hop that is not is the
-  client.
+  client. A hop that is the address of the proxy that wrote it (a program on the proxy's
+  own machine connected to it) is the client too: whatever it wrote to the left of that
+  is its own choice, and believing it would let it pick a new address for each request.
+
+A program that reaches the web server directly from a trusted proxy's address (another
+program on the proxy's machine) can still choose its address: let only the proxy reach
+the web server (bind it to an address or port nobody else can connect to).
 
 X-Forwarded-Host and -Port are not read: a proxy that passes the client's Host header on
 (nginx: proxy_set_header Host $host; Caddy does it by default) needs neither, and a
@@ -74,14 +80,17 @@ class TrustedProxies:
         environ["daydream.proxy.scheme"] = environ.get("wsgi.url_scheme", "http")
         if self.trusted(_address(peer)):
             hops = [h.strip() for h in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
-            client, trusted_hops = peer, 1
+            client, writer, trusted_hops = peer, _address(peer), 1
             for hop in reversed(hops):
                 address = _address(hop)
                 if address is None:  # not an address: stop at the last proxy we trust
                     break
+                if address == writer:  # a client on the proxy's own machine: the hop is it
+                    break
                 client = str(address)
                 if not self.trusted(address):
                     break
+                writer = address
                 trusted_hops += 1
             environ["REMOTE_ADDR"] = client
             protos = [p.strip().lower() for p in environ.get("HTTP_X_FORWARDED_PROTO", "").split(",") if p.strip()]

@@ -114,7 +114,11 @@ def test_proxy_the_client_is_the_first_untrusted_hop_from_the_right(proxied):
     assert seen(PROXY_ADDR, f"{CLIENT_B}, {OTHER_PROXY}") == CLIENT_B  # two proxies of ours
     # What a client wrote itself (the left of the header) is not believed past an untrusted hop.
     assert seen(PROXY_ADDR, f"1.2.3.4, {CLIENT_A}") == CLIENT_A
-    assert seen(PROXY_ADDR, f"{OTHER_PROXY}, {PROXY_ADDR}") == OTHER_PROXY  # every hop ours: the leftmost
+    assert seen(PROXY_ADDR, f"10.0.0.8, {OTHER_PROXY}") == "10.0.0.8"  # every hop ours: the leftmost
+    # A client on a proxy's own machine: the proxy wrote its own address, and what the
+    # client wrote to the left of it is not believed.
+    assert seen(PROXY_ADDR, f"1.2.3.4, {PROXY_ADDR}") == PROXY_ADDR
+    assert seen(PROXY_ADDR, f"1.2.3.4, {OTHER_PROXY}, {OTHER_PROXY}") == OTHER_PROXY
     assert seen(PROXY_ADDR, "not-an-address") == PROXY_ADDR
     assert seen(PROXY_ADDR, None) == PROXY_ADDR
     assert seen("::1", "2001:db8::5") == "2001:db8::5"
@@ -214,8 +218,11 @@ def proxy_request(port: int, source: str, method: str, path: str, body: dict | N
         conn.close()
 
 
-@pytest.fixture
-def proxy_stack(tmp_path, redis_url, models_path):
+@pytest.fixture(scope="module")
+def proxy_stack(tmp_path_factory, redis_url, models_path):
+    """The web server trusting a reverse proxy on 127.0.0.1; its tests use addresses of
+    their own (sign-in caps are counted per address)."""
+    tmp_path = tmp_path_factory.mktemp("proxied")
     env = instance_env(tmp_path / "site", redis_url, models_path, DAYDREAM_TRUSTED_PROXIES="127.0.0.1",
                        DAYDREAM_SIGNIN_LIMIT_IP="3 per 15 minutes")
     make_app(env)  # the tables
@@ -253,6 +260,20 @@ def test_proxy_a_real_reverse_proxy_gives_each_client_its_own_sign_in_cap(proxy_
     status, _ = proxy_request(server.port, attacker, "POST", "/api/v1/auth/tokens", {
         "login": unique("nobody"), "password": "guess", "name": "x"}, headers={"X-Forwarded-For": neighbour})
     assert status == 429
+
+
+def test_proxy_a_client_on_the_proxys_own_machine_cannot_pick_a_new_address_per_guess(proxy_stack):
+    """The proxy runs on 127.0.0.1, which is trusted; a client connecting to it from
+    127.0.0.1 too, writing a new X-Forwarded-For each time, is still 127.0.0.1."""
+    _server, proxy = proxy_stack
+    for n in range(3):
+        status, _ = proxy_request(proxy.port, "127.0.0.1", "POST", "/api/v1/auth/tokens", {
+            "login": unique("nobody"), "password": f"guess {n}", "name": "x"},
+            headers={"X-Forwarded-For": f"198.51.100.{n + 1}"})
+        assert status == 401
+    status, refused = proxy_request(proxy.port, "127.0.0.1", "POST", "/api/v1/auth/tokens", {
+        "login": unique("nobody"), "password": "guess", "name": "x"}, headers={"X-Forwarded-For": "198.51.100.99"})
+    assert status == 429 and refused["error"]["code"] == "rate_limited"
 
 
 def test_proxy_cookies_set_over_https_from_a_trusted_proxy_are_secure(proxied):
