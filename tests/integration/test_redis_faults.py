@@ -120,3 +120,54 @@ def test_a_submit_while_redis_is_down_writes_nothing(site, own_redis):
     status, took = timed("GET", site.url + "/healthz")
     assert status == 503 and took < 2
     assert timed("GET", site.url + "/docs")[0] == 200
+
+
+# Every page a browser opens and every documented GET of the API (but those that need an
+# id), as a signed-in staff member; each may answer 503 for what needs Redis, but fast.
+PAGES = ("/", "/docs", "/terms", "/gallery", "/studio", "/images", "/account", "/account/ledger",
+         "/account/api-tokens", "/account/archives", "/admin", "/admin/users", "/admin/vouchers",
+         "/admin/queue", "/admin/models", "/admin/audit", "/admin/moderation", "/healthz")
+# Answered from the database without the Redis-only extras (positions are the database's;
+# estimates, progress and worker details are left out), rather than 503.
+FROM_THE_DATABASE = {"/studio", "/images", "/account", "/admin", "/admin/queue",
+                     "/api/v1/tasks", "/api/v1/admin/queue", "/api/v1/queue"}
+
+
+def _api_gets() -> list[str]:
+    import views.api  # noqa: F401  (every route module, so the document is whole)
+    from views.api.openapi import document
+
+    return ["/api/v1" + path for path, operations in document()["paths"].items()
+            if "get" in operations and "{" not in path]
+
+
+def test_every_page_and_api_read_answers_within_3_s_while_redis_is_stopped(site, own_redis):
+    from tests.integration.helpers import csrf_from, make_staff
+
+    proc, _url = own_redis
+    make_staff(site.app, "hungboss", PASSWORD)
+    browser = requests.Session()
+    token = csrf_from(browser.get(site.url + "/login", timeout=10).content)
+    assert browser.post(site.url + "/login", timeout=10, allow_redirects=False, data={
+        "login": "hungboss", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    for _ in range(3):  # queued tasks: positions and estimates to show
+        assert browser.post(site.url + "/api/v1/tasks", timeout=10, headers={
+            "X-CSRFToken": csrf_from(browser.get(site.url + "/studio", timeout=10).content)},
+            json={"prompt": "a mill", "width": 64, "height": 64, "steps": 2}).status_code == 202
+    paths = list(PAGES) + _api_gets()
+    assert "/api/v1/tasks" in paths and "/api/v1/admin/queue" in paths
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        slow, answers = {}, {}
+        for path in paths:
+            started = time.monotonic()
+            response = browser.get(site.url + path, timeout=30, allow_redirects=False)
+            took = time.monotonic() - started
+            answers[path] = response.status_code
+            if took >= 3:
+                slow[path] = round(took, 1)
+        assert not slow, f"slower than 3 s while Redis is stopped: {slow}"
+        assert all(status < 500 or status == 503 for status in answers.values()), answers
+        assert {path: answers[path] for path in FROM_THE_DATABASE} == dict.fromkeys(FROM_THE_DATABASE, 200)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)

@@ -1,6 +1,7 @@
 """Generation: models, schedulers, estimates, tasks, the queue, uploads."""
 from __future__ import annotations
 
+import redis
 from flask import Response, jsonify, request
 from flask_login import current_user
 
@@ -74,7 +75,11 @@ def task_archive(task_id: str):
 def queue_status():
     # positions: the caller's own queued tasks (what a page refreshes on a `queue` event).
     mine = dispatch.positions(current_user.id)
-    return jsonify({**tasks.queue_stats(), "workers": len(queue.workers()),
+    try:
+        workers = len(queue.workers())
+    except redis.RedisError:  # the rest is the database's: answer it without the count
+        workers = None
+    return jsonify({**tasks.queue_stats(), "workers": workers,
                     "your_position": min(mine.values(), default=None), "positions": mine})
 
 
@@ -121,7 +126,8 @@ OPENAPI = {
                                        {"200": {"description": "ZIP", "content": {"application/zip": {}}}},
                                        params=[path_id("id")], error_codes=(401, 404, 409))},
     "/queue": {"get": op("The queue", answer("Queue", {"type": "object", "properties": {
-        "queued": {"type": "integer"}, "running": {"type": "integer"}, "workers": {"type": "integer"},
+        "queued": {"type": "integer"}, "running": {"type": "integer"},
+        "workers": {"type": ["integer", "null"], "description": "null while the queue service (Redis) is away"},
         "your_position": {"type": ["integer", "null"]},
         "positions": {"type": "object", "additionalProperties": {"type": "integer"},
                       "description": "Your queued tasks: task id → position (1 runs next)"}}}))},
