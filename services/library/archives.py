@@ -40,7 +40,7 @@ from services.library import boards, storage
 log = logging.getLogger(__name__)
 
 MANIFEST_FIELDS = ("file", "image_id", "task_id", "prompt", "negative_prompt", "width", "height",
-                   "steps", "guidance", "seed", "scheduler", "model", "strength", "created_at")
+                   "steps", "guidance", "seed", "scheduler", "model", "loras", "strength", "created_at")
 BLOCK = 1 << 20  # bytes copied at a time
 BATCH = 500  # image rows read at a time
 MAX_SELECTION = 10_000  # image ids one request may name
@@ -81,6 +81,9 @@ def item(image: Image) -> Item:
     name = entry_name(image)
     params = image.task.parameters() if image.task else {}
     row = {k: params.get(k, "") for k in MANIFEST_FIELDS if k in params}
+    # LoRAs as the PNG's parameters write them (A1111's tags): "<lora:name:0.8> <lora:other:1>".
+    row["loras"] = " ".join(f"<lora:{lora.get('name') or lora.get('id')}:{float(lora.get('weight', 1.0)):g}>"
+                            for lora in params.get("loras") or () if isinstance(lora, dict))
     row.update(file=name, image_id=image.id, task_id=image.task_id or "", width=image.width,
                height=image.height, seed="" if image.seed is None else image.seed,
                created_at=image.created_at.isoformat())

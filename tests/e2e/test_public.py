@@ -161,3 +161,38 @@ def test_the_menu_opens_on_a_phone_for_visitors_and_users(phone):
     expect(menu.get_by_role("link", name="Admin")).to_have_count(0)
     phone.keyboard.press("Escape")
     expect(menu.get_by_role("link", name="Studio", exact=True)).to_be_hidden()
+
+
+def test_reporting_a_showcase_picture_uses_the_pages_dialog(page, live):
+    folder = live.instance / "showcase"
+    folder.mkdir(exist_ok=True)
+    (folder / "a-reported-sunset.png").write_bytes(artwork(5, side=128))
+    native: list[str] = []
+    page.on("dialog", lambda dialog: (native.append(dialog.type), dialog.dismiss()))
+    register_and_sign_in(page, "reporter")
+    page.goto("/gallery")
+    item = page.locator(".showcase-item").filter(has=page.locator('img[alt="A reported sunset"]'))
+    report = item.get_by_role("button", name="Report this picture to staff")
+
+    # Canceling sends nothing.
+    report.click()
+    dialog = page.get_by_role("dialog", name="Report this picture to staff?")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    expect(report).to_have_text("Report")
+
+    report.click()
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Why (optional)").fill("it looks   like a real photo of someone")
+    dialog.get_by_role("button", name="Send report").click()
+    expect(dialog).to_have_count(0)
+    expect(report).to_have_text("Reported")
+    expect(report).to_be_disabled()
+    expect(page.locator("#showcase-status")).to_have_text("Thank you: your report was sent to staff.")
+    assert native == [], "the browser's own prompt()/alert() was used"
+
+    staff = staff_session(live, "e2ereportreader")
+    reports = staff.get(live.url + "/api/v1/admin/moderation/reports").json()["items"]
+    assert any(r.get("reason") == "it looks like a real photo of someone" for r in reports), reports
+    assert page.js_errors == []

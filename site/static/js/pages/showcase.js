@@ -4,6 +4,7 @@
  * unfeature, feature), and for other signed-in users a Report button. */
 import { $, $all, byId } from "../lib/dom.js";
 import { api, errorText, fetchHtml } from "../lib/api.js";
+import { askText } from "../lib/dialog.js";
 import { createLightbox } from "../lib/lightbox.js";
 
 const showcase = $(".showcase");
@@ -65,23 +66,26 @@ function start(root) {
     if (!button) return;
     const li = button.closest("[data-id]");
     if (!li || !li.dataset.id) return;
-    const reason = window.prompt("Report this picture to staff? They will look at it and may take it off the showcase.\n\nWhy (optional):", "");
-    if (reason === null) return; // canceled
-    button.disabled = true;
-    say("Sending your report…");
-    api("POST", "/api/v1/showcase/" + encodeURIComponent(li.dataset.id) + "/report", { reason: reason.slice(0, 500) })
-      .then((res) => {
-        if (res.ok) {
-          const message = res.status === 201 ? "Thank you: your report was sent to staff."
-            : "You reported this picture already; staff will look at it.";
-          button.textContent = "Reported";
-          say(message);
-          window.alert(message);
-          return;
-        }
-        button.disabled = false;
-        say(errorText(res, "Could not send your report."));
-      });
+    askText({
+      title: "Report this picture to staff?",
+      message: "Staff will look at it and may take it off the showcase.",
+      label: "Why (optional)", maxLength: 500, confirm: "Send report",
+    }).then((reason) => {
+      if (reason === null) return; // canceled
+      button.disabled = true;
+      say("Sending your report…");
+      return api("POST", "/api/v1/showcase/" + encodeURIComponent(li.dataset.id) + "/report", { reason: reason.slice(0, 500) })
+        .then((res) => {
+          if (res.ok) {
+            button.textContent = "Reported";
+            say(res.status === 201 ? "Thank you: your report was sent to staff."
+              : "You reported this picture already; staff will look at it.");
+            return;
+          }
+          button.disabled = false;
+          say(errorText(res, "Could not send your report."));
+        });
+    });
   });
 
   /* ---- Staff curation ---- */
