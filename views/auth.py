@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, current_app, flash, make_response, redirect, render_template, request,
-                   session, url_for)
+from flask import (Blueprint, after_this_request, current_app, flash, make_response, redirect,
+                   render_template, request, session, url_for)
 from flask_login import current_user, login_user, logout_user
 
 from services.accounts import links, signin, users
@@ -13,7 +13,7 @@ from services.accounts.first_run import create_first_staff, token_valid
 from services.accounts.passwords import MIN_PASSWORD
 from services.core import mail
 from services.core.errors import Conflict, ServiceError, ValidationError
-from services.core.ratelimit import LimitsUnavailable, RateLimited
+from services.core.ratelimit import KNOWN_FOR, LimitsUnavailable, RateLimited
 from views.errors import error_response
 from views.reauth import mark_recent_auth
 
@@ -82,6 +82,19 @@ def _sign_in(user, remember: bool) -> None:
     signin.start_session(user)
     log_in(user, signin.open_session(user, request.user_agent.string), remember)
     mark_recent_auth()
+    _remember_device(user)
+
+
+def _remember_device(user) -> None:
+    """This browser becomes a known device of the user (signin.device_cookie_for): its
+    next sign-ins to the account pass a lock on a shared address."""
+    value = signin.device_cookie_for(user, request.cookies.get(signin.DEVICE_COOKIE))
+
+    @after_this_request
+    def set_device_cookie(response):
+        response.set_cookie(signin.DEVICE_COOKIE, value, max_age=KNOWN_FOR, httponly=True, samesite="Lax",
+                            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+        return response
 
 
 def end_this_session() -> None:
@@ -124,7 +137,8 @@ def login():
         form = {"login": request.form.get("login", "")}
         try:
             user = signin.authenticate(form["login"], request.form.get("password", ""),
-                                       address=request.remote_addr)
+                                       address=request.remote_addr,
+                                       device_cookie=request.cookies.get(signin.DEVICE_COOKIE))
         except (RateLimited, LimitsUnavailable) as exc:
             errors, status, headers = {"_": exc.message}, exc.status, exc.headers
         except ServiceError as exc:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import timedelta
 
 import shortuuid
 import sqlalchemy as sa
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from extensions import db
 from models import ApiToken, User, UserSession, utcnow
@@ -41,17 +43,19 @@ def _account_key(login, user: User | None) -> str | None:
     return "login:" + login.strip().lower()[:254] if isinstance(login, str) and login.strip() else None
 
 
-def authenticate(login, password, address: str | None = None) -> User:
+def authenticate(login, password, address: str | None = None, device_cookie: str | None = None) -> User:
     """The user for these credentials, or BadCredentials (the same message whether the
     account exists or not). Failed attempts are counted per account and address: a
     pair that keeps failing waits longer and longer (RateLimited says until when), and
     an address or an account that fails very often is refused except where that account
-    signed in before (services/core/ratelimit.py). Without the limit store, sign-in is
-    refused (LimitsUnavailable, 503) rather than unlimited.
+    signed in before (services/core/ratelimit.py), or the browser carries that account's
+    device cookie (device_cookie: its value; the device's failures are its own). Without
+    the limit store, sign-in is refused (LimitsUnavailable, 503) rather than unlimited.
     Upgrades the hash when Argon2's parameters changed."""
     user = find_by_login(login)
     account_key = _account_key(login, user)
-    ratelimit.signin_allowed(account_key, address)
+    device = known_devices(device_cookie).get(user.uuid) if user is not None else None
+    ratelimit.signin_allowed(account_key, address, device)
     if user is None or not isinstance(password, str):
         hasher.hash("timing-equaliser")  # take as long as a real check
         ratelimit.signin_failed(account_key, address)
@@ -60,16 +64,61 @@ def authenticate(login, password, address: str | None = None) -> User:
     try:
         hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
-        ratelimit.signin_failed(account_key, address)
+        ratelimit.signin_failed(account_key, address, device)
         metrics.count_signin_failure()
         raise BadCredentials("Wrong username/email or password.")
-    ratelimit.signin_succeeded(account_key, address)
+    ratelimit.signin_succeeded(account_key, address, device)
     if not user.active:
         raise Forbidden("This account is deactivated; contact staff.", code="inactive")
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         db.session.commit()
     return user
+
+
+# --- device cookies (OWASP's "device cookies" against lockout) -------------------------
+# A browser that signed in to an account carries a signed cookie naming the account and a
+# random nonce of this sign-in; with it, that account's sign-ins from this browser are not
+# capped by the address or the account (ratelimit.signin_allowed), only by this device's
+# own failures. One cookie holds the last few accounts of a shared computer.
+
+DEVICE_COOKIE = "daydream_device"
+DEVICES_KEPT = 8
+DEVICE_SALT = "daydream.device-cookie"
+
+
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=DEVICE_SALT)
+
+
+def _device_entries(cookie) -> list[list]:
+    """[[user public id, nonce, issued at (Unix seconds)], ...] of a valid cookie, newest
+    first; entries older than ratelimit.KNOWN_FOR are dropped."""
+    if not isinstance(cookie, str) or not cookie or len(cookie) > 4096:
+        return []
+    try:
+        entries = _device_serializer().loads(cookie)
+    except BadSignature:
+        return []
+    if not isinstance(entries, list):
+        return []
+    oldest = time.time() - ratelimit.KNOWN_FOR
+    return [e for e in entries if isinstance(e, list) and len(e) == 3 and all(isinstance(v, str) for v in e[:2])
+            and isinstance(e[2], int) and e[2] >= oldest][:DEVICES_KEPT]
+
+
+def known_devices(cookie) -> dict[str, str]:
+    """The accounts (public id -> nonce) a device cookie vouches for; empty when there is
+    none, or it is forged, malformed or too old."""
+    return {entry[0]: entry[1] for entry in reversed(_device_entries(cookie))}
+
+
+def device_cookie_for(user: User, cookie=None) -> str:
+    """The device cookie after `user` signed in on this browser: a new nonce for them,
+    first, and the other accounts the cookie already named."""
+    entries = [e for e in _device_entries(cookie) if e[0] != user.uuid]
+    entries.insert(0, [user.uuid, secrets.token_urlsafe(16), int(time.time())])
+    return _device_serializer().dumps(entries[:DEVICES_KEPT])
 
 
 def sign_out_elsewhere(user: User, *, keep_token_id: str | None = None,

@@ -13,6 +13,10 @@ owner on their own ground:
   account failed SIGNIN_LIMIT_ACCOUNT times across addresses (a distributed brute
   force), is refused for a while, except for pairs that signed in successfully in the
   last KNOWN_FOR: the people behind a shared address, and the owner, still get in.
+- A browser that signed in to the account before carries a device cookie for it
+  (services/accounts/signin.py): its tries are not capped by the address or the account
+  (a school's shared address that someone sprays still lets its known devices in), and
+  its failures count only against that device, with the same growing delays as a pair.
 - Without the store (Redis down) sign-in fails closed: LimitsUnavailable (503), never
   unlimited guessing. Voucher limits fail open (a wrong code costs nothing).
 """
@@ -202,13 +206,21 @@ def _caps(account_key: str | None, address: str | None) -> list[tuple[str, str, 
     return rules
 
 
-def signin_allowed(account_key: str | None, address: str | None) -> None:
+def _device_pair(account_key: str | None, device: str) -> str:
+    return _pair(account_key, f"device:{device}")
+
+
+def signin_allowed(account_key: str | None, address: str | None, device: str | None = None) -> None:
     """Before the password is checked: RateLimited (429) with when to try again, or
-    LimitsUnavailable (503) when the store cannot be reached."""
+    LimitsUnavailable (503) when the store cannot be reached. `device`: the nonce of this
+    account's device cookie, when the browser carries a valid one."""
     if not _enabled():
         return
-    pair = _pair(account_key, address)
     try:
+        if device:
+            _pair_allowed(_device_pair(account_key, device), "failed sign-ins for this account on this device")
+            return
+        pair = _pair(account_key, address)
         if not _known(pair):
             check(_caps(account_key, address), strict=True)
         _pair_allowed(pair, "failed sign-ins for this account from your address")
@@ -218,10 +230,13 @@ def signin_allowed(account_key: str | None, address: str | None) -> None:
         raise _unavailable(exc)
 
 
-def signin_failed(account_key: str | None, address: str | None) -> None:
+def signin_failed(account_key: str | None, address: str | None, device: str | None = None) -> None:
     if not _enabled():
         return
     try:
+        if device:  # a known device's failures are its own
+            _pair_failed(_device_pair(account_key, device))
+            return
         hit(_caps(account_key, address), strict=True)
         _pair_failed(_pair(account_key, address))
     except LimitsUnavailable:
@@ -230,12 +245,15 @@ def signin_failed(account_key: str | None, address: str | None) -> None:
         raise _unavailable(exc)
 
 
-def signin_succeeded(account_key: str | None, address: str | None) -> None:
-    """The pair's failures are forgotten and it becomes known (the caps let it in).
-    The account's and the address's counts stay: others' failures are not undone."""
+def signin_succeeded(account_key: str | None, address: str | None, device: str | None = None) -> None:
+    """The pair's (and the device's) failures are forgotten and the pair becomes known
+    (the caps let it in). The account's and the address's counts stay: others' failures
+    are not undone."""
     if not _enabled():
         return
     try:
+        if device:
+            _pair_succeeded(_device_pair(account_key, device), remember=False)
         _pair_succeeded(_pair(account_key, address), remember=True)
     except Exception as exc:  # the password was right: do not refuse the owner for this
         log.warning("rate limit update after sign-in failed: %s", exc)

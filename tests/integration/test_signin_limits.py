@@ -5,6 +5,9 @@ except where that account signed in before; without Redis, sign-in answers 503."
 from __future__ import annotations
 
 import re
+import time
+
+from itsdangerous import URLSafeSerializer
 
 from tests.helpers import instance_env, make_app, unique, wait_for
 from tests.integration.helpers import csrf_from
@@ -156,3 +159,89 @@ def test_without_redis_sign_in_answers_503_not_200_and_not_500(fresh, tmp_path):
                                                               "name": "x"})
     assert api.status_code == 503 and api.get_json()["error"]["code"] == "unavailable"
     assert int(api.headers["Retry-After"]) > 0
+
+
+# --- device cookies: known browsers pass a sprayed shared address -----------------------
+
+SCHOOL, HOME = "198.51.100.77", "203.0.113.80"
+
+
+def browser_at(app, address: str):
+    """A browser (a test client keeping its cookies) at `address`."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def sign_in_page(client, login: str, password: str):
+    token = csrf_from(client.get("/login").data)
+    return client.post("/login", data={"login": login, "password": password, "csrf_token": token})
+
+
+def sign_out(client) -> None:
+    token = csrf_from(client.get("/studio").data)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+
+
+def spray(app, address: str, times: int) -> None:
+    for n in range(times):
+        assert login_from(app, address, unique("nobody"), f"guess {n}").status_code == 401
+    assert login_from(app, address, unique("nobody"), "one more").status_code == 429
+
+
+def test_a_known_device_signs_in_from_a_sprayed_address_and_a_new_account_does_not(fresh):
+    app = fresh(DAYDREAM_SIGNIN_LIMIT_IP="4 per 15 minutes")
+    pupil, newcomer = unique("pupil"), unique("newcomer")
+    register(app.test_client(), pupil)
+    newcomer_id = register(app.test_client(), newcomer)["id"]
+    laptop = browser_at(app, HOME)  # the pupil's laptop signs in at home first
+    assert sign_in_page(laptop, pupil, PASSWORD).status_code == 302
+    assert laptop.get_cookie("daydream_device") is not None
+    sign_out(laptop)
+
+    spray(app, SCHOOL, 4)  # someone at school sprays accounts: the address is capped
+    laptop.environ_base["REMOTE_ADDR"] = SCHOOL
+    assert sign_in_page(laptop, pupil, PASSWORD).status_code == 302, "a known device was locked out"
+    sign_out(laptop)
+    # An account that never signed in from there, without a device cookie, is refused;
+    # so is one with another account's cookie, or a cookie not signed by the server.
+    assert retry_after(login_from(app, SCHOOL, newcomer, PASSWORD)) > 0
+    assert retry_after(sign_in_page(laptop, newcomer, PASSWORD)) > 0
+    forged = browser_at(app, SCHOOL)
+    forged.set_cookie("daydream_device", URLSafeSerializer("not the secret", salt="daydream.device-cookie").dumps(
+        [[newcomer_id, "a nonce", int(time.time())]]))
+    assert retry_after(sign_in_page(forged, newcomer, PASSWORD)) > 0
+
+
+def test_an_account_made_on_a_school_computer_signs_in_there_again_after_a_spray(fresh):
+    app = fresh(DAYDREAM_SIGNIN_LIMIT_IP="4 per 15 minutes")
+    desk = browser_at(app, SCHOOL)
+    name = unique("made")
+    token = csrf_from(desk.get("/register").data)
+    made = desk.post("/register", data={"username": name, "email": f"{name}@example.com",
+                                        "password": PASSWORD, "csrf_token": token})
+    assert made.status_code == 302, made.data[:300]
+    sign_out(desk)
+    spray(app, SCHOOL, 4)
+    assert sign_in_page(desk, name, PASSWORD).status_code == 302
+
+
+def test_a_known_device_has_its_own_limit(fresh):
+    app = fresh(DAYDREAM_SIGNIN_FREE_FAILURES="2", DAYDREAM_SIGNIN_LIMIT_IP="4 per 15 minutes")
+    owner = unique("device")
+    register(app.test_client(), owner)
+    phone = browser_at(app, HOME)
+    assert sign_in_page(phone, owner, PASSWORD).status_code == 302
+    sign_out(phone)
+    # Wrong passwords from the known device slow down that device, not the address.
+    phone.environ_base["REMOTE_ADDR"] = SCHOOL
+    for n in range(2):
+        assert sign_in_page(phone, owner, f"typo {n}").status_code == 401
+    slowed = sign_in_page(phone, owner, PASSWORD)
+    assert retry_after(slowed) >= 1
+    assert b"Too many failed sign-ins for this account on this device" in slowed.data
+    bystander = unique("bystander")
+    register(app.test_client(), bystander)
+    assert login_from(app, SCHOOL, bystander, PASSWORD).status_code == 302, "the device's typos capped the address"
+    # The owner's other browsers are not slowed by the device's failures.
+    assert login_from(app, HOME, owner, PASSWORD).status_code == 302
