@@ -16,6 +16,8 @@ owner of a task gets `task` events for its own moves only; pages read the positi
 their own queued tasks when the queue changes (GET /api/v1/queue)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,16 +25,17 @@ from datetime import timedelta
 import redis
 import sqlalchemy as sa
 from flask import current_app
+from PIL import Image as PILImage
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Image, Task, TaskState, User, iso, utcnow
 from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
-from services.core.errors import Conflict, NotFound, QueueFull, Unavailable, ValidationError
+from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
 from services.generation import catalog, dispatch, estimates
 from services.generation.params import task_cost, validate_task_params
-from services.library import boards
+from services.library import boards, storage
 from services.moderation import rules as prompt_rules
 
 log = logging.getLogger(__name__)
@@ -70,12 +73,16 @@ def check_params(user: User, data) -> dict:
 
 def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     """Validate, debit and create the task in one transaction, then enqueue its id.
-    The same Idempotency-Key from the same user returns the first task."""
+    The same Idempotency-Key from the same user with the same request returns the first
+    task; with another request it is a 422 (idempotency_key_reused)."""
+    fingerprint = None
     if idempotency_key is not None:
         idempotency_key = idempotency_key.strip()[:255] or None
+    if idempotency_key:
+        fingerprint = request_fingerprint(user, data)
         existing = _by_idempotency_key(user, idempotency_key)
         if existing:
-            return existing
+            return _same_request(existing, fingerprint)
     params = check_params(user, data)
     prompt_rules.check_prompt(user, params)  # 422 prompt_blocked, recorded; nothing charged
     if not redis_client.available():
@@ -97,7 +104,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         init_image_id=params["init_image"], strength=params["strength"], init_fit=params["init_fit"],
         loras=params["loras"] or None,
         board_id=params["board_id"],
-        cost=cost_for(user, params), idempotency_key=idempotency_key,
+        cost=cost_for(user, params), idempotency_key=idempotency_key, idempotency_hash=fingerprint,
         fair_round=dispatch.next_round(user.id),
     )
     try:
@@ -111,7 +118,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         db.session.rollback()
         existing = _by_idempotency_key(user, idempotency_key) if idempotency_key else None
         if existing:
-            return existing
+            return _same_request(existing, fingerprint)
         raise
     except Exception:
         db.session.rollback()
@@ -141,6 +148,42 @@ def check_queue_bounds(user: User) -> None:
     if count() > config["QUEUE_LIMIT"]:
         raise QueueFull("The queue is full; try again shortly. Nothing was charged.",
                         headers={"Retry-After": str(estimates.retry_after())})
+
+
+def request_fingerprint(user: User, data) -> str:
+    """SHA-256 of a submit's request as sent, normalized: keys in order, 7.0 as 7, and an
+    init image by its content (a compatibility client sends the picture itself again
+    with a retry, which is stored as a new upload)."""
+    def normal(value):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {str(k): normal(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [normal(v) for v in value]
+        return value
+
+    body = normal(data)
+    if isinstance(body, dict) and isinstance(body.get("init_image"), str):
+        init = db.session.scalar(sa.select(Image).where(Image.id == body["init_image"], Image.user_id == user.id))
+        if init is not None:
+            try:  # its pixels (the stored file's metadata differs from upload to upload)
+                with PILImage.open(storage.path_of(init)) as picture:
+                    pixels = hashlib.sha256(picture.tobytes())
+                body["init_image"] = f"{picture.size[0]}x{picture.size[1]}:{pixels.hexdigest()}"
+            except OSError:
+                pass  # a missing or unreadable file: the id stands for it
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _same_request(task: Task, fingerprint: str | None) -> Task:
+    """The task of an Idempotency-Key used again, if it was for the same request."""
+    if task.idempotency_hash and fingerprint and task.idempotency_hash != fingerprint:
+        raise ServiceError("This Idempotency-Key was used for a different request (task "
+                           f"{task.id}); send a new key with a new request.", code="idempotency_key_reused",
+                           field="Idempotency-Key", status=422)
+    return task
 
 
 def _by_idempotency_key(user: User, idempotency_key: str) -> Task | None:

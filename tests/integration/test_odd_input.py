@@ -243,3 +243,51 @@ def test_image_to_image_with_no_step_to_run_is_refused_on_the_openai_route(paint
     assert response.status_code == 400, response.get_json()
     error = response.get_json()["error"]
     assert error["param"] == "strength" and "strength must be at least" in error["message"]
+
+
+# --- an Idempotency-Key reused with another request ------------------------------------------
+
+def test_an_idempotency_key_reused_with_another_body_is_a_422(make_idle_user):
+    user = make_idle_user()
+    key = {"Idempotency-Key": unique("key")}
+    first = user.submit(headers=key, prompt="a mill", steps=8)
+    assert first.status_code == 202
+    # the same request, spelt differently: keys in another order, 8.0 for 8
+    again = user.post("/api/v1/tasks", headers=key, data='{"steps": 8.0, "height": 64, "width": 64, '
+                      '"prompt": "a mill"}', content_type="application/json")
+    assert again.status_code == 202 and again.get_json()["id"] == first.get_json()["id"]
+    tokens = user.me()["tokens"]
+    other = user.submit(headers=key, prompt="a windmill", steps=8)
+    assert other.status_code == 422, other.get_json()
+    error = other.get_json()["error"]
+    assert error["code"] == "idempotency_key_reused" and error["field"] == "Idempotency-Key"
+    assert first.get_json()["id"] in error["message"]
+    assert user.me()["tokens"] == tokens
+    assert user.get("/api/v1/tasks").get_json()["total"] == 1
+
+
+def test_a_blank_idempotency_key_is_no_key(make_idle_user):
+    user = make_idle_user()
+    first = user.submit()
+    blank = user.submit(headers={"Idempotency-Key": "  "}, prompt="another")
+    assert blank.status_code == 202 and blank.get_json()["id"] != first.get_json()["id"]
+
+
+def test_an_a1111_retry_with_its_key_returns_the_first_task_and_another_body_is_refused(make_user):
+    import base64
+    import json
+
+    user = make_user("oddretry")
+    key = {"Idempotency-Key": unique("key")}
+    body = {"prompt": "a fox", "init_images": [base64.b64encode(image_bytes()).decode()], "steps": 4,
+            "denoising_strength": 0.5, "width": 64, "height": 64}
+    first = user.post("/sdapi/v1/img2img", headers=key, json=body)
+    assert first.status_code == 200, first.get_json()
+    task_id = json.loads(first.get_json()["info"])["daydream_task_id"]
+    tokens = user.me()["tokens"]
+    again = user.post("/sdapi/v1/img2img", headers=key, json=body)  # the picture is sent (and stored) again
+    assert again.status_code == 200 and json.loads(again.get_json()["info"])["daydream_task_id"] == task_id
+    other = user.post("/sdapi/v1/img2img", headers=key, json={
+        **body, "init_images": [base64.b64encode(image_bytes(colour=(0, 90, 200))).decode()]})
+    assert other.status_code == 422 and "Idempotency-Key" in other.get_json()["detail"]
+    assert user.me()["tokens"] == tokens
