@@ -10,7 +10,7 @@ from extensions import db
 from services.accounts import tiers
 from services.accounts.passwords import MIN_PASSWORD
 from services.core import liveness, redis_client
-from services.generation import catalog, params
+from services.generation import catalog, families, params
 from services.library import showcase
 
 bp = Blueprint("public", __name__)
@@ -41,11 +41,34 @@ def index():
                            payment_configured=tiers.payment_configured())
 
 
+def docs_models(user_limits: dict) -> tuple[list[dict], dict]:
+    """The enabled models as /docs lists them (name, family, and the values a task starts
+    from: each model's card, fitted to a plain user's limits), and the default model's
+    panel defaults: the same numbers the studio and the API use."""
+    cards = catalog.cards()
+    default_id = catalog.default_model()
+    models = []
+    for model in catalog.models():
+        card = cards.get(model["id"])
+        if card is None:
+            continue
+        models.append({"id": model["id"], "name": model["name"], "family": card.label,
+                       "default": model["id"] == default_id, "uses_guidance": card.uses_guidance,
+                       "uses_negative_prompt": card.uses_negative_prompt,
+                       **params.card_defaults(card, user_limits)})
+    card = cards.get(default_id) or catalog.card_for(default_id)
+    return models, params.studio_defaults(card, user_limits)
+
+
 @bp.get("/docs")
 def docs():
     config = current_app.config
-    return render_template("public/docs.html", limits=config["LIMITS"], defaults=params.DEFAULTS,
-                           rules=params.rules(config["LIMITS"]["user"]), cost=params.COST,
+    user_limits = config["LIMITS"]["user"]
+    models, defaults = docs_models(user_limits)
+    return render_template("public/docs.html", limits=config["LIMITS"], defaults=defaults, models=models,
+                           default_model=next((m for m in models if m["default"]), None),
+                           families=families.FAMILIES.values(), max_loras=config["MAX_LORAS"],
+                           loras=catalog.loras(), rules=params.rules(user_limits), cost=params.COST,
                            schedulers=catalog.schedulers(), archive_ttl=duration(config["ARCHIVE_TTL"]),
                            min_password=MIN_PASSWORD)
 
@@ -92,8 +115,12 @@ def healthz():
         # The image check (DAYDREAM_SAFETY): a worker that cannot run it takes no tasks.
         # The web is healthy still (200); workers_ready counts the workers serving.
         problems = [w["safety"] for w in found.values() if w.get("safety") not in (None, "off", "ok")]
-        body["workers_ready"] = len(found) - len(problems)
+        # The images folder's disk (DAYDREAM_MIN_FREE_MB): an almost full one, no tasks either.
+        full = [w["disk"] for w in found.values() if w.get("disk") not in (None, "ok")]
+        body["workers_ready"] = sum(1 for w in found.values() if w.get("safety") in (None, "off", "ok")
+                                    and w.get("disk") in (None, "ok"))
         body["safety"] = problems[0] if problems else current_app.config["SAFETY"]
+        body["disk"] = full[0] if full else "ok"
         body["archive_workers"] = len(liveness.alive(liveness.archive_pool(), probe))
     except Exception as exc:
         body["redis"], ok = f"down: {exc.__class__.__name__}", False

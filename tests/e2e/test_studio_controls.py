@@ -164,8 +164,10 @@ def test_cancel_a_running_task_and_get_the_tokens_back(page):
     task_id = card.get_attribute("data-task-id")
     expect(page.locator("#balance")).to_contain_text("17")
     expect(card).to_have_attribute("data-state", "running", timeout=DONE_TIMEOUT)
-    cancel = card.locator(".task-cancel")
+    # Its name is what people call it; what it does is the hint.
+    cancel = card.get_by_role("button", name="Cancel", exact=True)
     expect(cancel).to_be_visible()
+    expect(cancel).to_have_attribute("title", "Stop this task and get its tokens back")
     cancel.click()
 
     expect(card).to_have_attribute("data-state", "canceled")
@@ -377,6 +379,23 @@ def test_a_full_queue_says_when_to_try_again(page):
     expect(page.locator("#task-list article.task")).to_have_count(0)
 
 
+def covered_buttons(card) -> list[str]:
+    """The card's visible buttons that the "New image" button overlaps, with the page
+    scrolled to the top and to the bottom."""
+    found = []
+    for scroll in ("top", "bottom"):
+        found += card.evaluate("""(card, scroll) => {
+          window.scrollTo(0, scroll === 'top' ? 0 : document.documentElement.scrollHeight);
+          const fab = document.getElementById('panel-toggle').getBoundingClientRect();
+          return Array.from(card.querySelectorAll('button, a.btn')).filter(b => {
+            const r = b.getBoundingClientRect();
+            if (!r.width || !r.height) return false;
+            return r.left < fab.right && fab.left < r.right && r.top < fab.bottom && fab.top < r.bottom;
+          }).map(b => b.textContent.trim() + ' (' + scroll + ')');
+        }""", scroll)
+    return found
+
+
 def test_variants_on_a_phone(phone):
     register_and_sign_in(phone, "pocketvariant")
     phone.click("#panel-toggle")
@@ -386,8 +405,36 @@ def test_variants_on_a_phone(phone):
     phone.click("#generate")
     card = newest_card(phone)
     expect(card).to_have_attribute("data-state", "done", timeout=DONE_TIMEOUT)
+    expect(phone.locator("#studio-panel")).to_be_hidden()
+    # The "New image" button covers none of the newest card's buttons.
+    assert covered_buttons(card) == []
     card.locator(".image-variant").first.click()
     # The drawer opens with the image to start from.
     expect(phone.locator("#init-preview")).to_be_visible()
     expect(phone.locator("#prompt")).to_be_visible()
     screenshot(phone, "studio-phone-variant")
+
+
+def test_a_lora_tag_typed_in_the_prompt_shows_its_chip_and_the_task_applies_it(page):
+    register_and_sign_in(page, "tagger")
+    chips = page.locator("#lora-list li[data-from='prompt']")
+    page.fill("#prompt", "a paper boat <lora:nothing-like-it:1>")
+    expect(page.locator("#loras-error")).to_have_text("<lora:nothing-like-it> is not a LoRA for this model.")
+    expect(chips).to_have_count(0)
+    fill_parameters(page, "a paper boat <lora:demo-sd1-lora:0.6>", width=64, height=64, steps=2)
+    expect(chips).to_have_count(1)
+    expect(chips.first).to_contain_text("demo-sd1-lora")
+    expect(chips.first.locator(".lora-row__tag")).to_have_text("<lora:demo-sd1-lora:0.6>")
+    expect(page.locator("#loras-error")).to_be_hidden()
+    expect(page.locator("#lora-choice")).to_be_disabled()  # the one LoRA there is, taken by the tag
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/tasks") and r.method == "POST") as sent:
+        page.click("#generate")
+    assert sent.value.post_data_json["prompt"] == "a paper boat <lora:demo-sd1-lora:0.6>"  # the server reads it
+    card = newest_card(page)
+    expect(card).to_have_attribute("data-state", "done", timeout=DONE_TIMEOUT)
+    expect(card.locator(".task-loras")).to_have_text("LoRA demo-sd1-lora (0.6)")
+    task = get_task(page, card.get_attribute("data-task-id"))
+    assert task["loras"] == [{"id": "demo-lora-sd1", "name": "demo-sd1-lora", "weight": 0.6}]
+    assert task["prompt"] == "a paper boat"
+    expect(page.locator("#prompt")).to_have_value("a paper boat <lora:demo-sd1-lora:0.6>")  # the tag stays visible
+    assert page.js_errors == []

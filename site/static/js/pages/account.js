@@ -65,12 +65,12 @@ if (apiTokens) {
     const revoke = event.target.closest("button.token-revoke");
     if (!revoke) return;
     const name = revoke.dataset.tokenName;
-    if (!window.confirm("Revoke the token \u201c" + name + "\u201d? Scripts using it stop working.")) return;
+    if (!window.confirm("Revoke the API key \u201c" + name + "\u201d? Scripts and tools using it stop working.")) return;
     revoke.disabled = true;
     api("DELETE", "/api/v1/auth/tokens/" + encodeURIComponent(revoke.dataset.tokenId)).then((res) => {
       if (res.ok || res.status === 404) { loadTokens(); return; }
       revoke.disabled = false;
-      window.alert(errorText(res, "The token was not revoked."));
+      window.alert(errorText(res, "The API key was not revoked."));
     });
   });
 }
@@ -125,7 +125,7 @@ if (passwordForm) passwordForm.addEventListener("submit", (event) => {
     if (!res.ok) { showErrors(passwordForm, res.error, "current_password"); return; }
     passwordForm.reset();
     say("password-status", kept ? "Password changed." :
-      "Password changed. Your other sessions are signed out and your API tokens revoked.", true);
+      "Password changed. Your other sessions are signed out and your API keys revoked.", true);
     if (!kept) loadTokens();
   });
 });

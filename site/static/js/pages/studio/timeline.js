@@ -123,6 +123,12 @@ function createCard(task) {
   return card;
 }
 
+/** Whether the task's model takes guidance (its card: FLUX.1 schnell does not). */
+function usesGuidance(modelId) {
+  const model = config.models.find((m) => m.id === modelId);
+  return !model || model.uses_guidance !== false;
+}
+
 function updateCard(card, task) {
   const taskState = task.state || "queued";
   const finished = isFinal(taskState);
@@ -139,7 +145,8 @@ function updateCard(card, task) {
 
   const cancel = $(".task-cancel", card);
   cancel.hidden = !(taskState === "queued" || taskState === "running");
-  cancel.setAttribute("aria-label", taskState === "running" ? "Stop this task and get its tokens back" : "Cancel this task and get its tokens back");
+  // Its name stays "Cancel" (what people say and click); what it does is the hint.
+  cancel.title = taskState === "running" ? "Stop this task and get its tokens back" : "Cancel this task and get its tokens back";
   const images = Array.isArray(task.images) ? task.images : [];
   const archive = $(".task-archive", card);
   // (Images held for review are left out of the ZIP: with only those, there is nothing to download.)
@@ -160,7 +167,7 @@ function updateCard(card, task) {
   if (size && task.samples > 1) size += " · " + task.samples + " images";
   setText($(".task-size", card), size);
   setText($(".task-steps", card), typeof task.steps === "number" ? plural(task.steps, "step", "steps") : "");
-  setText($(".task-guidance", card), typeof task.guidance === "number" ? "Guidance " + task.guidance : "");
+  setText($(".task-guidance", card), typeof task.guidance === "number" && usesGuidance(task.model) ? "Guidance " + task.guidance : "");
   setText($(".task-scheduler", card), task.scheduler ? (config.schedulers[task.scheduler] || task.scheduler) : "");
   setText($(".task-model", card), task.model && config.models.length > 1 ? (config.modelNames[task.model] || task.model) : "");
   setText($(".task-loras", card), Array.isArray(task.loras) && task.loras.length ? (task.loras.length > 1 ? "LoRAs " : "LoRA ") + lorasText(task.loras) : "");
