@@ -80,6 +80,9 @@ class Config:
         self.REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         self.IMAGES_PATH = Path(os.environ.get("DAYDREAM_IMAGES_PATH") or self.INSTANCE_PATH / "images")
         self.MODELS_PATH = Path(os.environ.get("DAYDREAM_MODELS_PATH") or self.INSTANCE_PATH / "models")
+        # Links in the models folder that lead out of it are not followed (nor opened)
+        # unless this is true; links that stay inside it always are.
+        self.MODELS_FOLLOW_LINKS = env_bool("DAYDREAM_MODELS_FOLLOW_LINKS", False)
         # "demo" is the tiny built-in model; otherwise a hub id, a diffusers folder
         # or a single-file checkpoint (.safetensors / .ckpt).
         self.MODEL = os.environ.get("DAYDREAM_MODEL") or "demo"

@@ -313,6 +313,7 @@ class ModelState(str, enum.Enum):
     AVAILABLE = "available"
     MISSING = "missing"
     ERROR = "error"
+    UNSUPPORTED = "unsupported"  # a family Daydream does not serve (yet): cannot be enabled
 
 
 class AiModel(db.Model):
@@ -354,6 +355,9 @@ class AiModel(db.Model):
         if staff:
             data.update(spec=self.spec, enabled=self.enabled, state=self.state, error=self.error,
                         source=self.source, default=self.is_default)
+            if self.family not in FAMILIES and self.kind != "demo":  # not a guess of SD 1.x for staff
+                data.update(family=None, family_label="Unsupported" if self.state == ModelState.UNSUPPORTED.value
+                            else "Unknown")
         return data
 
 

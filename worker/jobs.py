@@ -41,6 +41,7 @@ from worker.pipelines import (
     memory_mode,
     resident,
     resolve_device,
+    without_paths,
 )
 from worker.previews import PreviewThrottle, preview_data_url
 
@@ -56,7 +57,7 @@ def pipelines() -> PipelineCache:
     if _cache is None:
         config = get_app().config
         _cache = PipelineCache(Path(config["MODELS_PATH"]), device=config["DEVICE"], vram=config["VRAM"],
-                               compile=config["COMPILE"])
+                               compile=config["COMPILE"], follow_links=config["MODELS_FOLLOW_LINKS"])
     return _cache
 
 
@@ -172,12 +173,16 @@ def _quietly(call, *args, **kwargs):
 
 
 def readable_error(exc: Exception) -> str:
-    if isinstance(exc, (ModelLoadError, LoraError)):
-        return f"{exc} Your tokens were refunded."
+    # Users see a model's name, never a server path (staff see the full message on
+    # Admin → Models and in the log).
+    if isinstance(exc, ModelLoadError):
+        return f"{exc.user} Your tokens were refunded."
+    if isinstance(exc, LoraError):
+        return f"{without_paths(str(exc))} Your tokens were refunded."
     if isinstance(exc, torch.OutOfMemoryError):
         return ("The GPU ran out of memory. Try a smaller size or fewer samples (staff: "
                 "DAYDREAM_VRAM=low fits larger models on small cards). Your tokens were refunded.")
-    return (f"Generation failed ({exc.__class__.__name__}: {exc}). "
+    return (f"Generation failed ({exc.__class__.__name__}: {without_paths(str(exc))}). "
             "Your tokens were refunded; try again, and tell staff if it keeps happening.")
 
 
@@ -298,7 +303,7 @@ def _lora_file(lora_id: str, family: str) -> Path:
     spec = catalog.spec_of(lora_id)
     if spec is None:
         raise LoraError(f"The LoRA {lora_id} is no longer available on this server; pick another.")
-    return lora_path(spec, pipelines().models_path, family)
+    return lora_path(spec, pipelines().models_path, family, pipelines().follow_links)
 
 
 def _takes_size(runner) -> bool:

@@ -36,6 +36,7 @@ from transformers.utils import logging as transformers_logging
 
 from services.generation import families
 from services.generation.families import Detected, UnknownModel
+from services.generation.model_files import ModelsFolder
 from worker.demo_model import build_demo_lora, build_demo_model
 from worker.schedulers import DEFAULT_SCHEDULER, apply_scheduler
 
@@ -86,11 +87,46 @@ CONFIG_FOLDER = "configs"
 
 
 class ModelLoadError(Exception):
-    """A model could not be loaded; the message is meant for the operator."""
+    """A model could not be loaded. The message is meant for the operator (staff see it on
+    Admin → Models, and the log has it): it may name server paths. `user` is what the
+    person who asked sees: the model's name, no paths."""
+
+    def __init__(self, message: str, user: str | None = None):
+        super().__init__(message)
+        self.user = user or without_paths(message)
 
 
 class LoraError(Exception):
-    """A LoRA could not be applied; the message is meant for the person who asked."""
+    """A LoRA could not be applied; the message is meant for the person who asked (no paths)."""
+
+
+# An absolute path in a message (POSIX, ~/…, or C:\…): not after a word, a dot or a colon,
+# so "1.x/2.x", hub ids ("owner/name") and URLs stay as they are.
+_PATH = re.compile(r"""(?<![\w.:/~-])(?:~?/|[A-Za-z]:\\)[^\s'"`()\[\]{}<>,;]+""")
+
+
+def without_paths(text: str) -> str:
+    """`text` with every absolute server path cut to its last part ("/srv/models/a/b.safetensors"
+    becomes "b.safetensors"): what a user may see of an error."""
+    def last_part(match: re.Match) -> str:
+        parts = [p for p in re.split(r"[/\\]", match.group(0).rstrip(".:")) if p and p != "~"]
+        tail = match.group(0)[len(match.group(0).rstrip(".:")):]
+        return (parts[-1] if parts else "…") + tail
+    return _PATH.sub(last_part, text)
+
+
+def model_name(spec: str) -> str:
+    """The name a model is listed under (catalog.py names scanned models the same way):
+    a file's or folder's name without its folder, a hub id as it is."""
+    path = Path(spec)
+    if spec.lower().endswith(CHECKPOINT_SUFFIXES):
+        return path.stem
+    return path.name if _looks_like_path(spec) else spec
+
+
+def _for_user(spec: str) -> str:
+    return (f"The model {model_name(spec)} could not be loaded on this server; staff can see why "
+            "on Admin → Models.")
 
 
 def _cause(exc: BaseException) -> str:
@@ -138,11 +174,23 @@ def resolve_device(device: str = "auto", family: str | None = None) -> tuple[str
     return device, torch.float16
 
 
-def _local_candidate(spec: str, models_path: Path) -> Path | None:
-    """The existing file or folder a spec names (absolute, or under models_path)."""
-    path = Path(spec).expanduser()
-    candidate = path if path.is_absolute() else Path(models_path) / path
-    return candidate if candidate.exists() else None
+def _local_candidate(spec: str, rules: ModelsFolder) -> Path | None:
+    """The existing file or folder a spec names (absolute, or under the models folder; a
+    relative one may not lead out of it, nor may any file of its folder, unless links
+    out are followed)."""
+    try:
+        candidate = rules.resolve(spec)
+    except OSError as exc:
+        raise ModelLoadError(f"Model {spec!r} could not be loaded: {exc}.") from exc
+    if not candidate.exists():
+        return None
+    if not Path(spec).expanduser().is_absolute():
+        out = rules.first_link_out(candidate)
+        if out is not None:
+            raise ModelLoadError(f"Model {spec!r} could not be loaded: {rules.rel(out)} links to "
+                                 f"{rules.leaves(out)}, outside the models folder, which is not followed "
+                                 "(DAYDREAM_MODELS_FOLLOW_LINKS=true follows such links).")
+    return candidate
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -214,30 +262,41 @@ def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipel
     return pipe, Detected(family, variant)
 
 
-def config_folder(family: str, models_path: Path, exclude: Path | None = None) -> Path | None:
+def config_folder(family: str, models_path: Path, exclude: Path | None = None,
+                  follow_links: bool = False) -> Path | None:
     """A local diffusers folder of `family` for loading a single file: <models>/configs/<family>
     first, else any diffusers folder of that family in the models folder (not the demo
-    models: their configs are a toy's)."""
-    models_path = Path(models_path)
-    preferred = models_path / CONFIG_FOLDER / family
-    if (preferred / "model_index.json").is_file():
-        return preferred
-    if not models_path.is_dir():
-        return None
-    for index in sorted(models_path.glob("**/model_index.json")):
-        folder = index.parent
-        rel = folder.relative_to(models_path)
-        if len(rel.parts) > 4 or any(p.startswith((".", DEMO_FOLDER)) for p in rel.parts) or folder == exclude:
-            continue
+    models: their configs are a toy's; not one that leads out of the models folder,
+    unless links out are followed)."""
+    rules = ModelsFolder(models_path, follow_links)
+    models_path = rules.root
+
+    def usable(folder: Path) -> bool:
         try:
-            if families.detect_folder(folder).family == family:
-                return folder
-        except UnknownModel:
-            continue
+            return ((folder / "model_index.json").is_file() and rules.first_link_out(folder) is None
+                    and families.detect_folder(folder, rules.check).family == family)
+        except (OSError, UnknownModel):
+            return False
+
+    preferred = models_path / CONFIG_FOLDER / family
+    if usable(preferred):
+        return preferred
+
+    def descend(rel: Path, path: Path) -> bool:
+        try:
+            return not path.name.startswith((".", DEMO_FOLDER)) and not (path / "model_index.json").is_file()
+        except OSError:
+            return False
+
+    for entry in rules.walk(descend, max_depth=5):
+        if (entry.is_dir and not entry.why and entry.path != exclude
+                and not any(p.startswith((".", DEMO_FOLDER)) for p in entry.rel.parts) and usable(entry.path)):
+            return entry.path
     return None
 
 
-def _load_single_file(path: Path, spec: str, models_path: Path, device: str) -> tuple[DiffusionPipeline, Detected]:
+def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
+                      follow_links: bool = False) -> tuple[DiffusionPipeline, Detected]:
     if path.suffix.lower() == ".ckpt":
         found = Detected("sd1")  # a pickle: not opened to look (the loader reads it safely)
     else:
@@ -252,7 +311,7 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str) -> 
     cls = PIPELINES[found.family]
     _, dtype = resolve_device(device, found.family)
     kwargs = {_dtype_kwarg(): dtype, **_extra_kwargs(cls)}
-    config = config_folder(found.family, models_path)
+    config = config_folder(found.family, models_path, follow_links=follow_links)
     label = families.FAMILIES[found.family].label
     where = models_path / CONFIG_FOLDER / found.family
     try:
@@ -311,25 +370,36 @@ def _load_folder(local: Path, spec: str, device: str) -> tuple[DiffusionPipeline
     return cls.from_pretrained(local, local_files_only=True, **{_dtype_kwarg(): dtype}, **_extra_kwargs(cls)), found
 
 
-def load_pipeline(spec: str, models_path: Path, device: str = "auto", vram: str = "auto") -> DiffusionPipeline:
+def load_pipeline(spec: str, models_path: Path, device: str = "auto", vram: str = "auto",
+                  follow_links: bool = False) -> DiffusionPipeline:
     """Load the text-to-image pipeline for `spec` (see the module docstring), on `device`
     in the memory mode `vram` (place_on_device), with progress bars silenced. Its family
-    is family_of(pipe)."""
+    is family_of(pipe). follow_links: DAYDREAM_MODELS_FOLLOW_LINKS (model_files.py). A
+    failure is a ModelLoadError whose `user` text names the model, not its path."""
     spec = (spec or "").strip()
-    models_path = Path(models_path)
+    try:
+        return _load_pipeline(spec, Path(models_path), device, vram, follow_links)
+    except ModelLoadError as exc:
+        if spec:
+            exc.user = _for_user(spec)
+        raise
+
+
+def _load_pipeline(spec: str, models_path: Path, device: str, vram: str, follow_links: bool) -> DiffusionPipeline:
     if not spec:
         raise ModelLoadError(f"No model given. Set DAYDREAM_MODEL to 'demo', a hub id or a file or folder under {models_path}.")
     resolve_device(device)  # a CUDA device without CUDA: say so before anything loads
+    rules = ModelsFolder(models_path, follow_links)
     try:
         demo = families.DEMO_MODELS.get(spec)
         if demo is not None:
             folder = build_demo_model(models_path / demo_folder_name(spec), demo)
             pipe, found = _load_folder(folder, spec, device)
-        elif (local := _local_candidate(spec, models_path)) is not None:
+        elif (local := _local_candidate(spec, rules)) is not None:
             if local.is_dir():
                 pipe, found = _load_folder(local, spec, device)
             elif local.suffix.lower() in CHECKPOINT_SUFFIXES:
-                pipe, found = _load_single_file(local, spec, models_path, device)
+                pipe, found = _load_single_file(local, spec, models_path, device, follow_links)
             else:
                 raise ModelLoadError(
                     f"Model {spec!r} could not be loaded: {local} is a file but not a .safetensors or .ckpt "
@@ -494,16 +564,16 @@ def adapter_name(lora_id: str) -> str:
     return "lora_" + re.sub(r"\W", "_", lora_id)
 
 
-def lora_path(spec: str, models_path: Path, family: str) -> Path:
-    """The file of a LoRA spec: a demo LoRA (built on first use), or a path under the models folder."""
+def lora_path(spec: str, models_path: Path, family: str, follow_links: bool = False) -> Path:
+    """The file of a LoRA spec: a demo LoRA (built on first use), or a path under the models
+    folder (OSError when it leads out of it and links out are not followed)."""
     models_path = Path(models_path)
     demo = families.DEMO_LORAS.get(spec)
     if demo is not None:
         model_id = next(m for m, f in families.DEMO_MODELS.items() if f == demo)
         folder = build_demo_model(models_path / demo_folder_name(model_id), demo)
         return build_demo_lora(models_path / DEMO_LORA_FOLDER / f"{demo}.safetensors", demo, folder)
-    path = Path(spec).expanduser()
-    return path if path.is_absolute() else models_path / path
+    return ModelsFolder(models_path, follow_links).resolve(spec)
 
 
 def apply_loras(pipe, loras: list[dict], resolve) -> list[str]:
@@ -521,8 +591,8 @@ def apply_loras(pipe, loras: list[dict], resolve) -> list[str]:
     for lora in loras:
         name = adapter_name(lora["id"])
         if name not in loaded:
-            path = resolve(lora["id"])
             try:
+                path = resolve(lora["id"])
                 pipe.load_lora_weights(str(path), adapter_name=name)
             except Exception as exc:
                 try:
@@ -530,8 +600,8 @@ def apply_loras(pipe, loras: list[dict], resolve) -> list[str]:
                 except Exception:
                     pass
                 raise LoraError(f"The LoRA {lora.get('name') or lora['id']} could not be applied "
-                                f"({_cause(exc)}); tell staff it may be damaged or made for another "
-                                "kind of model.") from exc
+                                f"({without_paths(_cause(exc))}); tell staff it may be damaged or made "
+                                "for another kind of model.") from exc
         loaded.pop(name, None)
         loaded[name] = lora["id"]  # most recently used last
         names.append(name)
@@ -553,8 +623,10 @@ class PipelineCache:
     a second model rarely fits beside the first, so switching models frees
     the old one before loading the new one."""
 
-    def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto", compile: bool = False):
+    def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto", compile: bool = False,
+                 follow_links: bool = False):
         self.models_path = Path(models_path)
+        self.follow_links = follow_links  # DAYDREAM_MODELS_FOLLOW_LINKS
         self.device = device
         self.vram = vram
         self.compile = compile  # DAYDREAM_COMPILE: compile_pipeline() each pipeline loaded
@@ -567,7 +639,7 @@ class PipelineCache:
             return self.pipe
         self.unload()
         try:
-            self.pipe = load_pipeline(spec, self.models_path, self.device, self.vram)
+            self.pipe = load_pipeline(spec, self.models_path, self.device, self.vram, self.follow_links)
             if self.compile:
                 compile_pipeline(self.pipe)
         except BaseException:

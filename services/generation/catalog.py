@@ -8,6 +8,7 @@ stores the model's id; the worker looks the spec up here."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from services.core import audit
 from services.core.errors import NotFound, ValidationError
 from services.generation import families
 from services.generation.families import Card
+from services.generation.model_files import ModelsFolder
 from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
 
 __all__ = ["DEFAULT_SCHEDULER", "schedulers", "models", "model_ids", "default_model"]
@@ -30,6 +32,8 @@ LORA_FOLDER = "loras"
 # Folders of the models folder that hold no models of their own (configs for single
 # files, the image classifier).
 NOT_MODELS = ("configs", "safety")
+# States in which a model or LoRA cannot be enabled (a scan that reads it again clears them).
+UNUSABLE = (ModelState.ERROR.value, ModelState.UNSUPPORTED.value)
 
 
 def schedulers() -> dict[str, str]:
@@ -38,6 +42,11 @@ def schedulers() -> dict[str, str]:
 
 def models_folder() -> Path:
     return Path(current_app.config["MODELS_PATH"])
+
+
+def folder_rules() -> ModelsFolder:
+    """The models folder with its link rule (DAYDREAM_MODELS_FOLLOW_LINKS)."""
+    return ModelsFolder(models_folder(), current_app.config.get("MODELS_FOLLOW_LINKS", False))
 
 
 def local_path(spec: str) -> Path:
@@ -50,7 +59,10 @@ def model_kind(spec: str) -> str:
         return "demo"
     if spec.endswith(CHECKPOINTS):
         return "single_file"
-    if local_path(spec).is_dir():
+    try:
+        if folder_rules().resolve(spec).is_dir():
+            return "folder"
+    except OSError:  # a link out of the folder, or a folder that cannot be looked at
         return "folder"
     return "hub"
 
@@ -88,11 +100,12 @@ def detect(spec: str) -> families.Detected | None:
     if demo:
         return families.Detected(demo, families.DEMO_VARIANTS.get(demo, ""))
     kind = model_kind(spec)
+    rules = folder_rules()
     try:
         if kind == "folder":
-            return families.detect_folder(local_path(spec))
+            return families.detect_folder(rules.resolve(spec), rules.check)
         if kind == "single_file":
-            role, found = families.detect_file(local_path(spec))
+            role, found = families.detect_file(rules.resolve(spec), rules.check)
             return found if role == "model" else None
     except (OSError, families.UnknownModel):
         return None
@@ -245,67 +258,107 @@ def all_models() -> list[AiModel]:
     return list(db.session.scalars(sa.select(AiModel).order_by(AiModel.lora, AiModel.source, AiModel.name)))
 
 
-def _walk(folder: Path):
+def _walk(rules: ModelsFolder):
     """(relative path, role, what) for every model and LoRA in the models folder: a
     folder with model_index.json is one model (its parts are not looked into); files
     under loras/ are LoRAs; another .safetensors file is a checkpoint only when its
-    tensors say so (a LoRA elsewhere is still a LoRA; a VAE or an embedding is neither)."""
-    if not folder.is_dir():
-        return
-    stack = [folder]
-    while stack:
-        current = stack.pop()
+    tensors say so (a LoRA elsewhere is still a LoRA; a VAE or an embedding is neither).
+    Roles: model, lora, error / lora_error (unreadable: what says why), unsupported /
+    lora_unsupported (another family: what says which), skipped (not a model, or not
+    read: a link out of the folder, an entry that cannot be listed; what says why)."""
+
+    def descend(rel: Path, path: Path) -> bool:
+        if path.name.startswith(".") or path.name.startswith(DEMO_FOLDER):
+            return False
+        if len(rel.parts) == 1 and path.name in NOT_MODELS:
+            return False
         try:
-            entries = sorted(current.iterdir())
-        except OSError:
+            return not (path / "model_index.json").is_file()
+        except OSError:  # cannot be looked into: the walk says why
+            return True
+
+    for entry in rules.walk(descend):
+        rel, path = entry.rel, entry.path
+        if rel.parts and (rel.name.startswith(".") or rel.name.startswith(DEMO_FOLDER)
+                          or (len(rel.parts) == 1 and rel.name in NOT_MODELS)):
             continue
-        for path in entries:
-            rel = path.relative_to(folder)
-            if path.name.startswith(".") or path.name.startswith(DEMO_FOLDER):
-                continue
-            if path.is_dir():
-                if len(rel.parts) == 1 and path.name in NOT_MODELS:
-                    continue
-                if (path / "model_index.json").is_file():
-                    try:
-                        yield rel, "model", families.detect_folder(path)
-                    except families.UnknownModel as exc:
-                        yield rel, "error", str(exc)
-                elif len(rel.parts) < 4:
-                    stack.append(path)
-                continue
-            if path.suffix.lower() not in CHECKPOINTS:
-                continue
-            under_loras = rel.parts[0] == LORA_FOLDER
+        if any(part.startswith(".") or part.startswith(DEMO_FOLDER) for part in rel.parts[:-1]):
+            continue
+        under_loras = bool(rel.parts) and rel.parts[0] == LORA_FOLDER
+        if entry.why:
+            yield rel, "skipped", entry.why
+            continue
+        if entry.is_dir:
+            index = path / "model_index.json"
             try:
-                role, found = families.detect_file(path)
-            except (OSError, families.NotSafetensors) as exc:
-                # Damaged (or still downloading): listed with the reason, so staff see it.
-                if under_loras:
-                    yield rel, "lora_error", f"{path.name} could not be read as a LoRA: {exc}"
-                else:
-                    yield rel, "error", f"{path.name} could not be read: {exc}"
-                continue
-            except families.UnknownModel:
-                continue  # a VAE, an embedding, …: not a model
-            if under_loras and role == "model":
-                continue  # a checkpoint among the LoRAs: not one
-            yield rel, role, found
+                has_index = index.is_file() or index.is_symlink()
+            except OSError:
+                has_index = False
+            if has_index:
+                try:
+                    yield rel, "model", families.detect_folder(path, rules.check)
+                except families.Unsupported as exc:
+                    yield rel, "unsupported", str(exc)
+                except families.UnknownModel as exc:
+                    yield rel, "error", str(exc)
+            continue
+        if path.suffix.lower() not in CHECKPOINTS:
+            continue
+        try:
+            role, found = families.detect_file(path, rules.check)
+        except families.Unsupported as exc:
+            if under_loras or exc.lora:
+                yield rel, "lora_unsupported", str(exc)
+            else:
+                yield rel, "unsupported", str(exc)
+            continue
+        except (OSError, families.NotSafetensors) as exc:
+            # Damaged (or still downloading): listed with the reason, so staff see it.
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            if under_loras:
+                yield rel, "lora_error", f"{path.name} could not be read as a LoRA: {why}"
+            else:
+                yield rel, "error", f"{path.name} could not be read: {why}"
+            continue
+        except families.UnknownModel:
+            continue  # a VAE, an embedding, …: not a model
+        if under_loras and role == "model":
+            continue  # a checkpoint among the LoRAs: not one
+        yield rel, role, found
 
 
-def scan(reason: str = "") -> list[AiModel]:
+@dataclass
+class ScanResult:
+    models: list[AiModel]
+    skipped: list[dict]  # [{path, why}]: what the scan did not read, and why
+
+
+def scan(reason: str = "") -> ScanResult:
     """Find the models and LoRAs in the models folder (see _walk); new ones are added
-    disabled, vanished ones marked missing."""
+    disabled, vanished ones marked missing. What could not be read (a link out of the
+    folder, an unreadable entry) is skipped and said; a known model's files among them
+    put it in the error state."""
     ensure_models()
-    found: dict[str, tuple] = {str(rel): (role, what) for rel, role, what in _walk(models_folder())}
+    found: dict[str, tuple] = {}
+    skipped: list[dict] = []
+    for rel, role, what in _walk(folder_rules()):
+        if role == "skipped":
+            skipped.append({"path": str(rel), "why": what})
+        else:
+            found[str(rel)] = (role, what)
     known = {m.spec: m for m in db.session.scalars(sa.select(AiModel))}
+    for item in skipped:  # a model found before, unreadable now: says why
+        row = known.get(item["path"])
+        if row is not None and row.source == "scan":
+            found[item["path"]] = ("lora_error" if row.lora else "error", item["why"])
     audit.record("models.scan", target_type="models", target_id="", target_name=str(models_folder()), reason=reason,
                  details={"added": sorted(set(found) - set(known)),
-                          "missing": sorted(s for s, m in known.items() if m.source == "scan" and s not in found)})
+                          "missing": sorted(s for s, m in known.items() if m.source == "scan" and s not in found),
+                          "skipped": [item["path"] for item in skipped]})
     for spec in sorted(set(found) - set(known)):
         role, what = found[spec]
         row = AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec, kind=model_kind(spec),
-                      source="scan", enabled=False, lora=role in ("lora", "lora_error"))
+                      source="scan", enabled=False, lora=role in ("lora", "lora_error", "lora_unsupported"))
         db.session.add(row)
         _apply_scan(row, role, what)
         db.session.flush()
@@ -319,17 +372,19 @@ def scan(reason: str = "") -> list[AiModel]:
             row.state, row.error = ModelState.AVAILABLE.value, None
         _apply_scan(row, *found[spec])
     db.session.commit()
-    return all_models()
+    return ScanResult(all_models(), skipped)
 
 
 def _apply_scan(row: AiModel, role: str, what) -> None:
     if role in ("model", "lora"):
-        if row.state == ModelState.ERROR.value:  # readable now; a failed load says so again
+        if row.state in UNUSABLE:  # readable now; a failed load says so again
             row.state, row.error = ModelState.AVAILABLE.value, None
         if role == "model":
             _set_family(row, what)
         else:
             row.family = what
+    elif role in ("unsupported", "lora_unsupported"):  # listed as such, cannot be enabled
+        row.state, row.error, row.family = ModelState.UNSUPPORTED.value, what, None
     else:  # unreadable: listed with the reason, cannot be enabled until fixed
         row.state, row.error = ModelState.ERROR.value, what
 
@@ -345,14 +400,16 @@ def update_model(model_id: str, data: dict) -> AiModel:
             raise ValidationError("enabled", "must be true or false")
         if not data["enabled"] and row.is_default:
             raise ValidationError("enabled", "pick another default model before disabling this one")
-        if data["enabled"] and row.lora and row.state == ModelState.ERROR.value:
-            raise ValidationError("enabled", f"this LoRA cannot be used: {row.error}")
+        if data["enabled"] and row.state in UNUSABLE:
+            raise ValidationError("enabled", _unusable(row))
         row.enabled = data["enabled"]
     if data.get("default") is True:
         if row.lora:
             raise ValidationError("default", "a LoRA cannot be the default model")
         if row.state == ModelState.MISSING.value:
             raise ValidationError("default", "this model's files are missing; rescan or pick another")
+        if row.state in UNUSABLE:
+            raise ValidationError("default", _unusable(row))
         db.session.execute(sa.update(AiModel).values(is_default=False))
         row.enabled = row.is_default = True
     now = {"enabled": row.enabled, "default": row.is_default}
@@ -363,6 +420,14 @@ def update_model(model_id: str, data: dict) -> AiModel:
                  details={k: {"from": was[k], "to": now[k]} for k in now if now[k] != was[k]})
     db.session.commit()
     return row
+
+
+def _unusable(row: AiModel) -> str:
+    what = "LoRA" if row.lora else "model"
+    if row.state == ModelState.UNSUPPORTED.value:
+        return f"this {what} cannot be used: {row.error or 'its family is not supported'}"
+    return (f"this {what} cannot be used: {row.error or 'it could not be read'}. "
+            "Fix its files and scan the models folder again")
 
 
 def record_load_result(spec: str, error: str | None, found: families.Detected | None = None) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from services.generation.schedulers import FLOW_SCHEDULERS, UNET_SCHEDULERS
 
@@ -135,6 +137,16 @@ class NotSafetensors(UnknownModel):
     """The file is not a readable .safetensors file (damaged, or another format)."""
 
 
+class Unsupported(UnknownModel):
+    """A model (or LoRA) of a family Daydream does not serve (yet): a Z-Image, FLUX.2 or
+    Qwen-Image folder, say. `name` is what it is (the pipeline class, or the family)."""
+
+    def __init__(self, message: str, name: str = "", lora: bool = False):
+        super().__init__(message)
+        self.name = name
+        self.lora = lora
+
+
 @dataclass(frozen=True)
 class Detected:
     family: str
@@ -148,28 +160,46 @@ class Detected:
                     native_height=self.native_height, demo=demo)
 
 
-def _read_json(path: Path) -> dict:
+# guard(path) raises an OSError when a file may not be opened (a link out of the models
+# folder: services/generation/model_files.py); None: any file may be.
+Guard = Callable[[Path], object] | None
+
+
+def _read_json(path: Path, guard: Guard = None) -> dict:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        if guard is not None:
+            guard(path)
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
-def detect_folder(folder: Path) -> Detected:
-    """The family of a diffusers folder, from model_index.json and the component configs."""
+def detect_folder(folder: Path, guard: Guard = None) -> Detected:
+    """The family of a diffusers folder, from model_index.json and the component configs.
+    Unsupported: a pipeline class of a family Daydream does not serve."""
     folder = Path(folder)
-    index = _read_json(folder / "model_index.json")
-    if not index:
-        raise UnknownModel(f"{folder} has no readable model_index.json")
-    name = index.get("_class_name", "")
+    index_path = folder / "model_index.json"
+    try:
+        if guard is not None:
+            guard(index_path)
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UnknownModel(f"{folder.name}: its model_index.json could not be read "
+                           f"({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise UnknownModel(f"{folder.name}: its model_index.json is not valid JSON") from exc
+    name = index.get("_class_name", "") if isinstance(index, dict) else ""
+    if not name or not isinstance(name, str):
+        raise UnknownModel(f"{folder.name}: its model_index.json names no pipeline class")
     family = PIPELINE_FAMILIES.get(name)
     if family is None:
-        raise UnknownModel(f"{folder} is a {name or 'unknown'} pipeline; Daydream serves "
-                           "Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5 and FLUX.1")
+        raise Unsupported(f"{name} is not supported yet (Daydream serves Stable Diffusion 1.x/2.x, "
+                          "SDXL, SD 3/3.5 and FLUX.1)", name)
     variant, native = "", None
     if family == "sd1":
-        unet = _read_json(folder / "unet" / "config.json")
-        scheduler = _read_json(folder / "scheduler" / "scheduler_config.json")
+        unet = _read_json(folder / "unet" / "config.json", guard)
+        scheduler = _read_json(folder / "scheduler" / "scheduler_config.json", guard)
         if unet.get("cross_attention_dim") == 1024:
             family = "sd2"
             variant = "v-prediction" if scheduler.get("prediction_type") == "v_prediction" else "base"
@@ -177,14 +207,14 @@ def detect_folder(folder: Path) -> Detected:
         if isinstance(sample, int) and sample > 0:
             native = sample * 8
     elif family == "sdxl":
-        sample = _read_json(folder / "unet" / "config.json").get("sample_size")
+        sample = _read_json(folder / "unet" / "config.json", guard).get("sample_size")
         if isinstance(sample, int) and sample > 0:
             native = sample * 8
     elif family == "flux":
-        transformer = _read_json(folder / "transformer" / "config.json")
+        transformer = _read_json(folder / "transformer" / "config.json", guard)
         variant = "dev" if transformer.get("guidance_embeds", True) else "schnell"
     elif family == "sd3":
-        transformer = _read_json(folder / "transformer" / "config.json")
+        transformer = _read_json(folder / "transformer" / "config.json", guard)
         sample, patch = transformer.get("sample_size"), transformer.get("patch_size", 2)
         if isinstance(sample, int) and sample > 0:
             native = sample * 8
@@ -220,10 +250,33 @@ def _strip(key: str) -> str:
     return key
 
 
+# Families Daydream does not serve yet whose checkpoints share tensor names with one it
+# does (FLUX.2 and Chroma have FLUX.1's blocks), or that are worth naming:
+# (family, a test of the stripped tensor names).
+UNSUPPORTED_CHECKPOINTS = (
+    ("FLUX.2", lambda names: any(k.startswith("double_stream_modulation_img.") for k in names)),
+    ("Chroma", lambda names: any(k.startswith("distilled_guidance_layer.") for k in names)),
+    ("Z-Image", lambda names: any(k.startswith("cap_embedder.") for k in names)
+     and any(k.startswith(("noise_refiner.", "context_refiner.")) for k in names)),
+    ("Qwen-Image", lambda names: "txt_norm.weight" in names and "img_in.weight" in names),
+)
+# Tensor names of a denoiser (a timestep embedding) and of a ControlNet, which has one too
+# but is not a model to serve on its own.
+DENOISER_MARKERS = ("time_embed", "time_in.", "timestep_embedder", "t_embedder.", "time_text_embed",
+                    "adaLN_modulation", "time_guidance_embed")
+CONTROLNET_MARKERS = ("control_model.", "controlnet", "input_hint_block", "zero_convs")
+SERVED = "Stable Diffusion 1.x/2.x, SDXL, SD 3 or FLUX.1"
+
+
 def detect_checkpoint_keys(keys: dict) -> Detected:
-    """The family of a single-file checkpoint from its tensor names (and shapes)."""
+    """The family of a single-file checkpoint from its tensor names (and shapes).
+    Unsupported: a model of another family; UnknownModel: not a model (a VAE, …)."""
     names = set(keys)
     stripped = {_strip(k) for k in names}
+    for family, matches in UNSUPPORTED_CHECKPOINTS:
+        if matches(stripped) or matches({k.removeprefix("model.") for k in stripped}):
+            raise Unsupported(f"{family} is not supported yet (its tensors are those of a {family} model)",
+                              family)
     if "double_blocks.0.img_attn.norm.key_norm.scale" in stripped:
         variant = "dev" if any(k.startswith("guidance_in.") for k in stripped) else "schnell"
         full = any(k.startswith(("vae.", "text_encoders.", "first_stage_model.")) for k in names)
@@ -243,6 +296,10 @@ def detect_checkpoint_keys(keys: dict) -> Detected:
                         parts="denoiser")
     if any(k.startswith("joint_blocks.") or k == "pos_embed.proj.weight" for k in names):
         return Detected("sd3", parts="denoiser")
+    if (any(marker in k for k in names for marker in DENOISER_MARKERS)
+            and not any(marker in k.lower() for k in names for marker in CONTROLNET_MARKERS)):
+        raise Unsupported(f"its tensors are those of a model of a family Daydream does not serve "
+                          f"(it serves {SERVED})", "unknown family")
     raise UnknownModel("its tensors are not those of a Stable Diffusion 1.x/2.x, SDXL, SD 3 or FLUX.1 "
                        "checkpoint (is it a LoRA, a VAE or an embedding?)")
 
@@ -293,15 +350,31 @@ def detect_lora_keys(header: dict) -> str:
     if unet and not any("down_blocks.0.attentions" in k or "down_blocks_0_attentions" in k
                         or "input_blocks_1_1" in k for k in unet):
         return "sdxl"
+    if not any(marker in k for k in keys for marker in SD1_LORA_MARKERS):
+        # Neither a UNet nor a text encoder: a LoRA of a transformer Daydream does not
+        # serve (Z-Image, Qwen-Image, …), not an SD 1.x one.
+        raise Unsupported("a LoRA of a model family Daydream does not serve (its tensors are not those of "
+                          f"a {SERVED} LoRA)", "unknown family", lora=True)
     return "sd1"
 
 
-def detect_file(path: Path) -> tuple[str, Detected | str]:
+# Where an SD 1.x LoRA has its tensors: a UNet (diffusers, kohya or original names) or
+# the text encoder.
+SD1_LORA_MARKERS = ("unet", "lora_te", "text_encoder", "te_text_model", "input_blocks", "output_blocks",
+                    "middle_block", "down_blocks", "up_blocks", "mid_block")
+
+
+def detect_file(path: Path, guard: Guard = None) -> tuple[str, Detected | str]:
     """("model", Detected) for a checkpoint, ("lora", family) for a LoRA. A .ckpt (a
-    pickle, not read on the web tier) is taken for an SD 1.x checkpoint."""
+    pickle, not read on the web tier) is taken for an SD 1.x checkpoint. Unsupported: a
+    model or LoRA of another family; UnknownModel: neither (a VAE, an embedding)."""
     path = Path(path)
+    if guard is not None:
+        guard(path)
     if path.suffix.lower() == ".ckpt":
         return "model", Detected("sd1")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the reader for ever
+        raise NotSafetensors(f"{path.name} is not a regular file")
     header = safetensors_header(path)
     if is_lora_keys(header):
         return "lora", detect_lora_keys(header)

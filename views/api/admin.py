@@ -29,8 +29,9 @@ def admin_models():
 
 @staff_bp.post("/admin/models/scan")
 def admin_scan_models():
-    return jsonify({"folder": str(catalog.models_folder()),
-                    "items": [m.to_dict(staff=True) for m in catalog.scan(audit.reason_of(body().get("reason")))]})
+    found = catalog.scan(audit.reason_of(body().get("reason")))
+    return jsonify({"folder": str(catalog.models_folder()), "skipped": found.skipped,
+                    "items": [m.to_dict(staff=True) for m in found.models]})
 
 
 @staff_bp.patch("/admin/models/<model_id>")

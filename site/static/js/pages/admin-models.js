@@ -2,10 +2,13 @@
  * models folder, enabling a model and choosing the default one.
  *
  * GET   /api/v1/admin/models        -> {folder, items: [model]}
- * POST  /api/v1/admin/models/scan   -> the same, after scanning the models folder
+ * POST  /api/v1/admin/models/scan   -> the same and {skipped: [{path, why}]}, after scanning the
+ *                                      models folder (skipped: links out of it, unreadable entries)
  * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} -> model
  * model: {id, name, spec, kind: "model" | "lora", format, family, family_label, enabled, default, state, error}
- * Models and LoRAs are listed in tables of their own; only a model can be the default.
+ * Models and LoRAs are listed in tables of their own; only a model can be the default. A
+ * model or LoRA in the error or unsupported state cannot be enabled (the server refuses it
+ * too): its checkbox is off until a scan reads it again.
  */
 import { api, errorText } from "../lib/api.js";
 import { $all, byId, el } from "../lib/dom.js";
@@ -18,7 +21,8 @@ const FORMAT_LABELS = {
   single_file: "Single file",
   hub: "Hugging Face hub",
 };
-const STATE_LABELS = { available: "Available", missing: "Missing", error: "Error" };
+const STATE_LABELS = { available: "Available", missing: "Missing", error: "Error", unsupported: "Unsupported" };
+const UNUSABLE = ["error", "unsupported"];
 
 const table = byId("models-table");
 const tbody = byId("models-body");
@@ -30,6 +34,8 @@ const loadingNote = byId("models-loading");
 const statusLine = byId("models-status");
 const folderPath = byId("models-folder-path");
 const scanButton = byId("scan-models");
+const skippedBox = byId("models-skipped");
+const skippedList = byId("models-skipped-list");
 let models = [];
 
 const showError = (message) => showAlert("models-error", message);
@@ -61,16 +67,20 @@ function buildRow(model) {
   const kind = kindOf(model);
   const format = formatOf(model);
   const isLora = kind === "lora";
+  // Cannot be offered until a scan reads it again; one already offered can still be withdrawn.
+  const locked = UNUSABLE.includes(state) && !model.enabled;
+  const errorId = "model-error-" + model.id;
   const enabled = el("input", {
-    type: "checkbox", class: "model-enabled", checked: !!model.enabled,
+    type: "checkbox", class: "model-enabled", checked: !!model.enabled, disabled: locked,
     "aria-label": "Enabled: " + name + (isLora ? " (LoRA)" : ""),
+    "aria-describedby": model.error ? errorId : null,
   });
   enabled.addEventListener("change", () => setEnabled(model.id, enabled));
   let isDefault = null;
   if (!isLora) {
     isDefault = el("input", {
       type: "radio", name: "default-model", class: "model-default", value: model.id, checked: !!model.default,
-      "aria-label": "Default model: " + name,
+      disabled: UNUSABLE.includes(state) && !model.default, "aria-label": "Default model: " + name,
     });
     isDefault.addEventListener("change", () => { if (isDefault.checked) setDefault(model.id, isDefault); });
   }
@@ -92,7 +102,7 @@ function buildRow(model) {
     el("td", { "data-label": "Format", class: "model-kind model-format", text: FORMAT_LABELS[format] || format || "" }),
     el("td", { "data-label": "State", class: "model-state-cell" }, [
       el("span", { class: "model-state", dataset: { state }, text: STATE_LABELS[state] || state }),
-      model.error ? el("p", { class: "model-error", text: model.error }) : null,
+      model.error ? el("p", { class: "model-error", id: errorId, text: model.error }) : null,
     ]),
     el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
     isLora ? null : el("td", { "data-label": "Default", class: "col-center" }, [isDefault]),
@@ -111,8 +121,19 @@ function render() {
   if (loraTable) loraTable.setAttribute("aria-busy", "false");
 }
 
+/** What the last scan did not read (links out of the models folder, unreadable entries). */
+function showSkipped(skipped) {
+  if (!skippedBox) return;
+  const items = Array.isArray(skipped) ? skipped : [];
+  skippedList.replaceChildren(...items.map((item) => el("li", { class: "models-skipped__item" }, [
+    el("code", { text: item.path }), el("span", { text: " — " + item.why }),
+  ])));
+  skippedBox.hidden = items.length === 0;
+}
+
 function takeList(data) {
   if (!data) return;
+  if (Array.isArray(data.skipped)) showSkipped(data.skipped);
   if (Array.isArray(data.items)) models = data.items.slice();
   if (typeof data.folder === "string") folderPath.textContent = data.folder || "(not set)";
   render();
@@ -178,7 +199,7 @@ function setDefault(id, input) {
 }
 
 /** "Scan done: 3 models, 2 LoRAs, 1 new (enable them to offer them), 1 missing." */
-function scanSummary(before) {
+function scanSummary(before, skipped) {
   const added = models.filter((m) => !before.has(m.id)).length;
   const missing = models.filter((m) => m.state === "missing").length;
   const loras = models.filter((m) => kindOf(m) === "lora").length;
@@ -186,6 +207,7 @@ function scanSummary(before) {
   if (loras) parts.push(plural(loras, "LoRA", "LoRAs"));
   parts.push(added ? added + " new (enable them to offer them)" : "nothing new");
   if (missing) parts.push(missing + " missing");
+  if (skipped) parts.push(skipped + " not read (see below)");
   return parts.join(", ") + ".";
 }
 
@@ -202,7 +224,7 @@ scanButton.addEventListener("click", () => {
     label.textContent = "Scan models folder";
     if (!res.ok) { showError(errorText(res, "The scan failed.")); return; }
     takeList(res.data);
-    setStatus(scanSummary(before));
+    setStatus(scanSummary(before, (res.data && Array.isArray(res.data.skipped)) ? res.data.skipped.length : 0));
   });
 });
 
