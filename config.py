@@ -79,6 +79,9 @@ class Config:
             self.SQLALCHEMY_DATABASE_URI = "postgresql+psycopg://" + self.SQLALCHEMY_DATABASE_URI[13:]
         self.REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
         self.IMAGES_PATH = Path(os.environ.get("DAYDREAM_IMAGES_PATH") or self.INSTANCE_PATH / "images")
+        # A worker takes no task while the images folder's disk has less free space than
+        # this (MB); its heartbeat says why (/healthz, Admin → Queue). 0: no check.
+        self.MIN_FREE_MB = env_float("DAYDREAM_MIN_FREE_MB", 500.0)
         self.MODELS_PATH = Path(os.environ.get("DAYDREAM_MODELS_PATH") or self.INSTANCE_PATH / "models")
         # Links in the models folder that lead out of it are not followed (nor opened)
         # unless this is true; links that stay inside it always are.

@@ -54,12 +54,18 @@ class DaydreamWorker(SimpleWorker):
         from worker import metrics as worker_metrics
         from worker import safety
 
-        # A worker without its image classifier (DAYDREAM_SAFETY on) takes no task: its
+        from worker import disk
+
+        # A worker without its image classifier (DAYDREAM_SAFETY on), or whose images
+        # folder's disk is almost full (DAYDREAM_MIN_FREE_MB), takes no task: its
         # heartbeat says why, and names no model (the fair queue sends it nothing).
-        self.threads = WorkerThreads(app, app.config["QUEUE_NAME"], self.name, reconcile,
-                                     info=lambda: {"model": (jobs.loaded_model_id or "") if safety.ready() else "",
-                                                   "safety": safety.status(),
-                                                   **worker_metrics.heartbeat_info()})
+        def info() -> dict:
+            room = disk.status()
+            serving = safety.ready() and room == "ok"
+            return {"model": (jobs.loaded_model_id or "") if serving else "",
+                    "safety": safety.status(), "disk": room, **worker_metrics.heartbeat_info()}
+
+        self.threads = WorkerThreads(app, app.config["QUEUE_NAME"], self.name, reconcile, info=info)
         self.threads.start()
         with app.app_context():
             jobs.record_worker_state(jobs=0, loads=0, model="", heartbeat=0)
@@ -74,6 +80,19 @@ class DaydreamWorker(SimpleWorker):
             except Exception as exc:  # the job reports it to the user; stay up
                 log.error("could not preload the default model: %s", exc)
             safety.load()
+
+    def execute_job(self, job, queue):
+        """Before each job: no task is taken while the images folder's disk is almost
+        full (worker/disk.py). The job waits in this worker meanwhile; its task stays
+        queued for any worker with room (the reconciler gives it another job)."""
+        from rq.exceptions import StopRequested
+
+        from worker import disk
+
+        disk.wait_for_space(lambda: self._stop_requested)
+        if self._stop_requested:  # stopped while waiting: the job is not run (nor lost: see above)
+            raise StopRequested()
+        return super().execute_job(job, queue)
 
     def wait_for_safety(self) -> None:
         """DAYDREAM_SAFETY on and no classifier loaded: take no job (the queued tasks wait)

@@ -43,7 +43,7 @@ from worker.pipelines import (
     resolve_device,
     without_paths,
 )
-from worker.previews import PreviewThrottle, preview_data_url
+from worker.previews import PreviewThrottle, latent_channels, safe_preview
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,10 @@ def run_next(submitted_task_id: str | None = None) -> str:
             log.exception("tasks %s failed", ", ".join(task.id for task in batch))
             if isinstance(exc, torch.OutOfMemoryError):
                 free_memory()  # the next task starts with the memory this one held
-            message = readable_error(exc)
-            for task in batch:  # a task that was done or canceled already stays so
-                task_service.fail_task(task.id, message)
+            message, reason = readable_error(exc), short_reason(exc)
+            for task in batch:  # a task that was done or canceled already stays so; one
+                # that delivered some of its images ends done, refunded the others' share
+                task_service.fail_task(task.id, message, reason)
             raise  # RQ records the failure in its failed-job registry
         finally:
             _quietly(redis_client.connection().hincrby, redis_client.key("workers", WORKER_NAME), "jobs", 1)
@@ -173,6 +174,9 @@ def _quietly(call, *args, **kwargs):
 
 
 def readable_error(exc: Exception) -> str:
+    if isinstance(exc, storage.StorageFull):
+        return ("The server's disk is full: the images could not be stored. Your tokens were "
+                "refunded; try again later, and tell staff if it keeps happening.")
     # Users see a model's name, never a server path (staff see the full message on
     # Admin → Models and in the log).
     if isinstance(exc, ModelLoadError):
@@ -186,6 +190,16 @@ def readable_error(exc: Exception) -> str:
             "Your tokens were refunded; try again, and tell staff if it keeps happening.")
 
 
+def short_reason(exc: Exception) -> str:
+    """Why some of a task's images are missing, in a few words (the task's message when
+    it delivered the others)."""
+    if isinstance(exc, storage.StorageFull):
+        return "the server's disk is full"
+    if isinstance(exc, torch.OutOfMemoryError):
+        return "the GPU ran out of memory"
+    return f"{exc.__class__.__name__}: {without_paths(str(exc))}"[:200]
+
+
 class Progress:
     """Throttled progress of one task: Redis for readers of the API, a Socket.IO event
     (with a preview of the current step, when wanted) for the page.
@@ -197,6 +211,7 @@ class Progress:
     def __init__(self, task, *, hz: int, preview_hz: int | None, estimate_s: float | None = None):
         self.task = task
         self.family = "sd1"  # the model's (previews: how to read its latents)
+        self.latent_channels: int | None = None  # its VAE's, when it says (previews)
         self.estimate_s = estimate_s  # the server's run estimate (estimates.run_seconds), if any
         self.room = task.user.room
         self.interval = 1.0 / max(hz, 1)
@@ -279,11 +294,15 @@ class Progress:
                    "total": self.total(), "eta_s": self.eta(), "position": None,
                    "sample": self.first, "batch": self.images, "samples": self.task.samples}
         if latents is not None and self.previews is not None and self.previews.due():
-            payload["preview"] = preview_data_url(latents, self.row, family=self.family,
-                                                  height=self.task.height, width=self.task.width)
-            # The latest preview, for readers that poll (the A1111 API's progress).
-            _quietly(redis_client.connection().set, redis_client.key("preview", self.task.id),
-                     payload["preview"], ex=3600)
+            preview = safe_preview(latents, self.row, family=self.family, channels=self.latent_channels,
+                                   height=self.task.height, width=self.task.width)
+            if preview is None:  # none can be made of this model's latents: skipped, not fatal
+                self.previews = None
+            else:
+                payload["preview"] = preview
+                # The latest preview, for readers that poll (the A1111 API's progress).
+                _quietly(redis_client.connection().set, redis_client.key("preview", self.task.id),
+                         preview, ex=3600)
         _quietly(queue.set_progress, self.task.id, self.steps_done, self.total(), payload["eta_s"])
         events.emit_task(self.room, payload)  # publishes with a timeout, never raises
 
@@ -346,6 +365,7 @@ class Render:
                                 preview_hz=config["PREVIEW_HZ"] if previews else None,
                                 estimate_s=_quietly(estimates.run_seconds, task))
             progress.family = self.family
+            progress.latent_channels = latent_channels(self.pipe)
             progress.step(0, None)
             self.progress[task.id] = progress
         self.images = {task.id: [] for task in tasks}

@@ -209,34 +209,14 @@ def withheld_message(count: int, samples: int, refunded: int) -> str:
 def finish_task(task, withheld_count: int) -> bool:
     """End a task whose every image is saved or withheld. None withheld: done. Some:
     done, with the message and a refund of their share (a ledger row) in the same
-    transaction. All: failed, refunded in full (the studio shows a failed task's message)."""
+    transaction. All: failed, refunded in full (the studio shows a failed task's message).
+    The ending itself is services/generation/tasks.py's, the one place a task ends."""
     from services.generation import tasks as task_service
 
     if withheld_count <= 0:
         return task_service.complete_task(task)
-    if withheld_count >= task.samples:
-        return task_service.fail_task(task.id, withheld_message(withheld_count, task.samples, task.cost))
-    from models import LedgerKind, TaskState, utcnow
-    from services.accounts import credits
-    from services.core import queue, transitions
-
     share = refund_share(task.cost, task.samples, withheld_count)
-    message = withheld_message(withheld_count, task.samples, share)
-
-    def refund() -> None:
-        if share:
-            credits.change_balance(task.user_id, share, LedgerKind.REFUND, task_id=task.id,
-                                   note=f"{withheld_count} of {task.samples} images withheld by the image check")
-
-    if not transitions.advance(type(task), task.id, (TaskState.RUNNING.value,), then=refund,
-                               state=TaskState.DONE.value, error=message, finished_at=utcnow()):
-        return False
-    from extensions import db
-
-    db.session.refresh(task)
-    try:
-        queue.clear_progress(task.id)
-    except Exception:
-        pass
-    task_service._emit(task)
-    return True
+    message = withheld_message(withheld_count, task.samples,
+                               task.cost if withheld_count >= task.samples else share)
+    return task_service.finish_partly(task, withheld_count, message,
+                                      note=f"{withheld_count} of {task.samples} images withheld by the image check")

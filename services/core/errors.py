@@ -77,3 +77,9 @@ class QueueFull(ServiceError):
 class Unavailable(ServiceError):
     status = 503
     code = "unavailable"
+
+
+class InsufficientStorage(ServiceError):
+    """The server's disk is full: nothing was stored (try again later)."""
+    status = 507
+    code = "insufficient_storage"

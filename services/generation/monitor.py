@@ -54,6 +54,8 @@ def workers() -> list[dict]:
             "last_heartbeat_age_s": round(max(now - beat, 0), 1) if beat else None,
             # The image check (worker/safety.py): "off", "ok", or why it takes no tasks.
             "safety": info.get("safety") or "off",
+            # The images folder's disk (worker/disk.py): "ok", or why it takes no tasks.
+            "disk": info.get("disk") or "ok",
         })
     return result
 

@@ -29,7 +29,7 @@ from PIL import Image as PILImage
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Image, Task, TaskState, User, iso, utcnow
+from models import Image, LedgerKind, Task, TaskState, User, iso, utcnow
 from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
@@ -252,13 +252,19 @@ def cancel_unfinished(user: User) -> int:
 
 # --- transitions made by the worker and the reconciler ---------------------------
 
-def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINISHED) -> bool:
-    """End a task; refund it in the same transaction if it failed or was canceled.
-    Only the call that makes the transition refunds, so a refund happens once."""
+def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINISHED,
+            refund: int = 0, refund_note: str = "") -> bool:
+    """The one place a task ends. Refunds it in the same transaction: in full if it
+    failed or was canceled; `refund` tokens (the share of the images it did not deliver)
+    if it is done with some missing. Only the call that makes the transition refunds, so
+    a refund happens once."""
     def refund_if_owed() -> None:
         db.session.refresh(task)
         if state in (TaskState.FAILED, TaskState.CANCELED):
             credits.refund_task(task)
+        elif refund > 0:
+            credits.change_balance(task.user_id, refund, LedgerKind.REFUND, task_id=task.id, note=refund_note)
+
 
     if not transitions.advance(Task, task.id, from_states, then=refund_if_owed,
                                state=state.value, error=error, finished_at=utcnow()):
@@ -333,12 +339,57 @@ def complete_task(task: Task) -> bool:
     return _finish(task, TaskState.DONE, None, from_states=(TaskState.RUNNING.value,))
 
 
-def fail_task(task_id: str, message: str) -> bool:
+def fail_task(task_id: str, message: str, reason: str = "the worker stopped") -> bool:
+    """The task's run went wrong (the job raised, its worker died). What it delivered
+    (images saved before the failure) is kept and paid for: a running task with some of
+    its images ends done, refunded the share of the others (`reason` says why they are
+    missing); one with none fails, refunded in full, with `message`."""
     db.session.rollback()
     task = db.session.get(Task, task_id)
     if task is None:
         return False
+    delivered = delivered_count(task) if task.state == TaskState.RUNNING.value else 0
+    if delivered >= task.samples:
+        return complete_task(task)
+    if delivered:
+        missing = task.samples - delivered
+        share = share_of(task.cost, task.samples, missing)
+        return finish_partly(task, missing, partly_message(delivered, task.samples, reason, share),
+                             note=f"{missing} of {task.samples} images not made ({reason})")
     return _finish(task, TaskState.FAILED, message)
+
+
+def delivered_count(task: Task) -> int:
+    """The images a task delivered (saved, rows committed)."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Image).where(
+        Image.task_id == task.id, Image.kind == "result")) or 0
+
+
+def share_of(cost: int, samples: int, missing: int) -> int:
+    """The share of a task's cost of `missing` of its images, rounded down (never more
+    than was paid)."""
+    if cost <= 0 or samples <= 0 or missing <= 0:
+        return 0
+    return min(cost, cost * min(missing, samples) // samples)
+
+
+def partly_message(delivered: int, samples: int, reason: str, share: int) -> str:
+    others = samples - delivered
+    tokens = (f"their share of the cost ({share} token{'s' if share != 1 else ''}) was refunded"
+              if share else "no tokens were charged for them")
+    return (f"{delivered} of {samples} images were made; the other{' ' + str(others) if others > 1 else ''} "
+            f"could not be ({reason}), and {tokens}.")
+
+
+def finish_partly(task: Task, missing: int, message: str, *, note: str) -> bool:
+    """running → done with `missing` of its images not delivered (not made, or withheld
+    by the image check): refunded their share of the cost in the same transaction, with
+    `message` as the task's note. Every image missing: failed, refunded in full."""
+    if missing >= task.samples:
+        return _finish(task, TaskState.FAILED, message)
+    return _finish(task, TaskState.DONE, message, from_states=(TaskState.RUNNING.value,),
+                   refund=share_of(task.cost, task.samples, missing), refund_note=note)
+
 
 
 def reconcile() -> dict:

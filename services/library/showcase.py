@@ -193,8 +193,8 @@ def file_of(item_id: str, variant: str, *, staff: bool = False) -> tuple[Path, s
     if image is None or not (shown or staff):
         raise NotFound("No such showcase image.")
     if variant == "full":
-        return storage.path_of(image), "image/png"
-    return storage.path_of(image, "thumbnail"), "image/webp"
+        return storage.file_of(image), "image/png"
+    return storage.file_of(image, "thumbnail"), "image/webp"
 
 
 def _folder_thumbnail(item: FolderFile) -> Path:

@@ -64,8 +64,8 @@ def held_file(image_id: str, variant: str):
     """(path, mimetype) of a reviewed image's picture, for staff."""
     image = _reviewed(image_id)
     if variant == "full":
-        return storage.path_of(image), "image/png"
-    return storage.path_of(image, "thumbnail"), "image/webp"
+        return storage.file_of(image), "image/png"
+    return storage.file_of(image, "thumbnail"), "image/webp"
 
 
 def _held(image_id: str) -> Image:

@@ -18,7 +18,7 @@ def get_image(image_id: str):
 
 
 def _send(image: Image, variant: str, mimetype: str):
-    response = send_file(storage.path_of(image, variant), mimetype=mimetype, conditional=True,
+    response = send_file(storage.file_of(image, variant), mimetype=mimetype, conditional=True,
                          etag=True, max_age=31536000)
     response.headers["Cache-Control"] = IMMUTABLE
     return response
@@ -37,7 +37,7 @@ def image_thumbnail(image_id: str):
 @bp.get("/images/<image_id>/metadata")
 def image_metadata(image_id: str):
     image = storage.get_image(current_user, image_id)
-    return jsonify(imaging.read_metadata(storage.path_of(image)))
+    return jsonify(imaging.read_metadata(storage.file_of(image)))
 
 
 OPENAPI = {

@@ -183,7 +183,7 @@ def model(model_id: str):
 @bp.get("/images/files/<token>.png")
 def image_file(token: str):
     image = compat.image_for_token(token)
-    response = send_file(storage.path_of(image), mimetype="image/png", conditional=True, max_age=0)
+    response = send_file(storage.file_of(image), mimetype="image/png", conditional=True, max_age=0)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 

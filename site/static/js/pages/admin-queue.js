@@ -54,6 +54,10 @@ function workerRow(worker) {
       // The image check cannot run (DAYDREAM_SAFETY on, no classifier): it takes no tasks.
       worker.safety && worker.safety !== "off" && worker.safety !== "ok"
         ? [" ", el("span", { class: "pill pill--dead worker-safety", text: "not taking tasks" }), " image check " + worker.safety]
+        : []).concat(
+      // The images folder's disk is almost full (DAYDREAM_MIN_FREE_MB): it takes no tasks.
+      worker.disk && worker.disk !== "ok"
+        ? [" ", el("span", { class: "pill pill--dead worker-disk", text: "not taking tasks" }), " disk " + worker.disk]
         : [])),
     el("td", { "data-label": "Current task", text: worker.current_task ? worker.current_task + " (" + worker.current_user + ")" : "idle" }),
     el("td", { "data-label": "Model", text: worker.model || "—" }),
