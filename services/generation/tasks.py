@@ -265,7 +265,6 @@ def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINIS
         elif refund > 0:
             credits.change_balance(task.user_id, refund, LedgerKind.REFUND, task_id=task.id, note=refund_note)
 
-
     if not transitions.advance(Task, task.id, from_states, then=refund_if_owed,
                                state=state.value, error=error, finished_at=utcnow()):
         return False
@@ -389,7 +388,6 @@ def finish_partly(task: Task, missing: int, message: str, *, note: str) -> bool:
         return _finish(task, TaskState.FAILED, message)
     return _finish(task, TaskState.DONE, message, from_states=(TaskState.RUNNING.value,),
                    refund=share_of(task.cost, task.samples, missing), refund_note=note)
-
 
 
 def reconcile() -> dict:
