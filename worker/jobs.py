@@ -272,9 +272,12 @@ class Progress:
                 left = self.estimate_s / max(self.total(), 1) * left_steps
             return round(left, 1)
         if rate is None:
-            if self.steps_done == 0:
+            # Only first steps so far: a lone one carries the warm-up of a first call (a
+            # fresh worker, a model just loaded: 6 s for a 0.3 s step), so it says nothing
+            # yet ("estimating…"); of several calls' first steps the quickest is the rate.
+            if len(self.first_steps) < 2:
                 return None
-            rate = (now - self.started) / self.steps_done  # one step to go by
+            rate = min(seconds / images for seconds, images in self.first_steps)
         return round(rate * left_steps, 1)
 
     def step(self, done_in_call: int, per_call: int | None, latents=None) -> None:

@@ -68,3 +68,29 @@ def test_a_call_of_several_images_counts_each_images_steps(clock):
     assert progress.steps_done == 20
     assert progress.seconds_per_step() == pytest.approx(0.2)
     assert progress.eta() == pytest.approx(0.2 * 20)  # the call's 5 steps left
+
+
+def test_a_lone_first_step_is_not_extrapolated(clock):
+    """Without a server estimate (a model's first task), the first step carries the warm-up
+    of a first call (a fresh worker, a model just loaded): 8 steps at 6 s would say 42 s
+    for a task that runs in 2.4 s. It says nothing until a second step is measured."""
+    progress = progress_of(None, steps=8, samples=1)
+    progress.begin_call(0, 1)
+    clock.now += 6.0  # the first step, warm-up included
+    progress.step(1, 8)
+    assert progress.eta() is None  # "estimating…", not 7 × 6 s
+    clock.now += 0.3
+    progress.step(2, 8)
+    assert progress.eta() == pytest.approx(0.3 * 6)
+
+
+def test_one_step_calls_use_their_quickest_first_step(clock):
+    progress = progress_of(None, steps=1, samples=3)  # e.g. a turbo model at 1 step
+    progress.begin_call(0, 1)
+    clock.now += 4.0  # warm-up
+    progress.step(1, 1)
+    assert progress.eta() is None
+    progress.begin_call(1, 1)
+    clock.now += 0.5
+    progress.step(1, 1)
+    assert progress.eta() == pytest.approx(0.5)  # one image left, at 0.5 s
