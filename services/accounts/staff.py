@@ -96,9 +96,10 @@ def update_user(staff: User, user: User, data: dict) -> User:
     elif "tokens_delta" in data:
         raise ValidationError("tokens_delta", "must be a whole number other than 0")
     if "tier" in data and data["tier"] != user.tier:
-        audit.record("users.tier", target=user, reason=reason, details={"from": user.tier, "to": data["tier"]},
-                     actor=staff)
-        move_to_tier(user, data["tier"])
+        old_tier = user.tier
+        granted = move_to_tier(user, data["tier"])
+        audit.record("users.tier", target=user, reason=reason,  # (the tokens the new plan granted)
+                     details={"from": old_tier, "to": data["tier"], "tokens": granted}, actor=staff)
     if "role" in data:
         if data["role"] != user.role:
             audit.record("users.role", target=user, reason=reason, details={"from": user.role, "to": data["role"]},
@@ -121,9 +122,9 @@ def update_user(staff: User, user: User, data: dict) -> User:
     return user
 
 
-def move_to_tier(user: User, tier_id: str) -> None:
+def move_to_tier(user: User, tier_id: str) -> int:
     """A plan change grants the new plan's allowance at once (a ledger row saying so) and
-    starts its period now; moving down takes no tokens away."""
+    starts its period now; moving down takes no tokens away. The tokens granted."""
     old = tiers.tier_for(user)
     user.tier = tier_id
     user.allowance_at = utcnow()
@@ -132,6 +133,7 @@ def move_to_tier(user: User, tier_id: str) -> None:
         credits.change_balance(user.id, new["allowance"], LedgerKind.ALLOWANCE,
                                note=f"{new['name']} allowance on moving from {old['name']} to "
                                     f"{new['name']} (the next one in {new['period_days']} days)")
+    return max(new["allowance"], 0)
 
 
 def delete_user(staff: User, user: User, reason: str = "") -> None:

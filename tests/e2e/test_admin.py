@@ -10,6 +10,15 @@ from tests.e2e.helpers import (STAFF_PASSWORD, browser_sign_in, flask_create_sta
                                screenshot, staff_page)
 
 
+def looks(page, selector: str) -> dict:
+    """How a form field is drawn: the styles app.css gives every text field."""
+    return page.locator(selector).evaluate("""el => {
+      const s = getComputedStyle(el);
+      return {radius: s.borderTopLeftRadius, border: s.borderTopColor, background: s.backgroundColor,
+              color: s.color, minHeight: s.minHeight, paddingLeft: s.paddingLeft};
+    }""")
+
+
 def test_staff_grant_tokens_and_the_user_sees_the_balance_and_the_ledger_row(page, browser, live):
     boss = f"boss{uuid.uuid4().hex[:6]}"
     flask_create_staff(live, boss)
@@ -34,18 +43,38 @@ def test_staff_grant_tokens_and_the_user_sees_the_balance_and_the_ledger_row(pag
         expect(staff.locator("#user-dialog-status")).to_contain_text("Granted 15 tokens. Balance: 35.")
         expect(row.locator(".user-tokens")).to_have_text("35")
         screenshot(staff, "admin-users")
-        staff.click("#user-dialog-close")
+        # A plan change says, before and after, that it grants the new plan's allowance.
+        staff.select_option("#user-tier", "plus")
+        expect(staff.locator("#user-tier-note")).to_contain_text("grants its allowance of 400 tokens now")
+        staff.select_option("#user-tier", "free")
+        expect(staff.locator("#user-tier-note")).to_be_hidden()
+        staff.select_option("#user-tier", "plus")
+        staff.fill("#action-reason", "won the art prize")
+        staff.click("#user-save")
+        expect(staff.locator("#user-dialog-status")).to_have_text("Saved. The new plan granted 400 tokens; balance 435.")
+        expect(row.locator(".user-tokens")).to_have_text("435")
+        entries = staff.request.get("/api/v1/admin/audit?action=users.tier").json()["items"]
+        entry = next(e for e in entries if e["target"]["name"] == user)
+        assert entry["details"] == {"from": "free", "to": "plus", "tokens": 400}
+        assert entry["reason"] == "won the art prize"
+        staff.goto("/admin/audit?action=users.tier")
+        expect(staff.locator("tr", has_text=user).locator(".audit-details")).to_contain_text("tokens: 400")
+        # The date fields look like the others (they were left unstyled).
+        assert looks(staff, "#audit-since") == looks(staff, "#audit-actor")
         assert staff.js_errors == []
     finally:
         context.close()
 
+    page.goto("/account#settings")
+    assert looks(page, "#mobile") == looks(page, "#email")  # type=tel styled like the rest
     page.goto("/account#tokens")
-    expect(page.locator("#tokens-balance")).to_have_text("35")
-    expect(page.locator("#balance")).to_contain_text("35")
-    first = page.locator("#ledger-body tr.ledger-row").first
-    expect(first).to_have_attribute("data-kind", "staff_grant")
-    expect(first).to_contain_text("+15")
-    expect(first).to_contain_text("welcome bonus")
+    expect(page.locator("#tokens-balance")).to_have_text("435")
+    expect(page.locator("#balance")).to_contain_text("435")
+    rows = page.locator("#ledger-body tr.ledger-row")
+    expect(rows.nth(0)).to_contain_text("+400")  # the plan's allowance
+    expect(rows.nth(1)).to_have_attribute("data-kind", "staff_grant")
+    expect(rows.nth(1)).to_contain_text("+15")
+    expect(rows.nth(1)).to_contain_text("welcome bonus")
     assert page.js_errors == []
 
 

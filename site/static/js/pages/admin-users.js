@@ -56,8 +56,9 @@ function fillDialog(user) {
   current = user;
   byId("user-dialog-title").textContent = user.username;
   byId("user-dialog-summary").textContent = [user.email, plural(user.tokens, "token", "tokens"),
-    user.tier_name || user.tier, user.role].concat(user.active ? [] : ["deactivated"]).join(" · ");
+    user.tier_name || user.tier, user.role].concat(user.pending ? ["waiting for approval"] : user.active ? [] : ["deactivated"]).join(" · ");
   byId("user-tier").value = user.tier;
+  tierNote();
   byId("user-role").value = user.role;
   byId("user-active").checked = !!user.active;
   byId("delete-confirm").value = "";
@@ -115,6 +116,21 @@ byId("grant-form").addEventListener("submit", (event) => {
   });
 });
 
+/** What moving to the plan chosen does to the balance: its allowance is granted at once. */
+function tierNote() {
+  const select = byId("user-tier");
+  const note = byId("user-tier-note");
+  const option = select.selectedOptions[0];
+  const allowance = option ? parseInt(option.dataset.allowance, 10) || 0 : 0;
+  const moving = current && select.value !== current.tier;
+  note.textContent = moving && allowance > 0
+    ? "Moving to " + option.textContent + " grants its allowance of " + plural(allowance, "token", "tokens") +
+      " now (a ledger row and the audit trail say so), then every " + option.dataset.periodDays + " days."
+    : moving ? option.textContent + " has no allowance: no tokens are granted or taken." : "";
+  note.hidden = !note.textContent;
+}
+byId("user-tier").addEventListener("change", tierNote);
+
 byId("user-save").addEventListener("click", () => {
   const change = {};
   if (byId("user-tier").value !== current.tier) change.tier = byId("user-tier").value;
@@ -124,7 +140,12 @@ byId("user-save").addEventListener("click", () => {
   const why = auditReason();
   if (why) change.reason = why;
   if (change.active === false && !window.confirm("Deactivate " + current.username + "? They are signed out, cannot sign in, and their waiting tasks are canceled and refunded.")) return;
-  api("PATCH", userPath(current), change).then((res) => { afterChange(res, "Saved."); });
+  const before = current.tokens;
+  api("PATCH", userPath(current), change).then((res) => {
+    const granted = res.ok && change.tier && res.data && typeof res.data.tokens === "number" ? res.data.tokens - before : 0;
+    afterChange(res, granted > 0 ? "Saved. The new plan granted " + plural(granted, "token", "tokens") +
+      "; balance " + res.data.tokens + "." : "Saved.");
+  });
 });
 
 byId("reset-link-make").addEventListener("click", () => {
