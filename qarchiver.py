@@ -27,6 +27,13 @@ MAINTENANCE_INTERVAL = 60
 log = logging.getLogger("daydream.archiver")
 
 
+def reconcile_archives() -> dict:
+    """The reconciler thread's round (worker/heartbeat.py gives it an app context)."""
+    from services.library import archives
+
+    return {"requeued": archives.reconcile_archives()}
+
+
 class ArchiveWorker(SimpleWorker):
     """Runs jobs in its own process (nothing heavy to fork for), and at start-up and
     each maintenance round queues lost archives again and deletes expired ones. A
@@ -48,7 +55,9 @@ class ArchiveWorker(SimpleWorker):
         from worker.heartbeat import WorkerThreads
 
         app = get_app()
-        self.threads = WorkerThreads(app, app.config["ARCHIVE_QUEUE_NAME"], self.name, None)
+        # The heartbeat, and a reconciler that queues again the archives of an archive
+        # worker that died (one worker at a time, every RECONCILE_INTERVAL seconds).
+        self.threads = WorkerThreads(app, app.config["ARCHIVE_QUEUE_NAME"], self.name, reconcile_archives)
         self.threads.start()
         try:
             return super().work(*args, **kwargs)

@@ -426,19 +426,25 @@ def _sweep_orphans(min_age_s: float = 3600) -> int:
 
 def reconcile_archives(*, grace: timedelta = timedelta(seconds=30)) -> int:
     """Archives whose job was lost (the archive worker died mid-build, Redis restarted)
-    are queued again. Runs at archive worker start-up and at each maintenance round."""
+    are queued again. Runs at archive worker start-up, at each maintenance round and
+    from the archive workers' reconciler thread (one at a time, every RECONCILE_INTERVAL).
+
+    A job being built by a worker that is dead (its heartbeat is gone, or names a pid that
+    is gone on this machine: services/core/liveness.py) is lost at once, however young;
+    a job that is missing or ended without a result only once the archive is `grace` old
+    (a request commits its row a moment before it queues the job)."""
     conn = redis_client.connection()
     alive = set(archive_workers())
     requeued = 0
-    now = utcnow()
-    stale = db.session.scalars(sa.select(Archive).where(
-        Archive.state.in_(ArchiveState.unfinished()), Archive.created_at < now - grace)).all()
-    for archive in stale:
+    settled = utcnow() - grace
+    unfinished = db.session.scalars(sa.select(Archive).where(
+        Archive.state.in_(ArchiveState.unfinished()))).all()
+    for archive in unfinished:
         job = Job.fetch(job_id(archive.id), connection=conn) if Job.exists(job_id(archive.id), conn) else None
         status = job.get_status(refresh=False) if job else None
-        lost = (job is None or status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
-                or (status == JobStatus.STARTED and job.worker_name not in alive))
-        if not lost:
+        orphaned = status == JobStatus.STARTED and job.worker_name not in alive
+        ended = job is None or status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+        if not (orphaned or (ended and archive.created_at < settled)):
             continue
         _transition(archive.id, ArchiveState.unfinished(), state=ArchiveState.QUEUED.value, done_count=0)
         if job is not None:
