@@ -191,4 +191,15 @@ def test_flux_hides_guidance_and_the_negative_prompt_on_a_phone(phone):
     assert "negative_prompt" not in body
     if not flux["uses_guidance"]:
         assert "guidance" not in body
+
+    # Its task's card shows no "Guidance 0".
+    phone.fill("#width", "64")
+    phone.fill("#height", "64")
+    phone.fill("#steps", "1")
+    phone.click("#generate")
+    card = phone.locator("#task-list article.task").first
+    expect(card).to_have_attribute("data-state", "done", timeout=180_000)
+    expect(card.locator(".task-steps")).to_have_text("1 step")
+    if not flux["uses_guidance"]:
+        expect(card.locator(".task-guidance")).to_be_hidden()
     assert errors == []
