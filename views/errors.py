@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from extensions import db
 from services.core.errors import ServiceError
+from views.compat import unmatched as compat_unmatched
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        # Under /sdapi, /controlnet and /v1: the compatibility API's own JSON shape.
+        answer = compat_unmatched(exc)
+        if answer is not None:
+            return answer
         messages = {
             404: "Nothing here.", 405: "This method is not allowed here.",
             413: "The request body is too large.",

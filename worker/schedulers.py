@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import weakref
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers import (
     DDIMScheduler,
@@ -50,7 +52,8 @@ from diffusers.schedulers.scheduling_dpmsolver_sde import BrownianTreeNoiseSampl
 from services.generation.families import PIPELINE_FAMILIES
 from services.generation.schedulers import DEFAULT_SCHEDULER, FLOW_SCHEDULERS, SCHEDULERS, UNET_SCHEDULERS
 
-__all__ = ["SCHEDULER_SETTINGS", "SeededDPMSolverSDEScheduler", "apply_scheduler", "is_flow_model"]
+__all__ = ["SCHEDULER_SETTINGS", "SeededDPMSolverSDEScheduler", "EulerAncestralKarrasScheduler",
+           "EulerAncestralExponentialScheduler", "apply_scheduler", "is_flow_model"]
 
 
 class SeededDPMSolverSDEScheduler(DPMSolverSDEScheduler):
@@ -78,6 +81,44 @@ class SeededDPMSolverSDEScheduler(DPMSolverSDEScheduler):
         return super().step(model_output, timestep, sample, *args, **kwargs)
 
 
+class EulerAncestralKarrasScheduler(EulerAncestralDiscreteScheduler):
+    """Euler ancestral on the Karras noise schedule, as A1111's "Euler a" + "Karras".
+
+    diffusers' EulerAncestralDiscreteScheduler has no use_karras_sigmas (Euler and the
+    DPM++ schedulers do): after its own set_timesteps, the sigmas are redrawn between the
+    same highest and lowest ones on the schedule (k-diffusion's formulas, as
+    EulerDiscreteScheduler does it) and each sigma's timestep interpolated back from the
+    model's training schedule. step() and scale_model_input() read self.sigmas, so the
+    ancestral steps follow the new schedule. No __init__ of its own: the config is the
+    parent's (apply_scheduler passes only the keys it accepts)."""
+
+    sigma_schedule = "karras"
+
+    def set_timesteps(self, num_inference_steps: int, device=None):
+        super().set_timesteps(num_inference_steps, device)
+        plain = self.sigmas[:-1].numpy().astype(np.float64)  # (the last one is the final 0)
+        high, low = float(plain[0]), float(plain[-1])
+        if self.sigma_schedule == "karras":
+            rho = 7.0
+            ramp = np.linspace(0, 1, num_inference_steps)
+            sigmas = (high ** (1 / rho) + ramp * (low ** (1 / rho) - high ** (1 / rho))) ** rho
+        else:
+            sigmas = np.exp(np.linspace(math.log(high), math.log(low), num_inference_steps))
+        alphas = self.alphas_cumprod.numpy().astype(np.float64)
+        log_sigmas = np.log(((1 - alphas) / alphas) ** 0.5)  # rises with the timestep
+        timesteps = np.interp(np.log(sigmas), log_sigmas, np.arange(len(log_sigmas)))
+        self.sigmas = torch.from_numpy(np.concatenate([sigmas, [0.0]]).astype(np.float32))  # kept on the CPU
+        self.timesteps = torch.from_numpy(timesteps.astype(np.float32)).to(device=device)
+        self._step_index = None
+        self._begin_index = None
+
+
+class EulerAncestralExponentialScheduler(EulerAncestralKarrasScheduler):
+    """Euler ancestral on the exponential noise schedule (A1111's "Euler a" + "Exponential")."""
+
+    sigma_schedule = "exponential"
+
+
 def _seeds_from_latents(sample: torch.Tensor) -> list[int]:
     """One 63-bit seed per sample of a batch, from a few of its values (a tiny copy)."""
     head = sample.detach().reshape(sample.shape[0], -1)[:, :64].to(device="cpu", dtype=torch.float32)
@@ -89,15 +130,25 @@ def _seeds_from_latents(sample: torch.Tensor) -> list[int]:
 # values matter when the model's own scheduler config says otherwise (a model shipped
 # with a Karras or SDE DPM++ scheduler, say).
 _NO_KARRAS = {"use_karras_sigmas": False, "use_exponential_sigmas": False, "use_beta_sigmas": False}
+_KARRAS = {**_NO_KARRAS, "use_karras_sigmas": True}
+_EXPONENTIAL = {**_NO_KARRAS, "use_exponential_sigmas": True}
+_DPMPP_2M = {"algorithm_type": "dpmsolver++", "solver_order": 2}
 SCHEDULER_SETTINGS: dict[str, tuple[type, dict[str, Any]]] = {
     "euler": (EulerDiscreteScheduler, dict(_NO_KARRAS)),
+    "euler_karras": (EulerDiscreteScheduler, dict(_KARRAS)),
+    "euler_exponential": (EulerDiscreteScheduler, dict(_EXPONENTIAL)),
     "euler_a": (EulerAncestralDiscreteScheduler, {}),
-    "dpmpp_2m": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2, **_NO_KARRAS}),
-    "dpmpp_2m_karras": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++", "solver_order": 2,
-                                                      **_NO_KARRAS, "use_karras_sigmas": True}),
-    "dpmpp_sde_karras": (SeededDPMSolverSDEScheduler, {**_NO_KARRAS, "use_karras_sigmas": True}),
+    "euler_a_karras": (EulerAncestralKarrasScheduler, {}),
+    "euler_a_exponential": (EulerAncestralExponentialScheduler, {}),
+    "dpmpp_2m": (DPMSolverMultistepScheduler, {**_DPMPP_2M, **_NO_KARRAS}),
+    "dpmpp_2m_karras": (DPMSolverMultistepScheduler, {**_DPMPP_2M, **_KARRAS}),
+    "dpmpp_2m_exponential": (DPMSolverMultistepScheduler, {**_DPMPP_2M, **_EXPONENTIAL}),
+    "dpmpp_sde_karras": (SeededDPMSolverSDEScheduler, dict(_KARRAS)),
+    "dpmpp_sde_exponential": (SeededDPMSolverSDEScheduler, dict(_EXPONENTIAL)),
     "ddim": (DDIMScheduler, {}),
     "unipc": (UniPCMultistepScheduler, dict(_NO_KARRAS)),
+    "unipc_karras": (UniPCMultistepScheduler, dict(_KARRAS)),
+    "unipc_exponential": (UniPCMultistepScheduler, dict(_EXPONENTIAL)),
     "lcm": (LCMScheduler, {}),
     "pndm": (PNDMScheduler, {"skip_prk_steps": True}),
     "flow_euler": (FlowMatchEulerDiscreteScheduler, {}),

@@ -33,8 +33,12 @@ from models import AiModel, Image, Task, TaskState, User
 from services.core import queue, redis_client
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, TooLarge, Unavailable, ValidationError
 from services.generation import catalog, estimates, tasks, uploads
+from services.generation.loratags import extract_loras
 from services.generation.params import fit_size, model_limits
-from services.generation.schedulers import A1111_SAMPLER_NAMES, FLOW_SCHEDULERS
+from services.generation.schedulers import (
+    A1111_SAMPLER_NAMES, DEFAULT_SCHEDULER, FLOW_SCHEDULERS, SCHEDULE_LABELS, SIGMA_SCHEDULES, sampler_of, schedule_of,
+    with_schedule,
+)
 from services.library import storage
 
 log = logging.getLogger(__name__)
@@ -126,57 +130,6 @@ def fit_to_card(params: dict) -> dict:
     return params
 
 
-# --- LoRAs in the prompt: <lora:name:weight> ------------------------------------------
-
-EXTRA_NETWORK = re.compile(r"<\s*(lora|lyco|hypernet)\s*:([^:>]*)(?::([^:>]*))?(?::[^>]*)?>", re.IGNORECASE)
-
-
-def find_lora(name: str) -> str | None:
-    """An enabled LoRA's id by its id or name (with or without a file extension), any case."""
-    wanted = name.strip().lower()
-    for ext in catalog.CHECKPOINTS:
-        if wanted.endswith(ext):
-            wanted = wanted[: -len(ext)]
-    for lora_id, info in catalog.lora_table().items():
-        if wanted in (lora_id.lower(), str(info["name"]).lower()):
-            return lora_id
-    return None
-
-
-def extract_loras(prompt, field: str = "prompt") -> tuple:
-    """(the prompt without its extra-network tags, [{id, weight}]) — A1111's syntax
-    `<lora:name>` / `<lora:name:0.8>` names an enabled LoRA."""
-    if not isinstance(prompt, str):
-        return prompt, []
-    loras: list[dict] = []
-    problems: list[str] = []
-
-    def take(match: re.Match) -> str:
-        kind, name, weight = match.group(1).lower(), match.group(2).strip(), match.group(3)
-        if kind == "hypernet":
-            problems.append(f"<hypernet:{name}>: hypernetworks are not supported; use a LoRA")
-            return ""
-        lora_id = find_lora(name) if name else None
-        if lora_id is None:
-            problems.append(f"<lora:{name[:80]}> is not an available LoRA; see GET /sdapi/v1/loras")
-            return ""
-        try:
-            value = 1.0 if weight is None or not weight.strip() else float(weight)
-        except ValueError:
-            problems.append(f"<lora:{name}:{weight}>: the weight must be a number")
-            return ""
-        if any(item["id"] == lora_id for item in loras):
-            return ""  # named twice: once is enough
-        loras.append({"id": lora_id, "weight": value})
-        return ""
-
-    cleaned = EXTRA_NETWORK.sub(take, prompt)
-    if problems:
-        raise ValidationError(field, problems[0])
-    cleaned = re.sub(r"\s*,\s*(,\s*)+", ", ", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(" ,\t\n")
-    return cleaned, loras
-
-
 # --- samplers ----------------------------------------------------------------------
 
 def _norm(text: str) -> str:
@@ -193,17 +146,23 @@ SAMPLER_ALIASES.update({
     "k dpmpp 2m ka": "dpmpp_2m_karras", "dpm++ sde": "dpmpp_sde_karras", "k dpmpp sde ka": "dpmpp_sde_karras",
     "pndm": "pndm", "k lcm": "lcm", "flowmatch euler": "flow_euler", "flow match euler": "flow_euler",
 })
-KARRAS = {"dpmpp_2m": "dpmpp_2m_karras", "dpmpp_2m_karras": "dpmpp_2m_karras",
-          "dpmpp_sde_karras": "dpmpp_sde_karras"}
-# A1111's schedule types that leave the sampler's own schedule as it is.
+# A1111's schedule types that leave the sampler's own schedule as it is, and those that
+# set one (any sampler diffusers can run on it: SIGMA_SCHEDULES).
 PLAIN_SCHEDULES = {"", "automatic", "auto", "default", "normal", "simple", "uniform", "sgm uniform"}
 SCHEDULE_TYPES = [("automatic", "Automatic"), ("uniform", "Uniform"), ("karras", "Karras"),
-                  ("sgm_uniform", "SGM Uniform"), ("simple", "Simple"), ("normal", "Normal")]
+                  ("exponential", "Exponential"), ("sgm_uniform", "SGM Uniform"), ("simple", "Simple"),
+                  ("normal", "Normal")]
+# The schedule variants /samplers lists as samplers of their own, as A1111 did before it had
+# schedule types (DPM++ SDE has no plain key); the others are a sampler + a schedule type.
+LISTED_VARIANTS = ("dpmpp_2m_karras", "dpmpp_sde_karras")
 
 
 def scheduler_key(sampler, schedule, model_id: str) -> str | None:
     """A1111's sampler_name (+ scheduler, its schedule type) as a Daydream scheduler key;
-    None: the model's default. Euler on a flow-matching model (SD 3, FLUX) is its FlowMatch Euler."""
+    None: the model's default. A schedule type sent beside a sampler name that has one
+    ("DPM++ 2M Karras" + "Exponential") wins; a Karras or Exponential schedule with no
+    sampler applies to the model's default sampler. Euler on a flow-matching model
+    (SD 3, FLUX) is its FlowMatch Euler."""
     card = catalog.cards().get(model_id)
     if sampler is not None and not isinstance(sampler, str):
         raise ValidationError("sampler_name", "must be a sampler name; see GET /sdapi/v1/samplers")
@@ -216,17 +175,32 @@ def scheduler_key(sampler, schedule, model_id: str) -> str | None:
         if key is None:
             raise ValidationError("sampler_name", f"'{sampler[:60]}' is not a sampler here; "
                                   f"choose one of {', '.join(sampler_names())}")
-    if schedule == "karras":
-        if key is None or key not in KARRAS:
-            raise ValidationError("scheduler", "Karras works here only with DPM++ 2M and DPM++ SDE; "
-                                  "use Automatic with other samplers")
-        key = KARRAS[key]
+    flow = card is not None and tuple(card.schedulers) == FLOW_SCHEDULERS
+    if schedule in SCHEDULE_LABELS:
+        label = SCHEDULE_LABELS[schedule]
+        if flow:
+            raise ValidationError("scheduler", f"{card.label} models keep their own schedule; "
+                                  f"use Automatic instead of {label}")
+        base = key or (card.scheduler if card is not None else DEFAULT_SCHEDULER)
+        scheduled = with_schedule(base, schedule)
+        if scheduled is None:
+            takers = sorted({A1111_SAMPLER_NAMES[sampler_of(k)] if sampler_of(k) in A1111_SAMPLER_NAMES
+                             else "DPM++ SDE" for k in SIGMA_SCHEDULES})
+            raise ValidationError("scheduler", f"{label} works here with {', '.join(takers)}; "
+                                  f"use Automatic with {A1111_SAMPLER_NAMES.get(base, base)}")
+        key = scheduled
     elif schedule not in PLAIN_SCHEDULES:
         raise ValidationError("scheduler", f"'{schedule[:40]}' is not supported; use one of "
                               + ", ".join(label for _, label in SCHEDULE_TYPES))
-    if card is not None and tuple(card.schedulers) == FLOW_SCHEDULERS and key in (None, "euler", "euler_a", "flow_euler"):
+    if flow and key in (None, "euler", "euler_a", "flow_euler"):
         return "flow_euler" if key else None
     return key
+
+
+def schedule_label(key: str | None) -> str:
+    """The A1111 schedule type a scheduler key runs on ("Karras"), else "Automatic"."""
+    schedule = schedule_of(key) if key else None
+    return SCHEDULE_LABELS[schedule] if schedule else "Automatic"
 
 
 def sampler_names() -> list[str]:
@@ -234,6 +208,8 @@ def sampler_names() -> list[str]:
     usable = {key for card in catalog.cards().values() for key in card.schedulers}
     names: list[str] = []
     for key, label in A1111_SAMPLER_NAMES.items():
+        if key in SIGMA_SCHEDULES and key not in LISTED_VARIANTS:
+            continue  # a sampler + a schedule type (GET /sdapi/v1/schedulers)
         if key in usable and label not in names:
             names.append(label)
     return names
@@ -633,7 +609,7 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
         if body.get(field) is not None and not isinstance(body[field], bool):
             raise ValidationError(field, "must be true or false")
 
-    prompt, loras = extract_loras(body.get("prompt"), "prompt")
+    prompt, loras = extract_loras(body.get("prompt"), "prompt", "GET /sdapi/v1/loras")
     if prompt is None:
         prompt = ""
     params = {"prompt": prompt, "model": model, "samples": counts["batch_size"] * counts["n_iter"]}
@@ -679,7 +655,8 @@ def a1111_info(task: Task, body: dict, *, img2img: bool) -> dict:
         "seed": seeds[0] if seeds else task.seed, "all_seeds": seeds,
         "subseed": -1, "all_subseeds": [-1] * len(seeds), "subseed_strength": 0,
         "width": task.width, "height": task.height,
-        "sampler_name": A1111_SAMPLER_NAMES.get(task.scheduler, task.scheduler), "scheduler": "Automatic",
+        "sampler_name": A1111_SAMPLER_NAMES.get(task.scheduler, task.scheduler),
+        "scheduler": schedule_label(task.scheduler),
         "cfg_scale": task.guidance, "steps": task.steps, "batch_size": batch,
         "restore_faces": False, "face_restoration_model": None,
         "sd_model_name": row.name if row else task.model, "sd_model_hash": short_hash(task.model),
@@ -694,16 +671,46 @@ def a1111_info(task: Task, body: dict, *, img2img: bool) -> dict:
     }
 
 
-def a1111_parameters(task: Task, body: dict) -> dict:
-    """The `parameters` of an A1111 answer: the request with its defaults filled in."""
-    echoed = {k: v for k, v in body.items() if k not in ("init_images", "mask")}
+# The fields A1111's API defines for txt2img and img2img (its modules/api/models.py builds
+# them from StableDiffusionProcessingTxt2Img / Img2Img's fields, less API_NOT_ALLOWED, plus
+# its extra fields): `parameters` echoes these only, never whatever else a client sent
+# along (SillyTavern sends its `auth` and `url` in the body).
+A1111_COMMON_FIELDS = frozenset((
+    "prompt", "negative_prompt", "styles", "seed", "subseed", "subseed_strength", "seed_resize_from_h",
+    "seed_resize_from_w", "sampler_name", "scheduler", "batch_size", "n_iter", "steps", "cfg_scale", "width",
+    "height", "restore_faces", "tiling", "do_not_save_samples", "do_not_save_grid", "eta", "denoising_strength",
+    "s_min_uncond", "s_churn", "s_tmax", "s_tmin", "s_noise", "override_settings",
+    "override_settings_restore_afterwards", "refiner_checkpoint", "refiner_switch_at", "disable_extra_networks",
+    "firstpass_image", "comments", "sampler_index", "script_name", "script_args", "send_images", "save_images",
+    "alwayson_scripts", "force_task_id", "infotext",
+))
+A1111_TXT2IMG_FIELDS = A1111_COMMON_FIELDS | {
+    "enable_hr", "firstphase_width", "firstphase_height", "hr_scale", "hr_upscaler", "hr_second_pass_steps",
+    "hr_resize_x", "hr_resize_y", "hr_checkpoint_name", "hr_sampler_name", "hr_scheduler", "hr_prompt",
+    "hr_negative_prompt",
+}
+A1111_IMG2IMG_FIELDS = A1111_COMMON_FIELDS | {
+    "init_images", "resize_mode", "image_cfg_scale", "mask", "mask_blur_x", "mask_blur_y", "mask_blur",
+    "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding", "inpainting_mask_invert",
+    "initial_noise_multiplier", "latent_mask",
+}
+
+
+def a1111_parameters(task: Task, body: dict, *, img2img: bool = False) -> dict:
+    """The `parameters` of an A1111 answer: the request's fields that A1111's API defines
+    (nothing else the client sent), with what the task used filled in. Pictures are not
+    sent back (init_images: null, as A1111 answers)."""
+    defined = A1111_IMG2IMG_FIELDS if img2img else A1111_TXT2IMG_FIELDS
+    echoed = {k: v for k, v in body.items() if k in defined and k not in ("init_images", "mask", "latent_mask")}
     echoed.update({"prompt": body.get("prompt", task.prompt), "negative_prompt": task.negative_prompt,
                    "steps": task.steps, "cfg_scale": task.guidance, "width": task.width, "height": task.height,
                    "seed": body.get("seed", -1), "batch_size": body.get("batch_size", task.samples),
                    "n_iter": body.get("n_iter", 1),
-                   "sampler_name": A1111_SAMPLER_NAMES.get(task.scheduler, task.scheduler)})
-    if "init_images" in body:
+                   "sampler_name": A1111_SAMPLER_NAMES.get(task.scheduler, task.scheduler),
+                   "scheduler": schedule_label(task.scheduler)})
+    if img2img:
         echoed["init_images"] = None
+        echoed["denoising_strength"] = task.strength
     return echoed
 
 

@@ -139,6 +139,127 @@ def test_lists_and_the_callers_own_default_model(a1111_stack, webui_caller):
     assert task["prompt"] == "a boat"
 
 
+def test_options_answer_a1111s_standard_keys_and_keep_what_means_something_per_caller(webui_caller):
+    options = webui_caller.api.get_options()
+    # A1111's standard options with its defaults, Daydream's own values where it has them.
+    assert options["send_seed"] is True and options["send_size"] is True and options["eta_noise_seed_delta"] == 0
+    assert options["samples_format"] == "png" and options["sd_vae"] == "Automatic"
+    assert options["CLIP_stop_at_last_layers"] == 1 and options["sd_checkpoint_hash"]
+    assert options["sd_model_checkpoint"].startswith("Demo") and options["live_previews_enable"] is True
+    assert options["eta_ancestral"] == 1.0 and options["quicksettings_list"] == ["sd_model_checkpoint"]
+    assert not any(key.startswith("outdir_") for key in options)  # the server's paths are its own
+    # POST takes any option (and unknown ones, as clients send whole settings objects back).
+    sent = {**options, "send_seed": False, "samples_format": "jpg", "eta_noise_seed_delta": 31337,
+            "live_previews_enable": False, "sd_model_checkpoint": "demo", "some_extension_option": [1, 2]}
+    assert webui_caller.post("/sdapi/v1/options", json=sent).status_code == 200
+    again = webui_caller.api.get_options()
+    # Kept: the caller's model and live previews (the studio's setting too); the rest is not
+    # stored here (nothing reads it), so A1111's defaults come back.
+    assert again["live_previews_enable"] is False and webui_caller.user.me()["settings"]["previews"] is False
+    assert again["sd_model_checkpoint"] == options["sd_model_checkpoint"]
+    assert again["send_seed"] is True and again["samples_format"] == "png" and again["eta_noise_seed_delta"] == 0
+    assert "some_extension_option" not in again
+    # A bad value for a kept option is a 422 naming it, and changes nothing.
+    bad = webui_caller.post("/sdapi/v1/options", json={"live_previews_enable": "yes", "sd_model_checkpoint": "nope"})
+    assert bad.status_code == 422 and set(bad.json()) == A1111_ERROR_KEYS
+    assert bad.json()["detail"].startswith("live_previews_enable:")
+    assert webui_caller.post("/sdapi/v1/options", json={"live_previews_enable": True}).status_code == 200
+    assert webui_caller.api.get_options()["live_previews_enable"] is True
+
+
+def test_the_answer_echoes_only_the_fields_a1111_defines(webui_caller):
+    # SillyTavern sends its own `auth` ("user:token") and `url` in the body.
+    body = {"prompt": "a quiet harbour", "width": 64, "height": 64, "steps": 2, "seed": 9, "sampler_name": "Euler",
+            "auth": f"{webui_caller.user.username}:{webui_caller.token}", "url": "http://127.0.0.1:7860",
+            "send_images": True, "save_images": False, "override_settings": {"sd_model_checkpoint": "demo"},
+            "override_settings_restore_afterwards": True, "hr_scale": 2, "tiling": False, "styles": [],
+            "some_field_of_its_own": "x"}
+    response = webui_caller.post("/sdapi/v1/txt2img", json=body)
+    assert response.status_code == 200, response.text[:300]
+    parameters = response.json()["parameters"]
+    assert "auth" not in parameters and "url" not in parameters and "some_field_of_its_own" not in parameters
+    assert webui_caller.token not in response.text
+    for field in ("send_images", "save_images", "override_settings", "override_settings_restore_afterwards",
+                  "hr_scale", "tiling", "styles"):
+        assert parameters[field] == body[field], field
+    assert parameters["prompt"] == "a quiet harbour" and parameters["steps"] == 2 and parameters["seed"] == 9
+    assert parameters["sampler_name"] == "Euler" and parameters["scheduler"] == "Automatic"
+
+
+def test_euler_a_on_a_karras_schedule_runs_and_is_recorded(webui_caller):
+    """SillyTavern offers any sampler with any schedule type: Euler a + Karras here."""
+    result = webui_caller.api.txt2img(prompt="a lantern", width=64, height=64, steps=3, seed=11,
+                                      sampler_name="Euler a", scheduler="Karras")
+    task = webui_caller.user.get(f"/api/v1/tasks/{result.info['daydream_task_id']}").get_json()
+    assert task["state"] == "done" and task["scheduler"] == "euler_a_karras"
+    assert result.info["sampler_name"] == "Euler a Karras" and result.info["scheduler"] == "Karras"
+    assert "Sampler: Euler a Karras" in result.info["infotexts"][0]  # A1111 reads it as Euler a + Karras
+    assert result.parameters["scheduler"] == "Karras"
+    plain = webui_caller.api.txt2img(prompt="a lantern", width=64, height=64, steps=3, seed=11,
+                                     sampler_name="Euler a", scheduler="Automatic")
+    assert plain.images[0].tobytes() != result.images[0].tobytes()  # another schedule, another picture
+    # Exponential works too; a sampler with no such schedule is a 422.
+    exponential = webui_caller.post("/sdapi/v1/txt2img", json={
+        "prompt": "a lantern", "width": 64, "height": 64, "steps": 3, "sampler_name": "DPM++ 2M",
+        "scheduler": "Exponential"})
+    assert exponential.status_code == 200 and json.loads(exponential.json()["info"])["scheduler"] == "Exponential"
+    refused = webui_caller.post("/sdapi/v1/txt2img", json={"prompt": "x", "sampler_name": "DDIM", "scheduler": "Karras"})
+    assert refused.status_code == 422 and refused.json()["detail"].startswith("scheduler: Karras works here with")
+    assert "Exponential" in [s["label"] for s in webui_caller.api.get_schedulers()]
+
+
+def test_routes_daydream_lacks_answer_json_in_a1111s_shape(webui_caller):
+    for method, path in (("GET", "/controlnet/version"), ("GET", "/controlnet/model_list"),
+                         ("POST", "/controlnet/detect"), ("GET", "/sdapi/v2/anything"), ("GET", "/sdapi"),
+                         ("GET", "/sdapi/v1"), ("DELETE", "/controlnet")):
+        for auth in (webui_caller.basic, None):  # with a token or without: nothing is there either way
+            response = requests.request(method, webui_caller.url + path, auth=auth, timeout=10)
+            assert response.status_code == 404 and response.headers["Content-Type"] == "application/json", path
+            assert response.json() == {"error": "HTTPException", "detail": "Not Found", "body": "",
+                                       "errors": "Not Found"}, path
+
+
+def test_routes_openai_lacks_answer_json_in_openais_shape_and_pages_stay_pages(webui_caller):
+    for path in ("/v1", "/v1/"):
+        response = requests.get(webui_caller.url + path, timeout=10)
+        assert response.status_code == 404 and response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "unknown_url" and response.json()["error"]["type"] == \
+            "invalid_request_error"
+    page = requests.get(webui_caller.url + "/no-such-page", timeout=10)
+    assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
+
+
+def test_a_lora_tag_in_the_prompt_means_the_same_on_the_native_api(a1111_stack, webui_caller):
+    """`<lora:name:0.8>` typed into the studio's prompt (POST /api/v1/tasks) applies that
+    LoRA, as the A1111 and OpenAI routes do; a tag sets the weight of a listed LoRA."""
+    user = webui_caller.user
+    tokens = user.me()["tokens"]
+    estimate = user.post("/api/v1/estimate", json={"prompt": "a boat <lora:demo-sd1-lora:0.8>", "width": 64,
+                                                   "height": 64, "steps": 2})
+    assert estimate.status_code == 200, estimate.get_json()
+    submitted = user.submit(prompt="a boat, <lora:demo-sd1-lora:0.8>, at dusk", steps=2, seed=5)
+    assert submitted.status_code == 202, submitted.get_json()
+    task = user.wait_task(submitted.get_json()["id"])
+    assert task["state"] == "done"
+    assert task["loras"] == [{"id": "demo-lora-sd1", "name": "demo-sd1-lora", "weight": 0.8}]
+    assert task["prompt"] == "a boat, at dusk"
+    png = PILImage.open(io.BytesIO(user.get(task["images"][0]["url"]).data))
+    assert "<lora:demo-sd1-lora:0.8>" in png.info["parameters"].splitlines()[0]  # pasted back, it applies again
+    assert json.loads(png.info["daydream"])["loras"][0]["weight"] == 0.8
+    # The tag's weight wins over the same LoRA in the list.
+    both = user.submit(prompt="a boat <lora:DEMO-SD1-LORA:0.3>", steps=2, seed=5,
+                       loras=[{"id": "demo-lora-sd1", "weight": 1.5}])
+    assert both.status_code == 202, both.get_json()
+    assert both.get_json()["loras"] == [{"id": "demo-lora-sd1", "name": "demo-sd1-lora", "weight": 0.3}]
+    user.wait_task(both.get_json()["id"])
+    # A tag naming no LoRA is a 422 naming it; nothing charged.
+    before = user.me()["tokens"]
+    unknown = user.submit(prompt="a boat <lora:no-such-lora:0.5>", steps=2)
+    assert unknown.status_code == 422
+    assert unknown.get_json()["error"]["fields"]["prompt"].startswith("<lora:no-such-lora> is not an available LoRA")
+    assert user.me()["tokens"] == before < tokens
+
+
 def test_progress_and_interrupt_only_ever_concern_the_callers_own_task(a1111_stack):
     alice, bob = WebUiCaller(a1111_stack, "alice"), WebUiCaller(a1111_stack, "bob")
     answer = {}

@@ -1,10 +1,11 @@
 // Unit tests of the studio's LoRA rules (site/static/js/pages/studio/loras.js): the family
-// filter, the most a task may use, weights, what is kept and what a task brings back.
+// filter, the most a task may use, weights, what is kept and what a task brings back, and the
+// <lora:name:0.8> tags typed into the prompt (read as services/generation/loratags.py reads them).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   DEFAULT_MAX_LORAS, WEIGHT, addLora, addable, clampWeight, droppedNote, keepAvailable, keptLoras, lorasFor,
-  lorasPayload, lorasText, maxLoras, removeLora, setWeight,
+  lorasPayload, lorasText, maxLoras, promptLoras, removeLora, setWeight, shownLoras,
 } from "../../site/static/js/pages/studio/loras.js";
 
 const LORAS = [
@@ -108,4 +109,47 @@ test("what is kept of the LoRAs, and how a task card words them", () => {
   assert.deepEqual(keptLoras("ink"), []);
   assert.equal(lorasText([{ id: "ink", name: "Ink", weight: 0.8 }, { id: "d", name: "Detail", weight: -0.5 }]),
                "Ink (0.8), Detail (-0.5)");
+});
+
+test("a <lora:name:weight> tag in the prompt names a LoRA of the model's family, as the server reads it", () => {
+  const read = promptLoras("a boat, <lora:Ink:0.5>, at dusk <LORA: demo-sdxl-lora.safetensors >", SDXL);
+  assert.deepEqual(read.list, [
+    { id: "ink", name: "Ink", weight: 0.5, tag: "<lora:Ink:0.5>" },
+    { id: "demo-sdxl-lora", name: "Demo SDXL LoRA", weight: 1, tag: "<LORA: demo-sdxl-lora.safetensors >" },
+  ]);
+  assert.deepEqual(read.problems, []);
+  // By its name too, any case; named twice: the first tag counts; A1111's lyco tags are LoRAs.
+  assert.deepEqual(promptLoras("<lora:demo sdxl lora:0.3> <lyco:demo-sdxl-lora:2>", SDXL).list.map((l) => [l.id, l.weight]),
+                   [["demo-sdxl-lora", 0.3]]);
+  assert.deepEqual(promptLoras("a plain prompt, (with emphasis:1.2) and <angle brackets>", SDXL),
+                   { list: [], problems: [] });
+  assert.deepEqual(promptLoras(undefined, SDXL), { list: [], problems: [] });
+});
+
+test("a tag the server would refuse is named as it is typed", () => {
+  const cases = [
+    ["<lora:nothing-like-it:1>", "<lora:nothing-like-it> is not a LoRA for this model."],
+    ["<lora:sd1-detail:1>", "<lora:sd1-detail> is not a LoRA for this model."], // another family's
+    ["<lora:ink:heavy>", "<lora:ink:heavy>: the weight must be a number."],
+    ["<lora:ink:3>", "<lora:ink:3>: the weight must be from -2 to 2."],
+    ["<hypernet:h:1>", "<hypernet:h:1>: hypernetworks are not supported; use a LoRA."],
+  ];
+  cases.forEach(([prompt, words]) => {
+    const read = promptLoras("a boat " + prompt, SDXL);
+    assert.deepEqual(read.list, [], prompt);
+    assert.deepEqual(read.problems, [words], prompt);
+  });
+});
+
+test("the list shows a chip for each tag, in place of the same LoRA added with the picker; the tags count", () => {
+  const chosen = [{ id: "ink", name: "Ink", weight: 0.8 }, { id: "x", name: "X", weight: 1 }];
+  const tagged = promptLoras("<lora:ink:-0.5> <lora:demo-sdxl-lora>", SDXL).list;
+  const shown = shownLoras(chosen, tagged, 4);
+  assert.deepEqual(shown.picked, [{ id: "x", name: "X", weight: 1 }]); // the tag's weight wins over Ink's row
+  assert.deepEqual(shown.tagged.map((l) => [l.id, l.weight, l.tag]),
+                   [["ink", -0.5, "<lora:ink:-0.5>"], ["demo-sdxl-lora", 1, "<lora:demo-sdxl-lora>"]]);
+  assert.equal(shown.count, 3);
+  assert.equal(shown.over, false);
+  assert.equal(shownLoras(chosen, tagged, 2).over, true);
+  assert.deepEqual(shownLoras(chosen, [], 4), { picked: chosen, tagged: [], count: 2, over: false });
 });

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from services.core.errors import ValidationError
-from services.generation import compat
+from services.generation import compat, loratags
 from services.generation.families import card
 
 CARDS = {"demo": card("sd1"), "flux": card("flux", variant="schnell")}
@@ -44,13 +44,30 @@ def test_sizes_are_width_x_height_or_auto():
 
 
 def test_lora_tags_in_the_prompt_name_enabled_loras(catalog):
-    prompt, loras = compat.extract_loras("a boat, <lora:demo-sd1-lora:0.6>, at dusk")
+    prompt, loras = loratags.extract_loras("a boat, <lora:demo-sd1-lora:0.6>, at dusk")
     assert prompt == "a boat, at dusk" and loras == [{"id": "demo-lora-sd1", "weight": 0.6}]
-    assert compat.extract_loras("<lora:DEMO-SD1-LORA.safetensors> x")[1] == [{"id": "demo-lora-sd1", "weight": 1.0}]
+    assert loratags.extract_loras("<lora:DEMO-SD1-LORA.safetensors> x")[1] == [{"id": "demo-lora-sd1", "weight": 1.0}]
     for bad in ("<lora:unknown:1>", "<lora:demo-sd1-lora:heavy>", "<hypernet:h:1>"):
         with pytest.raises(ValidationError) as raised:
-            compat.extract_loras(bad)
+            loratags.extract_loras(bad)
         assert raised.value.field == "prompt"
+    with pytest.raises(ValidationError, match=r"<lora:unknown> is not an available LoRA; see GET /api/v1/models"):
+        loratags.apply_to_request({"prompt": "x <lora:unknown:0.5>"})
+
+
+def test_on_the_native_api_tags_join_the_loras_list_and_a_tag_sets_a_listed_weight(catalog, monkeypatch):
+    monkeypatch.setattr(compat.catalog, "lora_table", lambda: dict(LORAS, ink={"name": "Ink", "family": "sd1"}))
+    plain = {"prompt": "a boat", "loras": [{"id": "ink", "weight": 0.5}]}
+    assert loratags.apply_to_request(plain) is plain  # no tag: the request as it is
+    tagged = loratags.apply_to_request({"prompt": "a boat <lora:demo-sd1-lora:0.8>", "steps": 2})
+    assert tagged == {"prompt": "a boat", "steps": 2, "loras": [{"id": "demo-lora-sd1", "weight": 0.8}]}
+    both = loratags.apply_to_request({"prompt": "<lora:Ink:1.2> a boat, <lora:demo-sd1-lora>",
+                                      "loras": [{"id": "ink", "weight": 0.5}, "other"]})
+    assert both["prompt"] == "a boat"
+    assert both["loras"] == [{"id": "ink", "weight": 1.2}, "other", {"id": "demo-lora-sd1", "weight": 1.0}]
+    # A `loras` that is not a list is left for the task's validation to refuse.
+    assert loratags.apply_to_request({"prompt": "<lora:ink>", "loras": "ink"})["loras"] == "ink"
+    assert loratags.apply_to_request(["not", "an", "object"]) == ["not", "an", "object"]
 
 
 def test_a1111_samplers_map_to_daydream_schedulers(catalog):
@@ -63,9 +80,57 @@ def test_a1111_samplers_map_to_daydream_schedulers(catalog):
     with pytest.raises(ValidationError) as raised:
         compat.scheduler_key("Heun", None, "demo")
     assert raised.value.field == "sampler_name"
+
+
+@pytest.mark.parametrize("sampler, schedule, key, label", [
+    ("Euler a", "Karras", "euler_a_karras", "Karras"), ("Euler a Karras", None, "euler_a_karras", "Karras"),
+    ("euler_a", "karras", "euler_a_karras", "Karras"), ("Euler a Karras", "Automatic", "euler_a_karras", "Karras"),
+    ("Euler", "Exponential", "euler_exponential", "Exponential"),
+    ("Euler a", "exponential", "euler_a_exponential", "Exponential"),
+    ("DPM++ 2M Karras", "Exponential", "dpmpp_2m_exponential", "Exponential"),  # the schedule type sent wins
+    ("DPM++ SDE", "Exponential", "dpmpp_sde_exponential", "Exponential"),
+    ("UniPC", "Karras", "unipc_karras", "Karras"),
+    (None, "Karras", "euler_karras", "Karras"),  # the model's default sampler (Euler) on that schedule
+])
+def test_any_sampler_that_can_takes_a_karras_or_exponential_schedule(catalog, sampler, schedule, key, label):
+    assert compat.scheduler_key(sampler, schedule, "demo") == key
+    assert compat.schedule_label(key) == label
+    assert compat.schedule_label("euler_a") == "Automatic"
+
+
+@pytest.mark.parametrize("sampler, schedule, model, words", [
+    ("DDIM", "Karras", "demo", "Karras works here with DPM++ 2M, DPM++ SDE, Euler, Euler a, UniPC"),
+    ("Euler", "Karras", "flux", "FLUX.1 models keep their own schedule"),
+    ("Euler a", "Beta", "demo", "'beta' is not supported"),
+])
+def test_a_schedule_that_cannot_be_had_is_refused_naming_what_can(catalog, sampler, schedule, model, words):
     with pytest.raises(ValidationError) as raised:
-        compat.scheduler_key("Euler a", "Karras", "demo")
-    assert raised.value.field == "scheduler"
+        compat.scheduler_key(sampler, schedule, model)
+    assert raised.value.field == "scheduler" and words in raised.value.message
+
+
+def test_the_samplers_list_names_samplers_and_leaves_schedules_to_their_list(catalog):
+    names = compat.sampler_names()
+    assert {"Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE Karras", "UniPC"} <= set(names)
+    assert "Euler a Karras" not in names and "Euler Exponential" not in names
+
+
+def test_the_parameters_echo_only_the_fields_a1111_defines():
+    class Task:
+        prompt, negative_prompt, steps, guidance, width, height, samples = "a boat", "", 2, 7.0, 64, 64, 1
+        scheduler, strength = "euler_a_karras", 0.5
+
+    body = {"prompt": "a boat <lora:x:1>", "steps": 2, "sampler_name": "Euler a", "scheduler": "Karras",
+            "auth": "someone:their-token", "url": "http://127.0.0.1:7860", "send_images": True,
+            "override_settings": {"sd_model_checkpoint": "demo"}, "hr_scale": 2, "whatever": 1}
+    echoed = compat.a1111_parameters(Task(), body)
+    assert "auth" not in echoed and "url" not in echoed and "whatever" not in echoed
+    assert echoed["send_images"] is True and echoed["override_settings"] == {"sd_model_checkpoint": "demo"}
+    assert echoed["sampler_name"] == "Euler a Karras" and echoed["scheduler"] == "Karras"
+    assert echoed["prompt"] == "a boat <lora:x:1>" and echoed["hr_scale"] == 2
+    image = compat.a1111_parameters(Task(), {**body, "init_images": ["abc"], "mask_blur": 4}, img2img=True)
+    assert image["init_images"] is None and image["mask_blur"] == 4 and image["denoising_strength"] == 0.5
+    assert "hr_scale" not in image and "auth" not in image
 
 
 def test_an_a1111_body_becomes_task_parameters(catalog):

@@ -14,7 +14,9 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
-from services.generation.schedulers import FLOW_SCHEDULERS, SCHEDULERS, UNET_SCHEDULERS
+from services.generation.schedulers import (
+    FLOW_SCHEDULERS, SCHEDULERS, SIGMA_SCHEDULES, UNET_SCHEDULERS, sampler_of, schedule_of, with_schedule,
+)
 from worker.demo_model import build_demo_model
 from worker.schedulers import SCHEDULER_SETTINGS, apply_scheduler
 
@@ -87,6 +89,8 @@ def test_settings_cover_every_name():
     assert SCHEDULER_SETTINGS["dpmpp_2m_karras"][1]["use_karras_sigmas"] is True
     assert SCHEDULER_SETTINGS["dpmpp_sde_karras"][1]["use_karras_sigmas"] is True
     assert SCHEDULER_SETTINGS["flow_euler"][0] is FlowMatchEulerDiscreteScheduler
+    for key, (sampler, schedule) in SIGMA_SCHEDULES.items():
+        assert sampler_of(key) == sampler and schedule_of(key) == schedule and with_schedule(sampler, schedule) == key
 
 
 @pytest.mark.parametrize("name", UNET_SCHEDULERS)
@@ -102,6 +106,47 @@ def test_every_unet_scheduler_on_sd1_is_finite_and_reproducible(sd1_pipe, name):
     second = sample_with(sd1_pipe, name, steps=3 if name == "pndm" else 2)
     assert first.shape == (1, 64, 64, 3) and np.isfinite(first).all()
     assert np.array_equal(first, second)
+
+
+def karras(high, low, n, rho=7.0):
+    ramp = np.linspace(0, 1, n)
+    return (high ** (1 / rho) + ramp * (low ** (1 / rho) - high ** (1 / rho))) ** rho
+
+
+@pytest.mark.parametrize("schedule", ["karras", "exponential"])
+def test_euler_ancestral_runs_on_a_karras_or_exponential_schedule(sd1_pipe, schedule):
+    """A1111's "Euler a" with the schedule type Karras (or Exponential), which diffusers'
+    EulerAncestralDiscreteScheduler has no setting for: the sigmas are redrawn between the
+    plain schedule's ends, the timesteps follow them, and the picture differs from plain
+    Euler a while staying reproducible."""
+    plain = apply_scheduler(sd1_pipe, "euler_a")
+    plain.set_timesteps(8)
+    plain_sigmas = plain.sigmas.numpy().copy()
+    scheduled = apply_scheduler(sd1_pipe, f"euler_a_{schedule}")
+    assert isinstance(scheduled, SCHEDULER_SETTINGS[f"euler_a_{schedule}"][0]) and scheduled is not plain
+    scheduled.set_timesteps(8)
+    sigmas = scheduled.sigmas.numpy()
+    high, low = float(plain_sigmas[0]), float(plain_sigmas[-2])
+    expected = karras(high, low, 8) if schedule == "karras" else np.exp(np.linspace(np.log(high), np.log(low), 8))
+    assert np.allclose(sigmas[:-1], expected, rtol=1e-4) and sigmas[-1] == 0
+    assert not np.allclose(sigmas, plain_sigmas)  # not the model's own schedule
+    timesteps = scheduled.timesteps.numpy()
+    assert len(timesteps) == 8 and (np.diff(timesteps) < 0).all()  # falling with the sigmas
+    assert timesteps[0] == pytest.approx(plain.timesteps.numpy()[0], abs=0.01)  # same ends
+    assert timesteps[-1] == pytest.approx(plain.timesteps.numpy()[-1], abs=0.01)
+    first = sample_with(sd1_pipe, f"euler_a_{schedule}", steps=4)
+    assert np.isfinite(first).all()
+    assert np.array_equal(first, sample_with(sd1_pipe, f"euler_a_{schedule}", steps=4))
+    assert not np.array_equal(first, sample_with(sd1_pipe, "euler_a", steps=4))
+
+
+def test_the_schedule_variants_set_diffusers_sigma_settings(sd1_pipe):
+    for name in ("euler", "dpmpp_2m", "unipc"):
+        assert apply_scheduler(sd1_pipe, f"{name}_karras").config.use_karras_sigmas is True
+        assert apply_scheduler(sd1_pipe, f"{name}_exponential").config.use_exponential_sigmas is True
+        plain = apply_scheduler(sd1_pipe, name).config
+        assert not plain.use_karras_sigmas and not plain.use_exponential_sigmas
+    assert apply_scheduler(sd1_pipe, "dpmpp_sde_exponential").config.use_exponential_sigmas is True
 
 
 def test_sde_noise_follows_the_seed(sd1_pipe):

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from services.core import queue
 from services.core.errors import Conflict, ValidationError
-from services.generation import catalog, dispatch, estimates, tasks, uploads
+from services.generation import catalog, dispatch, estimates, loratags, tasks, uploads
 from services.library import archives
 from views.api.common import body, bp, listing, paging
 from views.api.openapi import PAGING, TASK_PARAMS, answer, errors, list_of, op, path_id, ref
@@ -29,13 +29,15 @@ def schedulers():
 
 @bp.post("/estimate")
 def estimate():
-    params = tasks.check_params(current_user, body())
+    params = tasks.check_params(current_user, loratags.apply_to_request(body()))
     return jsonify(estimates.estimate(current_user, params, tasks.cost_for(current_user, params)))
 
 
 @bp.post("/tasks")
 def submit():
-    task = tasks.submit_task(current_user, body(), request.headers.get("Idempotency-Key"))
+    # <lora:name:0.8> in the prompt applies that LoRA, as on the A1111 and OpenAI routes.
+    data = loratags.apply_to_request(body())
+    task = tasks.submit_task(current_user, data, request.headers.get("Idempotency-Key"))
     # The estimate at submit, so the card shows a time before the first progress event.
     return jsonify({**tasks.task_to_dict(task), "estimate": estimates.for_task(task)}), 202
 

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from extensions import db
 from models import TaskState
 from services.core.errors import ServiceError, ValidationError
-from services.generation import catalog, compat, tasks
+from services.generation import a1111_options, catalog, compat, tasks
 from views.compat.common import authenticate, client_watch, error_answer
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def _generate(img2img: bool):
     info = compat.a1111_info(task, body, img2img=img2img)
     if task.state == TaskState.CANCELED.value:
         info["interrupted"] = True  # as A1111 answers an interrupted job: what was made (nothing)
-    return jsonify({"images": images, "parameters": compat.a1111_parameters(task, body),
+    return jsonify({"images": images, "parameters": compat.a1111_parameters(task, body, img2img=img2img),
                     "info": json.dumps(info)})
 
 
@@ -220,23 +220,13 @@ def embeddings():
 
 @route("/options")
 def get_options():
-    user = _user()
-    row = catalog.row_of(compat.user_default_model(user))
-    return jsonify({
-        "sd_model_checkpoint": compat.model_title(row) if row else None,
-        "sd_checkpoint_hash": compat.short_hash(row.id) if row else None,
-        "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 1, "samples_format": "png",
-        "live_previews_enable": bool(user.previews), "live_previews_image_format": "jpeg",
-        "show_progress_every_n_steps": 1, "eta_noise_seed_delta": 0,
-    })
+    return jsonify(a1111_options.options_for(_user()))
 
 
 @route("/options", methods=("POST",))
 def set_options():
-    body = _body()
-    if "sd_model_checkpoint" in body:
-        compat.set_user_default_model(_user(), body["sd_model_checkpoint"])
-    return jsonify(None)  # other options are the server's own and stay as they are
+    a1111_options.set_options(_user(), _body())
+    return jsonify(None)
 
 
 @route("/cmd-flags")

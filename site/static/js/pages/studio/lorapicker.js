@@ -1,18 +1,24 @@
 /* Daydream studio — the LoRA picker of the panel: the enabled LoRAs of the chosen model's
  * family in a select with "Add", each added one a row with its weight (a number and a
- * slider, -2..2) and "Remove"; at most max_loras. The rules are loras.js's; the chosen
- * LoRAs live in state.loras (readForm sends them). */
+ * slider, -2..2) and "Remove"; at most max_loras. A <lora:name:0.8> tag typed into the
+ * prompt shows as a row of its own ("in the prompt", the tag's text), live; the server
+ * applies the tag (its weight wins over the same LoRA added here, whose row it replaces).
+ * The rules are loras.js's; the chosen LoRAs live in state.loras (readForm sends them). */
 import { announce, byId, el } from "../../lib/dom.js";
 import { config } from "./config.js";
 import { clearFieldError, paintRange } from "./fields.js";
 import {
-  WEIGHT, addLora, addable, clampWeight, droppedNote, keepAvailable, lorasFor, removeLora, setWeight,
+  WEIGHT, addLora, addable, clampWeight, droppedNote, keepAvailable, lorasFor, promptLoras, removeLora, setWeight,
+  shownLoras,
 } from "./loras.js";
 import { state } from "./state.js";
 
 let available = [];
 let changed = () => {};
 let rowCount = 0;
+let pickerError = "";
+let tagProblem = "";
+let tagsSeen = "";
 
 function setNote(text) {
   const note = byId("lora-note");
@@ -21,13 +27,36 @@ function setNote(text) {
   note.hidden = !text;
 }
 
-function setError(text) {
+function paintError() {
   const box = byId("loras-error");
   const select = byId("lora-choice");
+  const text = pickerError || tagProblem;
   if (box) { box.textContent = text || ""; box.hidden = !text; }
   if (select) {
-    if (text) select.setAttribute("aria-invalid", "true"); else select.removeAttribute("aria-invalid");
+    if (pickerError) select.setAttribute("aria-invalid", "true"); else select.removeAttribute("aria-invalid");
   }
+}
+
+function setError(text) {
+  pickerError = text || "";
+  paintError();
+}
+
+/* The prompt's LoRA tags, read as the server reads them. */
+function promptTags() {
+  const prompt = byId("prompt");
+  return promptLoras(prompt ? prompt.value : "", available);
+}
+
+/* A tag typed into the prompt: its LoRA's name and the tag as typed (edited there, not here). */
+function tagRow(lora) {
+  return el("li", { class: "lora-row lora-row--tag", dataset: { loraId: lora.id, from: "prompt" } }, [
+    el("div", { class: "lora-row__head" }, [
+      el("span", { class: "lora-row__name", text: lora.name }),
+      el("span", { class: "field-hint lora-row__from", text: "in the prompt, weight " + lora.weight }),
+    ]),
+    el("code", { class: "lora-row__tag", text: lora.tag }),
+  ]);
 }
 
 function weightRow(lora) {
@@ -84,9 +113,15 @@ function render() {
   const list = byId("lora-list");
   const limit = byId("lora-limit");
   if (!section || !select || !list) return;
-  section.hidden = available.length === 0;
-  const left = addable(state.loras, available);
-  const full = state.loras.length >= config.maxLoras;
+  const tags = promptTags();
+  const shown = shownLoras(state.loras, tags.list, config.maxLoras);
+  tagsSeen = JSON.stringify(tags);
+  tagProblem = tags.problems[0] || (shown.over ? "At most " + config.maxLoras + " LoRA" +
+    (config.maxLoras === 1 ? "" : "s") + " a task, with those in the prompt." : "");
+  paintError();
+  section.hidden = available.length === 0 && !tags.list.length && !tags.problems.length;
+  const left = addable(state.loras.concat(tags.list), available);
+  const full = shown.count >= config.maxLoras;
   const previous = select.value;
   select.replaceChildren(...(left.length
     ? left.map((l) => el("option", { value: l.id, text: l.name || l.id }))
@@ -100,8 +135,13 @@ function render() {
       : "Up to " + config.maxLoras + " LoRA" + (config.maxLoras === 1 ? "" : "s") + " a task, each weighted from " +
         WEIGHT.min + " to " + WEIGHT.max + ".";
   }
-  list.replaceChildren(...state.loras.map(weightRow));
-  list.hidden = state.loras.length === 0;
+  list.replaceChildren(...shown.picked.map(weightRow), ...shown.tagged.map(tagRow));
+  list.hidden = shown.count === 0;
+}
+
+/* The prompt changed: redraw the list when its tags did. */
+function promptChanged() {
+  if (JSON.stringify(promptTags()) !== tagsSeen) render();
 }
 
 /** The model changed: its family's LoRAs are offered, the chosen ones of another family
@@ -152,5 +192,12 @@ export function initLoraPicker(onChange) {
       if (event.key === "Enter") { event.preventDefault(); add.click(); }
     });
   }
+  const prompt = byId("prompt");
+  if (prompt) {
+    prompt.addEventListener("input", promptChanged);
+    prompt.addEventListener("change", promptChanged);
+  }
   render();
+  // A prompt put back without an input event (the kept panel, set while the page starts).
+  setTimeout(promptChanged, 0);
 }

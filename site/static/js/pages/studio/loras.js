@@ -1,7 +1,7 @@
 /* Daydream studio — the LoRAs of the next task: which enabled LoRAs fit the chosen model
  * (its family), adding and removing them (at most max_loras), their weights (-2..2, steps of
- * 0.05), what is kept of them and what a task brings back. Pure: no DOM; unit-tested
- * (tests/js/studio-loras.test.js).
+ * 0.05), what is kept of them and what a task brings back, and the <lora:name:0.8> tags
+ * typed into the prompt. Pure: no DOM; unit-tested (tests/js/studio-loras.test.js).
  *   chosen = [{id, name, weight}]   in the order they were added */
 import { isNumber } from "../../lib/format.js";
 
@@ -102,4 +102,57 @@ export function keptLoras(value) {
 /** The words a task card shows for its LoRAs: "Detail (0.8), Ink (-0.5)". */
 export function lorasText(loras) {
   return keptLoras(loras).map((l) => l.name + " (" + l.weight + ")").join(", ");
+}
+
+/* ---------- <lora:name:weight> in the prompt ----------
+ * The server applies these tags on every route (services/generation/loratags.py); the studio
+ * reads them the same way to show a chip for each as it is typed: a tag names a LoRA by its
+ * id or name (any case, with or without .safetensors / .ckpt), no weight means 1, a LoRA
+ * named twice counts once (the first tag), and a tag's weight wins over the same LoRA
+ * chosen with the picker. The tag stays in the prompt as typed; the server takes it out of
+ * the text the model reads. */
+const TAG = /<\s*(lora|lyco|hypernet)\s*:([^:>]*)(?::([^:>]*))?(?::[^>]*)?>/gi;
+const EXTENSIONS = [".safetensors", ".ckpt"];
+
+function bareName(name) {
+  let wanted = String(name).trim().toLowerCase();
+  EXTENSIONS.forEach((ext) => { if (wanted.endsWith(ext)) wanted = wanted.slice(0, -ext.length); });
+  return wanted;
+}
+
+/** The prompt's LoRA tags matched to `available` (the chosen model's family):
+ * {list: [{id, name, weight, tag}], problems: [what the server would refuse, in words]}. */
+export function promptLoras(prompt, available) {
+  const list = [];
+  const problems = [];
+  if (typeof prompt !== "string") return { list, problems };
+  for (const match of prompt.matchAll(TAG)) {
+    const kind = match[1].toLowerCase();
+    const name = match[2].trim();
+    const text = match[0];
+    if (kind === "hypernet") { problems.push(text + ": hypernetworks are not supported; use a LoRA."); continue; }
+    const wanted = bareName(name);
+    const lora = wanted ? (available || []).find((l) => l && (String(l.id).toLowerCase() === wanted ||
+      String(l.name || "").toLowerCase() === wanted)) : null;
+    if (!lora) { problems.push("<lora:" + name + "> is not a LoRA for this model."); continue; }
+    const given = match[3];
+    const weight = given === undefined || given.trim() === "" ? 1 : Number(given);
+    if (!isNumber(weight)) { problems.push(text + ": the weight must be a number."); continue; }
+    if (weight < WEIGHT.min || weight > WEIGHT.max) {
+      problems.push(text + ": the weight must be from " + WEIGHT.min + " to " + WEIGHT.max + ".");
+      continue;
+    }
+    if (list.some((l) => l.id === lora.id)) continue;
+    list.push({ id: lora.id, name: lora.name || lora.id, weight, tag: text });
+  }
+  return { list, problems };
+}
+
+/** What the LoRA list shows: {picked: the chosen LoRAs no tag names, tagged: the prompt's,
+ * count: how many the task will take, over: whether that is more than max}. */
+export function shownLoras(chosen, tagged, max) {
+  const ids = new Set((tagged || []).map((l) => l.id));
+  const picked = (chosen || []).filter((l) => !ids.has(l.id));
+  const count = picked.length + (tagged || []).length;
+  return { picked, tagged: tagged || [], count, over: count > max };
 }
