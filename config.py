@@ -66,6 +66,20 @@ def secret_key(folder: Path) -> str:
     return path.read_text().strip()
 
 
+REGISTRATION_MODES = ("open", "invite", "approval", "closed")
+
+
+def registration_mode(value: str | None, open_: bool = True) -> str:
+    """DAYDREAM_REGISTRATION, checked: an unknown mode stops the start with a message
+    rather than leaving registration in a state nobody chose."""
+    if value in (None, ""):
+        return "open" if open_ else "closed"
+    mode = value.strip().lower()
+    if mode not in REGISTRATION_MODES:
+        raise ValueError(f"DAYDREAM_REGISTRATION={value!r}: use one of {', '.join(REGISTRATION_MODES)}")
+    return mode
+
+
 class Config:
     def __init__(self) -> None:
         self.INSTANCE_PATH = instance_path()
@@ -154,7 +168,16 @@ class Config:
         self.RESET_LIMIT_IP = os.environ.get("DAYDREAM_RESET_LIMIT_IP") or "10 per hour"
         self.RESET_LIMIT_ACCOUNT = os.environ.get("DAYDREAM_RESET_LIMIT_ACCOUNT") or "3 per hour"
         self.STAFF_FREE = env_bool("DAYDREAM_STAFF_FREE", True)
-        self.REGISTRATION_OPEN = env_bool("DAYDREAM_REGISTRATION_OPEN", True)
+        # Who may register (services/accounts/users.py): "open" (anyone), "invite" (with an
+        # unredeemed voucher code from Admin -> Vouchers), "approval" (the account waits for
+        # staff in Admin -> Users) or "closed". DAYDREAM_REGISTRATION_OPEN=false, the older
+        # setting, means "closed".
+        self.REGISTRATION = registration_mode(os.environ.get("DAYDREAM_REGISTRATION"),
+                                              env_bool("DAYDREAM_REGISTRATION_OPEN", True))
+        # New accounts per address and per network (/24 of IPv4, /64 of IPv6), counted in
+        # Redis (services/core/ratelimit.py); 429 with Retry-After when used up.
+        self.REGISTER_LIMIT_IP = os.environ.get("DAYDREAM_REGISTER_LIMIT_IP") or "20 per hour"
+        self.REGISTER_LIMIT_NETWORK = os.environ.get("DAYDREAM_REGISTER_LIMIT_NETWORK") or "50 per hour"
         self.LIMITS = {
             "user": {
                 "max_side": env_int("DAYDREAM_MAX_SIDE", 768),

@@ -73,6 +73,11 @@ class User(UserMixin, db.Model):
     tokens: so.Mapped[int] = so.mapped_column(default=0)
     role: so.Mapped[str] = so.mapped_column(sa.String(10), default=Role.USER.value)
     active: so.Mapped[bool] = so.mapped_column(default=True)
+    # Registered while DAYDREAM_REGISTRATION=approval: not active until staff approve it.
+    pending: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.text("false"))
+    # Starting tokens held back until the account's email is confirmed (with mail
+    # configured); the confirmation claims them once (credits.grant_held_starting_tokens).
+    held_tokens: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
     tier: so.Mapped[str] = so.mapped_column(sa.String(20), default="free")
     # Studio settings the user picks.
     cancel_on_leave: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.text("false"))
@@ -119,6 +124,7 @@ class User(UserMixin, db.Model):
             "role": self.role,
             "tokens": self.tokens,
             "active": self.active,
+            "pending": bool(self.pending),
             "tier": self.tier,
             "sessionid": self.sessionid,
             "settings": {"cancel_on_leave": self.cancel_on_leave, "previews": self.previews},

@@ -26,7 +26,8 @@ REDIS_URL = os.environ.get("DAYDREAM_TEST_REDIS_URL", "redis://127.0.0.1:6379/13
 # Settings every test instance overrides; restored after.
 ENV_KEYS = ("DAYDREAM_INSTANCE_PATH", "REDIS_URL", "DAYDREAM_QUEUE", "DAYDREAM_MODELS_PATH",
             "DATABASE_URL", "DAYDREAM_MODEL", "DAYDREAM_STARTING_TOKENS", "DAYDREAM_SECRET_KEY",
-            "DAYDREAM_PROGRESS_HZ", "DAYDREAM_CANCEL_ON_LEAVE_GRACE")
+            "DAYDREAM_PROGRESS_HZ", "DAYDREAM_CANCEL_ON_LEAVE_GRACE", "DAYDREAM_REGISTER_LIMIT_IP",
+            "DAYDREAM_REGISTER_LIMIT_NETWORK")
 
 
 def wait_for(predicate, timeout: float = 30, interval: float = 0.05, message: str = "condition"):
@@ -65,6 +66,10 @@ def instance_env(instance: Path, redis_url: str, models_path: Path, **overrides)
         "DAYDREAM_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
         "DAYDREAM_PROGRESS_HZ": "50",
         "DAYDREAM_CANCEL_ON_LEAVE_GRACE": "1",
+        # Test modules register many users from 127.0.0.1 into one instance; the
+        # registration limits have a module of their own (test_registration.py).
+        "DAYDREAM_REGISTER_LIMIT_IP": "100000 per hour",
+        "DAYDREAM_REGISTER_LIMIT_NETWORK": "100000 per hour",
     }
     env.update({k: str(v) for k, v in overrides.items()})
     return env

@@ -24,7 +24,8 @@ def staff_only():
 @bp.get("/")
 @bp.get("")
 def users():
-    return render_template("admin/users.html", tiers=tiers.tiers(), **users_context("", 0),
+    return render_template("admin/users.html", tiers=tiers.tiers(),
+                           **users_context("", 0, request.args.get("pending") == "1"),
                            recent_auth_minutes=current_app.config["RECENT_AUTH_SECONDS"] // 60)
 
 
@@ -55,9 +56,13 @@ def _offset() -> int:
     return max(0, request.args.get("offset", 0, type=int))  # not a number: 0
 
 
-def users_context(q: str, offset: int) -> dict:
-    items, total = list_users(q, offset=offset, limit=USERS_PAGE)
-    return {"users": items, "users_total": total, "users_offset": offset, "users_limit": USERS_PAGE, "q": q}
+def users_context(q: str, offset: int, pending: bool = False) -> dict:
+    """The table's rows; with pending, only accounts waiting for approval. waiting: how
+    many wait (DAYDREAM_REGISTRATION=approval), for the filter's label."""
+    items, total = list_users(q, offset=offset, limit=USERS_PAGE, pending=pending)
+    waiting = total if pending and not q else list_users("", offset=0, limit=0, pending=True)[1]
+    return {"users": items, "users_total": total, "users_offset": offset, "users_limit": USERS_PAGE, "q": q,
+            "pending": pending, "waiting": waiting}
 
 
 def vouchers_context(state: str, offset: int) -> dict:
@@ -69,8 +74,9 @@ def vouchers_context(state: str, offset: int) -> dict:
 
 @bp.get("/users/rows")
 def users_rows():
-    """The users table (admin/_users_rows.html) for ?q= and ?offset=."""
-    return render_template("admin/_users_rows.html", **users_context(request.args.get("q", "").strip(), _offset()))
+    """The users table (admin/_users_rows.html) for ?q=, ?offset= and ?pending=1."""
+    return render_template("admin/_users_rows.html", **users_context(request.args.get("q", "").strip(), _offset(),
+                                                                     request.args.get("pending") == "1"))
 
 
 @bp.get("/vouchers/rows")

@@ -107,24 +107,49 @@ def end_this_session() -> None:
     logout_user()
 
 
+@bp.app_context_processor
+def registration() -> dict:
+    """Who may register (DAYDREAM_REGISTRATION): the register page, the landing page and
+    the navigation say so."""
+    return {"registration": users.registration_mode()}
+
+
+def _welcome(user) -> str:
+    if user.held_tokens:
+        return (f"Welcome, {user.username}! Confirm your email to get your {user.held_tokens} "
+                f"starting tokens: we sent a link to {user.email}.")
+    return f"Welcome, {user.username}! You have {user.tokens} tokens to start with."
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
+    """Registration as DAYDREAM_REGISTRATION allows (services/accounts/users.py): closed
+    refuses (403), invite asks for a code, approval ends at "waiting for approval"."""
     if current_user.is_authenticated:
         return redirect(url_for("studio.index"))
-    form, errors = {}, {}
+    form, errors, status, headers = {}, {}, 200, {}
     if request.method == "POST":
-        form = {"username": request.form.get("username", ""), "email": request.form.get("email", "")}
+        form = {"username": request.form.get("username", ""), "email": request.form.get("email", ""),
+                "invite": request.form.get("invite", "")}
         try:
-            user = users.register_user(form["username"], form["email"], request.form.get("password", ""))
+            user = users.register_user(form["username"], form["email"], request.form.get("password", ""),
+                                       invite=form["invite"], address=request.remote_addr,
+                                       link_base=link_base())
         except ValidationError as exc:
-            errors = exc.fields
+            errors, status = exc.fields, 422
         except ServiceError as exc:
             errors = {exc.field or "_": exc.message.split(": ", 1)[-1]}
+            status, headers = (422 if exc.status == 409 else exc.status), exc.headers
         else:
+            if user.pending:
+                flash(f"Your account {user.username} is made. {users.WAITING_FOR_APPROVAL}"
+                      + (f" Meanwhile, confirm your email: we sent a link to {user.email}."
+                         if user.held_tokens else ""), "info")
+                return redirect(url_for("auth.login"), 303)
             _sign_in(user, remember=False)
-            flash(f"Welcome, {user.username}! You have {user.tokens} tokens to start with.", "success")
+            flash(_welcome(user), "success")
             return redirect(url_for("studio.index"))
-    return render_template("auth/register.html", form=form, errors=errors), 422 if errors else 200
+    return render_template("auth/register.html", form=form, errors=errors), status, headers
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -256,12 +281,13 @@ def reset_password(token: str):
 @bp.route("/email/confirm/<token>", methods=["GET", "POST"])
 def confirm_email(token: str):
     """Confirm a new email address: the link was mailed to it (the account page's
-    email change, when mail is configured). Opening the page changes nothing; its
+    email change, or registration, when mail is configured; a new account's held
+    starting tokens are granted then, once). Opening the page changes nothing; its
     button does, so a mail scanner that fetches links confirms nothing."""
     link = links.valid_link(token, links.EMAIL)
     if link is None:
         return _link_gone("email_link_invalid", links.EMAIL_LINK_GONE)
-    error = None
+    error, held = None, link.user.held_tokens or 0
     if request.method == "POST":
         try:
             user = links.confirm_email(token)
@@ -270,9 +296,12 @@ def confirm_email(token: str):
         except Conflict as exc:
             error = exc.message
         else:
-            flash(f"Your email is now {user.email}.", "success")
+            granted = held and not user.held_tokens
+            flash(f"Your email {user.email} is confirmed: your {held} starting tokens are yours."
+                  if granted else f"Your email is now {user.email}.", "success")
             signed_in = current_user.is_authenticated and current_user.id == user.id
             return redirect(url_for("account.index") + "#settings" if signed_in else url_for("auth.login"))
     return _private(render_template("auth/confirm_email.html", username=link.user.username,
-                                    new_email=link.new_email, token=token, error=error),
+                                    new_email=link.new_email, token=token, error=error, held=held,
+                                    first=link.new_email == link.user.email),
                     409 if error else 200)

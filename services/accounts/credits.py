@@ -61,6 +61,23 @@ def grant_starting_tokens(user: User, amount: int) -> None:
         change_balance(user.id, amount, LedgerKind.STARTING_GRANT, note="welcome")
 
 
+def grant_held_starting_tokens(user: User) -> Ledger | None:
+    """The starting tokens held back at registration until the email was confirmed
+    (User.held_tokens), granted once: the claim sets them back to 0 with a conditional
+    update in the ledger row's transaction, so a second confirmation, or two at once,
+    grants nothing. Callers commit."""
+    amount = db.session.scalar(sa.select(User.held_tokens).where(User.id == user.id))
+    if not amount or amount <= 0:
+        return None
+    claim = (sa.update(User).where(User.id == user.id, User.held_tokens == amount)
+             .values(held_tokens=0).execution_options(synchronize_session=False))
+    if db.session.execute(claim).rowcount != 1:
+        return None
+    row = change_balance(user.id, amount, LedgerKind.STARTING_GRANT, note="welcome (email confirmed)")
+    db.session.refresh(user, ["held_tokens"])
+    return row
+
+
 def ledger_balance(user_id: int) -> int:
     return db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(Ledger.delta), 0)).where(Ledger.user_id == user_id)

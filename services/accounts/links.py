@@ -8,7 +8,8 @@ confirmations.
   per-account limit and the mail all happen on a mail thread, so neither the answer
   nor its timing says whether an account exists.
 - A new email address (with mail configured) gets a link; the email changes when it
-  is followed (valid EMAIL_CONFIRM_TTL).
+  is followed (valid EMAIL_CONFIRM_TTL). So does a new account's address: following
+  it grants the starting tokens held back until then, once.
 
 Only a hash of a link's secret is stored. Using a link is a conditional update of
 its row (unused, unexpired), in the transaction that does what it is for, so it works
@@ -29,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import AccountToken, User, iso, utcnow
-from services.accounts import passwords, signin
+from services.accounts import credits, passwords, signin
 from services.core import audit, mail, ratelimit
 from services.core.errors import Conflict, NotFound, ValidationError
 from services.core.ratelimit import LimitsUnavailable, RateLimited
@@ -201,6 +202,25 @@ def send_email_confirmation(user: User, new_email: str, secret: str, base: str) 
     mail.in_background(mail.send, mail.message(new_email, "Confirm your new Daydream email", text))
 
 
+def start_registration_confirmation(user: User) -> str:
+    """A new account's link to confirm the address it registered with (not committed;
+    the caller commits, then send_registration_confirmation)."""
+    _row, secret = _add(user, EMAIL, current_app.config["EMAIL_CONFIRM_TTL"], new_email=user.email)
+    return secret
+
+
+def send_registration_confirmation(user: User, secret: str, base: str) -> None:
+    minutes = max(1, int(current_app.config["EMAIL_CONFIRM_TTL"]) // 60)
+    held = user.held_tokens or 0
+    tokens = f" and get your {held} starting tokens" if held else ""
+    text = (f"Hello {user.username},\n\n"
+            f"welcome to Daydream. Open this link to confirm your email{tokens} "
+            f"(it works once, within {_duration(minutes)}):\n\n"
+            f"    {_url(base, 'email/confirm', secret)}\n\n"
+            "If you did not register, ignore this message.\n")
+    mail.in_background(mail.send, mail.message(user.email, "Confirm your Daydream email", text))
+
+
 def pending_email(user: User) -> str | None:
     """The new address waiting for its confirmation, if any."""
     return db.session.scalar(sa.select(AccountToken.new_email).where(
@@ -225,6 +245,7 @@ def confirm_email(secret) -> User:
         db.session.rollback()
         raise LinkInvalid(EMAIL_LINK_GONE)
     user.email = new_email
+    credits.grant_held_starting_tokens(user)  # a new account's, the first time only
     void_links(user, EMAIL)
     void_links(user, RESET)
     try:

@@ -24,6 +24,10 @@ from services.core.errors import Forbidden, NotFound, ServiceError, ValidationEr
 TOKEN_PREFIX = "dd_"
 
 
+WAITING_FOR_APPROVAL = ("Your account is waiting for staff approval: you can sign in once "
+                        "staff approve it.")
+
+
 class BadCredentials(ServiceError):
     status = 401
     code = "bad_credentials"
@@ -68,6 +72,8 @@ def authenticate(login, password, address: str | None = None, device_cookie: str
         metrics.count_signin_failure()
         raise BadCredentials("Wrong username/email or password.")
     ratelimit.signin_succeeded(account_key, address, device)
+    if user.pending:  # registered under DAYDREAM_REGISTRATION=approval
+        raise Forbidden(WAITING_FOR_APPROVAL, code="pending_approval")
     if not user.active:
         raise Forbidden("This account is deactivated; contact staff.", code="inactive")
     if hasher.check_needs_rehash(user.password_hash):

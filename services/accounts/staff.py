@@ -40,9 +40,10 @@ def user_row(user: User, task_counts: dict | None = None, image_counts: dict | N
             "last_seen_at": iso(user.last_seen_at)}
 
 
-def list_users(q: str | None, *, offset: int, limit: int) -> tuple[list[dict], int]:
-    """Search by username, email, public id, name or mobile (case-insensitive)."""
-    where = []
+def list_users(q: str | None, *, offset: int, limit: int, pending: bool = False) -> tuple[list[dict], int]:
+    """Search by username, email, public id, name or mobile (case-insensitive); with
+    pending, only accounts waiting for approval."""
+    where = [User.pending.is_(True)] if pending else []
     q = (q or "").strip()
     if q:
         like = f"%{q.lower().replace('%', '').replace('_', '')}%"
@@ -111,6 +112,8 @@ def update_user(staff: User, user: User, data: dict) -> User:
             audit.record("users.reactivate" if data["active"] else "users.deactivate", target=user,
                          reason=reason, actor=staff)
         user.active = data["active"]
+        if data["active"]:
+            user.pending = False  # activating an account waiting for approval approves it
         if deactivating:
             user.auth_epoch = (user.auth_epoch or 0) + 1  # signs out their sessions
             events.disconnect_after_commit([user.room])  # and ends their connections

@@ -1,5 +1,6 @@
-"""Users: registration, the profile a user may change, the password change, deletion
-(with everything the account owns), the last-staff rule, and `flask create-staff`."""
+"""Users: registration (open, by invite, with approval, or closed), the profile a user
+may change, the password change, deletion (with everything the account owns), the
+last-staff rule, and `flask create-staff`."""
 from __future__ import annotations
 
 import re
@@ -12,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import ApiToken, Archive, Image, Ledger, Role, Task, User, UserSession, utcnow
-from services.accounts import credits, links, signin
+from services.accounts import credits, links, signin, vouchers
 from services.accounts.passwords import check_password, hash_password, password_problem
-from services.core import events, mail
+from services.core import audit, events, mail, ratelimit
 from services.core.errors import Conflict, Forbidden, ValidationError
 from services.generation import tasks
 from services.library import archives, storage
@@ -42,28 +43,83 @@ def _clean_registration(username, email, password) -> tuple[str, str, str]:
     return username, email, password
 
 
-def register_user(username, email, password, *, role: str = "user") -> User:
-    if not current_app.config["REGISTRATION_OPEN"]:
-        raise Forbidden("Registration is closed on this server; ask staff for an account.",
-                        code="registration_closed")
+REGISTRATION_CLOSED = "Registration is closed on this server; ask staff for an account."
+WAITING_FOR_APPROVAL = signin.WAITING_FOR_APPROVAL
+
+
+def registration_mode() -> str:
+    """DAYDREAM_REGISTRATION: open, invite, approval or closed (config.py)."""
+    return current_app.config.get("REGISTRATION") or "open"
+
+
+def register_user(username, email, password, *, invite=None, address: str | None = None,
+                  link_base: str | None = None, role: str = "user") -> User:
+    """A new account, as DAYDREAM_REGISTRATION allows: "closed" refuses (Forbidden);
+    "invite" needs an unredeemed voucher code (`invite`), redeemed into the account;
+    "approval" makes the account pending: inactive until staff approve it (approve_user).
+
+    Each registration that passes the form's checks counts against its address's and
+    network's limits (RateLimited, 429; LimitsUnavailable, 503), wrong invite codes too.
+    With mail configured and link_base (the site's address), the starting tokens (if
+    any) are held until the email is confirmed by the link mailed to it
+    (links.confirm_email)."""
+    mode = registration_mode()
+    if mode == "closed":
+        raise Forbidden(REGISTRATION_CLOSED, code="registration_closed")
     username, email, password = _clean_registration(username, email, password)
+    code = None
+    if mode == "invite":
+        code = vouchers.normalize(invite)
+        if not code:
+            raise ValidationError("invite", "enter the invite code staff gave you, like "
+                                            "DD-ABCD-EFGH-JKLM-NPQR")
     taken = db.session.scalar(sa.select(User).where(
         (sa.func.lower(User.username) == username.lower()) | (sa.func.lower(User.email) == email.lower())))
     if taken is not None:
         field = "username" if taken.username.lower() == username.lower() else "email"
         raise Conflict(f"{field}: that {field} is already registered; sign in instead.",
                        code="already_registered", field=field)
+    ratelimit.take(ratelimit.register_rules(address), "Registration")
+    starting = max(0, int(current_app.config["STARTING_TOKENS"]))
+    confirm = starting > 0 and link_base is not None and mail.configured()
+    pending = mode == "approval"
     user = User(username=username, email=email, password_hash=hash_password(password), role=role,
-                tokens=0, tier=current_app.config.get("DEFAULT_TIER") or "free")
+                tokens=0, tier=current_app.config.get("DEFAULT_TIER") or "free",
+                active=not pending, pending=pending, held_tokens=starting if confirm else 0)
+    secret = None
     try:
         db.session.add(user)
         db.session.flush()
-        credits.grant_starting_tokens(user, current_app.config["STARTING_TOKENS"])
+        if code:
+            vouchers.redeem_invite(user, code)
+        if confirm:
+            secret = links.start_registration_confirmation(user)
+        else:
+            credits.grant_starting_tokens(user, starting)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise Conflict("That username or email is already registered; sign in instead.",
                        code="already_registered")
+    except ValidationError:
+        db.session.rollback()
+        raise
+    if secret:
+        links.send_registration_confirmation(user, secret, link_base)
+    return user
+
+
+def approve_user(staff: User, user: User, reason: str = "") -> User:
+    """Staff let in an account registered under approval: it becomes active and can sign
+    in. Claimed with a conditional update (two staff at once approve it once)."""
+    claim = (sa.update(User).where(User.id == user.id, User.pending.is_(True))
+             .values(pending=False, active=True).execution_options(synchronize_session=False))
+    if db.session.execute(claim).rowcount != 1:
+        db.session.rollback()
+        raise Conflict(f"{user.username} is not waiting for approval.", code="not_pending")
+    audit.record("users.approve", target=user, reason=reason, actor=staff)
+    db.session.commit()
+    db.session.refresh(user)
     return user
 
 
@@ -133,7 +189,10 @@ def update_profile(user: User, data: dict, *, link_base: str | None = None) -> U
     confirm = None
     if "email" in changes and link_base is not None and mail.configured():
         new_email = changes.pop("email")
-        if new_email.lower() == (user.email or "").lower():
+        if new_email.lower() == (user.email or "").lower() and user.held_tokens:
+            # a new account not confirmed yet: its address again mails a fresh link
+            confirm = new_email, links.start_email_change(user, new_email)
+        elif new_email.lower() == (user.email or "").lower():
             links.void_links(user, "email")  # back to the current one: nothing pending
             changes["email"] = new_email
         else:

@@ -1,5 +1,6 @@
 """Vouchers: staff make batches of single-use codes worth some tokens; a user redeems
-one to add its tokens (a ledger row of kind "voucher").
+one to add its tokens (a ledger row of kind "voucher"). With DAYDREAM_REGISTRATION=invite
+a code is also the invitation that registering needs (redeemed into the new account).
 
 A code is 16 characters from a 32-letter alphabet without look-alikes (80 random bits,
 from `secrets`), shown in groups of four: DD-XXXX-XXXX-XXXX-XXXX. Guessing is hopeless
@@ -81,10 +82,7 @@ def redeem(user: User, code) -> Voucher:
     if voucher is None:
         raise NotFound("No voucher has this code. Check it for typos.", code="unknown_voucher",
                        field="code")
-    claim = (sa.update(Voucher).where(Voucher.id == voucher.id, Voucher.redeemed_at.is_(None))
-             .values(redeemed_at=utcnow(), redeemed_by_id=user.id)
-             .execution_options(synchronize_session=False))
-    if db.session.execute(claim).rowcount != 1:
+    if not _claim(voucher, user):
         db.session.rollback()
         db.session.refresh(voucher)
         who = "you" if voucher.redeemed_by_id == user.id else "someone else"
@@ -95,6 +93,29 @@ def redeem(user: User, code) -> Voucher:
                            note=f"voucher {normalized[:7]}…")
     db.session.commit()
     db.session.refresh(voucher)
+    return voucher
+
+
+def _claim(voucher: Voucher, user: User) -> bool:
+    """Mark the voucher redeemed by the user, if nobody did yet (a conditional update)."""
+    claim = (sa.update(Voucher).where(Voucher.id == voucher.id, Voucher.redeemed_at.is_(None))
+             .values(redeemed_at=utcnow(), redeemed_by_id=user.id)
+             .execution_options(synchronize_session=False))
+    return db.session.execute(claim).rowcount == 1
+
+
+INVITE_INVALID = "this invite code is unknown or was used already; ask staff for another"
+
+
+def redeem_invite(user: User, code: str) -> Voucher:
+    """A new account's invite code (DAYDREAM_REGISTRATION=invite; code as normalize()
+    gives it): claimed in the transaction that creates the account, its tokens added.
+    Not committed; ValidationError on `invite` when unknown or used."""
+    voucher = db.session.scalar(sa.select(Voucher).where(Voucher.code == code))
+    if voucher is None or not _claim(voucher, user):
+        raise ValidationError("invite", INVITE_INVALID)
+    credits.change_balance(user.id, voucher.tokens, LedgerKind.VOUCHER,
+                           note=f"invite {code[:7]}…")
     return voucher
 
 

@@ -85,7 +85,7 @@ def _append_only(session, _context, _instances) -> None:
 # any action or prefix, not only these).
 ACTIONS = (
     "tokens.grant", "tokens.revoke", "users.tier", "users.role", "users.deactivate",
-    "users.reactivate", "users.delete", "users.reset_link", "vouchers.batch",
+    "users.reactivate", "users.approve", "users.delete", "users.reset_link", "vouchers.batch",
     "models.scan", "models.enable", "models.disable", "models.default", "models.update",
     "showcase.feature", "showcase.unfeature", "showcase.hide", "showcase.show",
     "moderation.rule_add", "moderation.rule_edit", "moderation.rule_delete",

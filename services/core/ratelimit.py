@@ -22,6 +22,7 @@ owner on their own ground:
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -317,3 +318,51 @@ def unavailable(what: str) -> LimitsUnavailable:
     """The 503 for `what` ("Password reset") when the limit store cannot be reached."""
     return LimitsUnavailable(f"{what} is unavailable for a moment: the server cannot reach its "
                              "rate-limit store. Try again in a minute.", headers={"Retry-After": "30"})
+
+
+# --- registration -----------------------------------------------------------------------
+# Each registration that passed the form's checks counts against its address and its
+# network (a /24 of IPv4, a /64 of IPv6: one household, office or cloud subnet, which
+# hands out addresses cheaply). Claimed before the account is made, so a burst of
+# parallel requests gets at most the limit. Without the store: refused (503), never
+# unlimited accounts.
+
+def network_of(address: str | None) -> str:
+    """The /24 (IPv4) or /64 (IPv6) an address belongs to; an IPv4 address written as
+    IPv6 (::ffff:a.b.c.d) counts as IPv4; anything else is its own network."""
+    try:
+        ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def register_rules(address: str | None) -> list[tuple[str, str, str, str]]:
+    config = current_app.config
+    return [(config["REGISTER_LIMIT_IP"], "register-ip", address or "unknown",
+             "new accounts from your address"),
+            (config["REGISTER_LIMIT_NETWORK"], "register-network", network_of(address),
+             "new accounts from your network")]
+
+
+def take(rules: list[tuple[str, str, str, str]], what: str) -> None:
+    """Claim one use of each rule (Redis's moving window takes it atomically): RateLimited
+    saying when to try again once any rule is used up, LimitsUnavailable (503, `what`
+    is unavailable) without the store."""
+    if not _enabled():
+        return
+    try:
+        check(rules, strict=True)
+        strategy = _store()[1]
+        for rule in rules:
+            if not strategy.hit(parse(rule[0]), _prefix(), rule[1], rule[2]):
+                raise _refuse(rule[3], _used_up(rule))
+    except RateLimited:
+        raise
+    except LimitsUnavailable as exc:
+        raise unavailable(what) from exc
+    except Exception as exc:
+        raise _unavailable(exc, what)

@@ -80,7 +80,8 @@ def mail_live(tmp_path_factory, redis_url, models_path):
     env = instance_env(instance, redis_url, models_path,
                        DAYDREAM_SMTP_URL=f"smtp://127.0.0.1:{box.port}",
                        DAYDREAM_MAIL_FROM="daydream@example.com",
-                       DAYDREAM_PUBLIC_URL=PUBLIC_URL)
+                       DAYDREAM_PUBLIC_URL=PUBLIC_URL,
+                       DAYDREAM_STARTING_TOKENS=0)  # no confirmation mail at registration
     make_app(env)
     web = WebServer(env, instance / "web.log").start()
     web.mailbox = box

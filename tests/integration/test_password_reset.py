@@ -30,8 +30,10 @@ def mailbox():
 
 
 def with_mail(app, port: int, **settings):
+    # No starting tokens: a new account then gets no confirmation mail (the tests here
+    # count mails; test_registration.py has that mail's own tests).
     app.config.update(SMTP_URL=f"smtp://127.0.0.1:{port}", MAIL_FROM="Daydream <daydream@example.com>",
-                      PUBLIC_URL=PUBLIC_URL, **settings)
+                      PUBLIC_URL=PUBLIC_URL, **{"STARTING_TOKENS": 0, **settings})
     return app
 
 

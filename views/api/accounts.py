@@ -43,8 +43,17 @@ def _renew_session(user) -> None:
 @bp.post("/auth/register")
 def register():
     data = body()
-    user = users.register_user(data.get("username"), data.get("email"), data.get("password"))
-    return jsonify(user.to_dict()), 201
+    user = users.register_user(data.get("username"), data.get("email"), data.get("password"),
+                               invite=data.get("invite"), address=request.remote_addr,
+                               link_base=link_base())
+    notes = [users.WAITING_FOR_APPROVAL] if user.pending else []
+    if user.held_tokens:
+        notes.append(f"Confirm your email to get your {user.held_tokens} starting tokens: "
+                     f"we sent a link to {user.email}.")
+    created = {**user.to_dict(), "held_tokens": user.held_tokens or 0}
+    if notes:
+        created["message"] = " ".join(notes)
+    return jsonify(created), 201
 
 
 @public
@@ -167,10 +176,19 @@ OPENAPI_SCHEMAS = {
 }
 
 OPENAPI = {
-    "/auth/register": {"post": op("Create an account", answer("The new user", ref("User"), "201"),
+    "/auth/register": {"post": op("Create an account, as the server's registration mode allows "
+                                  "(`open`, `invite`: `invite` is a voucher code from staff, "
+                                  "`approval`: the account is `pending` until staff approve it, "
+                                  "`closed`: 403). With mail configured the starting tokens "
+                                  "(`held_tokens`) come when the email is confirmed. New accounts "
+                                  "are limited per address and network (429 with Retry-After; 503 "
+                                  "while the rate-limit store is down).",
+                                  answer("The new user, with `message` and `held_tokens` where they apply",
+                                         ref("User"), "201"),
                                    body={"type": "object", "required": ["username", "email", "password"],
-                                         "properties": {k: {"type": "string"} for k in ("username", "email", "password")}},
-                                   public=True, error_codes=(400, 403, 409, 422))},
+                                         "properties": {k: {"type": "string"} for k in
+                                                        ("username", "email", "password", "invite")}},
+                                   public=True, error_codes=(400, 403, 409, 422, 429, 503))},
     "/auth/tokens": {
         "post": op("Create a personal API token (shown once). Failed attempts slow down the "
                    "account and address that made them (429 with Retry-After); 503 while the "

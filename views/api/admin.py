@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from extensions import db
 from models import Task
-from services.accounts import credits, links, staff, vouchers
+from services.accounts import credits, links, staff, users, vouchers
 from services.core import audit
 from services.core.errors import NotFound
 from services.generation import catalog, monitor, tasks
@@ -55,7 +55,8 @@ def admin_queue():
 @staff_bp.get("/admin/users")
 def admin_users():
     offset, limit = paging()
-    items, total = staff.list_users(request.args.get("q"), offset=offset, limit=limit)
+    items, total = staff.list_users(request.args.get("q"), offset=offset, limit=limit,
+                                    pending=request.args.get("pending") in ("1", "true"))
     return listing(items, total, offset, limit)
 
 
@@ -87,6 +88,16 @@ def admin_delete_user(user_id: str):
     require_recent_sign_in()
     staff.delete_user(current_user._get_current_object(), target, reason)
     return "", 204
+
+
+@staff_bp.post("/admin/users/<user_id>/approve")
+def admin_approve_user(user_id: str):
+    """Let in an account that registered under DAYDREAM_REGISTRATION=approval."""
+    reason = audit.reason_of(body().get("reason"))
+    target = staff.get_user(user_id)
+    require_recent_sign_in()
+    user = users.approve_user(current_user._get_current_object(), target, reason)
+    return jsonify(staff.user_row(user))
 
 
 @staff_bp.post("/admin/users/<user_id>/reset-link")
@@ -134,7 +145,7 @@ _REASON = {"name": "reason", "in": "query", "schema": _STR}
 OPENAPI_SCHEMAS = {
     "AdminUser": {"type": "object", "properties": {
         "id": _STR, "username": _STR, "email": _STR, "role": _STR, "tier": _STR, "tokens": _INT,
-        "active": {"type": "boolean"}, "tasks": _INT, "images": _INT,
+        "active": {"type": "boolean"}, "pending": {"type": "boolean"}, "tasks": _INT, "images": _INT,
         "last_seen_at": {"type": ["string", "null"]}, "created_at": _STR}},
     "Voucher": {"type": "object", "properties": {
         "id": _INT, "code": _STR, "tokens": _INT, "batch": _STR, "note": _STR, "created_at": _STR,
@@ -165,7 +176,10 @@ OPENAPI = {
                                error_codes=_STAFF_ERRORS)},
     "/admin/users": {"get": op("Users, newest first; q searches username, email, id, names (staff)",
                                 answer("Users", list_of("AdminUser")),
-                                params=PAGING + [{"name": "q", "in": "query", "schema": _STR}],
+                                params=PAGING + [{"name": "q", "in": "query", "schema": _STR},
+                                                 {"name": "pending", "in": "query",
+                                                  "description": "true: only accounts waiting for approval",
+                                                  "schema": {"enum": ["true", "false", "1", "0"]}}],
                                 error_codes=(401, 403, 422))},
     "/admin/users/{id}": {
         "get": op("A user (staff)", answer("The user", ref("AdminUser")), params=[path_id("id")],
@@ -181,6 +195,11 @@ OPENAPI = {
                       {"204": {"description": "Deleted"}}, params=[path_id("id"), _REASON],
                       error_codes=(401, 403, 404, 409)),
     },
+    "/admin/users/{id}/approve": {"post": op(
+        "Approve an account waiting for approval (DAYDREAM_REGISTRATION=approval): it can sign "
+        "in from now on (staff; recent sign-in). 409 when it is not waiting",
+        answer("The user", ref("AdminUser")), body={"type": "object", "properties": {"reason": _STR}},
+        params=[path_id("id")], error_codes=(401, 403, 404, 409))},
     "/admin/users/{id}/reset-link": {"post": op(
         "Make a one-time password reset link for the user (staff; recent sign-in). The link "
         "is shown once, expires after DAYDREAM_RESET_TTL seconds and, used, signs the user's "

@@ -104,7 +104,7 @@ SCHEMAS = {
               "properties": {"code": STRING, "message": STRING, "field": STRING}}}},
     "User": {"type": "object", "properties": {k: STRING for k in (
         "id", "username", "email", "first_name", "last_name", "mobile", "role", "created_at")}
-        | {"tokens": INTEGER, "active": BOOLEAN, "settings": {"type": "object"}}},
+        | {"tokens": INTEGER, "active": BOOLEAN, "pending": BOOLEAN, "settings": {"type": "object"}}},
     "Image": {"type": "object", "properties": {k: STRING for k in (
         "id", "kind", "task_id", "created_at", "url", "thumbnail_url", "metadata_url")}
         | {"width": INTEGER, "height": INTEGER, "seed": INTEGER}},

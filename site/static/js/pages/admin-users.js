@@ -1,5 +1,6 @@
-/* Daydream — the staff users page (/admin): search, page, and the Manage dialog (grant or
- * revoke tokens, plan, role, active, a reset link, delete). The table is a server-rendered
+/* Daydream — the staff users page (/admin): search, page, approve accounts waiting for
+ * approval, and the Manage dialog (grant or revoke tokens, plan, role, active, a reset
+ * link, delete). The table is a server-rendered
  * partial (admin/_users_rows.html), fetched again after every change; the dialog's
  * actions go through the staff API, which may ask for the password (lib/api.js). */
 import { api, errorText } from "../lib/api.js";
@@ -13,11 +14,13 @@ const list = byId("users-list");
 const dialog = byId("user-dialog");
 let offset = 0;
 let query = byId("user-q").value.trim();
+// Only the accounts waiting for approval (DAYDREAM_REGISTRATION=approval): ?pending=1.
+let pendingOnly = new URLSearchParams(window.location.search).get("pending") === "1";
 let current = null; // the user in the dialog: {id, username, email, tokens, tier, tier_name, role, active}
 
 /* ---------- the table ---------- */
 function loadUsers(at) {
-  return loadFragment(list, withQuery("/admin/users/rows", { q: query, offset: at })).then((res) => {
+  return loadFragment(list, withQuery("/admin/users/rows", { q: query, offset: at, pending: pendingOnly ? 1 : "" })).then((res) => {
     if (res.stale) return;
     if (!res.ok) { showAlert("users-error", errorText(res, "Could not load the users.")); return; }
     showAlert("users-error", "");
@@ -32,13 +35,35 @@ function userOf(row) {
   return {
     id: d.userId, username: d.username, email: d.email, tokens: Number(d.tokens),
     tier: d.tier, tier_name: d.tierName, role: d.role, active: d.active === "true",
+    pending: d.pending === "true",
   };
 }
 
 list.addEventListener("click", (event) => {
   const manage = event.target.closest("button.user-manage");
   if (manage) openUser(userOf(manage.closest("tr.user-row")));
+  const approve = event.target.closest("button.user-approve");
+  if (approve) approveUser(userOf(approve.closest("tr.user-row")), approve);
+  const filter = event.target.closest("a.users-filter");
+  if (filter) {
+    event.preventDefault();
+    pendingOnly = filter.dataset.pending === "1";
+    window.history.replaceState(null, "", filter.getAttribute("href"));
+    loadUsers(0);
+  }
 });
+
+/** Let in an account waiting for approval: it can sign in from now on (audited). */
+function approveUser(user, button) {
+  button.disabled = true;
+  api("POST", userPath(user) + "/approve").then((res) => {
+    button.disabled = false;
+    if (!res.ok) { showAlert("users-error", errorText(res, "The account was not approved.")); return; }
+    showAlert("users-error", "");
+    byId("users-status").textContent = user.username + " is approved and can sign in now.";
+    loadUsers(offset);
+  });
+}
 
 byId("user-search").addEventListener("submit", (event) => {
   event.preventDefault();
