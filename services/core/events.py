@@ -50,7 +50,13 @@ class RedisManager(socketio_lib.RedisManager):
         """An event from this process or another: the internal disconnect message ends
         this process's connections in its rooms; everything else is sent on as usual."""
         if message.get("event") == DISCONNECT_EVENT:
-            self._disconnect_members(message.get("room"), message.get("namespace") or "/")
+            rooms, namespace = message.get("room"), message.get("namespace") or "/"
+            if message.get("host_id") == self.host_id and self.server is not None:
+                # Sent by this process, from inside a database commit: a disconnect handler
+                # must not run in that thread (its database session is mid-commit).
+                self.server.start_background_task(self._disconnect_members, rooms, namespace)
+            else:  # from the queue: in order with the events that follow it
+                self._disconnect_members(rooms, namespace)
             return
         super()._handle_emit(message)
 
@@ -73,7 +79,7 @@ def client_manager(redis_url: str, *, write_only: bool = False,
                         publish_timeout=publish_timeout)
 
 
-def _emit(event: str, payload: dict, room: str | None) -> None:
+def _emit(event: str, payload: dict, room: str | list[str] | None) -> None:
     ext = current_app.extensions
     if "socketio" in ext:  # the web process: socketio.init_app() ran
         socketio.emit(event, payload, to=room)
