@@ -10,6 +10,9 @@ Honours PORT (default 5000), HOST (default 127.0.0.1) and DAYDREAM_INSTANCE_PATH
 (default instance/), so two copies can run side by side."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import fcntl
 import hashlib
 import os
 import re
@@ -125,6 +128,52 @@ def run_once(argv: list[str], env: dict, log_path: Path) -> str:
     return result.stdout
 
 
+LOCK_NAME = "serve.lock"
+
+
+def lock_instance(instance: Path):
+    """Hold an exclusive lock on <instance>/serve.lock for the life of this process (the
+    kernel drops it when the process ends, however it ends): a second `make run` on the
+    same instance folder would start a second Redis on the same files. Returns the open
+    lock file; exits with a message when another serve.py holds it."""
+    path = instance / LOCK_NAME
+    handle = open(path, "a+")  # (not inherited by the children: Python opens it close-on-exec)
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise SystemExit(f"[daydream] another `make run` (serve.py, pid {holder}) is already using the "
+                         f"instance folder {instance}; stop it first, or give this one another folder "
+                         "with DAYDREAM_INSTANCE_PATH (and another PORT).")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int):
+    """A preexec_fn: the child is sent SIGTERM when serve.py dies, even by SIGKILL
+    (Linux's PR_SET_PDEATHSIG), so nothing is left orphaned holding the port, the Redis
+    files or a GPU. Elsewhere a no-op (the children then outlive a killed serve.py)."""
+    libc_name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
+
+    def preexec() -> None:
+        os.setsid()  # a session of its own: Ctrl-C in the terminal reaches serve.py only
+        if libc is not None:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            if os.getppid() != parent:  # serve.py died before the line above: go too
+                os._exit(1)
+
+    return preexec
+
+
 class Child:
     """One supervised process. When it exits while the service runs, it is started
     again after a delay that doubles with each quick failure (1 s … 30 s) and starts
@@ -147,10 +196,12 @@ class Child:
     def start(self) -> None:
         if self.before_start:
             self.before_start()
+        # Its own session (as start_new_session), and it dies with serve.py (_die_with).
+        preexec = _die_with(os.getpid())
         if self.log_path is None:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True)
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, preexec_fn=preexec)
         else:
-            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True,
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, preexec_fn=preexec,
                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             threading.Thread(target=pump, args=(self.name, self.proc.stdout, self.log_path, self.verbose),
                              daemon=True).start()
@@ -228,6 +279,7 @@ def stop(children: list[Child]) -> None:
 def main() -> int:
     instance = instance_path()
     instance.mkdir(parents=True, exist_ok=True)
+    lock = lock_instance(instance)  # noqa: F841 - held until this process ends
     logs = instance / "logs"
     logs.mkdir(exist_ok=True)
     env = {**QUIET_ENV, **os.environ, "DAYDREAM_INSTANCE_PATH": str(instance), "PYTHONUNBUFFERED": "1"}

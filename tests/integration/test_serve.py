@@ -174,6 +174,22 @@ def test_the_terminal_ends_with_the_address_and_the_setup_link(service):
     assert "/setup/" in last and "No staff account yet" in "\n".join(lines[-10:])
 
 
+def test_a_second_make_run_on_the_same_instance_folder_refuses_to_start(service, tmp_path):
+    """Two serve.py on one instance folder would run two Redis servers on the same files:
+    the second one stops at once, says why, and leaves the first one alone."""
+    redis_pid = service.redis().info("server")["process_id"]
+    env = {**service.env, "PORT": str(free_port())}
+    second = subprocess.run([sys.executable, "serve.py"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert second.returncode != 0
+    said = second.stdout + second.stderr
+    assert "already using the instance folder" in said and str(service.instance) in said, said
+    assert f"pid {service.proc.pid}" in said
+    assert "embedded Redis at" not in said  # it started nothing
+    assert service.redis().info("server")["process_id"] == redis_pid
+    assert service.health().get("redis") == "ok"
+
+
 def test_the_embedded_redis_is_configured_to_keep_its_data(service):
     conn = service.redis()
     assert conn.config_get("save") == {"save": "60 1"}
@@ -265,3 +281,43 @@ def test_ctrl_c_stops_everything_and_the_redis_data_survives_a_restart(service):
     assert (service.instance / "redis.rdb").stat().st_size > 0
     service.start()
     assert service.redis().get("daydream:test:marker") == b"kept"
+
+
+def test_kill_9_of_serve_py_takes_its_children_with_it(service):
+    """serve.py killed outright (no chance to stop its children): the web server, the
+    workers and the embedded Redis end too (they are told to when their parent dies),
+    and the instance folder is free for the next `make run`."""
+    import fcntl
+
+    children = service.descendants()
+    assert len(children) >= 4  # Redis, the web server (and its processes), the workers
+    os.kill(service.proc.pid, signal.SIGKILL)
+    service.proc.wait(10)
+
+    def alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"  # a zombie has ended; only its parent's wait is missing
+
+    def command(pid: int) -> str:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:100]
+        except OSError:
+            return "?"
+
+    try:
+        # (gunicorn gives its processes up to 30 s to finish their requests)
+        wait_for(lambda: not [pid for pid in children if alive(pid)], 45, interval=0.2,
+                 message="serve.py's children (web, workers, Redis) to end with it")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; still running: {[command(p) for p in children if alive(p)]}") from None
+    finally:  # whatever the outcome, no process of this test outlives it
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    with open(service.instance / "serve.lock") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it now
