@@ -90,10 +90,11 @@ def bearer(web: WebServer, name: str) -> dict:
     return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
-def wait_disconnected(listeners: list[Listener], what: str) -> None:
+def wait_disconnected(web: WebServer, listeners: list[Listener], what: str) -> None:
     wait_for(lambda: not any(listener.connected for listener in listeners), 10, interval=0.05,
              message=f"the connections to be ended by {what}")
     assert all(listener.ended_by_server for listener in listeners), "the server ended them"
+    assert "Traceback" not in web.log_path.read_text(errors="replace"), "the server's disconnect handler failed"
 
 
 def refused(web: WebServer, session: requests.Session) -> bool:
@@ -124,7 +125,7 @@ def test_sign_out_and_sign_out_everywhere_end_the_sessions_connections_in_every_
         # Signing the phone out ends the phone's connections only.
         csrf = csrf_from(phone.get(web_tier.url + "/studio", timeout=30).content)
         assert phone.post(web_tier.url + "/logout", data={"csrf_token": csrf}, timeout=30).ok
-        wait_disconnected(phone_sockets, "sign-out")
+        wait_disconnected(web_tier, phone_sockets, "sign-out")
         assert all(listener.connected for listener in laptop_sockets), "another sign-in's connection was ended"
         first = run_task(web_tier, token, "a lighthouse while the laptop listens")
         for listener in laptop_sockets:
@@ -134,7 +135,7 @@ def test_sign_out_and_sign_out_everywhere_end_the_sessions_connections_in_every_
         # Signing out everywhere (with the API token, which stays) ends the laptop's too.
         ended = requests.delete(web_tier.url + "/api/v1/me/sessions", headers=token, timeout=30)
         assert ended.status_code == 200 and ended.json() == {"ended": 1}
-        wait_disconnected(laptop_sockets, "sign-out everywhere")
+        wait_disconnected(web_tier, laptop_sockets, "sign-out everywhere")
         assert refused(web_tier, laptop) and refused(web_tier, phone)
 
         # A new sign-in hears the next task; the ended connections heard nothing of it.
@@ -159,7 +160,7 @@ def test_deactivating_an_account_ends_its_connections_in_every_process(web_tier,
         response = requests.patch(f"{web_tier.url}/api/v1/admin/users/{user_id}", headers=staff_headers,
                                   json={"active": False, "reason": "socket test"}, timeout=30)
         assert response.status_code == 200, response.text
-        wait_disconnected(sockets, "deactivation")
+        wait_disconnected(web_tier, sockets, "deactivation")
         assert refused(web_tier, browser)
     finally:
         for listener in sockets:
@@ -174,7 +175,7 @@ def test_deleting_an_account_ends_its_connections_in_every_process(web_tier, sta
         response = requests.delete(f"{web_tier.url}/api/v1/admin/users/{user_id}", headers=staff_headers,
                                    json={"reason": "socket test"}, timeout=30)
         assert response.status_code == 204, response.text
-        wait_disconnected(sockets, "deletion")
+        wait_disconnected(web_tier, sockets, "deletion")
         assert refused(web_tier, browser)
     finally:
         for listener in sockets:
