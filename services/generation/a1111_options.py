@@ -116,7 +116,8 @@ A1111_DEFAULTS: dict = {
     "beta_dist_alpha": 0.6, "beta_dist_beta": 0.6,
     # postprocessing
     "postprocessing_enable_in_main_ui": [], "postprocessing_disable_in_extras": [],
-    "postprocessing_operation_order": [], "upscaling_max_images_in_cache": 5, "postprocessing_existing_caption_action": "Ignore",
+    "postprocessing_operation_order": [], "upscaling_max_images_in_cache": 5,
+    "postprocessing_existing_caption_action": "Ignore",
 }
 
 # What is so here, whatever the default: PNG files with their parameters, no grids, a JPEG

@@ -203,7 +203,8 @@ def test_euler_a_on_a_karras_schedule_runs_and_is_recorded(webui_caller):
         "prompt": "a lantern", "width": 64, "height": 64, "steps": 3, "sampler_name": "DPM++ 2M",
         "scheduler": "Exponential"})
     assert exponential.status_code == 200 and json.loads(exponential.json()["info"])["scheduler"] == "Exponential"
-    refused = webui_caller.post("/sdapi/v1/txt2img", json={"prompt": "x", "sampler_name": "DDIM", "scheduler": "Karras"})
+    refused = webui_caller.post("/sdapi/v1/txt2img",
+                                json={"prompt": "x", "sampler_name": "DDIM", "scheduler": "Karras"})
     assert refused.status_code == 422 and refused.json()["detail"].startswith("scheduler: Karras works here with")
     assert "Exponential" in [s["label"] for s in webui_caller.api.get_schedulers()]
 
