@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import uuid
+from pathlib import Path
 
 import requests
 import socketio as socketio_client
@@ -136,3 +138,56 @@ def migrated_app(env: dict):
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
     return app
+
+
+def starter_prompt_rules() -> list[tuple[int, str, str, str]]:
+    """The prompt rules a migrated database starts with, as (n, kind, pattern, note): the
+    list e7c3moderation01 seeds, with its two proximity patterns made one pair rule by
+    f9c4pairrules01 (test_prompt_rules checks a migrated database agrees)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"migration_{name}", ROOT / "migrations" / "versions" / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    seeded = load("e7c3moderation01_moderation_audit.py").STARTER_RULES
+    paired = load("f9c4pairrules01_prompt_pair_rules.py")
+    rules = [rule for rule in seeded if rule[1] not in paired.OLD_NEAR] + [paired.PAIR]
+    return [(n, kind, pattern, note) for n, (kind, pattern, note) in enumerate(rules)]
+
+
+def owner_of(web, sock) -> int | None:
+    """The web process holding the server end of the client socket `sock`, or None while
+    no process has accepted it yet."""
+    client_port = sock.getsockname()[1]
+    local, remote = f"0100007F:{web.port:04X}", f"0100007F:{client_port:04X}"
+    inodes = {fields[9] for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+              if fields[1] == local and fields[2] == remote}
+    targets = {f"socket:[{inode}]" for inode in inodes if inode != "0"}
+    for pid in web.worker_pids():
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in targets:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def sign_up(web, prefix: str, password: str = "correct horse battery") -> tuple[str, "requests.Session"]:
+    """A new account, signed in through the pages; its cookies."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    session = requests.Session()
+    assert session.post(web.url + "/api/v1/auth/register", timeout=30, json={
+        "username": name, "email": f"{name}@example.com", "password": password}).status_code == 201
+    token = csrf_from(session.get(web.url + "/login", timeout=30).content)
+    response = session.post(web.url + "/login", timeout=30,
+                            data={"login": name, "password": password, "csrf_token": token})
+    assert response.url.endswith("/studio"), response.url
+    return name, session

@@ -7,7 +7,6 @@ next submit in every web process, without a restart."""
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import re
 import uuid
@@ -15,7 +14,7 @@ import uuid
 import pytest
 
 from tests.helpers import ROOT, image_bytes, instance_env, make_app, unique
-from tests.integration.helpers import ApiUser, make_staff, migrated_app, sign_in
+from tests.integration.helpers import ApiUser, make_staff, migrated_app, sign_in, starter_prompt_rules
 
 RULES = "/api/v1/admin/moderation/rules"
 
@@ -116,7 +115,10 @@ def test_rules_match_whole_words_in_any_case_and_spacing(app, client, make_user,
         assert verdict(f"a {stem.upper()}  Cat.") and verdict(f"({stem}-cat)")
         assert verdict(f"a {stem}\u200b cat")  # an invisible space does not split it
         assert not verdict(f"a cl{stem} cat")  # "class" does not match "ass"
-        assert not verdict(f"a {stem} cats") and not verdict(f"{stem}cat")
+        assert not verdict(f"a {stem} dog") and not verdict(f"a cat, {stem}")
+        # A plural, and the words run together, match (tests/integration/test_prompt_bypass.py
+        # has every other spelling).
+        assert verdict(f"a {stem} cats") and verdict(f"{stem}cat")
         # A real submit by a user agrees with the tester.
         user = make_user("spacing")
         assert user.submit(prompt=f"cl{stem} catalogue").status_code == 202
@@ -209,15 +211,11 @@ def test_rules_users_who_are_not_staff_get_403_on_the_moderation_api_and_page(ap
 
 
 def test_rules_the_starter_list_is_valid_and_no_test_prompt_matches_it():
-    """The migration's starter list (seeded on upgrade) compiles as the rules do, catches
+    """The migrations' starter list (seeded on upgrade) compiles as the rules do, catches
     what it is for, and leaves every prompt the test suite writes alone."""
     from services.moderation import rules
 
-    path = ROOT / "migrations" / "versions" / "e7c3moderation01_moderation_audit.py"
-    spec = importlib.util.spec_from_file_location("starter_rules_migration", path)
-    migration = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(migration)
-    starter = [(n, kind, pattern, note) for n, (kind, pattern, note) in enumerate(migration.STARTER_RULES)]
+    starter = starter_prompt_rules()
     assert 5 <= len(starter) <= 30 and all(note for *_rest, note in starter)
     for _n, kind, pattern, _note in starter:
         rules.validate_pattern(kind, pattern)
@@ -227,7 +225,8 @@ def test_rules_the_starter_list_is_valid_and_no_test_prompt_matches_it():
     for harmless in ("children playing in a park", "a school bus", "a minor chord", "a classy glass"):
         assert rules.find_match({"prompt": harmless}, starter) is None, harmless
     literal = re.compile(r"""prompt["']?\s*[:=]\s*f?(["'])(.*?)\1""")
-    prompts = {m.group(2) for file in (ROOT / "tests").rglob("*.py") if file.name != "test_prompt_rules.py"
+    prompts = {m.group(2) for file in (ROOT / "tests").rglob("*.py")
+               if file.name not in ("test_prompt_rules.py", "test_prompt_bypass.py", "test_prompt_normalize.py")
                for m in literal.finditer(file.read_text())}
     assert len(prompts) > 20
     matched = [p for p in prompts if rules.find_match({"prompt": p}, starter)]
@@ -241,9 +240,14 @@ def test_rules_a_migrated_database_starts_with_the_starter_list(tmp_path, redis_
     listed = client.get(RULES, headers=staff).get_json()["items"]
     assert len(listed) >= 5 and all(rule["enabled"] and rule["note"] for rule in listed)
     assert {"csam", "lolicon"} <= {rule["pattern"] for rule in listed}
+    # The same list as the tests use: the proximity patterns became one pair rule.
+    assert sorted((rule["kind"], rule["pattern"]) for rule in listed) == sorted(
+        (kind, pattern) for _n, kind, pattern, _note in starter_prompt_rules())
     user = ApiUser(client, unique("fresh"))
     refused = user.submit(prompt="Lolicon, anime style")
     assert refused.status_code == 422 and refused.get_json()["error"]["rule"]["pattern"] == "lolicon"
+    far = user.submit(prompt="a naked statue in a museum, " + "marble and light, " * 5 + "a child looking")
+    assert far.status_code == 422 and far.get_json()["error"]["rule"]["kind"] == "pair"
     assert user.submit().status_code == 202  # the tests' usual prompt is fine
     # Starter rules are ordinary rules: staff may edit or delete them.
     first = listed[0]

@@ -85,8 +85,9 @@ def moderation_rules_test():
         texts[field] = (value or "")[:2000]
     match = rules.find_match(texts)
     if match is None:
-        return jsonify({"blocked": False, "field": None, "rule": None, "message": "No rule matches."})
+        return jsonify({"blocked": False, "field": None, "rule": None, "matched": None, "message": "No rule matches."})
     return jsonify({"blocked": True, "field": match.field, "message": rules.describe(match),
+                    "matched": rules.matched_text(match),
                     "rule": {"id": match.rule_id, "kind": match.kind, "pattern": match.pattern, "note": match.note}})
 
 
@@ -137,7 +138,7 @@ OPENAPI = {
         "get": op("The prompt rules (staff)", answer("Rules", {"type": "object", "properties": {
             "items": {"type": "array", "items": ref("PromptRule")}, "total": {"type": "integer"}}}),
             error_codes=_STAFF),
-        "post": op("Add a prompt rule: a word or phrase, or a regular expression (staff)",
+        "post": op("Add a prompt rule: a word or phrase, a pair of word lists, or a regular expression (staff)",
                    answer("The rule", ref("PromptRule"), "201"),
                    body={"type": "object", "required": ["pattern"], "properties": _RULE_FIELDS},
                    error_codes=(*_STAFF, 422)),
@@ -153,7 +154,9 @@ OPENAPI = {
         "post": op("Which enabled rule a prompt would match; nothing is recorded (staff)",
                    answer("The match", {"type": "object", "properties": {
                        "blocked": {"type": "boolean"}, "field": {"type": ["string", "null"]},
-                       "message": _STR, "rule": {"type": ["object", "null"]}}}),
+                       "message": _STR, "rule": {"type": ["object", "null"]},
+                       "matched": {"type": ["string", "null"],
+                                   "description": "which normalized form of the text matched, and what it read"}}}),
                    body={"type": "object", "properties": {"prompt": _STR, "negative_prompt": _STR}},
                    error_codes=(*_STAFF, 422)),
     },
@@ -200,7 +203,9 @@ OPENAPI_SCHEMAS = {
         "enabled": {"type": "boolean"}, "created_at": _STR}},
     "BlockedPrompt": {"type": "object", "properties": {
         "id": {"type": "integer"}, "user": _USER, "rule_id": {"type": ["integer", "null"]}, "rule": _STR,
-        "prompt": _STR, "created_at": _STR}},
+        "prompt": _STR, "matched": {"type": "string", "description": "which normalized form of the prompt "
+                                    "matched, and what it read there (empty for older attempts)"},
+        "created_at": _STR}},
     "Report": {"type": "object", "properties": {
         "id": {"type": "integer"}, "item_id": _STR, "reason": _STR,
         "state": {"enum": list(reports.STATES)}, "created_at": _STR, "resolved_at": {"type": ["string", "null"]},

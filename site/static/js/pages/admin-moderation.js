@@ -7,11 +7,12 @@
  * POST   /api/v1/admin/moderation/rules          {kind, pattern, note, enabled} -> rule (201)
  * PATCH  /api/v1/admin/moderation/rules/{id}     {kind?, pattern?, note?, enabled?} -> rule
  * DELETE /api/v1/admin/moderation/rules/{id}     -> 204
- * POST   /api/v1/admin/moderation/rules/test     {prompt} -> {blocked, field, message, rule}
+ * POST   /api/v1/admin/moderation/rules/test     {prompt} -> {blocked, field, message, matched, rule}
  * GET    /api/v1/admin/moderation/blocked        -> {users: [{user, count, last_at}], items: [attempt]}
  * GET    /api/v1/admin/moderation/reports        -> {items: [report]} (open ones)
  * POST   /api/v1/admin/moderation/reports/{id}   {action: "hide" | "dismiss"} -> {resolved}
- * rule: {id, kind: "word" | "regex", pattern, note, enabled}
+ * rule: {id, kind: "word" | "pair" | "regex", pattern, note, enabled}
+ * attempt: {id, user, rule, prompt, matched (the normalized form that matched, and what it read), created_at}
  * report: {id, item_id, item: {title, thumbnail_url, url} | null, reporter: {username} | null,
  *          reason, created_at, open_reports}
  */
@@ -21,7 +22,7 @@ import { ago, formatDate, plural, shorten } from "../lib/format.js";
 import { busy, clearErrors, say, showAlert, showErrors } from "../lib/forms.js";
 
 const BASE = "/api/v1/admin/moderation";
-const KIND_LABELS = { word: "Word", regex: "Pattern" };
+const KIND_LABELS = { word: "Word", pair: "Pair", regex: "Pattern" };
 
 /* ---------- prompt rules ---------- */
 
@@ -166,7 +167,9 @@ byId("rule-test-form").addEventListener("submit", (event) => {
   if (!prompt.trim()) { say("rule-test-status", "Enter a prompt to check."); return; }
   api("POST", BASE + "/rules/test", { prompt }).then((res) => {
     if (!res.ok) { say("rule-test-status", errorText(res, "Could not check it.")); return; }
-    say("rule-test-status", res.data.blocked ? "Refused: " + res.data.message : "Allowed: no rule matches.", !res.data.blocked);
+    say("rule-test-status", res.data.blocked
+      ? "Refused: " + res.data.message + (res.data.matched ? " Matched in " + res.data.matched : "")
+      : "Allowed: no rule matches.", !res.data.blocked);
   });
 });
 
@@ -187,7 +190,10 @@ function loadBlocked() {
     byId("blocked-recent-body").replaceChildren(...items.map((row) => el("tr", {}, [
       el("td", { "data-label": "When" }, [when(row.created_at)]),
       el("td", { "data-label": "User", text: row.user ? row.user.username : "(deleted)" }),
-      el("td", { "data-label": "Rule" }, [el("code", { text: row.rule })]),
+      el("td", { "data-label": "Rule" }, [
+        el("code", { text: row.rule }),
+        row.matched ? el("div", { class: "blocked-matched muted", text: "matched in " + row.matched }) : "",
+      ]),
       el("td", { "data-label": "Prompt", class: "blocked-prompt", text: shorten(row.prompt, 160) }),
     ])));
     byId("blocked-recent-empty").hidden = items.length > 0;
