@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import AccountToken, User, iso, utcnow
-from services.accounts import credits, passwords, signin
+from services.accounts import credits, names, passwords, signin
 from services.core import audit, mail, ratelimit
 from services.core.errors import Conflict, NotFound, ValidationError
 from services.core.ratelimit import LimitsUnavailable, RateLimited
@@ -236,9 +236,7 @@ def confirm_email(secret) -> User:
     if link is None:
         raise LinkInvalid(EMAIL_LINK_GONE)
     user, new_email = link.user, link.new_email
-    taken = db.session.scalar(sa.select(User.id).where(
-        sa.func.lower(User.email) == new_email.lower(), User.id != user.id))
-    if taken is not None:
+    if names.find_by_email(new_email, other_than=user.id) is not None:
         raise Conflict("That email is now used by another account; pick another on your account page.",
                        code="email_taken")
     if not _claim(link):

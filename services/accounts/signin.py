@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from extensions import db
 from models import ApiToken, User, UserSession, utcnow
+from services.accounts import names
 from services.accounts.passwords import hash_password, hasher
 from services.core import metrics, ratelimit
 from services.core.events import disconnect_after_commit, session_room
@@ -34,17 +35,15 @@ class BadCredentials(ServiceError):
 
 
 def find_by_login(login: str) -> User | None:
-    if not isinstance(login, str) or not login.strip():
-        return None
-    login = login.strip().lower()
-    return db.session.scalar(sa.select(User).where(
-        (sa.func.lower(User.username) == login) | (sa.func.lower(User.email) == login)))
+    """A username, else an email, compared as services/accounts/names.py says (case
+    folded, NFKC)."""
+    return names.find_by_login(login)
 
 
 def _account_key(login, user: User | None) -> str | None:
     if user is not None:
         return user.uuid
-    return "login:" + login.strip().lower()[:254] if isinstance(login, str) and login.strip() else None
+    return "login:" + names.name_key(login)[:254] if isinstance(login, str) and login.strip() else None
 
 
 def authenticate(login, password, address: str | None = None, device_cookie: str | None = None) -> User:

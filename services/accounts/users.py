@@ -4,6 +4,7 @@ last-staff rule, and `flask create-staff`."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import ApiToken, Archive, Image, Ledger, Role, Task, User, UserSession, utcnow
-from services.accounts import credits, links, signin, vouchers
+from services.accounts import credits, links, names, signin, vouchers
 from services.accounts.passwords import check_password, hash_password, password_problem
 from services.core import audit, events, mail, ratelimit
 from services.core.errors import Conflict, Forbidden, ValidationError
@@ -26,7 +27,8 @@ MOBILE_RE = re.compile(r"^\+?[0-9][0-9 ()./-]{5,30}$")
 
 def _clean_registration(username, email, password) -> tuple[str, str, str]:
     errors = {}
-    username = username.strip() if isinstance(username, str) else ""
+    # NFKC: a full-width or otherwise compatible spelling is the plain name.
+    username = unicodedata.normalize("NFKC", username.strip()) if isinstance(username, str) else ""
     email = email.strip() if isinstance(email, str) else ""
     if not USERNAME_RE.match(username):
         errors["username"] = "use 3 to 40 letters, digits, dots, dashes or underscores"
@@ -73,12 +75,11 @@ def register_user(username, email, password, *, invite=None, address: str | None
         if not code:
             raise ValidationError("invite", "enter the invite code staff gave you, like "
                                             "DD-ABCD-EFGH-JKLM-NPQR")
-    taken = db.session.scalar(sa.select(User).where(
-        (sa.func.lower(User.username) == username.lower()) | (sa.func.lower(User.email) == email.lower())))
-    if taken is not None:
-        field = "username" if taken.username.lower() == username.lower() else "email"
-        raise Conflict(f"{field}: that {field} is already registered; sign in instead.",
-                       code="already_registered", field=field)
+    # Compared case folded and NFKC (services/accounts/names.py): "Bob" and "BOB" are one name.
+    for field, taken in (("username", names.find_by_username(username)), ("email", names.find_by_email(email))):
+        if taken is not None:
+            raise Conflict(f"{field}: that {field} is already registered; sign in instead.",
+                           code="already_registered", field=field)
     ratelimit.take(ratelimit.register_rules(address), "Registration")
     starting = max(0, int(current_app.config["STARTING_TOKENS"]))
     confirm = starting > 0 and link_base is not None and mail.configured()
@@ -126,7 +127,7 @@ def approve_user(staff: User, user: User, reason: str = "") -> User:
 def create_staff(username: str, email: str, password: str) -> User:
     """For `flask create-staff`: registration rules apply, registration need not be open."""
     username, email, password = _clean_registration(username, email, password)
-    if signin.find_by_login(username) or signin.find_by_login(email):
+    if names.find_by_username(username) or names.find_by_email(email):
         raise Conflict("That username or email is already registered.", code="already_registered")
     user = User(username=username, email=email, password_hash=hash_password(password), role="staff",
                 tokens=0)
@@ -168,9 +169,7 @@ def _clean_profile(user: User, data: dict) -> dict:
         except EmailNotValidError as exc:
             errors["email"] = str(exc)
         else:
-            taken = db.session.scalar(sa.select(User.id).where(
-                sa.func.lower(User.email) == email.lower(), User.id != user.id))
-            if taken is not None:
+            if names.find_by_email(email, other_than=user.id) is not None:
                 errors["email"] = "that email is already used by another account"
             else:
                 changes["email"] = email
@@ -189,10 +188,10 @@ def update_profile(user: User, data: dict, *, link_base: str | None = None) -> U
     confirm = None
     if "email" in changes and link_base is not None and mail.configured():
         new_email = changes.pop("email")
-        if new_email.lower() == (user.email or "").lower() and user.held_tokens:
+        if names.same(new_email, user.email) and user.held_tokens:
             # a new account not confirmed yet: its address again mails a fresh link
             confirm = new_email, links.start_email_change(user, new_email)
-        elif new_email.lower() == (user.email or "").lower():
+        elif names.same(new_email, user.email):
             links.void_links(user, "email")  # back to the current one: nothing pending
             changes["email"] = new_email
         else:
