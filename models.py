@@ -199,15 +199,15 @@ class Task(db.Model):
     cost: so.Mapped[int] = so.mapped_column(default=0)
     refunded: so.Mapped[bool] = so.mapped_column(default=False)
     idempotency_key: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    # SHA-256 of the request that used the key (tasks.request_fingerprint): the same key
+    # with another request is refused (422), not answered with this task.
+    idempotency_hash: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
     error: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
     worker: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
     started_at: so.Mapped[Optional[datetime]]
     finished_at: so.Mapped[Optional[datetime]]
     # The fair queue's round (services/generation/dispatch.py): queued tasks run in
-    # SHA-256 of the request that used the key (tasks.request_fingerprint): the same key
-    # with another request is refused (422), not answered with this task.
-    idempotency_hash: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
     # (fair_round, created_at, id) order; a user's next task goes one round after their last.
     fair_round: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
 

@@ -243,9 +243,9 @@ def confirm_email(secret) -> User:
         db.session.rollback()
         raise LinkInvalid(EMAIL_LINK_GONE)
     user.email = new_email
-    credits.grant_held_starting_tokens(user)  # a new account's, the first time only
     void_links(user, EMAIL)
     void_links(user, RESET)
+    credits.grant_held_starting_tokens(user)  # a new account's, the first time only
     try:
         db.session.commit()
     except IntegrityError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import json
 import re
 import uuid
 from pathlib import Path
@@ -191,3 +192,11 @@ def sign_up(web, prefix: str, password: str = "correct horse battery") -> tuple[
                             data={"login": name, "password": password, "csrf_token": token})
     assert response.url.endswith("/studio"), response.url
     return name, session
+
+
+def studio_config(client) -> tuple[dict, str]:
+    """The studio page's JSON config block and the page."""
+    html = client.get("/studio").data.decode()
+    match = re.search(r'<script type="application/json" id="studio-config">(.*?)</script>', html, re.S)
+    assert match, "no studio-config on the page"
+    return json.loads(match.group(1)), html

@@ -56,20 +56,20 @@ def full_stack(small_disk, tmp_path_factory, redis_url, models_path):
 
 
 @pytest.fixture(scope="module")
-def client(full_stack):
+def disk_client(full_stack):
     return full_stack.test_client()
 
 
 @pytest.fixture(scope="module")
-def user(client):
-    return ApiUser(client, "diskfull" + uuid.uuid4().hex[:6])
+def user(disk_client):
+    return ApiUser(disk_client, "diskfull" + uuid.uuid4().hex[:6])
 
 
 def images(app) -> Path:
     return app.disk / "images"
 
 
-def fill(app, leave_bytes: int) -> None:
+def fill_disk(app, leave_bytes: int) -> None:
     """Fill the disk but `leave_bytes` (a filler file, grown or shrunk)."""
     filler = app.disk / "filler"
     filler.touch()
@@ -120,7 +120,7 @@ def test_a_task_that_runs_out_of_room_keeps_what_it_stored_and_is_refunded_the_r
     [image] = task_images(app, one["id"])
     per_image = on_disk(images(app) / image.filename) + on_disk(images(app) / image.thumbnail)
 
-    fill(app, int(2.5 * per_image) + 8192)
+    fill_disk(app, int(2.5 * per_image) + 8192)
     before = user.me()["tokens"]
     response = user.submit(samples=4, **SIZE)
     assert response.status_code == 202, response.get_json()
@@ -147,7 +147,7 @@ def test_a_task_that_runs_out_of_room_keeps_what_it_stored_and_is_refunded_the_r
 
 def test_an_upload_to_a_full_disk_is_refused_with_507(full_stack, user):
     app = full_stack
-    fill(app, 16 * 1024)
+    fill_disk(app, 16 * 1024)
     rng = random.Random(7)
     from PIL import Image as PILImage
     import io
@@ -193,15 +193,15 @@ def test_a_file_that_is_gone_is_a_404(full_stack, user):
     assert user.get(f"/api/v1/images/{image['id']}").status_code == 200  # the row is still there
 
 
-def test_below_the_threshold_the_worker_takes_no_task_and_says_why(full_stack, client, user):
+def test_below_the_threshold_the_worker_takes_no_task_and_says_why(full_stack, disk_client, user):
     app = full_stack
     staff = make_staff(app, "diskstaff" + uuid.uuid4().hex[:6])
-    fill(app, 16 * 1024)  # below DAYDREAM_MIN_FREE_MB
-    health = wait_for(lambda: (h := client.get("/healthz").get_json())["disk"] != "ok" and h, 20,
+    fill_disk(app, 16 * 1024)  # below DAYDREAM_MIN_FREE_MB
+    health = wait_for(lambda: (h := disk_client.get("/healthz").get_json())["disk"] != "ok" and h, 20,
                       message="/healthz to say the disk is almost full")
     assert health["disk"].startswith("low:") and "DAYDREAM_MIN_FREE_MB" in health["disk"]
     assert health["workers"] == 1 and health["workers_ready"] == 0
-    [worker] = client.get("/api/v1/admin/queue", headers=staff).get_json()["workers"]
+    [worker] = disk_client.get("/api/v1/admin/queue", headers=staff).get_json()["workers"]
     assert worker["disk"] == health["disk"]
 
     task = user.submit(samples=1, **SIZE).get_json()
@@ -211,5 +211,5 @@ def test_below_the_threshold_the_worker_takes_no_task_and_says_why(full_stack, c
 
     empty(app)
     assert user.wait_task(task["id"], timeout=60)["state"] == "done"
-    wait_for(lambda: client.get("/healthz").get_json()["disk"] == "ok", 20, message="/healthz to say ok again")
-    assert client.get("/healthz").get_json()["workers_ready"] == 1
+    wait_for(lambda: disk_client.get("/healthz").get_json()["disk"] == "ok", 20, message="/healthz to say ok again")
+    assert disk_client.get("/healthz").get_json()["workers_ready"] == 1

@@ -56,17 +56,17 @@ ROUTES = NATIVE + A1111 + OPENAI
 
 
 @pytest.fixture(scope="module")
-def staff(idle_app):
+def odd_staff(idle_app):
     name = unique("oddboss")
-    headers = make_staff(idle_app, name, "a staff password")
+    headers = make_staff(idle_app, name, "a odd_staff password")
     client = idle_app.test_client()
     return client, headers
 
 
 @pytest.fixture(scope="module")
-def things(idle_app, staff):
+def things(idle_app, odd_staff):
     """Real ids for the routes that look a resource up before they read the body."""
-    client, headers = staff
+    client, headers = odd_staff
     owner = ApiUser(idle_app.test_client(), unique("oddowner"))
     image = post_upload(owner, image_bytes()).get_json()["id"]
     board = owner.post("/api/v1/boards", json={"name": unique("b")}).get_json()["id"]
@@ -75,9 +75,9 @@ def things(idle_app, staff):
     return owner, {"board": board, "image": image, "user": owner.data["id"], "rule": rule}
 
 
-def _send(idle_app, staff, things, method: str, path: str, raw: str):
+def _send(idle_app, odd_staff, things, method: str, path: str, raw: str):
     owner, ids = things
-    client, headers = staff
+    client, headers = odd_staff
     if any("{" + name + "}" in path for name in ("board", "image")) and "admin" not in path:
         client, headers = owner.client, owner.headers  # the owner's own board or image
     response = client.open(path.format(**ids), method=method, data=raw,
@@ -108,28 +108,28 @@ def _invalid_status(path: str) -> int:
 
 
 @pytest.mark.parametrize("method, path, text, number", ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
-def test_a_lone_surrogate_is_a_4xx_naming_the_field(idle_app, staff, things, method, path, text, number):
-    response = _send(idle_app, staff, things, method, path, '{"%s": %s}' % (text, SURROGATE))
+def test_a_lone_surrogate_is_a_4xx_naming_the_field(idle_app, odd_staff, things, method, path, text, number):
+    response = _send(idle_app, odd_staff, things, method, path, '{"%s": %s}' % (text, SURROGATE))
     assert response.status_code == _invalid_status(path), response.get_data(as_text=True)[:300]
     assert _named(path, response) == text
     # deeper in the body too, named by its path
-    response = _send(idle_app, staff, things, method, path, '{"%s": {"inner": [1, %s]}}' % (text, SURROGATE))
+    response = _send(idle_app, odd_staff, things, method, path, '{"%s": {"inner": [1, %s]}}' % (text, SURROGATE))
     assert response.status_code == _invalid_status(path)
     assert _named(path, response) == f"{text}.inner[1]"
 
 
 @pytest.mark.parametrize("method, path, text, number", ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
-def test_a_400_digit_number_is_a_4xx_naming_the_field(idle_app, staff, things, method, path, text, number):
+def test_a_400_digit_number_is_a_4xx_naming_the_field(idle_app, odd_staff, things, method, path, text, number):
     for raw in (HUGE, "-" + HUGE, "1e400"):
-        response = _send(idle_app, staff, things, method, path, '{"%s": %s}' % (number, raw))
+        response = _send(idle_app, odd_staff, things, method, path, '{"%s": %s}' % (number, raw))
         assert response.status_code == _invalid_status(path), response.get_data(as_text=True)[:300]
         assert _named(path, response) == number
 
 
 @pytest.mark.parametrize("method, path, text, number", ROUTES, ids=[f"{m} {p}" for m, p, _, _ in ROUTES])
-def test_json_nested_100000_deep_is_bad_json(idle_app, staff, things, method, path, text, number):
+def test_json_nested_100000_deep_is_bad_json(idle_app, odd_staff, things, method, path, text, number):
     for raw in (NESTED, '{"%s": %s}' % (text, "[" * 40 + "]" * 40)):
-        response = _send(idle_app, staff, things, method, path, raw)
+        response = _send(idle_app, odd_staff, things, method, path, raw)
         assert response.status_code == 400
         assert _code(path, response) in ("bad_json", "ServiceError")
 

@@ -1,4 +1,4 @@
-"""A hung or stopped Redis never freezes the site: every Redis call from the web tier
+"""A hung or stopped Redis never freezes the stalled_site: every Redis call from the web tier
 has a timeout, /healthz answers within 2 s, pages that do not need Redis keep working,
 and a submit while Redis is away answers 503 having written nothing."""
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _pings(url: str) -> bool:
 
 
 @pytest.fixture
-def site(tmp_path, own_redis, models_path):
+def stalled_site(tmp_path, own_redis, models_path):
     _proc, url = own_redis
     env = instance_env(tmp_path / "instance", url, models_path)
     app = make_app(env)
@@ -76,50 +76,50 @@ def written(app) -> tuple[int, int]:
         return tasks, ledger
 
 
-def submit(site):
-    return timed("POST", site.url + "/api/v1/tasks", headers=site.headers,
+def submit(stalled_site):
+    return timed("POST", stalled_site.url + "/api/v1/tasks", headers=stalled_site.headers,
                  json={"prompt": "a mill", "width": 64, "height": 64, "steps": 2})
 
 
-def test_a_stopped_redis_does_not_freeze_the_site(site, own_redis):
+def test_a_stopped_redis_does_not_freeze_the_site(stalled_site, own_redis):
     proc, _url = own_redis
-    tokens = requests.get(site.url + "/api/v1/me", headers=site.headers, timeout=10).json()["tokens"]
-    before = written(site.app)
+    tokens = requests.get(stalled_site.url + "/api/v1/me", headers=stalled_site.headers, timeout=10).json()["tokens"]
+    before = written(stalled_site.app)
     os.kill(proc.pid, signal.SIGSTOP)
     try:
-        status, took = timed("GET", site.url + "/healthz")
+        status, took = timed("GET", stalled_site.url + "/healthz")
         assert status == 503 and took < 2, (status, took)
         # Many requests that need Redis at once, and pages that do not, meanwhile.
         with ThreadPoolExecutor(40) as pool:
-            hung = [pool.submit(submit, site) for _ in range(40)]
+            hung = [pool.submit(submit, stalled_site) for _ in range(40)]
             for path in ("/docs", "/static/css/app.css", "/login", "/healthz"):
-                status, took = timed("GET", site.url + path)
+                status, took = timed("GET", stalled_site.url + path)
                 assert took < 3, (path, took)
                 assert status == (503 if path == "/healthz" else 200), path
             answers = [f.result() for f in hung]
         assert {status for status, _ in answers} == {503}
         assert max(took for _, took in answers) < 15  # each gave up; none hung
-        assert written(site.app) == before  # nothing written for a refused submit
+        assert written(stalled_site.app) == before  # nothing written for a refused submit
     finally:
         os.kill(proc.pid, signal.SIGCONT)
-    assert wait_for(lambda: timed("GET", site.url + "/healthz")[0] == 200, 20,
+    assert wait_for(lambda: timed("GET", stalled_site.url + "/healthz")[0] == 200, 20,
                     message="/healthz to recover")
-    assert submit(site)[0] == 202
-    me = requests.get(site.url + "/api/v1/me", headers=site.headers, timeout=10).json()
+    assert submit(stalled_site)[0] == 202
+    me = requests.get(stalled_site.url + "/api/v1/me", headers=stalled_site.headers, timeout=10).json()
     assert me["tokens"] == tokens - 1
 
 
-def test_a_submit_while_redis_is_down_writes_nothing(site, own_redis):
+def test_a_submit_while_redis_is_down_writes_nothing(stalled_site, own_redis):
     proc, _url = own_redis
-    before = written(site.app)
+    before = written(stalled_site.app)
     proc.kill()
     proc.wait()
-    status, took = submit(site)
+    status, took = submit(stalled_site)
     assert status == 503 and took < 3
-    assert written(site.app) == before  # no task, no debit, no refund in the history
-    status, took = timed("GET", site.url + "/healthz")
+    assert written(stalled_site.app) == before  # no task, no debit, no refund in the history
+    status, took = timed("GET", stalled_site.url + "/healthz")
     assert status == 503 and took < 2
-    assert timed("GET", site.url + "/docs")[0] == 200
+    assert timed("GET", stalled_site.url + "/docs")[0] == 200
 
 
 # Every page a browser opens and every documented GET of the API (but those that need an
@@ -141,18 +141,18 @@ def _api_gets() -> list[str]:
             if "get" in operations and "{" not in path]
 
 
-def test_every_page_and_api_read_answers_within_3_s_while_redis_is_stopped(site, own_redis):
+def test_every_page_and_api_read_answers_within_3_s_while_redis_is_stopped(stalled_site, own_redis):
     from tests.integration.helpers import csrf_from, make_staff
 
     proc, _url = own_redis
-    make_staff(site.app, "hungboss", PASSWORD)
+    make_staff(stalled_site.app, "hungboss", PASSWORD)
     browser = requests.Session()
-    token = csrf_from(browser.get(site.url + "/login", timeout=10).content)
-    assert browser.post(site.url + "/login", timeout=10, allow_redirects=False, data={
+    token = csrf_from(browser.get(stalled_site.url + "/login", timeout=10).content)
+    assert browser.post(stalled_site.url + "/login", timeout=10, allow_redirects=False, data={
         "login": "hungboss", "password": PASSWORD, "csrf_token": token}).status_code == 302
     for _ in range(3):  # queued tasks: positions and estimates to show
-        assert browser.post(site.url + "/api/v1/tasks", timeout=10, headers={
-            "X-CSRFToken": csrf_from(browser.get(site.url + "/studio", timeout=10).content)},
+        assert browser.post(stalled_site.url + "/api/v1/tasks", timeout=10, headers={
+            "X-CSRFToken": csrf_from(browser.get(stalled_site.url + "/studio", timeout=10).content)},
             json={"prompt": "a mill", "width": 64, "height": 64, "steps": 2}).status_code == 202
     paths = list(PAGES) + _api_gets()
     assert "/api/v1/tasks" in paths and "/api/v1/admin/queue" in paths
@@ -161,7 +161,7 @@ def test_every_page_and_api_read_answers_within_3_s_while_redis_is_stopped(site,
         slow, answers = {}, {}
         for path in paths:
             started = time.monotonic()
-            response = browser.get(site.url + path, timeout=30, allow_redirects=False)
+            response = browser.get(stalled_site.url + path, timeout=30, allow_redirects=False)
             took = time.monotonic() - started
             answers[path] = response.status_code
             if took >= 3:

@@ -18,8 +18,8 @@ def app(idle_app):
 
 
 @pytest.fixture(scope="module")
-def staff(idle_app):
-    return make_staff(idle_app, unique("linkstaff"), "a staff password")
+def link_staff(idle_app):
+    return make_staff(idle_app, unique("linkstaff"), "a link_staff password")
 
 
 def linked_image(app, prefix: str) -> tuple[str, str, str]:
@@ -43,31 +43,31 @@ def opens(app, path: str) -> int:
     return response.status_code
 
 
-def set_active(app, staff: dict, user_id: str, active: bool) -> None:
+def set_active(app, link_staff: dict, user_id: str, active: bool) -> None:
     response = app.test_client().patch(f"/api/v1/admin/users/{user_id}",
-                                       json={"active": active, "reason": "link test"}, headers=staff)
+                                       json={"active": active, "reason": "link test"}, headers=link_staff)
     assert response.status_code == 200, response.get_json()
 
 
-def test_a_link_of_a_deactivated_owner_answers_404_until_they_are_reactivated(app, staff):
+def test_a_link_of_a_deactivated_owner_answers_404_until_they_are_reactivated(app, link_staff):
     owner, _image_id, link = linked_image(app, "linkoff")
     assert opens(app, link) == 200
-    set_active(app, staff, owner, False)
+    set_active(app, link_staff, owner, False)
     assert opens(app, link) == 404
-    set_active(app, staff, owner, True)
+    set_active(app, link_staff, owner, True)
     assert opens(app, link) == 200
 
 
-def test_a_link_of_a_deleted_owner_answers_404(app, staff):
+def test_a_link_of_a_deleted_owner_answers_404(app, link_staff):
     owner, _image_id, link = linked_image(app, "linkgone")
     assert opens(app, link) == 200
     response = app.test_client().delete(f"/api/v1/admin/users/{owner}",
-                                        json={"reason": "link test"}, headers=staff)
+                                        json={"reason": "link test"}, headers=link_staff)
     assert response.status_code == 204, response.get_json()
     assert opens(app, link) == 404
 
 
-def test_a_link_of_a_held_image_answers_404_until_it_is_released(app, staff):
+def test_a_link_of_a_held_image_answers_404_until_it_is_released(app, link_staff):
     from extensions import db
     from models import Image
     from services.library import storage
@@ -79,6 +79,6 @@ def test_a_link_of_a_held_image_answers_404_until_it_is_released(app, staff):
         db.session.commit()
     assert opens(app, link) == 404
     released = app.test_client().post(f"/api/v1/admin/moderation/held/{image_id}/release",
-                                      json={"reason": "link test"}, headers=staff)
+                                      json={"reason": "link test"}, headers=link_staff)
     assert released.status_code == 200, released.get_json()
     assert opens(app, link) == 200

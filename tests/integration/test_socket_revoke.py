@@ -13,15 +13,14 @@ import requests
 import socketio as socketio_client
 
 from tests.helpers import WebServer, wait_for
-from tests.integration.helpers import connect, csrf_from, make_staff
-from tests.integration.test_web_processes import owner_of, sign_up
+from tests.integration.helpers import connect, csrf_from, make_staff, owner_of, sign_up
 
 PROCESSES = 2
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
-def web_tier(stack, tmp_path_factory):
+def revoke_tier(stack, tmp_path_factory):
     server = WebServer(stack.env, tmp_path_factory.mktemp("revoke") / "web.log", processes=PROCESSES).start()
     assert len(server.worker_pids()) == PROCESSES
     yield server
@@ -115,32 +114,32 @@ def run_task(web: WebServer, headers: dict, prompt: str) -> str:
     return task_id
 
 
-def test_sign_out_and_sign_out_everywhere_end_the_sessions_connections_in_every_process(web_tier):
-    name, laptop = sign_up(web_tier, "rev")
-    phone = sign_in_again(web_tier, name)
-    token = bearer(web_tier, name)
-    laptop_sockets = listeners_in_every_process(web_tier, laptop)
-    phone_sockets = listeners_in_every_process(web_tier, phone)
+def test_sign_out_and_sign_out_everywhere_end_the_sessions_connections_in_every_process(revoke_tier):
+    name, laptop = sign_up(revoke_tier, "rev")
+    phone = sign_in_again(revoke_tier, name)
+    token = bearer(revoke_tier, name)
+    laptop_sockets = listeners_in_every_process(revoke_tier, laptop)
+    phone_sockets = listeners_in_every_process(revoke_tier, phone)
     try:
         # Signing the phone out ends the phone's connections only.
-        csrf = csrf_from(phone.get(web_tier.url + "/studio", timeout=30).content)
-        assert phone.post(web_tier.url + "/logout", data={"csrf_token": csrf}, timeout=30).ok
-        wait_disconnected(web_tier, phone_sockets, "sign-out")
+        csrf = csrf_from(phone.get(revoke_tier.url + "/studio", timeout=30).content)
+        assert phone.post(revoke_tier.url + "/logout", data={"csrf_token": csrf}, timeout=30).ok
+        wait_disconnected(revoke_tier, phone_sockets, "sign-out")
         assert all(listener.connected for listener in laptop_sockets), "another sign-in's connection was ended"
-        first = run_task(web_tier, token, "a lighthouse while the laptop listens")
+        first = run_task(revoke_tier, token, "a lighthouse while the laptop listens")
         for listener in laptop_sockets:
             wait_for(lambda: "done" in {e["state"] for e in listener.events if e["id"] == first}, 30,
                      message="the laptop's connection to hear its task")
 
         # Signing out everywhere (with the API token, which stays) ends the laptop's too.
-        ended = requests.delete(web_tier.url + "/api/v1/me/sessions", headers=token, timeout=30)
+        ended = requests.delete(revoke_tier.url + "/api/v1/me/sessions", headers=token, timeout=30)
         assert ended.status_code == 200 and ended.json() == {"ended": 1}
-        wait_disconnected(web_tier, laptop_sockets, "sign-out everywhere")
-        assert refused(web_tier, laptop) and refused(web_tier, phone)
+        wait_disconnected(revoke_tier, laptop_sockets, "sign-out everywhere")
+        assert refused(revoke_tier, laptop) and refused(revoke_tier, phone)
 
         # A new sign-in hears the next task; the ended connections heard nothing of it.
-        fresh = listeners_in_every_process(web_tier, sign_in_again(web_tier, name))
-        second = run_task(web_tier, token, "a lighthouse after sign-out")
+        fresh = listeners_in_every_process(revoke_tier, sign_in_again(revoke_tier, name))
+        second = run_task(revoke_tier, token, "a lighthouse after sign-out")
         for listener in fresh:
             wait_for(lambda: "done" in {e["state"] for e in listener.events if e["id"] == second}, 30,
                      message="the new sign-in's connection to hear the task")
@@ -152,31 +151,31 @@ def test_sign_out_and_sign_out_everywhere_end_the_sessions_connections_in_every_
             listener.close()
 
 
-def test_deactivating_an_account_ends_its_connections_in_every_process(web_tier, staff_headers):
-    name, browser = sign_up(web_tier, "off")
-    user_id = requests.get(web_tier.url + "/api/v1/me", headers=bearer(web_tier, name), timeout=30).json()["id"]
-    sockets = listeners_in_every_process(web_tier, browser)
+def test_deactivating_an_account_ends_its_connections_in_every_process(revoke_tier, staff_headers):
+    name, browser = sign_up(revoke_tier, "off")
+    user_id = requests.get(revoke_tier.url + "/api/v1/me", headers=bearer(revoke_tier, name), timeout=30).json()["id"]
+    sockets = listeners_in_every_process(revoke_tier, browser)
     try:
-        response = requests.patch(f"{web_tier.url}/api/v1/admin/users/{user_id}", headers=staff_headers,
+        response = requests.patch(f"{revoke_tier.url}/api/v1/admin/users/{user_id}", headers=staff_headers,
                                   json={"active": False, "reason": "socket test"}, timeout=30)
         assert response.status_code == 200, response.text
-        wait_disconnected(web_tier, sockets, "deactivation")
-        assert refused(web_tier, browser)
+        wait_disconnected(revoke_tier, sockets, "deactivation")
+        assert refused(revoke_tier, browser)
     finally:
         for listener in sockets:
             listener.close()
 
 
-def test_deleting_an_account_ends_its_connections_in_every_process(web_tier, staff_headers):
-    name, browser = sign_up(web_tier, "gone")
-    user_id = requests.get(web_tier.url + "/api/v1/me", headers=bearer(web_tier, name), timeout=30).json()["id"]
-    sockets = listeners_in_every_process(web_tier, browser)
+def test_deleting_an_account_ends_its_connections_in_every_process(revoke_tier, staff_headers):
+    name, browser = sign_up(revoke_tier, "gone")
+    user_id = requests.get(revoke_tier.url + "/api/v1/me", headers=bearer(revoke_tier, name), timeout=30).json()["id"]
+    sockets = listeners_in_every_process(revoke_tier, browser)
     try:
-        response = requests.delete(f"{web_tier.url}/api/v1/admin/users/{user_id}", headers=staff_headers,
+        response = requests.delete(f"{revoke_tier.url}/api/v1/admin/users/{user_id}", headers=staff_headers,
                                    json={"reason": "socket test"}, timeout=30)
         assert response.status_code == 204, response.text
-        wait_disconnected(web_tier, sockets, "deletion")
-        assert refused(web_tier, browser)
+        wait_disconnected(revoke_tier, sockets, "deletion")
+        assert refused(revoke_tier, browser)
     finally:
         for listener in sockets:
             listener.close()

@@ -4,14 +4,13 @@ a queue-full message that says once that nothing was charged."""
 from __future__ import annotations
 
 import io
-import json
 import re
 
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from tests.helpers import instance_env, make_app
-from tests.integration.helpers import ApiUser, post_upload, sign_in
+from tests.integration.helpers import ApiUser, post_upload, sign_in, studio_config
 
 
 def landscape_png() -> bytes:
@@ -55,13 +54,6 @@ def test_init_fit_is_checked_and_defaults_to_cover(make_user):
     plain = user.submit(init_image=init["id"]).get_json()
     assert plain["init_fit"] == "cover"
     assert user.submit().get_json()["init_fit"] is None  # text to image: nothing to fit
-
-
-def studio_config(client) -> dict:
-    html = client.get("/studio").data.decode()
-    match = re.search(r'<script type="application/json" id="studio-config">(.*?)</script>', html, re.S)
-    assert match, "no studio-config on the page"
-    return json.loads(match.group(1)), html
 
 
 def test_the_studio_starts_the_demo_model_small_and_quick(client, make_user):

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import threading
 import uuid
 from http.cookies import SimpleCookie
-from pathlib import Path
 
 import pytest
 import requests
 import socketio as socketio_client
 
 from tests.helpers import WebServer, wait_for
-from tests.integration.helpers import connect, csrf_from
+from tests.integration.helpers import connect, csrf_from, owner_of, sign_up
 
 PROCESSES = 2
 PASSWORD = "correct horse battery"
@@ -34,28 +32,6 @@ def web_tier(stack, tmp_path_factory):
     assert len(server.worker_pids()) == PROCESSES
     yield server
     server.stop()
-
-
-def owner_of(web: WebServer, sock) -> int | None:
-    """The web process holding the server end of the client socket `sock`, or None while
-    no process has accepted it yet."""
-    client_port = sock.getsockname()[1]
-    local, remote = f"0100007F:{web.port:04X}", f"0100007F:{client_port:04X}"
-    inodes = {fields[9] for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-              if fields[1] == local and fields[2] == remote}
-    targets = {f"socket:[{inode}]" for inode in inodes if inode != "0"}
-    for pid in web.worker_pids():
-        try:
-            fds = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(fd) in targets:
-                    return pid
-            except OSError:
-                continue
-    return None
 
 
 class Browser:
@@ -122,19 +98,6 @@ def browser_on(web: WebServer, process: int, cookies: dict | None = None) -> Bro
 
 def other(web: WebServer, process: int) -> int:
     return next(pid for pid in web.worker_pids() if pid != process)
-
-
-def sign_up(web: WebServer, prefix: str) -> tuple[str, dict]:
-    """A new account, signed in through the pages; its cookies."""
-    name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    session = requests.Session()
-    assert session.post(web.url + "/api/v1/auth/register", timeout=30, json={
-        "username": name, "email": f"{name}@example.com", "password": PASSWORD}).status_code == 201
-    token = csrf_from(session.get(web.url + "/login", timeout=30).content)
-    response = session.post(web.url + "/login", timeout=30,
-                            data={"login": name, "password": PASSWORD, "csrf_token": token})
-    assert response.url.endswith("/studio"), response.url
-    return name, session
 
 
 def test_connections_are_served_by_every_web_process(web_tier):
