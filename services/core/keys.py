@@ -1,0 +1,152 @@
+"""Every Redis name Daydream writes or reads, in one place (as rq keeps its own in
+rq/keys.py): keys, the rate-limit store's keys it builds itself, the Socket.IO pub/sub
+channel, and the RQ job ids. Other modules call these functions and never spell a key.
+
+Nothing here reads the config or talks to Redis: callers pass the queue name
+(QUEUE_NAME, which keeps deployments and test instances sharing one Redis apart) where
+a key is per queue. Changing a name here changes data already in Redis: a deployment
+would lose progress, estimates and metrics written under the old one."""
+from __future__ import annotations
+
+PREFIX = "daydream"
+
+# Socket.IO over Redis pub/sub (services/core/events.py): every web process and worker
+# publishes and listens on this channel.
+SOCKETIO_CHANNEL = "flask-socketio"
+
+
+def key(*parts: str) -> str:
+    """daydream:<part>:<part>... (the shape of every key below)."""
+    return ":".join((PREFIX,) + tuple(str(p) for p in parts))
+
+
+# --- a running task (services/core/queue.py, worker/jobs.py) --------------------------
+
+def progress(task_id: str) -> str:
+    """JSON {step, total, eta_s, at} of a running task."""
+    return key("progress", task_id)
+
+
+def stop(task_id: str) -> str:
+    """Set when someone asks the worker running this task to stop at its next step."""
+    return key("stop", task_id)
+
+
+def preview(task_id: str) -> str:
+    """The latest preview image (a data URL) of a running task."""
+    return key("preview", task_id)
+
+
+# --- workers ------------------------------------------------------------------------
+
+def worker_info(worker_name: str) -> str:
+    """Hash of what a generation worker reports about itself (model, memory, jobs)."""
+    return key("workers", worker_name)
+
+
+def worker_batches(worker_name: str) -> str:
+    """List of a worker's recent batched calls (worker/jobs.record_batch, the bench)."""
+    return key("batches", worker_name)
+
+
+def alive(pool: str, worker_name: str) -> str:
+    """A worker's heartbeat (services/core/liveness.py), expiring with its TTL."""
+    return key("alive", pool, worker_name)
+
+
+def alive_members(pool: str) -> str:
+    """Set of the worker names of a pool that have beaten."""
+    return key("alive", pool)
+
+
+def turn(lock: str) -> str:
+    """Held by one process for a period (liveness.take_turn)."""
+    return key("turn", lock)
+
+
+def reconcile_lock(pool: str) -> str:
+    """The lock name (for turn()) of a pool's reconciler."""
+    return f"reconcile:{pool}"
+
+
+# --- step-time estimates (services/generation/estimates.py) ---------------------------
+
+def steptime(queue_name: str, model: str, name: str) -> str:
+    return key("steptime", queue_name, model, name)
+
+
+def steptime_size(queue_name: str, model: str, size: str) -> str:
+    """Seconds per step at one size ("512x512")."""
+    return steptime(queue_name, model, size)
+
+
+def steptime_batches(queue_name: str, model: str, size: str) -> str:
+    """Hash: images a call -> seconds per image-step, at one size."""
+    return steptime(queue_name, model, f"batches:{size}")
+
+
+def steptime_sizes(queue_name: str, model: str) -> str:
+    """Hash: size -> "seconds per step|when", for the fit."""
+    return steptime(queue_name, model, "sizes")
+
+
+def steptime_per_mpx(queue_name: str, model: str) -> str:
+    """Seconds per megapixel-step, as recorded by earlier versions (read only)."""
+    return steptime(queue_name, model, "per_mpx")
+
+
+# --- metrics (services/core/metrics.py) ---------------------------------------------
+
+def metric(queue_name: str, *parts: str) -> str:
+    return key("metrics", queue_name, *parts)
+
+
+def metric_histogram(queue_name: str, name: str, model: str | None = None) -> str:
+    """A histogram's buckets for one model; without a model, the set of its models."""
+    return metric(queue_name, "hist", name, *((model,) if model is not None else ()))
+
+
+def metric_counter(queue_name: str, name: str) -> str:
+    """Hash: JSON list of label values -> count."""
+    return metric(queue_name, "counter", name)
+
+
+# --- Socket.IO (views/sockets.py) ------------------------------------------------------
+
+def sockets(user_uuid: str) -> str:
+    """How many Socket.IO connections a user has open, across web processes."""
+    return key("sockets", user_uuid)
+
+
+# --- rate limits (services/core/ratelimit.py) -----------------------------------------
+
+def ratelimit_prefix(queue_name: str) -> str:
+    """The `limits` library's key prefix (config RATELIMIT_KEY_PREFIX)."""
+    return f"daydream-limits:{queue_name}"
+
+
+def ratelimit_pair(prefix: str, kind: str, pair: str) -> str:
+    """A sign-in (account, address) or (account, device) pair's "failures", "gate" or
+    "known" counter in the rate-limit store."""
+    return f"{prefix}/{kind}/{pair}"
+
+
+def device_pair_address(device: str) -> str:
+    """The "address" part of a device's pair: a device cookie's nonce."""
+    return f"device:{device}"
+
+
+# --- RQ queues and job ids --------------------------------------------------------------
+
+def archive_queue(queue_name: str) -> str:
+    """The archive workers' queue beside a generation queue (config ARCHIVE_QUEUE_NAME)."""
+    return f"{queue_name}-archives"
+
+
+def generation_job(task_id: str, millis: int) -> str:
+    """The RQ job id of one submit (services/core/queue.enqueue_slot)."""
+    return f"{task_id}_{millis}"
+
+
+def archive_job(archive_id: str) -> str:
+    return f"archive-{archive_id}"
