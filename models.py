@@ -327,7 +327,7 @@ class AiModel(db.Model):
     by a scan of the models folder) or a LoRA (`lora`; files under <models>/loras/).
     Staff enable them and pick the default model. `kind` is the storage format (demo,
     folder, single_file, hub); `family` and the native size make its card
-    (services/generation/families.py)."""
+    (services/generation/families.py). Its JSON is the catalog's (catalog.model_to_dict)."""
 
     __tablename__ = "models"
 
@@ -346,25 +346,6 @@ class AiModel(db.Model):
     variant: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
     native_width: so.Mapped[Optional[int]]
     native_height: so.Mapped[Optional[int]]
-
-    def to_dict(self, staff: bool = False) -> dict:
-        from services.generation.families import FAMILIES, card_of  # torch-free: a table and file readers
-
-        data = {"id": self.id, "name": self.name, "kind": "lora" if self.lora else "model",
-                "format": self.kind, "family": self.family or "sd1"}
-        if not self.lora:
-            data["default"] = self.is_default
-            data.update(card_of(self).to_dict())
-        else:
-            family = FAMILIES.get(data["family"])
-            data["family_label"] = family.label if family else data["family"]
-        if staff:
-            data.update(spec=self.spec, enabled=self.enabled, state=self.state, error=self.error,
-                        source=self.source, default=self.is_default)
-            if self.family not in FAMILIES and self.kind != "demo":  # not a guess of SD 1.x for staff
-                data.update(family=None, family_label="Unsupported" if self.state == ModelState.UNSUPPORTED.value
-                            else "Unknown")
-        return data
 
 
 class Ledger(db.Model):

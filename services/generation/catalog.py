@@ -202,12 +202,32 @@ def enabled_loras() -> list[AiModel]:
                                    .order_by(AiModel.family, AiModel.name)))
 
 
+def model_to_dict(row: AiModel, staff: bool = False) -> dict:
+    """A model or LoRA as the API shows it: a model with its card; for staff also its
+    spec, state and whether it is enabled (a family not served is not guessed as SD 1.x)."""
+    data = {"id": row.id, "name": row.name, "kind": "lora" if row.lora else "model",
+            "format": row.kind, "family": row.family or "sd1"}
+    if not row.lora:
+        data["default"] = row.is_default
+        data.update(families.card_of(row).to_dict())
+    else:
+        family = families.FAMILIES.get(data["family"])
+        data["family_label"] = family.label if family else data["family"]
+    if staff:
+        data.update(spec=row.spec, enabled=row.enabled, state=row.state, error=row.error,
+                    source=row.source, default=row.is_default)
+        if row.family not in families.FAMILIES and row.kind != "demo":
+            data.update(family=None, family_label="Unsupported" if row.state == ModelState.UNSUPPORTED.value
+                        else "Unknown")
+    return data
+
+
 def models() -> list[dict]:
-    return [m.to_dict() for m in enabled_models()]
+    return [model_to_dict(m) for m in enabled_models()]
 
 
 def loras() -> list[dict]:
-    return [m.to_dict() for m in enabled_loras()]
+    return [model_to_dict(m) for m in enabled_loras()]
 
 
 def model_ids() -> list[str]:

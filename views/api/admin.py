@@ -24,19 +24,19 @@ from views.reauth import require_recent_sign_in
 @staff_bp.get("/admin/models")
 def admin_models():
     return jsonify({"folder": str(catalog.models_folder()),
-                    "items": [m.to_dict(staff=True) for m in catalog.all_models()]})
+                    "items": [catalog.model_to_dict(m, staff=True) for m in catalog.all_models()]})
 
 
 @staff_bp.post("/admin/models/scan")
 def admin_scan_models():
     found = catalog.scan(audit.reason_of(body().get("reason")))
     return jsonify({"folder": str(catalog.models_folder()), "skipped": found.skipped,
-                    "items": [m.to_dict(staff=True) for m in found.models]})
+                    "items": [catalog.model_to_dict(m, staff=True) for m in found.models]})
 
 
 @staff_bp.patch("/admin/models/<model_id>")
 def admin_update_model(model_id: str):
-    return jsonify(catalog.update_model(model_id, body()).to_dict(staff=True))
+    return jsonify(catalog.model_to_dict(catalog.update_model(model_id, body()), staff=True))
 
 
 @staff_bp.post("/admin/tasks/<task_id>/cancel")
