@@ -12,8 +12,9 @@ from services.core.errors import ServiceError, ValidationError
 # A JSON body nested deeper than this is refused (no API takes more than a few levels);
 # json.loads itself would raise RecursionError at about a thousand.
 MAX_JSON_DEPTH = 32
-# The largest integer a JSON body may hold: 64 bits, what any column or counter can keep
-# (a larger one is no meaningful count, seed or size, and overflows a float).
+# The largest number a JSON body may hold: 64 bits, what any column or counter can keep
+# (a larger one is no meaningful count, seed, size or weight; an integer that large
+# overflows a float). Floats too, so that the OpenAPI document can say it as a maximum.
 MAX_JSON_INT = 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -48,7 +49,7 @@ def _refuse(field: str, message: str) -> ValidationError:
 def check_json(value) -> None:
     """Refuse what json.loads lets through but nothing downstream can take: text with a
     lone surrogate ("\\ud800" is no character; the database cannot store it), numbers
-    that are not finite (1e400, NaN) or beyond 64 bits, and nesting deeper than
+    that are not finite (1e400, NaN) or beyond 64 bits (9.3e18 too), and nesting deeper than
     MAX_JSON_DEPTH. A bad value is a 422 naming its field ("prompt",
     "override_settings.sd_model_checkpoint", "loras[0].id"); deep nesting is bad_json."""
     stack = [(value, "", 1)]
@@ -70,6 +71,8 @@ def check_json(value) -> None:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 raise _refuse(path or "body", "must be a finite number")
+            if abs(item) > MAX_JSON_INT:
+                raise _refuse(path or "body", "is too large a number")
         elif isinstance(item, dict):
             for name in item:
                 if _SURROGATE.search(name):

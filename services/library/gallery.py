@@ -34,10 +34,13 @@ def _parse_time(field: str, raw: str, *, end_of_day: bool = False) -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationError(field, "must be a date (YYYY-MM-DD) or an ISO 8601 time")
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    if end_of_day and len(text) == 10:
-        value += timedelta(days=1)  # "to" a date takes in that whole day
+    try:
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        if end_of_day and len(text) == 10:
+            value += timedelta(days=1)  # "to" a date takes in that whole day
+    except OverflowError:  # beyond the calendar's first or last day in UTC: as far as it goes
+        value = datetime.max if value.year > 1 else datetime.min
     return value
 
 

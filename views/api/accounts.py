@@ -7,6 +7,7 @@ from flask_login import current_user, logout_user
 
 from services.accounts import credits, passwords, signin, users, vouchers
 from services.accounts.links import pending_email
+from services.accounts.passwords import MIN_PASSWORD
 from services.core.errors import ValidationError
 from views.api.common import body, bp, listing, paging, public
 from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
@@ -162,6 +163,22 @@ def my_ledger():
 
 
 _STR = {"type": "string"}
+# The limits services/accounts/users.py and passwords.py enforce (a 422 naming the field).
+USERNAME = {"type": "string", "pattern": r"^\s*[A-Za-z0-9_.-]{3,40}\s*$"}
+SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")  # email_validator refuses them
+EMAIL = {"type": "string", "format": "email", "maxLength": 254,
+         "not": {"pattern": r"\.(%s)$" % "|".join("".join(f"[{c.upper()}{c}]" for c in name)
+                                                  for name in SPECIAL_USE)},
+         "description": "not at a special-use domain (" + ", ".join("." + n for n in SPECIAL_USE) + ")"}
+PASSWORD_RULE = "not a well-known password, nor a run like aaaaaaaaaa or 0123456789"
+NEW_PASSWORD = {"type": "string", "minLength": MIN_PASSWORD, "maxLength": 1024, "description": PASSWORD_RULE}
+NAME = {"type": ["string", "null"], "maxLength": 80, "pattern": "^[^\\u0000-\\u001f]*$"}
+MOBILE = {"type": ["string", "null"], "pattern": r"^(\+?[0-9][0-9 ()./-]{4,29}[0-9()./-])?$",
+          "description": "digits, spaces and an optional leading +; empty or null: none"}
+VOUCHER_CODE = {"type": "string", "pattern": "^([Dd][Dd]-?)?[A-Za-z0-9]{4}(-?[A-Za-z0-9]{4}){3}$",
+                "description": "as printed, like DD-ABCD-EFGH-JKLM-NPQR (any case, dashes optional)"}
+CURRENT_PASSWORD = {"type": "string", "minLength": 1,
+                    "description": "your password (wrong: a 422 naming the field; many wrong: 429)"}
 OPENAPI_SCHEMAS = {
     "ApiToken": {"type": "object", "properties": {
         "id": _STR, "name": _STR, "created_at": _STR, "last_used_at": {"type": ["string", "null"]}}},
@@ -186,8 +203,15 @@ OPENAPI = {
                                   answer("The new user, with `message` and `held_tokens` where they apply",
                                          ref("User"), "201"),
                                    body={"type": "object", "required": ["username", "email", "password"],
-                                         "properties": {k: {"type": "string"} for k in
-                                                        ("username", "email", "password", "invite")}},
+                                         "properties": {"username": USERNAME, "email": EMAIL,
+                                                        "password": NEW_PASSWORD | {
+                                                            "description": PASSWORD_RULE + ", nor your "
+                                                                           "username or email"},
+                                                        # (only `invite` mode reads it)
+                                                        "invite": ref("JsonValue") | {"description":
+                                                                  "`invite` mode: the invite code, as "
+                                                                  "printed (DD-ABCD-EFGH-JKLM-NPQR); "
+                                                                  "other modes ignore it"}}},
                                    public=True, error_codes=(400, 403, 409, 422, 429, 503))},
     "/auth/tokens": {
         "post": op("Create a personal API token (shown once). Failed attempts slow down the "
@@ -197,8 +221,11 @@ OPENAPI = {
                     body={"type": "object", "required": ["name"],
                           "description": "`login` (username or email) and `password`; signed in "
                                          "(a session or a token) without `password`: for yourself",
-                          "properties": {"login": {"type": "string"}, "password": {"type": "string"},
-                                         "name": {"type": "string", "minLength": 1, "maxLength": 80}}},
+                          "properties": {"login": ref("JsonValue"), "password": {"type": "string"},
+                                         "name": {"type": "string", "minLength": 1, "maxLength": 80}},
+                          # (signed in without a password, `login` is not read)
+                          "if": {"required": ["password"]},
+                          "then": {"properties": {"login": {"type": "string"}}}},
                     public=True, error_codes=(401, 403, 422, 429, 503)),
         "get": op("List your API tokens", answer("Tokens", list_of("ApiToken"))),
     },
@@ -207,7 +234,7 @@ OPENAPI = {
     "/auth/reauth": {"post": op("Enter your password again (staff actions need a sign-in from "
                                 "the last 15 minutes)", {"204": {"description": "Confirmed"}},
                                  body={"type": "object", "required": ["password"],
-                                       "properties": {"password": _STR}},
+                                       "properties": {"password": CURRENT_PASSWORD}},
                                  error_codes=(401, 422, 429, 503))},
     "/me": {"get": op("You", answer("The signed-in user", ref("User"))),
             "patch": op("Change your profile and settings. With mail configured, a new email "
@@ -215,10 +242,12 @@ OPENAPI = {
                         "says which address waits (429 when too many were sent)",
                         answer("The user", ref("User")),
                          body={"type": "object", "minProperties": 1, "additionalProperties": False, "properties": {
-                             "email": _STR, "first_name": _STR, "last_name": _STR, "mobile": _STR,
+                             "email": EMAIL | {"description": "not another account's"},
+                             "first_name": NAME, "last_name": NAME, "mobile": MOBILE,
                              "settings": {
-                                 "type": "object", "properties": {"cancel_on_leave": {"type": "boolean"},
-                                                                  "previews": {"type": "boolean"}}}}},
+                                 "type": "object", "additionalProperties": False,
+                                 "properties": {"cancel_on_leave": {"type": "boolean"},
+                                                "previews": {"type": "boolean"}}}}},
                          error_codes=(400, 401, 422, 429, 503)),
             "delete": op("Delete your account, its images and their files",
                           {"204": {"description": "Deleted"}},
@@ -235,12 +264,15 @@ OPENAPI = {
                                 "API tokens revoked unless keep_sessions is true.",
                                  {"204": {"description": "Changed"}},
                                  body={"type": "object", "required": ["current_password", "new_password"],
-                                       "properties": {"current_password": _STR, "new_password": _STR,
+                                       "properties": {"current_password": CURRENT_PASSWORD,
+                                                      "new_password": NEW_PASSWORD | {
+                                                          "description": PASSWORD_RULE + ", nor your "
+                                                                         "username or email"},
                                                       "keep_sessions": {"type": "boolean", "default": False}}},
                                  error_codes=(400, 401, 422, 429, 503))},
     "/me/redeem": {"post": op("Redeem a voucher code", answer("The user, with `redeemed`: the tokens added",
                                                                ref("User")),
-                               body={"type": "object", "required": ["code"], "properties": {"code": _STR}},
+                               body={"type": "object", "required": ["code"], "properties": {"code": VOUCHER_CODE}},
                                error_codes=(401, 404, 409, 422, 429))},
     "/me/ledger": {"get": op("Your ledger: every change of your balance, newest first",
                               answer("Ledger rows", list_of("LedgerRow")), params=PAGING,

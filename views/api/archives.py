@@ -57,9 +57,11 @@ def _register_cli(state) -> None:
 
 ARCHIVE_REQUEST = {
     "type": "object",
-    "description": "Exactly one of image_ids, board_id or all.",
-    "properties": {"image_ids": {"type": "array", "items": {"type": "string"}, "maxItems": archives.MAX_SELECTION},
+    "description": "Exactly one of image_ids (your images: another id is a 404), board_id or all.",
+    "properties": {"image_ids": {"type": "array", "items": {"type": "string", "minLength": 1},
+                                 "minItems": 1, "maxItems": archives.MAX_SELECTION},
                    "board_id": {"type": "string"}, "all": {"const": True}},
+    "oneOf": [{"required": ["image_ids"]}, {"required": ["board_id"]}, {"required": ["all"]}],
 }
 ZIP = {"200": {"description": "ZIP: the PNGs (named {task_id}_{n}.png, stored) and manifest.csv",
                "content": {"application/zip": {}}}}

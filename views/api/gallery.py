@@ -79,15 +79,19 @@ NO_CONTENT = {"204": {"description": "Done"}}
 BOARD_BODY = {"type": "object", "properties": {
     "name": {"type": "string", "minLength": 1, "maxLength": boards.NAME_MAX},
     "cover_image_id": {"type": ["string", "null"], "description": "one of the board's images; null: the newest"}}}
+# A date (YYYY-MM-DD, UTC) or an ISO 8601 time; empty: no filter.
+_TIME = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"},
+                   {"type": "string", "maxLength": 0}]}
 IMAGE_FILTERS = [
     _query("board", "a board id, or `none` for images in no board"),
     _query("starred", "`true` for starred images only, `false` for the others", {"type": "boolean"}),
     _query("public", "`true` for public images only", {"type": "boolean"}),
-    _query("q", "words that must all appear in the prompt"),
+    _query("q", "words that must all appear in the prompt", {"type": "string", "maxLength": gallery.QUERY_MAX}),
     _query("kind", "`result` (generated) or `upload`", {"enum": list(gallery.KINDS)}),
-    _query("from", "made on or after this date (YYYY-MM-DD, UTC) or ISO time"),
-    _query("to", "made on or before this date (the whole day) or before this ISO time"),
-    _query("before", "the `before` of the first page: images made since never shift later pages"),
+    _query("from", "made on or after this date (YYYY-MM-DD, UTC) or ISO time", _TIME),
+    _query("to", "made on or before this date (the whole day) or before this ISO time; after `from` "
+                 "(else a 422)", _TIME),
+    _query("before", "the `before` of the first page: images made since never shift later pages", _TIME),
 ]
 
 OPENAPI = {
@@ -99,8 +103,9 @@ OPENAPI = {
     "/images/{id}": {
         "patch": op("Star, move to a board (board_id null: none), make public or private",
                     answer("The image", ref("Image")), params=[path_id("id")],
-                    body={"type": "object", "properties": {"starred": {"type": "boolean"},
-                          "board_id": {"type": ["string", "null"]}, "public": {"type": "boolean"}}},
+                    body={"type": "object", "additionalProperties": False, "properties": {
+                          "starred": {"type": "boolean"}, "board_id": {"type": ["string", "null"]},
+                          "public": {"type": "boolean"}}},
                     error_codes=(401, 404, 422)),
         "delete": op("Delete an image and its files", NO_CONTENT, params=[path_id("id")],
                      error_codes=(401, 404)),
@@ -109,9 +114,10 @@ OPENAPI = {
         "One action on many images; ids that are not your images are skipped",
         answer("How many images were acted on", {"type": "object", "properties": {"done": {"type": "integer"}}}),
         body={"type": "object", "required": ["ids", "action"], "properties": {
-            "ids": {"type": "array", "items": {"type": "string"}, "maxItems": gallery.BULK_MAX},
+            "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": gallery.BULK_MAX},
             "action": {"enum": list(gallery.BULK_ACTIONS)},
-            "board_id": {"type": ["string", "null"], "description": "with move: the board, or null for none"}}},
+            "board_id": {"type": ["string", "null"], "description": "with move: the board, or null for none"}},
+            "if": {"properties": {"action": {"const": "move"}}}, "then": {"required": ["board_id"]}},
         error_codes=(401, 404, 422))},
     "/boards": {
         "get": op("Your boards by name, with `counts` of all images and of images in no board",

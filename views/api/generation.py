@@ -99,8 +99,10 @@ def upload():
 OPENAPI = {
     "/uploads": {"post": {"summary": "Upload an image for image-to-image (PNG, JPEG or WebP)",
                           "requestBody": {"required": True, "content": {"multipart/form-data": {
-                              "schema": {"type": "object", "properties": {
-                                  "file": {"type": "string", "format": "binary"}}}}}},
+                              "schema": {"type": "object", "required": ["file"], "properties": {
+                                  "file": {"type": "string", "format": "binary", "minLength": 1}}},
+                              # bytes that are not such a picture, or a damaged one: 415
+                              "encoding": {"file": {"contentType": "image/png, image/jpeg, image/webp"}}}}},
                           "responses": {**answer("The stored image", ref("Image"), "201"),
                                         **errors(401, 413, 415, 422)}}},
     "/models": {"get": op("Models", answer("Models", {"type": "object"}))},

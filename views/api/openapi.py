@@ -10,7 +10,9 @@ import sys
 
 from flask import jsonify
 
+from services.core.args import MAX_JSON_DEPTH, MAX_JSON_INT
 from services.generation.params import RULES, Rule
+from services.generation.schedulers import SCHEDULERS
 from views.api.common import bp, public
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -48,7 +50,9 @@ def path_id(name: str) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-PAGING = [{"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+MAX_OFFSET = 10**9  # as paging() (views/api/common.py) allows
+PAGING = [{"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET,
+                                                        "default": 0}},
           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}}]
 
 
@@ -83,23 +87,48 @@ def parameter_schema(rule: Rule) -> dict:
     return schema
 
 
+# What a task's parameters may be whatever the state. What else decides (a 422 naming the
+# field): the model's card (its size step, schedulers, whether it takes guidance and a
+# negative prompt), your plan (the largest side, pixels and samples), the ids of your
+# images, boards and the enabled models and LoRAs, and image-to-image's one step at
+# least (int(steps × strength) >= 1).
 TASK_PARAMS = {
     "type": "object", "required": [name for name, rule in RULES.items() if rule.required],
+    "additionalProperties": False,  # "is not a task parameter"
+    "description": "Sizes and samples are limited by your plan; the model's card sets the size step, "
+                   "its schedulers and whether guidance and a negative prompt apply; image-to-image "
+                   "needs int(steps × strength) >= 1. Each is a 422 naming the field.",
     "properties": {
         **{name: parameter_schema(rule) for name, rule in RULES.items()},
-        "scheduler": {"type": "string"}, "model": {"type": "string"},
-        "init_image": {"type": ["string", "null"]},
+        "scheduler": {"type": ["string", "null"], "enum": [*SCHEDULERS, None],
+                      "description": "one of the model's schedulers (GET /schedulers); null: the model's"},
+        "model": {"type": ["string", "null"], "description": "an enabled model's id (GET /models); "
+                                                           "null: the default model"},
+        "init_image": {"type": ["string", "null"], "description": "an image of yours (an upload or a result)"},
         "board_id": {"type": ["string", "null"], "description": "a board of yours: the results go there"},
-        "loras": {"type": "array", "description": "enabled LoRAs of the model's family (GET /models, "
-                  "kind lora), at most DAYDREAM_MAX_LORAS", "items": {
-                      "type": "object", "required": ["id"], "properties": {
-                          "id": {"type": "string"}, "weight": {"type": "number", "minimum": -2, "maximum": 2,
-                                                               "default": 1}}}},
+        "loras": {"type": ["array", "null"], "description": "enabled LoRAs of the model's family (GET /models, "
+                  "kind lora), at most DAYDREAM_MAX_LORAS, each once", "items": {
+                      "type": "object", "required": ["id"], "additionalProperties": False, "properties": {
+                          "id": {"type": "string", "minLength": 1},
+                          "name": {"type": "string", "description": "ignored (the LoRA's own name is used)"},
+                          "weight": {"type": "number", "minimum": -2, "maximum": 2, "default": 1}}}},
     },
 }
 STRING, INTEGER, BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
 
+# Any JSON value a body may hold (services/core/args.py refuses the rest in every body, as
+# a 422 naming the field): numbers within 64 bits, text without lone surrogates (JSON
+# Schema cannot say that one), nested at most MAX_JSON_DEPTH levels.
+NUMBER_BOUNDS = {"minimum": -MAX_JSON_INT, "maximum": MAX_JSON_INT}
+JSON_VALUE = {"anyOf": [
+    {"type": ["string", "boolean", "null"]},
+    {"type": "number", **NUMBER_BOUNDS},
+    {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+    {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+]}
+
 SCHEMAS = {
+    "JsonValue": JSON_VALUE,
     "Error": {"type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"],
               "properties": {"code": STRING, "message": STRING, "field": STRING}}}},
     "User": {"type": "object", "properties": {k: STRING for k in (
@@ -140,6 +169,35 @@ def _shared_answers(operation: dict) -> dict:
     return operation
 
 
+def _bounded(schema):
+    """A request body's schema with what every body shares spelled out: a field it does not
+    name is ignored, but its value is still checked (JsonValue); a number is within 64
+    bits. (Where a route refuses unknown fields, its schema says additionalProperties:
+    false itself.)"""
+    if isinstance(schema, list):
+        return [_bounded(item) for item in schema]
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return schema
+    out = {key: _bounded(value) if key not in ("enum", "const", "default") else value
+           for key, value in schema.items()}
+    types = out.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "object" in types and "additionalProperties" not in out:
+        out["additionalProperties"] = ref("JsonValue")
+    if "integer" in types or "number" in types:
+        out = {**NUMBER_BOUNDS, **out}
+    return out
+
+
+def _with_bounded_body(operation: dict) -> dict:
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/json" not in content:
+        return operation
+    schema = _bounded(content["application/json"]["schema"])
+    return {**operation, "requestBody": {**operation["requestBody"], "content": {
+        **content, "application/json": {**content["application/json"], "schema": schema}}}}
+
+
 def document() -> dict:
     paths: dict = {}
     schemas = dict(SCHEMAS)
@@ -148,11 +206,17 @@ def document() -> dict:
         if name.startswith("views.api.") and module is not None:
             for path, operations in getattr(module, "OPENAPI", {}).items():
                 paths.setdefault(path, {}).update(
-                    {method: _shared_answers(operation) for method, operation in operations.items()})
+                    {method: _shared_answers(_with_bounded_body(operation))
+                     for method, operation in operations.items()})
             schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Daydream API", "version": "1"},
+        "info": {"title": "Daydream API", "version": "1", "description": (
+            "Every JSON body: a field an operation does not name is ignored unless its schema "
+            "says additionalProperties: false (then it is a 422 naming it), but its value is "
+            "checked all the same: text with a lone surrogate, or a number beyond 64 bits "
+            "(±9223372036854775807) or not finite, is a 422 naming the field; nesting deeper than "
+            f"{MAX_JSON_DEPTH} levels, or a body that is not a JSON object, is a 400 (bad_json).")},
         "servers": [{"url": "/api/v1"}],
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": schemas, "securitySchemes": {
