@@ -245,3 +245,20 @@ def test_a_known_device_has_its_own_limit(fresh):
     assert login_from(app, SCHOOL, bystander, PASSWORD).status_code == 302, "the device's typos capped the address"
     # The owner's other browsers are not slowed by the device's failures.
     assert login_from(app, HOME, owner, PASSWORD).status_code == 302
+
+
+def test_a_known_device_gets_an_api_key_from_a_sprayed_address(fresh):
+    app = fresh(DAYDREAM_SIGNIN_LIMIT_IP="4 per 15 minutes")
+    owner = unique("keyed")
+    register(app.test_client(), owner)
+    laptop = browser_at(app, HOME)
+    assert sign_in_page(laptop, owner, PASSWORD).status_code == 302
+    sign_out(laptop)
+    spray(app, SCHOOL, 4)
+    # Without the device cookie the capped address is refused; the laptop's cookie lets it in.
+    stranger = browser_at(app, SCHOOL)
+    refused = stranger.post("/api/v1/auth/tokens", json={"login": owner, "password": PASSWORD, "name": "script"})
+    assert refused.status_code == 429
+    laptop.environ_base["REMOTE_ADDR"] = SCHOOL
+    made = laptop.post("/api/v1/auth/tokens", json={"login": owner, "password": PASSWORD, "name": "script"})
+    assert made.status_code == 201, made.get_json()

@@ -66,7 +66,8 @@ def create_token():
         require_for_new_token(user)
     else:
         user = signin.authenticate(data.get("login"), data.get("password"),
-                                   address=request.remote_addr)
+                                   address=request.remote_addr,
+                                   device_cookie=request.cookies.get(signin.DEVICE_COOKIE))
     token, secret = signin.create_api_token(user, data.get("name"))
     return jsonify({**token.to_dict(), "token": secret}), 201
 
