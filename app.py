@@ -47,6 +47,21 @@ class Request(FlaskRequest):
     def json_module(self, _provider):
         pass  # Flask hands each request the app's JSON provider; bodies keep the strict parser
 
+    def json_object(self, *, not_json: str = "bad_json", not_object: ServiceError | None = None) -> dict:
+        """The one body parser of every JSON route: the body's JSON object, {} when there is
+        no body. Text that is not JSON (or not sent as JSON) is a 400 with the code
+        `not_json`; JSON that is not an object raises `not_object` (by default a 400
+        bad_json too; the compatibility APIs name the field `body`)."""
+        data = self.get_json(silent=True)
+        if data is None:
+            if self.get_data(cache=True):
+                raise ServiceError("The body is not valid JSON.", code=not_json)
+            return {}
+        if not isinstance(data, dict):
+            raise not_object or ServiceError("Send a JSON object.", code="bad_json")
+        return data
+
+
 
 def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     """web=False builds the app for the worker: database and config, no Socket.IO

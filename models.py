@@ -1,4 +1,9 @@
-"""Database models (SQLAlchemy 2.x, typed). The database is the source of truth."""
+"""Database models (SQLAlchemy 2.x, typed). The database is the source of truth.
+
+Nothing here imports services/. A model's `to_dict` is a plain dump of its own columns;
+JSON that needs the domain (a model's card, a task's estimate, an image's prompt) is
+made by the domain's service: catalog.model_to_dict, tasks.task_to_dict,
+gallery.image_to_dict and the like."""
 from __future__ import annotations
 
 import enum

@@ -415,7 +415,8 @@ def test_a_task_not_done_by_the_deadline_is_canceled_and_refunded(tmp_path, redi
 
     from extensions import db
     from models import User
-    from services.generation import compat, tasks
+    from services.generation import tasks
+    from services.generation.compat import holding
 
     app = make_app(instance_env(tmp_path / "slow", redis_url, models_path))
     caller = ApiUser(app.test_client(), unique("patient"))
@@ -424,13 +425,13 @@ def test_a_task_not_done_by_the_deadline_is_canceled_and_refunded(tmp_path, redi
         user = db.session.scalar(sa.select(User).where(User.username == caller.username))
         task = tasks.submit_task(user, {"prompt": "x", "width": 64, "height": 64, "steps": 2})
         pauses = []
-        with pytest.raises(compat.TimedOut) as raised:
-            compat.wait_for_task(task, timeout=0.3, pause=lambda s: pauses.append(s) or False)
+        with pytest.raises(holding.TimedOut) as raised:
+            holding.wait_for_task(task, timeout=0.3, pause=lambda s: pauses.append(s) or False)
         assert raised.value.status == 504 and "refunded" in raised.value.message
         assert pauses and max(pauses) <= 0.5
         # A client that went away while its task was queued: canceled too.
         other = tasks.submit_task(user, {"prompt": "y", "width": 64, "height": 64, "steps": 2})
-        assert compat.wait_for_task(other, timeout=30, pause=lambda s: True) is None
+        assert holding.wait_for_task(other, timeout=30, pause=lambda s: True) is None
         ids = (task.id, other.id)
     for task_id in ids:
         row = caller.get(f"/api/v1/tasks/{task_id}").get_json()

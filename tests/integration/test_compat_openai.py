@@ -16,7 +16,7 @@ import requests
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image as PILImage
 
-from services.generation.compat import URL_SALT
+from services.generation.compat.common import URL_SALT
 from tests.helpers import WebServer, WorkerProcess, image_bytes, instance_env, make_app, unique
 from tests.integration.helpers import ApiUser, make_staff
 

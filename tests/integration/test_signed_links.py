@@ -26,14 +26,14 @@ def linked_image(app, prefix: str) -> tuple[str, str, str]:
     """A user's public id, one of their images, and a signed link to it (the path)."""
     from extensions import db
     from models import Image
-    from services.generation import compat
+    from services.generation.compat import common
 
     user = ApiUser(app.test_client(), unique(prefix))
     row_id = user_row(app, user.username).id
     add_image(app, row_id)
     with app.app_context():
         image = db.session.scalar(sa.select(Image).where(Image.user_id == row_id))
-        return user.me()["id"], image.id, f"/v1/images/files/{compat.signed_token(image)}.png"
+        return user.me()["id"], image.id, f"/v1/images/files/{common.signed_token(image)}.png"
 
 
 def opens(app, path: str) -> int:

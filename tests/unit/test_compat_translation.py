@@ -1,5 +1,5 @@
 """Translating A1111 and OpenAI requests into Daydream task parameters
-(services/generation/compat.py), without Redis, a database or a worker: the catalog
+(services/generation/compat/), without Redis, a database or a worker: the catalog
 is replaced by a small table of its own."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import base64
 import pytest
 from flask import Flask
 
-from services.core.errors import ValidationError
-from services.generation import compat, loratags
+from services.core.errors import QueueFull, TooLarge, ValidationError
+from services.generation import loratags
+from services.generation.compat import a1111, common, holding, openai
 from services.generation.families import card
 
 CARDS = {"demo": card("sd1"), "flux": card("flux", variant="schnell")}
@@ -18,10 +19,10 @@ LORAS = {"demo-lora-sd1": {"name": "demo-sd1-lora", "family": "sd1"}}
 
 @pytest.fixture
 def catalog(monkeypatch):
-    monkeypatch.setattr(compat.catalog, "cards", lambda: CARDS)
-    monkeypatch.setattr(compat.catalog, "default_model", lambda: "demo")
-    monkeypatch.setattr(compat.catalog, "lora_table", lambda: LORAS)
-    monkeypatch.setattr(compat, "resolve_model", lambda user, name, field: name or "demo")
+    monkeypatch.setattr(common.catalog, "cards", lambda: CARDS)
+    monkeypatch.setattr(common.catalog, "default_model", lambda: "demo")
+    monkeypatch.setattr(common.catalog, "lora_table", lambda: LORAS)
+    monkeypatch.setattr(common, "resolve_model", lambda user, name, field: name or "demo")
 
 
 @pytest.fixture
@@ -33,14 +34,14 @@ def bare_app():
 
 
 def test_sizes_are_width_x_height_or_auto():
-    assert compat.parse_size("512x768") == (512, 768)
-    assert compat.parse_size(" 64 X 64 ") == (64, 64)
-    assert compat.parse_size("auto") is None and compat.parse_size(None) is None
+    assert openai.parse_size("512x768") == (512, 768)
+    assert openai.parse_size(" 64 X 64 ") == (64, 64)
+    assert openai.parse_size("auto") is None and openai.parse_size(None) is None
     for bad in ("big", "512", "512x", "-5x5", 512, "1x2x3"):
         with pytest.raises(ValidationError) as raised:
-            compat.parse_size(bad)
+            openai.parse_size(bad)
         assert raised.value.field == "size"
-    assert compat.parse_size("99999x1") == (99999, 1)  # in range or not: the task's validation says
+    assert openai.parse_size("99999x1") == (99999, 1)  # in range or not: the task's validation says
 
 
 def test_lora_tags_in_the_prompt_name_enabled_loras(catalog):
@@ -56,7 +57,7 @@ def test_lora_tags_in_the_prompt_name_enabled_loras(catalog):
 
 
 def test_on_the_native_api_tags_join_the_loras_list_and_a_tag_sets_a_listed_weight(catalog, monkeypatch):
-    monkeypatch.setattr(compat.catalog, "lora_table", lambda: dict(LORAS, ink={"name": "Ink", "family": "sd1"}))
+    monkeypatch.setattr(common.catalog, "lora_table", lambda: dict(LORAS, ink={"name": "Ink", "family": "sd1"}))
     plain = {"prompt": "a boat", "loras": [{"id": "ink", "weight": 0.5}]}
     assert loratags.apply_to_request(plain) is plain  # no tag: the request as it is
     tagged = loratags.apply_to_request({"prompt": "a boat <lora:demo-sd1-lora:0.8>", "steps": 2})
@@ -71,14 +72,14 @@ def test_on_the_native_api_tags_join_the_loras_list_and_a_tag_sets_a_listed_weig
 
 
 def test_a1111_samplers_map_to_daydream_schedulers(catalog):
-    assert compat.scheduler_key("Euler a", "automatic", "demo") == "euler_a"
-    assert compat.scheduler_key("DPM++ 2M", "Karras", "demo") == "dpmpp_2m_karras"
-    assert compat.scheduler_key("DPM++ 2M Karras", None, "demo") == "dpmpp_2m_karras"
-    assert compat.scheduler_key("PLMS", "", "demo") == "pndm"
-    assert compat.scheduler_key(None, None, "demo") is None
-    assert compat.scheduler_key("Euler", "Simple", "flux") == "flow_euler"  # FLUX's own Euler
+    assert a1111.scheduler_key("Euler a", "automatic", "demo") == "euler_a"
+    assert a1111.scheduler_key("DPM++ 2M", "Karras", "demo") == "dpmpp_2m_karras"
+    assert a1111.scheduler_key("DPM++ 2M Karras", None, "demo") == "dpmpp_2m_karras"
+    assert a1111.scheduler_key("PLMS", "", "demo") == "pndm"
+    assert a1111.scheduler_key(None, None, "demo") is None
+    assert a1111.scheduler_key("Euler", "Simple", "flux") == "flow_euler"  # FLUX's own Euler
     with pytest.raises(ValidationError) as raised:
-        compat.scheduler_key("Heun", None, "demo")
+        a1111.scheduler_key("Heun", None, "demo")
     assert raised.value.field == "sampler_name"
 
 
@@ -93,9 +94,9 @@ def test_a1111_samplers_map_to_daydream_schedulers(catalog):
     (None, "Karras", "euler_karras", "Karras"),  # the model's default sampler (Euler) on that schedule
 ])
 def test_any_sampler_that_can_takes_a_karras_or_exponential_schedule(catalog, sampler, schedule, key, label):
-    assert compat.scheduler_key(sampler, schedule, "demo") == key
-    assert compat.schedule_label(key) == label
-    assert compat.schedule_label("euler_a") == "Automatic"
+    assert a1111.scheduler_key(sampler, schedule, "demo") == key
+    assert a1111.schedule_label(key) == label
+    assert a1111.schedule_label("euler_a") == "Automatic"
 
 
 @pytest.mark.parametrize("sampler, schedule, model, words", [
@@ -105,12 +106,12 @@ def test_any_sampler_that_can_takes_a_karras_or_exponential_schedule(catalog, sa
 ])
 def test_a_schedule_that_cannot_be_had_is_refused_naming_what_can(catalog, sampler, schedule, model, words):
     with pytest.raises(ValidationError) as raised:
-        compat.scheduler_key(sampler, schedule, model)
+        a1111.scheduler_key(sampler, schedule, model)
     assert raised.value.field == "scheduler" and words in raised.value.message
 
 
 def test_the_samplers_list_names_samplers_and_leaves_schedules_to_their_list(catalog):
-    names = compat.sampler_names()
+    names = a1111.sampler_names()
     assert {"Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE Karras", "UniPC"} <= set(names)
     assert "Euler a Karras" not in names and "Euler Exponential" not in names
 
@@ -123,18 +124,18 @@ def test_the_parameters_echo_only_the_fields_a1111_defines():
     body = {"prompt": "a boat <lora:x:1>", "steps": 2, "sampler_name": "Euler a", "scheduler": "Karras",
             "auth": "someone:their-token", "url": "http://127.0.0.1:7860", "send_images": True,
             "override_settings": {"sd_model_checkpoint": "demo"}, "hr_scale": 2, "whatever": 1}
-    echoed = compat.a1111_parameters(Task(), body)
+    echoed = a1111.a1111_parameters(Task(), body)
     assert "auth" not in echoed and "url" not in echoed and "whatever" not in echoed
     assert echoed["send_images"] is True and echoed["override_settings"] == {"sd_model_checkpoint": "demo"}
     assert echoed["sampler_name"] == "Euler a Karras" and echoed["scheduler"] == "Karras"
     assert echoed["prompt"] == "a boat <lora:x:1>" and echoed["hr_scale"] == 2
-    image = compat.a1111_parameters(Task(), {**body, "init_images": ["abc"], "mask_blur": 4}, img2img=True)
+    image = a1111.a1111_parameters(Task(), {**body, "init_images": ["abc"], "mask_blur": 4}, img2img=True)
     assert image["init_images"] is None and image["mask_blur"] == 4 and image["denoising_strength"] == 0.5
     assert "hr_scale" not in image and "auth" not in image
 
 
 def test_an_a1111_body_becomes_task_parameters(catalog):
-    params = compat.a1111_params(None, {
+    params = a1111.a1111_params(None, {
         "prompt": "a boat", "negative_prompt": "fog", "steps": 2, "cfg_scale": 6, "width": 64,
         "height": 64, "seed": -1, "batch_size": 2, "n_iter": 2, "sampler_name": "Euler a",
         "styles": [], "enable_hr": False, "alwayson_scripts": {"ADetailer": {"args": [False]}},
@@ -142,10 +143,10 @@ def test_an_a1111_body_becomes_task_parameters(catalog):
     assert params == {"prompt": "a boat", "model": "demo", "samples": 4, "negative_prompt": "fog",
                       "steps": 2, "guidance": 6, "width": 64, "height": 64, "scheduler": "euler_a"}
     # FLUX.1 schnell takes no guidance and no negative prompt: dropped, not refused.
-    flux = compat.a1111_params(None, {"prompt": "a boat", "cfg_scale": 7, "negative_prompt": "fog",
+    flux = a1111.a1111_params(None, {"prompt": "a boat", "cfg_scale": 7, "negative_prompt": "fog",
                                       "override_settings": {"sd_model_checkpoint": "flux"}}, img2img=False)
     assert "guidance" not in flux and "negative_prompt" not in flux and flux["model"] == "flux"
-    image = compat.a1111_params(None, {"prompt": "x", "denoising_strength": 0.4, "resize_mode": 2}, img2img=True)
+    image = a1111.a1111_params(None, {"prompt": "x", "denoising_strength": 0.4, "resize_mode": 2}, img2img=True)
     assert image["strength"] == 0.4 and image["init_fit"] == "contain"
 
 
@@ -160,19 +161,19 @@ def test_an_a1111_body_becomes_task_parameters(catalog):
 ])
 def test_what_would_change_the_picture_unseen_is_refused(catalog, body, field):
     with pytest.raises(ValidationError) as raised:
-        compat.a1111_params(None, {"prompt": "x", **body}, img2img=True)
+        a1111.a1111_params(None, {"prompt": "x", **body}, img2img=True)
     assert raised.value.field == field
-    assert compat.rename_fields(raised.value, compat.A1111_NAMES).field == field  # named as the client did
+    assert common.rename_fields(raised.value, a1111.A1111_NAMES).field == field  # named as the client did
 
 
 def test_daydream_fields_are_renamed_to_the_clients():
-    renamed = compat.rename_fields(ValidationError("guidance", "must be between 0 and 30"), compat.A1111_NAMES)
+    renamed = common.rename_fields(ValidationError("guidance", "must be between 0 and 30"), a1111.A1111_NAMES)
     assert renamed.field == "cfg_scale" and renamed.message == "cfg_scale: must be between 0 and 30"
-    assert compat.rename_fields(ValidationError("samples", "too many"), compat.OPENAI_NAMES).field == "n"
+    assert common.rename_fields(ValidationError("samples", "too many"), openai.OPENAI_NAMES).field == "n"
 
 
 def test_an_openai_request_becomes_task_parameters(catalog):
-    params = compat.openai_params(None, {"prompt": "a fox", "model": "dall-e-3", "n": "2", "size": "64x64",
+    params = openai.openai_params(None, {"prompt": "a fox", "model": "dall-e-3", "n": "2", "size": "64x64",
                                          "quality": "hd", "style": "vivid", "user": "x"}, edit=False)
     assert params == {"prompt": "a fox", "model": "demo", "samples": 2, "width": 64, "height": 64}
     for body, field in (({"prompt": ""}, "prompt"), ({"prompt": "x", "n": "many"}, "n"),
@@ -180,30 +181,30 @@ def test_an_openai_request_becomes_task_parameters(catalog):
                         ({"prompt": "x", "background": "transparent"}, "background"),
                         ({"prompt": "x", "response_format": "gif"}, "response_format")):
         with pytest.raises(ValidationError) as raised:
-            compat.openai_params(None, body, edit=False)
+            openai.openai_params(None, body, edit=False)
         assert raised.value.field == field
 
 
 def test_base64_images_are_decoded_or_refused(bare_app):
-    assert compat.decode_base64_image("data:image/png;base64," + base64.b64encode(b"abc").decode(), "f") == b"abc"
-    assert compat.decode_base64_image(base64.b64encode(b"abcd").decode().rstrip("="), "f") == b"abcd"
+    assert a1111.decode_base64_image("data:image/png;base64," + base64.b64encode(b"abc").decode(), "f") == b"abc"
+    assert a1111.decode_base64_image(base64.b64encode(b"abcd").decode().rstrip("="), "f") == b"abcd"
     for bad in ("not base64 at all!", "", 5, "https://example.com/cat.png"):
         with pytest.raises(ValidationError):
-            compat.decode_base64_image(bad, "init_images")
-    with pytest.raises(compat.TooLarge):
-        compat.decode_base64_image("A" * 4000, "init_images")
+            a1111.decode_base64_image(bad, "init_images")
+    with pytest.raises(TooLarge):
+        a1111.decode_base64_image("A" * 4000, "init_images")
 
 
 def test_a_process_holds_at_most_its_share_of_waiting_requests():
     app = Flask(__name__)
     app.config["COMPAT_MAX_WAITING"] = 2
     with app.app_context():
-        with compat.Holding(), compat.Holding():
-            with pytest.raises(compat.QueueFull) as raised:
-                with compat.Holding():
+        with holding.Holding(), holding.Holding():
+            with pytest.raises(QueueFull) as raised:
+                with holding.Holding():
                     pass
             assert raised.value.status == 429 and raised.value.headers["Retry-After"]
-        with compat.Holding():  # the slots are free again
+        with holding.Holding():  # the slots are free again
             pass
 
 
@@ -211,7 +212,7 @@ def test_without_a_setting_half_the_web_threads_may_wait(monkeypatch):
     app = Flask(__name__)
     monkeypatch.setenv("DAYDREAM_WEB_THREADS", "16")
     with app.app_context():
-        assert compat.max_waiting() == 8
+        assert holding.max_waiting() == 8
     monkeypatch.delenv("DAYDREAM_WEB_THREADS")
     with app.app_context():
-        assert compat.max_waiting() == 32
+        assert holding.max_waiting() == 32

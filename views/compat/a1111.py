@@ -1,24 +1,20 @@
 """AUTOMATIC1111's web UI API, /sdapi/v1 (docs/TOOLS.md): what Open WebUI, SillyTavern,
 LibreChat's Stable Diffusion tool and the `webuiapi` package call. Field names and
 types as A1111's modules/api/models.py; errors as its api.py's handler writes them:
-{"error", "detail", "body", "errors"}. txt2img and img2img hold the request until the
-task ends (services/generation/compat.py)."""
+{"error", "detail", "body", "errors"} (views/errors.py). txt2img and img2img hold the
+request until the task ends (services/generation/compat/)."""
 from __future__ import annotations
 
 import json
-import logging
 
-import redis
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import HTTPException
 
-from extensions import db
 from models import TaskState
-from services.core.errors import ServiceError, ValidationError
-from services.generation import a1111_options, catalog, compat, tasks
-from views.compat.common import authenticate, client_watch, error_answer
-
-log = logging.getLogger(__name__)
+from services.core.errors import ValidationError
+from services.generation import catalog, tasks
+from services.generation.compat import a1111, a1111_options, common, holding
+from views.compat.common import authenticate, client_watch
+from views.errors import Shape, error_response
 
 PREFIX = "/sdapi/v1"
 bp = Blueprint("compat_a1111", __name__)
@@ -33,31 +29,9 @@ def route(path: str, methods=("GET",)):
     return bp.route(PREFIX + path, methods=list(methods))
 
 
-def error_body(name: str, message: str) -> dict:
-    return {"error": name, "detail": message, "body": "", "errors": message}
-
-
 def answer_error(status: int, name: str, message: str, headers: dict | None = None):
-    return error_answer(error_body(name, message), status, headers)
-
-
-@bp.errorhandler(Exception)
-def handle_error(exc: Exception):
-    if isinstance(exc, ValidationError):
-        exc = compat.rename_fields(exc, compat.A1111_NAMES)
-    if isinstance(exc, ServiceError):
-        db.session.rollback()
-        return answer_error(exc.status, type(exc).__name__, exc.message, exc.headers)
-    if isinstance(exc, HTTPException):
-        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return answer_error(exc.code or 400, "HTTPException", exc.description or exc.name, headers)
-    db.session.rollback()
-    if isinstance(exc, redis.RedisError):
-        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        return answer_error(503, "Unavailable", "The queue service (Redis) is not answering right now; "
-                            "nothing was changed. Try again in a moment.", {"Retry-After": "10"})
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return answer_error(500, "InternalError", "Something went wrong on the server; it has been logged.")
+    """An answer in A1111's error shape (errors raised anywhere take it too: views/errors.py)."""
+    return error_response(status, "error", message, headers, shape=Shape.A1111, name=name)
 
 
 @bp.before_request
@@ -69,14 +43,7 @@ def before():
 
 
 def _body() -> dict:
-    data = request.get_json(silent=True)
-    if data is None:
-        if request.get_data(cache=True):
-            raise ServiceError("The body is not valid JSON.", code="bad_json")
-        return {}
-    if not isinstance(data, dict):
-        raise ValidationError("body", "send a JSON object")
-    return data
+    return request.json_object(not_object=ValidationError("body", "send a JSON object"))
 
 
 def _user():
@@ -90,38 +57,32 @@ def _user():
 def _generate(img2img: bool):
     user = _user()
     body = _body()
-    params = compat.a1111_params(user, body, img2img=img2img)
-    compat.require_worker()
-    init = None
-    with compat.Holding():
+    params = a1111.a1111_params(user, body, img2img=img2img)
+    holding.require_worker()
+    key = request.headers.get("Idempotency-Key")
+    with holding.Holding():
         if img2img:
             images = body.get("init_images")
             if not isinstance(images, list) or not images:
                 raise ValidationError("init_images", "send one base64-encoded image in a list")
             if len(images) > 1:
                 raise ValidationError("init_images", "one init image per request is supported here")
-            init = compat.store_init_image(user, compat.decode_base64_image(images[0], "init_images"),
-                                           "init_images")
-            params["init_image"] = init.id
-        try:
-            task = tasks.submit_task(user, params, request.headers.get("Idempotency-Key"))
-        except Exception:
-            compat.discard_upload(init)
-            raise
-        if init is not None and task.init_image_id != init.id:
-            compat.discard_upload(init)  # an earlier request with the same Idempotency-Key
-        task = compat.wait_for_task(task, pause=client_watch())
+            task = common.submit_with_picture(user, params, a1111.decode_base64_image(images[0], "init_images"),
+                                              "init_images", key)
+        else:
+            task = tasks.submit_task(user, params, key)
+        task = holding.wait_for_task(task, pause=client_watch())
     if task is None:  # the client went away; nobody reads this
         return answer_error(499, "ClientClosedRequest", "The client closed the connection.")
     if task.state == TaskState.FAILED.value:
         return answer_error(500, "GenerationFailed", task.error or "The generation failed; your tokens were refunded.")
     send = body.get("send_images", True) is not False
     # (an image held for review by the image check is staff's only: never sent)
-    images = [compat.image_base64(image) for image in task.images if image.review != "held"] if send else []
-    info = compat.a1111_info(task, body, img2img=img2img)
+    images = [common.image_base64(image) for image in task.images if image.review != "held"] if send else []
+    info = a1111.a1111_info(task, body, img2img=img2img)
     if task.state == TaskState.CANCELED.value:
         info["interrupted"] = True  # as A1111 answers an interrupted job: what was made (nothing)
-    return jsonify({"images": images, "parameters": compat.a1111_parameters(task, body, img2img=img2img),
+    return jsonify({"images": images, "parameters": a1111.a1111_parameters(task, body, img2img=img2img),
                     "info": json.dumps(info)})
 
 
@@ -147,25 +108,25 @@ def _flag(name: str) -> bool:
 
 @route("/progress")
 def progress():
-    return jsonify(compat.progress(_user(), with_image=not _flag("skip_current_image")))
+    return jsonify(a1111.progress(_user(), with_image=not _flag("skip_current_image")))
 
 
 @route("/interrupt", methods=("POST",))
 def interrupt():
-    compat.interrupt(_user())
+    holding.interrupt(_user())
     return jsonify({})
 
 
 @route("/skip", methods=("POST",))
 def skip():
-    compat.interrupt(_user())
+    holding.interrupt(_user())
     return jsonify({})
 
 
 # --- what there is ---------------------------------------------------------------------
 
 def _model_item(row) -> dict:
-    return {"title": compat.model_title(row), "model_name": row.id, "hash": compat.short_hash(row.id),
+    return {"title": common.model_title(row), "model_name": row.id, "hash": common.short_hash(row.id),
             "sha256": None, "filename": row.id, "config": None}
 
 
@@ -182,17 +143,17 @@ def refresh_checkpoints():
 @route("/samplers")
 def samplers():
     aliases = {}
-    for key, label in compat.A1111_SAMPLER_NAMES.items():
+    for key, label in a1111.A1111_SAMPLER_NAMES.items():
         aliases.setdefault(label, []).append(key)
     return jsonify([{"name": name, "aliases": aliases.get(name, []), "options": {}}
-                    for name in compat.sampler_names()])
+                    for name in a1111.sampler_names()])
 
 
 @route("/schedulers")
 def schedulers():
     return jsonify([{"name": name, "label": label, "aliases": None,
                      "default_rho": 7.0 if name == "karras" else -1.0, "need_inner_model": False}
-                    for name, label in compat.SCHEDULE_TYPES])
+                    for name, label in a1111.SCHEDULE_TYPES])
 
 
 @route("/loras")

@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from flask import g, jsonify, make_response, request
+from flask import g, request
 
 from models import User
 from services.accounts.signin import user_for_api_token
@@ -84,10 +84,3 @@ def client_watch() -> Callable[[float], bool]:
 
     return pause
 
-
-def error_answer(body: dict, status: int, headers: dict | None = None):
-    """An error in a compatibility API's own shape (`body`), with its status and headers."""
-    response = make_response(jsonify(body), status)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response

@@ -1,64 +1,31 @@
 """The OpenAI Images API, /v1 (docs/TOOLS.md): what the `openai` package, Open WebUI's
 OpenAI image engine and LibreChat's DALL·E tools call. Errors in OpenAI's shape:
-{"error": {"message", "type", "code", "param"}}. Generations and edits hold the
-request until the task ends; `url` answers are signed links that work without a
-cookie for 60 minutes."""
+{"error": {"message", "type", "code", "param"}} (views/errors.py). Generations and edits
+hold the request until the task ends; `url` answers are signed links that work without
+a cookie for 60 minutes."""
 from __future__ import annotations
 
 import calendar
-import logging
 import time
 
-import redis
 from flask import Blueprint, current_app, jsonify, request, send_file, url_for
-from werkzeug.exceptions import HTTPException
 
-from extensions import db
 from models import TaskState
-from services.core.errors import ServiceError, ValidationError
-from services.generation import catalog, compat, tasks
+from services.core.errors import NotFound, ValidationError
+from services.generation import catalog, tasks
+from services.generation.compat import common, holding, openai
 from services.library import storage
-from views.compat.common import authenticate, client_watch, error_answer
-
-log = logging.getLogger(__name__)
+from views.compat.common import authenticate, client_watch
+from views.errors import Shape, error_response
 
 bp = Blueprint("compat_openai", __name__, url_prefix="/v1")
 
-TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 402: "insufficient_quota",
-         403: "invalid_request_error", 404: "invalid_request_error", 409: "invalid_request_error",
-         410: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
-         422: "invalid_request_error", 429: "rate_limit_exceeded", 503: "server_error", 504: "server_error"}
 ROUTES = {"images/generations": ("POST",), "images/edits": ("POST",), "models": ("GET",)}
 
 
-def answer_error(status: int, message: str, *, code: str | None = None, param: str | None = None,
-                 headers: dict | None = None):
-    error = {"message": message, "type": TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
-             "code": code, "param": param}
-    return error_answer({"error": error}, status, headers)
-
-
-@bp.errorhandler(Exception)
-def handle_error(exc: Exception):
-    if isinstance(exc, ValidationError):
-        exc = compat.rename_fields(exc, compat.OPENAI_NAMES)
-        db.session.rollback()
-        # OpenAI answers a bad parameter with 400 invalid_request_error naming it.
-        return answer_error(400, exc.message, code="invalid_value", param=exc.field, headers=exc.headers)
-    if isinstance(exc, ServiceError):
-        db.session.rollback()
-        code = {"not_signed_in": "invalid_api_key", "not_found": "not_found"}.get(exc.code, exc.code)
-        return answer_error(exc.status, exc.message, code=code, param=exc.field, headers=exc.headers)
-    if isinstance(exc, HTTPException):
-        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return answer_error(exc.code or 400, exc.description or exc.name, code=None, headers=headers)
-    db.session.rollback()
-    if isinstance(exc, redis.RedisError):
-        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        return answer_error(503, "The queue service (Redis) is not answering right now; nothing was "
-                            "changed. Try again in a moment.", code="unavailable", headers={"Retry-After": "10"})
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return answer_error(500, "Something went wrong on the server; it has been logged.", code="internal_error")
+def answer_error(status: int, message: str, *, code: str | None = None, headers: dict | None = None):
+    """An answer in OpenAI's error shape (errors raised anywhere take it too: views/errors.py)."""
+    return error_response(status, code, message, headers, shape=Shape.OPENAI)
 
 
 @bp.before_request
@@ -76,14 +43,7 @@ def _user():
 
 
 def _json() -> dict:
-    data = request.get_json(silent=True)
-    if data is None:
-        if request.get_data(cache=True):
-            raise ServiceError("The body is not valid JSON.", code="invalid_json")
-        return {}
-    if not isinstance(data, dict):
-        raise ValidationError("body", "send a JSON object")
-    return data
+    return request.json_object(not_json="invalid_json", not_object=ValidationError("body", "send a JSON object"))
 
 
 def _base_url() -> str:
@@ -105,9 +65,9 @@ def _answer(task, data: dict):
     for image in [image for image in task.images if image.review != "held"]:  # (held: staff's only)
         item = {"revised_prompt": task.prompt}
         if as_url:
-            item["url"] = _base_url() + url_for("compat_openai.image_file", token=compat.signed_token(image))
+            item["url"] = _base_url() + url_for("compat_openai.image_file", token=common.signed_token(image))
         else:
-            item["b64_json"] = compat.image_base64(image)
+            item["b64_json"] = common.image_base64(image)
         items.append(item)
     finished = task.finished_at
     created = calendar.timegm(finished.utctimetuple()) if finished else int(time.time())
@@ -119,11 +79,11 @@ def _answer(task, data: dict):
 def generations():
     user = _user()
     data = _json()
-    params = compat.openai_params(user, data, edit=False)
-    compat.require_worker()
-    with compat.Holding():
+    params = openai.openai_params(user, data, edit=False)
+    holding.require_worker()
+    with holding.Holding():
         task = tasks.submit_task(user, params, request.headers.get("Idempotency-Key"))
-        task = compat.wait_for_task(task, pause=client_watch())
+        task = holding.wait_for_task(task, pause=client_watch())
     return _answer(task, data)
 
 
@@ -140,24 +100,14 @@ def edits():
         raise ValidationError("image", "send the image as multipart/form-data in a field named 'image'")
     if len(files) > 1:
         raise ValidationError("image", "one image per request is supported here")
-    params = compat.openai_params(user, data, edit=True)
-    compat.require_worker()
+    params = openai.openai_params(user, data, edit=True)
+    holding.require_worker()
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     raw = files[0].stream.read(limit + 1)
-    init = None
-    with compat.Holding():
-        init = compat.store_init_image(user, raw, "image")
-        params["init_image"] = init.id
-        if "width" not in params:
-            params["width"], params["height"] = compat.image_size(init, params["model"], user)
-        try:
-            task = tasks.submit_task(user, params, request.headers.get("Idempotency-Key"))
-        except Exception:
-            compat.discard_upload(init)
-            raise
-        if task.init_image_id != init.id:
-            compat.discard_upload(init)
-        task = compat.wait_for_task(task, pause=client_watch())
+    with holding.Holding():
+        task = common.submit_with_picture(user, params, raw, "image", request.headers.get("Idempotency-Key"),
+                                          size_from_picture=True)
+        task = holding.wait_for_task(task, pause=client_watch())
     return _answer(task, data)
 
 
@@ -174,15 +124,15 @@ def models():
 
 @bp.get("/models/<path:model_id>")
 def model(model_id: str):
-    row = compat.find_model(model_id)
+    row = common.find_model(model_id)
     if row is None:
-        return answer_error(404, f"The model '{model_id[:80]}' does not exist.", code="model_not_found", param="model")
+        raise NotFound(f"The model '{model_id[:80]}' does not exist.", code="model_not_found", field="model")
     return jsonify(_model_item(row))
 
 
 @bp.get("/images/files/<token>.png")
 def image_file(token: str):
-    image = compat.image_for_token(token)
+    image = common.image_for_token(token)
     response = send_file(storage.file_of(image), mimetype="image/png", conditional=True, max_age=0)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

@@ -19,7 +19,7 @@ from extensions import db
 from models import User
 from services.core.errors import ValidationError
 from services.generation import catalog
-from services.generation.compat import model_title, set_user_default_model, short_hash, user_default_model
+from services.generation.compat.common import model_title, set_user_default_model, short_hash, user_default_model
 
 # A1111's defaults (v1.10 shared_options.py) for its standard options, less the server's
 # paths, training, interrogation, the web UI's theme and system switches.

@@ -1,0 +1,361 @@
+"""AUTOMATIC1111's web UI API (views/compat/a1111.py) in Daydream's terms: its txt2img
+and img2img bodies as task parameters (field names and types as A1111's
+modules/api/models.py), its samplers and schedule types as scheduler keys, and a task as
+A1111's answer (`parameters`, `info`) and ProgressResponse. Nothing here knows a request."""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+import redis
+from flask import current_app
+
+from extensions import db
+from models import AiModel, Image, Task, TaskState, User
+from services.core import keys, queue, redis_client
+from services.core.errors import TooLarge, ValidationError
+from services.generation import catalog, estimates
+from services.generation.compat import common
+from services.generation.compat.common import fit_to_card, in_client_terms, short_hash, truthy
+from services.generation.compat.holding import current_task
+from services.generation.loratags import extract_loras
+from services.generation.schedulers import (
+    A1111_SAMPLER_NAMES, DEFAULT_SCHEDULER, FLOW_SCHEDULERS, SCHEDULE_LABELS, SIGMA_SCHEDULES, sampler_of, schedule_of,
+    with_schedule,
+)
+from services.library import storage
+
+# Daydream's fields by A1111's names for them: a complaint names the client's field
+# (views/errors.py renames it).
+A1111_NAMES = {"guidance": "cfg_scale", "samples": "batch_size", "strength": "denoising_strength",
+               "scheduler": "sampler_name", "model": "override_settings.sd_model_checkpoint",
+               "init_image": "init_images", "loras": "prompt", "init_fit": "resize_mode"}
+
+
+# --- samplers ----------------------------------------------------------------------
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", text.strip().lower())
+
+
+SAMPLER_ALIASES: dict[str, str] = {}
+for _key, _label in A1111_SAMPLER_NAMES.items():
+    if _key not in FLOW_SCHEDULERS:
+        SAMPLER_ALIASES[_norm(_label)] = _key
+    SAMPLER_ALIASES[_norm(_key)] = _key
+SAMPLER_ALIASES.update({
+    "euler ancestral": "euler_a", "k euler a": "euler_a", "k euler": "euler", "k dpmpp 2m": "dpmpp_2m",
+    "k dpmpp 2m ka": "dpmpp_2m_karras", "dpm++ sde": "dpmpp_sde_karras", "k dpmpp sde ka": "dpmpp_sde_karras",
+    "pndm": "pndm", "k lcm": "lcm", "flowmatch euler": "flow_euler", "flow match euler": "flow_euler",
+})
+# A1111's schedule types that leave the sampler's own schedule as it is, and those that
+# set one (any sampler diffusers can run on it: SIGMA_SCHEDULES).
+PLAIN_SCHEDULES = {"", "automatic", "auto", "default", "normal", "simple", "uniform", "sgm uniform"}
+SCHEDULE_TYPES = [("automatic", "Automatic"), ("uniform", "Uniform"), ("karras", "Karras"),
+                  ("exponential", "Exponential"), ("sgm_uniform", "SGM Uniform"), ("simple", "Simple"),
+                  ("normal", "Normal")]
+# The schedule variants /samplers lists as samplers of their own, as A1111 did before it had
+# schedule types (DPM++ SDE has no plain key); the others are a sampler + a schedule type.
+LISTED_VARIANTS = ("dpmpp_2m_karras", "dpmpp_sde_karras")
+
+
+def scheduler_key(sampler, schedule, model_id: str) -> str | None:
+    """A1111's sampler_name (+ scheduler, its schedule type) as a Daydream scheduler key;
+    None: the model's default. A schedule type sent beside a sampler name that has one
+    ("DPM++ 2M Karras" + "Exponential") wins; a Karras or Exponential schedule with no
+    sampler applies to the model's default sampler. Euler on a flow-matching model
+    (SD 3, FLUX) is its FlowMatch Euler."""
+    card = catalog.cards().get(model_id)
+    if sampler is not None and not isinstance(sampler, str):
+        raise ValidationError("sampler_name", "must be a sampler name; see GET /sdapi/v1/samplers")
+    if schedule is not None and not isinstance(schedule, str):
+        raise ValidationError("scheduler", "must be a schedule type; see GET /sdapi/v1/schedulers")
+    schedule = _norm(schedule or "")
+    key = None
+    if sampler and sampler.strip():
+        key = SAMPLER_ALIASES.get(_norm(sampler))
+        if key is None:
+            raise ValidationError("sampler_name", f"'{sampler[:60]}' is not a sampler here; "
+                                  f"choose one of {', '.join(sampler_names())}")
+    flow = card is not None and tuple(card.schedulers) == FLOW_SCHEDULERS
+    if schedule in SCHEDULE_LABELS:
+        label = SCHEDULE_LABELS[schedule]
+        if flow:
+            raise ValidationError("scheduler", f"{card.label} models keep their own schedule; "
+                                  f"use Automatic instead of {label}")
+        base = key or (card.scheduler if card is not None else DEFAULT_SCHEDULER)
+        scheduled = with_schedule(base, schedule)
+        if scheduled is None:
+            takers = sorted({A1111_SAMPLER_NAMES[sampler_of(k)] if sampler_of(k) in A1111_SAMPLER_NAMES
+                             else "DPM++ SDE" for k in SIGMA_SCHEDULES})
+            raise ValidationError("scheduler", f"{label} works here with {', '.join(takers)}; "
+                                  f"use Automatic with {A1111_SAMPLER_NAMES.get(base, base)}")
+        key = scheduled
+    elif schedule not in PLAIN_SCHEDULES:
+        raise ValidationError("scheduler", f"'{schedule[:40]}' is not supported; use one of "
+                              + ", ".join(label for _, label in SCHEDULE_TYPES))
+    if flow and key in (None, "euler", "euler_a", "flow_euler"):
+        return "flow_euler" if key else None
+    return key
+
+
+def schedule_label(key: str | None) -> str:
+    """The A1111 schedule type a scheduler key runs on ("Karras"), else "Automatic"."""
+    schedule = schedule_of(key) if key else None
+    return SCHEDULE_LABELS[schedule] if schedule else "Automatic"
+
+
+def sampler_names() -> list[str]:
+    """A1111's names of the samplers some enabled model can use, in Daydream's order."""
+    usable = {key for card in catalog.cards().values() for key in card.schedulers}
+    names: list[str] = []
+    for key, label in A1111_SAMPLER_NAMES.items():
+        if key in SIGMA_SCHEDULES and key not in LISTED_VARIANTS:
+            continue  # a sampler + a schedule type (GET /sdapi/v1/schedulers)
+        if key in usable and label not in names:
+            names.append(label)
+    return names
+
+
+# --- requests ------------------------------------------------------------------------
+
+def _script_enabled(args) -> bool:
+    """An alwayson script's args that turn it on (clients send [False] or [] when off)."""
+    if isinstance(args, dict):
+        args = args.get("args", [])
+    if not isinstance(args, list):
+        return bool(args)
+    if not args:
+        return False
+    first = args[0]
+    return not (first is False or first is None or (isinstance(first, dict) and first.get("enabled") is False))
+
+
+# (field, does the value ask for something that changes the picture, what to say)
+A1111_UNSUPPORTED = (
+    ("enable_hr", truthy, "hires fix is not supported here; ask for the final size directly"),
+    ("restore_faces", truthy, "face restoration is not supported here"),
+    ("tiling", truthy, "tiling is not supported here"),
+    ("mask", truthy, "inpainting masks are not supported here (image-to-image only)"),
+    ("latent_mask", truthy, "inpainting masks are not supported here"),
+    ("styles", lambda v: isinstance(v, list) and len(v) > 0 or (v and not isinstance(v, list)),
+     "prompt styles are not supported here; put the words into the prompt"),
+    ("script_name", truthy, "scripts are not supported here"),
+    ("subseed_strength", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+     "variation seeds (subseed_strength) are not supported here"),
+    ("seed_resize_from_w", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+     "seed resizing is not supported here"),
+    ("seed_resize_from_h", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0,
+     "seed resizing is not supported here"),
+    ("refiner_checkpoint", truthy, "refiner models are not supported here"),
+)
+RESIZE_MODES = {0: "cover", 1: "cover", 2: "contain", 3: "cover"}
+
+
+@in_client_terms
+def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
+    """Daydream task parameters (without init_image) from an A1111 txt2img / img2img
+    body (field names and types as A1111's modules/api/models.py). Unknown fields are
+    ignored; ones that would change the picture in a way Daydream cannot are refused."""
+    for field, asks, message in A1111_UNSUPPORTED:
+        if asks(body.get(field)):
+            raise ValidationError(field, message)
+    scripts = body.get("alwayson_scripts")
+    if scripts is not None and not isinstance(scripts, dict):
+        raise ValidationError("alwayson_scripts", "must be an object")
+    for name, args in (scripts or {}).items():
+        if _script_enabled(args):
+            raise ValidationError("alwayson_scripts", f"the {str(name)[:40]} script is not available here")
+    overrides = body.get("override_settings")
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise ValidationError("override_settings", "must be an object")
+    clip_skip = overrides.get("CLIP_stop_at_last_layers")
+    if clip_skip not in (None, 0, 1) and not (isinstance(clip_skip, (int, float)) and clip_skip <= 1):
+        raise ValidationError("override_settings.CLIP_stop_at_last_layers", "clip skip is not supported here; use 1")
+    model = common.resolve_model(user, overrides.get("sd_model_checkpoint"), "override_settings.sd_model_checkpoint")
+
+    counts = {}
+    for field in ("batch_size", "n_iter"):
+        value = body.get(field)
+        if value is None:
+            value = 1
+        if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
+            raise ValidationError(field, "must be a whole number")
+        if int(value) < 1:
+            raise ValidationError(field, "must be at least 1")
+        counts[field] = int(value)
+    for field in ("send_images", "save_images"):
+        if body.get(field) is not None and not isinstance(body[field], bool):
+            raise ValidationError(field, "must be true or false")
+
+    prompt, loras = extract_loras(body.get("prompt"), "prompt", "GET /sdapi/v1/loras")
+    if prompt is None:
+        prompt = ""
+    params = {"prompt": prompt, "model": model, "samples": counts["batch_size"] * counts["n_iter"]}
+    if loras:
+        params["loras"] = loras
+    if body.get("negative_prompt") is not None:
+        params["negative_prompt"] = body["negative_prompt"]
+    for theirs, ours in (("steps", "steps"), ("cfg_scale", "guidance"), ("width", "width"), ("height", "height")):
+        if body.get(theirs) is not None:
+            params[ours] = body[theirs]
+    seed = body.get("seed")
+    if seed is not None and not (isinstance(seed, (int, float)) and not isinstance(seed, bool) and seed < 0):
+        params["seed"] = seed  # -1 (or any negative): random
+    scheduler = scheduler_key(body.get("sampler_name") or body.get("sampler_index"), body.get("scheduler"), model)
+    if scheduler:
+        params["scheduler"] = scheduler
+    if img2img:
+        if body.get("denoising_strength") is not None:
+            params["strength"] = body["denoising_strength"]
+        mode = body.get("resize_mode", 0)
+        if mode is None:
+            mode = 0
+        if isinstance(mode, bool) or mode not in RESIZE_MODES:
+            raise ValidationError("resize_mode", "must be 0, 1, 2 or 3")
+        params["init_fit"] = RESIZE_MODES[int(mode)]
+    return fit_to_card(params)
+
+
+DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
+
+
+def decode_base64_image(value, field: str) -> bytes:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a base64-encoded PNG, JPEG or WebP image")
+    value = value.strip()
+    if value.startswith(("http://", "https://")):
+        raise ValidationError(field, "image links are not fetched; send the image itself, base64-encoded")
+    value = re.sub(r"\s+", "", DATA_URL.sub("", value))
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if len(value) > limit * 4 // 3 + 4:
+        raise TooLarge(f"The image is larger than {limit // (1024 * 1024)} MB; scale it down first.")
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(field, "is not valid base64: send a base64-encoded PNG, JPEG or WebP image")
+
+
+# --- answers ---------------------------------------------------------------------------
+
+def a1111_seeds(task: Task) -> list[int]:
+    seeds = [image.seed for image in task.images if image.seed is not None]
+    return seeds or [task.seed + n for n in range(task.samples)]
+
+
+def infotext(image: Image) -> str:
+    """The PNG's A1111-style `parameters` text."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(storage.path_of(image)) as picture:
+            return (getattr(picture, "text", None) or picture.info).get("parameters", "")
+    except OSError:
+        return ""
+
+
+def a1111_info(task: Task, body: dict, *, img2img: bool) -> dict:
+    """The `info` of an A1111 answer (sent as a JSON string)."""
+    row = db.session.get(AiModel, task.model)
+    seeds = a1111_seeds(task)
+    prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else task.prompt
+    batch = body.get("batch_size") if isinstance(body.get("batch_size"), int) else task.samples
+    return {
+        "prompt": prompt, "all_prompts": [prompt] * len(seeds),
+        "negative_prompt": task.negative_prompt, "all_negative_prompts": [task.negative_prompt] * len(seeds),
+        "seed": seeds[0] if seeds else task.seed, "all_seeds": seeds,
+        "subseed": -1, "all_subseeds": [-1] * len(seeds), "subseed_strength": 0,
+        "width": task.width, "height": task.height,
+        "sampler_name": A1111_SAMPLER_NAMES.get(task.scheduler, task.scheduler),
+        "scheduler": schedule_label(task.scheduler),
+        "cfg_scale": task.guidance, "steps": task.steps, "batch_size": batch,
+        "restore_faces": False, "face_restoration_model": None,
+        "sd_model_name": row.name if row else task.model, "sd_model_hash": short_hash(task.model),
+        "sd_vae_name": None, "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
+        "denoising_strength": task.strength if img2img else None,
+        "extra_generation_params": ({"Lora hashes": ", ".join(f"{l['name']}: {short_hash(l['id'])}"
+                                                            for l in task.loras)} if task.loras else {}),
+        "index_of_first_image": 0, "infotexts": [infotext(image) for image in task.images],
+        "styles": [], "job_timestamp": task.created_at.strftime("%Y%m%d%H%M%S"), "clip_skip": 1,
+        "is_using_inpainting_conditioning": False, "version": "daydream",
+        "daydream_task_id": task.id, "cost": task.cost,
+    }
+
+
+# The fields A1111's API defines for txt2img and img2img (its modules/api/models.py builds
+# them from StableDiffusionProcessingTxt2Img / Img2Img's fields, less API_NOT_ALLOWED, plus
+# its extra fields): `parameters` echoes these only, never whatever else a client sent
+# along (SillyTavern sends its `auth` and `url` in the body).
+A1111_COMMON_FIELDS = frozenset((
+    "prompt", "negative_prompt", "styles", "seed", "subseed", "subseed_strength", "seed_resize_from_h",
+    "seed_resize_from_w", "sampler_name", "scheduler", "batch_size", "n_iter", "steps", "cfg_scale", "width",
+    "height", "restore_faces", "tiling", "do_not_save_samples", "do_not_save_grid", "eta", "denoising_strength",
+    "s_min_uncond", "s_churn", "s_tmax", "s_tmin", "s_noise", "override_settings",
+    "override_settings_restore_afterwards", "refiner_checkpoint", "refiner_switch_at", "disable_extra_networks",
+    "firstpass_image", "comments", "sampler_index", "script_name", "script_args", "send_images", "save_images",
+    "alwayson_scripts", "force_task_id", "infotext",
+))
+A1111_TXT2IMG_FIELDS = A1111_COMMON_FIELDS | {
+    "enable_hr", "firstphase_width", "firstphase_height", "hr_scale", "hr_upscaler", "hr_second_pass_steps",
+    "hr_resize_x", "hr_resize_y", "hr_checkpoint_name", "hr_sampler_name", "hr_scheduler", "hr_prompt",
+    "hr_negative_prompt",
+}
+A1111_IMG2IMG_FIELDS = A1111_COMMON_FIELDS | {
+    "init_images", "resize_mode", "image_cfg_scale", "mask", "mask_blur_x", "mask_blur_y", "mask_blur",
+    "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding", "inpainting_mask_invert",
+    "initial_noise_multiplier", "latent_mask",
+}
+
+
+def a1111_parameters(task: Task, body: dict, *, img2img: bool = False) -> dict:
+    """The `parameters` of an A1111 answer: the request's fields that A1111's API defines
+    (nothing else the client sent), with what the task used filled in. Pictures are not
+    sent back (init_images: null, as A1111 answers)."""
+    defined = A1111_IMG2IMG_FIELDS if img2img else A1111_TXT2IMG_FIELDS
+    echoed = {k: v for k, v in body.items() if k in defined and k not in ("init_images", "mask", "latent_mask")}
+    echoed.update({"prompt": body.get("prompt", task.prompt), "negative_prompt": task.negative_prompt,
+                   "steps": task.steps, "cfg_scale": task.guidance, "width": task.width, "height": task.height,
+                   "seed": body.get("seed", -1), "batch_size": body.get("batch_size", task.samples),
+                   "n_iter": body.get("n_iter", 1),
+                   "sampler_name": A1111_SAMPLER_NAMES.get(task.scheduler, task.scheduler),
+                   "scheduler": schedule_label(task.scheduler)})
+    if img2img:
+        echoed["init_images"] = None
+        echoed["denoising_strength"] = task.strength
+    return echoed
+
+
+def progress(user: User, *, with_image: bool = True) -> dict:
+    """A1111's ProgressResponse for the caller's current task."""
+    task, count = current_task(user)
+    state = {"skipped": False, "interrupted": False, "stopping_generation": False, "job": "",
+             "job_count": count, "job_timestamp": "0", "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
+    answer = {"progress": 0.0, "eta_relative": 0.0, "state": state, "current_image": None, "textinfo": None}
+    if task is None:
+        return answer
+    state["job"] = f"task({task.id})"
+    state["job_timestamp"] = task.created_at.strftime("%Y%m%d%H%M%S")
+    steps = task.effective_steps
+    state["sampling_steps"] = steps
+    if task.state == TaskState.QUEUED.value:
+        answer["textinfo"] = "Waiting in the queue"
+        return answer
+    try:
+        live = queue.get_progress(task.id) or {}
+        eta = estimates.remaining_seconds(task)
+        preview = redis_client.connection().get(keys.preview(task.id)) if with_image else None
+    except redis.RedisError:
+        live, eta, preview = {}, None, None
+    total = live.get("total") or steps * task.samples
+    done = min(live.get("step") or 0, total)
+    answer["progress"] = round(done / total, 4) if total else 0.0
+    state["sampling_step"] = min(steps, int(done * steps / total)) if total else 0
+    answer["eta_relative"] = round(float(eta), 2) if eta is not None else 0.0
+    answer["textinfo"] = "Generating"
+    if preview:
+        text = preview.decode() if isinstance(preview, bytes) else str(preview)
+        answer["current_image"] = text.split(",", 1)[1] if text.startswith("data:") else text
+    return answer
