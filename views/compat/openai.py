@@ -142,5 +142,6 @@ def image_file(token: str):
 def not_here(rest: str):
     allowed = ROUTES.get(rest)
     if allowed:
-        return answer_error(405, "Method not allowed.", code="method_not_allowed", headers={"Allow": ", ".join(allowed)})
+        return answer_error(405, "Method not allowed.", code="method_not_allowed",
+                            headers={"Allow": ", ".join(allowed)})
     return answer_error(404, f"Unknown route: {request.method} /v1/{rest[:100]}", code="unknown_url")

@@ -182,7 +182,8 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
         value = body.get(field)
         if value is None:
             value = 1
-        if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
+        whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not whole:
             raise ValidationError(field, "must be a whole number")
         if int(value) < 1:
             raise ValidationError(field, "must be at least 1")
