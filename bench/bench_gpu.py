@@ -11,7 +11,7 @@ machine without CUDA it says so and exits 0.
    ≥ 1.8). The SD 1.5 folder is saved once (float16, 1.7 GB) under bench/.models/.
 3. Step rates (it/s of the denoising loop, classifier-free guidance on, so a step is a
    UNet call on 2 rows) of bare diffusers calls: SD 1.5 at 512² and SDXL at 1024²,
-   eager and compiled (torch.compile of the UNet, channels_last: worker/pipelines.
+   eager and compiled (torch.compile of the UNet, channels_last: worker/pipelines/compiling.
    compile_pipeline, what DAYDREAM_COMPILE does), in float16, with the GPU's name. The
    compile time (the first call) is printed too. No target: the figures are for the
    README and for comparing machines.
@@ -81,7 +81,7 @@ def step_rate(pipe, size: int, steps: int, device: str) -> tuple[float, float]:
 def measure_rates(device: str, dtype: torch.dtype, steps: int, tiny: bool, compile: bool,
                   deadline: float) -> list[str]:
     """Item 3: eager and compiled it/s of SD 1.5 at 512² and SDXL at 1024²."""
-    from worker.pipelines import compile_pipeline
+    from worker.pipelines.compiling import compile_pipeline
 
     lines = []
     for arch in real_models.ARCHITECTURES:

@@ -212,10 +212,10 @@ def recorded_batches(st: Stack, worker_name: str, ids: set[str]) -> list[int] | 
 
     import redis
 
-    from services.core import redis_client
+    from services.core import keys
 
     conn = redis.Redis.from_url(st.env["REDIS_URL"])
-    raw = conn.lrange(redis_client.key("batches", worker_name), 0, -1)
+    raw = conn.lrange(keys.worker_batches(worker_name), 0, -1)
     if not raw:
         return None
     calls = [json.loads(item) for item in reversed(raw)]
@@ -257,9 +257,9 @@ class Overhead:
 
 
 def load_bare_pipeline(model: str, models_path: Path, device: str):
-    """The pipeline the worker would load for `model` (worker/pipelines.load_pipeline:
+    """The pipeline the worker would load for `model` (worker/pipelines/load.load_pipeline:
     same folder, dtype, placement), for bare diffusers calls in this process."""
-    from worker.pipelines import load_pipeline
+    from worker.pipelines.load import load_pipeline
 
     return load_pipeline(model, models_path, device=device)
 
@@ -267,7 +267,7 @@ def load_bare_pipeline(model: str, models_path: Path, device: str):
 def bare_call(pipe, size: int, steps: int, seed: int = SEED) -> float:
     import torch
 
-    from worker.pipelines import apply_scheduler
+    from worker.schedulers import apply_scheduler
 
     apply_scheduler(pipe, SCHEDULER)
     started = time.perf_counter()
@@ -311,10 +311,10 @@ def _call_seconds(st: Stack, worker_name: str, task_id: str) -> list[tuple[float
 
     import redis
 
-    from services.core import redis_client
+    from services.core import keys
 
     conn = redis.Redis.from_url(st.env["REDIS_URL"])
-    calls = [json.loads(item) for item in conn.lrange(redis_client.key("batches", worker_name), 0, -1)]
+    calls = [json.loads(item) for item in conn.lrange(keys.worker_batches(worker_name), 0, -1)]
     return [(float(c["seconds"]), float(c.get("step_work", 0.0)))
             for c in calls if task_id in c.get("tasks", []) and "seconds" in c]
 
@@ -437,7 +437,7 @@ class Settings:
 def describe(model: str, device: str) -> str:
     import torch
 
-    from worker.pipelines import resolve_device
+    from worker.pipelines.memory import resolve_device
 
     dev, dtype = resolve_device(device)
     name = torch.cuda.get_device_name(torch.device(dev)) if torch.device(dev).type == "cuda" else f"CPU ({os.cpu_count()} cores)"

@@ -1,4 +1,6 @@
-"""The worker tier: generation (jobs.py, on the GPU) and archives (archive_jobs.py)."""
+"""The worker tier: generation on the GPU (jobs.py, RQ's entry; render.py runs a batch of
+any task kind of kinds/; pipelines/ loads and keeps the pipeline; progress.py, previews.py,
+safety.py, heartbeat.py) and archives (archive_jobs.py)."""
 from __future__ import annotations
 
 from flask import Flask

@@ -5,9 +5,10 @@ always go in one call when they fit; when a worker takes the fairest task it als
 the queued tasks of the same round that could go in the same call (tasks.claim_batch).
 Tasks can share a call when everything but the prompt, the negative prompt and the seed
 is the same: the model, the size, the steps, the scheduler, the guidance, the LoRA set
-and the kind (text-to-image, or image-to-image at the same strength). A call's rows
-carry their own prompt, negative prompt and seed (a generator per image), so image i of
-a task still uses seed + i and matches a solo run up to floating-point noise.
+and the kind, with what its own key holds (worker/kinds: image-to-image at the same
+strength). A call's rows carry their own prompt, negative prompt and seed (a generator
+per image), so image i of a task still uses seed + i and matches a solo run up to
+floating-point noise.
 
 Whether a negative prompt is given at all is part of the key as well: SDXL encodes an
 empty negative prompt differently from none (zeros), so a task without one is never put
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from worker.kinds import kind_for
+
 # Working memory of one image in one call, per megapixel, fp16 with PyTorch's SDPA
 # attention: rough figures on the safe side (activations, the VAE decode of the batch).
 WORK_BYTES_PER_MPX = {"sd1": 1.5e9, "sd2": 1.5e9, "sdxl": 2.0e9, "sd3": 2.5e9, "flux": 3.5e9}
@@ -31,9 +34,9 @@ MOST_IMAGES = 16  # images per call at most, whatever the memory
 def batch_key(task) -> tuple:
     """Tasks with equal keys can share one pipeline call."""
     loras = tuple((str(lora.get("id")), float(lora.get("weight", 1.0))) for lora in (task.loras or []))
-    kind = ("img2img", float(task.strength or 0)) if task.init_image_id else ("txt2img",)
+    kind = kind_for(task)
     return (task.model, int(task.width), int(task.height), int(task.steps), task.scheduler,
-            float(task.guidance), loras, kind, bool(task.negative_prompt))
+            float(task.guidance), loras, (kind.name, *kind.batch_key(task)), bool(task.negative_prompt))
 
 
 def can_join(head, task) -> bool:

@@ -12,6 +12,8 @@ to SAFETY_THRESHOLD or more (a multi-label model: the highest of them).
   or delete it (services/moderation/review.py).
 - block: the image is not kept; the task is refunded that image's share of its cost,
   and its message says so. A task whose every image was withheld fails (refunded in full).
+  This module only gives verdicts; the worker counts what it withheld and the task's end
+  is services/generation/tasks.py's (finish_checked).
 
 While the setting is on and the classifier is missing or does not load, the worker
 takes no task (qworker.DaydreamWorker waits, retrying every SAFETY_RETRY seconds) and
@@ -147,7 +149,7 @@ def load() -> bool:
         _status = f"missing: no image classifier in {config['SAFETY_PATH']}"
         return False
     try:
-        from worker.pipelines import resolve_device
+        from worker.pipelines.memory import resolve_device
 
         device, _ = resolve_device(config["DEVICE"])
         _classifier = Classifier(folder, config["SAFETY_LABELS"], config["SAFETY_THRESHOLD"], device)
@@ -184,39 +186,3 @@ def mark(image, verdict: Verdict | None) -> None:
     if verdict.unsafe:
         image.review = "held"
 
-
-# --- a task's end when images were withheld (block) ---------------------------------------
-
-def refund_share(cost: int, samples: int, withheld_count: int) -> int:
-    """The withheld images' share of a task's cost, rounded down (never more than paid)."""
-    if cost <= 0 or samples <= 0 or withheld_count <= 0:
-        return 0
-    return min(cost, cost * min(withheld_count, samples) // samples)
-
-
-def withheld_message(count: int, samples: int, refunded: int) -> str:
-    """The task's message when the image check withheld `count` of its images."""
-    if count >= samples:
-        which = "The image was" if samples == 1 else f"All {samples} images were"
-        return f"{which} withheld by the image check; your tokens were refunded."
-    images = "images was" if count == 1 else "images were"  # "1 of 4 images was"
-    its = "its" if count == 1 else "their"
-    tokens = (f"{its} share of the cost ({refunded} token{'s' if refunded != 1 else ''}) was refunded"
-              if refunded else "no tokens were charged for " + ("it" if count == 1 else "them"))
-    return f"{count} of {samples} {images} withheld by the image check; {tokens}."
-
-
-def finish_task(task, withheld_count: int) -> bool:
-    """End a task whose every image is saved or withheld. None withheld: done. Some:
-    done, with the message and a refund of their share (a ledger row) in the same
-    transaction. All: failed, refunded in full (the studio shows a failed task's message).
-    The ending itself is services/generation/tasks.py's, the one place a task ends."""
-    from services.generation import tasks as task_service
-
-    if withheld_count <= 0:
-        return task_service.complete_task(task)
-    share = refund_share(task.cost, task.samples, withheld_count)
-    message = withheld_message(withheld_count, task.samples,
-                               task.cost if withheld_count >= task.samples else share)
-    return task_service.finish_partly(task, withheld_count, message,
-                                      note=f"{withheld_count} of {task.samples} images withheld by the image check")

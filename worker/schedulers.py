@@ -24,7 +24,7 @@ Here the tree is seeded from the `seed`/`generator` given to apply_scheduler or,
 none is given, from the generation's own starting latents (which the request's
 generator made), so the same seed always gives the same pixels.
 
-Kept free of worker/pipelines.py (which imports this module).
+Kept free of worker/pipelines/ (which imports this module).
 """
 from __future__ import annotations
 

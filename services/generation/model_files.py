@@ -6,7 +6,7 @@ opened) unless DAYDREAM_MODELS_FOLLOW_LINKS is true: a folder dropped in by some
 a link to /, must not make the scan read /etc or walk /proc. Links that stay inside the
 folder are fine. An entry that cannot be read (permissions, a link loop) is reported
 with why, and the walk goes on. Used by the scan (catalog.py), the family detection of
-its files (families.py) and the worker's loader (worker/pipelines.py); no Flask, no torch."""
+its files (families.py) and the worker's loader (worker/pipelines/load.py); no Flask, no torch."""
 from __future__ import annotations
 
 import os

@@ -1,5 +1,5 @@
 """A batch that fails, and a batch that runs out of GPU memory, in a real worker whose
-pipeline call alone is a test double (worker/jobs.call_pipeline): it raises
+pipeline call alone is a test double (worker/render.call_pipeline): it raises
 torch.OutOfMemoryError for calls of more images than a number the test sets in Redis,
 or a RuntimeError when told to. Everything else is the real worker."""
 from __future__ import annotations
@@ -18,11 +18,11 @@ DOUBLE = f"""
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
 import redis, torch
-from worker import jobs
+from worker import render
 
 conn = redis.Redis.from_url(os.environ["REDIS_URL"])
 prefix = "double:" + os.environ["DAYDREAM_QUEUE"]
-real = jobs.call_pipeline
+real = render.call_pipeline
 
 
 def double(runner, **kwargs):
@@ -35,7 +35,7 @@ def double(runner, **kwargs):
     return real(runner, **kwargs)
 
 
-jobs.call_pipeline = double
+render.call_pipeline = double
 import qworker
 qworker.main()
 """

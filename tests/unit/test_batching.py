@@ -84,7 +84,8 @@ def test_chunks_keep_order():
 
 
 def test_compile_pipeline_compiles_the_denoiser_once_channels_last(tmp_path):
-    from worker.pipelines import PipelineCache, compile_pipeline, is_compiled
+    from worker.pipelines.cache import PipelineCache
+    from worker.pipelines.compiling import compile_pipeline, is_compiled
 
     cache = PipelineCache(tmp_path, device="cpu", compile=True)
     pipe = cache.get("demo")
@@ -99,7 +100,7 @@ def test_compile_pipeline_compiles_the_denoiser_once_channels_last(tmp_path):
 def test_a_batched_call_gives_each_image_its_own_seeds_pixels(tmp_path):
     """The batched call the worker makes (a generator per image): image i matches a solo
     call with its seed up to floating-point noise."""
-    from worker.pipelines import load_pipeline
+    from worker.pipelines.load import load_pipeline
 
     pipe = load_pipeline("demo", tmp_path, device="cpu")
 

@@ -52,7 +52,7 @@ def test_sdxl_conditioning_matches_its_text_encoders(meta_pipeline):
 @pytest.mark.parametrize("arch", real_models.ARCHITECTURES)
 def test_a_tiny_variant_saves_as_a_folder_the_worker_loads_and_runs(tmp_path, arch):
     from services.generation.families import detect_folder
-    from worker.pipelines import load_pipeline
+    from worker.pipelines.load import load_pipeline
 
     folder = real_models.build_folder(arch, tmp_path / f"{arch}-tiny", tiny=True)
     assert real_models.build_folder(arch, folder, tiny=True) == folder  # kept, not rebuilt

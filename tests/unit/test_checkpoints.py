@@ -182,7 +182,7 @@ def test_flux_transformer_round_trip(demo_dir, tmp_path, flux_any_width, guidanc
         assert pipe.transformer is loaded
 
 
-# --- the service's loader (worker/pipelines.py) on these files ----------------------
+# --- the service's loader (worker/pipelines/load.py) on these files ----------------------
 
 def _render(pipe, family):
     import numpy as np
@@ -200,7 +200,8 @@ def test_the_worker_loads_a_single_file_of_each_family_offline_with_its_local_co
 
     from diffusers import DiffusionPipeline, FluxTransformer2DModel, SD3Transformer2DModel
 
-    from worker.pipelines import family_of, load_pipeline
+    from worker.pipelines.info import family_of
+    from worker.pipelines.load import load_pipeline
 
     folder = demo_dir(family)
     models = tmp_path / "models"
@@ -226,7 +227,8 @@ def test_the_worker_loads_a_single_file_of_each_family_offline_with_its_local_co
 def test_a_denoiser_only_file_without_a_config_folder_says_where_one_goes(demo_dir, tmp_path):
     from diffusers import SD3Transformer2DModel
 
-    from worker.pipelines import ModelLoadError, load_pipeline
+    from worker.pipelines.errors import ModelLoadError
+    from worker.pipelines.load import load_pipeline
 
     models = tmp_path / "models"
     transformer = SD3Transformer2DModel.from_pretrained(demo_dir("sd3"), subfolder="transformer")
@@ -240,7 +242,8 @@ def test_a_denoiser_only_file_without_a_config_folder_says_where_one_goes(demo_d
 
 def test_a_lora_given_as_the_model_is_refused_with_where_it_belongs(tmp_path):
     from worker.demo_model import build_demo_lora
-    from worker.pipelines import ModelLoadError, load_pipeline
+    from worker.pipelines.errors import ModelLoadError
+    from worker.pipelines.load import load_pipeline
 
     models = tmp_path / "models"
     build_demo_lora(models / "style.safetensors", "sd1", tmp_path / "base")

@@ -1,5 +1,5 @@
 """The built-in demo model and pipeline loading (worker/demo_model.py,
-worker/pipelines.py), with real diffusers code on the CPU. The model is built
+worker/pipelines/), with real diffusers code on the CPU. The model is built
 once for the module: it takes a few seconds."""
 
 import json
@@ -12,13 +12,10 @@ from PIL import Image
 
 from worker.demo_model import DEMO_VERSION, MARKER, build_demo_model
 from services.generation.schedulers import UNET_SCHEDULERS
-from worker.pipelines import (
-    ModelLoadError,
-    PipelineCache,
-    apply_scheduler,
-    img2img_from,
-    load_pipeline,
-)
+from worker.pipelines.cache import PipelineCache, img2img_from
+from worker.pipelines.errors import ModelLoadError
+from worker.pipelines.load import load_pipeline
+from worker.schedulers import apply_scheduler
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,13 @@
-"""DAYDREAM_VRAM: the memory modes of worker/pipelines.py on the CPU (offload itself needs
+"""DAYDREAM_VRAM: the memory modes of worker/pipelines/memory.py on the CPU (offload itself needs
 a GPU: there `low` also moves each part to the GPU only while it runs)."""
 import numpy as np
 import pytest
 import torch
 
-from worker.pipelines import ModelLoadError, load_pipeline, memory_mode, resolve_device
+from worker.pipelines.errors import ModelLoadError
+from worker.pipelines.info import memory_mode
+from worker.pipelines.load import load_pipeline
+from worker.pipelines.memory import resolve_device
 
 
 def render_demo(pipe):

@@ -91,7 +91,8 @@ def test_the_link_rule(tmp_path):
 
 
 def test_the_loader_refuses_a_model_linked_from_outside_and_names_it_without_paths(tmp_path):
-    from worker.pipelines import ModelLoadError, load_pipeline, without_paths
+    from worker.pipelines.errors import ModelLoadError, without_paths
+    from worker.pipelines.load import load_pipeline
 
     models, outside = tmp_path / "models", tmp_path / "outside" / "weights"
     outside.mkdir(parents=True)

@@ -280,24 +280,24 @@ def test_a_preview_that_cannot_be_made_is_skipped_and_logged_once(caplog):
 
 
 def test_the_worker_goes_on_rendering_when_no_preview_can_be_made(monkeypatch):
-    """worker/jobs.py Progress: a step whose preview fails sends its progress without a
+    """worker/progress.py Progress: a step whose preview fails sends its progress without a
     preview and stops trying for that task; it never raises into the pipeline call."""
-    from worker import jobs
+    from worker import progress as worker_progress
 
     sent = []
-    monkeypatch.setattr(jobs.events, "emit_task", lambda room, payload: sent.append(payload))
-    monkeypatch.setattr(jobs.queue, "set_progress", lambda *a, **k: None)
+    monkeypatch.setattr(worker_progress.events, "emit_task", lambda room, payload: sent.append(payload))
+    monkeypatch.setattr(worker_progress.queue, "set_progress", lambda *a, **k: None)
     kept = {}
-    monkeypatch.setattr(jobs.redis_client, "connection", lambda: SimpleNamespace(set=lambda k, v, ex: kept.update({k: v})))
+    monkeypatch.setattr(worker_progress.redis_client, "connection", lambda: SimpleNamespace(set=lambda k, v, ex: kept.update({k: v})))
     task = SimpleNamespace(id="t", user=SimpleNamespace(room="r"), effective_steps=4, samples=1,
                            height=96, width=128)
-    progress = jobs.Progress(task, hz=1000, preview_hz=1000)
+    progress = worker_progress.Progress(task, hz=1000, preview_hz=1000)
     progress.family, progress.latent_channels = "flux", None  # a VAE that does not say
     packed = pack(torch.zeros(1, 4, 12, 16))
     progress.step(1, 4, packed)
     assert "preview" not in sent[-1] and sent[-1]["step"] == 1
     assert progress.previews is None  # not tried again on every step
-    told = jobs.Progress(task, hz=1000, preview_hz=1000)
+    told = worker_progress.Progress(task, hz=1000, preview_hz=1000)
     told.family, told.latent_channels = "flux", 4
     told.step(1, 4, packed)
     assert sent[-1]["preview"].startswith(PREFIX)

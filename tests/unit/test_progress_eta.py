@@ -1,4 +1,4 @@
-"""The worker's ETA (worker/jobs.py Progress) on a fake clock: the server's estimate
+"""The worker's ETA (worker/progress.py Progress) on a fake clock: the server's estimate
 before a step is measured, then measured time per step × steps left, warm-up left out."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from worker import jobs
+from worker import progress as worker_progress
 
 
 class Clock:
@@ -20,15 +20,15 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()
-    monkeypatch.setattr(jobs.time, "monotonic", fake)
-    monkeypatch.setattr(jobs.events, "emit_task", lambda room, payload: None)
-    monkeypatch.setattr(jobs.queue, "set_progress", lambda *a, **k: None)
+    monkeypatch.setattr(worker_progress.time, "monotonic", fake)
+    monkeypatch.setattr(worker_progress.events, "emit_task", lambda room, payload: None)
+    monkeypatch.setattr(worker_progress.queue, "set_progress", lambda *a, **k: None)
     return fake
 
 
 def progress_of(estimate_s, steps=10, samples=2):
     task = SimpleNamespace(id="t", user=SimpleNamespace(room="r"), effective_steps=steps, samples=samples)
-    return jobs.Progress(task, hz=1000, preview_hz=None, estimate_s=estimate_s)
+    return worker_progress.Progress(task, hz=1000, preview_hz=None, estimate_s=estimate_s)
 
 
 def test_at_step_zero_the_eta_is_the_server_estimate(clock):

@@ -1,4 +1,4 @@
-"""Loading, caching and configuring diffusers pipelines for the worker.
+"""Loading diffusers pipelines for the worker.
 
 A model "spec" (DAYDREAM_MODEL, or a task's model) is one of:
   - "demo", "demo-sdxl", "demo-sd3", "demo-flux": the tiny built-in models, built on
@@ -13,15 +13,11 @@ Every failure comes out as ModelLoadError, whose message says what to do.
 
 from __future__ import annotations
 
-import gc
 import os
-import re
-import weakref
 from pathlib import Path
 
 import torch
 from diffusers import (
-    AutoPipelineForImage2Image,
     DiffusionPipeline,
     FluxPipeline,
     FluxTransformer2DModel,
@@ -37,28 +33,16 @@ from transformers.utils import logging as transformers_logging
 from services.generation import families
 from services.generation.families import Detected, UnknownModel
 from services.generation.model_files import ModelsFolder
-from worker.demo_model import build_demo_lora, build_demo_model
-from worker.schedulers import DEFAULT_SCHEDULER, apply_scheduler
+from worker.demo_model import build_demo_model
+from worker.pipelines import info
+from worker.pipelines.errors import ModelLoadError, cause
+from worker.pipelines.memory import place_on_device, resolve_device
 
 # The worker's log is for people: no progress bars while loading weights.
 diffusers_logging.disable_progress_bar()
 transformers_logging.disable_progress_bar()
 
-__all__ = [
-    "DEFAULT_SCHEDULER",
-    "LoraError",
-    "ModelLoadError",
-    "PipelineCache",
-    "apply_loras",
-    "apply_scheduler",
-    "family_of",
-    "img2img_from",
-    "load_pipeline",
-    "resolve_device",
-]
-
 DEMO_FOLDER = "daydream-demo"
-DEMO_LORA_FOLDER = "daydream-demo-loras"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 ADVICE = (
     "Download it into the models folder or set DAYDREAM_MODEL to a local diffusers folder "
@@ -86,35 +70,6 @@ DENOISERS = {
 CONFIG_FOLDER = "configs"
 
 
-class ModelLoadError(Exception):
-    """A model could not be loaded. The message is meant for the operator (staff see it on
-    Admin → Models, and the log has it): it may name server paths. `user` is what the
-    person who asked sees: the model's name, no paths."""
-
-    def __init__(self, message: str, user: str | None = None):
-        super().__init__(message)
-        self.user = user or without_paths(message)
-
-
-class LoraError(Exception):
-    """A LoRA could not be applied; the message is meant for the person who asked (no paths)."""
-
-
-# An absolute path in a message (POSIX, ~/…, or C:\…): not after a word, a dot or a colon,
-# so "1.x/2.x", hub ids ("owner/name") and URLs stay as they are.
-_PATH = re.compile(r"""(?<![\w.:/~-])(?:~?/|[A-Za-z]:\\)[^\s'"`()\[\]{}<>,;]+""")
-
-
-def without_paths(text: str) -> str:
-    """`text` with every absolute server path cut to its last part ("/srv/models/a/b.safetensors"
-    becomes "b.safetensors"): what a user may see of an error."""
-    def last_part(match: re.Match) -> str:
-        parts = [p for p in re.split(r"[/\\]", match.group(0).rstrip(".:")) if p and p != "~"]
-        tail = match.group(0)[len(match.group(0).rstrip(".:")):]
-        return (parts[-1] if parts else "…") + tail
-    return _PATH.sub(last_part, text)
-
-
 def model_name(spec: str) -> str:
     """The name a model is listed under (catalog.py names scanned models the same way):
     a file's or folder's name without its folder, a hub id as it is."""
@@ -128,12 +83,6 @@ def _for_user(spec: str) -> str:
     return (f"The model {model_name(spec)} could not be loaded on this server; staff can see why "
             "on Admin → Models.")
 
-
-def _cause(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()).rstrip(".")  # hub errors span many lines
-    if len(text) > 400:
-        text = text[:400] + "…"
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _hub_offline() -> bool:
@@ -154,24 +103,6 @@ def _dtype_kwarg() -> str:
         return "torch_dtype"
     return "dtype"
 
-
-def resolve_device(device: str = "auto", family: str | None = None) -> tuple[str, torch.dtype]:
-    """"auto" -> CUDA when there is a GPU, else CPU. On CUDA: float16 for SD 1.x/2.x and
-    SDXL, bfloat16 for SD 3 and FLUX where the GPU has it (they overflow in float16);
-    on the CPU float32 (half precision is slow or unsupported for most CPU kernels)."""
-    if device in ("", "auto", None):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    kind = torch.device(device).type
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError(
-            f"Device {device!r} was asked for, but torch sees no CUDA GPU "
-            f"(torch {torch.__version__}). Set DAYDREAM_DEVICE=auto or cpu, or install a CUDA build of torch."
-        )
-    if kind != "cuda":
-        return device, torch.float32
-    if family in ("sd3", "flux") and torch.cuda.is_bf16_supported():
-        return device, torch.bfloat16
-    return device, torch.float16
 
 
 def _local_candidate(spec: str, rules: ModelsFolder) -> Path | None:
@@ -210,16 +141,6 @@ def _extra_kwargs(cls) -> dict:
     return {}
 
 
-def _family_of_class(pipe) -> str:
-    family = families.PIPELINE_FAMILIES.get(type(pipe).__name__)
-    if family is None:
-        raise ModelLoadError(
-            f"It is a {type(pipe).__name__}; Daydream serves Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5 "
-            "and FLUX.1 text-to-image models.")
-    if family == "sd1" and getattr(pipe.unet.config, "cross_attention_dim", None) == 1024:
-        family = "sd2"
-    return family
-
 
 def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipeline, Detected]:
     hint = None
@@ -236,7 +157,7 @@ def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipel
             raise ModelLoadError(
                 f"Model {spec!r} could not be loaded: it is not a local folder or file under {models_path}, "
                 f"is not in the Hugging Face cache, and the hub is switched off (HF_HUB_OFFLINE). {ADVICE} "
-                f"(cause: {_cause(cached_exc)})"
+                f"(cause: {cause(cached_exc)})"
             ) from cached_exc
         try:
             pipe = DiffusionPipeline.from_pretrained(spec, **kwargs)
@@ -253,9 +174,9 @@ def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipel
                 why = "the hub could not be reached (offline?)"
             raise ModelLoadError(
                 f"Model {spec!r} could not be loaded: it is not a local folder or file under {models_path}, "
-                f"and {why}. {ADVICE} (cause: {_cause(exc)})"
+                f"and {why}. {ADVICE} (cause: {cause(exc)})"
             ) from exc
-    family = _family_of_class(pipe)
+    family = info.family_of_class(pipe)
     variant = ""
     if family == "flux":
         variant = "dev" if getattr(pipe.transformer.config, "guidance_embeds", True) else "schnell"
@@ -332,7 +253,7 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
     except Exception as exc:
         raise ModelLoadError(
             f"Model {spec!r} could not be loaded from the checkpoint file {path} with the {label} configs "
-            f"of {config}: {_cause(exc)}. Check that the file is a complete {label} checkpoint and that "
+            f"of {config}: {cause(exc)}. Check that the file is a complete {label} checkpoint and that "
             f"{config} is a diffusers folder of the same family."
         ) from exc
     # No local configs: from_single_file takes them (and the tokenizers) from the hub or
@@ -347,7 +268,7 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
         except Exception as exc:
             first = exc
     raise ModelLoadError(
-        f"Model {spec!r} could not be loaded from the checkpoint file {path}: {_cause(first)}. "
+        f"Model {spec!r} could not be loaded from the checkpoint file {path}: {cause(first)}. "
         f"Check that the file is a complete {label} checkpoint. Loading a single file also needs its "
         f"base model's config files: put a diffusers folder of a {label} model in {where} (or anywhere "
         "in the models folder), or load it once with network access so they are cached."
@@ -417,254 +338,16 @@ def _load_pipeline(spec: str, models_path: Path, device: str, vram: str, follow_
             pipe.safety_checker = None
             pipe.register_to_config(requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
-        _info[pipe] = {"found": found, "spec": spec}
+        info.note(pipe, found=found, spec=spec)
         place_on_device(pipe, device, vram)
     except ModelLoadError:
         raise
     except torch.OutOfMemoryError:
         raise  # the job reports it with advice, and the cache frees what was loaded
     except Exception as exc:  # e.g. corrupt weights, wrong architecture
-        raise ModelLoadError(f"Model {spec!r} could not be loaded: {_cause(exc)}") from exc
+        raise ModelLoadError(f"Model {spec!r} could not be loaded: {cause(exc)}") from exc
     return pipe
 
 
 def demo_folder_name(spec: str) -> str:
     return DEMO_FOLDER if spec == "demo" else f"{DEMO_FOLDER}-{spec.removeprefix('demo-')}"
-
-
-# pipe -> {"found": Detected, "spec", "mode", "loras": {adapter: spec}}; weak so that
-# a pipeline the cache lets go of is freed.
-_info: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def family_of(pipe) -> str:
-    info = _info.get(pipe)
-    return info["found"].family if info else _family_of_class(pipe)
-
-
-def detected_of(pipe) -> Detected | None:
-    info = _info.get(pipe)
-    return info["found"] if info else None
-
-
-def resident() -> int:
-    """How many pipelines this process holds (loaded and not yet freed)."""
-    return len(_info)
-
-
-def memory_mode(pipe) -> str | None:
-    info = _info.get(pipe)
-    return info.get("mode") if info else None
-
-
-# --- memory modes ---------------------------------------------------------------
-
-def _weights_bytes(pipe) -> int:
-    total = 0
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            total += sum(p.numel() * p.element_size() for p in component.parameters())
-    return total
-
-
-def choose_mode(pipe, device: str, vram: str) -> str:
-    """"high" or "low" for DAYDREAM_VRAM: "auto" keeps everything on the GPU when the
-    weights and about 3 GB of working memory for a one-megapixel image fit in free memory."""
-    vram = (vram or "auto").lower()
-    if vram not in ("auto", "high", "low"):
-        raise ModelLoadError(f"DAYDREAM_VRAM={vram!r} is not a memory mode: use auto, high or low.")
-    if torch.device(device).type != "cuda" or vram != "auto":
-        return "high" if vram == "auto" else vram
-    free, _total = torch.cuda.mem_get_info(torch.device(device))
-    return "high" if _weights_bytes(pipe) + 3 * 1024**3 < free else "low"
-
-
-def place_on_device(pipe, device: str, vram: str = "auto") -> str:
-    """Put the pipeline where it runs. "low": on a GPU, each part moves to it only while it
-    runs (model CPU offload); everywhere, the VAE decodes in tiles and one image at a time,
-    so large images fit in little memory. Returns the mode used."""
-    device, _ = resolve_device(device)
-    mode = choose_mode(pipe, device, vram)
-    if mode == "low":
-        vae = getattr(pipe, "vae", None)
-        if vae is not None:
-            vae.enable_tiling()
-            vae.enable_slicing()
-        if torch.device(device).type == "cuda":
-            pipe.enable_model_cpu_offload(device=device)
-        else:
-            pipe.to(device)
-    else:
-        pipe.to(device)
-    if pipe in _info:
-        _info[pipe]["mode"] = mode
-    return mode
-
-
-# --- torch.compile (DAYDREAM_COMPILE) ---------------------------------------------
-
-COMPILE_CACHE_SIZE = 64  # graphs kept per compiled module: sizes × batch sizes × LoRA sets
-
-
-def denoiser_name(pipe) -> str:
-    return "unet" if getattr(pipe, "unet", None) is not None else "transformer"
-
-
-def is_compiled(module) -> bool:
-    return isinstance(module, torch._dynamo.eval_frame.OptimizedModule)
-
-
-def compile_pipeline(pipe) -> bool:
-    """Compile the pipeline's UNet or transformer with torch.compile (a UNet first goes
-    channels_last, the memory layout its convolutions are fastest in). Each new shape
-    (size, images a call) compiles on its first call, which is slow (the worker logs its
-    time), and is cached for the process's life; attention stays PyTorch's SDPA. Returns
-    False when it was compiled already."""
-    name = denoiser_name(pipe)
-    module = getattr(pipe, name, None)
-    if module is None or is_compiled(module):
-        return False
-    if name == "unet":
-        module.to(memory_format=torch.channels_last)
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, COMPILE_CACHE_SIZE)
-    setattr(pipe, name, torch.compile(module, dynamic=False))
-    if pipe in _info:
-        _info[pipe]["compiled"] = True
-    return True
-
-
-# --- img2img ----------------------------------------------------------------
-
-_img2img: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
-    """The family's image-to-image pipeline made of the same component objects as
-    `pipe` (from_pipe: no weights are copied or loaded), made once per pipeline. It
-    follows the text-to-image pipeline's current scheduler (see apply_scheduler)."""
-    img = _img2img.get(pipe)
-    if img is None:
-        extra = {"requires_safety_checker": False} if isinstance(pipe, StableDiffusionPipeline) else {}
-        img = AutoPipelineForImage2Image.from_pipe(pipe, **extra)
-        img.set_progress_bar_config(disable=True)
-        if memory_mode(pipe) == "low" and pipe.device.type == "cuda":  # pragma: no cover - GPU only
-            img.enable_model_cpu_offload(device=pipe.device)
-        _img2img[pipe] = img
-    if img.scheduler is not pipe.scheduler:
-        img.scheduler = pipe.scheduler
-    return img
-
-
-# --- LoRAs ------------------------------------------------------------------
-
-MAX_RESIDENT_LORAS = 8  # adapters kept loaded per pipeline; the least recently used go first
-
-
-def adapter_name(lora_id: str) -> str:
-    return "lora_" + re.sub(r"\W", "_", lora_id)
-
-
-def lora_path(spec: str, models_path: Path, family: str, follow_links: bool = False) -> Path:
-    """The file of a LoRA spec: a demo LoRA (built on first use), or a path under the models
-    folder (OSError when it leads out of it and links out are not followed)."""
-    models_path = Path(models_path)
-    demo = families.DEMO_LORAS.get(spec)
-    if demo is not None:
-        model_id = next(m for m, f in families.DEMO_MODELS.items() if f == demo)
-        folder = build_demo_model(models_path / demo_folder_name(model_id), demo)
-        return build_demo_lora(models_path / DEMO_LORA_FOLDER / f"{demo}.safetensors", demo, folder)
-    return ModelsFolder(models_path, follow_links).resolve(spec)
-
-
-def apply_loras(pipe, loras: list[dict], resolve) -> list[str]:
-    """Make exactly the task's LoRAs active on `pipe` at their weights; none for a task
-    without LoRAs. loras: [{id, name, weight}]; resolve(id) -> the file. Each is loaded
-    once as a named peft adapter and kept (up to MAX_RESIDENT_LORAS). Returns the active
-    adapter names. A LoRA that cannot be read raises LoraError."""
-    info = _info.setdefault(pipe, {})
-    loaded: dict = info.setdefault("loras", {})
-    if not loras:
-        if loaded:
-            pipe.disable_lora()
-        return []
-    names, weights = [], []
-    for lora in loras:
-        name = adapter_name(lora["id"])
-        if name not in loaded:
-            try:
-                path = resolve(lora["id"])
-                pipe.load_lora_weights(str(path), adapter_name=name)
-            except Exception as exc:
-                try:
-                    pipe.delete_adapters([name])
-                except Exception:
-                    pass
-                raise LoraError(f"The LoRA {lora.get('name') or lora['id']} could not be applied "
-                                f"({without_paths(_cause(exc))}); tell staff it may be damaged or made "
-                                "for another kind of model.") from exc
-        loaded.pop(name, None)
-        loaded[name] = lora["id"]  # most recently used last
-        names.append(name)
-        weights.append(float(lora["weight"]))
-    while len(loaded) > MAX_RESIDENT_LORAS:
-        oldest = next(n for n in loaded if n not in names)
-        pipe.delete_adapters([oldest])
-        loaded.pop(oldest)
-    pipe.enable_lora()
-    pipe.set_adapters(names, adapter_weights=weights)
-    return names
-
-
-# --- cache ------------------------------------------------------------------
-
-
-class PipelineCache:
-    """Keeps one pipeline loaded: the one used last. A worker serves one GPU and
-    a second model rarely fits beside the first, so switching models frees
-    the old one before loading the new one."""
-
-    def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto", compile: bool = False,
-                 follow_links: bool = False):
-        self.models_path = Path(models_path)
-        self.follow_links = follow_links  # DAYDREAM_MODELS_FOLLOW_LINKS
-        self.device = device
-        self.vram = vram
-        self.compile = compile  # DAYDREAM_COMPILE: compile_pipeline() each pipeline loaded
-        self.pipe: DiffusionPipeline | None = None
-        self.loaded_spec: str | None = None
-        self.loads = 0  # loads done by this process, for tests and logs
-
-    def get(self, spec: str) -> DiffusionPipeline:
-        if self.pipe is not None and spec == self.loaded_spec:
-            return self.pipe
-        self.unload()
-        try:
-            self.pipe = load_pipeline(spec, self.models_path, self.device, self.vram, self.follow_links)
-            if self.compile:
-                compile_pipeline(self.pipe)
-        except BaseException:
-            free_memory()  # what a failed load left behind
-            raise
-        self.loaded_spec = spec
-        self.loads += 1
-        return self.pipe
-
-    def img2img_from(self, pipe: DiffusionPipeline | None = None) -> DiffusionPipeline:
-        """img2img_from() for `pipe`, or for the loaded pipeline."""
-        pipe = pipe if pipe is not None else self.pipe
-        if pipe is None:
-            raise RuntimeError("No pipeline is loaded; call get(spec) first.")
-        return img2img_from(pipe)
-
-    def unload(self) -> None:
-        if self.pipe is None:
-            return
-        self.pipe = None
-        self.loaded_spec = None
-        free_memory()  # drop the weights now, before the next model is loaded
-
-
-def free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

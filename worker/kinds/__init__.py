@@ -1,0 +1,13 @@
+"""The kinds of call the worker makes, one module a kind (base.py says what a kind is).
+The built-in kinds are registered here, the general one first: kind_for() asks the
+kinds registered last first."""
+from __future__ import annotations
+
+from worker.kinds.base import TaskKind, kind_for, register, registered, unregister
+from worker.kinds.img2img import ImageToImage
+from worker.kinds.txt2img import TextToImage
+
+register(TextToImage())
+register(ImageToImage())
+
+__all__ = ["TaskKind", "kind_for", "register", "registered", "unregister"]

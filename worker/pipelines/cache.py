@@ -1,0 +1,91 @@
+"""The pipeline cache: one model resident per worker (PipelineCache), and the other
+pipelines a task kind calls made from its components (derived: from_pipe, no weights
+copied or loaded)."""
+from __future__ import annotations
+
+import weakref
+from pathlib import Path
+
+from diffusers import (
+    AutoPipelineForImage2Image,
+    DiffusionPipeline,
+    StableDiffusionPipeline,
+)
+
+from worker.pipelines.compiling import compile_pipeline
+from worker.pipelines.info import memory_mode
+from worker.pipelines.load import load_pipeline
+from worker.pipelines.memory import free_memory
+
+# pipe -> {auto class: the pipeline made from it}; weak, freed with the pipeline.
+_derived: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def derived(pipe: DiffusionPipeline, auto_class) -> DiffusionPipeline:
+    """The family's pipeline of `auto_class` (AutoPipelineForImage2Image, …) made of the
+    same component objects as `pipe` (from_pipe: no weights are copied or loaded), made
+    once per pipeline. It follows the text-to-image pipeline's current scheduler (see
+    apply_scheduler)."""
+    made = _derived.setdefault(pipe, {})
+    other = made.get(auto_class)
+    if other is None:
+        extra = {"requires_safety_checker": False} if isinstance(pipe, StableDiffusionPipeline) else {}
+        other = auto_class.from_pipe(pipe, **extra)
+        other.set_progress_bar_config(disable=True)
+        if memory_mode(pipe) == "low" and pipe.device.type == "cuda":  # pragma: no cover - GPU only
+            other.enable_model_cpu_offload(device=pipe.device)
+        made[auto_class] = other
+    if other.scheduler is not pipe.scheduler:
+        other.scheduler = pipe.scheduler
+    return other
+
+
+def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """The family's image-to-image pipeline made from `pipe` (derived)."""
+    return derived(pipe, AutoPipelineForImage2Image)
+
+
+class PipelineCache:
+    """Keeps one pipeline loaded: the one used last. A worker serves one GPU and
+    a second model rarely fits beside the first, so switching models frees
+    the old one before loading the new one."""
+
+    def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto", compile: bool = False,
+                 follow_links: bool = False):
+        self.models_path = Path(models_path)
+        self.follow_links = follow_links  # DAYDREAM_MODELS_FOLLOW_LINKS
+        self.device = device
+        self.vram = vram
+        self.compile = compile  # DAYDREAM_COMPILE: compile_pipeline() each pipeline loaded
+        self.pipe: DiffusionPipeline | None = None
+        self.loaded_spec: str | None = None
+        self.loads = 0  # loads done by this process, for tests and logs
+
+    def get(self, spec: str) -> DiffusionPipeline:
+        if self.pipe is not None and spec == self.loaded_spec:
+            return self.pipe
+        self.unload()
+        try:
+            self.pipe = load_pipeline(spec, self.models_path, self.device, self.vram, self.follow_links)
+            if self.compile:
+                compile_pipeline(self.pipe)
+        except BaseException:
+            free_memory()  # what a failed load left behind
+            raise
+        self.loaded_spec = spec
+        self.loads += 1
+        return self.pipe
+
+    def img2img_from(self, pipe: DiffusionPipeline | None = None) -> DiffusionPipeline:
+        """img2img_from() for `pipe`, or for the loaded pipeline."""
+        pipe = pipe if pipe is not None else self.pipe
+        if pipe is None:
+            raise RuntimeError("No pipeline is loaded; call get(spec) first.")
+        return img2img_from(pipe)
+
+    def unload(self) -> None:
+        if self.pipe is None:
+            return
+        self.pipe = None
+        self.loaded_spec = None
+        free_memory()  # drop the weights now, before the next model is loaded
