@@ -84,8 +84,8 @@ def test_profile_and_api_tokens_on_the_account_page(page, live):
     expect(page.locator("tr.api-token-row").filter(has_text="my script")).to_have_count(1)
     me = requests.get(live.url + "/api/v1/me", headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     assert me.status_code == 200 and me.json()["first_name"] == "Grace"
-    page.once("dialog", lambda dialog: dialog.accept())
     page.locator("tr.api-token-row").filter(has_text="my script").get_by_role("button", name="Revoke my script").click()
+    page.get_by_role("alertdialog", name="Revoke the API key “my script”?").get_by_role("button", name="Revoke").click()
     expect(page.locator("tr.api-token-row").filter(has_text="my script")).to_have_count(0)
     assert requests.get(live.url + "/api/v1/me", headers={"Authorization": f"Bearer {secret}"},
                         timeout=30).status_code == 401
@@ -102,3 +102,40 @@ def test_the_account_page_works_on_a_phone(phone):
         assert width <= 390, f"the {tab} tab scrolls sideways ({width}px)"
     phone.click("#tab-tokens")
     screenshot(phone, "account-phone")
+
+
+def test_the_pages_own_dialog_asks_before_revoking_a_key_on_a_phone(phone):
+    """lib/confirm.js on a phone: an alertdialog named by its question, that fits the screen;
+    Escape cancels and gives the focus back; nothing native is shown."""
+    native: list[str] = []
+    phone.on("dialog", lambda dialog: (native.append(dialog.type), dialog.dismiss()))
+    register_and_sign_in(phone, f"revoker{uuid.uuid4().hex[:6]}")
+    phone.goto("/account#api")
+    phone.click("#tab-api")
+    phone.fill("#token-name", "pocket script")
+    phone.click("#token-create")
+    row = phone.locator("tr.api-token-row").filter(has_text="pocket script")
+    expect(row).to_have_count(1)
+    revoke = row.get_by_role("button", name="Revoke pocket script")
+
+    revoke.click()
+    dialog = phone.get_by_role("alertdialog", name="Revoke the API key “pocket script”?")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_have_accessible_description("Scripts and tools using it stop working.")
+    expect(dialog.get_by_role("button", name="Revoke")).to_be_focused()
+    box = dialog.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    phone.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    expect(revoke).to_be_focused()
+    expect(row).to_have_count(1)
+
+    revoke.click()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    expect(row).to_have_count(1)
+
+    revoke.click()
+    dialog.get_by_role("button", name="Revoke").click()
+    expect(row).to_have_count(0)
+    assert native == [], "the browser's own dialog was used"

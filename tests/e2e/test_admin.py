@@ -99,8 +99,8 @@ def test_the_queue_page_shows_tasks_and_workers_live(page, browser, live):
         # The queue page picks it up without a reload, with its owner, and staff cancel it.
         row = staff.locator("tr.queue-row").filter(has_text=user)
         expect(row).to_have_count(1, timeout=30_000)
-        staff.once("dialog", lambda dialog: dialog.accept())
         row.locator(".task-cancel").click()
+        staff.get_by_role("alertdialog").get_by_role("button", name="Cancel the task").click()
         expect(row).to_have_count(0)
         card = page.locator("#task-list article.task").first
         expect(card).to_have_attribute("data-state", "canceled", timeout=30_000)

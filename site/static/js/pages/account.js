@@ -5,6 +5,7 @@
 import { api, errorText } from "../lib/api.js";
 import { $all, byId, copyText } from "../lib/dom.js";
 import { onBalance, setBalance } from "../lib/balance.js";
+import { confirmAction, notice } from "../lib/confirm.js";
 import { busy, clearErrors, say, showErrors } from "../lib/forms.js";
 import { loadFragment, onPager, withQuery } from "../lib/fragment.js";
 import { localizeTimes } from "../lib/times.js";
@@ -65,12 +66,17 @@ if (apiTokens) {
     const revoke = event.target.closest("button.token-revoke");
     if (!revoke) return;
     const name = revoke.dataset.tokenName;
-    if (!window.confirm("Revoke the API key \u201c" + name + "\u201d? Scripts and tools using it stop working.")) return;
-    revoke.disabled = true;
-    api("DELETE", "/api/v1/auth/tokens/" + encodeURIComponent(revoke.dataset.tokenId)).then((res) => {
-      if (res.ok || res.status === 404) { loadTokens(); return; }
-      revoke.disabled = false;
-      window.alert(errorText(res, "The API key was not revoked."));
+    confirmAction({
+      title: "Revoke the API key \u201c" + name + "\u201d?", text: "Scripts and tools using it stop working.",
+      ok: "Revoke", danger: true,
+    }).then((yes) => {
+      if (!yes) return;
+      revoke.disabled = true;
+      api("DELETE", "/api/v1/auth/tokens/" + encodeURIComponent(revoke.dataset.tokenId)).then((res) => {
+        if (res.ok || res.status === 404) { loadTokens(); return; }
+        revoke.disabled = false;
+        notice({ title: "The API key was not revoked", text: errorText(res, "The API key was not revoked.") });
+      });
     });
   });
 }

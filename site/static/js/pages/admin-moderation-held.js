@@ -10,6 +10,7 @@
  *        url, thumbnail_url}
  */
 import { api, errorText } from "../lib/api.js";
+import { askText } from "../lib/confirm.js";
 import { byId, el } from "../lib/dom.js";
 import { ago, formatDate, shorten } from "../lib/format.js";
 import { busy, say, showAlert } from "../lib/forms.js";
@@ -72,14 +73,21 @@ function load(more) {
 }
 
 function decide(item, action, button) {
-  let request;
   if (action === "delete") {
-    const reason = window.prompt("Delete this image for good? Its owner is not refunded. Reason (optional):", "");
-    if (reason === null) return;
-    request = api("DELETE", BASE + "/" + encodeURIComponent(item.id) + "?reason=" + encodeURIComponent(reason.trim()));
+    askText({
+      title: "Delete this image for good?", text: "Its owner is not refunded.", label: "Reason (optional)",
+      ok: "Delete image", danger: true,
+    }).then((reason) => {
+      if (reason === null) return; // canceled
+      send(item, api("DELETE", BASE + "/" + encodeURIComponent(item.id) + "?reason=" + encodeURIComponent(reason)), action, button);
+    });
   } else {
-    request = api("POST", BASE + "/" + encodeURIComponent(item.id) + "/release", {});
+    send(item, api("POST", BASE + "/" + encodeURIComponent(item.id) + "/release", {}), action, button);
   }
+}
+
+/** Wait for a decision's request: the row leaves the list once it is saved. */
+function send(item, request, action, button) {
   busy(button, true);
   request.then((res) => {
     busy(button, false);

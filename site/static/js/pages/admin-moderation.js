@@ -17,6 +17,7 @@
  *          reason, created_at, open_reports}
  */
 import { api, errorText } from "../lib/api.js";
+import { confirmAction } from "../lib/confirm.js";
 import { byId, el } from "../lib/dom.js";
 import { ago, formatDate, plural, shorten } from "../lib/format.js";
 import { busy, clearErrors, say, showAlert, showErrors } from "../lib/forms.js";
@@ -145,19 +146,24 @@ function saveRule(id, change, input) {
 }
 
 function deleteRule(rule, button) {
-  if (!window.confirm("Delete the rule \u201c" + rule.pattern + "\u201d? Prompts it refuses are allowed from the next submit.")) return;
-  showAlert("rules-error", "");
-  button.disabled = true;
-  api("DELETE", BASE + "/rules/" + rule.id).then((res) => {
-    if (!res.ok) {
-      button.disabled = false;
-      showAlert("rules-error", errorText(res, "Could not delete the rule."));
-      return;
-    }
-    if (editing === rule.id) resetForm();
-    rules = rules.filter((r) => r.id !== rule.id);
-    renderRules();
-    say("rule-status", "Rule deleted.", true);
+  confirmAction({
+    title: "Delete the rule \u201c" + rule.pattern + "\u201d?", text: "Prompts it refuses are allowed from the next submit.",
+    ok: "Delete the rule", danger: true,
+  }).then((yes) => {
+    if (!yes) return;
+    showAlert("rules-error", "");
+    button.disabled = true;
+    api("DELETE", BASE + "/rules/" + rule.id).then((res) => {
+      if (!res.ok) {
+        button.disabled = false;
+        showAlert("rules-error", errorText(res, "Could not delete the rule."));
+        return;
+      }
+      if (editing === rule.id) resetForm();
+      rules = rules.filter((r) => r.id !== rule.id);
+      renderRules();
+      say("rule-status", "Rule deleted.", true);
+    });
   });
 }
 
@@ -256,18 +262,24 @@ function loadReports() {
 }
 
 function act(report, action, button) {
-  if (action === "hide" && !window.confirm("Hide this picture from the public showcase? Every open report of it is closed.")) return;
-  showAlert("reports-error", "");
-  button.disabled = true;
-  api("POST", BASE + "/reports/" + report.id, { action }).then((res) => {
-    if (!res.ok) {
-      button.disabled = false;
-      showAlert("reports-error", errorText(res, "Could not save that."));
-      return;
-    }
-    reports = reports.filter((r) => r.item_id !== report.item_id);
-    renderReports();
-    say("reports-status", action === "hide" ? "Hidden from the showcase." : "Report dismissed.", true);
+  const asked = action !== "hide" ? Promise.resolve(true) : confirmAction({
+    title: "Hide this picture from the public showcase?", text: "Every open report of it is closed.",
+    ok: "Hide it", danger: true,
+  });
+  asked.then((yes) => {
+    if (!yes) return;
+    showAlert("reports-error", "");
+    button.disabled = true;
+    api("POST", BASE + "/reports/" + report.id, { action }).then((res) => {
+      if (!res.ok) {
+        button.disabled = false;
+        showAlert("reports-error", errorText(res, "Could not save that."));
+        return;
+      }
+      reports = reports.filter((r) => r.item_id !== report.item_id);
+      renderReports();
+      say("reports-status", action === "hide" ? "Hidden from the showcase." : "Report dismissed.", true);
+    });
   });
 }
 

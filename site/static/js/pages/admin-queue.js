@@ -4,17 +4,23 @@
 import { api, errorText } from "../lib/api.js";
 import { byId, el } from "../lib/dom.js";
 import { plural } from "../lib/format.js";
+import { confirmAction } from "../lib/confirm.js";
 import { showAlert } from "../lib/forms.js";
 
 const REFRESH_MS = 1500;
 let timer = null;
 
 function cancelTask(task, button) {
-  if (!window.confirm("Cancel this task of " + task.owner.username + "? They get their tokens back.")) return;
-  button.disabled = true;
-  api("POST", "/api/v1/admin/tasks/" + encodeURIComponent(task.id) + "/cancel").then((res) => {
-    if (!res.ok && res.status !== 409) showAlert("queue-error", errorText(res, "The task was not canceled."));
-    refresh();
+  confirmAction({
+    title: "Cancel this task of " + task.owner.username + "?", text: "They get their tokens back.",
+    ok: "Cancel the task", cancel: "Keep it", danger: true,
+  }).then((yes) => {
+    if (!yes) return;
+    button.disabled = true;
+    api("POST", "/api/v1/admin/tasks/" + encodeURIComponent(task.id) + "/cancel").then((res) => {
+      if (!res.ok && res.status !== 409) showAlert("queue-error", errorText(res, "The task was not canceled."));
+      refresh();
+    });
   });
 }
 

@@ -4,6 +4,7 @@
  * partial (admin/_users_rows.html), fetched again after every change; the dialog's
  * actions go through the staff API, which may ask for the password (lib/api.js). */
 import { api, errorText } from "../lib/api.js";
+import { confirmAction } from "../lib/confirm.js";
 import { byId, copyText } from "../lib/dom.js";
 import { formatDate, plural } from "../lib/format.js";
 import { showAlert } from "../lib/forms.js";
@@ -164,12 +165,20 @@ byId("user-save").addEventListener("click", () => {
   if (!Object.keys(change).length) { byId("user-dialog-status").textContent = "Nothing changed."; return; }
   const why = auditReason();
   if (why) change.reason = why;
-  if (change.active === false && !window.confirm("Deactivate " + current.username + "? They are signed out, cannot sign in, and their waiting tasks are canceled and refunded.")) return;
-  const before = current.tokens;
-  api("PATCH", userPath(current), change).then((res) => {
-    const granted = res.ok && change.tier && res.data && typeof res.data.tokens === "number" ? res.data.tokens - before : 0;
-    afterChange(res, granted > 0 ? "Saved. The new plan granted " + plural(granted, "token", "tokens") +
-      "; balance " + res.data.tokens + "." : "Saved.");
+  const who = current;
+  const asked = change.active !== false ? Promise.resolve(true) : confirmAction({
+    title: "Deactivate " + who.username + "?",
+    text: "They are signed out, cannot sign in, and their waiting tasks are canceled and refunded.",
+    ok: "Deactivate", danger: true,
+  });
+  asked.then((yes) => {
+    if (!yes) return;
+    const before = who.tokens;
+    api("PATCH", userPath(who), change).then((res) => {
+      const granted = res.ok && change.tier && res.data && typeof res.data.tokens === "number" ? res.data.tokens - before : 0;
+      afterChange(res, granted > 0 ? "Saved. The new plan granted " + plural(granted, "token", "tokens") +
+        "; balance " + res.data.tokens + "." : "Saved.");
+    });
   });
 });
 

@@ -4,7 +4,7 @@
  * unfeature, feature), and for other signed-in users a Report button. */
 import { $, $all, byId } from "../lib/dom.js";
 import { api, errorText, fetchHtml } from "../lib/api.js";
-import { askText } from "../lib/dialog.js";
+import { askText } from "../lib/confirm.js";
 import { createLightbox } from "../lib/lightbox.js";
 
 const showcase = $(".showcase");
@@ -68,8 +68,8 @@ function start(root) {
     if (!li || !li.dataset.id) return;
     askText({
       title: "Report this picture to staff?",
-      message: "Staff will look at it and may take it off the showcase.",
-      label: "Why (optional)", maxLength: 500, confirm: "Send report",
+      text: "Staff will look at it and may take it off the showcase.",
+      label: "Why (optional)", maxLength: 500, multiline: true, ok: "Send report",
     }).then((reason) => {
       if (reason === null) return; // canceled
       button.disabled = true;
