@@ -1,5 +1,7 @@
-"""Fixtures shared by every suite: a real Redis and one models folder. The plain
-helpers (instances, processes, polling) are in tests/helpers.py."""
+"""Fixtures shared by every suite: a real Redis, one models folder, and the factory of
+server-and-worker stacks. The plain helpers (instances, processes, polling) are in
+tests/helpers.py. The `integration` and `e2e` markers are set here by folder, so
+`-m "not e2e"` and the like select by them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +9,20 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import REDIS_URL
+from tests.helpers import REDIS_URL, StackFactory
+
+MARKED_FOLDERS = {"integration": "integration", "e2e": "e2e"}  # folder under tests/: marker
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            folder = Path(str(item.path)).resolve().relative_to(tests).parts[0]
+        except ValueError:
+            continue
+        if folder in MARKED_FOLDERS:
+            item.add_marker(MARKED_FOLDERS[folder])
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +40,14 @@ def redis_url() -> str:
 def models_path(tmp_path_factory) -> Path:
     """One models folder for the whole run, so the demo model is built once."""
     return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def stack_factory(tmp_path_factory, redis_url, models_path):
+    """`stack_factory(worker=True, archiver=False, web=0, keep=False, **settings)`: a
+    server-and-worker stack (tests.helpers.Stack) with those env overrides, shared by
+    every module that asks for the same settings and stopped at the session's end
+    (see StackFactory for which stacks are kept between modules)."""
+    factory = StackFactory(tmp_path_factory.mktemp("stacks"), redis_url, models_path)
+    yield factory
+    factory.stop()

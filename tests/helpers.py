@@ -232,6 +232,94 @@ def child_pids(parent: int) -> set[int]:
     return found
 
 
+
+# --- stacks -------------------------------------------------------------------------------
+
+class Stack:
+    """A server-and-worker stack on an instance folder of its own: the app (tables
+    created; its test client talks to the same database and Redis queue as the
+    processes) and the processes asked for, each started once on first request: a
+    worker, an archive worker, and web servers (one per number of web processes)."""
+
+    def __init__(self, instance: Path, env: dict):
+        self.instance, self.env = instance, env
+        self.app = make_app(env)
+        self.worker: WorkerProcess | None = None
+        self.archiver: ArchiveWorkerProcess | None = None
+        self.servers: dict[int, WebServer] = {}
+
+    def start_worker(self) -> WorkerProcess:
+        if self.worker is None:
+            self.worker = WorkerProcess(self.env, self.instance / "worker.log").start()
+        return self.worker
+
+    def start_archiver(self) -> ArchiveWorkerProcess:
+        if self.archiver is None:
+            self.archiver = ArchiveWorkerProcess(self.env, self.instance / "archiver.log").start()
+        return self.archiver
+
+    def web(self, processes: int = 1) -> WebServer:
+        """The stack's web server with that many web processes (modules asking for the
+        same number share one)."""
+        if processes not in self.servers:
+            name = "web.log" if processes == 1 else f"web{processes}.log"
+            server = WebServer(self.env, self.instance / name, processes=processes).start()
+            server.env, server.instance = self.env, self.instance
+            self.servers[processes] = server
+        return self.servers[processes]
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        for process in (self.archiver, self.worker):
+            if process is not None:
+                process.stop()
+        self.servers, self.archiver, self.worker = {}, None, None
+
+
+class StackFactory:
+    """Stacks by their settings (the env overrides of instance_env, and whether a worker
+    serves the queue): modules asking for the same settings share one stack; a module
+    with settings of its own gets its own. A stack asked for with `keep=True` (by a
+    session-scoped fixture) lives until the session ends; of the others, the `spare`
+    most recently asked for are kept for a later module and older ones stopped, so a
+    run holds a bounded number of workers whatever order the modules run in."""
+
+    def __init__(self, base: Path, redis_url: str, models_path: Path, spare: int = 2):
+        self.base, self.redis_url, self.models_path, self.spare = base, redis_url, models_path, spare
+        self.stacks: dict[tuple, Stack] = {}  # oldest request first
+        self.kept: set[tuple] = set()
+
+    def __call__(self, *, worker: bool = True, archiver: bool = False, web: int = 0,
+                 keep: bool = False, **settings) -> Stack:
+        key = (frozenset((name, str(value)) for name, value in settings.items()), worker)
+        stack = self.stacks.pop(key, None)
+        if stack is None:
+            instance = self.base / unique("stack")
+            instance.mkdir(parents=True)
+            stack = Stack(instance, instance_env(instance, self.redis_url, self.models_path, **settings))
+        self.stacks[key] = stack
+        if keep:
+            self.kept.add(key)
+        self._stop_the_oldest(key)
+        if worker:
+            stack.start_worker()
+        if archiver:
+            stack.start_archiver()
+        if web:
+            stack.web(web)
+        return stack
+
+    def _stop_the_oldest(self, current: tuple) -> None:
+        spares = [key for key in self.stacks if key not in self.kept and key != current]
+        for key in spares[:max(0, len(spares) - self.spare)]:
+            self.stacks.pop(key).stop()
+
+    def stop(self) -> None:
+        for stack in reversed(list(self.stacks.values())):
+            stack.stop()
+        self.stacks.clear()
+
 # --- mail ---------------------------------------------------------------------------------
 
 # The address the apps that send mail are told they are served at (their links point there).

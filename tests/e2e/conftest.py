@@ -4,22 +4,13 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.helpers import chromium_path, new_page
-from tests.helpers import ArchiveWorkerProcess, WebServer, WorkerProcess, instance_env, make_app
 
 
 @pytest.fixture(scope="session")
-def live(tmp_path_factory, redis_url, models_path):
-    instance = tmp_path_factory.mktemp("e2e")
-    env = instance_env(instance, redis_url, models_path, DAYDREAM_PROGRESS_HZ=20)
-    make_app(env)  # migrates the database
-    worker = WorkerProcess(env, instance / "worker.log").start()
-    archiver = ArchiveWorkerProcess(env, instance / "archiver.log").start()
-    web = WebServer(env, instance / "web.log").start()
-    web.env, web.instance = env, instance
-    yield web
-    web.stop()
-    archiver.stop()
-    worker.stop()
+def live(stack_factory):
+    """The web server of the e2e stack (a worker, an archive worker, progress at 20 Hz);
+    its env and instance folder are live.env and live.instance."""
+    return stack_factory(archiver=True, web=1, keep=True, DAYDREAM_PROGRESS_HZ=20).web(1)
 
 
 @pytest.fixture(scope="session")

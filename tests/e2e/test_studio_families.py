@@ -15,22 +15,14 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.helpers import register_and_sign_in
-from tests.helpers import WebServer, WorkerProcess, instance_env, make_app
+
 
 SDXL_SIZES = [(1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), (1344, 768), (768, 1344)]
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory, redis_url, models_path):
-    instance = tmp_path_factory.mktemp("e2e-families")
-    env = instance_env(instance, redis_url, models_path, DAYDREAM_PROGRESS_HZ=20, DAYDREAM_DEMO_MODELS="all")
-    make_app(env)  # migrates the database
-    worker = WorkerProcess(env, instance / "worker.log").start()
-    web = WebServer(env, instance / "web.log").start()
-    web.env, web.instance = env, instance
-    yield web
-    web.stop()
-    worker.stop()
+def live(stack_factory):
+    return stack_factory(web=1, DAYDREAM_PROGRESS_HZ=20, DAYDREAM_DEMO_MODELS="all").web(1)
 
 
 def page_config(page) -> dict:

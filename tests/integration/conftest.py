@@ -7,25 +7,20 @@ import uuid
 
 import pytest
 
-from tests.helpers import ArchiveWorkerProcess, WorkerProcess, instance_env, make_app, unique
+from tests.helpers import instance_env, make_app, unique
 from tests.integration.helpers import POSTGRES_URL, ApiUser
 
 _names = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, redis_url, models_path):
-    instance = tmp_path_factory.mktemp("instance")
-    env = instance_env(instance, redis_url, models_path)
-    app = make_app(env)
-    worker = WorkerProcess(env, instance / "worker.log").start()
-    archiver = ArchiveWorkerProcess(env, instance / "archiver.log").start()
-    app.worker = worker
-    app.archiver = archiver
-    app.env = env
-    yield app
-    archiver.stop()
-    worker.stop()
+def stack(stack_factory):
+    """The default stack (a worker and an archive worker), shared by the session: modules
+    that need its web server ask stack_factory for the same settings with `web=`."""
+    shared = stack_factory(archiver=True, keep=True)
+    app = shared.app
+    app.worker, app.archiver, app.env = shared.worker, shared.archiver, shared.env
+    return app
 
 
 @pytest.fixture
@@ -47,10 +42,9 @@ def make_user(client):
 
 
 @pytest.fixture(scope="session")
-def idle_app(tmp_path_factory, redis_url, models_path):
+def idle_app(stack_factory):
     """An app whose queue no worker serves: its tasks stay queued."""
-    instance = tmp_path_factory.mktemp("idle")
-    return make_app(instance_env(instance, redis_url, models_path))
+    return stack_factory(worker=False, keep=True).app
 
 
 @pytest.fixture

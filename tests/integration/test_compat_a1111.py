@@ -17,24 +17,19 @@ import requests
 import webuiapi
 from PIL import Image as PILImage
 
-from tests.helpers import WebServer, WorkerProcess, image_bytes, instance_env, make_app, unique, wait_for
+from tests.helpers import image_bytes, instance_env, make_app, unique, wait_for
 from tests.integration.helpers import ApiUser, make_staff
 
 A1111_ERROR_KEYS = {"error", "detail", "body", "errors"}
 
 
 @pytest.fixture(scope="module")
-def a1111_stack(tmp_path_factory, redis_url, models_path):
-    instance = tmp_path_factory.mktemp("compat-a1111")
-    env = instance_env(instance, redis_url, models_path, DAYDREAM_PREVIEW_HZ=50)
-    app = make_app(env)
-    worker = WorkerProcess(env, instance / "worker.log").start()
-    server = WebServer(env, instance / "web.log").start()
-    app.server = server
+def a1111_stack(stack_factory):
+    shared = stack_factory(web=1, DAYDREAM_PREVIEW_HZ=50)
+    app = shared.app
+    app.server = shared.web(1)
     app.staff = make_staff(app, unique("chief"))
-    yield app
-    server.stop()
-    worker.stop()
+    return app
 
 
 class WebUiCaller:

@@ -17,22 +17,18 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from PIL import Image as PILImage
 
 from services.generation.compat.common import URL_SALT
-from tests.helpers import WebServer, WorkerProcess, image_bytes, instance_env, make_app, unique
+from tests.helpers import image_bytes, instance_env, make_app, unique
 from tests.integration.helpers import ApiUser, make_staff
 
 
 @pytest.fixture(scope="module")
-def openai_stack(tmp_path_factory, redis_url, models_path):
-    instance = tmp_path_factory.mktemp("compat-openai")
-    env = instance_env(instance, redis_url, models_path)
-    app = make_app(env)
-    worker = WorkerProcess(env, instance / "worker.log").start()
-    server = WebServer(env, instance / "web.log").start()
-    app.server, app.env = server, env
+def openai_stack(stack_factory):
+    """The default stack (shared with the other modules) and its web server."""
+    shared = stack_factory(web=1)
+    app = shared.app
+    app.server, app.env = shared.web(1), shared.env
     app.staff = make_staff(app, unique("chief"))
-    yield app
-    server.stop()
-    worker.stop()
+    return app
 
 
 class OpenAiCaller:

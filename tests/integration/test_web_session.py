@@ -5,7 +5,7 @@ import pytest
 import requests
 import socketio as socketio_client
 
-from tests.helpers import WebServer, wait_for
+from tests.helpers import wait_for
 from tests.integration.helpers import connect, csrf_from, sign_in
 
 
@@ -63,10 +63,9 @@ def test_studio_needs_a_sign_in(client):
 
 
 @pytest.fixture(scope="module")
-def server(stack, tmp_path_factory):
-    web = WebServer(stack.env, tmp_path_factory.mktemp("web") / "web.log").start()
-    yield web
-    web.stop()
+def server(stack, stack_factory):
+    """The web server of the default stack (the `stack` fixture's, shared with other modules)."""
+    return stack_factory(web=1).web(1)
 
 
 def browser_session(server, username: str, password: str) -> tuple[requests.Session, str]:
