@@ -9,6 +9,8 @@ import os
 import secrets
 from pathlib import Path
 
+from services.core import keys
+
 ROOT = Path(__file__).resolve().parent
 
 
@@ -137,7 +139,7 @@ class Config:
         # per account, failed voucher redemptions per user.
         self.RATELIMIT_STORAGE_URI = ("redis+unix://" + self.REDIS_URL[len("unix://"):]
                                       if self.REDIS_URL.startswith("unix://") else self.REDIS_URL)
-        self.RATELIMIT_KEY_PREFIX = f"daydream-limits:{self.QUEUE_NAME}"
+        self.RATELIMIT_KEY_PREFIX = keys.ratelimit_prefix(self.QUEUE_NAME)
         self.RATELIMIT_STRATEGY = "moving-window"
         self.RATELIMIT_SWALLOW_ERRORS = True
         self.RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": self.REDIS_TIMEOUT,
@@ -214,7 +216,7 @@ class Config:
         # ZIP archives: built by the archive worker (qarchiver.py) from a queue of their
         # own, kept in a folder of their own, deleted this many seconds after they are ready.
         self.ARCHIVES_PATH = Path(os.environ.get("DAYDREAM_ARCHIVES_PATH") or self.INSTANCE_PATH / "archives")
-        self.ARCHIVE_QUEUE_NAME = os.environ.get("DAYDREAM_ARCHIVE_QUEUE") or f"{self.QUEUE_NAME}-archives"
+        self.ARCHIVE_QUEUE_NAME = os.environ.get("DAYDREAM_ARCHIVE_QUEUE") or keys.archive_queue(self.QUEUE_NAME)
         self.ARCHIVE_TTL = env_int("DAYDREAM_ARCHIVE_TTL", 24 * 3600)
         self.ARCHIVE_USER_LIMIT = env_int("DAYDREAM_ARCHIVE_USER_LIMIT", 3)
         self.ARCHIVE_JOB_TIMEOUT = env_int("DAYDREAM_ARCHIVE_JOB_TIMEOUT", 6 * 3600)

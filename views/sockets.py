@@ -18,7 +18,8 @@ from extensions import db
 from models import User
 from services.accounts.signin import open_session_id
 from services.core.events import session_room
-from services.core.redis_client import connection, key
+from services.core import keys
+from services.core.redis_client import connection
 from services.generation.tasks import cancel_unfinished
 
 # Whose each connection of this process is (sid -> user's public id): a connection ended
@@ -27,7 +28,7 @@ _owners: dict[str, str] = {}
 
 
 def _counter(user_uuid: str) -> str:
-    return key("sockets", user_uuid)
+    return keys.sockets(user_uuid)
 
 
 def register(socketio: SocketIO) -> None:

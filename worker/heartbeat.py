@@ -14,7 +14,7 @@ from typing import Callable
 import redis
 
 from extensions import db
-from services.core import liveness
+from services.core import keys, liveness
 
 log = logging.getLogger("daydream.worker")
 
@@ -77,7 +77,7 @@ class WorkerThreads:
 
     def maybe_reconcile(self) -> None:
         """Whichever worker of the pool takes the turn runs it, once a period."""
-        if liveness.take_turn(f"reconcile:{self.pool}", self.name, self.period):
+        if liveness.take_turn(keys.reconcile_lock(self.pool), self.name, self.period):
             settled = self.reconcile()
             if any(settled.values()):
                 log.info("reconciler settled %s", settled)

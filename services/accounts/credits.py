@@ -56,6 +56,18 @@ def refund_task(task: Task) -> None:
         task.refunded = True
 
 
+def refund_partly(task: Task, amount: int, note: str) -> Ledger | None:
+    """Refund `amount` tokens (the share of the images a task did not deliver, never more
+    than it cost). Call only from the state transition that ends a task as done with
+    some images missing (services/generation/tasks.py): that transition happens once, so
+    the refund does too, and the ledger's unique (task_id, kind) constraint backs it up
+    (a task has one refund row: this one, or refund_task's). The task stays "not
+    refunded": it delivered images and paid for them."""
+    if amount <= 0 or task.refunded:
+        return None
+    return change_balance(task.user_id, min(amount, task.cost), LedgerKind.REFUND, task_id=task.id, note=note)
+
+
 def grant_starting_tokens(user: User, amount: int) -> None:
     if amount > 0:
         change_balance(user.id, amount, LedgerKind.STARTING_GRANT, note="welcome")

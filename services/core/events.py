@@ -17,8 +17,9 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from extensions import db, socketio
+from services.core import keys
 
-CHANNEL = "flask-socketio"
+CHANNEL = keys.SOCKETIO_CHANNEL
 # Published like an event to the rooms to empty; every web process's manager handles it
 # itself (RedisManager._handle_emit) and no client ever receives it.
 DISCONNECT_EVENT = "daydream:disconnect"

@@ -125,10 +125,38 @@ def ratelimit_prefix(queue_name: str) -> str:
     return f"daydream-limits:{queue_name}"
 
 
-def ratelimit_pair(prefix: str, kind: str, pair: str) -> str:
-    """A sign-in (account, address) or (account, device) pair's "failures", "gate" or
-    "known" counter in the rate-limit store."""
-    return f"{prefix}/{kind}/{pair}"
+# The scopes of the moving-window limits (the `limits` library keys them under the prefix).
+LIMIT_SIGNIN_IP = "signin-ip"
+LIMIT_SIGNIN_ACCOUNT = "signin-account"
+LIMIT_REDEEM = "redeem"
+LIMIT_RESET_IP = "reset-ip"
+LIMIT_REGISTER_IP = "register-ip"
+LIMIT_REGISTER_NETWORK = "register-network"
+
+
+def limit_mail_account(purpose: str) -> str:
+    """Mails of one purpose ("reset", "confirm") sent for one account."""
+    return f"{purpose}-mail-account"
+
+
+# The "address" of the pair that counts a user's wrong passwords when asked again.
+PASSWORD_CHECK_ADDRESS = "password-check"
+
+# A sign-in pair is (account, address) or (account, device); `prefix` is the store's.
+
+def signin_failures(prefix: str, pair: str) -> str:
+    """A pair's failed sign-ins, forgotten PAIR_MEMORY after the first."""
+    return f"{prefix}/failures/{pair}"
+
+
+def signin_gate(prefix: str, pair: str) -> str:
+    """Held while a pair waits out its current delay."""
+    return f"{prefix}/gate/{pair}"
+
+
+def signin_known(prefix: str, pair: str) -> str:
+    """Set while a pair that signed in successfully is "known" (KNOWN_FOR)."""
+    return f"{prefix}/known/{pair}"
 
 
 def device_pair_address(device: str) -> str:

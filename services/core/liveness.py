@@ -19,15 +19,16 @@ from functools import lru_cache
 
 from flask import current_app
 
-from services.core.redis_client import connection, key
+from services.core import keys
+from services.core.redis_client import connection
 
 
 def _alive_key(pool: str, name: str) -> str:
-    return key("alive", pool, name)
+    return keys.alive(pool, name)
 
 
 def _members_key(pool: str) -> str:
-    return key("alive", pool)
+    return keys.alive_members(pool)
 
 
 def _read(path: str) -> str:
@@ -126,5 +127,5 @@ def alive_archive_workers() -> dict[str, dict]:
 def take_turn(lock: str, holder: str, period_s: float) -> bool:
     """True for at most one caller per period among every process sharing the Redis:
     the reconciler runs under this, so several workers do not race."""
-    return bool(connection().set(key("turn", lock), holder, nx=True,
+    return bool(connection().set(keys.turn(lock), holder, nx=True,
                                        px=max(int(period_s * 1000), 1)))

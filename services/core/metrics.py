@@ -36,8 +36,8 @@ from models import (
     Task,
     TaskState,
 )
-from services.core import liveness
-from services.core.redis_client import connection, key
+from services.core import keys, liveness
+from services.core.redis_client import connection
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -55,8 +55,8 @@ COUNTERS = {
 }
 
 
-def metric_key(*parts: str) -> str:
-    return key("metrics", current_app.config["QUEUE_NAME"], *parts)
+def _queue() -> str:
+    return current_app.config["QUEUE_NAME"]
 
 
 # --- recording (the workers, and the sign-in hook) -----------------------------------
@@ -66,8 +66,8 @@ def observe(pipe, name: str, model: str, seconds: float) -> None:
     exceed), count and sum, in the pipeline (the caller executes it)."""
     buckets = HISTOGRAMS[name][0]
     seconds = max(float(seconds), 0.0)
-    hist = metric_key("hist", name, model)
-    pipe.sadd(metric_key("hist", name), model)
+    hist = keys.metric_histogram(_queue(), name, model)
+    pipe.sadd(keys.metric_histogram(_queue(), name), model)
     pipe.hincrby(hist, str(bisect_left(buckets, seconds)), 1)
     pipe.hincrby(hist, "count", 1)
     pipe.hincrbyfloat(hist, "sum", seconds)
@@ -77,7 +77,7 @@ def count(pipe, name: str, labels: tuple = (), by: float = 1) -> None:
     """Add `by` to a counter (its label values in COUNTERS' order), in the pipeline."""
     assert len(labels) == len(COUNTERS[name][0]), name
     if by:
-        pipe.hincrbyfloat(metric_key("counter", name), json.dumps([str(v) for v in labels]), by)
+        pipe.hincrbyfloat(keys.metric_counter(_queue(), name), json.dumps([str(v) for v in labels]), by)
 
 
 def count_signin_failure() -> None:
@@ -201,10 +201,10 @@ class DaydreamCollector:
     def histograms(self, conn):
         for name, (buckets, text) in HISTOGRAMS.items():
             family = HistogramMetricFamily(f"daydream_{name}", text, labels=["model"])
-            models = sorted(_text(m) for m in conn.smembers(metric_key("hist", name)))
+            models = sorted(_text(m) for m in conn.smembers(keys.metric_histogram(_queue(), name)))
             with conn.pipeline(transaction=False) as pipe:
                 for model in models:
-                    pipe.hgetall(metric_key("hist", name, model))
+                    pipe.hgetall(keys.metric_histogram(_queue(), name, model))
                 values = pipe.execute()
             for model, fields in zip(models, values):
                 fields = {_text(k): _text(v) for k, v in fields.items()}
@@ -219,7 +219,7 @@ class DaydreamCollector:
         for name, (labels, text) in COUNTERS.items():
             family = CounterMetricFamily(f"daydream_{name}", text, labels=list(labels))
             values = {tuple(json.loads(_text(k))): float(v)
-                      for k, v in conn.hgetall(metric_key("counter", name)).items()}
+                      for k, v in conn.hgetall(keys.metric_counter(_queue(), name)).items()}
             if not labels:
                 values.setdefault((), 0.0)  # a counter with no labels is always there
             for label_values, value in sorted(values.items()):
@@ -235,7 +235,7 @@ class DaydreamCollector:
         queue_name = current_app.config["QUEUE_NAME"]
         with conn.pipeline(transaction=False) as pipe:
             for model in self.models:
-                pipe.hgetall(key("steptime", queue_name, model, "sizes"))
+                pipe.hgetall(keys.steptime_sizes(queue_name, model))
             values = pipe.execute()
         for model, sizes in zip(self.models, values):
             for size, value in sorted(sizes.items()):

@@ -9,8 +9,8 @@ import time
 from flask import current_app
 from rq import Queue
 
-from services.core import liveness
-from services.core.redis_client import connection, key
+from services.core import keys, liveness
+from services.core.redis_client import connection
 
 JOB_FUNCTION = "worker.jobs.run_next"
 PROGRESS_TTL = 24 * 3600
@@ -27,7 +27,7 @@ def enqueue_slot(task_id: str) -> None:
     mean a scan of the queue): the worker that takes it finds nothing to run, or the
     next task, whose own job then finds nothing."""
     generation_queue().enqueue(
-        JOB_FUNCTION, task_id, job_id=f"{task_id}_{int(time.time() * 1000)}",
+        JOB_FUNCTION, task_id, job_id=keys.generation_job(task_id, int(time.time() * 1000)),
         job_timeout=current_app.config["JOB_TIMEOUT"],
         result_ttl=3600, failure_ttl=7 * 24 * 3600,
         description=f"generate (submitted with task {task_id})",
@@ -42,11 +42,7 @@ def waiting_jobs() -> int:
 
 def request_stop(task_id: str) -> None:
     """Ask the worker running this task to stop at its next step."""
-    connection().set(key("stop", task_id), "1", ex=PROGRESS_TTL)
-
-
-def stop_requested(task_id: str) -> bool:
-    return bool(connection().exists(key("stop", task_id)))
+    connection().set(keys.stop(task_id), "1", ex=PROGRESS_TTL)
 
 
 def workers() -> dict[str, dict]:
@@ -58,15 +54,15 @@ def workers() -> dict[str, dict]:
 
 def set_progress(task_id: str, step: int, total: int, eta_s: float | None) -> None:
     conn = connection()
-    conn.set(key("progress", task_id),
+    conn.set(keys.progress(task_id),
              json.dumps({"step": step, "total": total, "eta_s": eta_s, "at": time.time()}),
              ex=PROGRESS_TTL)
 
 
 def get_progress(task_id: str) -> dict | None:
-    raw = connection().get(key("progress", task_id))
+    raw = connection().get(keys.progress(task_id))
     return json.loads(raw) if raw else None
 
 
 def clear_progress(task_id: str) -> None:
-    connection().delete(key("progress", task_id))
+    connection().delete(keys.progress(task_id))

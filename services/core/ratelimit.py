@@ -33,6 +33,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
+from services.core import keys
 from services.core.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -141,10 +142,6 @@ def hit(rules: list[tuple[str, str, str, str]], *, strict: bool = False) -> None
 
 # --- growing delays per (account, address) pair ---------------------------------------
 
-def _key(kind: str, pair: str) -> str:
-    return f"{_prefix()}/{kind}/{pair}"
-
-
 def _delay(failures: int) -> int:
     """The wait after the n-th failure: none before SIGNIN_FREE_FAILURES, then 1 s,
     doubling, up to SIGNIN_MAX_DELAY."""
@@ -159,35 +156,35 @@ def _pair_allowed(pair: str, what: str) -> None:
     """Past the free failures, each try claims the pair's gate for as long as its
     current delay (so parallel tries wait too); a held gate says how long is left."""
     storage, _strategy = _store()
-    delay = _delay(storage.get(_key("failures", pair)))
+    delay = _delay(storage.get(keys.signin_failures(_prefix(), pair)))
     if not delay:
         return
-    gate = _key("gate", pair)
+    gate = keys.signin_gate(_prefix(), pair)
     if storage.incr(gate, delay) != 1:
         raise _refuse(what, storage.get_expiry(gate) - time.time())
 
 
 def _pair_failed(pair: str) -> None:
     storage, _strategy = _store()
-    delay = _delay(storage.incr(_key("failures", pair), PAIR_MEMORY))
+    delay = _delay(storage.incr(keys.signin_failures(_prefix(), pair), PAIR_MEMORY))
     if delay:
-        gate = _key("gate", pair)
+        gate = keys.signin_gate(_prefix(), pair)
         storage.clear(gate)
         storage.incr(gate, delay)
 
 
 def _pair_succeeded(pair: str, *, remember: bool) -> None:
     storage, _strategy = _store()
-    storage.clear(_key("failures", pair))
-    storage.clear(_key("gate", pair))
+    storage.clear(keys.signin_failures(_prefix(), pair))
+    storage.clear(keys.signin_gate(_prefix(), pair))
     if remember:
-        known = _key("known", pair)
+        known = keys.signin_known(_prefix(), pair)
         storage.clear(known)
         storage.incr(known, KNOWN_FOR)
 
 
 def _known(pair: str) -> bool:
-    return _store()[0].get(_key("known", pair)) > 0
+    return _store()[0].get(keys.signin_known(_prefix(), pair)) > 0
 
 
 # --- sign-in ------------------------------------------------------------------------
@@ -198,17 +195,17 @@ def _pair(account_key: str | None, address: str | None) -> str:
 
 def _caps(account_key: str | None, address: str | None) -> list[tuple[str, str, str, str]]:
     config = current_app.config
-    rules = [(config["SIGNIN_LIMIT_IP"], "signin-ip", address or "unknown",
+    rules = [(config["SIGNIN_LIMIT_IP"], keys.LIMIT_SIGNIN_IP, address or "unknown",
               "failed sign-ins from your address")]
     if account_key:
-        rules.append((config["SIGNIN_LIMIT_ACCOUNT"], "signin-account", account_key,
+        rules.append((config["SIGNIN_LIMIT_ACCOUNT"], keys.LIMIT_SIGNIN_ACCOUNT, account_key,
                       "failed sign-ins for this account from new addresses; sign in from "
                       "an address you used before, or wait"))
     return rules
 
 
 def _device_pair(account_key: str | None, device: str) -> str:
-    return _pair(account_key, f"device:{device}")
+    return _pair(account_key, keys.device_pair_address(device))
 
 
 def signin_allowed(account_key: str | None, address: str | None, device: str | None = None) -> None:
@@ -266,7 +263,7 @@ def password_check_allowed(user_uuid: str) -> None:
     if not _enabled():
         return
     try:
-        _pair_allowed(_pair(user_uuid, "password-check"), "wrong passwords")
+        _pair_allowed(_pair(user_uuid, keys.PASSWORD_CHECK_ADDRESS), "wrong passwords")
     except RateLimited:
         raise
     except Exception as exc:
@@ -277,7 +274,7 @@ def password_check_failed(user_uuid: str) -> None:
     if not _enabled():
         return
     try:
-        _pair_failed(_pair(user_uuid, "password-check"))
+        _pair_failed(_pair(user_uuid, keys.PASSWORD_CHECK_ADDRESS))
     except Exception as exc:
         raise _unavailable(exc, "Checking your password")
 
@@ -286,7 +283,7 @@ def password_check_succeeded(user_uuid: str) -> None:
     if not _enabled():
         return
     try:
-        _pair_succeeded(_pair(user_uuid, "password-check"), remember=False)
+        _pair_succeeded(_pair(user_uuid, keys.PASSWORD_CHECK_ADDRESS), remember=False)
     except Exception as exc:
         log.warning("rate limit update after a password check failed: %s", exc)
 
@@ -294,7 +291,7 @@ def password_check_succeeded(user_uuid: str) -> None:
 # --- vouchers -----------------------------------------------------------------------
 
 def redeem_rules(user_uuid: str) -> list[tuple[str, str, str, str]]:
-    return [(current_app.config["REDEEM_LIMIT"], "redeem", user_uuid,
+    return [(current_app.config["REDEEM_LIMIT"], keys.LIMIT_REDEEM, user_uuid,
              "wrong or used voucher codes")]
 
 
@@ -304,13 +301,13 @@ def redeem_rules(user_uuid: str) -> list[tuple[str, str, str, str]]:
 # so that they do not tell whether an account exists.
 
 def reset_ip_rules(address: str | None) -> list[tuple[str, str, str, str]]:
-    return [(current_app.config["RESET_LIMIT_IP"], "reset-ip", address or "unknown",
+    return [(current_app.config["RESET_LIMIT_IP"], keys.LIMIT_RESET_IP, address or "unknown",
              "password reset requests from your address")]
 
 
 def reset_account_rules(user_uuid: str, purpose: str = "reset") -> list[tuple[str, str, str, str]]:
     what = "password reset mails" if purpose == "reset" else "confirmation mails"
-    return [(current_app.config["RESET_LIMIT_ACCOUNT"], f"{purpose}-mail-account", user_uuid,
+    return [(current_app.config["RESET_LIMIT_ACCOUNT"], keys.limit_mail_account(purpose), user_uuid,
              f"{what} for this account")]
 
 
@@ -342,9 +339,9 @@ def network_of(address: str | None) -> str:
 
 def register_rules(address: str | None) -> list[tuple[str, str, str, str]]:
     config = current_app.config
-    return [(config["REGISTER_LIMIT_IP"], "register-ip", address or "unknown",
+    return [(config["REGISTER_LIMIT_IP"], keys.LIMIT_REGISTER_IP, address or "unknown",
              "new accounts from your address"),
-            (config["REGISTER_LIMIT_NETWORK"], "register-network", network_of(address),
+            (config["REGISTER_LIMIT_NETWORK"], keys.LIMIT_REGISTER_NETWORK, network_of(address),
              "new accounts from your network")]
 
 

@@ -1,4 +1,4 @@
-"""The Redis client of the web tier and the workers, and the naming of Daydream's keys.
+"""The Redis client of the web tier and the workers (the keys are named in keys.py).
 
 Every call gives up after REDIS_TIMEOUT seconds (one retry), so a hung Redis cannot
 hold a web thread; /healthz has a probe of its own with shorter timeouts. Within one web
@@ -79,8 +79,3 @@ def available() -> bool:
         return bool(probe_connection().ping())
     except (redis.RedisError, OSError):
         return False
-
-
-def key(*parts: str) -> str:
-    """Every key Daydream writes: daydream:<part>:<part>..."""
-    return ":".join(("daydream",) + parts)

@@ -18,7 +18,7 @@ from flask import current_app
 
 from extensions import db
 from models import Task, TaskState, effective_steps
-from services.core import queue, redis_client
+from services.core import keys, queue, redis_client
 from services.generation import dispatch
 
 ALPHA = 0.3  # weight of the newest measurement in the moving average
@@ -28,9 +28,9 @@ MAX_SIZES = 32  # sizes kept per model for the fit (the least recently measured 
 ONE_SIZE_OVERHEAD = 0.5
 
 
-def _key(model: str, name: str) -> str:
+def _queue() -> str:
     # Per queue: deployments (or test instances) sharing a Redis keep their own timings.
-    return redis_client.key("steptime", current_app.config["QUEUE_NAME"], model, name)
+    return current_app.config["QUEUE_NAME"]
 
 
 def record_step_time(model: str, width: int, height: int, seconds_per_step: float, images: int = 1) -> None:
@@ -40,16 +40,16 @@ def record_step_time(model: str, width: int, height: int, seconds_per_step: floa
     conn = redis_client.connection()
     size = f"{width}x{height}"
     if images > 1:
-        batches = _key(model, f"batches:{size}")  # images a call -> seconds per image-step
+        batches = keys.steptime_batches(_queue(), model, size)  # images a call -> seconds per image-step
         old = conn.hget(batches, str(images))
         new = moving_average(None if old is None else float(old), seconds_per_step)
         conn.hset(batches, str(images), f"{new:.6f}")
         return
-    key = _key(model, size)
+    key = keys.steptime_size(_queue(), model, size)
     old = conn.get(key)
     new = moving_average(None if old is None else float(old), seconds_per_step)
     conn.set(key, f"{new:.6f}")
-    sizes = _key(model, "sizes")  # size -> "seconds per step|when", for the fit
+    sizes = keys.steptime_sizes(_queue(), model)  # size -> "seconds per step|when", for the fit
     conn.hset(sizes, size, f"{new:.6f}|{time.time():.0f}")
     fields = conn.hgetall(sizes)
     if len(fields) > MAX_SIZES:
@@ -107,20 +107,20 @@ def seconds_per_step(model: str, width: int, height: int, images: int = 1) -> fl
     this size, else the single-image figure (measured, or read off the fit)."""
     conn = redis_client.connection()
     if images > 1:
-        measured = {int(_decode(n)): float(v) for n, v in conn.hgetall(_key(model, f"batches:{width}x{height}")).items()}
+        measured = {int(_decode(n)): float(v) for n, v in conn.hgetall(keys.steptime_batches(_queue(), model, f"{width}x{height}")).items()}
         fitting = [n for n in measured if n <= images]
         if fitting:
             return measured[max(fitting)]
-    exact = conn.get(_key(model, f"{width}x{height}"))
+    exact = conn.get(keys.steptime_size(_queue(), model, f"{width}x{height}"))
     if exact is not None:
         return float(exact)
     points = []
-    for size, value in conn.hgetall(_key(model, "sizes")).items():
+    for size, value in conn.hgetall(keys.steptime_sizes(_queue(), model)).items():
         w, h = (int(v) for v in _decode(size).split("x"))
         points.append((w * h, float(_decode(value).split("|")[0])))
     if points:
         return predict_step_time(fit_step_time(points), width * height)
-    per_mpx = conn.get(_key(model, "per_mpx"))  # recorded by earlier versions
+    per_mpx = conn.get(keys.steptime_per_mpx(_queue(), model))  # recorded by earlier versions
     if per_mpx is not None:
         return float(per_mpx) * width * height / 1e6
     return None

@@ -12,13 +12,13 @@ import sqlalchemy.orm as so
 
 from extensions import db
 from models import Task, TaskState, iso
-from services.core import queue, redis_client
+from services.core import keys, queue, redis_client
 from services.generation import dispatch, tasks
 
 
 def _worker_state(name: str) -> dict:
     try:
-        raw = redis_client.connection().hgetall(redis_client.key("workers", name))
+        raw = redis_client.connection().hgetall(keys.worker_info(name))
     except redis.RedisError:
         return {}
     return {k.decode(): v.decode() for k, v in raw.items()}

@@ -4,11 +4,18 @@ reconciler make. A task's state only moves forward, each move a conditional upda
 
     queued → running            claim_next / claim_batch → start_task (the worker takes
                                 the fairest, and the tasks of its round that share its call)
-    running → done              complete_task (the worker saved every image)
-    queued | running → failed   fail_task (the job raised; reconcile: its worker died)
+    running → done              complete_task (the worker saved every image);
+                                finish_checked (some withheld by the image check: their
+                                share refunded); fail_task with some images saved
+    queued | running → failed   fail_task (the job raised; reconcile: its worker died);
+                                finish_checked (every image withheld)
     queued | running → canceled cancel (the owner, staff, leaving the studio)
 
-A failed or canceled task is refunded in the transaction of that move, so once.
+Every move and every refund is made here (_finish, the one place a task ends), through
+services/accounts/credits.py: a failed or canceled task is refunded in full, a task done
+with some images missing their share, in the transaction of that move, so once. Nothing
+else changes a task's state; the worker reports what happened (images saved, withheld,
+an error) and calls these.
 
 Every change costs the same whatever the queue's depth: the fair order is stored in
 the rows (dispatch.py), a change is announced with one `queue` event (counts), and the
@@ -29,7 +36,7 @@ from PIL import Image as PILImage
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Image, LedgerKind, Task, TaskState, User, iso, utcnow
+from models import Image, Task, TaskState, User, iso, utcnow
 from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
@@ -129,7 +136,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         # Redis went away between the check above and now: the task stays queued and
         # the reconciler gives it a job when Redis is back (nothing is lost or refunded).
         log.error("enqueue of task %s failed (the reconciler will queue it): %s", task.id, exc)
-    _emit(task)
+    announce_task(task)
     announce_queue()
     return task
 
@@ -263,7 +270,7 @@ def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINIS
         if state in (TaskState.FAILED, TaskState.CANCELED):
             credits.refund_task(task)
         elif refund > 0:
-            credits.change_balance(task.user_id, refund, LedgerKind.REFUND, task_id=task.id, note=refund_note)
+            credits.refund_partly(task, refund, refund_note)
 
     if not transitions.advance(Task, task.id, from_states, then=refund_if_owed,
                                state=state.value, error=error, finished_at=utcnow()):
@@ -272,7 +279,7 @@ def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINIS
         queue.clear_progress(task.id)
     except redis.RedisError:
         pass
-    _emit(task)
+    announce_task(task)
     return True
 
 
@@ -282,7 +289,7 @@ def start_task(task_id: str, worker_name: str) -> Task | None:
                                started_at=utcnow(), worker=worker_name):
         return None
     task = db.session.get(Task, task_id)
-    _emit(task)
+    announce_task(task)
     return task
 
 
@@ -390,6 +397,33 @@ def finish_partly(task: Task, missing: int, message: str, *, note: str) -> bool:
                    refund=share_of(task.cost, task.samples, missing), refund_note=note)
 
 
+def withheld_message(count: int, samples: int, refunded: int) -> str:
+    """The task's message when the image check withheld `count` of its images."""
+    if count >= samples:
+        which = "The image was" if samples == 1 else f"All {samples} images were"
+        return f"{which} withheld by the image check; your tokens were refunded."
+    images = "images was" if count == 1 else "images were"  # "1 of 4 images was"
+    its = "its" if count == 1 else "their"
+    tokens = (f"{its} share of the cost ({refunded} token{'s' if refunded != 1 else ''}) was refunded"
+              if refunded else "no tokens were charged for " + ("it" if count == 1 else "them"))
+    return f"{count} of {samples} {images} withheld by the image check; {tokens}."
+
+
+def finish_checked(task: Task, withheld_count: int) -> bool:
+    """End a task whose every image is saved or was withheld by the image check
+    (worker/safety.py gives the verdicts; the worker counts what it withheld). None
+    withheld: done. Some: done, with the message and a refund of their share (a ledger
+    row) in the same transaction. All: failed, refunded in full (the studio shows a
+    failed task's message)."""
+    if withheld_count <= 0:
+        return complete_task(task)
+    share = share_of(task.cost, task.samples, withheld_count)
+    message = withheld_message(withheld_count, task.samples,
+                               task.cost if withheld_count >= task.samples else share)
+    return finish_partly(task, withheld_count, message,
+                         note=f"{withheld_count} of {task.samples} images withheld by the image check")
+
+
 def reconcile() -> dict:
     """Settle tasks whose job was lost: a running task whose worker's heartbeat is gone
     (services/core/liveness.py) fails and is refunded; when queued tasks outnumber the jobs
@@ -471,7 +505,9 @@ def event_payload(task: Task, positions: dict[str, int] | None = None) -> dict:
             "refunded": task.refunded, "seed": task.seed}
 
 
-def _emit(task: Task) -> None:
+def announce_task(task: Task) -> None:
+    """The task's owner gets a `task` event with its row as it is now (the studio
+    updates its card). Never raises."""
     try:
         events.emit_task(task.user.room, event_payload(task))
     except Exception as exc:  # live events are a convenience; the row is the truth

@@ -33,7 +33,7 @@ from rq.job import Job, JobStatus
 
 from extensions import db
 from models import Archive, ArchiveState, Image, User, utcnow
-from services.core import events, liveness, redis_client, transitions
+from services.core import events, keys, liveness, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, Unavailable, ValidationError
 from services.library import boards, storage
 
@@ -185,7 +185,7 @@ def archive_queue() -> Queue:
 
 
 def job_id(archive_id: str) -> str:
-    return f"archive-{archive_id}"
+    return keys.archive_job(archive_id)
 
 
 def _selected_ids(user: User, data: dict) -> tuple[str, str | None, list[str]]:

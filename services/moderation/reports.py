@@ -106,10 +106,6 @@ def list_reports(*, state: str = "open", offset: int = 0, limit: int = 50) -> tu
     return result, total
 
 
-def open_count() -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(Report).where(Report.state == "open")) or 0
-
-
 def get_report(report_id) -> Report:
     try:
         entry = db.session.get(Report, int(report_id))

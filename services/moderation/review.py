@@ -78,7 +78,7 @@ def _held(image_id: str) -> Image:
 def _tell_owner(task: Task | None) -> None:
     if task is None:
         return
-    task_service._emit(task)  # the studio updates the card (a convenience: never raises)
+    task_service.announce_task(task)  # the studio updates the card (a convenience: never raises)
 
 
 def release(image_id: str, reason: str = "") -> dict:

@@ -502,11 +502,6 @@ def blocked_summary(*, limit: int = 50) -> list[dict]:
             for uuid, username, n, when in rows]
 
 
-def blocked_count(user_id: int) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(BlockedPrompt)
-                             .where(BlockedPrompt.user_id == user_id)) or 0
-
-
 def recent_blocked(*, offset: int, limit: int, user_uuid: str | None = None) -> tuple[list[dict], int]:
     where = []
     if user_uuid:

@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 
 from extensions import db
 from models import Ledger
+from services.core import keys
 from services.core import queue as queue_service
 from services.core import redis_client
 from tests.helpers import WorkerProcess, instance_env, make_app, wait_for
@@ -202,7 +203,7 @@ def test_estimates_keep_a_step_time_per_batch_size(batch_stack, batch_users):
         task = user.wait_task(user.submit(width=80, height=80, steps=3, samples=samples).get_json()["id"])
         assert task["state"] == "done", task
     with app.app_context():
-        stored = redis_client.connection().hgetall(estimates._key("demo", "batches:80x80"))
+        stored = redis_client.connection().hgetall(keys.steptime_batches(app.config["QUEUE_NAME"], "demo", "80x80"))
         assert set(stored) == {b"3"}  # calls of 3 images; the single image's figure is kept apart
         per_three = estimates.seconds_per_step("demo", 80, 80, images=3)
         single = estimates.seconds_per_step("demo", 80, 80)

@@ -122,3 +122,41 @@ def test_the_balance_always_equals_the_sum_of_the_ledger(books_app, ops):
                 assert refunds == [] and not task.refunded
         assert [m for m in credits.check_ledger() if m["user_id"] == user.id] == []
         db.session.remove()
+
+
+def test_a_partial_refund_is_made_once_by_the_move_that_ends_the_task(books_app):
+    """A task done with 1 of its 4 images withheld is refunded that image's share in one
+    ledger row; a second end changes nothing, and a second refund row is refused by the
+    ledger's unique (task, kind) constraint, however it is asked for."""
+    from sqlalchemy.exc import IntegrityError
+
+    from extensions import db
+    from models import Ledger, Task
+    from services.accounts import credits
+    from services.accounts.users import register_user
+    from services.generation import tasks
+
+    with books_app.app_context():
+        user = register_user(f"p{uuid.uuid4().hex[:12]}", f"{uuid.uuid4().hex[:12]}@example.com",
+                             "a long enough password")
+        task = tasks.submit_task(user, {"prompt": "books", "width": 512, "height": 512, "steps": 40, "samples": 4})
+        assert task.cost >= 4
+        tasks.start_task(task.id, "a-test")
+        task = db.session.get(Task, task.id)
+        assert tasks.finish_checked(task, 1) is True
+        assert tasks.finish_checked(task, 1) is False  # ended already: no second move, no refund
+
+        def refunds():
+            return db.session.scalars(sa.select(Ledger.delta).where(
+                Ledger.task_id == task.id, Ledger.kind == "refund")).all()
+
+        assert refunds() == [task.cost // 4]
+        assert db.session.get(Task, task.id).state == "done" and not task.refunded
+        with pytest.raises(IntegrityError):
+            credits.refund_partly(task, 1, "again")
+            db.session.flush()
+        db.session.rollback()
+        assert refunds() == [task.cost // 4]
+        db.session.refresh(user)
+        assert user.tokens == credits.ledger_balance(user.id)
+        db.session.remove()

@@ -10,6 +10,7 @@ import time
 import pytest
 import redis
 
+from services.core import keys
 from services.generation import estimates
 from tests.helpers import image_bytes, wait_for
 from tests.integration.helpers import post_upload
@@ -79,7 +80,7 @@ def test_sizes_never_measured_are_read_off_a_fit_of_the_measured_ones(app, make_
     predicted = step_time(app, side, side)
     # Read off the fit over every size measured so far (other tests' sizes included).
     with app.app_context():
-        stored = estimates.redis_client.connection().hgetall(estimates._key("demo", "sizes"))
+        stored = estimates.redis_client.connection().hgetall(keys.steptime_sizes(app.config["QUEUE_NAME"], "demo"))
     points = []
     for size, value in stored.items():
         w, h = (int(v) for v in size.decode().split("x"))

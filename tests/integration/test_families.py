@@ -11,6 +11,7 @@ import redis
 import requests
 from PIL import Image as PILImage
 
+from services.core import keys
 from services.core import queue as queue_service
 from tests.helpers import WebServer, WorkerProcess, instance_env, make_app, wait_for
 from tests.integration.helpers import ApiUser, connect, csrf_from, make_staff
@@ -89,7 +90,7 @@ def test_switching_family_keeps_one_model_loaded(family_stack, family_user):
         [name] = [n for n, w in queue_service.workers().items() if w["pid"] == family_stack.worker.proc.pid]
 
     def state():
-        return {k.decode(): v.decode() for k, v in conn.hgetall(queue_service.key("workers", name)).items()}
+        return {k.decode(): v.decode() for k, v in conn.hgetall(keys.worker_info(name)).items()}
 
     run(family_user, model="demo-sdxl")
     before = int(state()["loads"])

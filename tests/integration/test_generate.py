@@ -9,6 +9,7 @@ from PIL import Image as PILImage
 
 from extensions import db
 from models import Ledger, Task
+from services.core import keys
 from services.core import queue as queue_service
 from services.generation.params import task_cost
 from tests.helpers import wait_for
@@ -63,7 +64,7 @@ def test_the_worker_loads_the_pipeline_once_for_many_jobs(app, make_user):
         [worker_name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
 
     def loads() -> int:
-        return int(conn.hget(queue_service.key("workers", worker_name), "loads") or 0)
+        return int(conn.hget(keys.worker_info(worker_name), "loads") or 0)
 
     first = user.wait_task(user.submit(steps=2).get_json()["id"])
     assert first["state"] == "done"
@@ -144,7 +145,7 @@ def test_the_worker_switches_models_and_keeps_the_last_one_loaded(app, make_user
             db.session.commit()
         [worker_name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
     conn = redis.Redis.from_url(app.config["REDIS_URL"])
-    state = lambda: conn.hgetall(queue_service.key("workers", worker_name))  # noqa: E731
+    state = lambda: conn.hgetall(keys.worker_info(worker_name))  # noqa: E731
     user = make_user()
     loads = int(state()[b"loads"])
     assert user.wait_task(user.submit(model="second", steps=2).get_json()["id"])["state"] == "done"

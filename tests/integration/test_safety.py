@@ -167,10 +167,10 @@ def test_block_keeps_no_image_and_refunds_the_task(safety_stacks):
 
 def test_block_refunds_the_share_of_the_images_it_withheld(safety_stacks):
     """A task of 4 whose 1 image was withheld: done, with a message, refunded a quarter
-    of its cost (rounded down) in one ledger row. (The worker's own call of finish_task,
-    made here on a task no worker can take: the block worker's classifier withholds all.)"""
+    of its cost (rounded down) in one ledger row. (The worker's own call of
+    tasks.finish_checked, made here on a task no worker can take: the block worker's
+    classifier withholds all.)"""
     from services.generation import tasks as task_service
-    from worker import safety
 
     stack = safety_stacks["missing"]  # its worker takes no task
     owner = stack.user("share")
@@ -180,14 +180,14 @@ def test_block_refunds_the_share_of_the_images_it_withheld(safety_stacks):
     assert cost >= 4
     with stack.app.app_context():
         task = task_service.start_task(submitted["id"], "a-test")
-        assert safety.finish_task(task, 1) is True
+        assert task_service.finish_checked(task, 1) is True
         row = db.session.scalar(sa.select(Ledger).where(Ledger.task_id == task.id, Ledger.kind == "refund"))
         assert row.delta == cost * 1 // 4
         assert db.session.get(Task, task.id).state == "done"
     after = owner.get(f"/api/v1/tasks/{submitted['id']}").get_json()
     assert after["error"].startswith("1 of 4 images was withheld by the image check")
     assert owner.me()["tokens"] == before - cost + cost // 4
-    assert safety.refund_share(10, 3, 3) == 10 and safety.refund_share(5, 4, 1) == 1
+    assert task_service.share_of(10, 3, 3) == 10 and task_service.share_of(5, 4, 1) == 1
 
 
 def test_without_its_classifier_a_worker_takes_no_task_until_one_is_dropped_in(safety_stacks):
