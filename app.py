@@ -23,8 +23,7 @@ from services.core.args import StrictJSON
 from services.core.errors import ServiceError
 from services.core.events import client_manager
 from services.generation.tasks import reconcile
-from views import (account, admin, admin_audit, admin_moderation, api, auth, errors, gallery,  # noqa: F401
-                   metrics, public, sockets, studio)
+from views import account, admin, api, auth, errors, gallery, metrics, public, sockets, studio
 from views.compat import a1111 as compat_a1111, openai as compat_openai
 from views.errors import error_response, wants_json
 
@@ -99,6 +98,9 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     # Cookies set over HTTPS are marked Secure (the session's, remember-me's, any).
     app.wsgi_app = proxy.wrap(proxy.SecureCookies(app.wsgi_app), app.config.get("TRUSTED_PROXIES", ""))
 
+    # Who may open what is checked at each blueprint: public and auth are open; studio,
+    # account and gallery need a sign-in (views/access.py); admin is staff only
+    # (views/admin/common.py); the API authenticates itself (views/api/common.py).
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(studio.bp)

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from extensions import db
 from models import Image, Task
 from services.accounts import credits, links, signin, tiers
 from services.library import archives as archive_service
 from services.core import mail
+from views.access import require_sign_in
 from views.auth import end_this_session
 
 bp = Blueprint("account", __name__)
+bp.before_request(require_sign_in)  # every page here is for a signed-in user (views/access.py)
 
 
 @bp.get("/account")
-@login_required
 def index():
     user = current_user
     count = lambda model: db.session.scalar(  # noqa: E731
@@ -42,7 +43,6 @@ def index():
 
 
 @bp.post("/account/sign-out-everywhere")
-@login_required
 def sign_out_everywhere():
     """Every sign-in of this account ends: other browsers and devices, remembered ones,
     copied cookies, and this one. API tokens stay (the API tab revokes them)."""
@@ -64,7 +64,6 @@ def ledger_context(user, offset: int) -> dict:
 
 
 @bp.get("/account/ledger")
-@login_required
 def ledger():
     """The ledger card (account/_ledger.html) at ?offset=."""
     offset = max(0, request.args.get("offset", 0, type=int))
@@ -72,7 +71,6 @@ def ledger():
 
 
 @bp.get("/account/api-tokens")
-@login_required
 def api_tokens():
     """The personal API tokens table (account/_tokens.html)."""
     return render_template("account/_tokens.html", api_tokens=signin.list_api_tokens(current_user))
@@ -87,7 +85,6 @@ def archives_context(user) -> dict:
 
 
 @bp.get("/account/archives")
-@login_required
 def archives():
     """The account's ZIP archives (account/_archives.html): ready, being made, failed and
     expired ones, newest first (the JSON list: GET /api/v1/archives)."""

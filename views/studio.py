@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from services.generation import catalog, params, tasks
+from views.access import require_sign_in
 
 bp = Blueprint("studio", __name__)
+bp.before_request(require_sign_in)  # every page here is for a signed-in user (views/access.py)
 
 
 @bp.get("/studio")
-@login_required
 def index():
     limits = tasks.limits_for(current_user)
     cards = catalog.cards()

@@ -1,14 +1,16 @@
 """Staff-only comes from the structure, not from each route: every rule of the staff
 API blueprint (api.admin, views/api/common.py) and of the staff pages (admin,
-views/admin.py), walked from app.url_map with each of its methods, is refused to a
+views/admin/common.py), walked from app.url_map with each of its methods, is refused to a
 stranger (401; a page sends them to sign in) and to a signed-in user who is not staff
-(403), whether they come with a session cookie and its CSRF token or with an API token."""
+(403), whether they come with a session cookie and its CSRF token or with an API token.
+Signed-in only is the same: every rule of the studio, gallery and account pages
+(views/access.py) sends a stranger to sign in, and back here afterwards."""
 from __future__ import annotations
 
 import re
 
 from tests.helpers import unique
-from tests.integration.helpers import ApiUser, make_staff, sign_in
+from tests.integration.helpers import ApiUser, csrf_from, make_staff, sign_in
 
 STAFF_BLUEPRINTS = {"api.admin": "api", "admin": "page"}
 
@@ -92,3 +94,40 @@ def test_staff_get_through(idle_app):
     assert len(gets) >= 5
     statuses = {url: send(client, "GET", url, headers).status_code for url in gets}
     assert set(statuses.values()) == {200}, statuses
+
+
+def test_options_on_a_staff_page_is_refused_like_any_method(idle_app):
+    """OPTIONS runs no view, but the staff check answers it as it answers a GET (it was
+    a 500: the check asked an anonymous user whether it was staff)."""
+    pages = sorted({url for kind, _method, url in staff_routes(idle_app) if kind == "page"})
+    stranger = idle_app.test_client()
+    for url in pages:
+        response = stranger.options(url)
+        assert response.status_code == 302, (url, response.status_code)
+        assert response.headers["Location"] == f"/login?next={url}"
+    client = idle_app.test_client()
+    user = ApiUser(client, unique("plain"))
+    sign_in(client, user.username, user.password)
+    assert {url: client.options(url).status_code for url in pages} == dict.fromkeys(pages, 403)
+
+
+SIGNED_IN_BLUEPRINTS = ("studio", "gallery", "account")
+
+
+def test_every_signed_in_page_sends_a_stranger_to_sign_in_and_back(idle_app):
+    """Each rule of the signed-in page blueprints, each method: a redirect to /login with
+    the path and query to come back to; a JSON-ish partial (the account's tables) too."""
+    routes = [(method, re.sub(r"<(?:[^:<>]+:)?[^<>]+>", "nobody", rule.rule))
+              for rule in idle_app.url_map.iter_rules()
+              if rule.endpoint.partition(".")[0] in SIGNED_IN_BLUEPRINTS
+              for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    assert {("GET", "/studio"), ("GET", "/images/nobody"), ("GET", "/account/ledger"),
+            ("POST", "/account/sign-out-everywhere")} <= set(routes)
+    client = idle_app.test_client()
+    csrf = csrf_from(client.get("/login").data)
+    wrong = []
+    for method, url in routes:
+        response = client.open(url + "?offset=20", method=method, data={"csrf_token": csrf})
+        if response.status_code != 302 or response.headers["Location"] != f"/login?next={url}?offset%3D20":
+            wrong.append(f"{method} {url}: {response.status_code} {response.headers.get('Location')}")
+    assert not wrong, wrong

@@ -213,3 +213,25 @@ def test_public_api_routes_are_marked_where_they_are_defined():
     """No list of public endpoints kept elsewhere: a route is public by its @public."""
     for path in python_files("views"):
         assert "PUBLIC_ENDPOINTS" not in path.read_text(), path
+
+
+def test_pages_check_access_at_their_blueprint():
+    """Sign-in and staff checks are a blueprint's before_request (views/access.py,
+    views/admin/common.py, views/api/common.py), never a decorator on each route."""
+    wrong = [str(path.relative_to(ROOT)) for path in python_files("views") if "@login_required" in path.read_text()]
+    assert not wrong, f"per-route sign-in checks in: {wrong}"
+    for name in ("studio", "gallery", "account"):
+        tree = ast.parse((ROOT / "views" / f"{name}.py").read_text())
+        hooks = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and node.func.attr == "before_request"
+                 and [ast.unparse(arg) for arg in node.args] == ["require_sign_in"]]
+        assert hooks, f"views/{name}.py does not register require_sign_in on its blueprint"
+
+
+def test_the_staff_pages_are_one_package():
+    """views/admin/: one module a page on the blueprint of views/admin/common.py; nothing
+    left at the flat paths views/admin.py, views/admin_audit.py, views/admin_moderation.py."""
+    assert (ROOT / "views" / "admin" / "__init__.py").is_file()
+    assert not sorted(p.name for p in (ROOT / "views").glob("admin*.py"))
+    pages = [m for m in MODULES if m.startswith("views.admin.") and m != "views.admin.common"]
+    assert len(pages) >= 6 and all("views.admin.common" in graph()[m] for m in pages), pages

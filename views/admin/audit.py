@@ -1,14 +1,15 @@
 """Admin → Audit (/admin/audit): the staff audit trail (services/core/audit.py), filtered
-and paged, with a one-click CSV download of the same filter. Routes on the admin
-blueprint (staff only). The table is a server-rendered partial (admin/_audit_rows.html),
-fetched again by site/static/js/pages/admin-audit.js after a filter or a page."""
+and paged, with a one-click CSV download of the same filter (the staff API's
+/api/v1/admin/audit.csv). The table is a server-rendered partial
+(admin/_audit_rows.html), fetched again by site/static/js/pages/admin-audit.js after a
+filter or a page."""
 from __future__ import annotations
 
 from flask import render_template, request, url_for
 
 from services.core import audit as trail
 from services.core.errors import ValidationError
-from views.admin import _offset, bp
+from views.admin.common import bp, offset_arg
 
 AUDIT_PAGE = 50
 
@@ -16,7 +17,7 @@ AUDIT_PAGE = 50
 def audit_context(args) -> dict:
     """The table's context for the filter in `args`; a filter that does not parse shows
     its error above an empty table (the page still answers)."""
-    offset = _offset()
+    offset = offset_arg()
     try:
         filters = trail.parse_filters(args)
     except ValidationError as exc:

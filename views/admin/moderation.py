@@ -1,10 +1,12 @@
 """Admin → Moderation (/admin/moderation): prompt rules, blocked attempts, showcase
-reports and images held by the image check. Routes on the admin blueprint."""
+reports and images held by the image check: a shell filled by
+site/static/js/pages/admin-moderation*.js from the staff API (views/api/moderation.py,
+views/api/safety_review.py)."""
 from __future__ import annotations
 
 from flask import render_template
 
-from views.admin import bp
+from views.admin.common import bp
 
 
 @bp.get("/moderation")
