@@ -83,6 +83,22 @@ def _deactivated(app, client, staff):
     return target
 
 
+def _pending(app, client, staff):
+    """An account waiting for approval, as DAYDREAM_REGISTRATION=approval makes them."""
+    from extensions import db
+    from models import User
+
+    target = _user(app, client, staff)
+    with app.app_context():
+        db.session.scalar(sa.select(User).where(User.uuid == target)).pending = True
+        db.session.commit()
+    return target
+
+
+def _approve(app, client, staff, target, reason):
+    return client.post(f"/api/v1/admin/users/{target}/approve", json={"reason": reason}, headers=staff), None
+
+
 def _delete_user(app, client, staff, target, reason):
     return client.delete(f"/api/v1/admin/users/{target}", json={"reason": reason}, headers=staff), None
 
@@ -157,6 +173,7 @@ STAFF_ACTIONS = {
     "users.reactivate": (_deactivated, _patch(active=True), "user"),
     "users.delete": (_user, _delete_user, "user"),
     "users.reset_link": (_user, _reset_link, "user"),
+    "users.approve": (_pending, _approve, "user"),
     "vouchers.batch": (lambda *a: None, _vouchers, "voucher_batch"),
     "models.scan": (lambda *a: None, _scan, "models"),
     "models.disable": (*_model({"enabled": False}, _lora), "model"),
