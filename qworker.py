@@ -46,15 +46,12 @@ class DaydreamWorker(SimpleWorker):
         # its settings, and worker.jobs brings torch and diffusers with it.
         from services.generation import catalog
         from services.generation.tasks import reconcile
-        from worker import jobs
+        from worker import disk, get_app, jobs, safety
+        from worker import metrics as worker_metrics
         from worker.heartbeat import WorkerThreads
 
         jobs.WORKER_NAME = self.name
-        app = jobs.get_app()
-        from worker import metrics as worker_metrics
-        from worker import safety
-
-        from worker import disk
+        app = get_app()
 
         # A worker without its image classifier (DAYDREAM_SAFETY on), or whose images
         # folder's disk is almost full (DAYDREAM_MIN_FREE_MB), takes no task: its
@@ -98,9 +95,9 @@ class DaydreamWorker(SimpleWorker):
         """DAYDREAM_SAFETY on and no classifier loaded: take no job (the queued tasks wait)
         and try again every SAFETY_RETRY seconds, so a classifier dropped into the folder
         is picked up without a restart (worker/safety.py)."""
-        from worker import jobs, safety
+        from worker import get_app, safety
 
-        app = jobs.get_app()
+        app = get_app()
         said = None
         while not safety.ready():
             if safety.status() != said:
