@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -283,12 +284,15 @@ class StackFactory:
     with settings of its own gets its own. A stack asked for with `keep=True` (by a
     session-scoped fixture) lives until the session ends; of the others, the `spare`
     most recently asked for are kept for a later module and older ones stopped, so a
-    run holds a bounded number of workers whatever order the modules run in."""
+    run holds a bounded number of workers whatever order the modules run in. Stopping
+    runs in the background (a worker can take its whole SIGTERM grace to exit): the
+    next module does not wait for it, and the session's end waits for them all."""
 
-    def __init__(self, base: Path, redis_url: str, models_path: Path, spare: int = 2):
+    def __init__(self, base: Path, redis_url: str, models_path: Path, spare: int = 1):
         self.base, self.redis_url, self.models_path, self.spare = base, redis_url, models_path, spare
         self.stacks: dict[tuple, Stack] = {}  # oldest request first
         self.kept: set[tuple] = set()
+        self.stopping: list[threading.Thread] = []
 
     def __call__(self, *, worker: bool = True, archiver: bool = False, web: int = 0,
                  keep: bool = False, **settings) -> Stack:
@@ -313,12 +317,20 @@ class StackFactory:
     def _stop_the_oldest(self, current: tuple) -> None:
         spares = [key for key in self.stacks if key not in self.kept and key != current]
         for key in spares[:max(0, len(spares) - self.spare)]:
-            self.stacks.pop(key).stop()
+            self._stop_in_background(self.stacks.pop(key))
+
+    def _stop_in_background(self, stack: Stack) -> None:
+        thread = threading.Thread(target=stack.stop, name=f"stop {stack.instance.name}")
+        thread.start()
+        self.stopping.append(thread)
 
     def stop(self) -> None:
         for stack in reversed(list(self.stacks.values())):
-            stack.stop()
+            self._stop_in_background(stack)
         self.stacks.clear()
+        for thread in self.stopping:
+            thread.join()
+
 
 # --- mail ---------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from models import Ledger
 from services.core import keys
 from services.core import queue as queue_service
 from services.core import redis_client
-from tests.helpers import WorkerProcess, instance_env, make_app, wait_for
+from tests.helpers import wait_for
 from tests.integration.helpers import ApiUser
 
 TOLERANCE = {"max": 2, "mean": 0.1}  # levels of 255: the largest difference, and the mean
@@ -31,14 +31,11 @@ SMALL = {"width": 64, "height": 64, "steps": 4}
 
 
 @pytest.fixture(scope="module")
-def batch_stack(tmp_path_factory, redis_url, models_path):
-    instance = tmp_path_factory.mktemp("batching")
-    env = instance_env(instance, redis_url, models_path, DAYDREAM_MAX_BATCH=8,
-                       DAYDREAM_STARTING_TOKENS=10000, DAYDREAM_PREVIEW_HZ=50)
-    app = make_app(env)
-    app.worker = WorkerProcess(env, instance / "worker.log").start()
-    yield app
-    app.worker.stop()
+def batch_stack(stack_factory):
+    shared = stack_factory(DAYDREAM_MAX_BATCH=8, DAYDREAM_STARTING_TOKENS=10000, DAYDREAM_PREVIEW_HZ=50)
+    app = shared.app
+    app.worker = shared.worker
+    return app
 
 
 @pytest.fixture

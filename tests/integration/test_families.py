@@ -13,24 +13,18 @@ from PIL import Image as PILImage
 
 from services.core import keys
 from services.core import queue as queue_service
-from tests.helpers import WebServer, WorkerProcess, instance_env, make_app, wait_for
+from tests.helpers import wait_for
 from tests.integration.helpers import ApiUser, connect, csrf_from, make_staff
 
 MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux"}
 
 
 @pytest.fixture(scope="module")
-def family_stack(tmp_path_factory, redis_url, models_path):
-    instance = tmp_path_factory.mktemp("families")
-    env = instance_env(instance, redis_url, models_path, DAYDREAM_DEMO_MODELS="all", DAYDREAM_PREVIEW_HZ=50,
-                       DAYDREAM_STARTING_TOKENS=10000)
-    app = make_app(env)
-    worker = WorkerProcess(env, instance / "worker.log").start()
-    server = WebServer(env, instance / "web.log").start()
-    app.worker, app.server = worker, server
-    yield app
-    server.stop()
-    worker.stop()
+def family_stack(stack_factory):
+    shared = stack_factory(web=1, DAYDREAM_DEMO_MODELS="all", DAYDREAM_PREVIEW_HZ=50, DAYDREAM_STARTING_TOKENS=10000)
+    app = shared.app
+    app.worker, app.server = shared.worker, shared.web(1)
+    return app
 
 
 @pytest.fixture(scope="module")
