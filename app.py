@@ -61,7 +61,6 @@ class Request(FlaskRequest):
         return data
 
 
-
 def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     """web=False builds the app for the worker: database and config, no Socket.IO
     server, no pages."""
