@@ -133,7 +133,7 @@ def test_healthz_reports_db_redis_and_workers(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"db": "ok", "redis": "ok", "workers": 1, "workers_ready": 1,
-                                   "archive_workers": 1, "safety": "off"}
+                                   "archive_workers": 1, "safety": "off", "disk": "ok"}
 
 
 def test_queue_status_shows_your_position(make_idle_user):
