@@ -19,9 +19,10 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('pending', sa.Boolean(), server_default=sa.text('false'), nullable=False))
-        batch_op.add_column(sa.Column('held_tokens', sa.Integer(), server_default=sa.text('0'), nullable=False))
+    # Plain ADD COLUMNs: a batch on SQLite would copy the users table (its defaults are SQL
+    # expressions), and dropping the old one cascades to every row that points at a user.
+    op.add_column('users', sa.Column('pending', sa.Boolean(), server_default=sa.text('false'), nullable=False))
+    op.add_column('users', sa.Column('held_tokens', sa.Integer(), server_default=sa.text('0'), nullable=False))
 
 
 def downgrade():
