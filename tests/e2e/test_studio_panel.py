@@ -104,7 +104,7 @@ def test_an_init_image_of_another_shape_can_be_matched_and_says_how_it_is_fitted
     register_and_sign_in(page, "fitter")
     page.set_input_files("#init-file", files=[{"name": "wide.png", "mimeType": "image/png", "buffer": wide_png()}])
     expect(page.locator("#init-preview")).to_be_visible()
-    expect(page.locator("#init-size")).to_contain_text("256 × 171")
+    expect(page.locator("#init-size")).to_contain_text("600 × 400")  # kept at its size, fitted at task time
     line = page.locator("#init-fit-line")
     expect(page.locator("#init-fit")).to_be_visible()
     expect(line).to_contain_text("Cropped to fill 256 × 256")
