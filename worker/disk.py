@@ -37,7 +37,7 @@ def wait_for_space(stop_requested: Callable[[], bool] = lambda: False) -> None:
         now = status()
         if now == "ok":
             break
-        if now != said and said is None:
+        if said is None:
             log.error("the images folder's disk is almost full (%s); taking no tasks until there "
                       "is room", now)
         said = now

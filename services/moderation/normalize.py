@@ -44,7 +44,7 @@ _IGNORED = frozenset([0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0, 0x17B4, 0x17B5,
 LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
                       "@": "a", "$": "s", "!": "i", "|": "l", "\u20ac": "e"})
 LEET_ONE_AS_L = str.maketrans({"1": "l"})
-_TOKEN = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")  # a word: letters and digits (rules.py reads words the same way)
 
 
 def _ignored(ch: str) -> bool:
@@ -119,7 +119,7 @@ def spaced_letters(text: str) -> str:
     """The runs of single letters or digits set apart by separators, each run as one
     word ("a c s a m b" -> "acsamb"); runs are joined by spaces. Empty when there is none."""
     runs, run = [], []
-    for token in _TOKEN.findall(text):
+    for token in WORD.findall(text):
         if len(token) == 1:
             run.append(token)
             continue

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from extensions import db
 from models import BlockedPrompt, PromptRule, User, iso
 from services.core.errors import NotFound, ServiceError, ValidationError
-from services.moderation.normalize import Form, fold, forms
+from services.moderation.normalize import WORD, Form, fold, forms
 
 try:  # the `regex` package has a match timeout; Python's re has none
     import regex as _regex
@@ -123,13 +123,11 @@ class Hit:
         return f"{self.form}: \u201c{self.text}\u201d"
 
 
-_TOKEN = re.compile(r"[^\W_]+")
-
 
 def _words(term: str) -> tuple[list[str], bool]:
     """The folded words of a word rule (or of one term of a pair), and whether it ends
     in "*" (anything may follow)."""
-    return _TOKEN.findall(fold(term)), term.rstrip().endswith("*")
+    return WORD.findall(fold(term)), term.rstrip().endswith("*")
 
 
 class Terms:
@@ -171,7 +169,7 @@ class Terms:
                 found = None if form.spaced else _find(self.split, form.text)
                 if found:
                     name = "no separators" + ("" if form.name == "text" else f" ({form.name})")
-                    return Hit(name, "".join(_TOKEN.findall(found.group(0))))
+                    return Hit(name, "".join(WORD.findall(found.group(0))))
         return None
 
 
