@@ -32,6 +32,58 @@ def _number(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+# A1111's names for the inpaint settings (its img2img tab's options, as its infotext writes them)
+INPAINT_AREA_NAMES = {"whole": "Whole picture", "masked": "Only masked"}
+MASKED_CONTENT_NAMES = {"original": "original", "fill": "fill",
+                        "latent_noise": "latent noise", "latent_nothing": "latent nothing"}
+INPAINT_KEYS = ("mask_blur", "inpaint_area", "inpaint_padding", "masked_content", "mask_invert",
+                "noise_multiplier", "outpaint")
+OUTPAINT_SIDES = ("left", "right", "top", "bottom")
+
+
+def inpaint_settings(metadata: dict) -> dict:
+    """The inpaint settings an image's metadata records, {} when it is not an inpaint image.
+
+    Read from metadata["inpaint"] (the task's parameters) when that is a dict, else from
+    the same keys set flat in the metadata. An image counts as inpainted when it has a
+    mask or an outpaint with any side above 0."""
+    nested = metadata.get("inpaint")
+    source = nested if isinstance(nested, dict) else metadata
+    settings = {key: source[key] for key in INPAINT_KEYS if source.get(key) is not None}
+    if "noise_multiplier" not in settings and source.get("initial_noise_multiplier") is not None:
+        settings["noise_multiplier"] = source["initial_noise_multiplier"]  # A1111's name for it
+    outpaint = settings.get("outpaint")
+    if isinstance(outpaint, dict):
+        settings["outpaint"] = {side: int(outpaint.get(side) or 0) for side in OUTPAINT_SIDES}
+    else:
+        settings.pop("outpaint", None)
+    outpainting = any(settings.get("outpaint", {}).values())
+    if not metadata.get("mask") and not outpainting:
+        return {}
+    return settings
+
+
+def _inpaint_fields(settings: dict) -> list[tuple[str, object]]:
+    area = settings.get("inpaint_area")
+    content = settings.get("masked_content")
+    fields = [
+        ("Mask blur", settings.get("mask_blur")),
+        ("Inpaint area", INPAINT_AREA_NAMES.get(area, area)),
+        ("Masked content", MASKED_CONTENT_NAMES.get(content, content)),
+    ]
+    if area == "masked":
+        fields.append(("Inpaint padding", settings.get("inpaint_padding")))
+    if settings.get("mask_invert"):
+        fields.append(("Mask mode", "Inpaint not masked"))
+    noise = settings.get("noise_multiplier")
+    if noise is not None and float(noise) != 1:
+        fields.append(("Noise multiplier", float(noise)))
+    outpaint = settings.get("outpaint") or {}
+    if any(outpaint.values()):
+        fields.append(("Outpaint", ", ".join(f"{side} {outpaint[side]}" for side in OUTPAINT_SIDES)))
+    return fields
+
+
 def format_parameters(metadata: dict) -> str:
     """The plain-text "parameters" block other Stable Diffusion tools read:
 
@@ -40,7 +92,10 @@ def format_parameters(metadata: dict) -> str:
         Steps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 123, Size: 512x512, Model: demo
 
     "Denoising strength" is added when an init image was used (metadata has a
-    truthy "init_image" and a "strength"). LoRAs are written into the prompt as A1111
+    truthy "init_image" and a "strength"). An inpaint image (a "mask", or an outpaint)
+    adds A1111's inpaint fields after it: "Mask blur: 4, Inpaint area: Only masked,
+    Masked content: original" (+ "Inpaint padding", "Mask mode: Inpaint not masked",
+    "Noise multiplier" when not 1, "Outpaint: left 0, right 64, top 0, bottom 0"). LoRAs are written into the prompt as A1111
     does, `<lora:name:0.8>`, so that pasting the text back applies them.
     """
     prompt = str(metadata.get("prompt") or "")
@@ -66,8 +121,11 @@ def format_parameters(metadata: dict) -> str:
         ),
         ("Model", metadata.get("model")),
     ]
-    if metadata.get("init_image") and metadata.get("strength") is not None:
+    inpaint = inpaint_settings(metadata)
+    if (metadata.get("init_image") or inpaint) and metadata.get("strength") is not None:
         fields.append(("Denoising strength", metadata["strength"]))
+    if inpaint:
+        fields.extend(_inpaint_fields(inpaint))
     lines.append(
         ", ".join(f"{name}: {_a1111_value(_number(value))}" for name, value in fields if value is not None)
     )

@@ -1,6 +1,8 @@
 """PNG metadata and thumbnails (services/imaging.py): Pillow only, no model."""
 
 import io
+import json
+import re
 
 import pytest
 from PIL import Image
@@ -104,3 +106,76 @@ def test_thumbnail_accepts_any_mode(mode):
     with Image.open(io.BytesIO(encode_thumbnail(gradient(400, 200, mode), max_side=100))) as thumb:
         assert thumb.format == "WEBP"
         assert thumb.size == (100, 50)
+
+
+# A1111's own infotext reader (modules/infotext_utils.py): the pattern and the unquoting
+# it applies to the last line, so the test reads the text the way A1111 pastes it back.
+A1111_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def a1111_fields(text: str) -> dict:
+    fields = {}
+    for key, value in A1111_PARAM.findall(text.splitlines()[-1]):
+        if len(value) > 1 and value[0] == '"' and value[-1] == '"':
+            value = json.loads(value)
+        fields[key] = value
+    return fields
+
+
+INPAINT = {"mask_blur": 4, "inpaint_area": "masked", "inpaint_padding": 32, "masked_content": "original",
+           "mask_invert": False, "outpaint": {"left": 0, "right": 0, "top": 0, "bottom": 0}}
+
+
+def test_inpaint_parameters_name_the_settings_as_a1111_does():
+    text = format_parameters(metadata(init_image="img1", strength=0.75, mask="mask1", inpaint=dict(INPAINT)))
+    assert text.splitlines()[-1] == (
+        "Steps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 123, Size: 512x512, Model: demo, "
+        "Denoising strength: 0.75, Mask blur: 4, Inpaint area: Only masked, Masked content: original, "
+        "Inpaint padding: 32"
+    )
+    # whole picture: no padding; the other masked contents in A1111's words; invert is a mask mode
+    text = format_parameters(metadata(init_image="img1", strength=0.5, mask="mask1", inpaint={
+        **INPAINT, "inpaint_area": "whole", "masked_content": "latent_noise", "mask_invert": True}))
+    assert text.splitlines()[-1].endswith(
+        "Denoising strength: 0.5, Mask blur: 4, Inpaint area: Whole picture, Masked content: latent noise, "
+        "Mask mode: Inpaint not masked")
+    assert "padding" not in text
+    for content, name in [("fill", "fill"), ("latent_nothing", "latent nothing")]:
+        fields = a1111_fields(format_parameters(metadata(
+            init_image="i", strength=0.75, mask="m", inpaint={**INPAINT, "masked_content": content})))
+        assert fields["Masked content"] == name
+
+
+def test_inpaint_parameters_from_flat_fields_outpaint_and_noise_multiplier():
+    # the worker's infotext fields may set the settings flat in the metadata (inpaint absent or None)
+    flat = {**INPAINT, "inpaint_area": "whole", "outpaint": {"right": 64}, "noise_multiplier": 0.9}
+    text = format_parameters(metadata(init_image="img1", strength=0.75, mask=None, inpaint=None, **flat))
+    fields = a1111_fields(text)
+    # A1111's parser splits every field: values with commas are quoted and come back whole
+    assert fields["Outpaint"] == "left 0, right 64, top 0, bottom 0"
+    assert 'Outpaint: "left 0, right 64, top 0, bottom 0"' in text
+    assert fields["Noise multiplier"] == "0.9"
+    assert fields["Denoising strength"] == "0.75"
+    assert fields["Mask blur"] == "4"
+    assert fields["Inpaint area"] == "Whole picture"
+    assert fields["Size"] == "512x512" and fields["Model"] == "demo"
+    # a noise multiplier of 1 is not written; nor is an outpaint of nothing
+    text = format_parameters(metadata(init_image="i", strength=0.75, mask="m", inpaint={**INPAINT, "noise_multiplier": 1}))
+    assert "Noise multiplier" not in text and "Outpaint" not in text
+    # without a mask or an outpaint there are no inpaint fields, even if settings are present
+    text = format_parameters(metadata(init_image="i", strength=0.75, inpaint=dict(INPAINT)))
+    assert "Mask blur" not in text and "Denoising strength: 0.75" in text
+
+
+def test_inpaint_values_with_colons_are_quoted_so_a1111_splits_them():
+    odd = {**INPAINT, "masked_content": "odd: one, two", "inpaint_area": "whole"}
+    text = format_parameters(metadata(init_image="i", strength=0.75, mask="m", inpaint=odd,
+                                      model="C:\\models\\inpaint,v2.safetensors"))
+    fields = a1111_fields(text)
+    assert fields["Masked content"] == "odd: one, two"
+    assert fields["Model"] == "C:\\models\\inpaint,v2.safetensors"
+    assert fields["Mask blur"] == "4" and fields["Inpaint area"] == "Whole picture"
+    # the embedded PNG chunk carries the same text
+    with Image.open(io.BytesIO(encode_png(gradient(), metadata(init_image="i", strength=0.75, mask="m",
+                                                               inpaint=dict(INPAINT))))) as decoded:
+        assert "Inpaint area: Only masked" in decoded.text["parameters"]
