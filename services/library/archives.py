@@ -1,6 +1,8 @@
 """ZIP archives of images: PNGs with their metadata, named by the server, stored
 without recompression (PNG is compressed already), plus a manifest.csv of the
-parameters of every image.
+parameters of every image. An inpainted image's mask (an image of its own) goes into
+the ZIP with it, once, as mask_{image id}.png; the manifest names it in its `mask` column
+and carries the inpaint settings as JSON in `inpaint`.
 
 Two ways out, one writer (write_zip):
 - a task's samples are streamed as the ZIP is written (stream_zip), no file kept;
@@ -40,7 +42,8 @@ from services.library import boards, storage
 log = logging.getLogger(__name__)
 
 MANIFEST_FIELDS = ("file", "image_id", "task_id", "prompt", "negative_prompt", "width", "height",
-                   "steps", "guidance", "seed", "scheduler", "model", "loras", "strength", "created_at")
+                   "steps", "guidance", "seed", "scheduler", "model", "loras", "strength", "init_image",
+                   "mask", "inpaint", "created_at")
 BLOCK = 1 << 20  # bytes copied at a time
 BATCH = 500  # image rows read at a time
 MAX_SELECTION = 10_000  # image ids one request may name
@@ -48,7 +51,7 @@ JOB_FUNCTION = "worker.archive_jobs.build_archive"
 PROGRESS_EVERY_S = 0.25  # the most often progress is saved and sent
 KEEP_FINISHED_ROWS = timedelta(days=30)  # expired or failed archives are listed this long
 
-Item = tuple[str, str, dict]  # (file path, entry name, manifest row)
+Item = tuple[str, str, dict | None]  # (file path, entry name, manifest row; None: a mask, no row)
 
 
 # --- writing ZIPs -------------------------------------------------------------------
@@ -72,8 +75,14 @@ class _Chunks(io.RawIOBase):
         return data
 
 
+def mask_name(mask_id: str) -> str:
+    return f"mask_{mask_id}.png"
+
+
 def entry_name(image: Image) -> str:
-    return f"{image.task_id}_{image.index}.png" if image.task_id else f"upload_{image.id}.png"
+    if image.task_id:
+        return f"{image.task_id}_{image.index}.png"
+    return mask_name(image.id) if image.kind == "mask" else f"upload_{image.id}.png"
 
 
 def item(image: Image) -> Item:
@@ -84,15 +93,37 @@ def item(image: Image) -> Item:
     # LoRAs as the PNG's parameters write them (A1111's tags): "<lora:name:0.8> <lora:other:1>".
     row["loras"] = " ".join(f"<lora:{lora.get('name') or lora.get('id')}:{float(lora.get('weight', 1.0)):g}>"
                             for lora in params.get("loras") or () if isinstance(lora, dict))
+    row["mask"] = params.get("mask") or ""
+    row["inpaint"] = json.dumps(params["inpaint"], sort_keys=True) if params.get("inpaint") else ""
     row.update(file=name, image_id=image.id, task_id=image.task_id or "", width=image.width,
                height=image.height, seed="" if image.seed is None else image.seed,
                created_at=image.created_at.isoformat())
     return str(storage.path_of(image)), name, row
 
 
+def _mask_ids(images: Iterable[Image]) -> list[str]:
+    """The masks of these images' tasks, in order, once each."""
+    return list(dict.fromkeys(image.task.mask_image_id for image in images
+                              if image.task is not None and image.task.mask_image_id))
+
+
+def _mask_items(user_id: int, mask_ids: list[str]) -> list[Item]:
+    """The files of the user's own masks among mask_ids (not held), with no manifest row."""
+    if not mask_ids:
+        return []
+    masks = db.session.scalars(sa.select(Image).where(Image.id.in_(mask_ids), Image.user_id == user_id,
+                                                      storage.not_held())).all()
+    return [(str(storage.path_of(mask)), mask_name(mask.id), None) for mask in masks]
+
+
 def entries(images: Iterable[Image]) -> list[Item]:
-    """Items for a few images, read up front so that streaming needs no database session."""
-    return [item(image) for image in images]
+    """Items for a few images (and the masks of their tasks), read up front so that
+    streaming needs no database session."""
+    images = list(images)
+    listed = {image.id for image in images}
+    masks = [mask_id for mask_id in _mask_ids(images) if mask_id not in listed]
+    user_id = images[0].user_id if images else None
+    return [item(image) for image in images] + _mask_items(user_id, masks)
 
 
 def _zipinfo(name: str, size: int, mtime: float | None = None) -> zipfile.ZipInfo:
@@ -108,7 +139,8 @@ def write_zip(target, items: Iterable[Item], *, block: int = BLOCK,
               on_entry: Callable[[int], None] | None = None) -> Iterator[None]:
     """Write the ZIP of `items` into `target` (a file, or a _Chunks sink), yielding after
     every block so that a caller can send what was written. A file that is gone (its
-    image was deleted meanwhile) is left out. on_entry(n) is called after each entry."""
+    image was deleted meanwhile) is left out. An item without a manifest row (a mask)
+    is written but not counted: on_entry(n) is called after each image's entry."""
     manifest = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+", newline="", encoding="utf-8")
     writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
     writer.writeheader()
@@ -126,6 +158,8 @@ def write_zip(target, items: Iterable[Item], *, block: int = BLOCK,
                     while chunk := source.read(block):
                         out.write(chunk)
                         yield
+            if row is None:
+                continue
             writer.writerow(row)
             done += 1
             if on_entry:
@@ -329,7 +363,9 @@ def _finish(archive_id: str, state: ArchiveState, **values) -> bool:
 
 def _items(user_id: int, ids: list[str]) -> Iterator[Item]:
     """The archive's images in order, read a batch of rows at a time; deleted ones
-    (and any held for review by the image check) are left out."""
+    (and any held for review by the image check) are left out. The masks of their tasks
+    follow each batch, once, unless the archive lists them itself."""
+    listed, sent = set(ids), set()
     for start in range(0, len(ids), BATCH):
         chunk = ids[start:start + BATCH]
         rows = db.session.scalars(sa.select(Image).where(Image.id.in_(chunk), Image.user_id == user_id,
@@ -337,6 +373,9 @@ def _items(user_id: int, ids: list[str]) -> Iterator[Item]:
                                   .options(so.selectinload(Image.task))).all()
         by_id = {image.id: image for image in rows}
         batch = [item(by_id[i]) for i in chunk if i in by_id]
+        masks = [mask_id for mask_id in _mask_ids(rows) if mask_id not in listed and mask_id not in sent]
+        sent.update(masks)
+        batch += _mask_items(user_id, masks)
         db.session.expunge_all()  # keep the session (and memory) small
         yield from batch
 
