@@ -199,6 +199,13 @@ class Task(db.Model):
     init_fit: so.Mapped[Optional[str]] = so.mapped_column(sa.String(10))
     # The LoRAs applied: [{id, name, weight}] (name as A1111's <lora:name:weight> writes it).
     loras: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
+    # Inpainting (issue 23): the mask, an Image of kind "mask" at the init picture's size,
+    # white = repaint (mask_invert is applied by the worker); and the inpaint settings
+    # {mask_blur, inpaint_area, inpaint_padding, masked_content, mask_invert,
+    # noise_multiplier, outpaint: {left, right, top, bottom}}, None unless the task has a
+    # mask or outpaint. width × height are then the result's size (outpaint included).
+    mask_image_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
+    inpaint: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
     # Results go into this board (the gallery's), if it still exists when they are saved.
     board_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     cost: so.Mapped[int] = so.mapped_column(default=0)
@@ -260,6 +267,8 @@ class Task(db.Model):
             "strength": self.strength,
             "init_fit": self.init_fit,
             "loras": list(self.loras or []),
+            "mask": self.mask_image_id,
+            "inpaint": dict(self.inpaint) if self.inpaint else None,
         }
 
 

@@ -39,7 +39,12 @@ class Card:
     latent_channels: int = 4
     size_step: int = 8  # width and height are multiples of this (VAE factor × patch size)
     sizes: tuple[tuple[int, int], ...] = ()  # presets at the native size
-    variant: str = ""  # "v-prediction", "schnell", "dev", "demo"
+    variant: str = ""  # "v-prediction", "schnell", "dev", "demo", "inpainting", "fill"
+    # Which inpainting the model does: "standard" (its family's inpaint pipeline, from the
+    # plain model), "dedicated" (an inpainting model: a 9-channel SD UNet, variant
+    # "inpainting", or a FLUX.1 Fill transformer, variant "fill"; it needs a picture and a
+    # mask) or None (it cannot inpaint: a mask or outpaint is refused).
+    inpainting: str | None = "standard"
     # Where the studio starts (the demo models: small and quick on a CPU); None: native.
     start_width: int | None = None
     start_height: int | None = None
@@ -65,6 +70,7 @@ class Card:
             "uses_negative_prompt": self.uses_negative_prompt,
             "latent_channels": self.latent_channels, "size_step": self.size_step,
             "max_side": self.max_side, "sizes": [list(s) for s in self.preset_sizes()],
+            "inpainting": self.inpainting,
         }
 
     def preset_sizes(self) -> list[tuple[int, int]]:
@@ -97,6 +103,12 @@ FAMILIES: dict[str, Card] = {
 # FLUX.1 schnell is timestep- and guidance-distilled: four steps, no guidance.
 SCHNELL = dict(variant="schnell", steps=4, guidance=0.0, uses_guidance=False)
 FAMILY_IDS = tuple(FAMILIES)
+# The variants of dedicated inpainting models: an SD UNet of 9 input channels (4 latent +
+# 1 mask + 4 masked-picture latent) and a FLUX.1 Fill transformer (384 = 64 packed latent
+# + 64 packed masked-picture latent + 256 packed mask).
+DEDICATED_INPAINTING = {"inpainting": ("sd1", "sd2", "sdxl"), "fill": ("flux",)}
+INPAINT_UNET_CHANNELS = 9
+FILL_TRANSFORMER_CHANNELS = 384
 
 
 def card(family: str | None, *, variant: str | None = None, native_width: int | None = None,
@@ -110,6 +122,8 @@ def card(family: str | None, *, variant: str | None = None, native_width: int | 
         changes.update(variant="base", native_width=512, native_height=512)
     elif variant and variant not in ("demo",):
         changes["variant"] = variant
+    if variant and base.family in DEDICATED_INPAINTING.get(variant, ()):
+        changes["inpainting"] = "dedicated"
     if native_width and native_height:
         changes.update(native_width=int(native_width), native_height=int(native_height))
     if demo:
@@ -126,6 +140,9 @@ PIPELINE_FAMILIES = {
     "StableDiffusionXLPipeline": "sdxl", "StableDiffusionXLImg2ImgPipeline": "sdxl",
     "StableDiffusion3Pipeline": "sd3", "StableDiffusion3Img2ImgPipeline": "sd3",
     "FluxPipeline": "flux", "FluxImg2ImgPipeline": "flux",
+    # Inpainting pipelines (dedicated inpainting models are saved with theirs).
+    "StableDiffusionInpaintPipeline": "sd1", "StableDiffusionXLInpaintPipeline": "sdxl",
+    "StableDiffusion3InpaintPipeline": "sd3", "FluxInpaintPipeline": "flux", "FluxFillPipeline": "flux",
 }
 
 
@@ -206,13 +223,20 @@ def detect_folder(folder: Path, guard: Guard = None) -> Detected:
         sample = unet.get("sample_size")
         if isinstance(sample, int) and sample > 0:
             native = sample * 8
+        if unet.get("in_channels") == INPAINT_UNET_CHANNELS:
+            variant = "inpainting"
     elif family == "sdxl":
-        sample = _read_json(folder / "unet" / "config.json", guard).get("sample_size")
+        unet = _read_json(folder / "unet" / "config.json", guard)
+        sample = unet.get("sample_size")
         if isinstance(sample, int) and sample > 0:
             native = sample * 8
+        if unet.get("in_channels") == INPAINT_UNET_CHANNELS:
+            variant = "inpainting"
     elif family == "flux":
         transformer = _read_json(folder / "transformer" / "config.json", guard)
         variant = "dev" if transformer.get("guidance_embeds", True) else "schnell"
+        if transformer.get("in_channels") == FILL_TRANSFORMER_CHANNELS:
+            variant = "fill"
     elif family == "sd3":
         transformer = _read_json(folder / "transformer" / "config.json", guard)
         sample, patch = transformer.get("sample_size"), transformer.get("patch_size", 2)
@@ -268,9 +292,40 @@ CONTROLNET_MARKERS = ("control_model.", "controlnet", "input_hint_block", "zero_
 SERVED = "Stable Diffusion 1.x/2.x, SDXL, SD 3 or FLUX.1"
 
 
+# The first layer of the denoiser, whose input channels tell a dedicated inpainting model
+# (original and diffusers tensor names).
+UNET_CONV_IN = ("model.diffusion_model.input_blocks.0.0.weight", "diffusion_model.input_blocks.0.0.weight",
+                "conv_in.weight", "unet.conv_in.weight")
+FLUX_IMG_IN = ("model.diffusion_model.img_in.weight", "diffusion_model.img_in.weight", "img_in.weight",
+               "x_embedder.weight", "transformer.x_embedder.weight")
+
+
+def _input_channels(keys: dict, names: tuple[str, ...]) -> int | None:
+    """The input channels of the first of `names` in a header: a conv's shape is [out, in,
+    kh, kw], a linear's [out, in]."""
+    for name in names:
+        entry = keys.get(name)
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if isinstance(shape, list) and len(shape) in (2, 4) and isinstance(shape[1], int):
+            return shape[1]
+    return None
+
+
 def detect_checkpoint_keys(keys: dict) -> Detected:
-    """The family of a single-file checkpoint from its tensor names (and shapes).
+    """The family of a single-file checkpoint from its tensor names (and shapes), with the
+    variant of a dedicated inpainting model from its first layer's input channels.
     Unsupported: a model of another family; UnknownModel: not a model (a VAE, …)."""
+    found = _detect_checkpoint_family(keys)
+    if found.family == "flux":
+        if _input_channels(keys, FLUX_IMG_IN) == FILL_TRANSFORMER_CHANNELS:
+            return replace(found, variant="fill")
+    elif found.family in ("sd1", "sd2", "sdxl"):
+        if _input_channels(keys, UNET_CONV_IN) == INPAINT_UNET_CHANNELS:
+            return replace(found, variant="inpainting")
+    return found
+
+
+def _detect_checkpoint_family(keys: dict) -> Detected:
     names = set(keys)
     stripped = {_strip(k) for k in names}
     for family, matches in UNSUPPORTED_CHECKPOINTS:

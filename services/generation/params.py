@@ -20,7 +20,7 @@ MAX_SEED = 2**32 - 1
 
 @dataclass(frozen=True)
 class Rule:
-    """kind: "int", "float", "text" or "choice" (one of `choices`). max None: the
+    """kind: "int", "float", "text", "bool" or "choice" (one of `choices`). max None: the
     user's limit named by `limit` decides. An int's step above 1 is enforced (a
     multiple of it); a float's step is the studio's slider step only."""
     kind: str
@@ -47,7 +47,20 @@ RULES: dict[str, Rule] = {
     # How an init image of another shape is fitted to width × height: "cover" scales it
     # to fill and crops the overflow (centred); "contain" scales it to fit and pads.
     "init_fit": Rule("choice", "cover", choices=("cover", "contain")),
+    # Inpainting (with `mask`) and outpainting (with `outpaint`), named as A1111 names them;
+    # each needs init_image, and a mask or outpaint (validate_inpaint).
+    "mask_blur": Rule("int", 4, min=0, max=64, step=1),  # feathering radius, px (Gaussian)
+    "inpaint_area": Rule("choice", "whole", choices=("whole", "masked")),  # "Only masked": "masked"
+    "inpaint_padding": Rule("int", 32, min=0, max=256, step=1),  # px around the mask's box ("masked")
+    "masked_content": Rule("choice", "original", choices=("original", "fill", "latent_noise", "latent_nothing")),
+    "mask_invert": Rule("bool", False),
+    "initial_noise_multiplier": Rule("float", 1.0, min=0.5, max=1.5, step=0.05),
 }
+# The inpaint settings (RULES above) and the key each has in Task.inpaint.
+INPAINT_FIELDS = {"mask_blur": "mask_blur", "inpaint_area": "inpaint_area", "inpaint_padding": "inpaint_padding",
+                  "masked_content": "masked_content", "mask_invert": "mask_invert",
+                  "initial_noise_multiplier": "noise_multiplier"}
+OUTPAINT_SIDES = ("left", "right", "top", "bottom")
 NUMERIC = tuple(name for name, rule in RULES.items() if rule.kind in ("int", "float"))
 DEFAULTS = {name: rule.default for name, rule in RULES.items()}
 
@@ -291,6 +304,116 @@ def _loras(data: dict, model: str | None, card: Card | None, loras: dict, max_lo
     return out
 
 
+def _choice(data: dict, field: str, errors: dict) -> str | None:
+    rule = RULES[field]
+    value = data.get(field)
+    if value is None:
+        return rule.default
+    if not isinstance(value, str) or value not in rule.choices:
+        errors[field] = "must be one of " + ", ".join(rule.choices)
+        return None
+    return value
+
+
+def _bool(data: dict, field: str, errors: dict) -> bool | None:
+    value = data.get(field)
+    if value is None:
+        return RULES[field].default
+    if not isinstance(value, bool):
+        errors[field] = "must be true or false"
+        return None
+    return value
+
+
+def _outpaint(raw: Any, step: int | None, errors: dict) -> dict | None:
+    """{left, right, top, bottom} of an outpaint request (missing keys 0), or None."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        errors["outpaint"] = 'must be {"left": px, "right": px, "top": px, "bottom": px}'
+        return None
+    extra = set(raw) - set(OUTPAINT_SIDES)
+    if extra:
+        errors["outpaint"] = f"'{str(sorted(extra)[0])[:40]}' is not a side (left, right, top, bottom)"
+        return None
+    sides = {}
+    for side in OUTPAINT_SIDES:
+        value = raw.get(side)
+        if value is None:
+            value = 0
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            errors["outpaint"] = f"{side} must be a whole number of pixels, 0 or more"
+            return None
+        if value > 16384:
+            errors["outpaint"] = f"{side} is {value} px; the result would be far too large"
+            return None
+        if step and value % step:
+            errors["outpaint"] = (f"{side} must be a multiple of {step} px with this model "
+                                  f"(try {round(value / step) * step})")
+            return None
+        sides[side] = value
+    return sides
+
+
+def validate_inpaint(data: dict, params: dict, card: Card | None, sizes: dict | None, limits: dict,
+                     errors: dict) -> None:
+    """The mask, outpaint and inpaint settings of a task (API.md, "Inpainting and
+    outpainting"): params gets "mask" (the id or data URL as sent; tasks.submit_task reads
+    it), "inpaint" (the settings, or None without a mask or outpaint) and, with outpaint,
+    the result's width × height (the request's are the size the picture is fitted to)."""
+    params["mask"] = params["inpaint"] = None
+    mask = data.get("mask")
+    if mask is not None and (not isinstance(mask, str) or not mask.strip()):
+        errors["mask"] = "must be an image id of yours or a data URL (data:image/png;base64,...)"
+        mask = None
+    mask = mask.strip() if mask else None
+    settings = {}
+    for field in INPAINT_FIELDS:
+        rule = RULES[field]
+        if rule.kind == "choice":
+            settings[field] = _choice(data, field, errors)
+        elif rule.kind == "bool":
+            settings[field] = _bool(data, field, errors)
+        else:
+            settings[field] = _number(data, field, limits, errors)
+    outpaint = _outpaint(data.get("outpaint"), card.size_step if card else None, errors)
+    widening = bool(outpaint and any(outpaint.values()))
+    if not mask and not widening:
+        for field, value in settings.items():
+            if field not in errors and value is not None and value != RULES[field].default:
+                errors[field] = "applies only with a mask or outpaint"
+        if card is not None and card.inpainting == "dedicated" and "mask" not in errors:
+            errors["mask"] = (f"'{params['model']}' is an inpainting model: give it a picture "
+                              "(init_image) and a mask")
+        return
+    field = "mask" if mask else "outpaint"
+    if not params.get("init_image"):
+        errors.setdefault(field, "needs init_image: the picture to " + ("repaint" if mask else "extend"))
+    if card is not None and card.inpainting is None:
+        what = " ".join(part for part in (card.label, card.variant) if part)
+        errors.setdefault(field, f"'{params['model']}' cannot inpaint ({what} models cannot); choose a "
+                                 "model whose card has inpainting (GET /api/v1/models)")
+    params["mask"] = mask
+    params["inpaint"] = {key: settings[name] for name, key in INPAINT_FIELDS.items()}
+    params["inpaint"]["outpaint"] = outpaint or {side: 0 for side in OUTPAINT_SIDES}
+    if widening and params.get("width") and params.get("height") and "width" not in errors \
+            and "height" not in errors:
+        width = params["width"] + outpaint["left"] + outpaint["right"]
+        height = params["height"] + outpaint["top"] + outpaint["bottom"]
+        side = (sizes or {}).get("max_side")
+        pixels = limits.get("max_pixels") if limits else None
+        if side and max(width, height) > side:
+            errors.setdefault("outpaint", f"makes the result {width}×{height}; at most {side} px a side is "
+                                          "allowed (width and height are the picture before outpainting)")
+        elif pixels and width * height > pixels:
+            errors.setdefault("outpaint", f"makes the result {width}×{height}, {width * height} pixels; "
+                                          f"at most {pixels} are allowed (width and height are the picture "
+                                          "before outpainting)")
+        params["width"], params["height"] = width, height
+
+
 def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], default_model: str,
                          loras: dict | None = None, max_loras: int = 4) -> dict:
     """Return clean parameters or raise ValidationError naming every bad field.
@@ -368,11 +491,13 @@ def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], def
     if fit not in RULES["init_fit"].choices:
         errors["init_fit"] = "must be one of " + ", ".join(RULES["init_fit"].choices)
     params["init_fit"] = fit if params["init_image"] and "init_fit" not in errors else None
+    validate_inpaint(data, params, card, sizes, limits, errors)
     board_id = data.get("board_id")
     if board_id is not None and not isinstance(board_id, str):
         errors["board_id"] = "must be a board id, or null"
     params["board_id"] = board_id or None
-    unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id", "loras"}
+    unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id", "loras", "mask",
+                                           "outpaint"}
     if unknown:
         errors[sorted(unknown)[0]] = "is not a task parameter"
     if errors:

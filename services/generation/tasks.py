@@ -40,7 +40,7 @@ from models import Image, Task, TaskState, User, iso, utcnow
 from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
-from services.generation import catalog, dispatch, estimates
+from services.generation import catalog, dispatch, estimates, masks
 from services.generation.params import task_cost, validate_task_params
 from services.library import boards, storage
 from services.moderation import rules as prompt_rules
@@ -95,6 +95,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     if not redis_client.available():
         raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
                           "Try again in a moment.", headers={"Retry-After": "10"})
+    init = None
     if params["init_image"]:
         init = db.session.scalar(sa.select(Image).where(  # (not one held for review: staff's only)
             Image.id == params["init_image"], Image.user_id == user.id, Image.review.is_distinct_from("held")))
@@ -102,6 +103,13 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
             raise ValidationError("init_image", "is not one of your images")
     if params["board_id"] and not boards.live_board_id(user.id, params["board_id"]):
         raise ValidationError("board_id", "is not one of your boards")
+    mask, new_mask = None, False
+    if params["mask"] and init is not None:
+        # Read, checked and stored at the picture's size; a new mask's row is committed
+        # with the task (or its files removed with a refusal below).
+        inpaint = params["inpaint"]
+        mask, new_mask = masks.task_mask(user, params["mask"], init, invert=inpaint["mask_invert"],
+                                         widening=any(inpaint["outpaint"].values()))
     task = Task(
         user_id=user.id, session_id=user.sessionid, state=TaskState.QUEUED.value,
         prompt=params["prompt"], negative_prompt=params["negative_prompt"],
@@ -110,6 +118,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         scheduler=params["scheduler"], model=params["model"],
         init_image_id=params["init_image"], strength=params["strength"], init_fit=params["init_fit"],
         loras=params["loras"] or None,
+        mask_image_id=mask.id if mask is not None else None, inpaint=params["inpaint"],
         board_id=params["board_id"],
         cost=cost_for(user, params), idempotency_key=idempotency_key, idempotency_hash=fingerprint,
         fair_round=dispatch.next_round(user.id),
@@ -123,12 +132,16 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race.
         db.session.rollback()
+        if new_mask:
+            storage.delete_files(mask)
         existing = _by_idempotency_key(user, idempotency_key) if idempotency_key else None
         if existing:
             return _same_request(existing, fingerprint)
         raise
     except Exception:
         db.session.rollback()
+        if new_mask:
+            storage.delete_files(mask)  # its row went with the rollback
         raise
     try:
         queue.enqueue_slot(task.id)
@@ -159,8 +172,9 @@ def check_queue_bounds(user: User) -> None:
 
 def request_fingerprint(user: User, data) -> str:
     """SHA-256 of a submit's request as sent, normalized: keys in order, 7.0 as 7, and an
-    init image by its content (a compatibility client sends the picture itself again
-    with a retry, which is stored as a new upload)."""
+    init image and a mask by their content (a compatibility client sends the picture
+    itself again with a retry, which is stored as a new upload; a data URL's mask by the
+    hash of its text)."""
     def normal(value):
         if isinstance(value, float) and value.is_integer():
             return int(value)
@@ -171,13 +185,19 @@ def request_fingerprint(user: User, data) -> str:
         return value
 
     body = normal(data)
-    if isinstance(body, dict) and isinstance(body.get("init_image"), str):
-        init = db.session.scalar(sa.select(Image).where(Image.id == body["init_image"], Image.user_id == user.id))
-        if init is not None:
+    for field in ("init_image", "mask"):
+        value = body.get(field) if isinstance(body, dict) else None
+        if not isinstance(value, str):
+            continue
+        if value.startswith("data:"):
+            body[field] = "data:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
+            continue
+        image = db.session.scalar(sa.select(Image).where(Image.id == value, Image.user_id == user.id))
+        if image is not None:
             try:  # its pixels (the stored file's metadata differs from upload to upload)
-                with PILImage.open(storage.path_of(init)) as picture:
+                with PILImage.open(storage.path_of(image)) as picture:
                     pixels = hashlib.sha256(picture.tobytes())
-                body["init_image"] = f"{picture.size[0]}x{picture.size[1]}:{pixels.hexdigest()}"
+                body[field] = f"{picture.size[0]}x{picture.size[1]}:{pixels.hexdigest()}"
             except OSError:
                 pass  # a missing or unreadable file: the id stands for it
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)

@@ -5,9 +5,13 @@ image, as an 8-bit RGB PNG of the user's own.
 The budget: at most UPLOAD_DECODERS uploads are decoded at once (a waiter that gets no
 decoder within UPLOAD_WAIT seconds is answered 503 with Retry-After), and one decode may
 hold at most UPLOAD_DECODE_BYTES of pixels, computed from the header. Without it a dozen
-small 16-bit PNGs of 4096×4096 pixels decoded at once took gigabytes."""
+small 16-bit PNGs of 4096×4096 pixels decoded at once took gigabytes.
+
+Masks (services/generation/masks.py) are decoded the same way (`decoded`, with the
+alpha channel kept), their errors naming the field they came in."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -80,54 +84,79 @@ def _megabytes(n: int) -> str:
     return f"{math.ceil(n / (1024 * 1024))} MB"
 
 
-def _open(data: bytes) -> PILImage.Image:
+def _named(field: str, message: str) -> str:
+    """An upload's messages speak of "the file"; a mask's name its field."""
+    return message if field == "file" else f"{field}: {message}"
+
+
+def _unsupported(message: str, field: str) -> UnsupportedImage:
+    return UnsupportedImage(_named(field, message), field=None if field == "file" else field)
+
+
+def _open(data: bytes, field: str = "file") -> PILImage.Image:
     """The picture's header (no pixels yet), or a 4xx saying what is wrong."""
     try:
         # Only the three formats' plugins look at the bytes.
         return PILImage.open(io.BytesIO(data), formats=list(ALLOWED))
     except UnidentifiedImageError:
         if data.startswith(SIGNATURES):
-            raise _damaged()
-        raise UnsupportedImage("That file is not a PNG, JPEG or WebP image; only those can be uploaded.")
+            raise _damaged(field)
+        raise _unsupported("That file is not a PNG, JPEG or WebP image; only those can be uploaded.", field)
     except PIL_ERRORS as exc:
-        raise _refused(exc)
+        raise _refused(exc, field)
 
 
-def _damaged() -> UnsupportedImage:
-    return UnsupportedImage("The image is damaged or truncated; export it again and retry.")
+def _damaged(field: str = "file") -> UnsupportedImage:
+    return _unsupported("The image is damaged or truncated; export it again and retry.", field)
 
 
-def _refused(exc: Exception) -> Exception:
+def _refused(exc: Exception, field: str = "file") -> Exception:
     """A Pillow error as the 4xx the client gets."""
     text = str(exc).lower()
     if isinstance(exc, PILImage.DecompressionBombError):
-        return ValidationError("file", "has far more pixels than its size suggests "
-                                       "(a decompression bomb); scale it down first")
+        return ValidationError(field, "has far more pixels than its size suggests "
+                                      "(a decompression bomb); scale it down first")
     if isinstance(exc, ValueError) and ("too large" in text or "too much memory" in text):
-        return ValidationError("file", "carries metadata (text or colour-profile chunks) too large "
-                                       "to read; export it again without the metadata")
+        return ValidationError(field, "carries metadata (text or colour-profile chunks) too large "
+                                      "to read; export it again without the metadata")
     if isinstance(exc, MemoryError):
-        return TooLarge("The image is too large to decode; scale it down first.")
-    return _damaged()
+        return TooLarge(_named(field, "The image is too large to decode; scale it down first."),
+                        field=None if field == "file" else field)
+    return _damaged(field)
 
 
-def _eight_bit_rgb(picture: PILImage.Image) -> PILImage.Image:
-    """The decoded picture upright and in 8-bit RGB, holding at most two copies at once."""
+def has_alpha(picture: PILImage.Image) -> bool:
+    """Whether a picture carries transparency (an alpha channel or a transparent colour)."""
+    return picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info
+
+
+def _eight_bit_rgb(picture: PILImage.Image, keep_alpha: bool = False) -> PILImage.Image:
+    """The decoded picture upright and in 8-bit RGB (RGBA if it has transparency and
+    keep_alpha), holding at most two copies at once."""
     ImageOps.exif_transpose(picture, in_place=True)
     if picture.mode in ("I", "F") or picture.mode.startswith("I;16"):
         # 16-bit grayscale: scale to 8 bits first (a plain convert would clip it to white).
         picture = picture.point(lambda v: v / 256).convert("L")
-    return picture if picture.mode == "RGB" else picture.convert("RGB")
+    mode = "RGBA" if keep_alpha and has_alpha(picture) else "RGB"
+    return picture if picture.mode == mode else picture.convert(mode)
 
 
-def store_upload(user: User, stream, filename: str | None = None) -> Image:
+def check_bytes(data: bytes, field: str = "file") -> None:
+    """Refuse an upload over the byte limit, or an empty one."""
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    data = stream.read(limit + 1)
     if len(data) > limit:
-        raise TooLarge(f"The file is larger than {limit // (1024 * 1024)} MB; scale it down first.")
+        raise TooLarge(_named(field, f"The file is larger than {limit // (1024 * 1024)} MB; scale it down first."),
+                       field=None if field == "file" else field)
     if not data:
-        raise ValidationError("file", "is empty: choose a PNG, JPEG or WebP image")
+        raise ValidationError(field, "is empty: choose a PNG, JPEG or WebP image")
 
+
+@contextlib.contextmanager
+def decoded(data: bytes, *, field: str = "file", keep_alpha: bool = False):
+    """Decode an untrusted picture within the budget: a decoder slot (503 when none is
+    free within UPLOAD_WAIT), the header's checks, then the pixels in 8-bit RGB (RGBA
+    with keep_alpha and transparency). Yields (picture, source format, the header's
+    (width, height)); the slot is held until the block ends, so drop the picture before."""
     slots = decode_slots(current_app._get_current_object())
     wait = current_app.config["UPLOAD_WAIT"]
     if not slots.acquire(timeout=wait):
@@ -135,19 +164,16 @@ def store_upload(user: User, stream, filename: str | None = None) -> Image:
                           code="uploads_busy", headers={"Retry-After": str(max(1, math.ceil(wait)))})
     budget = 0
     try:
-        picture = _open(data)  # reads the header and the chunks before the pixels
-        budget = _check(picture)
-        source_format = ALLOWED[picture.format]
-        width, height = picture.size
+        picture = _open(data, field)  # reads the header and the chunks before the pixels
+        budget = _check(picture, field)
+        source_format, size = ALLOWED[picture.format], picture.size
         try:
             picture.load()
-            picture = _eight_bit_rgb(picture)
+            picture = _eight_bit_rgb(picture, keep_alpha)
         except (MemoryError, *PIL_ERRORS) as exc:
-            raise _refused(exc)
-        metadata = {"source": "upload", "original_format": source_format,
-                    "width": width, "height": height}
-        image = storage.save_image(user_id=user.id, picture=picture, metadata=metadata, kind="upload")
-        del picture  # before the slot is free again
+            raise _refused(exc, field)
+        yield picture, source_format, size
+        del picture
     except BaseException:
         budget = TRIM_AFTER  # a refused file may have inflated big chunks before its pixels
         raise
@@ -155,24 +181,35 @@ def store_upload(user: User, stream, filename: str | None = None) -> Image:
         slots.release()
         if budget >= TRIM_AFTER:
             _release_memory()
+
+
+def store_upload(user: User, stream, filename: str | None = None) -> Image:
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    data = stream.read(limit + 1)
+    check_bytes(data)
+    with decoded(data) as (picture, source_format, (width, height)):
+        metadata = {"source": "upload", "original_format": source_format,
+                    "width": width, "height": height}
+        image = storage.save_image(user_id=user.id, picture=picture, metadata=metadata, kind="upload")
+        del picture  # before the slot is free again
     db.session.commit()
     return image
 
 
-def _check(picture: PILImage.Image) -> int:
+def _check(picture: PILImage.Image, field: str = "file") -> int:
     """Refuse a picture of another format, too many pixels, or a decoded size over the
     budget, from its header alone; the bytes its decode will hold."""
     if picture.format not in ALLOWED:
-        raise UnsupportedImage(f"{picture.format or 'This'} images are not supported; "
-                               "upload a PNG, JPEG or WebP image.")
+        raise _unsupported(f"{picture.format or 'This'} images are not supported; "
+                           "upload a PNG, JPEG or WebP image.", field)
     width, height = picture.size
     max_pixels = current_app.config["MAX_UPLOAD_PIXELS"]
     if width * height > max_pixels or width < 1 or height < 1:
-        raise ValidationError("file", f"is {width}×{height} pixels; at most {max_pixels:,} pixels "
+        raise ValidationError(field, f"is {width}×{height} pixels; at most {max_pixels:,} pixels "
                                       "are accepted — scale it down first")
     needed, budget = decoded_bytes(picture), current_app.config["UPLOAD_DECODE_BYTES"]
     if needed > budget:
-        raise ValidationError("file", f"is {width}×{height} pixels, which take {_megabytes(needed)} "
+        raise ValidationError(field, f"is {width}×{height} pixels, which take {_megabytes(needed)} "
                                       f"to decode; at most {_megabytes(budget)} are allowed — "
                                       "scale it down first")
     return needed

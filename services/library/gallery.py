@@ -19,7 +19,8 @@ from services.core.args import bool_arg
 from services.core.errors import ValidationError
 from services.library import boards, storage
 
-KINDS = ("result", "upload")
+# Masks (inpainting's, services/generation/masks.py) are listed only when asked for.
+KINDS = ("result", "upload", "mask")
 BULK_ACTIONS = ("move", "delete", "star", "unstar", "public", "private")
 BULK_MAX = 1000
 QUERY_MAX = 200
@@ -46,7 +47,8 @@ def _parse_time(field: str, raw: str, *, end_of_day: bool = False) -> datetime:
 
 def parse_filters(user: User, args: Mapping[str, str]) -> dict:
     """The list's filters from query arguments: board=ID|none, starred=true|false,
-    q=TEXT (words of the prompt), kind=result|upload, from/to (dates or times),
+    q=TEXT (words of the prompt), kind=result|upload|mask (without it: results and
+    uploads), from/to (dates or times),
     before (the snapshot of the first page)."""
     filters: dict[str, Any] = {}
     board = (args.get("board") or "").strip()
@@ -66,7 +68,7 @@ def parse_filters(user: User, args: Mapping[str, str]) -> dict:
     if kind is not None:
         kind = kind.strip()
         if kind not in KINDS:
-            raise ValidationError("kind", "must be result or upload")
+            raise ValidationError("kind", "must be result, upload or mask")
         filters["kind"] = kind
     if (args.get("from") or "").strip():
         filters["from"] = _parse_time("from", args["from"])
@@ -93,6 +95,8 @@ def _where(user: User, filters: dict) -> list:
         where.append(Image.public.is_(filters["public"]))
     if "kind" in filters:
         where.append(Image.kind == filters["kind"])
+    else:
+        where.append(Image.kind != "mask")
     if "from" in filters:
         where.append(Image.created_at >= filters["from"])
     if "to" in filters:
