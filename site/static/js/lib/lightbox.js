@@ -6,9 +6,12 @@
  *   [data-lightbox-prev]      ← button           [data-lightbox-next]     → button
  *   [data-lightbox-close]     close button       [data-lightbox-position] "Image 2 of 9" (optional)
  *   [data-lightbox-caption]   a caption (optional)
+ *   [data-lightbox-overlay]   an <img> laid over the picture (optional: the gallery's mask)
+ *   [data-lightbox-overlay-toggle]  the button that shows and hides it ("Show mask")
  * Styles: site/static/css/lightbox.css.
  *
- * createLightbox(root, options) → {open(index), close(), step(delta), refresh(), isOpen(), index()}
+ * createLightbox(root, options) → {open(index), close(), step(delta), refresh(), isOpen(), index(),
+ *                                   overlay(src)}
  *   options.count()           how many items there are now (read at every step: lists grow)
  *   options.item(index)       {src, preview?, alt?, caption?}: the full picture, and a smaller one
  *                             (the thumbnail) shown at once while the full one loads
@@ -21,6 +24,10 @@
  *   options.onClose(index)    after closing; may return the element to focus (default: the
  *                             one focused before it opened)
  * refresh() shows the current item again (after the page changed it or the list).
+ * overlay(src) offers an overlay for the item shown (a picture of the same aspect, e.g. a
+ * PNG with transparency), or none (null): its toggle appears, and while it is pressed the
+ * overlay covers the picture exactly. Showing another item drops it; whether the toggle is
+ * pressed is kept until the lightbox closes, so stepping through keeps showing overlays.
  *
  * On a touch screen a swipe across the picture steps too: to the left → the next one, to
  * the right → the previous one (pointer events of pointerType touch or pen; a mouse drags
@@ -64,6 +71,8 @@ export function createLightbox(root, options = {}) {
   const closeButton = part("close");
   const position = part("position");
   const caption = part("caption");
+  const overlayImage = part("overlay");
+  const overlayToggle = part("overlay-toggle");
   const count = () => options.count();
   const total = () => (options.total ? options.total() : count());
   const hasMore = () => !!(options.hasMore && options.hasMore());
@@ -71,11 +80,43 @@ export function createLightbox(root, options = {}) {
   let current = -1;
   let opened = false;
   let returnFocus = null;
+  let overlaySrc = null; // the overlay offered for the item shown
+  let overlayOn = false; // its toggle is pressed
 
   function isOpen() { return opened && current >= 0 && current < count(); }
 
+  /** Lay the overlay on the picture's box (the picture is contained in it as the overlay is). */
+  function placeOverlay() {
+    if (!overlayImage || overlayImage.hidden) return;
+    overlayImage.style.left = image.offsetLeft + "px";
+    overlayImage.style.top = image.offsetTop + "px";
+    overlayImage.style.width = image.offsetWidth + "px";
+    overlayImage.style.height = image.offsetHeight + "px";
+  }
+
+  function showOverlay() {
+    if (overlayToggle) {
+      overlayToggle.hidden = !overlaySrc;
+      overlayToggle.setAttribute("aria-pressed", overlayOn ? "true" : "false");
+      const noun = overlayToggle.dataset.noun || "overlay";
+      overlayToggle.textContent = (overlayOn ? "Hide " : "Show ") + noun;
+    }
+    if (!overlayImage) return;
+    const visible = !!(overlaySrc && overlayOn);
+    if (visible && overlayImage.getAttribute("src") !== overlaySrc) overlayImage.src = overlaySrc;
+    if (!overlaySrc) overlayImage.removeAttribute("src");
+    overlayImage.hidden = !visible;
+    placeOverlay();
+  }
+
+  function setOverlay(src) {
+    overlaySrc = src || null;
+    showOverlay();
+  }
+
   function showPicture(item) {
     if (image.dataset.src === item.src) return;
+    setOverlay(null); // another picture: its page offers its own
     image.dataset.src = item.src;
     image.alt = item.alt || "";
     if (!item.preview || item.preview === item.src) {
@@ -143,6 +184,8 @@ export function createLightbox(root, options = {}) {
     document.body.classList.remove("lightbox-open");
     image.removeAttribute("src");
     delete image.dataset.src;
+    overlayOn = false;
+    setOverlay(null);
     if (loading) loading.hidden = true;
     const target = (options.onClose && options.onClose(was)) || returnFocus;
     returnFocus = null;
@@ -193,6 +236,18 @@ export function createLightbox(root, options = {}) {
   });
   stage.addEventListener("pointercancel", () => { swipeFrom = null; });
 
+  if (overlayToggle) {
+    overlayToggle.addEventListener("click", () => {
+      overlayOn = !overlayOn;
+      showOverlay();
+    });
+  }
+  if (overlayImage) {
+    image.addEventListener("load", placeOverlay);
+    if (typeof ResizeObserver === "function") new ResizeObserver(placeOverlay).observe(image);
+    else window.addEventListener("resize", placeOverlay);
+  }
+
   if (prev) prev.addEventListener("click", () => step(-1));
   if (next) next.addEventListener("click", () => step(1));
   if (closeButton) closeButton.addEventListener("click", close);
@@ -217,5 +272,5 @@ export function createLightbox(root, options = {}) {
     else if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
   });
 
-  return { open, close, step, refresh: render, isOpen, index: () => (isOpen() ? current : -1) };
+  return { open, close, step, refresh: render, isOpen, index: () => (isOpen() ? current : -1), overlay: setOverlay };
 }

@@ -1,6 +1,7 @@
 /* Daydream gallery — the lightbox's details panel: the image's prompt and parameters (from
- * its metadata, with the studio's names of models and schedulers), and what can be done to
- * it there: star, public, board, board cover, copy the seed, reuse, variant, delete. */
+ * its metadata, with the studio's names of models and schedulers; an inpainted image's
+ * settings and its "Show mask" overlay: maskoverlay.js), and what can be done to it there:
+ * star, public, board, board cover, copy the seed, reuse, variant, delete. */
 import { api, errorText } from "../../lib/api.js";
 import { ask } from "../../lib/confirm.js";
 import { byId, copyText, el } from "../../lib/dom.js";
@@ -9,7 +10,8 @@ import { onBoards, refreshBoards } from "./boards.js";
 import { say } from "./config.js";
 import { changed, removeFromView } from "./loading.js";
 import { boardById, catalog, list } from "./state.js";
-import { currentImage, showNear, viewerIndex } from "./viewer.js";
+import { inpaintOf, inpaintRows, maskOverlay } from "./maskoverlay.js";
+import { currentImage, offerOverlay, showNear, viewerIndex } from "./viewer.js";
 
 let detailsFor = null; // the id of the image whose parameters the panel shows
 let detailSeq = 0;
@@ -49,7 +51,7 @@ export function renderDetails() {
   byId("detail-download").href = image.url;
   byId("detail-download").setAttribute("download", "daydream-" + image.id + ".png");
   byId("detail-reuse").href = "/studio?reuse=" + encodeURIComponent(image.id);
-  byId("detail-reuse").hidden = image.kind === "upload";
+  byId("detail-reuse").hidden = image.kind === "upload" || image.kind === "mask";
   byId("detail-variant").href = "/studio?variant=" + encodeURIComponent(image.id);
   renderDetailBoards();
 }
@@ -107,6 +109,16 @@ function loadDetails(image) {
     byId("detail-seed-row").hidden = noSeed;
     byId("detail-seed").textContent = noSeed ? "" : String(seed);
     renderParams(image, meta, known);
+    showMask(image, meta, seq);
+  });
+}
+
+/** Offer the mask of an inpainted image as the lightbox's overlay (once it is drawn). */
+function showMask(image, meta, seq) {
+  maskOverlay(meta, { width: image.width, height: image.height }).then((src) => {
+    if (seq === detailSeq && src) offerOverlay(src);
+  }, () => {
+    if (seq === detailSeq) detailNote("The mask of this image is gone: it cannot be shown.");
   });
 }
 
@@ -115,14 +127,18 @@ function renderParams(image, meta, known) {
     size: (meta.width || image.width) + " × " + (meta.height || image.height),
     steps: meta.steps, guidance: meta.guidance,
     scheduler: nameOf(known && known.scheduler, meta.scheduler), model: nameOf(known && known.model, meta.model),
-    strength: meta.init_image ? meta.strength : null,
+    strength: meta.init_image || inpaintOf(meta) ? meta.strength : null,
     created: formatDate(image.created_at),
-    kind: image.kind === "upload" ? "Upload" + (meta.original_format ? " (" + meta.original_format + ")" : "") : null,
+    kind: image.kind === "upload" ? "Upload" + (meta.original_format ? " (" + meta.original_format + ")" : "")
+      : image.kind === "mask" ? "Mask (white = repainted)" : null,
   };
   const rows = PARAM_LABELS.filter(([key]) => values[key] !== null && values[key] !== undefined && values[key] !== "")
-    .map(([key, label]) => el("div", { class: "detail-params__row" }, [
-      el("dt", { text: label }), el("dd", { text: String(values[key]) })]));
-  byId("detail-params").replaceChildren(...rows);
+    .map(([key, label]) => [label, String(values[key])]);
+  // An inpainted image: its settings, after the strength and before the date.
+  const at = rows.findIndex(([label]) => label === "Made");
+  rows.splice(at === -1 ? rows.length : at, 0, ...inpaintRows(inpaintOf(meta)));
+  byId("detail-params").replaceChildren(...rows.map(([label, text]) => el("div", { class: "detail-params__row" }, [
+    el("dt", { text: label }), el("dd", { text })])));
 }
 
 function patchImage(image, change, done) {

@@ -58,6 +58,9 @@ export function openAt(index) { lightbox.open(index); }
 
 export function openImage(id) { lightbox.open(indexOf(id)); }
 
+/** Offer an overlay (a data URL: the mask of an inpainted image) for the image shown, or none. */
+export function offerOverlay(src) { if (lightbox) lightbox.overlay(src); }
+
 /** Show the current image again (the list or the image changed). */
 export function refreshViewer() { if (viewerOpen()) lightbox.refresh(); }
 
