@@ -3,8 +3,8 @@
 A batch's tasks share a batch key (worker/batching.py), so one kind, one pipeline call
 for all their rows: the kind builds the call (build_call), Render adds a generator per
 row (image i of a task uses seed + i) and the step callback (progress, previews, stops),
-calls the pipeline, and keeps each picture for its task, with the kind's infotext
-fields in its parameters. Each task keeps its own progress, stop, images and end.
+calls the pipeline, has the kind finish each picture (finish_picture) and keeps it for
+its task, with the kind's infotext fields in its parameters. Each task keeps its own progress, stop, images and end.
 
 What Render needs from around it (the pipeline, where progress goes, whether a task was
 canceled, where images are stored, how a task ends) is its RenderContext; the worker's
@@ -174,7 +174,8 @@ class Render:
         seconds = time.monotonic() - started
         # Every picture's PNG and thumbnail start encoding now, side by side (threads), while
         # the bookkeeping and the image check below run; a withheld one's bytes are dropped.
-        encoded = [storage.start_encoding(picture, self.record(row)) for row, picture in zip(rows, result.images)]
+        pictures = [self.kind.finish_picture(row, picture, self.inputs) for row, picture in zip(rows, result.images)]
+        encoded = [storage.start_encoding(picture, self.record(row)) for row, picture in zip(rows, pictures)]
         if compiled_first:
             log.info("compiled %s for %dx%d, %d image(s) a call: first call %.1f s",
                      self.head.model, self.head.width, self.head.height, len(rows), seconds)
@@ -184,7 +185,7 @@ class Render:
             if per_step is None:  # one step, or a batch: the call's time per image-step
                 per_step = seconds / max(self.head.effective_steps, 1) / len(rows)
             context.record_step_time(self.head, per_step, len(rows))
-        verdicts = context.verdicts(result.images)  # the image check (worker/safety.py), one call
+        verdicts = context.verdicts(pictures)  # the image check (worker/safety.py), one call
         for row, files, verdict in zip(rows, encoded, verdicts):
             task = row.task
             if task.id in self.stopped or context.canceled(task):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from worker.kinds.base import TaskKind, kind_for, register, registered, unregister
 from worker.kinds.img2img import ImageToImage
+from worker.kinds.inpaint import Inpaint
 from worker.kinds.txt2img import TextToImage
 
 register(TextToImage())
 register(ImageToImage())
+register(Inpaint())  # (after image-to-image: an inpaint task has an init picture too)
 
 __all__ = ["TaskKind", "kind_for", "register", "registered", "unregister"]

@@ -3,7 +3,9 @@
 A kind says which tasks are its own (applies), what may share one pipeline call beside
 what every kind shares (batch_key), what it reads once per task before its calls
 (inputs: an init picture, a mask), how a batch's rows become a pipeline call
-(build_call) and what it records in each image's parameters (infotext_fields).
+(build_call), what becomes of each picture the call made before it is stored
+(finish_picture: inpainting pastes it over its input) and what it records in each
+image's parameters (infotext_fields).
 worker/render.py runs any kind; worker/batching.py keys batches by it. A new kind is a
 module with a TaskKind subclass, registered (register) where worker/kinds/__init__.py
 imports the built-in ones."""
@@ -36,6 +38,12 @@ class TaskKind:
         share `head`'s batch key) and its arguments, generators and step callback
         aside (Render adds those). inputs: task id -> what inputs() returned."""
         raise NotImplementedError
+
+    def finish_picture(self, row, picture, inputs: dict):
+        """The picture of `row` as it is stored, from the one the call made (Render calls
+        it before encoding and before the image check). inputs: task id -> what inputs()
+        returned. The default keeps the picture as it is."""
+        return picture
 
     def infotext_fields(self, task) -> dict:
         """What an image of this kind records beside the task's parameters (its PNG's

@@ -1,5 +1,5 @@
 """The pipeline cache: one model resident per worker (PipelineCache), and the other
-pipelines a task kind calls made from its components (derived: from_pipe, no weights
+pipelines a task kind calls (image-to-image, inpaint) made from its components (derived: from_pipe, no weights
 copied or loaded)."""
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 
 from diffusers import (
     AutoPipelineForImage2Image,
+    AutoPipelineForInpainting,
     DiffusionPipeline,
+    FluxFillPipeline,
     StableDiffusionPipeline,
 )
 
@@ -43,6 +45,21 @@ def derived(pipe: DiffusionPipeline, auto_class) -> DiffusionPipeline:
 def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
     """The family's image-to-image pipeline made from `pipe` (derived)."""
     return derived(pipe, AutoPipelineForImage2Image)
+
+
+# A FLUX.1 Fill transformer's input: 64 packed latent + 64 packed masked-picture latent +
+# 256 packed mask channels (services/generation/families.FILL_TRANSFORMER_CHANNELS).
+FILL_CHANNELS = 384
+
+
+def inpaint_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
+    """The family's inpaint pipeline made from `pipe` (derived): FluxFillPipeline for a
+    FLUX.1 Fill transformer, else AutoPipelineForInpainting's (a 9-channel SD inpainting
+    UNet goes through the SD inpaint pipelines, which feed it the mask and masked picture)."""
+    transformer = getattr(pipe, "transformer", None)
+    if getattr(getattr(transformer, "config", None), "in_channels", None) == FILL_CHANNELS:
+        return derived(pipe, FluxFillPipeline)
+    return derived(pipe, AutoPipelineForInpainting)
 
 
 class PipelineCache:
