@@ -71,6 +71,8 @@ def parameter_schema(rule: Rule) -> dict:
     limits set (sizes, samples) is left out: it differs from user to user."""
     if rule.kind == "choice":
         return {"type": "string", "enum": list(rule.choices), "default": rule.default}
+    if rule.kind == "bool":
+        return {"type": ["boolean", "null"], "default": rule.default}
     if rule.kind == "text":
         if rule.required:
             return {"type": "string", "minLength": 1, "maxLength": rule.max_length}
@@ -92,6 +94,24 @@ def parameter_schema(rule: Rule) -> dict:
 # negative prompt), your plan (the largest side, pixels and samples), the ids of your
 # images, boards and the enabled models and LoRAs, and image-to-image's one step at
 # least (int(steps × strength) >= 1).
+INPAINT_NOTE = "; needs init_image and a mask or outpaint (else it is refused at any value but its default)"
+OUTPAINT_SIDE = {"type": "integer", "minimum": 0, "maximum": 16384, "default": 0,
+                 "description": "pixels added on this side; a multiple of the model's size_step"}
+OUTPAINT = {"type": ["object", "null"], "additionalProperties": False,
+            "properties": {side: OUTPAINT_SIDE for side in ("left", "right", "top", "bottom")},
+            "description": "Extend the picture: the new area is the mask, pre-filled from the edges. width and "
+                           "height are the size the picture is fitted to (init_fit); the result, and the cost, "
+                           "are (width + left + right) × (height + top + bottom). Needs init_image."}
+INPAINT_DESCRIPTIONS = {
+    "mask_blur": "feathering radius of the mask's edge, px (Gaussian, as A1111's Mask blur)",
+    "inpaint_area": "whole: the whole picture is rendered; masked: only the mask's box plus inpaint_padding, "
+                    "at the model's native size, pasted back (A1111's Only masked)",
+    "inpaint_padding": "px around the mask's box with inpaint_area masked",
+    "masked_content": "what the masked area starts from: the original pixels, fill (its blurred surroundings), "
+                      "latent_noise (seeded noise) or latent_nothing (flat grey)",
+    "mask_invert": "repaint what the mask leaves out instead",
+    "initial_noise_multiplier": "A1111's extra-noise multiplier, recorded with the task",
+}
 TASK_PARAMS = {
     "type": "object", "required": [name for name, rule in RULES.items() if rule.required],
     "additionalProperties": False,  # "is not a task parameter"
@@ -105,6 +125,14 @@ TASK_PARAMS = {
         "model": {"type": ["string", "null"], "description": "an enabled model's id (GET /models); "
                                                            "null: the default model"},
         "init_image": {"type": ["string", "null"], "description": "an image of yours (an upload or a result)"},
+        **{name: {**parameter_schema(RULES[name]), "description": text + INPAINT_NOTE}
+           for name, text in INPAINT_DESCRIPTIONS.items()},
+        "mask": {"type": ["string", "null"], "maxLength": 24 * 1024 * 1024, "description": (
+            "Inpainting: an image id of yours (an upload, a result or a mask) or a data URL "
+            "(data:image/png;base64,…; PNG, JPEG or WebP). With transparency (any alpha below 255) its "
+            "alpha is the mask, opaque = repaint; else its luminance, white = repaint; binarized at 128 and "
+            "scaled to the init image. Needs init_image. A mask that selects nothing is a 422.")},
+        "outpaint": OUTPAINT,
         "board_id": {"type": ["string", "null"], "description": "a board of yours: the results go there"},
         "loras": {"type": ["array", "null"], "description": "enabled LoRAs of the model's family (GET /models, "
                   "kind lora), at most DAYDREAM_MAX_LORAS, each once", "items": {
@@ -141,6 +169,14 @@ SCHEMAS = {
         # null when the task has no init image (strength applies to image-to-image only)
         "strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "init_fit": {"enum": [*RULES["init_fit"].choices, None]},
+        "mask": {"type": ["string", "null"], "description": "the id of the task's mask image (kind mask)"},
+        "inpaint": {"type": ["object", "null"], "description": "null unless the task has a mask or outpaint",
+                    "properties": {"mask_blur": INTEGER, "inpaint_area": {"enum": list(RULES["inpaint_area"].choices)},
+                                   "inpaint_padding": INTEGER,
+                                   "masked_content": {"enum": list(RULES["masked_content"].choices)},
+                                   "mask_invert": BOOLEAN, "noise_multiplier": {"type": "number"},
+                                   "outpaint": {"type": "object", "properties": {
+                                       side: INTEGER for side in ("left", "right", "top", "bottom")}}}},
         "id": STRING, "state": {"enum": ["queued", "running", "done", "failed", "canceled"]},
         "cost": INTEGER, "refunded": BOOLEAN, "position": {"type": ["integer", "null"]},
         "progress": {"type": "object", "properties": {"step": INTEGER, "total": INTEGER}},
