@@ -88,10 +88,13 @@ export function createLightbox(root, options = {}) {
   /** Lay the overlay on the picture's box (the picture is contained in it as the overlay is). */
   function placeOverlay() {
     if (!overlayImage || overlayImage.hidden) return;
-    overlayImage.style.left = image.offsetLeft + "px";
-    overlayImage.style.top = image.offsetTop + "px";
-    overlayImage.style.width = image.offsetWidth + "px";
-    overlayImage.style.height = image.offsetHeight + "px";
+    const parent = image.offsetParent || image.parentElement; // the figure (positioned)
+    const box = image.getBoundingClientRect(); // fractions of a pixel: offsetLeft would round them
+    const origin = parent.getBoundingClientRect();
+    overlayImage.style.left = box.left - origin.left - parent.clientLeft + "px";
+    overlayImage.style.top = box.top - origin.top - parent.clientTop + "px";
+    overlayImage.style.width = box.width + "px";
+    overlayImage.style.height = box.height + "px";
   }
 
   function showOverlay() {
