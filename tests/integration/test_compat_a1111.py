@@ -372,8 +372,18 @@ BAD_BODIES = [
      "init_images"),
     ("/sdapi/v1/img2img", {"prompt": "x", "denoising_strength": 2,
                            "init_images": [base64.b64encode(image_bytes()).decode()]}, "denoising_strength"),
-    ("/sdapi/v1/img2img", {"prompt": "x", "mask": base64.b64encode(image_bytes()).decode(),
+    # A mask is taken (test_compat_inpaint.py); one that selects nothing (dark: A1111 reads its
+    # luminance), one that is not an image, and a separate latent mask are refused.
+    ("/sdapi/v1/img2img", {"prompt": "x", "mask": base64.b64encode(image_bytes(colour=(20, 20, 20))).decode(),
                            "init_images": [base64.b64encode(image_bytes()).decode()]}, "mask"),
+    ("/sdapi/v1/img2img", {"prompt": "x", "mask": base64.b64encode(b"plain words").decode(),
+                           "init_images": [base64.b64encode(image_bytes()).decode()]}, "mask"),
+    ("/sdapi/v1/img2img", {"prompt": "x", "mask": base64.b64encode(image_bytes(colour=(255, 255, 255))).decode(),
+                           "latent_mask": base64.b64encode(image_bytes()).decode(),
+                           "init_images": [base64.b64encode(image_bytes()).decode()]}, "latent_mask"),
+    ("/sdapi/v1/img2img", {"prompt": "x", "mask": base64.b64encode(image_bytes(colour=(255, 255, 255))).decode(),
+                           "inpainting_fill": 7, "init_images": [base64.b64encode(image_bytes()).decode()]},
+     "inpainting_fill"),
     ("/sdapi/v1/options", {"sd_model_checkpoint": 12}, "sd_model_checkpoint"),
 ]
 
@@ -394,6 +404,7 @@ def test_bad_input_is_a_clear_4xx_in_a1111s_shape_and_charges_nothing(a1111_stac
     assert set(webui_caller.get("/sdapi/v1/no-such-route").json()) == A1111_ERROR_KEYS
     assert webui_caller.user.me()["tokens"] == tokens and webui_caller.tasks() == []
     assert webui_caller.user.get("/api/v1/images?kind=upload").get_json()["total"] == uploads
+    assert webui_caller.user.get("/api/v1/images?kind=mask").get_json()["total"] == 0
 
 
 def test_without_a_worker_an_a1111_request_is_refused_at_once_with_a_503(tmp_path, redis_url, models_path):

@@ -190,8 +190,13 @@ def test_bad_input_is_a_clear_4xx_in_openais_shape_and_charges_nothing(openai_st
     for files, data, param in [({"image": ("a.png", b"plain words", "image/png")}, {"prompt": "x"}, "image"),
                                ({"image": ("a.png", bomb_bytes(), "image/png")}, {"prompt": "x"}, "image"),
                                ({}, {"prompt": "x"}, "image"),
+                               # a mask without transparency (test_compat_inpaint.py: masks that work)
                                ({"image": ("a.png", image_bytes(), "image/png"),
                                  "mask": ("m.png", image_bytes(), "image/png")}, {"prompt": "x"}, "mask"),
+                               ({"image": ("a.png", image_bytes(), "image/png"),
+                                 "mask": ("m.png", b"plain words", "image/png")}, {"prompt": "x"}, "mask"),
+                               ({"image": ("a.png", image_bytes(), "image/png")}, {"prompt": "x", "mask": "m"},
+                                "mask"),
                                ({"image": ("a.png", image_bytes(), "image/png")},
                                 {"prompt": "x", "size": "99999x1"}, "size")]:
         response = requests.post(openai_caller.url + "/v1/images/edits", files=files or {"x": ("x", b"x")}, data=data,
@@ -201,6 +206,7 @@ def test_bad_input_is_a_clear_4xx_in_openais_shape_and_charges_nothing(openai_st
                                      headers={"Authorization": f"Bearer {openai_caller.token}"}), 405)
     assert openai_caller.user.me()["tokens"] == tokens and openai_caller.tasks() == []
     assert openai_caller.user.get("/api/v1/images?kind=upload").get_json()["total"] == 0
+    assert openai_caller.user.get("/api/v1/images?kind=mask").get_json()["total"] == 0
 
 
 def test_without_a_worker_an_openai_request_is_refused_at_once_with_a_503(tmp_path, redis_url, models_path):

@@ -150,6 +150,75 @@ def test_an_a1111_body_becomes_task_parameters(catalog):
     assert image["strength"] == 0.4 and image["init_fit"] == "contain"
 
 
+def test_an_img2img_mask_brings_a1111s_inpaint_fields_as_daydreams(catalog):
+    # webuiapi's img2img sends these always; with a mask they are the inpaint settings.
+    sent = {"prompt": "x", "mask": "bWFzaw==", "mask_blur": 4, "inpainting_fill": 0, "inpaint_full_res": True,
+            "inpaint_full_res_padding": 0, "inpainting_mask_invert": 0, "initial_noise_multiplier": 1}
+    params = a1111.a1111_params(None, sent, img2img=True)
+    assert {k: params[k] for k in ("mask_blur", "masked_content", "inpaint_area", "inpaint_padding",
+                                   "mask_invert", "initial_noise_multiplier")} == {
+        "mask_blur": 4, "masked_content": "fill", "inpaint_area": "masked", "inpaint_padding": 0,
+        "mask_invert": False, "initial_noise_multiplier": 1.0}
+    assert "mask" not in params  # (stored by the view, then passed by its id)
+    # A1111's defaults where the client sends nothing: original content, the whole picture.
+    bare = a1111.a1111_params(None, {"prompt": "x", "mask": "bWFzaw==", "mask_blur_x": 2, "mask_blur_y": 9,
+                                     "inpainting_mask_invert": 1, "inpaint_full_res": "false"}, img2img=True)
+    assert bare["mask_blur"] == 9 and bare["masked_content"] == "original" and bare["inpaint_area"] == "whole"
+    assert bare["inpaint_padding"] == 32 and bare["mask_invert"] is True
+    assert a1111.a1111_params(None, {**sent, "inpainting_fill": 3}, img2img=True)["masked_content"] == "latent_nothing"
+    # Without a mask A1111 ignores them, and so does this.
+    plain = a1111.a1111_params(None, {**sent, "mask": ""}, img2img=True)
+    assert not {"mask_blur", "masked_content", "inpaint_area", "mask_invert"} & set(plain)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"inpainting_fill": 4}, "inpainting_fill"), ({"inpainting_fill": True}, "inpainting_fill"),
+    ({"mask_blur": 65}, "mask_blur"), ({"mask_blur": 2.5}, "mask_blur"),
+    ({"mask_blur": None, "mask_blur_y": -1}, "mask_blur_y"),
+    ({"inpaint_full_res": "maybe"}, "inpaint_full_res"), ({"inpainting_mask_invert": 2}, "inpainting_mask_invert"),
+    ({"inpaint_full_res_padding": 300}, "inpaint_full_res_padding"),
+    ({"initial_noise_multiplier": 3}, "initial_noise_multiplier"),
+    ({"latent_mask": "bWFzaw=="}, "latent_mask"),
+])
+def test_a_bad_inpaint_field_is_refused_by_a1111s_name(catalog, change, field):
+    with pytest.raises(ValidationError) as raised:
+        a1111.a1111_params(None, {"prompt": "x", "mask": "bWFzaw==", "mask_blur": 4, **change}, img2img=True)
+    assert raised.value.field == field
+    assert common.rename_fields(raised.value, a1111.A1111_NAMES).field == field
+
+
+def test_daydreams_inpaint_complaints_name_a1111s_fields():
+    for ours, theirs in (("masked_content", "inpainting_fill"), ("inpaint_area", "inpaint_full_res"),
+                         ("inpaint_padding", "inpaint_full_res_padding"), ("mask_invert", "inpainting_mask_invert"),
+                         ("mask", "mask"), ("mask_blur", "mask_blur")):
+        renamed = common.rename_fields(ValidationError(ours, "is wrong"), a1111.A1111_NAMES)
+        assert renamed.field == theirs and renamed.message == f"{theirs}: is wrong"
+
+
+def test_an_inpaint_task_is_echoed_in_a1111s_shapes_without_the_mask(catalog):
+    class Task:
+        prompt, negative_prompt, steps, guidance, width, height, samples = "a boat", "", 2, 7.0, 64, 64, 1
+        scheduler, strength, model, loras, mask_image_id = "euler_a", 0.75, "demo", None, "m" * 22
+        inpaint = {"mask_blur": 6, "inpaint_area": "masked", "inpaint_padding": 16, "masked_content": "latent_noise",
+                   "mask_invert": True, "noise_multiplier": 1.2, "outpaint": {"left": 0, "right": 0, "top": 0,
+                                                                              "bottom": 0}}
+
+    echoed = a1111.a1111_parameters(Task(), {"prompt": "a boat", "mask": "bWFzaw==", "init_images": ["x"],
+                                             "inpainting_fill": 2}, img2img=True)
+    assert echoed["mask"] is None and echoed["init_images"] is None
+    assert (echoed["mask_blur"], echoed["inpainting_fill"], echoed["inpaint_full_res"],
+            echoed["inpaint_full_res_padding"], echoed["inpainting_mask_invert"],
+            echoed["initial_noise_multiplier"]) == (6, 2, True, 16, 1, 1.2)
+    info = a1111.inpaint_info(Task())
+    assert info["extra_generation_params"] == {
+        "Mask blur": 6, "Inpaint area": "Only masked", "Masked content": "latent noise",
+        "Masked area padding": 16, "Mask mode": "Inpaint not masked", "Noise multiplier": 1.2}
+    assert info["is_using_inpainting_conditioning"] is False  # (a model of the standard kind)
+    Task.mask_image_id = None  # image-to-image: nothing added
+    assert a1111.inpaint_info(Task()) == {} and "inpainting_fill" not in a1111.a1111_parameters(
+        Task(), {"prompt": "a boat"}, img2img=True)
+
+
 @pytest.mark.parametrize("body, field", [
     ({"enable_hr": True}, "enable_hr"), ({"restore_faces": True}, "restore_faces"),
     ({"styles": ["cinematic"]}, "styles"), ({"subseed_strength": 0.3}, "subseed_strength"),

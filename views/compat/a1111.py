@@ -67,8 +67,10 @@ def _generate(img2img: bool):
                 raise ValidationError("init_images", "send one base64-encoded image in a list")
             if len(images) > 1:
                 raise ValidationError("init_images", "one init image per request is supported here")
-            task = common.submit_with_picture(user, params, a1111.decode_base64_image(images[0], "init_images"),
-                                              "init_images", key)
+            picture = a1111.decode_base64_image(images[0], "init_images")
+            mask = a1111.decode_base64_image(body["mask"], "mask") if a1111.has_mask(body) else None
+            task = common.submit_with_picture(user, params, picture, "init_images", key,
+                                              mask=mask, mask_reading="a1111")
         else:
             task = tasks.submit_task(user, params, key)
         task = holding.wait_for_task(task, pause=client_watch())

@@ -93,20 +93,25 @@ def edits():
     if request.mimetype == "application/json":
         raise ValidationError("image", "send the image as multipart/form-data in a field named 'image'")
     data = {key: request.form.get(key) for key in request.form}
-    if request.files.get("mask") is not None or data.get("mask"):
-        raise ValidationError("mask", "masks are not supported here: the whole image is reworked")
     files = request.files.getlist("image") + request.files.getlist("image[]")
     if not files:
         raise ValidationError("image", "send the image as multipart/form-data in a field named 'image'")
     if len(files) > 1:
         raise ValidationError("image", "one image per request is supported here")
+    masks = request.files.getlist("mask")
+    if data.get("mask") and not masks:
+        raise ValidationError("mask", "send the mask as a PNG file in a multipart field named 'mask'")
+    if len(masks) > 1:
+        raise ValidationError("mask", "one mask per request is supported here")
     params = openai.openai_params(user, data, edit=True)
     holding.require_worker()
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     raw = files[0].stream.read(limit + 1)
+    # The mask: a PNG whose fully transparent pixels are the area to edit (OpenAI's rule).
+    mask = masks[0].stream.read(limit + 1) if masks else None
     with holding.Holding():
         task = common.submit_with_picture(user, params, raw, "image", request.headers.get("Idempotency-Key"),
-                                          size_from_picture=True)
+                                          size_from_picture=True, mask=mask, mask_reading="openai")
         task = holding.wait_for_task(task, pause=client_watch())
     return _answer(task, data)
 

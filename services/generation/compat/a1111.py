@@ -1,7 +1,8 @@
 """AUTOMATIC1111's web UI API (views/compat/a1111.py) in Daydream's terms: its txt2img
 and img2img bodies as task parameters (field names and types as A1111's
-modules/api/models.py), its samplers and schedule types as scheduler keys, and a task as
-A1111's answer (`parameters`, `info`) and ProgressResponse. Nothing here knows a request."""
+modules/api/models.py; an img2img `mask` with its inpaint fields as Daydream's inpaint
+settings), its samplers and schedule types as scheduler keys, and a task as A1111's
+answer (`parameters`, `info`) and ProgressResponse. Nothing here knows a request."""
 from __future__ import annotations
 
 import base64
@@ -30,7 +31,12 @@ from services.library import storage
 # (views/errors.py renames it).
 A1111_NAMES = {"guidance": "cfg_scale", "samples": "batch_size", "strength": "denoising_strength",
                "scheduler": "sampler_name", "model": "override_settings.sd_model_checkpoint",
-               "init_image": "init_images", "loras": "prompt", "init_fit": "resize_mode"}
+               "init_image": "init_images", "loras": "prompt", "init_fit": "resize_mode",
+               "inpaint_area": "inpaint_full_res", "inpaint_padding": "inpaint_full_res_padding",
+               "masked_content": "inpainting_fill", "mask_invert": "inpainting_mask_invert"}
+# A1111's inpainting_fill ("Masked content") by its number, as Daydream's masked_content.
+INPAINTING_FILL = {0: "fill", 1: "original", 2: "latent_noise", 3: "latent_nothing"}
+FILL_NUMBERS = {content: number for number, content in INPAINTING_FILL.items()}
 
 
 # --- samplers ----------------------------------------------------------------------
@@ -137,8 +143,7 @@ A1111_UNSUPPORTED = (
     ("enable_hr", truthy, "hires fix is not supported here; ask for the final size directly"),
     ("restore_faces", truthy, "face restoration is not supported here"),
     ("tiling", truthy, "tiling is not supported here"),
-    ("mask", truthy, "inpainting masks are not supported here (image-to-image only)"),
-    ("latent_mask", truthy, "inpainting masks are not supported here"),
+    ("latent_mask", truthy, "a separate latent mask is not supported here; send the one mask in `mask`"),
     ("styles", lambda v: isinstance(v, list) and len(v) > 0 or (v and not isinstance(v, list)),
      "prompt styles are not supported here; put the words into the prompt"),
     ("script_name", truthy, "scripts are not supported here"),
@@ -218,7 +223,67 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
         if isinstance(mode, bool) or mode not in RESIZE_MODES:
             raise ValidationError("resize_mode", "must be 0, 1, 2 or 3")
         params["init_fit"] = RESIZE_MODES[int(mode)]
+        if has_mask(body):
+            params.update(inpaint_params(body))
     return fit_to_card(params)
+
+
+def has_mask(body: dict) -> bool:
+    """Whether an img2img body brings a mask (A1111 reads an empty one as none)."""
+    return body.get("mask") not in (None, "")
+
+
+def _whole(body: dict, field: str, low: int, high: int, default: int) -> int:
+    value = body.get(field)
+    if value is None:
+        return default
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
+        raise ValidationError(field, "must be a whole number")
+    if not low <= value <= high:
+        raise ValidationError(field, f"must be from {low} to {high}")
+    return int(value)
+
+
+def _switch(body: dict, field: str) -> bool:
+    """A1111's booleans and its 0/1 switches (inpainting_mask_invert is an int there)."""
+    value = body.get(field)
+    if value is None:
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false"):
+        return value.strip().lower() in ("1", "true")
+    if value in (0, 1) and not isinstance(value, (list, dict)):  # (True and False among them)
+        return bool(value)
+    raise ValidationError(field, "must be true or false (or 1 or 0)")
+
+
+def inpaint_params(body: dict) -> dict:
+    """Daydream's inpaint settings from an img2img body with a mask, A1111's meanings:
+    mask_blur (default 4; without it the larger of mask_blur_x and mask_blur_y),
+    inpainting_fill 0 fill | 1 original | 2 latent noise | 3 latent nothing (default 1),
+    inpaint_full_res "Only masked" (else the whole picture), inpaint_full_res_padding
+    (default 32), inpainting_mask_invert 0/1, initial_noise_multiplier 0.5–1.5. Without a
+    mask A1111 ignores them, and so does this (clients send them always)."""
+    if body.get("mask_blur") is not None:
+        blur = _whole(body, "mask_blur", 0, 64, 4)
+    else:
+        blur = max(_whole(body, "mask_blur_x", 0, 64, 4), _whole(body, "mask_blur_y", 0, 64, 4))
+    fill = body.get("inpainting_fill")
+    if fill is None:
+        fill = 1
+    if isinstance(fill, bool) or fill not in INPAINTING_FILL:
+        raise ValidationError("inpainting_fill", "must be 0 (fill), 1 (original), 2 (latent noise) "
+                                                 "or 3 (latent nothing)")
+    params = {"mask_blur": blur, "masked_content": INPAINTING_FILL[int(fill)],
+              "inpaint_area": "masked" if _switch(body, "inpaint_full_res") else "whole",
+              "inpaint_padding": _whole(body, "inpaint_full_res_padding", 0, 256, 32),
+              "mask_invert": _switch(body, "inpainting_mask_invert")}
+    noise = body.get("initial_noise_multiplier")
+    if noise is not None:
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0.5 <= noise <= 1.5:
+            raise ValidationError("initial_noise_multiplier", "must be a number from 0.5 to 1.5")
+        params["initial_noise_multiplier"] = float(noise)
+    return params
 
 
 DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
@@ -283,7 +348,56 @@ def a1111_info(task: Task, body: dict, *, img2img: bool) -> dict:
         "styles": [], "job_timestamp": task.created_at.strftime("%Y%m%d%H%M%S"), "clip_skip": 1,
         "is_using_inpainting_conditioning": False, "version": "daydream",
         "daydream_task_id": task.id, "cost": task.cost,
-    }
+    } | inpaint_info(task)
+
+
+def task_inpaint(task: Task) -> dict | None:
+    """The task's inpaint settings (Task.inpaint), None for a task without a mask."""
+    settings = getattr(task, "inpaint", None)
+    return settings if isinstance(settings, dict) and getattr(task, "mask_image_id", None) else None
+
+
+def inpaint_extras(settings: dict) -> dict:
+    """The inpaint settings as A1111's extra_generation_params names them (its infotext's)."""
+    extras = {"Mask blur": settings.get("mask_blur"),
+              "Inpaint area": "Only masked" if settings.get("inpaint_area") == "masked" else "Whole picture",
+              "Masked content": (settings.get("masked_content") or "original").replace("_", " ")}
+    if settings.get("inpaint_area") == "masked":
+        extras["Masked area padding"] = settings.get("inpaint_padding")
+    if settings.get("mask_invert"):
+        extras["Mask mode"] = "Inpaint not masked"
+    noise = settings.get("noise_multiplier")
+    if noise is not None and float(noise) != 1:
+        extras["Noise multiplier"] = float(noise)
+    return extras
+
+
+def inpaint_info(task: Task) -> dict:
+    """What an inpaint task adds to the `info` (nothing for image-to-image): its settings in
+    extra_generation_params, and whether the model is an inpainting model of its own."""
+    settings = task_inpaint(task)
+    if settings is None:
+        return {}
+    lora_hashes = {"Lora hashes": ", ".join(f"{l['name']}: {short_hash(l['id'])}"
+                                            for l in task.loras)} if task.loras else {}
+    card = catalog.cards().get(task.model)
+    return {"extra_generation_params": {**inpaint_extras(settings), **lora_hashes},
+            "is_using_inpainting_conditioning": getattr(card, "inpainting", None) == "dedicated"}
+
+
+def inpaint_echo(task: Task) -> dict:
+    """The inpaint fields of `parameters`, in A1111's shapes, as the task used them."""
+    settings = task_inpaint(task)
+    if settings is None:
+        return {}
+    echo = {"mask": None, "mask_blur": settings.get("mask_blur"),
+            "inpainting_fill": FILL_NUMBERS.get(settings.get("masked_content"), 1),
+            "inpaint_full_res": settings.get("inpaint_area") == "masked",
+            "inpaint_full_res_padding": settings.get("inpaint_padding"),
+            "inpainting_mask_invert": 1 if settings.get("mask_invert") else 0}
+    if settings.get("noise_multiplier") is not None:
+        echo["initial_noise_multiplier"] = settings["noise_multiplier"]
+    return echo
 
 
 # The fields A1111's API defines for txt2img and img2img (its modules/api/models.py builds
@@ -326,6 +440,9 @@ def a1111_parameters(task: Task, body: dict, *, img2img: bool = False) -> dict:
     if img2img:
         echoed["init_images"] = None
         echoed["denoising_strength"] = task.strength
+        if "mask" in body:
+            echoed["mask"] = None  # (A1111 does not send the mask back either)
+        echoed.update(inpaint_echo(task))
     return echoed
 
 

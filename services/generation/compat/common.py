@@ -17,7 +17,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from extensions import db
 from models import AiModel, Image, Task, User
 from services.core.errors import NotFound, ServiceError, TooLarge, Unavailable, ValidationError
-from services.generation import catalog, tasks, uploads
+from services.generation import catalog, masks, tasks, uploads
 from services.generation.params import fit_size, model_limits
 from services.library import storage
 
@@ -149,8 +149,21 @@ def store_init_image(user: User, data: bytes, field: str) -> Image:
         raise ValidationError(field, exc.message)
 
 
+def store_mask_image(user: User, data: bytes, reading: str, picture: Image, field: str) -> Image:
+    """The mask stored as the user's mask image at the picture's size (masks.store_mask),
+    read as the client's API defines it; its complaints are 422s naming `field`, as the
+    picture's are (store_init_image)."""
+    try:
+        return masks.store_mask(user, data, reading=reading, picture=picture, field=field)
+    except (Unavailable, TooLarge, ValidationError):
+        raise
+    except ServiceError as exc:  # not an image, damaged, another format
+        message = exc.message.removeprefix(f"{field}: ")
+        raise ValidationError(field, message)
+
+
 def discard_upload(image: Image | None) -> None:
-    """Remove an init image stored for a request whose task was refused."""
+    """Remove an init image (or a mask) stored for a request whose task was refused."""
     if image is None:
         return
     try:
@@ -162,26 +175,37 @@ def discard_upload(image: Image | None) -> None:
             db.session.commit()
             storage.remove_files(relatives)
     except Exception as exc:  # tidying only
-        log.warning("could not remove the refused request's init image: %s", exc)
+        log.warning("could not remove the refused request's picture: %s", exc)
         db.session.rollback()
 
 
 def submit_with_picture(user: User, params: dict, data: bytes, field: str, idempotency_key: str | None, *,
-                        size_from_picture: bool = False) -> Task:
+                        size_from_picture: bool = False, mask: bytes | None = None, mask_reading: str = "native",
+                        mask_field: str = "mask") -> Task:
     """Submit a task that starts from a picture the request brought: `data` is stored as
     the caller's upload (complaints name `field`, the client's own) and becomes the task's
-    init image. The upload is removed again when the submit is refused, or when an earlier
-    request with the same Idempotency-Key answers with its own task. size_from_picture:
-    with no width asked for, the picture's own shape (image_size)."""
+    init image. With `mask` (the mask's file as sent), the mask is read as the client's API
+    defines it (`mask_reading`: "a1111" or "openai"), scaled to the stored picture and
+    stored as the caller's mask image (complaints name `mask_field`); the task gets its id.
+    Both are removed again when the submit is refused (nothing is charged then), or when an
+    earlier request with the same Idempotency-Key answers with its own task.
+    size_from_picture: with no width asked for, the picture's own shape (image_size)."""
     init = store_init_image(user, data, field)
+    stored_mask = None
     try:
         params["init_image"] = init.id
+        if mask is not None:
+            stored_mask = store_mask_image(user, mask, mask_reading, init, mask_field)
+            params["mask"] = stored_mask.id
         if size_from_picture and "width" not in params:
             params["width"], params["height"] = image_size(init, params["model"], user)
         task = tasks.submit_task(user, params, idempotency_key)
     except Exception:
+        discard_upload(stored_mask)
         discard_upload(init)
         raise
+    if stored_mask is not None and getattr(task, "mask_image_id", None) != stored_mask.id:
+        discard_upload(stored_mask)  # an earlier request's task, with its own mask
     if task.init_image_id != init.id:
         discard_upload(init)  # an earlier request with the same Idempotency-Key: its own picture
     return task

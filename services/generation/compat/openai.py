@@ -31,8 +31,10 @@ def openai_params(user: User, data: dict, *, edit: bool) -> dict:
     """Daydream task parameters from an OpenAI images request (JSON, or the form
     fields of an edit). `model` is a Daydream model (id or name); OpenAI's own model
     names mean the caller's default. quality, style, user and the like are accepted
-    and ignored; what Daydream cannot do (masks, transparent backgrounds, streaming,
-    formats other than PNG) is refused."""
+    and ignored; what Daydream cannot do (transparent backgrounds, streaming, formats
+    other than PNG) is refused. An edit's mask is a file: the view reads it
+    (common.submit_with_picture, "openai" reading: its fully transparent pixels are the
+    area to edit)."""
     prompt = data.get("prompt")
     if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
         raise ValidationError("prompt", "is required: describe the image you want")
