@@ -47,10 +47,15 @@ test("the overlay tints the repainted pixels: the mask inside, everything outpai
   // a 4×1 picture, 1 px outpainted on the right; the drawn mask: white, black, white (then the margin)
   const pixels = () => new Uint8ClampedArray([255, 255, 255, 255, 0, 0, 0, 255, 200, 200, 200, 255, 0, 0, 0, 255]);
   const inner = { x: 0, y: 0, w: 3, h: 1 };
+  const layout = { inner, draw: inner };
   const tint = [1, 2, 3, 4];
   const on = (data) => [0, 1, 2, 3].map((p) => data[p * 4 + 3] === 4);
-  assert.deepEqual(on(selectPixels(pixels(), 4, 1, inner, false, tint)), [true, false, true, true]);
-  assert.deepEqual(on(selectPixels(pixels(), 4, 1, inner, true, tint)), [false, true, false, true]);
-  const data = selectPixels(pixels(), 4, 1, inner, false, tint);
+  assert.deepEqual(on(selectPixels(pixels(), 4, 1, layout, false, tint)), [true, false, true, true]);
+  assert.deepEqual(on(selectPixels(pixels(), 4, 1, layout, true, tint)), [false, true, false, true]);
+  const data = selectPixels(pixels(), 4, 1, layout, false, tint);
   assert.deepEqual(Array.from(data.slice(0, 8)), [1, 2, 3, 4, 0, 0, 0, 0]);
+  // "contain": the padding beside the drawn mask is kept, inverted or not (the worker
+  // inverts the mask, then fits it)
+  const letterboxed = { inner, draw: { x: 1, y: 0, w: 2, h: 1 } };
+  assert.deepEqual(on(selectPixels(pixels(), 4, 1, letterboxed, true, tint)), [false, true, false, true]);
 });

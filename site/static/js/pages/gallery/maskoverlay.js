@@ -88,15 +88,17 @@ export function overlayGeometry({ width, height, outpaint, fit, maskWidth, maskH
 }
 
 /** Turn RGBA pixels holding the drawn mask (white = repaint, black elsewhere) into the
- * overlay, in place: a repainted pixel gets `tint`, the rest are clear. Inside `inner`
- * the mask decides (inverted if `invert`); outside it (the outpaint) all are repainted. */
-export function selectPixels(data, width, height, inner, invert, tint = TINT) {
+ * overlay, in place: a repainted pixel gets `tint`, the rest are clear. Where the mask
+ * was drawn (`draw` within `inner`) it decides, inverted if `invert` (the worker inverts
+ * before fitting); the rest of `inner` (the padding of "contain") is kept; outside
+ * `inner` (the outpaint) all is repainted. */
+export function selectPixels(data, width, height, { inner, draw }, invert, tint = TINT) {
+  const within = (box, x, y) => x + 0.5 >= box.x && x + 0.5 < box.x + box.w && y + 0.5 >= box.y && y + 0.5 < box.y + box.h;
   for (let y = 0; y < height; y++) {
-    const inY = y >= inner.y && y < inner.y + inner.h;
     for (let x = 0; x < width; x++) {
       const i = (y * width + x) * 4;
-      const inside = inY && x >= inner.x && x < inner.x + inner.w;
-      const on = inside ? (data[i] >= 128) !== !!invert : true;
+      let on = true;
+      if (within(inner, x, y)) on = within(draw, x, y) && (data[i] >= 128) !== !!invert;
       data[i] = on ? tint[0] : 0;
       data[i + 1] = on ? tint[1] : 0;
       data[i + 2] = on ? tint[2] : 0;
@@ -141,7 +143,7 @@ export async function maskOverlay(meta, size) {
     context.restore();
   }
   const pixels = context.getImageData(0, 0, size.width, size.height);
-  selectPixels(pixels.data, size.width, size.height, layout.inner, mask ? settings.mask_invert : false);
+  selectPixels(pixels.data, size.width, size.height, layout, mask ? settings.mask_invert : false);
   context.putImageData(pixels, 0, 0);
   return canvas.toDataURL("image/png");
 }
