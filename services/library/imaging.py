@@ -72,7 +72,7 @@ def _inpaint_fields(settings: dict) -> list[tuple[str, object]]:
         ("Masked content", MASKED_CONTENT_NAMES.get(content, content)),
     ]
     if area == "masked":
-        fields.append(("Inpaint padding", settings.get("inpaint_padding")))
+        fields.append(("Masked area padding", settings.get("inpaint_padding")))  # A1111's name
     if settings.get("mask_invert"):
         fields.append(("Mask mode", "Inpaint not masked"))
     noise = settings.get("noise_multiplier")
@@ -94,7 +94,8 @@ def format_parameters(metadata: dict) -> str:
     "Denoising strength" is added when an init image was used (metadata has a
     truthy "init_image" and a "strength"). An inpaint image (a "mask", or an outpaint)
     adds A1111's inpaint fields after it: "Mask blur: 4, Inpaint area: Only masked,
-    Masked content: original" (+ "Inpaint padding", "Mask mode: Inpaint not masked",
+    Masked content: original" (+ "Masked area padding" with "Only masked", "Mask mode:
+    Inpaint not masked",
     "Noise multiplier" when not 1, "Outpaint: left 0, right 64, top 0, bottom 0"). LoRAs are written into the prompt as A1111
     does, `<lora:name:0.8>`, so that pasting the text back applies them.
     """

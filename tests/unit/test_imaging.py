@@ -131,7 +131,7 @@ def test_inpaint_parameters_name_the_settings_as_a1111_does():
     assert text.splitlines()[-1] == (
         "Steps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 123, Size: 512x512, Model: demo, "
         "Denoising strength: 0.75, Mask blur: 4, Inpaint area: Only masked, Masked content: original, "
-        "Inpaint padding: 32"
+        "Masked area padding: 32"  # A1111's own name (its paste-back reads it)
     )
     # whole picture: no padding; the other masked contents in A1111's words; invert is a mask mode
     text = format_parameters(metadata(init_image="img1", strength=0.5, mask="mask1", inpaint={
