@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import openai
@@ -74,14 +75,21 @@ def encoded_png(picture: PILImage.Image) -> bytes:
     return buffer.getvalue()
 
 
-def centre_mask(mode: str = "L") -> PILImage.Image:
-    """White (repaint) over BOX, black elsewhere; "RGBA": OpenAI's, transparent over BOX."""
+def centre_mask(mode: str = "L", scale: int = 1) -> PILImage.Image:
+    """White (repaint) over BOX, black elsewhere. "RGBA": OpenAI's, transparent over BOX;
+    "alpha": A1111's reading of transparency, opaque black over BOX, transparent elsewhere.
+    scale: made that many times smaller (the server scales it to the picture)."""
+    side, box = SIDE // scale, tuple(edge // scale for edge in BOX)
     if mode == "RGBA":
-        mask = PILImage.new("RGBA", (SIDE, SIDE), (0, 0, 0, 255))
-        mask.paste((0, 0, 0, 0), BOX)
+        mask = PILImage.new("RGBA", (side, side), (0, 0, 0, 255))
+        mask.paste((0, 0, 0, 0), box)
         return mask
-    mask = PILImage.new(mode, (SIDE, SIDE), 0)
-    mask.paste(255, BOX)
+    if mode == "alpha":
+        mask = PILImage.new("RGBA", (side, side), (255, 255, 255, 0))
+        mask.paste((0, 0, 0, 255), box)
+        return mask
+    mask = PILImage.new(mode, (side, side), 0)
+    mask.paste(255, box)
     return mask
 
 
@@ -118,7 +126,9 @@ def test_webuiapi_img2img_with_a_mask_repaints_only_the_masked_square(mask_calle
     extras = result.info["extra_generation_params"]
     assert extras["Mask blur"] == BLUR and extras["Inpaint area"] == "Whole picture"
     assert extras["Masked content"] == "original" and "Mask mode" not in extras
-    assert "Mask blur: 4" in result.info["infotexts"][0] and "Inpaint area: Whole picture" in result.info["infotexts"][0]
+    infotext = result.info["infotexts"][0]
+    assert "Mask blur: 4" in infotext and "Inpaint area: Whole picture" in infotext
+    assert "Masked content: original" in infotext and "Denoising strength: 0.9" in infotext
     assert result.parameters["mask"] is None and result.parameters["inpainting_fill"] == 1
     assert result.parameters["inpaint_full_res"] is False
     # An ordinary image-to-image task, paid as one, with its mask stored as the caller's own.
@@ -127,14 +137,26 @@ def test_webuiapi_img2img_with_a_mask_repaints_only_the_masked_square(mask_calle
     assert task["inpaint"]["inpaint_area"] == "whole" and task["inpaint"]["mask_blur"] == BLUR
     assert mask_caller.user.me()["tokens"] == tokens - task["cost"] and task["cost"] >= 1
     assert mask_caller.count("mask") == 1
+    # A retry with the same Idempotency-Key answers with its first task: no second charge,
+    # the retry's own picture and mask are not kept.
+    body = {"prompt": "a red square", "init_images": [webuiapi.b64_img(source)], "mask": webuiapi.b64_img(
+        centre_mask()), "width": SIDE, "height": SIDE, "steps": 2, "seed": 11, "denoising_strength": 0.9}
+    first, again = (requests.post(mask_caller.url + "/sdapi/v1/img2img", json=body, timeout=120,
+                                  auth=(mask_caller.user.username, mask_caller.token),
+                                  headers={"Idempotency-Key": "inpaint-retry"}) for _ in range(2))
+    assert first.status_code == again.status_code == 200, (first.text[:300], again.text[:300])
+    assert json.loads(first.json()["info"])["daydream_task_id"] == json.loads(again.json()["info"])[
+        "daydream_task_id"]
+    assert mask_caller.count("mask") == 2 and mask_caller.count("upload") == 2
 
 
 def test_webuiapi_inverted_mask_keeps_the_square_and_repaints_around_it(mask_caller):
     source = colour_ramp()
-    # webuiapi's own defaults otherwise: "fill", "Only masked" with no padding.
-    result = mask_caller.webui.img2img(images=[source], mask_image=centre_mask(), prompt="a lawn", width=SIDE,
-                                       height=SIDE, steps=2, seed=12, denoising_strength=0.9, mask_blur=BLUR,
-                                       inpainting_mask_invert=1)
+    # A mask with transparency is read by its alpha (opaque repaints: black or not), as
+    # A1111 reads it; webuiapi's own defaults otherwise: "fill", "Only masked", no padding.
+    result = mask_caller.webui.img2img(images=[source], mask_image=centre_mask("alpha"), prompt="a lawn",
+                                       width=SIDE, height=SIDE, steps=2, seed=12, denoising_strength=0.9,
+                                       mask_blur=BLUR, inpainting_mask_invert=1)
     [picture] = result.images
     outside, inside = regions()
     change = difference(picture, source)
@@ -154,7 +176,8 @@ def test_webuiapi_inverted_mask_keeps_the_square_and_repaints_around_it(mask_cal
 def test_openai_images_edit_repaints_the_transparent_pixels_of_the_mask(mask_caller):
     source = colour_ramp()
     result = mask_caller.openai.images.edit(model="demo", image=("in.png", encoded_png(source), "image/png"),
-                                            mask=("mask.png", encoded_png(centre_mask("RGBA")), "image/png"),
+                                            mask=("mask.png", encoded_png(centre_mask("RGBA", scale=2)),
+                                                  "image/png"),  # (half the size: scaled to the picture)
                                             prompt="a blue window", size=f"{SIDE}x{SIDE}",
                                             response_format="b64_json")
     picture = PILImage.open(io.BytesIO(base64.b64decode(result.data[0].b64_json)))
