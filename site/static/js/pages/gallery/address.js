@@ -11,7 +11,7 @@ export function readUrl() {
   view.board = params.get("board") || "";
   view.starred = params.get("starred") === "true";
   view.q = params.get("q") || "";
-  view.kind = kind === "result" || kind === "upload" ? kind : "";
+  view.kind = kind === "result" || kind === "upload" || kind === "mask" ? kind : "";
   view.from = DAY.test(params.get("from") || "") ? params.get("from") : "";
   view.to = DAY.test(params.get("to") || "") ? params.get("to") : "";
 }

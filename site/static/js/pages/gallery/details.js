@@ -53,6 +53,7 @@ export function renderDetails() {
   byId("detail-reuse").href = "/studio?reuse=" + encodeURIComponent(image.id);
   byId("detail-reuse").hidden = image.kind === "upload" || image.kind === "mask";
   byId("detail-variant").href = "/studio?variant=" + encodeURIComponent(image.id);
+  byId("detail-variant").hidden = image.kind === "mask";
   renderDetailBoards();
 }
 
@@ -84,8 +85,9 @@ function detailNote(text, isError) {
 function loadDetails(image) {
   const seq = ++detailSeq;
   detailNote("");
-  byId("lightbox-title").textContent = image.kind === "upload" ? "Uploaded image" : "Image";
-  byId("detail-prompt").textContent = image.prompt || (image.kind === "upload" ? "An image you uploaded." : "");
+  byId("lightbox-title").textContent = image.kind === "upload" ? "Uploaded image" : image.kind === "mask" ? "Mask" : "Image";
+  byId("detail-prompt").textContent = image.prompt || (image.kind === "upload" ? "An image you uploaded."
+    : image.kind === "mask" ? "An inpainting mask: the white area is repainted." : "");
   byId("detail-negative").hidden = true;
   byId("detail-seed-row").hidden = true;
   renderParams(image, {});
@@ -130,7 +132,7 @@ function renderParams(image, meta, known) {
     strength: meta.init_image || inpaintOf(meta) ? meta.strength : null,
     created: formatDate(image.created_at),
     kind: image.kind === "upload" ? "Upload" + (meta.original_format ? " (" + meta.original_format + ")" : "")
-      : image.kind === "mask" ? "Mask (white = repainted)" : null,
+      : image.kind === "mask" ? "Inpainting mask" : null,
   };
   const rows = PARAM_LABELS.filter(([key]) => values[key] !== null && values[key] !== undefined && values[key] !== "")
     .map(([key, label]) => [label, String(values[key])]);

@@ -1,7 +1,7 @@
 /* Daydream gallery — choosing the view: a board in the sidebar, and the filters (search,
  * starred, kind, from/to). A change clears the selection, writes the address and loads
  * the view again. */
-import { $all, byId } from "../../lib/dom.js";
+import { $all, byId, el } from "../../lib/dom.js";
 import { recall } from "../../lib/storage.js";
 import { filtered, writeUrl } from "./address.js";
 import { BOARD_KEY } from "./config.js";
@@ -58,6 +58,8 @@ export function setView(change) {
 }
 
 export function initFilters() {
+  // Inpainting's masks are images of their own, listed only when asked for.
+  if (!kindSelect.querySelector('option[value="mask"]')) kindSelect.append(el("option", { value: "mask", text: "Masks" }));
   let searchTimer = null;
   qInput.addEventListener("input", () => {
     window.clearTimeout(searchTimer);

@@ -1,5 +1,5 @@
 /* Daydream gallery — a thumbnail's tile in the grid: its picture (or "held for review"),
- * its select and star buttons, and an "Upload" badge. */
+ * its select and star buttons, and an "Upload" or "Mask" badge. */
 import { $, byId, el, svg } from "../../lib/dom.js";
 import { shorten } from "../../lib/format.js";
 import { selected } from "./state.js";
@@ -20,7 +20,8 @@ export function tileFor(id) {
 }
 
 export function altOf(image) {
-  return image.prompt ? shorten(image.prompt, 140) : image.kind === "upload" ? "An uploaded image" : "An image";
+  if (image.prompt) return shorten(image.prompt, 140);
+  return image.kind === "upload" ? "An uploaded image" : image.kind === "mask" ? "An inpainting mask" : "An image";
 }
 
 export function createTile(image) {
@@ -37,7 +38,8 @@ export function createTile(image) {
       : el("a", { class: "tile__link", href: "/images/" + encodeURIComponent(image.id), title: image.prompt || "" }, [img]),
     el("button", { type: "button", class: "tile__select", "aria-pressed": "false", "aria-label": "Select this image" }, [svg(CHECK)]),
     el("button", { type: "button", class: "tile__star", "aria-pressed": "false" }, [svg(STAR)]),
-    el("span", { class: "tile__badge", hidden: image.kind !== "upload", text: "Upload" }),
+    el("span", { class: "tile__badge", hidden: image.kind !== "upload" && image.kind !== "mask",
+                 text: image.kind === "mask" ? "Mask" : "Upload" }),
   ]);
   updateTile(tile, image);
   return tile;
