@@ -38,7 +38,8 @@ def inpaint_task(**values):
         "mask_blur", "inpaint_area", "inpaint_padding", "masked_content", "mask_invert", "outpaint",
         "noise_multiplier")}
     fields = dict(id="t", width=64, height=64, init_fit="cover", strength=0.75, init_image_id="i",
-                  mask_image_id="m", inpaint=settings, seed=5)
+                  mask_image_id="m", inpaint=settings, seed=5, prompt="a cat", negative_prompt="", steps=2,
+                  guidance=5.0)
     fields.update(values)
     return SimpleNamespace(**fields)
 
@@ -217,12 +218,13 @@ def inpaint_demo_pipe(tmp_path_factory):
 
     models = tmp_path_factory.mktemp("models")
     build_demo_model(models / "daydream-demo")
-    return inpaint_from(load_pipeline("demo", models, device="cpu"))
+    plain = load_pipeline("demo", models, device="cpu")
+    return SimpleNamespace(plain=plain, inpaint=inpaint_from(plain))
 
 
 @pytest.mark.parametrize("strength", [0.75, 1.0])
 def test_the_noise_multiplier_scales_the_start_noise_of_each_row(inpaint_demo_pipe, strength):
-    pipe = inpaint_demo_pipe
+    pipe = inpaint_demo_pipe.inpaint
     picture, mask = noisy_picture(64, 64, 6), box_mask((64, 64), (16, 16, 48, 48))
 
     def render(runner, seeds):
@@ -238,3 +240,28 @@ def test_the_noise_multiplier_scales_the_start_noise_of_each_row(inpaint_demo_pi
     assert np.abs(louder - plain).mean() > 1 and np.abs(quiet - plain).mean() > 1
     assert np.abs(louder - quiet).mean() > 1  # each row its own multiplier
     assert "prepare_latents" not in vars(pipe) and "add_noise" not in vars(pipe.scheduler)  # nothing left behind
+
+
+def test_only_masked_calls_at_the_native_size_and_pastes_the_render_over_the_crop(inpaint_demo_pipe):
+    # The demo model's native size is 64 × 64: a 128 × 64 task renders its crop at the
+    # native area at 2:1 (88 × 48, multiples of 8).
+    from worker.render import Row
+
+    kind, pipe = Inpaint(), inpaint_demo_pipe.plain
+    assert masks.native_size(pipe) == (64, 64)
+    task = inpaint_task(width=128, height=64, mask_blur=0, inpaint_area="masked", inpaint_padding=0)
+    prepared = prepare(noisy_picture(128, 64, 7), box_mask((128, 64), (70, 20, 90, 30)), task)
+    assert prepared.box == (70, 20, 90, 30)  # 20 × 10: already 2:1
+    rows = [Row(task, 0)]
+    runner, arguments = kind.build_call(pipe, task, rows, {"t": prepared})
+    assert type(runner).__name__ == "StableDiffusionInpaintPipeline"
+    assert (arguments["width"], arguments["height"]) == (88, 48)
+    assert [image.size for image in arguments["image"]] == [(88, 48)] == [m.size for m in arguments["mask_image"]]
+    assert arguments["strength"] == 0.75 and len(arguments["prompt"]) == 1
+    rendered = Image.new("RGB", (88, 48), (0, 255, 0))
+    out = np.asarray(kind.finish_picture(rows[0], rendered, {"t": prepared}))
+    green = np.all(out == (0, 255, 0), axis=-1)
+    ys, xs = np.nonzero(green)
+    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (70, 20, 90, 30) and green.sum() == 200
+    source = np.asarray(prepared.canvas)
+    assert np.array_equal(out[~green], source[~green])
