@@ -167,7 +167,7 @@ def test_webuiapi_inverted_mask_keeps_the_square_and_repaints_around_it(mask_cal
     assert extras["Masked content"] == "fill" and extras["Masked area padding"] == 0
     infotext = result.info["infotexts"][0]
     assert "Mask mode: Inpaint not masked" in infotext and "Masked content: fill" in infotext
-    assert "Inpaint area: Only masked" in infotext
+    assert "Inpaint area: Only masked" in infotext and "Masked area padding: 0" in infotext
     assert result.parameters["inpainting_mask_invert"] == 1 and result.parameters["inpaint_full_res"] is True
     task = mask_caller.task(result.info["daydream_task_id"])
     assert task["inpaint"]["mask_invert"] is True and task["inpaint"]["masked_content"] == "fill"
