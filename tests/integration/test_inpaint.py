@@ -24,18 +24,18 @@ BATCH_TOLERANCE = {"max": 2, "mean": 0.1}  # levels of 255, as tests/integration
 
 
 @pytest.fixture(scope="module")
-def inpaint_stack(stack_factory):
+def worker_inpaint_stack(stack_factory):
     # test_families.py's settings: the same stack when both run.
     shared = stack_factory(web=1, DAYDREAM_DEMO_MODELS="all", DAYDREAM_PREVIEW_HZ=50, DAYDREAM_STARTING_TOKENS=10000)
     return shared.app
 
 
 @pytest.fixture(scope="module")
-def painter(inpaint_stack):
-    return ApiUser(inpaint_stack.test_client(), "inpaintuser")
+def brush_user(worker_inpaint_stack):
+    return ApiUser(worker_inpaint_stack.test_client(), "workerbrush")
 
 
-def picture_of(seed: int, size=(64, 64)) -> np.ndarray:
+def block_picture(seed: int, size=(64, 64)) -> np.ndarray:
     """Coloured blocks of 8 px: a picture the model's noise is easily told from."""
     blocks = np.random.default_rng(seed).integers(0, 256, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
     return np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)
@@ -78,23 +78,23 @@ def inpainted(user, **params) -> tuple[dict, np.ndarray]:
 
 
 @pytest.mark.parametrize("model", ["demo", "demo-sdxl", "demo-sd3", "demo-flux"])
-def test_a_centre_mask_repaints_the_centre_and_keeps_the_rest(painter, model):
-    start = picture_of(1)
-    task, out = inpainted(painter, model=model, init_image=upload_picture(painter, start),
+def test_a_centre_mask_repaints_the_centre_and_keeps_the_rest(brush_user, model):
+    start = block_picture(1)
+    task, out = inpainted(brush_user, model=model, init_image=upload_picture(brush_user, start),
                           mask=mask_data_url(CENTRE))
     assert out.shape == (64, 64, 3) and task["mask"] and task["inpaint"]["mask_blur"] == BLUR
     distance, diff = distance_from(CENTRE, (64, 64)), np.abs(out - start)
     assert diff[distance > BLUR].max() <= 1  # beyond the mask and its blur: the input's pixels
     inside = diff[distance < -BLUR].max(axis=-1)
     assert (inside > 8).mean() > 0.9, inside.mean()  # within it, repainted
-    png = PILImage.open(io.BytesIO(painter.get(task["images"][0]["url"]).data))
+    png = PILImage.open(io.BytesIO(brush_user.get(task["images"][0]["url"]).data))
     assert "Mask blur: 4, Inpaint area: Whole picture, Masked content: original" in png.info["parameters"]
 
 
 @pytest.mark.parametrize("model", ["demo-flux", "demo"])
-def test_outpainting_64_px_to_the_right_widens_the_picture_and_keeps_it(painter, model):
-    start = picture_of(3)
-    task, out = inpainted(painter, model=model, init_image=upload_picture(painter, start),
+def test_outpainting_64_px_to_the_right_widens_the_picture_and_keeps_it(brush_user, model):
+    start = block_picture(3)
+    task, out = inpainted(brush_user, model=model, init_image=upload_picture(brush_user, start),
                           outpaint={"right": 64})
     assert (task["width"], task["height"]) == (128, 64) and out.shape == (64, 128, 3)
     assert task["inpaint"]["outpaint"] == {"left": 0, "right": 64, "top": 0, "bottom": 0}
@@ -104,9 +104,9 @@ def test_outpainting_64_px_to_the_right_widens_the_picture_and_keeps_it(painter,
     assert np.abs(new - edge).mean() > 8  # painted over
 
 
-def test_an_inverted_mask_keeps_the_centre_and_repaints_around_it(painter):
-    start = picture_of(4)
-    _, out = inpainted(painter, model="demo", init_image=upload_picture(painter, start),
+def test_an_inverted_mask_keeps_the_centre_and_repaints_around_it(brush_user):
+    start = block_picture(4)
+    _, out = inpainted(brush_user, model="demo", init_image=upload_picture(brush_user, start),
                        mask=mask_data_url(CENTRE), mask_invert=True)
     distance, diff = distance_from(CENTRE, (64, 64)), np.abs(out - start)
     assert diff[distance < -BLUR].max() <= 1  # the mask's square is kept
@@ -115,14 +115,14 @@ def test_an_inverted_mask_keeps_the_centre_and_repaints_around_it(painter):
 
 
 @pytest.mark.parametrize("model", ["demo", "demo-sdxl"])
-def test_only_masked_renders_the_crop_and_pastes_it_back_in_place(painter, model):
+def test_only_masked_renders_the_crop_and_pastes_it_back_in_place(brush_user, model):
     # No blur and no padding: the crop is the mask's own square, so a crop pasted even a
     # pixel off would leave a strip of the mask as the input's.
-    start, box = picture_of(2), (8, 40, 24, 56)
-    init = upload_picture(painter, start)
+    start, box = block_picture(2), (8, 40, 24, 56)
+    init = upload_picture(brush_user, start)
     settings = {"model": model, "init_image": init, "mask": mask_data_url(box), "mask_blur": 0}
-    _, whole = inpainted(painter, **settings)
-    task, only = inpainted(painter, **settings, inpaint_area="masked", inpaint_padding=0)
+    _, whole = inpainted(brush_user, **settings)
+    task, only = inpainted(brush_user, **settings, inpaint_area="masked", inpaint_padding=0)
     assert task["inpaint"]["inpaint_area"] == "masked" and only.shape == (64, 64, 3)
     distance, diff = distance_from(box, (64, 64)), np.abs(only - start)
     assert diff[distance > 0].max() == 0
@@ -158,11 +158,11 @@ def inpaint_worker_calls(app, task_ids) -> list[dict]:
 
 def test_two_users_inpaint_tasks_share_one_call_and_match_their_solo_runs(inpaint_batch_stack):
     app = inpaint_batch_stack
-    blocker_user, first, second = (ApiUser(app.test_client(), f"inpaintbatch{n}") for n in range(3))
+    blocker_user, first, second = (ApiUser(app.test_client(), f"workerbrushbatch{n}") for n in range(3))
     params = [
-        (first, {"prompt": "a red door", "seed": 501, "init_image": upload_picture(first, picture_of(5)),
+        (first, {"prompt": "a red door", "seed": 501, "init_image": upload_picture(first, block_picture(5)),
                  "mask": mask_data_url(CENTRE)}),
-        (second, {"prompt": "a blue sky", "seed": 502, "init_image": upload_picture(second, picture_of(6)),
+        (second, {"prompt": "a blue sky", "seed": 502, "init_image": upload_picture(second, block_picture(6)),
                   "mask": mask_data_url((0, 0, 32, 24))}),
     ]
     common = {"width": 64, "height": 64, "steps": 4, "strength": 0.8}
