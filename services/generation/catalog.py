@@ -113,8 +113,18 @@ def detect(spec: str) -> families.Detected | None:
         lowered = spec.lower()
         for hint, family, variant in _HUB_HINTS:
             if hint in lowered:
-                return families.Detected(family, variant)
+                return families.Detected(family, _dedicated_hint(lowered, family) or variant)
     return None
+
+
+def _dedicated_hint(lowered: str, family: str) -> str:
+    """The variant of a dedicated inpainting model on the hub, from its name (FLUX.1 Fill;
+    an SD "inpainting" model); "" for any other."""
+    if family == "flux" and "fill" in lowered:
+        return "fill"
+    if family in ("sd1", "sd2", "sdxl") and "inpainting" in lowered:
+        return "inpainting"
+    return ""
 
 
 def _set_family(row: AiModel, found: families.Detected | None) -> None:
