@@ -28,7 +28,7 @@ MARGIN = 3 * BLUR + 2  # past this distance from the mask, feathering changes no
 
 
 @pytest.fixture(scope="module")
-def inpaint_stack(stack_factory):
+def compat_mask_stack(stack_factory):
     """The A1111 module's stack (the same settings: one shared stack)."""
     shared = stack_factory(web=1, DAYDREAM_PREVIEW_HZ=50)
     app = shared.app
@@ -58,8 +58,8 @@ class MaskCaller:
 
 
 @pytest.fixture
-def mask_caller(inpaint_stack):
-    return MaskCaller(inpaint_stack, "masker")
+def mask_caller(compat_mask_stack):
+    return MaskCaller(compat_mask_stack, "masker")
 
 
 def colour_ramp() -> PILImage.Image:
