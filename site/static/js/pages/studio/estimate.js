@@ -6,7 +6,9 @@ import { byId } from "../../lib/dom.js";
 import { isNumber, plural } from "../../lib/format.js";
 import { config } from "./config.js";
 import { computeCost, costWords, isFreeOfCharge, shownCost } from "./cost.js";
+import { resultSize } from "./editing.js";
 import { describeEstimate } from "./eta.js";
+import { state } from "./state.js";
 import { store } from "./store.js";
 import { clearFieldError, numberValue, readForm, showFieldErrors } from "./fields.js";
 
@@ -21,12 +23,15 @@ let timer = null;
 let seq = 0;
 let errorFields = [];
 
-/** The formula's cost of what the form holds (null while a number is missing). */
+/** The formula's cost of what the form holds (null while a number is missing): an
+ * outpaint costs its result's size. */
 export function formCost() {
-  return computeCost({
-    samples: numberValue("samples"), steps: numberValue("steps"),
-    width: numberValue("width"), height: numberValue("height"),
-  }, config.cost);
+  let width = numberValue("width");
+  let height = numberValue("height");
+  if (state.initImage && state.edit.mode === "outpaint" && width !== null && height !== null) {
+    [width, height] = resultSize(width, height, state.edit.outpaint);
+  }
+  return computeCost({ samples: numberValue("samples"), steps: numberValue("steps"), width, height }, config.cost);
 }
 
 export function updateCost() {

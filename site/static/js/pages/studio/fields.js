@@ -4,22 +4,30 @@
 import { $all, byId, el } from "../../lib/dom.js";
 import { cardOf, findModel, paramsForCard } from "./cards.js";
 import { config } from "./config.js";
+import { modeFields } from "./editing.js";
 import { lorasPayload } from "./loras.js";
 import { retryText } from "./messages.js";
 import { state } from "./state.js";
 
 /** The number fields that have a slider. */
-export const NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples", "strength"];
+export const NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples", "strength", "mask_blur", "inpaint_padding"];
 export const FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
-                            "scheduler", "model", "strength", "init_image", "init_fit", "board_id", "loras"];
+                            "scheduler", "model", "strength", "init_image", "init_fit", "board_id", "loras",
+                            "mask", "mask_blur", "inpaint_area", "inpaint_padding", "masked_content", "mask_invert",
+                            "outpaint"];
 /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
 const ERROR_BOX = { init_image: "init-error" };
-const ERROR_INPUT = { init_image: "init-file", init_fit: "init-fit", loras: "lora-choice" };
+const ERROR_INPUT = {
+  init_image: "init-file", init_fit: "init-fit", loras: "lora-choice", mask: "mask-canvas", inpaint_area: "inpaint-area",
+  outpaint: "outpaint-left",
+};
 export const FIELD_LABELS = {
   prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
   steps: "Steps", guidance: "Guidance", samples: "Images", seed: "The seed", scheduler: "The scheduler",
   model: "The model", strength: "Strength", init_image: "The init image", init_fit: "The fit",
-  board_id: "The board", loras: "The LoRAs",
+  board_id: "The board", loras: "The LoRAs", mask: "The mask", mask_blur: "Mask blur",
+  inpaint_area: "Inpaint area", inpaint_padding: "The padding", masked_content: "Masked content",
+  mask_invert: "Invert mask", outpaint: "Outpaint:",
 };
 
 /** The card of the chosen model (cards.js); every field filled in. */
@@ -184,10 +192,28 @@ export function showRetryError(message, seconds) {
 
 /* ---------- the task parameters ---------- */
 
+/** The fields of the start picture's mode (inpaint.js keeps state.edit): inpaint's mask
+ * and settings (the mask only when submitting: an estimate costs the same without it),
+ * outpaint's sides; nothing for image to image. */
+function editFields(submit) {
+  const edit = state.edit;
+  if (!edit || edit.mode === "img2img" || (edit.mode === "inpaint" && !submit)) return {};
+  const area = document.querySelector('input[name="inpaint_area"]:checked');
+  const content = byId("masked_content");
+  const invert = byId("mask_invert");
+  const values = {
+    mask_blur: numberValue("mask_blur"), inpaint_area: area ? area.value : "whole",
+    inpaint_padding: numberValue("inpaint_padding"), masked_content: content ? content.value : "original",
+    mask_invert: !!(invert && invert.checked),
+  };
+  return modeFields(edit.mode, values, submit && edit.mask ? edit.mask() : null, edit.outpaint);
+}
+
 /** The parameters of POST /api/v1/tasks (and /estimate) as the form holds them, as the
  * chosen model takes them (no guidance or negative prompt where it has none), with the
- * chosen LoRAs. The cost line and the estimate read the same. */
-export function readForm() {
+ * chosen LoRAs. The cost line and the estimate read the same; options.submit: for the
+ * task itself (with the mask). */
+export function readForm(options) {
   const prompt = byId("prompt");
   const negative = byId("negative_prompt");
   const seed = byId("seed");
@@ -212,6 +238,7 @@ export function readForm() {
     const strength = numberValue("strength");
     payload.strength = strength === null ? config.rules.strength.default : strength;
     payload.init_fit = initFit();
+    Object.assign(payload, editFields(!!(options && options.submit)));
   }
   payload.loras = lorasPayload(state.loras);
   return paramsForCard(payload, currentCard());

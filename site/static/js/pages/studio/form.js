@@ -8,7 +8,7 @@ import { config } from "./config.js";
 import { scheduleEstimate, updateCost } from "./estimate.js";
 import {
   FIELD_LABELS, FIELD_NAMES, NUMBER_FIELDS, clearErrors, clearFieldError, fieldInput, firstInFormOrder, numberValue,
-  paintRange, readForm, setField, showFieldErrors, showFormError, showRetryError, syncRangeFromNumber,
+  paintRange, readForm, setField, showFieldError, showFieldErrors, showFormError, showRetryError, syncRangeFromNumber,
 } from "./fields.js";
 import { closePanel } from "./panel.js";
 import { refreshBalance } from "./settings.js";
@@ -30,6 +30,8 @@ export function onFormChanged() {
   updateSeedControls();
   renderFitLine();
   scheduleEstimate();
+  // The inpaint and outpaint lines and the canvas follow the size (inpaint.js).
+  document.dispatchEvent(new CustomEvent("studio:changed"));
 }
 
 /* ---------- size: stay inside the largest side and the pixel limit ---------- */
@@ -321,7 +323,15 @@ export function submitForm() {
     showFormError("The init image is still uploading; generate again in a moment.");
     return;
   }
-  const payload = readForm();
+  // Inpaint and outpaint say first what the server would refuse (a mask that selects nothing).
+  const problem = state.initImage && state.edit.check ? state.edit.check() : null;
+  if (problem) {
+    showFieldError(problem.field, problem.message);
+    const input = fieldInput(problem.field);
+    if (input) input.focus();
+    return;
+  }
+  const payload = readForm({ submit: true });
   setSubmitting(true);
   api("POST", "/api/v1/tasks", payload, { headers: { "Idempotency-Key": newIdempotencyKey() } }).then((res) => {
     setSubmitting(false);

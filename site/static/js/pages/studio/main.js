@@ -3,13 +3,14 @@
  * the JSON block #studio-config (config.js); the contract is /api/v1 (docs/API.md).
  *
  *   form.js, fields.js, panel.js, upload.js, reuse.js, boards.js  the panel
+ *   inpaint.js (maskcanvas.js, editing.js)                      inpaint and outpaint of the start picture
  *   models.js (cards.js), lorapicker.js (loras.js)              the chosen model's card, its LoRAs
  *   memory.js (defaults.js)                                     the kept panel, per-model defaults
  *   estimate.js (cost.js)                                       the cost line and the estimate
  *   store.js (merge.js), timeline.js                            the tasks and their cards
  *   live.js, settings.js, sessions.js                           the server, live updates, popovers
  *   sizes.js, cost.js, merge.js, rules.js, store.js,            pure logic (node --test tests/js)
- *   defaults.js, messages.js, cards.js, loras.js
+ *   defaults.js, messages.js, cards.js, loras.js, editing.js
  */
 import { onBalance } from "../../lib/balance.js";
 import { recall } from "../../lib/storage.js";
@@ -17,6 +18,7 @@ import { initBoards, loadBoards } from "./boards.js";
 import { scheduleEstimate, formCost, updateCost } from "./estimate.js";
 import { NUMBER_FIELDS, syncRangeFromNumber } from "./fields.js";
 import { initForm, onFormChanged, renderSeedLock, setHelp, updatePromptCount } from "./form.js";
+import { initInpaint, maskCoverage } from "./inpaint.js";
 import { applyEvent, cancelTask, loadTimeline, refreshQueue, startLive } from "./live.js";
 import { initLoraPicker } from "./lorapicker.js";
 import { initMemory, restorePanel, savePanel } from "./memory.js";
@@ -34,6 +36,7 @@ initTimeline({ onCancel: cancelTask, onReuse: reuseSettings });
 initForm();
 initLoraPicker(() => { onFormChanged(); savePanel(); });
 initUpload();
+initInpaint();
 initPanel();
 initSettings();
 initBoards();
@@ -66,6 +69,7 @@ window.daydreamStudio = {
   reload: loadTimeline,
   computeCost: formCost,
   settings: state.settings,
+  maskCoverage,
 };
 
 // The panel is wired: a click from now on is handled (tests wait for this after arriving).

@@ -1,5 +1,6 @@
 /* Daydream studio — putting a task's (or an image's) settings back into the panel: the
- * cards' "Reuse settings" and "Variant", and /studio?reuse=IMAGE or ?variant=IMAGE from the gallery. */
+ * cards' "Reuse settings" and "Variant", and /studio?reuse=IMAGE or ?variant=IMAGE from the gallery.
+ * An inpaint's mask and settings, and an outpaint's sides, come back with it (inpaint.js). */
 import { api, errorText } from "../../lib/api.js";
 import { announce, byId } from "../../lib/dom.js";
 import { isNumber } from "../../lib/format.js";
@@ -8,6 +9,7 @@ import { setField, showFormError } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
 import { setLoras } from "./lorapicker.js";
 import { applyCard } from "./models.js";
+import { restoreEdit } from "./inpaint.js";
 import { isDrawer, openPanel } from "./panel.js";
 import { clearInitImage, setInitFit, setInitImage } from "./upload.js";
 
@@ -43,6 +45,8 @@ export function reuseSettings(task, options = {}) {
     setInitImage(init);
     if (isNumber(task.strength)) setField("strength", task.strength);
     if (task.init_fit) setInitFit(task.init_fit);
+    // Inpaint or outpaint: its settings, the size before the outpaint, the mask (inpaint.js).
+    restoreEdit(task, init);
   } else {
     clearInitImage();
   }

@@ -3,6 +3,7 @@
 import { $, $all, announce, byId, el } from "../../lib/dom.js";
 import { formatCreated, formatDuration, isNumber, parseTime, plural, shorten } from "../../lib/format.js";
 import { config } from "./config.js";
+import { cleanOutpaint, taskMode } from "./editing.js";
 import { cardEta } from "./eta.js";
 import { lorasText } from "./loras.js";
 import { STATE_LABELS, currentSample, isFinal, sampleLabel } from "./merge.js";
@@ -104,9 +105,15 @@ function createCard(task) {
   });
   // Per-image actions (the figures come and go as images arrive).
   $(".task-images", card).addEventListener("click", (event) => {
-    const button = event.target.closest(".image-variant, .image-reuse");
+    const button = event.target.closest(".image-variant, .image-reuse, .image-mask");
     if (!button) return;
     const figure = button.closest(".task-figure");
+    if (button.classList.contains("image-mask")) {
+      const shown = button.getAttribute("aria-pressed") !== "true";
+      button.setAttribute("aria-pressed", shown ? "true" : "false");
+      if (figure) figure.classList.toggle("hides-mask", !shown);
+      return;
+    }
     const current = store.get(card.dataset.taskId);
     if (!figure || !current) return;
     const image = (current.images || []).find((img) => img.id === figure.dataset.imageId);
@@ -172,8 +179,10 @@ function updateCard(card, task) {
   setText($(".task-model", card), task.model && config.models.length > 1 ? (config.modelNames[task.model] || task.model) : "");
   setText($(".task-loras", card), Array.isArray(task.loras) && task.loras.length ? (task.loras.length > 1 ? "LoRAs " : "LoRA ") + lorasText(task.loras) : "");
   setText($(".task-seed", card), task.seed === null || task.seed === undefined ? "Seed random" : "Seed " + task.seed);
+  const mode = taskMode(task);
   setText($(".task-init", card), task.init_image
-    ? "From an image" + (isNumber(task.strength) ? " · strength " + task.strength : "")
+    ? (mode === "inpaint" ? "Inpaint" : mode === "outpaint" ? "Outpaint" : "From an image") +
+      (isNumber(task.strength) ? " · strength " + task.strength : "")
     : "");
   setText($(".task-cost", card), typeof task.cost === "number" && task.cost > 0 ? plural(task.cost, "token", "tokens") : "");
 
@@ -220,11 +229,37 @@ function updateCard(card, task) {
   setText($(".task-duration", card), duration);
 }
 
+/** What an inpaint or outpaint changed, over its result: the mask (fitted to the result as
+ * the picture was, init_fit), or a frame around the picture an outpaint extended. */
+function editOverlay(task) {
+  const mode = taskMode(task);
+  if (mode === "inpaint" && task.mask) {
+    // A tint shown through the mask's white (CSS mask-mode: luminance, inpaint.css).
+    const tint = el("span", {
+      class: "task-mask", "aria-hidden": "true",
+      dataset: { fit: task.init_fit === "contain" ? "contain" : "cover", maskId: task.mask },
+    });
+    tint.style.maskImage = 'url("/api/v1/images/' + encodeURIComponent(task.mask) + '/full")';
+    return tint;
+  }
+  if (mode === "outpaint" && task.width && task.height) {
+    const o = cleanOutpaint(task.inpaint.outpaint);
+    const frame = el("span", { class: "task-outpaint", "aria-hidden": "true" });
+    frame.style.left = (100 * o.left / task.width) + "%";
+    frame.style.top = (100 * o.top / task.height) + "%";
+    frame.style.right = (100 * o.right / task.width) + "%";
+    frame.style.bottom = (100 * o.bottom / task.height) + "%";
+    return frame;
+  }
+  return null;
+}
+
 function createFigure(task, image, i, count) {
   const w = image.width || task.width;
   const h = image.height || task.height;
   const n = i + 1;
   const label = "Image " + n + " of " + count + ": " + shorten(task.prompt, 120);
+  const overlay = editOverlay(task);
   return el("figure", {
     class: "task-figure",
     dataset: { slot: "img:" + image.id, imageId: image.id, seed: isNumber(image.seed) ? String(image.seed) : "" },
@@ -237,8 +272,15 @@ function createFigure(task, image, i, count) {
         class: "task-image", src: image.thumbnail_url, width: w, height: h,
         loading: "lazy", decoding: "async", alt: label,
       }),
+      overlay,
     ]),
     el("figcaption", { class: "task-figure__actions" }, [
+      overlay && el("button", {
+        type: "button", class: "btn btn--tiny btn--ghost image-mask", text: "Mask", "aria-pressed": "true",
+        "aria-label": "Show what was " + (overlay.classList.contains("task-mask") ? "painted over (the mask)" : "added (outpaint)") +
+          " on image " + n,
+        title: "Show or hide the mask over the image",
+      }),
       el("button", {
         type: "button", class: "btn btn--tiny btn--ghost image-variant", text: "Variant",
         "aria-label": "Make a variant of image " + n + (isNumber(image.seed) ? " (seed " + image.seed + ")" : ""),

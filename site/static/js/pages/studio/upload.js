@@ -100,6 +100,8 @@ export function setInitImage(image) {
   } : null;
   clearFieldError("init_image");
   renderInitImage();
+  // The inpaint canvas takes the new picture (inpaint.js).
+  document.dispatchEvent(new CustomEvent("studio:init-image", { detail: state.initImage }));
   scheduleEstimate();
 }
 
