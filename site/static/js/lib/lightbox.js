@@ -246,9 +246,14 @@ export function createLightbox(root, options = {}) {
     });
   }
   if (overlayImage) {
+    // The picture's box moves when it or its figure changes size (a turned phone, a window).
     image.addEventListener("load", placeOverlay);
-    if (typeof ResizeObserver === "function") new ResizeObserver(placeOverlay).observe(image);
-    else window.addEventListener("resize", placeOverlay);
+    window.addEventListener("resize", placeOverlay);
+    if (typeof ResizeObserver === "function") {
+      const watcher = new ResizeObserver(placeOverlay);
+      watcher.observe(image);
+      if (image.parentElement) watcher.observe(image.parentElement);
+    }
   }
 
   if (prev) prev.addEventListener("click", () => step(-1));
