@@ -221,5 +221,5 @@ def view_counts(user: User) -> dict:
     """How many images "All images" and "No board" show."""
     total, loose = db.session.execute(sa.select(
         sa.func.count(), sa.func.count().filter(Image.board_id.is_(None))
-    ).where(Image.user_id == user.id)).one()
+    ).where(Image.user_id == user.id, Image.kind != "mask")).one()  # (masks: listed by kind only)
     return {"all": total, "none": loose or 0}
