@@ -19,7 +19,7 @@ export const FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "ste
 const ERROR_BOX = { init_image: "init-error" };
 const ERROR_INPUT = {
   init_image: "init-file", init_fit: "init-fit", loras: "lora-choice", mask: "mask-canvas", inpaint_area: "inpaint-area",
-  outpaint: "outpaint-left",
+  masked_content: "masked-content", outpaint: "outpaint-left",
 };
 export const FIELD_LABELS = {
   prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
@@ -199,7 +199,7 @@ function editFields(submit) {
   const edit = state.edit;
   if (!edit || edit.mode === "img2img" || (edit.mode === "inpaint" && !submit)) return {};
   const area = document.querySelector('input[name="inpaint_area"]:checked');
-  const content = byId("masked_content");
+  const content = document.querySelector('input[name="masked_content"]:checked');
   const invert = byId("mask_invert");
   const values = {
     mask_blur: numberValue("mask_blur"), inpaint_area: area ? area.value : "whole",

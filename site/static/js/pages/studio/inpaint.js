@@ -248,7 +248,8 @@ export function restoreEdit(task, init) {
     });
     const area = document.querySelector('input[name="inpaint_area"][value="' + (settings.inpaint_area || "whole") + '"]');
     if (area) area.checked = true;
-    if (settings.masked_content) setField("masked_content", settings.masked_content);
+    const content = document.querySelector('input[name="masked_content"][value="' + (settings.masked_content || "original") + '"]');
+    if (content) content.checked = true;
     const invert = byId("mask_invert");
     if (invert) invert.checked = !!settings.mask_invert;
   }
@@ -291,6 +292,9 @@ export function initInpaint() {
   $all('input[name="mask_tool"]').forEach((radio) => {
     radio.addEventListener("change", () => { if (radio.checked) setTool(radio.value); });
   });
+  $all('input[name="masked_content"]').forEach((radio) => {
+    radio.addEventListener("change", () => clearFieldError("masked_content"));
+  });
   $all('input[name="inpaint_area"]').forEach((radio) => {
     radio.addEventListener("change", () => { clearFieldError("inpaint_area"); renderPadding(); renderLines(); });
   });
@@ -314,15 +318,14 @@ export function initInpaint() {
     input.addEventListener("input", () => outpaintChanged(false));
     input.addEventListener("change", () => outpaintChanged(true));
   });
-  const apply = byId("outpaint-apply");
-  if (apply) {
-    apply.addEventListener("click", () => {
-      const [a, b] = parseRatio(byId("outpaint-ratio").value);
+  $all("[data-extend]").forEach((chip) => {
+    chip.addEventListener("click", () => {
+      const [a, b] = parseRatio(chip.dataset.extend);
       writeOutpaint(extendToRatio(numberValue("width"), numberValue("height"), a, b, sizeStep()));
       outpaintChanged(false);
       announce(byId("outpaint-line").textContent);
     });
-  }
+  });
   const none = byId("outpaint-reset");
   if (none) none.addEventListener("click", () => { writeOutpaint(null); outpaintChanged(false); });
 
