@@ -4,7 +4,8 @@ A batch's tasks share a batch key (worker/batching.py), so one kind, one pipelin
 for all their rows: the kind builds the call (build_call), Render adds a generator per
 row (image i of a task uses seed + i) and the step callback (progress, previews, stops),
 calls the pipeline, has the kind finish each picture (finish_picture) and keeps it for
-its task, with the kind's infotext fields in its parameters. Each task keeps its own progress, stop, images and end.
+its task, with the kind's infotext fields in its parameters. Each task keeps its own
+progress, stop, images and end.
 
 What Render needs from around it (the pipeline, where progress goes, whether a task was
 canceled, where images are stored, how a task ends) is its RenderContext; the worker's
