@@ -14,6 +14,8 @@ import zlib
 import pytest
 from PIL import Image as PILImage
 
+from extensions import db
+from models import Image
 from tests.helpers import image_bytes, unique
 from tests.integration.helpers import ApiUser, post_upload
 
@@ -27,8 +29,8 @@ def inpaint_stack(stack_factory):
 
 
 @pytest.fixture(scope="module")
-def painter(inpaint_stack):
-    return ApiUser(inpaint_stack.test_client(), unique("painter"))
+def inpaint_painter(inpaint_stack):
+    return ApiUser(inpaint_stack.test_client(), unique("inpaint_painter"))
 
 
 def mask_picture(size=(32, 32), box=(8, 8, 24, 24), mode="RGB") -> PILImage.Image:
@@ -62,7 +64,7 @@ def bomb_png(width: int, height: int, extra: bytes = b"") -> bytes:
             + png_chunk(b"IEND", b""))
 
 
-def upload(user: ApiUser, data: bytes) -> str:
+def inpaint_upload(user: ApiUser, data: bytes) -> str:
     response = post_upload(user, data)
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"]
@@ -88,10 +90,10 @@ DEFAULT_INPAINT = {"mask_blur": 4, "inpaint_area": "whole", "inpaint_padding": 3
                    "outpaint": {"left": 0, "right": 0, "top": 0, "bottom": 0}}
 
 
-def test_a_data_url_mask_is_stored_as_the_users_mask_at_the_pictures_size(painter):
-    init = upload(painter, image_bytes((64, 64), (40, 120, 200)))
-    before = painter.me()["tokens"]
-    response = submit_inpaint(painter, init_image=init, mask=data_url(as_png(mask_picture())),
+def test_a_data_url_mask_is_stored_as_the_users_mask_at_the_pictures_size(inpaint_painter):
+    init = inpaint_upload(inpaint_painter, image_bytes((64, 64), (40, 120, 200)))
+    before = inpaint_painter.me()["tokens"]
+    response = submit_inpaint(inpaint_painter, init_image=init, mask=data_url(as_png(mask_picture())),
                               mask_blur=2, inpaint_area="masked", inpaint_padding=8, masked_content="fill")
     assert response.status_code == 202, response.get_json()
     task = response.get_json()
@@ -99,70 +101,80 @@ def test_a_data_url_mask_is_stored_as_the_users_mask_at_the_pictures_size(painte
     assert task["inpaint"] == {**DEFAULT_INPAINT, "mask_blur": 2, "inpaint_area": "masked",
                                "inpaint_padding": 8, "masked_content": "fill"}
     # Cost as image-to-image: strength × steps.
-    assert painter.me()["tokens"] == before - task["cost"]
+    assert inpaint_painter.me()["tokens"] == before - task["cost"]
 
-    mask = painter.get(f"/api/v1/images/{task['mask']}").get_json()
+    mask = inpaint_painter.get(f"/api/v1/images/{task['mask']}").get_json()
     assert (mask["kind"], mask["width"], mask["height"]) == ("mask", 64, 64)
-    stored = picture_of(painter, task["mask"]).convert("L")
+    stored = picture_of(inpaint_painter, task["mask"]).convert("L")
     # The 32 px mask's box (8..24) scaled to 64 px (16..48): white inside, black outside.
     assert stored.getpixel((32, 32)) == 255 and stored.getpixel((4, 4)) == 0
     assert stored.getpixel((60, 32)) == 0
 
     # Masks stay out of the gallery unless asked for.
-    assert task["mask"] not in mask_ids(painter)
-    assert task["mask"] in mask_ids(painter, "mask")
+    assert task["mask"] not in mask_ids(inpaint_painter)
+    assert task["mask"] in mask_ids(inpaint_painter, "mask")
 
-    done = painter.wait_task(task["id"], timeout=120)
+    done = inpaint_painter.wait_task(task["id"], timeout=120)
     assert done["state"] == "done", done
     assert done["mask"] == task["mask"] and done["inpaint"] == task["inpaint"]
-    assert painter.get(f"/api/v1/tasks/{task['id']}").get_json()["mask"] == task["mask"]
+    assert inpaint_painter.get(f"/api/v1/tasks/{task['id']}").get_json()["mask"] == task["mask"]
 
 
-def test_an_uploaded_image_as_the_mask_is_read_by_luminance_and_a_mask_is_reused(painter):
-    init = upload(painter, image_bytes((96, 64), (200, 80, 40)))
-    painted = upload(painter, as_png(mask_picture((48, 32), (0, 0, 24, 32))))  # the left half white
-    response = submit_inpaint(painter, init_image=init, mask=painted, width=96, height=64, mask_invert=True)
+def test_an_uploaded_image_as_the_mask_is_read_by_luminance_and_a_mask_is_reused(inpaint_painter):
+    init = inpaint_upload(inpaint_painter, image_bytes((96, 64), (200, 80, 40)))
+    painted = inpaint_upload(inpaint_painter, as_png(mask_picture((48, 32), (0, 0, 24, 32))))  # the left half white
+    response = submit_inpaint(inpaint_painter, init_image=init, mask=painted, width=96, height=64, mask_invert=True)
     assert response.status_code == 202, response.get_json()
     task = response.get_json()
     assert task["mask"] != painted and task["inpaint"]["mask_invert"] is True
-    mask = painter.get(f"/api/v1/images/{task['mask']}").get_json()
+    mask = inpaint_painter.get(f"/api/v1/images/{task['mask']}").get_json()
     assert (mask["kind"], mask["width"], mask["height"]) == ("mask", 96, 64)
-    stored = picture_of(painter, task["mask"]).convert("L")
+    stored = picture_of(inpaint_painter, task["mask"]).convert("L")
     # Stored as painted (white = repaint); the worker applies mask_invert.
     assert stored.getpixel((10, 32)) == 255 and stored.getpixel((90, 32)) == 0
 
     # A mask of the picture's size is used as it is (Reuse sends the task's mask id back).
-    again = submit_inpaint(painter, init_image=init, mask=task["mask"], width=96, height=64)
+    again = submit_inpaint(inpaint_painter, init_image=init, mask=task["mask"], width=96, height=64)
     assert again.status_code == 202, again.get_json()
     assert again.get_json()["mask"] == task["mask"]
     for task_id in (task["id"], again.get_json()["id"]):
-        assert painter.wait_task(task_id, timeout=120)["state"] == "done"
+        assert inpaint_painter.wait_task(task_id, timeout=120)["state"] == "done"
 
 
-def test_outpaint_gives_the_wider_result_and_costs_its_size(painter):
-    init = upload(painter, image_bytes((64, 64), (10, 160, 90)))
-    estimate = painter.post("/api/v1/estimate", json={"prompt": "a field", "width": 128, "height": 64,
+def test_outpaint_gives_the_wider_result_and_costs_its_size(inpaint_painter):
+    init = inpaint_upload(inpaint_painter, image_bytes((64, 64), (10, 160, 90)))
+    estimate = inpaint_painter.post("/api/v1/estimate", json={"prompt": "a field", "width": 128, "height": 64,
                                                       "steps": 2, "init_image": init, "strength": 1.0})
-    response = submit_inpaint(painter, prompt="a field", init_image=init, outpaint={"right": 64})
+    response = submit_inpaint(inpaint_painter, prompt="a field", init_image=init, outpaint={"right": 64})
     assert response.status_code == 202, response.get_json()
     task = response.get_json()
     assert (task["width"], task["height"]) == (128, 64)
     assert task["mask"] is None
     assert task["inpaint"] == {**DEFAULT_INPAINT, "outpaint": {"left": 0, "right": 64, "top": 0, "bottom": 0}}
     assert estimate.status_code == 200 and task["cost"] == estimate.get_json()["cost"]
-    done = painter.wait_task(task["id"], timeout=120)
+    done = inpaint_painter.wait_task(task["id"], timeout=120)
     assert done["state"] == "done", done
-    assert picture_of(painter, done["images"][0]["id"]).size == (128, 64)
+    assert picture_of(inpaint_painter, done["images"][0]["id"]).size == (128, 64)
 
 
-def test_an_inpainting_model_card_says_which_inpainting(painter):
-    models = {m["id"]: m for m in painter.get("/api/v1/models").get_json()["items"] if m["kind"] == "model"}
+def test_an_inpainting_model_card_says_which_inpainting(inpaint_painter):
+    models = {m["id"]: m for m in inpaint_painter.get("/api/v1/models").get_json()["items"] if m["kind"] == "model"}
     assert {m["inpainting"] for m in models.values()} == {"standard"}
 
 
-def bad_masks(painter: ApiUser, other: ApiUser, init: str) -> dict:
+def held_upload(app, user: ApiUser, data: bytes) -> str:
+    """An upload of the user's that the image check holds for review (staff's only)."""
+    image_id = inpaint_upload(user, data)
+    with app.app_context():
+        db.session.get(Image, image_id).review = "held"
+        db.session.commit()
+    return image_id
+
+
+def bad_masks(app, inpaint_painter: ApiUser, other: ApiUser) -> dict:
     """name: (request fields, status, words in the message)."""
-    foreign = upload(other, as_png(mask_picture((64, 64))))
+    foreign = inpaint_upload(other, as_png(mask_picture((64, 64))))
+    held = held_upload(app, inpaint_painter, as_png(mask_picture((64, 64))))
     transparent = PILImage.new("RGBA", (64, 64), (255, 255, 255, 0))
     return {
         "not-an-image": ({"mask": data_url(b"this is not a picture at all")}, 415, "not a PNG, JPEG or WebP"),
@@ -175,6 +187,7 @@ def bad_masks(painter: ApiUser, other: ApiUser, init: str) -> dict:
         "inverted-all-white": ({"mask": data_url(as_png(PILImage.new("L", (64, 64), 255))), "mask_invert": True},
                                422, "selects nothing"),
         "another-users-image": ({"mask": foreign}, 422, "is not one of your images"),
+        "held-for-review": ({"mask": held}, 422, "is not one of your images"),
         "no-such-image": ({"mask": "NoSuchImageId0000000000"}, 422, "is not one of your images"),
         "without-init-image": ({"mask": data_url(as_png(mask_picture())), "init_image": None}, 422,
                                "needs init_image"),
@@ -182,22 +195,22 @@ def bad_masks(painter: ApiUser, other: ApiUser, init: str) -> dict:
     }
 
 
-def test_bad_masks_are_a_4xx_naming_the_field_and_charge_nothing(inpaint_stack, painter):
+def test_bad_masks_are_a_4xx_naming_the_field_and_charge_nothing(inpaint_stack, inpaint_painter):
     other = ApiUser(inpaint_stack.test_client(), unique("neighbour"))
-    init = upload(painter, image_bytes((64, 64), (90, 90, 90)))
-    cases = bad_masks(painter, other, init)
-    before, masks_before = painter.me()["tokens"], mask_ids(painter, "mask")
+    init = inpaint_upload(inpaint_painter, image_bytes((64, 64), (90, 90, 90)))
+    cases = bad_masks(inpaint_stack, inpaint_painter, other)
+    before, masks_before = inpaint_painter.me()["tokens"], mask_ids(inpaint_painter, "mask")
     for name, (fields, status, words) in cases.items():
-        response = submit_inpaint(painter, **{"init_image": init, **fields})
+        response = submit_inpaint(inpaint_painter, **{"init_image": init, **fields})
         error = response.get_json()["error"]
         assert response.status_code == status, (name, response.get_json())
         field = "mask_blur" if name == "setting-without-mask" else "mask"
         assert error.get("field") == field and words in error["message"], (name, error)
         assert error["message"].startswith(field), (name, error)
-    assert painter.me()["tokens"] == before
-    assert mask_ids(painter, "mask") == masks_before  # no mask left behind by a refusal
+    assert inpaint_painter.me()["tokens"] == before
+    assert mask_ids(inpaint_painter, "mask") == masks_before  # no mask left behind by a refusal
 
     # The server and the worker carry on: a plain task completes.
-    response = painter.submit(width=64, height=64, steps=2)
+    response = inpaint_painter.submit(width=64, height=64, steps=2)
     assert response.status_code == 202, response.get_json()
-    assert painter.wait_task(response.get_json()["id"], timeout=120)["state"] == "done"
+    assert inpaint_painter.wait_task(response.get_json()["id"], timeout=120)["state"] == "done"

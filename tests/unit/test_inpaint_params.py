@@ -23,7 +23,7 @@ def inpaint_check(**data):
     return validate_task_params(data, limits=LIMITS, cards=CARDS, default_model="demo")
 
 
-def refused(**data) -> tuple[str, str]:
+def inpaint_refused(**data) -> tuple[str, str]:
     with pytest.raises(ValidationError) as caught:
         inpaint_check(**data)
     return caught.value.field, caught.value.fields[caught.value.field]
@@ -67,7 +67,7 @@ def test_each_setting_is_kept():
     ("mask", "  ", "image id"),
 ])
 def test_each_field_out_of_range_is_refused_naming_it(field, value, words):
-    found, message = refused(**{**MASKED, field: value})
+    found, message = inpaint_refused(**{**MASKED, field: value})
     assert found == field and words in message
 
 
@@ -76,7 +76,7 @@ def test_each_field_out_of_range_is_refused_naming_it(field, value, words):
     ("mask_invert", True), ("initial_noise_multiplier", 0.9),
 ])
 def test_settings_without_a_mask_or_outpaint_are_refused(field, value):
-    assert refused(prompt="a cup", init_image="pic", **{field: value}) == (
+    assert inpaint_refused(prompt="a cup", init_image="pic", **{field: value}) == (
         field, "applies only with a mask or outpaint")
 
 
@@ -90,7 +90,7 @@ def test_settings_at_their_default_without_a_mask_are_fine():
     ({"outpaint": {"right": 64}}, "outpaint"),
 ])
 def test_a_mask_or_outpaint_needs_an_init_image(data, field):
-    found, message = refused(prompt="a cup", **data)
+    found, message = inpaint_refused(prompt="a cup", **data)
     assert found == field and "init_image" in message
 
 
@@ -112,12 +112,12 @@ def test_outpaint_gives_the_result_size():
     ({"right": 768}, "at most 768 px a side"),  # 256 + 768 > 768
 ])
 def test_bad_outpaint_is_refused_naming_it(outpaint, words):
-    found, message = refused(prompt="a cup", init_image="pic", width=256, height=256, outpaint=outpaint)
+    found, message = inpaint_refused(prompt="a cup", init_image="pic", width=256, height=256, outpaint=outpaint)
     assert found == "outpaint" and words in message
 
 
 def test_outpaint_multiples_follow_the_model_size_step():
-    found, message = refused(prompt="a cup", model="flux", init_image="pic", width=256, height=256,
+    found, message = inpaint_refused(prompt="a cup", model="flux", init_image="pic", width=256, height=256,
                              outpaint={"left": 8})
     assert found == "outpaint" and "multiple of 16" in message
     assert inpaint_check(prompt="a cup", model="flux", init_image="pic", width=256, height=256,
@@ -133,15 +133,15 @@ def test_outpaint_pixel_limit_is_checked_on_the_result():
 
 
 def test_a_model_that_cannot_inpaint_refuses_a_mask_naming_mask():
-    found, message = refused(**MASKED, model="no-inpaint")
+    found, message = inpaint_refused(**MASKED, model="no-inpaint")
     assert found == "mask" and "cannot inpaint" in message
-    found, _ = refused(prompt="a cup", model="no-inpaint", init_image="pic", outpaint={"right": 64})
+    found, _ = inpaint_refused(prompt="a cup", model="no-inpaint", init_image="pic", outpaint={"right": 64})
     assert found == "outpaint"
 
 
 @pytest.mark.parametrize("model", ["sd-inpainting", "flux-fill"])
 def test_a_dedicated_inpainting_model_needs_a_mask(model):
-    found, message = refused(prompt="a cup", model=model, init_image="pic")
+    found, message = inpaint_refused(prompt="a cup", model=model, init_image="pic")
     assert found == "mask" and f"'{model}' is an inpainting model" in message
     assert inpaint_check(**MASKED, model=model)["mask"] == "maskid"
     assert inpaint_check(prompt="a cup", model=model, init_image="pic", width=256, height=256,
