@@ -121,6 +121,14 @@ def test_paint_a_mask_undo_invert_submit_see_it_on_the_card_and_reuse_brings_it_
     expect(canvas).to_have_attribute("data-state", "ready")
     page.wait_for_function("n => Number(document.getElementById('mask-canvas').dataset.selected) > n", arg=total // 2)
     assert abs(painted(page) - inverted) <= total * 0.01, (painted(page), inverted)
+
+    # Variant: the result is the picture now, the same mask painted over it.
+    page.locator("#mask-canvas").evaluate("c => { c.dataset.selected = '0'; }")
+    page.locator("#task-list article.task").first.get_by_role("button", name="Variant").click()
+    expect(page.locator("#init-preview")).to_have_attribute("data-image-id", task["images"][0]["id"])
+    expect(page.locator('input[name="edit_mode"][value="inpaint"]')).to_be_checked()
+    page.wait_for_function("n => Number(document.getElementById('mask-canvas').dataset.selected) > n", arg=total // 2)
+    assert abs(painted(page) - inverted) <= total * 0.01, (painted(page), inverted)
     assert page.js_errors == []
 
 

@@ -12,7 +12,7 @@ import {
   SIDES, cleanOutpaint, extendToRatio, extendsAny, maskFitLine, outpaintLine, panelSize, snapOutpaint, taskMode,
 } from "./editing.js";
 import { scheduleEstimate, updateCost } from "./estimate.js";
-import { clearFieldError, currentCard, initFit, numberValue, setField } from "./fields.js";
+import { clearFieldError, currentCard, initFit, numberValue, setField, showFieldError } from "./fields.js";
 import { createMaskCanvas } from "./maskcanvas.js";
 import { parseRatio } from "./sizes.js";
 import { state } from "./state.js";
@@ -331,7 +331,12 @@ export function initInpaint() {
 
   document.addEventListener("studio:init-image", (event) => {
     const image = event.detail;
-    canvas.setPicture(image ? imageUrl(image.id) : null);
+    clearFieldError("mask");
+    canvas.setPicture(image ? imageUrl(image.id) : null).then((size) => {
+      if (!size && image && state.initImage && state.initImage.id === image.id) {
+        showFieldError("mask", "The picture could not be loaded to paint on; image to image still works.");
+      }
+    });
     onMaskChanged();
     renderModes();
   });
