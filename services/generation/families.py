@@ -124,6 +124,8 @@ def card(family: str | None, *, variant: str | None = None, native_width: int | 
         changes["variant"] = variant
     if variant and base.family in DEDICATED_INPAINTING.get(variant, ()):
         changes["inpainting"] = "dedicated"
+        if variant == "fill":  # FLUX.1 Fill dev is run at a high distilled guidance
+            changes["guidance"] = 30.0
     if native_width and native_height:
         changes.update(native_width=int(native_width), native_height=int(native_height))
     if demo:

@@ -152,4 +152,5 @@ def test_cards_say_which_inpainting():
     assert card("sd1").to_dict()["inpainting"] == "standard"
     assert card("sd1", variant="inpainting").to_dict()["inpainting"] == "dedicated"
     assert card("flux", variant="fill").to_dict()["inpainting"] == "dedicated"
+    assert card("flux", variant="fill").to_dict()["defaults"]["guidance"] == 30.0  # Fill's distilled guidance
     assert card("flux", variant="schnell").to_dict()["inpainting"] == "standard"
