@@ -109,7 +109,8 @@ export function syncModelTitle() {
 export function showFieldError(field, message) {
   const box = byId(ERROR_BOX[field] || field + "-error");
   const input = fieldInput(field);
-  if (!box || !input) return false;
+  // A field not on show (the mask of a panel without a start picture): the caller says it above the form.
+  if (!box || !input || (box.parentElement && box.parentElement.closest("[hidden]"))) return false;
   box.textContent = message;
   box.hidden = false;
   input.setAttribute("aria-invalid", "true");

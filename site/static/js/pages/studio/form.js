@@ -326,9 +326,12 @@ export function submitForm() {
   // Inpaint and outpaint say first what the server would refuse (a mask that selects nothing).
   const problem = state.initImage && state.edit.check ? state.edit.check() : null;
   if (problem) {
-    showFieldError(problem.field, problem.message);
-    const input = fieldInput(problem.field);
-    if (input) input.focus();
+    if (showFieldError(problem.field, problem.message)) {
+      const input = fieldInput(problem.field);
+      if (input) input.focus();
+    } else {
+      showFormError(problem.message);
+    }
     return;
   }
   const payload = readForm({ submit: true });
