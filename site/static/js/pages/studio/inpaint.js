@@ -89,7 +89,16 @@ function renderModes() {
     if (mode === "img2img") mode = "inpaint";
   }
   if (note) { note.textContent = state.initImage ? text : ""; note.hidden = !state.initImage || !text; }
+  // Without a picture an inpainting model has nothing to work on: say so where one is chosen.
+  const ask = byId("inpaint-model-note");
+  if (ask) {
+    ask.hidden = !!state.initImage || kind !== "dedicated";
+    ask.textContent = ask.hidden ? "" : modelName() + " is an inpainting model: choose a picture, then paint a mask over it.";
+  }
   if (!state.initImage) mode = "img2img";
+  // Another model may have another size step: the sides follow it.
+  const snapped = snapOutpaint(state.edit.outpaint, sizeStep());
+  if (SIDES.some((side) => snapped[side] !== state.edit.outpaint[side])) writeOutpaint(snapped);
   setMode(mode);
 }
 
