@@ -8,34 +8,24 @@ from services.generation import catalog, params, tasks
 from views.access import require_sign_in
 
 bp = Blueprint("studio", __name__)
+bp.before_request(require_sign_in)  # every page here is for a signed-in user (views/access.py)
 
-# The inpaint settings as the panel offers them, should the rules table not have them.
-INPAINT_FALLBACK = {
-    "mask_blur": {"min": 0, "max": 64, "step": 1, "default": 4},
-    "inpaint_padding": {"min": 0, "max": 256, "step": 1, "default": 32},
-    "inpaint_area": {"choices": ["whole", "masked"], "default": "whole"},
-    "masked_content": {"choices": ["original", "fill", "latent_noise", "latent_nothing"], "default": "original"},
-    "mask_invert": {"default": False},
-}
+INPAINT_SETTINGS = ("mask_blur", "inpaint_padding", "inpaint_area", "masked_content", "mask_invert")
 
 
 def inpaint_rules() -> dict:
-    """{field: rule} of the inpaint settings (params.RULES: mask_blur, inpaint_padding,
-    inpaint_area, masked_content, mask_invert): {min, max, step, default} of a number,
-    {choices, default} of a choice, {default} of a switch."""
+    """{field: rule} of the inpaint settings the panel offers (params.RULES): {min, max,
+    step, default} of a number, {choices, default} of a choice, {default} of a switch."""
     out = {}
-    for name, fallback in INPAINT_FALLBACK.items():
-        rule = params.RULES.get(name)
-        if rule is None:
-            out[name] = fallback
-        elif rule.kind in ("int", "float"):
+    for name in INPAINT_SETTINGS:
+        rule = params.RULES[name]
+        if rule.kind in ("int", "float"):
             out[name] = {"min": rule.min, "max": rule.max, "step": rule.step, "default": rule.default}
         elif rule.kind == "choice":
             out[name] = {"choices": list(rule.choices), "default": rule.default}
         else:
             out[name] = {"default": rule.default}
     return out
-bp.before_request(require_sign_in)  # every page here is for a signed-in user (views/access.py)
 
 
 @bp.get("/studio")
