@@ -183,11 +183,10 @@ function check() {
   return null;
 }
 
+/* While typing the sides are read as they are; once changed (or set), each is put on the step. */
 function outpaintChanged(snap) {
-  let o = readOutpaint();
-  if (snap) o = snapOutpaint(o, sizeStep());
-  writeOutpaint(o);
-  if (snap) SIDES.forEach((side) => { const input = byId("outpaint-" + side); if (input) input.value = String(o[side]); });
+  if (snap) writeOutpaint(snapOutpaint(readOutpaint(), sizeStep()));
+  else state.edit.outpaint = readOutpaint();
   clearFieldError("outpaint");
   renderLines();
   updateCost();
