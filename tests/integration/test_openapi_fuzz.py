@@ -34,7 +34,8 @@ from tests.integration.helpers import ApiUser
 # boards, models and LoRAs, and image-to-image's one step at least. Those answers are
 # documented (a 422 naming the field, 402, 415); only these fields and statuses pass.
 TASK_STATE = {"model", "scheduler", "width", "height", "samples", "guidance", "negative_prompt", "loras",
-              "init_image", "board_id", "steps", "strength"}
+              "init_image", "board_id", "steps", "strength", "mask", "outpaint", "mask_blur", "inpaint_area",
+              "inpaint_padding", "masked_content", "mask_invert", "initial_noise_multiplier"}
 STATE_DEPENDENT = {  # (method, path): the fields a 422 may name
     ("POST", "/auth/reauth"): {"password"},  # not your password
     ("POST", "/me/password"): {"current_password", "new_password"},  # not yours; a well-known one

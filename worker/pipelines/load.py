@@ -180,6 +180,10 @@ def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipel
     variant = ""
     if family == "flux":
         variant = "dev" if getattr(pipe.transformer.config, "guidance_embeds", True) else "schnell"
+        if getattr(pipe.transformer.config, "in_channels", 64) == 384:  # FLUX.1 Fill (dedicated inpainting)
+            variant = "fill"
+    elif getattr(getattr(getattr(pipe, "unet", None), "config", None), "in_channels", 4) == 9:
+        variant = "inpainting"  # an SD inpainting UNet (latents, mask, masked picture)
     return pipe, Detected(family, variant)
 
 
