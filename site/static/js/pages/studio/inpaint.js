@@ -278,6 +278,21 @@ export function restoreEdit(task, init) {
   }
 }
 
+/** "Reset to defaults": the inpaint settings and the outpaint sides back to theirs. */
+export function resetEdit() {
+  restoreEdit({ inpaint: {} }, null);
+  const r = rules();
+  ["mask_blur", "inpaint_padding"].forEach((field) => { if (r[field]) setField(field, r[field].default); });
+  ["inpaint_area", "masked_content"].forEach((name) => {
+    const value = r[name] ? r[name].default : null;
+    const radio = value && document.querySelector('input[name="' + name + '"][value="' + value + '"]');
+    if (radio) radio.checked = true;
+  });
+  const invert = byId("mask_invert");
+  if (invert) invert.checked = false;
+  renderPadding();
+}
+
 /** For tests and the console: how much of the picture the mask covers ({selected, total}). */
 export function maskCoverage() { return canvas ? canvas.coverage() : { selected: 0, total: 0 }; }
 

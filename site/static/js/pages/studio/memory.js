@@ -8,6 +8,7 @@ import { cardDefaults, cardOf, findModel } from "./cards.js";
 import { KEPT_FIELDS, followModel, panelKey, restorable } from "./defaults.js";
 import { clearErrors, initFit, numberValue, setField } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
+import { resetEdit } from "./inpaint.js";
 import { setLoras } from "./lorapicker.js";
 import { appliedModel, applyCard, fitSizeToModel } from "./models.js";
 import { state } from "./state.js";
@@ -96,6 +97,7 @@ export function resetPanel() {
   if (config.rules.strength) setField("strength", config.rules.strength.default);
   if (config.choice_rules && config.choice_rules.init_fit) setInitFit(config.choice_rules.init_fit.default);
   clearInitImage();
+  resetEdit();
   setSizeHint("");
   updatePromptCount();
   onFormChanged();
