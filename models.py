@@ -199,6 +199,12 @@ class Task(db.Model):
     init_fit: so.Mapped[Optional[str]] = so.mapped_column(sa.String(10))
     # The LoRAs applied: [{id, name, weight}] (name as A1111's <lora:name:weight> writes it).
     loras: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
+    # Hires fix (issue 24): {scale, width, height, upscaler, steps, denoising, prompt,
+    # negative_prompt, scheduler}; None: one pass. width × height stay the first pass's size.
+    hires: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
+    # An upscale task (issue 24): {image: source image id, scale, upscaler, refine: {strength,
+    # steps} or None}; None: a generation. width × height are the output's size.
+    upscale: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
     # Inpainting (issue 23): the mask, an Image of kind "mask" at the init picture's size,
     # white = repaint (mask_invert is applied by the worker); and the inpaint settings
     # {mask_blur, inpaint_area, inpaint_padding, masked_content, mask_invert,
@@ -360,6 +366,11 @@ class AiModel(db.Model):
     variant: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
     native_width: so.Mapped[Optional[int]]
     native_height: so.Mapped[Optional[int]]
+    # An upscaler model (files under <models>/upscalers/, read by spandrel): its scale and
+    # architecture ("ESRGAN", "SwinIR", …). Neither a model nor a LoRA.
+    upscaler: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
+    scale: so.Mapped[Optional[int]]
+    architecture: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
 
 
 class Ledger(db.Model):
