@@ -10,10 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# torch is pinned in pyproject.toml; installing the pin first lets pip take a
-# local build where one is provided, before resolving the rest.
+# torch and torchvision are pinned in pyproject.toml; installing the pair first lets pip
+# take a local build where one is provided, before resolving the rest.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
