@@ -248,8 +248,14 @@ class Task(db.Model):
 
     @property
     def effective_steps(self) -> int:
-        """Denoising steps per sample: image-to-image skips the first (1 − strength)."""
-        return effective_steps(self.steps, self.init_image_id, self.strength)
+        """Denoising steps per sample: image-to-image skips the first (1 − strength); a
+        hires fix adds its second pass's int(steps × denoising) (its steps 0: the first
+        pass's), as services/generation/params.hires_steps counts them."""
+        steps = effective_steps(self.steps, self.init_image_id, self.strength)
+        if self.hires:
+            second = int(self.hires.get("steps") or 0) or int(self.steps)
+            steps += max(0, min(second, int(second * float(self.hires.get("denoising") or 0))))
+        return steps
 
     @property
     def duration_s(self) -> Optional[float]:
