@@ -17,8 +17,11 @@ from services.core.errors import ValidationError
 log = logging.getLogger(__name__)
 
 FIELDS = ("id", "name", "price_label", "allowance", "period_days", "max_side", "max_pixels",
-          "max_samples", "queue_share")
-INT_FIELDS = ("allowance", "period_days", "max_side", "max_pixels", "max_samples", "queue_share")
+          "max_samples", "queue_share", "max_upscale_pixels")
+INT_FIELDS = ("allowance", "period_days", "max_side", "max_pixels", "max_samples", "queue_share",
+              "max_upscale_pixels")
+# The largest output of an upscale task (services/generation/upscales.py), every tier's default.
+MAX_UPSCALE_PIXELS = 4096 * 4096
 
 
 def _defaults(config) -> list[dict]:
@@ -27,15 +30,18 @@ def _defaults(config) -> list[dict]:
     return [
         {"id": "free", "name": "Free", "price_label": "Free", "allowance": 20, "period_days": 30,
          "max_side": user["max_side"], "max_pixels": user["max_pixels"],
-         "max_samples": user["max_samples"], "queue_share": share},
+         "max_samples": user["max_samples"], "queue_share": share,
+         "max_upscale_pixels": MAX_UPSCALE_PIXELS},
         {"id": "plus", "name": "Plus", "price_label": "$8 a month", "allowance": 400,
          "period_days": 30, "max_side": max(user["max_side"], 1024),
          "max_pixels": max(user["max_pixels"], 1024 * 1024),
-         "max_samples": max(user["max_samples"], 6), "queue_share": max(share, 5)},
+         "max_samples": max(user["max_samples"], 6), "queue_share": max(share, 5),
+         "max_upscale_pixels": MAX_UPSCALE_PIXELS},
         {"id": "pro", "name": "Pro", "price_label": "$20 a month", "allowance": 1500,
          "period_days": 30, "max_side": max(user["max_side"], 1024),
          "max_pixels": max(user["max_pixels"], 1024 * 1024),
-         "max_samples": max(user["max_samples"], 8), "queue_share": max(share, 10)},
+         "max_samples": max(user["max_samples"], 8), "queue_share": max(share, 10),
+         "max_upscale_pixels": MAX_UPSCALE_PIXELS},
     ]
 
 
@@ -63,7 +69,7 @@ def _parse(raw: str, defaults: list[dict]) -> list[dict]:
 
 def tiers() -> list[dict]:
     """Every tier, cheapest first: {id, name, price_label, allowance, period_days,
-    max_side, max_pixels, max_samples, queue_share}."""
+    max_side, max_pixels, max_samples, queue_share, max_upscale_pixels}."""
     config = current_app.config
     defaults = _defaults(config)
     raw = config.get("TIERS_JSON") or ""

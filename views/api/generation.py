@@ -7,10 +7,11 @@ from flask_login import current_user
 
 from services.core import queue
 from services.core.errors import Conflict, ValidationError
-from services.generation import catalog, dispatch, estimates, loratags, tasks, uploads
+from services.generation import catalog, dispatch, estimates, loratags, tasks, uploads, upscales
 from services.library import archives
 from views.api.common import body, bp, listing, paging
 from views.api.openapi import PAGING, TASK_PARAMS, answer, errors, list_of, op, path_id, ref
+from views.api.upscales import UPSCALE_BODY
 
 
 @bp.get("/models")
@@ -29,7 +30,10 @@ def schedulers():
 
 @bp.post("/estimate")
 def estimate():
-    params = tasks.check_params(current_user, loratags.apply_to_request(body()))
+    data = body()
+    if "upscale" in data:  # an upscale's estimate (POST /upscales's body under "upscale")
+        return jsonify(upscales.estimate(current_user, data["upscale"]))
+    params = tasks.check_params(current_user, loratags.apply_to_request(data))
     return jsonify(estimates.estimate(current_user, params, tasks.cost_for(current_user, params)))
 
 
@@ -96,6 +100,10 @@ def upload():
 # --- images -----------------------------------------------------------------------
 
 
+# An upscale's estimate: POST /upscales's body under "upscale" (views/api/upscales.py).
+ESTIMATE_UPSCALE = {"type": "object", "required": ["upscale"], "additionalProperties": False,
+                    "properties": {"upscale": UPSCALE_BODY}}
+
 OPENAPI = {
     "/uploads": {"post": {"summary": "Upload an image for image-to-image (PNG, JPEG or WebP)",
                           "requestBody": {"required": True, "content": {"multipart/form-data": {
@@ -113,7 +121,7 @@ OPENAPI = {
                                   "wait_s": {"type": ["number", "null"]}, "run_s": {"type": ["number", "null"]},
                                   "running": {"type": "object", "additionalProperties": {"type": "number"}},
                                   "position": {"type": "integer"}}}),
-                              body=TASK_PARAMS, error_codes=(401, 422))},
+                              body={"anyOf": [TASK_PARAMS, ESTIMATE_UPSCALE]}, error_codes=(401, 422))},
     "/tasks": {
         "post": op("Submit a task", answer("The queued task", ref("Task"), "202"), body=TASK_PARAMS,
                     params=[{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
