@@ -25,14 +25,14 @@ def png_with(texts: dict[str, str], size=(16, 16)) -> bytes:
     return out.getvalue()
 
 
-def chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def raw_png(width: int, height: int, *extra: bytes) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (pnginfo.PNG_SIGNATURE + chunk(b"IHDR", header) + b"".join(extra)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (pnginfo.PNG_SIGNATURE + png_chunk(b"IHDR", header) + b"".join(extra)
+            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
 
 
 A1111_TEXT = ("a lighthouse at dusk, <lora:film grain:0.6>, oil painting\n"
@@ -111,7 +111,7 @@ def test_an_invokeai_png():
 
 def test_a_png_without_settings_and_compressed_text_chunks():
     assert pnginfo.read_png_info(png_with({})) == {"source": None, "text": "", "parameters": {}}
-    ztxt = chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a cat\nSteps: 3, Sampler: Euler, Seed: 9"))
+    ztxt = png_chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a cat\nSteps: 3, Sampler: Euler, Seed: 9"))
     assert pnginfo.read_png_info(raw_png(8, 8, ztxt))["parameters"] == {
         "prompt": "a cat", "steps": 3, "scheduler": "euler", "seed": 9}
 
@@ -121,9 +121,9 @@ def test_a_png_without_settings_and_compressed_text_chunks():
     (b"GIF89a not a png at all", ServiceError),
     (pnginfo.PNG_SIGNATURE + b"\x00\x00", ServiceError),  # truncated header
     (raw_png(20000, 20000), ValidationError),  # a pixel bomb, by its header
-    (raw_png(8, 8, chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a" * 64 * 1024 * 1024))), ValidationError),
-    (raw_png(8, 8, chunk(b"iTXt", b"parameters\0\1\0\0\0" + zlib.compress(b"b" * 8 * 1024 * 1024))), ValidationError),
-    (raw_png(8, 8, chunk(b"tEXt", b"parameters\0" + b"c" * (2 * 1024 * 1024))), ValidationError),
+    (raw_png(8, 8, png_chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a" * 64 * 1024 * 1024))), ValidationError),
+    (raw_png(8, 8, png_chunk(b"iTXt", b"parameters\0\1\0\0\0" + zlib.compress(b"b" * 8 * 1024 * 1024))), ValidationError),
+    (raw_png(8, 8, png_chunk(b"tEXt", b"parameters\0" + b"c" * (2 * 1024 * 1024))), ValidationError),
     (b"\x89PNG\r\n\x1a\n" + b"\xff" * 40 * 1024 * 1024, TooLarge),
 ])
 def test_hostile_files_are_4xx_naming_the_field(data, refusal):
