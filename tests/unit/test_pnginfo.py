@@ -16,7 +16,7 @@ from services.core.errors import ServiceError, TooLarge, ValidationError
 from services.library import imaging, pnginfo
 
 
-def png_with(texts: dict[str, str], size=(16, 16)) -> bytes:
+def png_with_texts(texts: dict[str, str], size=(16, 16)) -> bytes:
     info = PngInfo()
     for key, value in texts.items():
         info.add_text(key, value)
@@ -25,14 +25,14 @@ def png_with(texts: dict[str, str], size=(16, 16)) -> bytes:
     return out.getvalue()
 
 
-def png_chunk(kind: bytes, data: bytes) -> bytes:
+def info_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def raw_png(width: int, height: int, *extra: bytes) -> bytes:
+def bare_png(width: int, height: int, *extra: bytes) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (pnginfo.PNG_SIGNATURE + png_chunk(b"IHDR", header) + b"".join(extra)
-            + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    return (pnginfo.PNG_SIGNATURE + info_chunk(b"IHDR", header) + b"".join(extra)
+            + info_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + info_chunk(b"IEND", b""))
 
 
 A1111_TEXT = ("a lighthouse at dusk, <lora:film grain:0.6>, oil painting\n"
@@ -57,7 +57,7 @@ def test_a_daydream_png_gives_its_own_fields_and_infotext():
 
 
 def test_an_a1111_png_is_parsed_as_a1111_does():
-    info = pnginfo.read_png_info(png_with({"parameters": A1111_TEXT}))
+    info = pnginfo.read_png_info(png_with_texts({"parameters": A1111_TEXT}))
     assert info["source"] == "a1111" and info["text"] == A1111_TEXT
     assert info["parameters"] == {
         "prompt": "a lighthouse at dusk, <lora:film grain:0.6>, oil painting", "negative_prompt": "blurry, text",
@@ -71,7 +71,7 @@ def test_an_a1111_png_is_parsed_as_a1111_does():
 def test_a1111_hires_fields_become_the_native_hires_settings():
     text = ("a castle\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, "
             "Denoising strength: 0.5, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent (nearest-exact)")
-    params = pnginfo.read_png_info(png_with({"parameters": text}))["parameters"]
+    params = pnginfo.read_png_info(png_with_texts({"parameters": text}))["parameters"]
     assert params["hires"] == {"scale": 2.0, "steps": 10, "denoising": 0.5, "upscaler": "latent-nearest-exact"}
     assert "strength" not in params and params["scheduler"] == "euler_a"
 
@@ -88,7 +88,7 @@ def test_a_comfyui_png_follows_the_samplers_links():
         "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a fox in snow", "clip": ["10", 1]}},
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "lowres", "clip": ["10", 1]}},
     }
-    info = pnginfo.read_png_info(png_with({"prompt": json.dumps(graph), "workflow": "{}"}))
+    info = pnginfo.read_png_info(png_with_texts({"prompt": json.dumps(graph), "workflow": "{}"}))
     assert info["source"] == "comfyui"
     assert info["parameters"] == {"prompt": "a fox in snow <lora:ink:0.7>", "negative_prompt": "lowres",
                                   "steps": 18, "guidance": 5.5, "seed": 42, "scheduler": "dpmpp_2m_karras",
@@ -101,7 +101,7 @@ def test_an_invokeai_png():
             "width": 768, "height": 512, "seed": 77, "steps": 30, "cfg_scale": 4.0, "scheduler": "euler_k",
             "model": {"name": "Juggernaut XL", "base": "sdxl"}, "strength": 0.75,
             "loras": [{"model": {"name": "detail"}, "weight": 0.5}]}
-    info = pnginfo.read_png_info(png_with({"invokeai_metadata": json.dumps(meta)}))
+    info = pnginfo.read_png_info(png_with_texts({"invokeai_metadata": json.dumps(meta)}))
     assert info["source"] == "invokeai"
     assert info["parameters"] == {"prompt": "a koi pond <lora:detail:0.5>", "negative_prompt": "noise",
                                   "steps": 30, "guidance": 4.0, "seed": 77, "width": 768, "height": 512,
@@ -110,9 +110,9 @@ def test_an_invokeai_png():
 
 
 def test_a_png_without_settings_and_compressed_text_chunks():
-    assert pnginfo.read_png_info(png_with({})) == {"source": None, "text": "", "parameters": {}}
-    ztxt = png_chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a cat\nSteps: 3, Sampler: Euler, Seed: 9"))
-    assert pnginfo.read_png_info(raw_png(8, 8, ztxt))["parameters"] == {
+    assert pnginfo.read_png_info(png_with_texts({})) == {"source": None, "text": "", "parameters": {}}
+    ztxt = info_chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a cat\nSteps: 3, Sampler: Euler, Seed: 9"))
+    assert pnginfo.read_png_info(bare_png(8, 8, ztxt))["parameters"] == {
         "prompt": "a cat", "steps": 3, "scheduler": "euler", "seed": 9}
 
 
@@ -120,10 +120,10 @@ def test_a_png_without_settings_and_compressed_text_chunks():
     (b"", ValidationError),
     (b"GIF89a not a png at all", ServiceError),
     (pnginfo.PNG_SIGNATURE + b"\x00\x00", ServiceError),  # truncated header
-    (raw_png(20000, 20000), ValidationError),  # a pixel bomb, by its header
-    (raw_png(8, 8, png_chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a" * 64 * 1024 * 1024))), ValidationError),
-    (raw_png(8, 8, png_chunk(b"iTXt", b"parameters\0\1\0\0\0" + zlib.compress(b"b" * 8 * 1024 * 1024))), ValidationError),
-    (raw_png(8, 8, png_chunk(b"tEXt", b"parameters\0" + b"c" * (2 * 1024 * 1024))), ValidationError),
+    (bare_png(20000, 20000), ValidationError),  # a pixel bomb, by its header
+    (bare_png(8, 8, info_chunk(b"zTXt", b"parameters\0\0" + zlib.compress(b"a" * 64 * 1024 * 1024))), ValidationError),
+    (bare_png(8, 8, info_chunk(b"iTXt", b"parameters\0\1\0\0\0" + zlib.compress(b"b" * 8 * 1024 * 1024))), ValidationError),
+    (bare_png(8, 8, info_chunk(b"tEXt", b"parameters\0" + b"c" * (2 * 1024 * 1024))), ValidationError),
     (b"\x89PNG\r\n\x1a\n" + b"\xff" * 40 * 1024 * 1024, TooLarge),
 ])
 def test_hostile_files_are_4xx_naming_the_field(data, refusal):
@@ -135,10 +135,10 @@ def test_hostile_files_are_4xx_naming_the_field(data, refusal):
 
 def test_hostile_metadata_inside_a_good_png_is_read_as_none_or_skipped():
     nested = "[" * 100_000 + "]" * 100_000
-    assert pnginfo.read_png_info(png_with({"prompt": nested}))["source"] is None
+    assert pnginfo.read_png_info(png_with_texts({"prompt": nested}))["source"] is None
     weird = {"3": {"class_type": "KSampler", "inputs": {"steps": "many", "cfg": [1], "seed": float("nan"),
                                                        "positive": ["3", 0], "negative": {"x": 1}}}}
-    info = pnginfo.read_png_info(png_with({"prompt": json.dumps(weird)}))
+    info = pnginfo.read_png_info(png_with_texts({"prompt": json.dumps(weird)}))
     assert info["source"] == "comfyui" and info["parameters"] == {"prompt": ""}  # a self-loop ends
-    bad = pnginfo.read_png_info(png_with({"parameters": "x\nSteps: 1e999, Seed: abc, Size: 9x, CFG scale: nan"}))
+    bad = pnginfo.read_png_info(png_with_texts({"parameters": "x\nSteps: 1e999, Seed: abc, Size: 9x, CFG scale: nan"}))
     assert bad["parameters"] == {"prompt": "x"}
