@@ -61,6 +61,23 @@ INPAINT_FIELDS = {"mask_blur": "mask_blur", "inpaint_area": "inpaint_area", "inp
                   "masked_content": "masked_content", "mask_invert": "mask_invert",
                   "initial_noise_multiplier": "noise_multiplier"}
 OUTPAINT_SIDES = ("left", "right", "top", "bottom")
+# Hires fix (the `hires` object, text-to-image only): a first pass at width × height, the
+# picture (or its latents) upscaled to the final size, and a second image-to-image pass
+# there. Its own table: `hires` is one nested field, not in RULES (validate_hires).
+HIRES_RULES: dict[str, Rule] = {
+    "scale": Rule("float", 2.0, min=1, max=4, step=0.25),
+    "steps": Rule("int", 0, min=0, max=150, step=1),  # 0: the first pass's steps
+    "denoising": Rule("float", 0.5, min=0, max=1, step=0.05),
+}
+# The latent upscale modes (torch.nn.functional.interpolate's, as A1111 names them) and the
+# default; any other upscaler is a built-in resampler or an enabled upscaler model's id.
+LATENT_UPSCALERS = {"latent": "Latent", "latent-antialiased": "Latent (antialiased)",
+                    "latent-bicubic": "Latent (bicubic)", "latent-bicubic-antialiased": "Latent (bicubic antialiased)",
+                    "latent-nearest": "Latent (nearest)", "latent-nearest-exact": "Latent (nearest-exact)"}
+BUILTIN_UPSCALERS = {"lanczos": "Lanczos", "nearest": "Nearest"}
+HIRES_DEFAULT_UPSCALER = "latent"
+HIRES_KEYS = ("scale", "width", "height", "upscaler", "steps", "denoising", "prompt", "negative_prompt",
+              "scheduler")
 NUMERIC = tuple(name for name, rule in RULES.items() if rule.kind in ("int", "float"))
 DEFAULTS = {name: rule.default for name, rule in RULES.items()}
 
@@ -73,6 +90,24 @@ COST_FORMULA = f"samples × ceil(steps × width × height / ({COST['steps_unit']
 
 def task_cost(steps: int, width: int, height: int, samples: int) -> int:
     return samples * math.ceil(steps * width * height / (COST["steps_unit"] * COST["pixels_unit"]))
+
+
+def hires_steps(steps: int, hires: dict | None) -> int:
+    """The denoising steps a hires fix's second pass runs per image: int(its steps ×
+    denoising), its steps 0 meaning the first pass's (as image-to-image runs them);
+    0 without a hires fix (or at denoising 0: the upscale alone)."""
+    if not hires:
+        return 0
+    second = int(hires.get("steps") or 0) or int(steps)
+    return max(0, min(second, int(second * float(hires.get("denoising") or 0))))
+
+
+def hires_cost(params: dict) -> int:
+    """What a hires fix adds to a task's cost: its second pass at the final size."""
+    hires = params.get("hires")
+    if not hires:
+        return 0
+    return task_cost(hires_steps(params["steps"], hires), hires["width"], hires["height"], params["samples"])
 
 
 STUDIO_FIELDS = ("prompt", "negative_prompt", "steps", "guidance", "width", "height", "samples", "seed",
@@ -414,12 +449,147 @@ def validate_inpaint(data: dict, params: dict, card: Card | None, sizes: dict | 
         params["width"], params["height"] = width, height
 
 
+def _hires_size(raw: dict, params: dict, step: int, errors: dict) -> tuple[float | None, int, int] | None:
+    """(scale or None, final width, final height) of a hires request: `scale` times the
+    first pass's size (each side rounded to the model's size step), or `width` and/or
+    `height` (one alone keeps the first pass's shape)."""
+    base_w, base_h = params["width"], params["height"]
+    sized = raw.get("width") is not None or raw.get("height") is not None
+    if sized and raw.get("scale") is not None:
+        errors["hires"] = "give scale or width and height (the final size), not both"
+        return None
+    if not sized:
+        rule = HIRES_RULES["scale"]
+        local: dict[str, str] = {}
+        scale = _float(raw, "scale", rule.min, rule.max, local, default=rule.default)
+        if scale is None:
+            errors["hires"] = "scale " + local["scale"]
+            return None
+        return scale, max(step, round(base_w * scale / step) * step), max(step, round(base_h * scale / step) * step)
+    sides = {}
+    for side in ("width", "height"):
+        value = raw.get(side)
+        if value is None:
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors["hires"] = f"{side} must be a whole number of pixels (the final size)"
+            return None
+        if value % step:
+            errors["hires"] = f"{side} must be a multiple of {step} with this model (try {round(value / step) * step})"
+            return None
+        sides[side] = value
+    width = sides.get("width") or max(step, round(base_w * sides["height"] / base_h / step) * step)
+    height = sides.get("height") or max(step, round(base_h * sides["width"] / base_w / step) * step)
+    if width < base_w or height < base_h:
+        errors["hires"] = (f"the final size {width}×{height} must be at least the first pass's "
+                           f"{base_w}×{base_h} (width and height are the first pass)")
+        return None
+    return None, width, height
+
+
+def validate_hires(data: dict, params: dict, card: Card | None, sizes: dict | None, limits: dict,
+                   upscalers: dict | None, errors: dict) -> None:
+    """The hires fix of a text-to-image task (API.md, "Hires fix"): params["hires"] =
+    {scale, width, height (the final size), upscaler, steps, denoising, prompt,
+    negative_prompt, scheduler}, or None. width × height stay the first pass's; the
+    side and pixel limits apply to the final size. upscalers: {id: name} of the upscaler
+    models and built-ins a hires fix may use (the latent modes always)."""
+    params["hires"] = None
+    raw = data.get("hires")
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        errors["hires"] = 'must be {"scale": 2, "upscaler": "latent", "steps": 0, "denoising": 0.5} or null'
+        return
+    extra = set(raw) - set(HIRES_KEYS)
+    if extra:
+        errors["hires"] = f"'{str(sorted(extra)[0])[:40]}' is not a hires setting ({', '.join(HIRES_KEYS)})"
+        return
+    if params.get("init_image") or data.get("mask") or data.get("outpaint"):
+        errors["hires"] = "applies to text to image only: leave it out with init_image"
+        return
+    if "width" in errors or "height" in errors or params.get("width") is None or params.get("height") is None:
+        return
+    step = card.size_step if card else (RULES["width"].step or 8)
+    size = _hires_size(raw, params, step, errors)
+    if size is None:
+        return
+    scale, width, height = size
+    side = (sizes or {}).get("max_side")
+    pixels = limits.get("max_pixels") if limits else None
+    if side and max(width, height) > side:
+        errors["hires"] = (f"makes the result {width}×{height}; at most {side} px a side is allowed "
+                           f"(lower the scale, or width and height: the first pass)")
+        return
+    if pixels and width * height > pixels:
+        errors["hires"] = (f"makes the result {width}×{height}, {width * height} pixels; at most {pixels} "
+                           "are allowed (lower the scale, or width and height: the first pass)")
+        return
+    upscaler = raw.get("upscaler")
+    if upscaler is None or upscaler == "":
+        upscaler = HIRES_DEFAULT_UPSCALER
+    known = {**LATENT_UPSCALERS, **BUILTIN_UPSCALERS, **(upscalers or {})}
+    if not isinstance(upscaler, str) or upscaler not in known:
+        errors["hires"] = (f"upscaler '{str(upscaler)[:80]}' is not available; choose "
+                           f"{', '.join(list(LATENT_UPSCALERS) + list(BUILTIN_UPSCALERS))} or an upscaler "
+                           "model (GET /api/v1/models, kind \"upscaler\")")
+        return
+    found = {}
+    for name in ("steps", "denoising"):
+        rule = HIRES_RULES[name]
+        check = _int if rule.kind == "int" else _float
+        local = {}
+        found[name] = check(raw, name, rule.min, rule.max, local, default=rule.default)
+        if found[name] is None:
+            errors["hires"] = f"{name} " + local[name]
+            return
+    if found["denoising"] > 0 and params.get("steps") is not None \
+            and hires_steps(params["steps"], {**found}) < 1:
+        second = found["steps"] or params["steps"]
+        need = fewest_steps(found["denoising"])
+        errors["hires"] = (f"at denoising {found['denoising']:g}, {second} hires steps run none "
+                           f"(the second pass runs int(steps × denoising)); give steps {need} or more, "
+                           "or denoising 0 for the upscale alone")
+        return
+    texts = {}
+    for name in ("prompt", "negative_prompt"):
+        value = raw.get(name)
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            errors["hires"] = f"{name} must be text"
+            return
+        value = value.replace("\x00", "").strip()
+        if len(value) > RULES[name].max_length:
+            errors["hires"] = f"{name} is {len(value)} characters long; at most {RULES[name].max_length} are allowed"
+            return
+        texts[name] = value
+    if texts["negative_prompt"] and card is not None and not card.uses_negative_prompt:
+        errors["hires"] = f"negative_prompt: {card.label} models ignore negative prompts; leave it empty"
+        return
+    scheduler = raw.get("scheduler") or None
+    if scheduler is not None:
+        if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
+            errors["hires"] = f"scheduler must be one of {', '.join(SCHEDULERS)} (or left out: the first pass's)"
+            return
+        if card is not None and scheduler not in card.schedulers:
+            errors["hires"] = (f"scheduler: {SCHEDULERS[scheduler]} does not work with {card.label} models; "
+                               f"choose one of {', '.join(card.schedulers)}")
+            return
+    params["hires"] = {"scale": scale, "width": width, "height": height, "upscaler": upscaler,
+                       "steps": found["steps"], "denoising": found["denoising"], **texts,
+                       "scheduler": scheduler}
+
+
 def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], default_model: str,
-                         loras: dict | None = None, max_loras: int = 4) -> dict:
+                         loras: dict | None = None, max_loras: int = 4, upscalers: dict | None = None) -> dict:
     """Return clean parameters or raise ValidationError naming every bad field.
 
     cards: {model id: card} of the enabled models; loras: {LoRA id: {name, family}} of
-    the enabled LoRAs. The model's card gives the defaults of omitted fields, the size
+    the enabled LoRAs; upscalers: {id: name} of the upscalers a hires fix may use beside
+    the latent modes and the built-ins. The model's card gives the defaults of omitted fields, the size
     step and the schedulers; a negative prompt or guidance the model ignores is refused
     rather than silently dropped."""
     if not isinstance(data, dict):
@@ -492,12 +662,13 @@ def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], def
         errors["init_fit"] = "must be one of " + ", ".join(RULES["init_fit"].choices)
     params["init_fit"] = fit if params["init_image"] and "init_fit" not in errors else None
     validate_inpaint(data, params, card, sizes, limits, errors)
+    validate_hires(data, params, card, sizes, limits, upscalers, errors)
     board_id = data.get("board_id")
     if board_id is not None and not isinstance(board_id, str):
         errors["board_id"] = "must be a board id, or null"
     params["board_id"] = board_id or None
     unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id", "loras", "mask",
-                                           "outpaint"}
+                                           "outpaint", "hires"}
     if unknown:
         errors[sorted(unknown)[0]] = "is not a task parameter"
     if errors:

@@ -41,7 +41,7 @@ from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
 from services.generation import catalog, dispatch, estimates, masks
-from services.generation.params import task_cost, validate_task_params
+from services.generation.params import hires_cost, task_cost, validate_task_params
 from services.library import boards, storage
 from services.moderation import rules as prompt_rules
 
@@ -68,14 +68,29 @@ def queue_share_for(user: User) -> int:
 def cost_for(user: User, params: dict) -> int:
     if user.is_staff and current_app.config["STAFF_FREE"]:
         return 0
-    return task_cost(params["steps"], params["width"], params["height"], params["samples"])
+    # A hires fix adds its second pass at the final size (params.hires_cost).
+    return (task_cost(params["steps"], params["width"], params["height"], params["samples"])
+            + hires_cost(params))
 
 
 def check_params(user: User, data) -> dict:
     return validate_task_params(
         data, limits=limits_for(user), cards=catalog.cards(), default_model=catalog.default_model(),
         loras=catalog.lora_table(), max_loras=current_app.config["MAX_LORAS"],
+        upscalers=hires_upscalers() if isinstance(data, dict) and data.get("hires") else None,
     )
+
+
+def hires_upscalers() -> dict:
+    """{id: name} of the upscalers a hires fix may use beside the latent modes: the
+    enabled upscaler models and the built-in resamplers (services/generation/upscalers.py)."""
+    try:
+        from services.generation import upscalers
+    except ImportError:  # a checkout without upscaler models: the built-ins only
+        from services.generation.params import BUILTIN_UPSCALERS
+
+        return dict(BUILTIN_UPSCALERS)
+    return {item["id"]: item["name"] for item in upscalers.available()}
 
 
 def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
@@ -119,6 +134,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         init_image_id=params["init_image"], strength=params["strength"], init_fit=params["init_fit"],
         loras=params["loras"] or None,
         mask_image_id=mask.id if mask is not None else None, inpaint=params["inpaint"],
+        hires=params.get("hires"),
         board_id=params["board_id"],
         cost=cost_for(user, params), idempotency_key=idempotency_key, idempotency_hash=fingerprint,
         fair_round=dispatch.next_round(user.id),
@@ -500,6 +516,7 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
         "id": task.id,
         "state": task.state,
         **task.parameters(),
+        "hires": dict(task.hires) if task.hires else None,
         "board_id": task.board_id,
         "cost": task.cost,
         "refunded": task.refunded,
