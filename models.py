@@ -30,10 +30,24 @@ def iso(value: Optional[datetime]) -> Optional[str]:
     return value.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z") if value else None
 
 
-def effective_steps(steps: int, init_image: Optional[str], strength: Optional[float]) -> int:
+def effective_steps(steps: int, init_image: Optional[str], strength: Optional[float],
+                    upscale: Optional[dict] = None) -> int:
+    if upscale:
+        return upscale_steps(upscale)
     if init_image and strength is not None:
         return max(1, min(steps, int(steps * strength)))
     return steps
+
+
+def upscale_steps(upscale: dict) -> int:
+    """An upscale task's progress units before its worker counts them: one for the
+    upscale, and the refining pass's ceil(steps × strength) steps (its worker counts
+    tiles, and the refining steps of each tile: worker/kinds/upscale.py)."""
+    refine = upscale.get("refine") or None
+    if not refine:
+        return 1
+    needed = int(refine.get("steps") or 1) * float(refine.get("strength") or 0)
+    return 1 + max(1, int(-(-needed // 1)))  # (ceil, without an import)
 
 
 class Role(str, enum.Enum):
@@ -251,6 +265,8 @@ class Task(db.Model):
         """Denoising steps per sample: image-to-image skips the first (1 − strength); a
         hires fix adds its second pass's int(steps × denoising) (its steps 0: the first
         pass's), as services/generation/params.hires_steps counts them."""
+        if self.upscale:  # (an upscale task: its units, worker/kinds/upscale.py)
+            return upscale_steps(self.upscale)
         steps = effective_steps(self.steps, self.init_image_id, self.strength)
         if self.hires:
             second = int(self.hires.get("steps") or 0) or int(self.steps)
@@ -322,7 +338,7 @@ class Image(db.Model):
 
     def to_dict(self) -> dict:
         base = f"/api/v1/images/{self.id}"
-        return {
+        data = {
             "id": self.id,
             "kind": self.kind,
             "task_id": self.task_id,
@@ -339,6 +355,10 @@ class Image(db.Model):
             "thumbnail_url": f"{base}/thumbnail",
             "metadata_url": f"{base}/metadata",
         }
+        # An upscale's result: the image it was made from (its details say "Upscaled from").
+        if self.task_id and self.task is not None and self.task.upscale:
+            data["source_image"] = self.task.upscale.get("image")
+        return data
 
 
 class ModelState(str, enum.Enum):
