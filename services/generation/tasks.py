@@ -517,6 +517,7 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
         "state": task.state,
         **task.parameters(),
         "hires": dict(task.hires) if task.hires else None,
+        "upscale": dict(task.upscale) if task.upscale else None,  # {image, scale, upscaler, refine}
         "board_id": task.board_id,
         "cost": task.cost,
         "refunded": task.refunded,
