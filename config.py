@@ -113,6 +113,10 @@ class Config:
         # CPU and decodes in tiles (SDXL on a 6 GB card); "auto" picks from free memory.
         self.VRAM = (os.environ.get("DAYDREAM_VRAM") or "auto").strip().lower()
         self.MAX_LORAS = env_int("DAYDREAM_MAX_LORAS", 4)
+        # Upscaler models run in tiles of at most this many input pixels a side, neighbours
+        # sharing this many (blended so no seam shows): memory is one tile's, not the picture's.
+        self.UPSCALE_TILE = max(32, env_int("DAYDREAM_UPSCALE_TILE", 512))
+        self.UPSCALE_OVERLAP = max(0, env_int("DAYDREAM_UPSCALE_OVERLAP", 32))
         # Images per pipeline call (a task's samples and compatible tasks of other users,
         # worker/batching.py): unset = by free GPU memory, 1 on a CPU.
         max_batch = os.environ.get("DAYDREAM_MAX_BATCH", "").strip()
