@@ -4,7 +4,10 @@ Models are rows: the built-in demo model (always there; the other families' demo
 when DAYDREAM_DEMO_MODELS asks), the one DAYDREAM_MODEL names, and whatever a scan of
 the models folder finds (disabled until staff enable them). LoRAs are rows too (`lora`),
 found under <models>/loras/. Every row has a family, hence a card (families.py). A task
-stores the model's id; the worker looks the spec up here."""
+stores the model's id; the worker looks the spec up here. Upscaler models are rows too
+(`upscaler`, files under <models>/upscalers/, with their scale and architecture; the demo
+ESRGAN ×2 with the demo models): they are neither models nor LoRAs here, and
+services/generation/upscalers.py offers them."""
 from __future__ import annotations
 
 import re
@@ -18,7 +21,7 @@ from extensions import db
 from models import AiModel, ModelState
 from services.core import audit
 from services.core.errors import NotFound, ValidationError
-from services.generation import families
+from services.generation import families, upscalers
 from services.generation.families import Card
 from services.generation.model_files import ModelsFolder
 from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
@@ -81,8 +84,16 @@ def _unique_id(spec: str) -> str:
 
 
 def _display_name(spec: str) -> str:
+    if _is_upscaler_file(spec):
+        return Path(spec).stem
     name = Path(spec).name if model_kind(spec) != "hub" else spec
     return Path(name).stem if name.endswith(CHECKPOINTS) else name
+
+
+def _is_upscaler_file(spec: str) -> bool:
+    rel = Path(spec)
+    return (not rel.is_absolute() and len(rel.parts) > 1 and rel.parts[0] == upscalers.FOLDER
+            and rel.suffix.lower() in upscalers.FILES)
 
 
 DEMO_NAMES = {"sd1": "Demo (tiny, paints noise)", "sdxl": "Demo SDXL (tiny, paints noise)",
@@ -182,6 +193,7 @@ def _sync_builtin_models() -> None:
                            source="builtin", enabled=True, lora=True, family=family)
             db.session.add(lora)
         lora.enabled = True
+    _sync_demo_upscaler(bool(current_app.config.get("DEMO_MODELS", "").strip()))
     configured = current_app.config["MODEL"]
     if configured in families.DEMO_MODELS:
         row = made.get(configured) or db.session.get(AiModel, configured)
@@ -200,9 +212,25 @@ def _sync_builtin_models() -> None:
         row.is_default = True
 
 
+def _sync_demo_upscaler(offered: bool) -> None:
+    """The demo upscaler's row: enabled while demo models are asked for (DAYDREAM_DEMO_MODELS),
+    disabled when a later start asks for none. Its file is built by the worker on first use."""
+    row = db.session.get(AiModel, upscalers.DEMO_ID)
+    if row is None:
+        if not offered:
+            return
+        row = AiModel(id=upscalers.DEMO_ID, name=upscalers.DEMO_NAME, spec=upscalers.DEMO_ID, kind="demo",
+                      source="builtin", enabled=True, upscaler=True)
+        db.session.add(row)
+    row.scale, row.architecture = upscalers.DEMO_SCALE, upscalers.DEMO_ARCHITECTURE
+    if row.source == "builtin":
+        row.enabled = offered
+
+
 def enabled_models() -> list[AiModel]:
     ensure_models()
-    return list(db.session.scalars(sa.select(AiModel).where(AiModel.enabled, AiModel.lora.is_(False))
+    return list(db.session.scalars(sa.select(AiModel).where(AiModel.enabled, AiModel.lora.is_(False),
+                                                            AiModel.upscaler.is_(False))
                                    .order_by(AiModel.is_default.desc(), AiModel.name)))
 
 
@@ -214,7 +242,10 @@ def enabled_loras() -> list[AiModel]:
 
 def model_to_dict(row: AiModel, staff: bool = False) -> dict:
     """A model or LoRA as the API shows it: a model with its card; for staff also its
-    spec, state and whether it is enabled (a family not served is not guessed as SD 1.x)."""
+    spec, state and whether it is enabled (a family not served is not guessed as SD 1.x).
+    An upscaler model is kind "upscaler" with its scale and architecture."""
+    if row.upscaler:
+        return _upscaler_to_dict(row, staff)
     data = {"id": row.id, "name": row.name, "kind": "lora" if row.lora else "model",
             "format": row.kind, "family": row.family or "sd1"}
     if not row.lora:
@@ -232,8 +263,23 @@ def model_to_dict(row: AiModel, staff: bool = False) -> dict:
     return data
 
 
+def _upscaler_to_dict(row: AiModel, staff: bool) -> dict:
+    data = {"id": row.id, "name": row.name, "kind": "upscaler", "format": row.kind, "scale": row.scale,
+            "architecture": row.architecture, "builtin": False}
+    if staff:
+        data.update(spec=row.spec, enabled=row.enabled, state=row.state, error=row.error, source=row.source,
+                    default=False, family=None, family_label=None)
+    return data
+
+
 def models() -> list[dict]:
     return [model_to_dict(m) for m in enabled_models()]
+
+
+def upscaler_items() -> list[dict]:
+    """The upscalers as the models list shows them (kind "upscaler"): the built-in resamplers,
+    then the enabled upscaler models."""
+    return upscalers.listing()
 
 
 def loras() -> list[dict]:
@@ -262,7 +308,7 @@ def card_for(model_id: str) -> Card:
 def default_model() -> str:
     ensure_models()
     row = db.session.scalar(sa.select(AiModel).where(AiModel.is_default, AiModel.enabled,
-                                                     AiModel.lora.is_(False)))
+                                                     AiModel.lora.is_(False), AiModel.upscaler.is_(False)))
     return row.id if row else DEMO_ID
 
 
@@ -285,7 +331,8 @@ def row_of(model_id: str) -> AiModel | None:
 
 def all_models() -> list[AiModel]:
     ensure_models()
-    return list(db.session.scalars(sa.select(AiModel).order_by(AiModel.lora, AiModel.source, AiModel.name)))
+    return list(db.session.scalars(sa.select(AiModel).order_by(AiModel.upscaler, AiModel.lora, AiModel.source,
+                                                               AiModel.name)))
 
 
 def _walk(rules: ModelsFolder):
@@ -295,7 +342,9 @@ def _walk(rules: ModelsFolder):
     tensors say so (a LoRA elsewhere is still a LoRA; a VAE or an embedding is neither).
     Roles: model, lora, error / lora_error (unreadable: what says why), unsupported /
     lora_unsupported (another family: what says which), skipped (not a model, or not
-    read: a link out of the folder, an entry that cannot be listed; what says why)."""
+    read: a link out of the folder, an entry that cannot be listed; what says why),
+    upscaler (a .safetensors/.pth/.pt file under upscalers/: what is its path, read by
+    scan() in one child process; nothing else under upscalers/ is a model)."""
 
     def descend(rel: Path, path: Path) -> bool:
         if path.name.startswith(".") or path.name.startswith(DEMO_FOLDER):
@@ -317,6 +366,10 @@ def _walk(rules: ModelsFolder):
         under_loras = bool(rel.parts) and rel.parts[0] == LORA_FOLDER
         if entry.why:
             yield rel, "skipped", entry.why
+            continue
+        if rel.parts and rel.parts[0] == upscalers.FOLDER:
+            if not entry.is_dir and len(rel.parts) > 1 and path.suffix.lower() in upscalers.FILES:
+                yield rel, "upscaler", path
             continue
         if entry.is_dir:
             index = path / "model_index.json"
@@ -376,19 +429,23 @@ def scan(reason: str = "") -> ScanResult:
             skipped.append({"path": str(rel), "why": what})
         else:
             found[str(rel)] = (role, what)
+    _describe_upscalers(found)
     known = {m.spec: m for m in db.session.scalars(sa.select(AiModel))}
     for item in skipped:  # a model found before, unreadable now: says why
         row = known.get(item["path"])
         if row is not None and row.source == "scan":
-            found[item["path"]] = ("lora_error" if row.lora else "error", item["why"])
+            found[item["path"]] = ("upscaler_error" if row.upscaler else "lora_error" if row.lora else "error",
+                                   item["why"])
     audit.record("models.scan", target_type="models", target_id="", target_name=str(models_folder()), reason=reason,
                  details={"added": sorted(set(found) - set(known)),
                           "missing": sorted(s for s, m in known.items() if m.source == "scan" and s not in found),
                           "skipped": [item["path"] for item in skipped]})
     for spec in sorted(set(found) - set(known)):
         role, what = found[spec]
-        row = AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec, kind=model_kind(spec),
-                      source="scan", enabled=False, lora=role in ("lora", "lora_error", "lora_unsupported"))
+        is_upscaler = role.startswith("upscaler")
+        row = AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec,
+                      kind="single_file" if is_upscaler else model_kind(spec), source="scan", enabled=False,
+                      lora=role in ("lora", "lora_error", "lora_unsupported"), upscaler=is_upscaler)
         db.session.add(row)
         _apply_scan(row, role, what)
         db.session.flush()
@@ -405,8 +462,30 @@ def scan(reason: str = "") -> ScanResult:
     return ScanResult(all_models(), skipped)
 
 
+def _describe_upscalers(found: dict[str, tuple]) -> None:
+    """The scale and architecture of each upscaler file the walk found, read in one child
+    process (services/generation/upscalers.py): roles upscaler (what: (scale, architecture)),
+    upscaler_unsupported or upscaler_error (what: why)."""
+    files = {spec: what for spec, (role, what) in found.items() if role == "upscaler"}
+    described = upscalers.describe_files(list(files.values()))
+    for spec, path in files.items():
+        info = described.get(str(path)) or {"error": f"{Path(spec).name} was not read", "unsupported": False}
+        if info.get("error"):
+            found[spec] = ("upscaler_unsupported" if info.get("unsupported") else "upscaler_error", info["error"])
+        else:
+            found[spec] = ("upscaler", (info["scale"], info["architecture"]))
+
+
 def _apply_scan(row: AiModel, role: str, what) -> None:
-    if role in ("model", "lora"):
+    if role == "upscaler":
+        if row.state in UNUSABLE:
+            row.state, row.error = ModelState.AVAILABLE.value, None
+        row.scale, row.architecture = what
+    elif role == "upscaler_unsupported":
+        row.state, row.error, row.scale, row.architecture = ModelState.UNSUPPORTED.value, what, None, None
+    elif role == "upscaler_error":
+        row.state, row.error = ModelState.ERROR.value, what
+    elif role in ("model", "lora"):
         if row.state in UNUSABLE:  # readable now; a failed load says so again
             row.state, row.error = ModelState.AVAILABLE.value, None
         if role == "model":
@@ -436,6 +515,8 @@ def update_model(model_id: str, data: dict) -> AiModel:
     if data.get("default") is True:
         if row.lora:
             raise ValidationError("default", "a LoRA cannot be the default model")
+        if row.upscaler:
+            raise ValidationError("default", "an upscaler cannot be the default model")
         if row.state == ModelState.MISSING.value:
             raise ValidationError("default", "this model's files are missing; rescan or pick another")
         if row.state in UNUSABLE:
@@ -453,7 +534,7 @@ def update_model(model_id: str, data: dict) -> AiModel:
 
 
 def _unusable(row: AiModel) -> str:
-    what = "LoRA" if row.lora else "model"
+    what = "LoRA" if row.lora else "upscaler" if row.upscaler else "model"
     if row.state == ModelState.UNSUPPORTED.value:
         return f"this {what} cannot be used: {row.error or 'its family is not supported'}"
     return (f"this {what} cannot be used: {row.error or 'it could not be read'}. "

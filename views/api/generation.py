@@ -16,8 +16,9 @@ from views.api.upscales import UPSCALE_BODY
 
 @bp.get("/models")
 def models():
-    # The models with their cards, then the LoRAs (kind "lora", with their family).
-    return jsonify({"items": catalog.models() + catalog.loras()})
+    # The models with their cards, then the LoRAs (kind "lora", with their family), then the
+    # upscalers (kind "upscaler": the built-in resamplers and the enabled upscaler models).
+    return jsonify({"items": catalog.models() + catalog.loras() + catalog.upscaler_items()})
 
 
 @bp.get("/schedulers")
