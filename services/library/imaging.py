@@ -84,6 +84,60 @@ def _inpaint_fields(settings: dict) -> list[tuple[str, object]]:
     return fields
 
 
+# A1111's names of the hires upscalers Daydream has by id (an upscaler model: its name, or its id).
+HIRES_UPSCALER_NAMES = {"latent": "Latent", "latent-antialiased": "Latent (antialiased)",
+                        "latent-bicubic": "Latent (bicubic)", "latent-bicubic-antialiased": "Latent (bicubic antialiased)",
+                        "latent-nearest": "Latent (nearest)", "latent-nearest-exact": "Latent (nearest-exact)",
+                        "lanczos": "Lanczos", "nearest": "Nearest"}
+
+
+def upscaler_name(value) -> str | None:
+    """A1111's name of an upscaler id ("latent" → "Latent"); an upscaler model's id as it is."""
+    if not isinstance(value, str) or not value:
+        return None
+    return HIRES_UPSCALER_NAMES.get(value, value)
+
+
+def _hires_fields(hires: dict, sampler: str | None) -> list[tuple[str, object]]:
+    """A hires fix as A1111's txt2img writes it: the second pass's denoising strength, the
+    scale (or the final size when one was asked for), its steps when not the first pass's,
+    the upscaler, and a sampler or prompts of its own."""
+    fields = [("Denoising strength", hires.get("denoising"))]
+    if hires.get("scale") is not None:
+        fields.append(("Hires upscale", float(hires["scale"])))
+    elif hires.get("width") and hires.get("height"):
+        fields.append(("Hires resize", f"{hires['width']}x{hires['height']}"))
+    if hires.get("steps"):
+        fields.append(("Hires steps", hires["steps"]))
+    fields.append(("Hires upscaler", hires.get("upscaler_name") or upscaler_name(hires.get("upscaler") or "latent")))
+    scheduler = hires.get("scheduler")
+    if scheduler:
+        name = A1111_SAMPLER_NAMES.get(scheduler) or SCHEDULERS.get(scheduler) or scheduler
+        if name != sampler:
+            fields.append(("Hires sampler", name))
+    if hires.get("prompt"):
+        fields.append(("Hires prompt", hires["prompt"]))
+    if hires.get("negative_prompt"):
+        fields.append(("Hires negative prompt", hires["negative_prompt"]))
+    return fields
+
+
+def _upscale_fields(upscale: dict, metadata: dict) -> list[tuple[str, object]]:
+    """An upscale's, as A1111's extras write them: "Postprocess upscale by: 2" (or
+    "Postprocess upscale to: WxH" for a size asked for), "Postprocess upscaler: <name>"."""
+    fields = []
+    if upscale.get("scale") is not None:
+        fields.append(("Postprocess upscale by", float(upscale["scale"])))
+    elif metadata.get("width") is not None and metadata.get("height") is not None:
+        fields.append(("Postprocess upscale to", f"{metadata['width']}x{metadata['height']}"))
+    fields.append(("Postprocess upscaler", upscale.get("upscaler_name")
+                   or upscaler_name(upscale.get("upscaler") or "lanczos")))
+    refine = upscale.get("refine")
+    if isinstance(refine, dict) and refine.get("strength") is not None:
+        fields.append(("Denoising strength", refine["strength"]))
+    return fields
+
+
 def format_parameters(metadata: dict) -> str:
     """The plain-text "parameters" block other Stable Diffusion tools read:
 
@@ -96,7 +150,12 @@ def format_parameters(metadata: dict) -> str:
     adds A1111's inpaint fields after it: "Mask blur: 4, Inpaint area: Only masked,
     Masked content: original" (+ "Masked area padding" with "Only masked", "Mask mode:
     Inpaint not masked",
-    "Noise multiplier" when not 1, "Outpaint: left 0, right 64, top 0, bottom 0"). LoRAs are written into the prompt as A1111
+    "Noise multiplier" when not 1, "Outpaint: left 0, right 64, top 0, bottom 0"). A hires
+    fix ("hires": Size is the first pass's) adds "Denoising strength: 0.5, Hires upscale: 2,
+    Hires steps: 10, Hires upscaler: Latent" (+ "Hires resize: WxH" instead of the upscale
+    for a final size asked for, "Hires sampler", "Hires prompt", "Hires negative prompt"
+    when set); an upscale ("upscale") A1111's extras' "Postprocess upscale by: 2,
+    Postprocess upscaler: Lanczos". LoRAs are written into the prompt as A1111
     does, `<lora:name:0.8>`, so that pasting the text back applies them.
     """
     prompt = str(metadata.get("prompt") or "")
@@ -127,6 +186,12 @@ def format_parameters(metadata: dict) -> str:
         fields.append(("Denoising strength", metadata["strength"]))
     if inpaint:
         fields.extend(_inpaint_fields(inpaint))
+    hires = metadata.get("hires")
+    if isinstance(hires, dict) and not metadata.get("init_image"):
+        fields.extend(_hires_fields(hires, sampler))
+    upscale = metadata.get("upscale")
+    if isinstance(upscale, dict):
+        fields.extend(_upscale_fields(upscale, metadata))
     lines.append(
         ", ".join(f"{name}: {_a1111_value(_number(value))}" for name, value in fields if value is not None)
     )

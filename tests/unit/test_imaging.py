@@ -179,3 +179,42 @@ def test_inpaint_values_with_colons_are_quoted_so_a1111_splits_them():
     with Image.open(io.BytesIO(encode_png(gradient(), metadata(init_image="i", strength=0.75, mask="m",
                                                                inpaint=dict(INPAINT))))) as decoded:
         assert "Inpaint area: Only masked" in decoded.text["parameters"]
+
+
+HIRES = {"scale": 2.0, "width": 1024, "height": 1024, "upscaler": "latent", "steps": 10, "denoising": 0.5,
+         "prompt": "", "negative_prompt": "", "scheduler": None}
+
+
+def test_hires_parameters_read_as_a1111_writes_them():
+    text = format_parameters(metadata(hires=dict(HIRES)))
+    # Size is the first pass's, as A1111 writes it; the hires fields follow the model.
+    assert text.splitlines()[-1] == (
+        "Steps: 30, Sampler: Euler, CFG scale: 7.5, Seed: 123, Size: 512x512, Model: demo, "
+        "Denoising strength: 0.5, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent")
+    # Steps 0 (the first pass's) is not written; a final size is "Hires resize"; a model by its id.
+    fields = a1111_fields(format_parameters(metadata(hires={
+        **HIRES, "scale": None, "width": 1024, "height": 768, "steps": 0, "upscaler": "demo-esrgan-x2",
+        "scheduler": "euler_a", "prompt": "sharp, detailed", "negative_prompt": "blur"})))
+    assert "Hires steps" not in fields and "Hires upscale" not in fields
+    assert fields["Hires resize"] == "1024x768" and fields["Hires upscaler"] == "demo-esrgan-x2"
+    assert fields["Hires sampler"] == "Euler a"
+    assert fields["Hires prompt"] == "sharp, detailed" and fields["Hires negative prompt"] == "blur"
+    assert fields["Denoising strength"] == "0.5" and fields["Size"] == "512x512"
+    for mode, name in [("latent-bicubic-antialiased", "Latent (bicubic antialiased)"), ("lanczos", "Lanczos"),
+                       ("latent-nearest-exact", "Latent (nearest-exact)")]:
+        assert a1111_fields(format_parameters(metadata(hires={**HIRES, "upscaler": mode})))["Hires upscaler"] == name
+    # The PNG carries it.
+    with Image.open(io.BytesIO(encode_png(gradient(), metadata(hires=dict(HIRES))))) as decoded:
+        assert "Hires upscaler: Latent" in decoded.text["parameters"]
+        assert json.loads(decoded.text["daydream"])["hires"]["upscaler"] == "latent"
+
+
+def test_upscale_parameters_read_as_a1111_extras_write_them():
+    text = format_parameters(metadata(width=1024, height=1024, steps=1, upscale={
+        "image": "src1", "scale": 2, "upscaler": "lanczos", "refine": None}))
+    assert text.splitlines()[-1].endswith("Postprocess upscale by: 2, Postprocess upscaler: Lanczos")
+    fields = a1111_fields(format_parameters(metadata(width=1000, height=600, upscale={
+        "image": "src1", "scale": None, "upscaler": "demo-esrgan-x2", "refine": {"strength": 0.3, "steps": 20}})))
+    assert fields["Postprocess upscale to"] == "1000x600" and fields["Postprocess upscaler"] == "demo-esrgan-x2"
+    assert fields["Denoising strength"] == "0.3"
+    assert "Hires" not in text and "Postprocess" not in format_parameters(metadata())
