@@ -7,9 +7,11 @@ from worker.kinds.base import TaskKind, kind_for, register, registered, unregist
 from worker.kinds.img2img import ImageToImage
 from worker.kinds.inpaint import Inpaint
 from worker.kinds.txt2img import TextToImage
+from worker.kinds.upscale import Upscale
 
 register(TextToImage())
 register(ImageToImage())
 register(Inpaint())  # (after image-to-image: an inpaint task has an init picture too)
+register(Upscale())  # (last: an upscale task is one whatever else it holds)
 
 __all__ = ["TaskKind", "kind_for", "register", "registered", "unregister"]
