@@ -8,6 +8,7 @@ module or a conftest (tests/unit/test_test_layout.py checks)."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -367,3 +368,18 @@ def link_in(message, kind: str = "reset") -> str:
     match = re.search(rf"{re.escape(PUBLIC_URL)}(/{kind}/[A-Za-z0-9_\-]+)", text)
     assert match, f"no {kind} link in the message:\n{text}"
     return match.group(1)
+
+
+# A1111's own infotext reader (modules/infotext_utils.py): its field pattern and the unquoting
+# it applies to the last line of a PNG's "parameters", to read them as A1111 pastes them back.
+A1111_INFOTEXT_FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def a1111_infotext_fields(text: str) -> dict:
+    """{name: value} of an A1111-style infotext's settings line, as A1111's parser reads it."""
+    fields = {}
+    for key, value in A1111_INFOTEXT_FIELD.findall(text.splitlines()[-1] if text else ""):
+        if len(value) > 1 and value[0] == '"' and value[-1] == '"':
+            value = json.loads(value)
+        fields[key] = value
+    return fields

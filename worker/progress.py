@@ -126,8 +126,9 @@ class Progress:
                    "total": self.total(), "eta_s": self.eta(), "position": None,
                    "sample": self.first, "batch": self.images, "samples": self.task.samples}
         if latents is not None and self.previews is not None and self.previews.due():
+            height, width = self.latents_size(latents)
             preview = safe_preview(latents, self.row, family=self.family, channels=self.latent_channels,
-                                   height=self.task.height, width=self.task.width)
+                                   height=height, width=width)
             if preview is None:  # none can be made of this model's latents: skipped, not fatal
                 self.previews = None
             else:
@@ -137,6 +138,16 @@ class Progress:
                          preview, ex=3600)
         quietly(queue.set_progress, self.task.id, self.steps_done, self.total(), payload["eta_s"])
         events.emit_task(self.room, payload)  # publishes with a timeout, never raises
+
+    def latents_size(self, latents) -> tuple[int, int]:
+        """(height, width) of the picture `latents` are of: the task's, or in a hires
+        fix's second pass its final size (FLUX's packed latents need it to be unpacked)."""
+        hires = getattr(self.task, "hires", None)
+        if hires and hasattr(latents, "dim") and latents.dim() == 3:
+            height, width = int(hires["height"]), int(hires["width"])
+            if latents.shape[1] == (height // 16) * (width // 16):
+                return height, width
+        return self.task.height, self.task.width
 
     def image_ready(self, images: list) -> None:
         self.steps_done = len(images) * self.per_sample

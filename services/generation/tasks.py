@@ -40,7 +40,7 @@ from models import Image, Task, TaskState, User, iso, utcnow
 from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
-from services.generation import catalog, dispatch, estimates, masks
+from services.generation import catalog, dispatch, estimates, masks, upscalers
 from services.generation.params import hires_cost, task_cost, validate_task_params
 from services.library import boards, storage
 from services.moderation import rules as prompt_rules
@@ -84,12 +84,6 @@ def check_params(user: User, data) -> dict:
 def hires_upscalers() -> dict:
     """{id: name} of the upscalers a hires fix may use beside the latent modes: the
     enabled upscaler models and the built-in resamplers (services/generation/upscalers.py)."""
-    try:
-        from services.generation import upscalers
-    except ImportError:  # a checkout without upscaler models: the built-ins only
-        from services.generation.params import BUILTIN_UPSCALERS
-
-        return dict(BUILTIN_UPSCALERS)
     return {item["id"]: item["name"] for item in upscalers.available()}
 
 
