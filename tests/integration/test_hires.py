@@ -99,6 +99,12 @@ def test_flux_hires_to_a_final_size_in_pixel_space(hires_user):
     assert picture_of(hires_user, again["images"][0]).tobytes() == picture_of(hires_user, image).tobytes()
 
 
+def test_sdxl_hires_interpolates_its_latents(hires_user):
+    task = hires_run(hires_user, model="demo-sdxl", width=64, height=64,
+                     hires={"scale": 1.5, "upscaler": "latent-nearest-exact", "denoising": 0.5})
+    assert (task["images"][0]["width"], task["images"][0]["height"]) == (96, 96)
+
+
 def test_an_upscaler_model_as_hires_upscaler(hires_user):
     models = hires_user.get("/api/v1/models").get_json()["items"]
     assert "demo-esrgan-x2" in {m["id"] for m in models if m["kind"] == "upscaler"}
