@@ -12,7 +12,8 @@ from flask import Blueprint, jsonify, request
 from models import TaskState
 from services.core.errors import ValidationError
 from services.generation import catalog, tasks
-from services.generation.compat import a1111, a1111_options, common, holding
+from services.generation.compat import a1111, a1111_extras, a1111_options, common, holding
+from services.library import pnginfo
 from views.compat.common import authenticate, client_watch
 from views.errors import Shape, error_response
 
@@ -86,6 +87,46 @@ def _generate(img2img: bool):
         info["interrupted"] = True  # as A1111 answers an interrupted job: what was made (nothing)
     return jsonify({"images": images, "parameters": a1111.a1111_parameters(task, body, img2img=img2img),
                     "info": json.dumps(info)})
+
+
+def _extras(batch: bool):
+    """Extras: each picture an upscale task of the caller's, held until done like txt2img."""
+    user = _user()
+    body = _body()
+    job = a1111_extras.extras_job(body, batch=batch)
+    holding.require_worker()
+    with holding.Holding():
+        groups = a1111_extras.submit_extras(user, job)
+        groups = a1111_extras.wait_all(groups, client_watch())
+    if groups is None:  # the client went away; nobody reads this
+        return answer_error(499, "ClientClosedRequest", "The client closed the connection.")
+    images, info = a1111_extras.answer(job, groups)
+    if batch:
+        return jsonify({"html_info": info, "images": images})
+    return jsonify({"html_info": info, "image": images[0]})
+
+
+@route("/extra-single-image", methods=("POST",))
+def extra_single_image():
+    return _extras(batch=False)
+
+
+@route("/extra-batch-images", methods=("POST",))
+def extra_batch_images():
+    return _extras(batch=True)
+
+
+@route("/png-info", methods=("POST",))
+def png_info():
+    """A picture's generation settings, as A1111 answers them: {info (the infotext), items
+    (its other text metadata), parameters (the infotext as A1111 parses it)}."""
+    image = _body().get("image")
+    if isinstance(image, str) and not image.strip():
+        return jsonify({"info": "", "items": {}, "parameters": {}})
+    texts = pnginfo.image_texts(a1111.decode_base64_image(image, "image"), "image")
+    found = pnginfo.read_texts(texts)
+    items = {key: value for key, value in texts.items() if key != "parameters"}
+    return jsonify({"info": found["text"], "items": items, "parameters": pnginfo.parse_infotext(found["text"])})
 
 
 @route("/txt2img", methods=("POST",))
@@ -164,11 +205,21 @@ def loras():
                      "metadata": {"family": row.family or "sd1"}} for row in catalog.enabled_loras()])
 
 
-EMPTY_LISTS = ("/upscalers", "/sd-vae", "/latent-upscale-modes", "/hypernetworks", "/face-restorers",
+EMPTY_LISTS = ("/sd-vae", "/hypernetworks", "/face-restorers",
                "/realesrgan-models", "/prompt-styles", "/script-info", "/extensions", "/sd-modules")
 for _path in EMPTY_LISTS:
     bp.add_url_rule(PREFIX + _path, f"empty{_path.replace('-', '_').replace('/', '_')}", lambda: jsonify([]))
     ROUTES[_path] = ("GET",)
+
+
+@route("/upscalers")
+def upscalers():
+    return jsonify(a1111_extras.upscaler_list())
+
+
+@route("/latent-upscale-modes")
+def latent_upscale_modes():
+    return jsonify(a1111_extras.latent_modes())
 
 
 @route("/scripts")
