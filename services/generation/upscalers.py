@@ -126,11 +126,13 @@ def read_state_dict(path: Path) -> dict:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UnsafeFile(
-                f"{path.name} was refused: its pickle asks to run code, and only plain weights are "
-                f"read ({first[:200]}). Convert it to .safetensors, or get a weights-only file") from exc
+                f"{path.name} was refused: its pickle asks to run code ({_pickle_reason(exc)}), and only "
+                "plain weights are read. Convert it to .safetensors, or get a weights-only file") from exc
         except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError) as exc:
+            if "TorchScript" in str(exc):
+                raise UnsafeFile(f"{path.name} was refused: it is a TorchScript program, not weights "
+                                 "(it could run code). Convert it to .safetensors") from exc
             raise UpscalerFileError(f"{path.name} could not be read: {str(exc)[:300] or type(exc).__name__}") from exc
     else:
         raise UpscalerFileError(f"{path.name} is not a .safetensors, .pth or .pt file")
@@ -139,6 +141,18 @@ def read_state_dict(path: Path) -> dict:
     from spandrel import canonicalize_state_dict
 
     return canonicalize_state_dict(state)
+
+
+def _pickle_reason(exc: Exception) -> str:
+    """What the weights-only reader refused, from torch's message (e.g. "posix.system")."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"(?:unsupported )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
+    if found:
+        return f"it names {found.group(1)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:200]
 
 
 def load_descriptor(path: Path, device="cpu"):
