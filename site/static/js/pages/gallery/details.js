@@ -139,8 +139,26 @@ function renderParams(image, meta, known) {
   // An inpainted image: its settings, after the strength and before the date.
   const at = rows.findIndex(([label]) => label === "Made");
   rows.splice(at === -1 ? rows.length : at, 0, ...inpaintRows(inpaintOf(meta)));
-  byId("detail-params").replaceChildren(...rows.map(([label, text]) => el("div", { class: "detail-params__row" }, [
-    el("dt", { text: label }), el("dd", { text })])));
+  // An upscale: how, and the image it was made from (a link to it in the gallery).
+  const upscale = meta.upscale || null;
+  if (upscale) rows.splice(0, 0, ["Upscale", upscaleText(upscale, known)]);
+  const shown = rows.map(([label, text]) => el("div", { class: "detail-params__row" }, [
+    el("dt", { text: label }), el("dd", { text })]));
+  const source = image.source_image || meta.source_image;
+  if (source) {
+    shown.unshift(el("div", { class: "detail-params__row detail-source" }, [el("dt", { text: "Upscaled from" }),
+      el("dd", {}, [el("a", { id: "detail-source", href: "/images/" + encodeURIComponent(source), text: "the original image" })])]));
+  }
+  byId("detail-params").replaceChildren(...shown);
+}
+
+/** "×2, Lanczos, refined (strength 0.3, 20 steps)". */
+function upscaleText(upscale, known) {
+  const scale = upscale.scale ? "×" + Number(upscale.scale).toLocaleString("en", { maximumFractionDigits: 2 }) : "";
+  const name = upscale.upscaler === "lanczos" ? "Lanczos" : upscale.upscaler === "nearest" ? "Nearest"
+    : nameOf(known && known.model, upscale.upscaler);
+  const refine = upscale.refine ? "refined (strength " + upscale.refine.strength + ", " + upscale.refine.steps + " steps)" : "";
+  return [scale, name, refine].filter(Boolean).join(", ");
 }
 
 function patchImage(image, change, done) {

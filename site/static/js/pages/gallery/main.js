@@ -11,6 +11,7 @@
  *   boards.js                    the sidebar; create, rename, delete, "new results go here"
  *   viewer.js, details.js        the lightbox (lib/lightbox.js) and its details panel
  *   fresh.js                     new images while the page is open
+ *   upscaling.js                 "Upscale" in the details panel (lib/upscale.js), its task followed
  * Questions (delete?, a board's name) are the shared dialog's: lib/confirm.js.
  */
 import { readUrl } from "./address.js";
@@ -22,6 +23,7 @@ import { initFilters } from "./filters.js";
 import { initFresh } from "./fresh.js";
 import { initLoading, reload } from "./loading.js";
 import { initSelection, renderSelection } from "./selection.js";
+import { initUpscaling, renderUpscale } from "./upscaling.js";
 import { indexOf, list, selected } from "./state.js";
 import { createTile, grid } from "./tiles.js";
 import { initViewer, openAt, openImage, refreshViewer, viewerOpen } from "./viewer.js";
@@ -32,15 +34,17 @@ initLoading({
     if (!viewerOpen()) return;
     refreshViewer();
     renderDetails();
+    renderUpscale();
   },
 });
-initViewer({ onShow: renderDetails, onClose: forgetDetails });
+initViewer({ onShow: () => { renderDetails(); renderUpscale(); }, onClose: forgetDetails });
 initSelection({ onStar: (id, on) => setStar([id], on), onOpen: openImage });
 initFilters();
 initBoards();
 initBulk();
 initDetails();
 initFresh();
+initUpscaling();
 
 readUrl();
 renderBoards();
