@@ -354,7 +354,7 @@ BAD_BODIES = [
     ("/sdapi/v1/txt2img", {"prompt": "x", "cfg_scale": [1]}, "cfg_scale"),
     ("/sdapi/v1/txt2img", {"prompt": "x", "sampler_name": "Heun++"}, "sampler_name"),
     ("/sdapi/v1/txt2img", {"prompt": "x", "scheduler": "Beta"}, "scheduler"),
-    ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True}, "enable_hr"),
+    ("/sdapi/v1/txt2img", {"prompt": "x", "enable_hr": True, "hr_upscaler": "No Such Upscaler"}, "hr_upscaler"),
     ("/sdapi/v1/txt2img", {"prompt": "x", "override_settings": "demo"}, "override_settings"),
     ("/sdapi/v1/txt2img", {"prompt": "x", "override_settings": {"sd_model_checkpoint": "nope"}},
      "override_settings.sd_model_checkpoint"),

@@ -37,7 +37,7 @@ def hires_run(user, **params) -> dict:
     return task
 
 
-def picture_of(user, image: dict) -> PILImage.Image:
+def hires_picture(user, image: dict) -> PILImage.Image:
     picture = PILImage.open(io.BytesIO(user.get(image["url"]).data))
     picture.load()
     return picture
@@ -76,7 +76,7 @@ def test_sd1_hires_doubles_the_size_in_one_progress_bar_and_writes_a1111_infotex
     assert done["state"] == "done" and (done["width"], done["height"]) == (64, 64)
     image = done["images"][0]
     assert (image["width"], image["height"]) == (128, 128)
-    picture = picture_of(hires_user, image)
+    picture = hires_picture(hires_user, image)
     assert picture.size == (128, 128)
     fields = a1111_infotext_fields(picture.text["parameters"])
     assert fields["Size"] == "64x64" and fields["Steps"] == "3"
@@ -91,12 +91,12 @@ def test_flux_hires_to_a_final_size_in_pixel_space(hires_user):
     task = hires_run(hires_user, model="demo-flux", width=64, height=64, steps=2,
                      hires={"width": 128, "height": 96, "upscaler": "latent-bicubic", "steps": 2, "denoising": 0.5})
     image = task["images"][0]
-    assert (image["width"], image["height"]) == (128, 96) and picture_of(hires_user, image).size == (128, 96)
-    fields = a1111_infotext_fields(picture_of(hires_user, image).text["parameters"])
+    assert (image["width"], image["height"]) == (128, 96) and hires_picture(hires_user, image).size == (128, 96)
+    fields = a1111_infotext_fields(hires_picture(hires_user, image).text["parameters"])
     assert fields["Hires resize"] == "128x96" and fields["Hires upscaler"] == "Latent (bicubic)"
     again = hires_run(hires_user, model="demo-flux", width=64, height=64, steps=2,
                       hires={"width": 128, "height": 96, "upscaler": "latent-bicubic", "steps": 2, "denoising": 0.5})
-    assert picture_of(hires_user, again["images"][0]).tobytes() == picture_of(hires_user, image).tobytes()
+    assert hires_picture(hires_user, again["images"][0]).tobytes() == hires_picture(hires_user, image).tobytes()
 
 
 def test_sdxl_hires_interpolates_its_latents(hires_user):
@@ -111,7 +111,7 @@ def test_an_upscaler_model_as_hires_upscaler(hires_user):
     task = hires_run(hires_user, model="demo", hires={"upscaler": "demo-esrgan-x2", "denoising": 0.5})
     image = task["images"][0]
     assert (image["width"], image["height"]) == (128, 128)
-    fields = a1111_infotext_fields(picture_of(hires_user, image).text["parameters"])
+    fields = a1111_infotext_fields(hires_picture(hires_user, image).text["parameters"])
     assert fields["Hires upscaler"] == "demo-esrgan-x2"
     # Denoising 0: the upscale alone, charged for the first pass only.
     plain = hires_run(hires_user, model="demo", hires={"upscaler": "lanczos", "denoising": 0})

@@ -285,3 +285,74 @@ def test_without_a_setting_half_the_web_threads_may_wait(monkeypatch):
     monkeypatch.delenv("DAYDREAM_WEB_THREADS")
     with app.app_context():
         assert holding.max_waiting() == 32
+
+
+UPSCALER_LIST = [{"id": "lanczos", "name": "Lanczos"}, {"id": "nearest", "name": "Nearest"},
+                 {"id": "demo-esrgan-x2", "name": "Demo ESRGAN ×2"}]
+
+
+@pytest.fixture
+def hr_upscalers(monkeypatch):
+    monkeypatch.setattr(a1111.upscalers, "available", lambda: UPSCALER_LIST)
+    monkeypatch.setattr(a1111.upscalers, "find", lambda key: next((u for u in UPSCALER_LIST if u["id"] == key), None))
+
+
+def test_enable_hr_brings_a1111s_hires_fields_as_daydreams_hires(catalog, hr_upscalers):
+    # webuiapi's txt2img sends these always; with enable_hr on they are the hires fix.
+    sent = {"prompt": "x", "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent (bicubic antialiased)",
+            "hr_second_pass_steps": 0, "hr_resize_x": 0, "hr_resize_y": 0, "hr_checkpoint_name": None,
+            "hr_sampler_name": None, "hr_scheduler": None, "hr_prompt": "", "hr_negative_prompt": "",
+            "denoising_strength": 0.7, "firstphase_width": 0, "firstphase_height": 0}
+    assert a1111.a1111_params(None, sent, img2img=False)["hires"] == {
+        "upscaler": "latent-bicubic-antialiased", "scale": 2.0, "steps": 0, "denoising": 0.7}
+    assert "hires" not in a1111.a1111_params(None, {**sent, "enable_hr": False}, img2img=False)
+    sized = a1111.a1111_params(None, {**sent, "hr_resize_x": 1024, "hr_resize_y": 768, "hr_upscaler": "Demo ESRGAN ×2",
+                                      "hr_second_pass_steps": 12, "hr_prompt": "sharp", "hr_negative_prompt": "blur",
+                                      "hr_sampler_name": "Euler a", "hr_checkpoint_name": "Use same checkpoint"},
+                               img2img=False)["hires"]
+    assert sized == {"upscaler": "demo-esrgan-x2", "width": 1024, "height": 768, "steps": 12, "denoising": 0.7,
+                     "prompt": "sharp", "negative_prompt": "blur", "scheduler": "euler_a"}
+    for name, key in (("None", "lanczos"), ("Lanczos", "lanczos"), ("Nearest", "nearest"), (None, "latent"),
+                      ("Latent (nearest-exact)", "latent-nearest-exact"), ("demo-esrgan-x2", "demo-esrgan-x2")):
+        assert a1111.a1111_params(None, {**sent, "hr_upscaler": name}, img2img=False)["hires"]["upscaler"] == key
+    # FLUX takes no negative prompt: the hires one is dropped as the first pass's is.
+    flux = a1111.a1111_params(None, {**sent, "hr_negative_prompt": "blur",
+                                     "override_settings": {"sd_model_checkpoint": "flux"}}, img2img=False)
+    assert "negative_prompt" not in flux["hires"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"hr_upscaler": "R-ESRGAN 4x+"}, "hr_upscaler"), ({"hr_scale": 8}, "hr_scale"),
+    ({"hr_second_pass_steps": 2.5}, "hr_second_pass_steps"), ({"denoising_strength": 2}, "denoising_strength"),
+    ({"hr_checkpoint_name": "other.safetensors"}, "hr_checkpoint_name"), ({"hr_sampler_name": "Nope"}, "hr_sampler_name"),
+    ({"hr_prompt": 3}, "hr_prompt"),
+])
+def test_bad_hires_fields_are_refused_naming_them(catalog, hr_upscalers, body, field):
+    with pytest.raises(ValidationError) as raised:
+        a1111.a1111_params(None, {"prompt": "x", "enable_hr": True, **body}, img2img=False)
+    assert raised.value.field == field
+    assert common.rename_fields(raised.value, a1111.A1111_NAMES).field == field
+    # Validation's complaints about the hires fix (the final size's limits) name hr_scale.
+    assert common.rename_fields(ValidationError("hires", "too big"), a1111.A1111_NAMES).field == "hr_scale"
+
+
+def test_a_hires_task_is_answered_in_a1111s_shapes(hr_upscalers):
+    class Task:
+        prompt, negative_prompt, steps, guidance, width, height, samples = "a boat", "", 2, 7.0, 64, 64, 1
+        scheduler, strength, loras = "euler_a", None, None
+        hires = {"scale": 2.0, "width": 128, "height": 128, "upscaler": "latent", "steps": 4, "denoising": 0.5,
+                 "prompt": "", "negative_prompt": "", "scheduler": None}
+
+    echoed = a1111.a1111_parameters(Task(), {"prompt": "a boat", "enable_hr": True, "hr_scale": 2})
+    assert {k: echoed[k] for k in ("enable_hr", "hr_scale", "hr_upscaler", "hr_second_pass_steps", "hr_resize_x",
+                                   "denoising_strength", "width", "height")} == {
+        "enable_hr": True, "hr_scale": 2.0, "hr_upscaler": "Latent", "hr_second_pass_steps": 4, "hr_resize_x": 0,
+        "denoising_strength": 0.5, "width": 64, "height": 64}
+    assert a1111.hires_info(Task()) == {"denoising_strength": 0.5, "extra_generation_params": {
+        "Hires upscale": 2.0, "Hires steps": 4, "Hires upscaler": "Latent"}}
+    Task.hires = {**Task.hires, "scale": None, "width": 128, "height": 96, "upscaler": "demo-esrgan-x2", "steps": 0}
+    extras = a1111.hires_info(Task())["extra_generation_params"]
+    assert extras == {"Hires resize": "128x96", "Hires upscaler": "Demo ESRGAN ×2"}
+    assert a1111.hires_echo(Task())["hr_resize_y"] == 96
+    Task.hires = None
+    assert a1111.hires_info(Task()) == {} and "enable_hr" not in a1111.a1111_parameters(Task(), {"prompt": "x"})

@@ -40,7 +40,7 @@ def test_no_hires_is_none():
     assert hires_check()["hires"] is None and hires_check(hires=None)["hires"] is None
 
 
-def test_each_setting_is_kept():
+def test_each_hires_setting_is_kept():
     params = hires_check(hires={"scale": 1.5, "upscaler": "demo-esrgan-x2", "steps": 20, "denoising": 0.3,
                                 "prompt": "sharp", "negative_prompt": "blur", "scheduler": "euler_a"})
     assert params["hires"] == {"scale": 1.5, "width": 384, "height": 288, "upscaler": "demo-esrgan-x2",

@@ -16,7 +16,7 @@ from extensions import db
 from models import AiModel, Image, Task, TaskState, User
 from services.core import keys, queue, redis_client
 from services.core.errors import TooLarge, ValidationError
-from services.generation import catalog, estimates
+from services.generation import catalog, estimates, upscalers
 from services.generation.compat import common
 from services.generation.compat.common import fit_to_card, in_client_terms, short_hash, truthy
 from services.generation.compat.holding import current_task
@@ -26,6 +26,7 @@ from services.generation.schedulers import (
     with_schedule,
 )
 from services.library import storage
+from services.library.imaging import HIRES_UPSCALER_NAMES
 
 # Daydream's fields by A1111's names for them: a complaint names the client's field
 # (views/errors.py renames it).
@@ -33,7 +34,8 @@ A1111_NAMES = {"guidance": "cfg_scale", "samples": "batch_size", "strength": "de
                "scheduler": "sampler_name", "model": "override_settings.sd_model_checkpoint",
                "init_image": "init_images", "loras": "prompt", "init_fit": "resize_mode",
                "inpaint_area": "inpaint_full_res", "inpaint_padding": "inpaint_full_res_padding",
-               "masked_content": "inpainting_fill", "mask_invert": "inpainting_mask_invert"}
+               "masked_content": "inpainting_fill", "mask_invert": "inpainting_mask_invert",
+               "hires": "hr_scale"}
 # A1111's inpainting_fill ("Masked content") by its number, as Daydream's masked_content.
 INPAINTING_FILL = {0: "fill", 1: "original", 2: "latent_noise", 3: "latent_nothing"}
 FILL_NUMBERS = {content: number for number, content in INPAINTING_FILL.items()}
@@ -140,7 +142,6 @@ def _script_enabled(args) -> bool:
 
 # (field, does the value ask for something that changes the picture, what to say)
 A1111_UNSUPPORTED = (
-    ("enable_hr", truthy, "hires fix is not supported here; ask for the final size directly"),
     ("restore_faces", truthy, "face restoration is not supported here"),
     ("tiling", truthy, "tiling is not supported here"),
     ("latent_mask", truthy, "a separate latent mask is not supported here; send the one mask in `mask`"),
@@ -162,7 +163,10 @@ RESIZE_MODES = {0: "cover", 1: "cover", 2: "contain", 3: "cover"}
 def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
     """Daydream task parameters (without init_image) from an A1111 txt2img / img2img
     body (field names and types as A1111's modules/api/models.py). Unknown fields are
-    ignored; ones that would change the picture in a way Daydream cannot are refused."""
+    ignored; ones that would change the picture in a way Daydream cannot are refused.
+    txt2img's enable_hr with its hr_* fields is a hires fix (hires_params)."""
+    if img2img and truthy(body.get("enable_hr")):
+        raise ValidationError("enable_hr", "hires fix applies to txt2img; img2img takes no enable_hr")
     for field, asks, message in A1111_UNSUPPORTED:
         if asks(body.get(field)):
             raise ValidationError(field, message)
@@ -214,6 +218,8 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
     scheduler = scheduler_key(body.get("sampler_name") or body.get("sampler_index"), body.get("scheduler"), model)
     if scheduler:
         params["scheduler"] = scheduler
+    if not img2img and truthy(body.get("enable_hr")):
+        params["hires"] = hires_params(body, model)
     if img2img:
         if body.get("denoising_strength") is not None:
             params["strength"] = body["denoising_strength"]
@@ -225,7 +231,100 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
         params["init_fit"] = RESIZE_MODES[int(mode)]
         if has_mask(body):
             params.update(inpaint_params(body))
+    card = catalog.cards().get(model)
+    if params.get("hires") and card is not None and not card.uses_negative_prompt:
+        params["hires"].pop("negative_prompt", None)  # (dropped as the first pass's is: fit_to_card)
     return fit_to_card(params)
+
+
+# A1111's hires upscalers by name (its latent modes, its built-in resamplers, "None": a plain
+# resize) as Daydream's ids; an upscaler model goes by its name or its id.
+HR_UPSCALERS = {"latent": "latent", "latent (antialiased)": "latent-antialiased", "latent (bicubic)": "latent-bicubic",
+                "latent (bicubic antialiased)": "latent-bicubic-antialiased", "latent (nearest)": "latent-nearest",
+                "latent (nearest-exact)": "latent-nearest-exact", "lanczos": "lanczos", "nearest": "nearest",
+                "none": "lanczos"}
+SAME = ("", "use same sampler", "use same scheduler", "use same checkpoint")
+
+
+def hr_upscaler_id(name) -> str:
+    """Daydream's id of an A1111 hr_upscaler name (None: "Latent", A1111's default)."""
+    if name is None or (isinstance(name, str) and not name.strip()):
+        return "latent"
+    if not isinstance(name, str):
+        raise ValidationError("hr_upscaler", "must be an upscaler's name; see GET /sdapi/v1/upscalers")
+    wanted = name.strip().lower()
+    if wanted in HR_UPSCALERS:
+        return HR_UPSCALERS[wanted]
+    for item in upscalers.available():
+        if wanted in (str(item["id"]).lower(), str(item["name"]).lower()):
+            return item["id"]
+    known = ["Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)",
+             "Latent (nearest-exact)", "None"] + [item["name"] for item in upscalers.available()]
+    raise ValidationError("hr_upscaler", f"'{name[:60]}' is not an upscaler here; choose one of {', '.join(known)}")
+
+
+def hr_upscaler_name(upscaler_id: str | None) -> str:
+    """A1111's name of a hires upscaler id: "Latent", "Lanczos", an upscaler model's name."""
+    if not upscaler_id or upscaler_id in HIRES_UPSCALER_NAMES:
+        return HIRES_UPSCALER_NAMES.get(upscaler_id or "latent")
+    found = upscalers.find(upscaler_id)
+    return found["name"] if found else upscaler_id
+
+
+def _hr_number(body: dict, field: str, low: float, high: float, whole: bool = False):
+    value = body.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and value != int(value)):
+        raise ValidationError(field, "must be a whole number" if whole else "must be a number")
+    if not low <= value <= high:
+        raise ValidationError(field, f"must be from {low:g} to {high:g}")
+    return int(value) if whole else float(value)
+
+
+def hires_params(body: dict, model: str) -> dict:
+    """Daydream's hires fix from A1111's txt2img fields (enable_hr on): hr_scale (default 2)
+    or hr_resize_x / hr_resize_y (the final size; 0: unused), hr_upscaler, hr_second_pass_steps
+    (0: the first pass's), denoising_strength, hr_prompt and hr_negative_prompt ("": the
+    first pass's), hr_sampler_name with hr_scheduler ("Use same sampler": the first pass's).
+    A checkpoint of its own for the second pass (hr_checkpoint_name) is refused."""
+    checkpoint = body.get("hr_checkpoint_name")
+    if checkpoint is not None and (not isinstance(checkpoint, str) or checkpoint.strip().lower() not in SAME):
+        raise ValidationError("hr_checkpoint_name", "a checkpoint of its own for the hires pass is not supported "
+                                                    "here; leave it out (the first pass's model is used)")
+    hires: dict = {"upscaler": hr_upscaler_id(body.get("hr_upscaler"))}
+    sides = {side: _hr_number(body, f"hr_resize_{axis}", 0, 16384, whole=True)
+             for side, axis in (("width", "x"), ("height", "y"))}
+    if any(sides.values()):
+        hires.update({side: value for side, value in sides.items() if value})
+    else:
+        scale = _hr_number(body, "hr_scale", 1, 4)
+        hires["scale"] = 2.0 if scale is None else scale
+    steps = _hr_number(body, "hr_second_pass_steps", 0, 150, whole=True)
+    if steps is not None:
+        hires["steps"] = steps
+    denoising = _hr_number(body, "denoising_strength", 0, 1)
+    if denoising is not None:
+        hires["denoising"] = denoising
+    for theirs, ours in (("hr_prompt", "prompt"), ("hr_negative_prompt", "negative_prompt")):
+        value = body.get(theirs)
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(theirs, "must be text")
+        if value:
+            hires[ours] = value
+    sampler, schedule = body.get("hr_sampler_name"), body.get("hr_scheduler")
+    if isinstance(sampler, str) and sampler.strip().lower() in SAME:
+        sampler = None
+    if isinstance(schedule, str) and schedule.strip().lower() in SAME:
+        schedule = None
+    if sampler or schedule:
+        try:
+            key = scheduler_key(sampler, schedule, model)
+        except ValidationError as exc:
+            raise ValidationError("hr_sampler_name" if exc.field == "sampler_name" else "hr_scheduler", exc.message)
+        if key:
+            hires["scheduler"] = key
+    return hires
 
 
 def has_mask(body: dict) -> bool:
@@ -348,7 +447,7 @@ def a1111_info(task: Task, body: dict, *, img2img: bool) -> dict:
         "styles": [], "job_timestamp": task.created_at.strftime("%Y%m%d%H%M%S"), "clip_skip": 1,
         "is_using_inpainting_conditioning": False, "version": "daydream",
         "daydream_task_id": task.id, "cost": task.cost,
-    } | inpaint_info(task)
+    } | inpaint_info(task) | hires_info(task)
 
 
 def task_inpaint(task: Task) -> dict | None:
@@ -425,6 +524,60 @@ A1111_IMG2IMG_FIELDS = A1111_COMMON_FIELDS | {
 }
 
 
+def task_hires(task: Task) -> dict | None:
+    """The task's hires fix (Task.hires), None without one."""
+    hires = getattr(task, "hires", None)
+    return hires if isinstance(hires, dict) and hires else None
+
+
+def hires_extras(hires: dict) -> dict:
+    """A hires fix as A1111's extra_generation_params names it (its infotext's)."""
+    extras = {}
+    if hires.get("scale") is not None:
+        extras["Hires upscale"] = hires["scale"]
+    else:
+        extras["Hires resize"] = f"{hires.get('width')}x{hires.get('height')}"
+    if hires.get("steps"):
+        extras["Hires steps"] = hires["steps"]
+    extras["Hires upscaler"] = hr_upscaler_name(hires.get("upscaler"))
+    if hires.get("scheduler"):
+        extras["Hires sampler"] = A1111_SAMPLER_NAMES.get(hires["scheduler"], hires["scheduler"])
+    if hires.get("prompt"):
+        extras["Hires prompt"] = hires["prompt"]
+    if hires.get("negative_prompt"):
+        extras["Hires negative prompt"] = hires["negative_prompt"]
+    return extras
+
+
+def hires_info(task: Task) -> dict:
+    """What a hires fix adds to the `info`: its denoising strength (A1111's txt2img shows
+    the second pass's), its fields in extra_generation_params. width and height stay the
+    first pass's, as A1111 answers."""
+    hires = task_hires(task)
+    if hires is None:
+        return {}
+    lora_hashes = {"Lora hashes": ", ".join(f"{l['name']}: {short_hash(l['id'])}"
+                                            for l in task.loras)} if task.loras else {}
+    return {"denoising_strength": hires.get("denoising"),
+            "extra_generation_params": {**hires_extras(hires), **lora_hashes}}
+
+
+def hires_echo(task: Task) -> dict:
+    """The hires fields of txt2img's `parameters`, in A1111's shapes, as the task used them."""
+    hires = task_hires(task)
+    if hires is None:
+        return {}
+    sized = hires.get("scale") is None
+    return {"enable_hr": True, "hr_scale": hires.get("scale") if not sized else None,
+            "hr_upscaler": hr_upscaler_name(hires.get("upscaler")),
+            "hr_second_pass_steps": hires.get("steps") or 0,
+            "hr_resize_x": hires.get("width") if sized else 0, "hr_resize_y": hires.get("height") if sized else 0,
+            "denoising_strength": hires.get("denoising"), "hr_prompt": hires.get("prompt") or "",
+            "hr_negative_prompt": hires.get("negative_prompt") or "",
+            "hr_sampler_name": (A1111_SAMPLER_NAMES.get(hires["scheduler"], hires["scheduler"])
+                                if hires.get("scheduler") else None)}
+
+
 def a1111_parameters(task: Task, body: dict, *, img2img: bool = False) -> dict:
     """The `parameters` of an A1111 answer: the request's fields that A1111's API defines
     (nothing else the client sent), with what the task used filled in. Pictures are not
@@ -443,6 +596,8 @@ def a1111_parameters(task: Task, body: dict, *, img2img: bool = False) -> dict:
         if "mask" in body:
             echoed["mask"] = None  # (A1111 does not send the mask back either)
         echoed.update(inpaint_echo(task))
+    else:
+        echoed.update(hires_echo(task))
     return echoed
 
 
