@@ -126,10 +126,12 @@ def read_state_dict(path: Path) -> dict:
         try:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as exc:
+            if not _names_code(exc):
+                raise UpscalerFileError(f"{path.name} could not be read: {_pickle_reason(exc)}") from exc
             raise UnsafeFile(
                 f"{path.name} was refused: its pickle asks to run code ({_pickle_reason(exc)}), and only "
                 "plain weights are read. Convert it to .safetensors, or get a weights-only file") from exc
-        except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError) as exc:
+        except Exception as exc:  # (damaged files fail in many ways)
             if "TorchScript" in str(exc):
                 raise UnsafeFile(f"{path.name} was refused: it is a TorchScript program, not weights "
                                  "(it could run code). Convert it to .safetensors") from exc
@@ -141,6 +143,13 @@ def read_state_dict(path: Path) -> dict:
     from spandrel import canonicalize_state_dict
 
     return canonicalize_state_dict(state)
+
+
+def _names_code(exc: Exception) -> bool:
+    """Whether the weights-only reader stopped at something a pickle would call or build (a
+    global other than plain tensors and containers), rather than at damaged bytes."""
+    text = str(exc)
+    return "GLOBAL" in text.upper() or "REDUCE" in text.upper() or "Unsupported class" in text
 
 
 def _pickle_reason(exc: Exception) -> str:
@@ -166,7 +175,7 @@ def load_descriptor(path: Path, device="cpu"):
         model = ModelLoader(device=device).load_from_state_dict(state)
     except UnsupportedModelError as exc:
         raise Unsupported(f"{path.name} is not an upscaler model of an architecture Daydream reads") from exc
-    except (RuntimeError, KeyError, ValueError, IndexError, AssertionError) as exc:
+    except Exception as exc:  # (weights of the right names and the wrong shapes, …)
         raise UpscalerFileError(f"{path.name} could not be loaded: {str(exc)[:300] or type(exc).__name__}") from exc
     if not isinstance(model, ImageModelDescriptor):
         raise Unsupported(f"{path.name} is not an upscaler (a {model.purpose} model)")
@@ -184,6 +193,9 @@ def describe(path: Path) -> dict:
         return {"error": str(exc), "unsupported": True}
     except UpscalerFileError as exc:
         return {"error": str(exc), "unsupported": False}
+    except Exception as exc:  # noqa: BLE001 (anything else a damaged file does: said, not raised)
+        return {"error": f"{Path(path).name} could not be read: {str(exc)[:300] or type(exc).__name__}",
+                "unsupported": False}
     return {"scale": int(model.scale), "architecture": model.architecture.name}
 
 
