@@ -5,9 +5,10 @@
  * POST  /api/v1/admin/models/scan   -> the same and {skipped: [{path, why}]}, after scanning the
  *                                      models folder (skipped: links out of it, unreadable entries)
  * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} -> model
- * model: {id, name, spec, kind: "model" | "lora", format, family, family_label, enabled, default, state, error}
- * Models and LoRAs are listed in tables of their own; only a model can be the default. A
- * model or LoRA in the error or unsupported state cannot be enabled (the server refuses it
+ * model: {id, name, spec, kind: "model" | "lora" | "upscaler", format, family, family_label, enabled,
+ *         default, state, error; an upscaler: scale, architecture}
+ * Models, LoRAs and upscalers are listed in tables of their own; only a model can be the
+ * default. One in the error or unsupported state cannot be enabled (the server refuses it
  * too): its checkbox is off until a scan reads it again.
  */
 import { api, errorText } from "../lib/api.js";
@@ -30,6 +31,9 @@ const emptyNote = byId("models-empty");
 const loraTable = byId("loras-table");
 const loraBody = byId("loras-body");
 const loraEmpty = byId("loras-empty");
+const upscalerTable = byId("upscalers-table");
+const upscalerBody = byId("upscalers-body");
+const upscalerEmpty = byId("upscalers-empty");
 const loadingNote = byId("models-loading");
 const statusLine = byId("models-status");
 const folderPath = byId("models-folder-path");
@@ -47,13 +51,17 @@ function setStatus(text) {
   if (text) statusTimer = window.setTimeout(() => { statusLine.textContent = ""; }, 6000);
 }
 
-const rowFor = (id) => Array.from(tbody.children).concat(loraBody ? Array.from(loraBody.children) : [])
+const rowFor = (id) => Array.from(tbody.children)
+  .concat(loraBody ? Array.from(loraBody.children) : [], upscalerBody ? Array.from(upscalerBody.children) : [])
   .find((row) => row.dataset.modelId === id) || null;
 
-/** "model" or "lora". Before families a row's kind was its storage format (now `format`). */
+/** "model", "lora" or "upscaler". Before families a row's kind was its storage format (now `format`). */
 function kindOf(model) {
+  if (model.kind === "upscaler" || model.upscaler === true) return "upscaler";
   return model.kind === "lora" || model.lora === true ? "lora" : "model";
 }
+
+const KIND_LABELS = { model: "Model", lora: "LoRA", upscaler: "Upscaler" };
 
 /** The storage format of a row: "demo", "folder", "single_file" or "hub". */
 function formatOf(model) {
@@ -67,17 +75,18 @@ function buildRow(model) {
   const kind = kindOf(model);
   const format = formatOf(model);
   const isLora = kind === "lora";
+  const isUpscaler = kind === "upscaler";
   // Cannot be offered until a scan reads it again; one already offered can still be withdrawn.
   const locked = UNUSABLE.includes(state) && !model.enabled;
   const errorId = "model-error-" + model.id;
   const enabled = el("input", {
     type: "checkbox", class: "model-enabled", checked: !!model.enabled, disabled: locked,
-    "aria-label": "Enabled: " + name + (isLora ? " (LoRA)" : ""),
+    "aria-label": "Enabled: " + name + (isLora ? " (LoRA)" : isUpscaler ? " (upscaler)" : ""),
     "aria-describedby": model.error ? errorId : null,
   });
   enabled.addEventListener("change", () => setEnabled(model.id, enabled));
   let isDefault = null;
-  if (!isLora) {
+  if (kind === "model") {
     isDefault = el("input", {
       type: "radio", name: "default-model", class: "model-default", value: model.id, checked: !!model.default,
       disabled: UNUSABLE.includes(state) && !model.default, "aria-label": "Default model: " + name,
@@ -86,26 +95,31 @@ function buildRow(model) {
   }
 
   return el("tr", {
-    class: "model-row" + (isLora ? " model-row--lora" : ""),
+    class: "model-row" + (kind === "model" ? "" : " model-row--" + kind),
     dataset: {
       modelId: model.id, kind, format, family: model.family || "", state,
       enabled: model.enabled ? "true" : "false", default: model.default ? "true" : "false",
     },
   }, [
-    el("td", { "data-label": isLora ? "LoRA" : "Model", class: "model-cell" }, [
+    el("td", { "data-label": KIND_LABELS[kind], class: "model-cell" }, [
       el("span", { class: "model-name", text: name }),
-      el("span", { class: "model-badge model-badge--" + kind, text: isLora ? "LoRA" : "Model" }),
+      el("span", { class: "model-badge model-badge--" + kind, text: KIND_LABELS[kind] }),
       model.default ? el("span", { class: "visually-hidden", text: " (default)" }) : null,
       el("span", { class: "model-spec", text: model.spec || "" }),
     ]),
-    el("td", { "data-label": "Family", class: "model-family", text: model.family_label || model.family || "Unknown" }),
+    isUpscaler
+      ? el("td", { "data-label": "Scale", class: "model-scale", text: model.scale ? "×" + model.scale : "—" })
+      : el("td", { "data-label": "Family", class: "model-family", text: model.family_label || model.family || "Unknown" }),
+    isUpscaler
+      ? el("td", { "data-label": "Architecture", class: "model-architecture", text: model.architecture || "—" })
+      : null,
     el("td", { "data-label": "Format", class: "model-kind model-format", text: FORMAT_LABELS[format] || format || "" }),
     el("td", { "data-label": "State", class: "model-state-cell" }, [
       el("span", { class: "model-state", dataset: { state }, text: STATE_LABELS[state] || state }),
       model.error ? el("p", { class: "model-error", id: errorId, text: model.error }) : null,
     ]),
     el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
-    isLora ? null : el("td", { "data-label": "Default", class: "col-center" }, [isDefault]),
+    kind === "model" ? el("td", { "data-label": "Default", class: "col-center" }, [isDefault]) : null,
   ]);
 }
 
@@ -116,6 +130,10 @@ function render() {
   emptyNote.hidden = plain.length > 0;
   if (loraBody) loraBody.replaceChildren(...loras.map(buildRow));
   if (loraEmpty) loraEmpty.hidden = loras.length > 0;
+  const upscalers = models.filter((m) => kindOf(m) === "upscaler");
+  if (upscalerBody) upscalerBody.replaceChildren(...upscalers.map(buildRow));
+  if (upscalerEmpty) upscalerEmpty.hidden = upscalers.length > 0;
+  if (upscalerTable) upscalerTable.setAttribute("aria-busy", "false");
   loadingNote.hidden = true;
   table.setAttribute("aria-busy", "false");
   if (loraTable) loraTable.setAttribute("aria-busy", "false");
@@ -170,8 +188,10 @@ function setEnabled(id, input) {
     if (res.ok && res.data && res.data.id) {
       models = models.map((m) => (m.id === id ? res.data : m));
       render();
-      const what = (res.data.name || id) + (kindOf(res.data) === "lora" ? " (LoRA)" : "");
-      setStatus(what + (res.data.enabled ? " is offered in the studio." : " is no longer offered."));
+      const kind = kindOf(res.data);
+      const what = (res.data.name || id) + (kind === "model" ? "" : " (" + KIND_LABELS[kind] + ")");
+      const where = kind === "upscaler" ? " is offered for upscaling." : " is offered in the studio.";
+      setStatus(what + (res.data.enabled ? where : " is no longer offered."));
     } else {
       input.checked = !value;
       showError(errorText(res, "Could not change this model."));
@@ -203,8 +223,10 @@ function scanSummary(before, skipped) {
   const added = models.filter((m) => !before.has(m.id)).length;
   const missing = models.filter((m) => m.state === "missing").length;
   const loras = models.filter((m) => kindOf(m) === "lora").length;
-  const parts = ["Scan done: " + plural(models.length - loras, "model", "models")];
+  const upscalers = models.filter((m) => kindOf(m) === "upscaler").length;
+  const parts = ["Scan done: " + plural(models.length - loras - upscalers, "model", "models")];
   if (loras) parts.push(plural(loras, "LoRA", "LoRAs"));
+  if (upscalers) parts.push(plural(upscalers, "upscaler", "upscalers"));
   parts.push(added ? added + " new (enable them to offer them)" : "nothing new");
   if (missing) parts.push(missing + " missing");
   if (skipped) parts.push(skipped + " not read (see below)");
