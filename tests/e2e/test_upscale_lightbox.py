@@ -1,5 +1,6 @@
 """Upscale in Chromium: from the gallery's lightbox, ×2 with a refining pass shows its
-cost, then its progress, and the new image opens with "Upscaled from" linking its source."""
+cost, then its progress, and the new image opens with "Upscaled from" linking its source;
+the studio's timeline shows the upscale's card, and a card's image upscales from there too."""
 from __future__ import annotations
 
 import re
@@ -57,4 +58,21 @@ def test_upscale_x2_from_the_lightbox_shows_progress_and_the_new_image_names_its
     expect(page).to_have_url(re.compile(rf"/images/{source['id']}$"))
     expect(page.locator("#lightbox")).to_be_visible()
     expect(page.locator("#detail-source")).to_have_count(0)
+
+    # The studio's timeline: the upscale's card, and Upscale from a card's image.
+    page.goto("/studio")
+    cards = page.locator("#task-list article.task")
+    expect(cards.first.locator(".task-init")).to_have_text("Upscale ×2 · Lanczos · refined 0.3")
+    expect(cards.first).to_have_attribute("data-state", "done")
+    count = cards.count()
+    original = page.locator(f"#task-list article.task[data-task-id='{task_id}']")
+    original.locator(".image-upscale").click()
+    dialog = page.locator("#upscale-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#upscale-dialog-cost")).to_contain_text("Costs 1 token · 128 × 128")
+    dialog.locator("#upscale-dialog-go").click()
+    expect(dialog).to_have_count(0)
+    expect(cards).to_have_count(count + 1)
+    expect(cards.first.locator(".task-init")).to_have_text("Upscale ×2 · Lanczos")
+    expect(cards.first).to_have_attribute("data-state", "done", timeout=60_000)
     assert page.js_errors == []

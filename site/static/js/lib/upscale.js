@@ -145,9 +145,17 @@ export function createUpscaleForm(options) {
   return { root, show, setBusy };
 }
 
+/** The form's styles (css/lightbox.css) on a page that has no lightbox (the studio). */
+function ensureStyles() {
+  const present = Array.from(document.querySelectorAll("link[rel=stylesheet]"))
+    .some((link) => /\/css\/lightbox\.css(\?|$)/.test(link.getAttribute("href") || ""));
+  if (!present) document.head.appendChild(el("link", { rel: "stylesheet", href: "/static/css/lightbox.css" }));
+}
+
 /** The form in a modal dialog (the studio's cards): closes once the task is submitted. */
 export function upscaleDialog(image, options) {
   const o = options || {};
+  ensureStyles();
   const close = el("button", { type: "button", class: "btn btn--small btn--ghost", text: "Close" });
   let dialog = null;
   const form = createUpscaleForm({

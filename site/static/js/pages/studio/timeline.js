@@ -2,6 +2,7 @@
  * again whenever the store changes it. Card actions (cancel, reuse) are passed in. */
 import { $, $all, announce, byId, el } from "../../lib/dom.js";
 import { formatCreated, formatDuration, isNumber, parseTime, plural, shorten } from "../../lib/format.js";
+import { upscaleDialog } from "../../lib/upscale.js";
 import { config } from "./config.js";
 import { cleanOutpaint, taskMode } from "./editing.js";
 import { cardEta } from "./eta.js";
@@ -105,7 +106,7 @@ function createCard(task) {
   });
   // Per-image actions (the figures come and go as images arrive).
   $(".task-images", card).addEventListener("click", (event) => {
-    const button = event.target.closest(".image-variant, .image-reuse, .image-mask");
+    const button = event.target.closest(".image-variant, .image-reuse, .image-mask, .image-upscale");
     if (!button) return;
     const figure = button.closest(".task-figure");
     if (button.classList.contains("image-mask")) {
@@ -119,7 +120,13 @@ function createCard(task) {
     const image = (current.images || []).find((img) => img.id === figure.dataset.imageId);
     if (!image) return;
     const seed = isNumber(image.seed) ? image.seed : current.seed;
-    if (button.classList.contains("image-variant")) {
+    if (button.classList.contains("image-upscale")) {
+      // lib/upscale.js's dialog; the new task's card follows it (the store).
+      upscaleDialog(image, { onSubmitted: (task) => {
+        store.upsert(task);
+        announce("Upscale ×" + (task.upscale ? task.upscale.scale : "") + " queued.");
+      } });
+    } else if (button.classList.contains("image-variant")) {
       actions.reuse(current, { seed, init: image });
       announce("Variant: the panel starts from this image with seed " + seed + ".");
     } else {
@@ -173,14 +180,16 @@ function updateCard(card, task) {
   let size = task.width && task.height ? task.width + " × " + task.height : "";
   if (size && task.samples > 1) size += " · " + task.samples + " images";
   setText($(".task-size", card), size);
-  setText($(".task-steps", card), typeof task.steps === "number" ? plural(task.steps, "step", "steps") : "");
+  // (An upscale's steps are its refining pass's: none without one.)
+  setText($(".task-steps", card), typeof task.steps === "number" && !(task.upscale && !task.upscale.refine)
+    ? plural(task.steps, "step", "steps") : "");
   setText($(".task-guidance", card), typeof task.guidance === "number" && usesGuidance(task.model) ? "Guidance " + task.guidance : "");
   setText($(".task-scheduler", card), task.scheduler ? (config.schedulers[task.scheduler] || task.scheduler) : "");
   setText($(".task-model", card), task.model && config.models.length > 1 ? (config.modelNames[task.model] || task.model) : "");
   setText($(".task-loras", card), Array.isArray(task.loras) && task.loras.length ? (task.loras.length > 1 ? "LoRAs " : "LoRA ") + lorasText(task.loras) : "");
   setText($(".task-seed", card), task.seed === null || task.seed === undefined ? "Seed random" : "Seed " + task.seed);
   const mode = taskMode(task);
-  setText($(".task-init", card), task.init_image
+  setText($(".task-init", card), task.upscale ? upscaleLabel(task.upscale) : task.init_image
     ? (mode === "inpaint" ? "Inpaint" : mode === "outpaint" ? "Outpaint" : "From an image") +
       (isNumber(task.strength) ? " · strength " + task.strength : "")
     : "");
@@ -227,6 +236,14 @@ function updateCard(card, task) {
     ? (taskState === "done" ? "Took " : "Ran for ") + formatDuration(task.duration_s)
     : "";
   setText($(".task-duration", card), duration);
+}
+
+/** "Upscale ×2 · Lanczos · refined 0.3" (an upscale task's card). */
+function upscaleLabel(upscale) {
+  const names = { lanczos: "Lanczos", nearest: "Nearest" };
+  const name = names[upscale.upscaler] || (config.modelNames && config.modelNames[upscale.upscaler]) || upscale.upscaler;
+  return "Upscale ×" + Number(upscale.scale).toLocaleString("en", { maximumFractionDigits: 2 }) + " · " + name +
+    (upscale.refine ? " · refined " + upscale.refine.strength : "");
 }
 
 /** What an inpaint or outpaint changed, over its result: the mask (fitted to the result as
@@ -285,6 +302,10 @@ function createFigure(task, image, i, count) {
         type: "button", class: "btn btn--tiny btn--ghost image-variant", text: "Variant",
         "aria-label": "Make a variant of image " + n + (isNumber(image.seed) ? " (seed " + image.seed + ")" : ""),
         title: "Start from this image, with its seed",
+      }),
+      el("button", {
+        type: "button", class: "btn btn--tiny btn--ghost image-upscale", text: "Upscale",
+        "aria-label": "Upscale image " + n, title: "Make this image bigger (×2 or ×4)",
       }),
       el("button", {
         type: "button", class: "btn btn--tiny btn--ghost image-reuse", text: "Reuse settings",
