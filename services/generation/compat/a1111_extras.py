@@ -261,11 +261,12 @@ def submit_extras(user: User, job: ExtrasJob) -> list[list[Task]]:
         raise
 
 
-def cancel_unfinished(started: list[Task]) -> None:
-    """Cancel (and so refund) those of the tasks that have not finished."""
+def cancel_unfinished(started: list[Task], *, only_queued: bool = False) -> None:
+    """Cancel (and so refund) those of the tasks that have not finished (or not started)."""
+    wanted = [TaskState.QUEUED.value] if only_queued else list(TaskState.unfinished())
     for task in started:
         row = db.session.get(Task, task.id)
-        if row is not None and row.state in TaskState.unfinished():
+        if row is not None and row.state in wanted:
             try:
                 tasks.cancel(row)
             except Conflict:
@@ -274,13 +275,18 @@ def cancel_unfinished(started: list[Task]) -> None:
 
 def wait_all(groups: list[list[Task]], pause) -> list[list[Task]] | None:
     """Hold until every task ended (holding.wait_for_task); None when the client went away
-    (the tasks not started yet are canceled, refunded)."""
+    (the tasks not started yet are canceled, refunded). At the deadline every unfinished
+    one is canceled (refunded) and TimedOut raised."""
     flat = [task for group in groups for task in group]
     done: dict[str, Task] = {}
     for task in flat:
-        finished = wait_for_task(task, pause=pause)
-        if finished is None:
-            cancel_unfinished([t for t in flat if t.id not in done and t.id != task.id])
+        try:
+            finished = wait_for_task(task, pause=pause)
+        except Exception:  # timed out (that task canceled): the others are not waited for either
+            cancel_unfinished([t for t in flat if t.id not in done])
+            raise
+        if finished is None:  # as wait_for_task does: what has not started is canceled
+            cancel_unfinished([t for t in flat if t.id not in done], only_queued=True)
             return None
         done[task.id] = finished
     return [[done[task.id] for task in group] for group in groups]
