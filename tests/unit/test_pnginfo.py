@@ -142,3 +142,14 @@ def test_hostile_metadata_inside_a_good_png_is_read_as_none_or_skipped():
     assert info["source"] == "comfyui" and info["parameters"] == {"prompt": ""}  # a self-loop ends
     bad = pnginfo.read_png_info(png_with_texts({"parameters": "x\nSteps: 1e999, Seed: abc, Size: 9x, CFG scale: nan"}))
     assert bad["parameters"] == {"prompt": "x"}
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_a1111_jpeg_and_webp_carry_the_infotext_in_their_exif_comment(fmt):
+    exif = PILImage.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + A1111_TEXT.encode("utf-16-be")  # as A1111 (piexif) writes it
+    out = io.BytesIO()
+    PILImage.new("RGB", (32, 32)).save(out, format=fmt, exif=exif.tobytes())
+    info = pnginfo.read_png_info(out.getvalue())
+    assert info["source"] == "a1111" and info["text"] == A1111_TEXT
+    assert info["parameters"]["scheduler"] == "dpmpp_2m_karras" and info["parameters"]["seed"] == 987654321
