@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from flask_login import current_user
 
-from services.generation import catalog, params, tasks
+from services.generation import catalog, params, tasks, upscalers
 from views.access import require_sign_in
 
 bp = Blueprint("studio", __name__)
@@ -26,6 +26,19 @@ def inpaint_rules() -> dict:
         else:
             out[name] = {"default": rule.default}
     return out
+
+
+def hires_config() -> dict:
+    """The Hires fix section's settings (params.HIRES_RULES): {scale, steps, denoising} as
+    {min, max, step, default}, and the upscalers it offers: the latent modes, the
+    built-in resamplers and the enabled upscaler models, each {id, name}."""
+    rules = {name: {"min": rule.min, "max": rule.max, "step": rule.step, "default": rule.default}
+             for name, rule in params.HIRES_RULES.items()}
+    models = [{"id": item["id"], "name": item["name"]} for item in upscalers.available() if not item.get("builtin")]
+    return {**rules, "upscaler": params.HIRES_DEFAULT_UPSCALER,
+            "latent": [{"id": key, "name": name} for key, name in params.LATENT_UPSCALERS.items()],
+            "builtin": [{"id": key, "name": name} for key, name in params.BUILTIN_UPSCALERS.items()],
+            "models": models}
 
 
 @bp.get("/studio")
@@ -61,4 +74,6 @@ def index():
         # Inpainting and outpainting (inpaint.js): the settings' rules; each model's card
         # says whether it inpaints ("inpainting") and its size step (outpaint's sides).
         inpaint=inpaint_rules(),
+        # Hires fix (hires.js): its settings' rules and the upscalers it may use.
+        hires=hires_config(),
     )

@@ -8,6 +8,7 @@ import { config } from "./config.js";
 import { computeCost, costWords, isFreeOfCharge, shownCost } from "./cost.js";
 import { resultSize } from "./editing.js";
 import { describeEstimate } from "./eta.js";
+import { hiresCost } from "./hires.js";
 import { state } from "./state.js";
 import { store } from "./store.js";
 import { clearFieldError, numberValue, readForm, showFieldErrors } from "./fields.js";
@@ -24,14 +25,17 @@ let seq = 0;
 let errorFields = [];
 
 /** The formula's cost of what the form holds (null while a number is missing): an
- * outpaint costs its result's size. */
+ * outpaint costs its result's size; a hires fix adds its second pass (hires.js). */
 export function formCost() {
   let width = numberValue("width");
   let height = numberValue("height");
   if (state.initImage && state.edit.mode === "outpaint" && width !== null && height !== null) {
     [width, height] = resultSize(width, height, state.edit.outpaint);
   }
-  return computeCost({ samples: numberValue("samples"), steps: numberValue("steps"), width, height }, config.cost);
+  const params = { samples: numberValue("samples"), steps: numberValue("steps"), width, height };
+  const first = computeCost(params, config.cost);
+  const second = hiresCost(params, config.cost);
+  return first === null || second === null ? null : first + second;
 }
 
 export function updateCost() {

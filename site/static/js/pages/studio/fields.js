@@ -5,6 +5,7 @@ import { $all, byId, el } from "../../lib/dom.js";
 import { cardOf, findModel, paramsForCard } from "./cards.js";
 import { config } from "./config.js";
 import { modeFields } from "./editing.js";
+import { hiresPayload } from "./hires.js";
 import { lorasPayload } from "./loras.js";
 import { retryText } from "./messages.js";
 import { state } from "./state.js";
@@ -14,12 +15,12 @@ export const NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples",
 export const FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
                             "scheduler", "model", "strength", "init_image", "init_fit", "board_id", "loras",
                             "mask", "mask_blur", "inpaint_area", "inpaint_padding", "masked_content", "mask_invert",
-                            "outpaint"];
+                            "outpaint", "hires"];
 /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
 const ERROR_BOX = { init_image: "init-error" };
 const ERROR_INPUT = {
   init_image: "init-file", init_fit: "init-fit", loras: "lora-choice", mask: "mask-canvas", inpaint_area: "inpaint-area",
-  masked_content: "masked-content", outpaint: "outpaint-left",
+  masked_content: "masked-content", outpaint: "outpaint-left", hires: "hires_enabled",
 };
 export const FIELD_LABELS = {
   prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
@@ -27,7 +28,7 @@ export const FIELD_LABELS = {
   model: "The model", strength: "Strength", init_image: "The init image", init_fit: "The fit",
   board_id: "The board", loras: "The LoRAs", mask: "The mask", mask_blur: "Mask blur",
   inpaint_area: "Inpaint area", inpaint_padding: "The padding", masked_content: "Masked content",
-  mask_invert: "Invert mask", outpaint: "Outpaint:",
+  mask_invert: "Invert mask", outpaint: "Outpaint:", hires: "Hires fix:",
 };
 
 /** The card of the chosen model (cards.js); every field filled in. */
@@ -242,5 +243,7 @@ export function readForm(options) {
     Object.assign(payload, editFields(!!(options && options.submit)));
   }
   payload.loras = lorasPayload(state.loras);
+  const hires = hiresPayload(); // (text to image only: hires.js)
+  if (hires) payload.hires = hires;
   return paramsForCard(payload, currentCard());
 }

@@ -10,6 +10,7 @@ import {
   FIELD_LABELS, FIELD_NAMES, NUMBER_FIELDS, clearErrors, clearFieldError, fieldInput, firstInFormOrder, numberValue,
   paintRange, readForm, setField, showFieldError, showFieldErrors, showFormError, showRetryError, syncRangeFromNumber,
 } from "./fields.js";
+import { initHires } from "./hires.js";
 import { closePanel } from "./panel.js";
 import { refreshBalance } from "./settings.js";
 import { state } from "./state.js";
@@ -383,6 +384,7 @@ export function initForm() {
   });
 
   initSize();
+  initHires(onFormChanged);
 
   $all("#scheduler, #model, input[name=init_fit]").forEach((input) => {
     input.addEventListener("change", () => onFormChanged());

@@ -9,6 +9,7 @@ import { setField, showFormError } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
 import { setLoras } from "./lorapicker.js";
 import { applyCard } from "./models.js";
+import { restoreHires } from "./hires.js";
 import { restoreEdit } from "./inpaint.js";
 import { isDrawer, openPanel } from "./panel.js";
 import { clearInitImage, setInitFit, setInitImage } from "./upload.js";
@@ -50,6 +51,7 @@ export function reuseSettings(task, options = {}) {
   } else {
     clearInitImage();
   }
+  restoreHires(init ? null : task); // (text to image only)
 
   updatePromptCount();
   onFormChanged();
