@@ -38,7 +38,7 @@ def upscale_source(upscaler_user) -> dict:
     return task["images"][0]
 
 
-def picture_of(user, image: dict) -> PILImage.Image:
+def upscaled_picture(user, image: dict) -> PILImage.Image:
     return PILImage.open(io.BytesIO(user.get(image["url"]).data))
 
 
@@ -73,7 +73,7 @@ def test_an_upscale_makes_a_bigger_image_linked_to_its_source_and_charged_by_its
     assert (task["width"], task["height"], task["samples"]) == (128, 128, 1)
     [image] = task["images"]
     assert image["source_image"] == upscale_source["id"]
-    assert picture_of(upscaler_user, image).size == (128, 128)
+    assert upscaled_picture(upscaler_user, image).size == (128, 128)
     meta = upscaler_user.get(image["metadata_url"]).get_json()
     assert meta["source_image"] == upscale_source["id"] and meta["upscale"]["upscaler"] == upscaler
     # It shows in the timeline (the user's tasks) and in the gallery.
@@ -87,9 +87,9 @@ def test_a_model_upscale_differs_from_lanczos(upscaler_user, upscale_source):
     lanczos = finished_upscale(upscaler_user, image=upscale_source["id"], scale=2, upscaler="lanczos")
     model = finished_upscale(upscaler_user, image=upscale_source["id"], width=128, height=128,
                              upscaler="demo-esrgan-x2")
-    assert picture_of(upscaler_user, model["images"][0]).size == (128, 128)
-    assert (picture_of(upscaler_user, model["images"][0]).tobytes()
-            != picture_of(upscaler_user, lanczos["images"][0]).tobytes())
+    assert upscaled_picture(upscaler_user, model["images"][0]).size == (128, 128)
+    assert (upscaled_picture(upscaler_user, model["images"][0]).tobytes()
+            != upscaled_picture(upscaler_user, lanczos["images"][0]).tobytes())
 
 
 def socket_session(stack, user) -> tuple[requests.Session, str]:
@@ -127,9 +127,9 @@ def test_a_refining_pass_runs_its_steps_in_tiles_with_progress_events(upscale_st
     assert max(e["total"] for e in steps) == 1 + 9 * 2
     assert max(e["step"] for e in steps) == 1 + 9 * 2
     assert len({e["step"] for e in steps}) >= 3  # progress moved in several events
-    refined = picture_of(upscaler_user, done["images"][0])
+    refined = upscaled_picture(upscaler_user, done["images"][0])
     assert refined.size == (128, 128)
-    assert refined.tobytes() != picture_of(upscaler_user, plain["images"][0]).tobytes()
+    assert refined.tobytes() != upscaled_picture(upscaler_user, plain["images"][0]).tobytes()
 
 
 def test_a_canceled_upscale_is_refunded_and_makes_no_image(upscaler_user, upscale_source):
