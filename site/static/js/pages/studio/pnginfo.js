@@ -1,7 +1,7 @@
 /* Daydream studio — PNG info: the settings a picture carries (Daydream's, A1111's, ComfyUI's,
  * InvokeAI's; POST /api/v1/png-info reads them), shown in a dialog with "Use these settings",
  * which fills the panel as the cards' Reuse does (reuse.js). A picture dropped onto the
- * panel anywhere but its init-image drop zone is read so, as is one chosen with the
+ * panel anywhere but its init-image section is read so, as is one chosen with the
  * "PNG info" button this module adds to the panel's tools. The dialog is built here, in
  * the style of lib/confirm.js (no markup in the template, nothing inline: the CSP holds). */
 import { api, errorText } from "../../lib/api.js";
@@ -119,14 +119,14 @@ function draggingFiles(event) {
 export function initPngInfo() {
   const panel = byId("studio-panel");
   if (!panel) return;
-  const outsideInit = (event) => !(event.target && event.target.closest && event.target.closest("#init-drop"));
+  const outsideInit = (event) => !(event.target && event.target.closest && event.target.closest("#init-section, #init-drop"));
   panel.addEventListener("dragover", (event) => {
     if (!draggingFiles(event) || !outsideInit(event)) return;
     event.preventDefault();
     event.dataTransfer.dropEffect = "copy";
   });
   panel.addEventListener("drop", (event) => {
-    if (!outsideInit(event)) return; // the init image's own zone (upload.js)
+    if (!outsideInit(event)) return; // the init image's own section (upload.js, inpaint.js)
     const files = event.dataTransfer && event.dataTransfer.files;
     if (!files || !files.length) return;
     event.preventDefault();
