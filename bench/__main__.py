@@ -17,6 +17,7 @@ BENCHES = {
     "queue": "bench.bench_queue",
     "web": "bench.bench_web",
     "worker": "bench.bench_worker",
+    "upscale": "bench.bench_upscale",
     "gpu": "bench.bench_gpu",  # skips itself (in a second) where torch sees no CUDA GPU
 }
 

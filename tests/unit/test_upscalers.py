@@ -174,3 +174,23 @@ def test_a_pth_whose_pickle_runs_code_is_refused_and_nothing_runs(tmp_path):
     assert not marker.exists()
     assert catalog_upscalers.describe(evil)["error"].startswith("evil.pth was refused")
     assert not marker.exists()
+
+
+def test_the_upscale_benchmark_measures_and_reports(demo_esrgan, tmp_path):
+    """bench/bench_upscale.py's measuring half on a small picture, so it cannot rot between the
+    (slow) real runs; the subprocess around it is one call."""
+    from bench.bench_upscale import Measurement, report, run_child
+
+    tiled = run_child(demo_esrgan["path"], 96, 48, 8, tmp_path / "tiled.npy")
+    untiled = run_child(demo_esrgan["path"], 96, 1 << 20, 0, tmp_path / "untiled.npy")
+    for figures in (tiled, untiled):
+        assert figures["size"] == [192, 192] and 0 < figures["seconds"] < 60
+        assert figures["rss_peak"] >= figures["rss_before"] > 0
+    assert np.abs(np.load(tmp_path / "tiled.npy").astype(int) - np.load(tmp_path / "untiled.npy")).max() <= 2
+    m = Measurement(side=96, tile=48, overlap=8, tiled_s=[tiled["seconds"]], untiled_s=[untiled["seconds"]],
+                    tiled_growth=[100 << 20], untiled_growth=[400 << 20], tiled_peak=[tiled["rss_peak"]],
+                    untiled_peak=[untiled["rss_peak"]], order=["A", "B"], max_difference=1)
+    assert m.rss_ratio == 0.25 and m.passed(target_time=float("inf")) and not m.passed(target_rss=0.1)
+    text = report(m)
+    assert "peak RSS growth ratio tiled / untiled: 0.25  (target ≤ 0.5)  PASS" in text
+    assert "time ratio tiled / untiled" in text and "(target ≤ 1.3)" in text
