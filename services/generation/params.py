@@ -473,7 +473,7 @@ def _hires_size(raw: dict, params: dict, step: int, errors: dict) -> tuple[float
             continue
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             errors["hires"] = f"{side} must be a whole number of pixels (the final size)"
             return None
         if value % step:

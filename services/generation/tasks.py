@@ -81,6 +81,20 @@ def check_params(user: User, data) -> dict:
     )
 
 
+def check_hires_prompts(user: User, params: dict) -> None:
+    """A hires fix's own prompts go through the prompt rules as the task's do (a refusal
+    names hires)."""
+    hires = params.get("hires") or {}
+    if not (hires.get("prompt") or hires.get("negative_prompt")):
+        return
+    try:
+        prompt_rules.check_prompt(user, {"prompt": hires.get("prompt") or "",
+                                         "negative_prompt": hires.get("negative_prompt") or ""})
+    except prompt_rules.PromptBlocked as exc:
+        exc.field = "hires"
+        raise
+
+
 def hires_upscalers() -> dict:
     """{id: name} of the upscalers a hires fix may use beside the latent modes: the
     enabled upscaler models and the built-in resamplers (services/generation/upscalers.py)."""
@@ -101,6 +115,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
             return _same_request(existing, fingerprint)
     params = check_params(user, data)
     prompt_rules.check_prompt(user, params)  # 422 prompt_blocked, recorded; nothing charged
+    check_hires_prompts(user, params)
     if not redis_client.available():
         raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
                           "Try again in a moment.", headers={"Retry-After": "10"})

@@ -139,3 +139,29 @@ def test_the_progress_total_counts_both_passes():
     task = Task(steps=10, samples=1, init_image_id=None, strength=None, hires=hires)
     assert task.effective_steps == 10 + 8
     assert Task(steps=10, samples=1, init_image_id=None, strength=None, hires=None).effective_steps == 10
+
+
+def test_the_hires_prompts_go_through_the_prompt_rules_naming_hires(monkeypatch):
+    from services.generation import tasks
+    from services.moderation import rules
+
+    seen = []
+
+    def check_prompt(user, params):
+        seen.append(params)
+        if "forbidden" in params["prompt"]:
+            raise rules.PromptBlocked("'forbidden' is not allowed", field="prompt", rule={})
+
+    monkeypatch.setattr(rules, "check_prompt", check_prompt)
+    tasks.check_hires_prompts(None, hires_check(hires={}))
+    assert seen == []  # no prompts of its own: nothing more to check
+    tasks.check_hires_prompts(None, hires_check(hires={"prompt": "sharp", "negative_prompt": "blur"}))
+    assert seen == [{"prompt": "sharp", "negative_prompt": "blur"}]
+    with pytest.raises(rules.PromptBlocked) as caught:
+        tasks.check_hires_prompts(None, hires_check(hires={"prompt": "a forbidden thing"}))
+    assert caught.value.field == "hires" and caught.value.to_dict()["error"]["fields"] == {"hires": caught.value.message}
+
+
+def test_a_final_side_of_zero_is_refused():
+    assert "whole number of pixels" in hires_refused(hires={"width": 0})
+    assert "whole number of pixels" in hires_refused(hires={"height": -8})
