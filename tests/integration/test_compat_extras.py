@@ -108,13 +108,18 @@ def test_the_demo_model_in_a_batch_with_a_second_upscaler_blended(extras_caller)
     assert [m["name"] for m in extras_caller.api.get_latent_upscale_modes()] == [
         "Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)", "Latent (nearest)",
         "Latent (nearest-exact)"]
+    single = extras_caller.api.extra_single_image(ramp_picture(32, 32), upscaler_1=DEMO_UPSCALER, upscaling_resize=2)
+    assert single.image.size == (64, 64) and "Postprocess upscaler: Demo ESRGAN ×2" in single.info
+    lanczos = ramp_picture(32, 32).resize((64, 64), PILImage.Resampling.LANCZOS)
+    assert ImageChops.difference(single.image.convert("RGB"), lanczos).getbbox() is not None  # the model's own
     before = extras_caller.user.me()["tokens"]
+    earlier = {task["id"] for task in upscale_tasks(extras_caller)}
     sources = [ramp_picture(32, 32), ramp_picture(24, 40, shift=90)]
     result = extras_caller.api.extra_batch_images(sources, upscaler_1=DEMO_UPSCALER, upscaler_2="Nearest",
                                                   extras_upscaler_2_visibility=0.25, upscaling_resize=2)
     assert [p.size for p in result.images] == [(64, 64), (48, 80)]
     assert "Postprocess upscaler: Demo ESRGAN ×2" in result.info
-    made = upscale_tasks(extras_caller)
+    made = [task for task in upscale_tasks(extras_caller) if task["id"] not in earlier]
     assert len(made) == 4 and all(t["state"] == "done" for t in made)
     assert sorted(t["upscale"]["upscaler"] for t in made) == ["demo-esrgan-x2"] * 2 + ["nearest"] * 2
     assert extras_caller.user.me()["tokens"] == before - sum(t["cost"] for t in made)
