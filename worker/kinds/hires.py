@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - as torch names it
 from PIL import Image as PILImage
 
+from services.generation import upscalers as offered
 from services.generation.params import HIRES_DEFAULT_UPSCALER, hires_steps
+from worker import upscalers
 from worker.kinds.base import TaskKind
 from worker.kinds.img2img import takes_size
 from worker.pipelines.cache import img2img_from
@@ -112,11 +114,9 @@ class HiresCall:
         if upscaler in LATENT_MODES or upscaler in RESAMPLERS:
             how = RESAMPLERS.get(upscaler, PILImage.LANCZOS)
             return [picture.convert("RGB").resize(size, how) for picture in pictures]
-        from worker import upscalers  # (spandrel and the model: only for a hires fix with one)
-
         found = self.inputs[self.head.id]
-        return [upscalers.upscale(picture.convert("RGB"), found, size, device=self.pipe.device)
-                for picture in pictures]
+        device = getattr(self.pipe, "_execution_device", None) or self.pipe.device  # (offloaded: where it runs)
+        return [upscalers.upscale(picture.convert("RGB"), found, size, device=device) for picture in pictures]
 
     def __call__(self, **arguments):
         callback = arguments.pop("callback_on_step_end", None)
@@ -175,9 +175,7 @@ class HiresFix(TaskKind):
         upscaler = settings_of(task)["upscaler"]
         if upscaler in LATENT_MODES or upscaler in RESAMPLERS:
             return None
-        from services.generation import upscalers
-
-        found = upscalers.find(upscaler)
+        found = offered.find(upscaler)
         if found is None:
             raise ValueError(f"The upscaler '{upscaler}' is no longer available; choose another for the hires fix.")
         return found
