@@ -120,7 +120,8 @@ def test_lists_and_the_callers_own_default_model(a1111_stack, webui_caller):
     [title] = webui_caller.api.util_get_model_names()
     assert title.startswith("Demo") and title.endswith("]")
     assert webui_caller.api.get_options()["sd_model_checkpoint"] == title
-    assert webui_caller.api.get_upscalers() == [] and webui_caller.api.get_sd_vae() == []
+    upscalers = [u["name"] for u in webui_caller.api.get_upscalers()]
+    assert upscalers[:3] == ["None", "Lanczos", "Nearest"] and webui_caller.api.get_sd_vae() == []
     assert [lora["name"] for lora in webui_caller.api.get_loras()] == ["demo-sd1-lora"]
     assert webui_caller.api.get_cmd_flags()["api"] is True
     # Setting the model is the caller's own setting, by title or id.

@@ -43,9 +43,11 @@ STATE_DEPENDENT = {  # (method, path): the fields a 422 may name
     ("PATCH", "/me"): {"email"},  # another account's
     ("GET", "/images"): {"to"},  # not after `from`
     ("POST", "/estimate"): TASK_STATE, ("POST", "/tasks"): TASK_STATE,
+    ("POST", "/png-info"): {"image", "file"},  # bytes that are not a picture
 }
 STATE_STATUSES = {("POST", "/tasks"): {402},  # not enough tokens left
-                  ("POST", "/uploads"): {415}}  # bytes that are not a PNG, JPEG or WebP picture
+                  ("POST", "/uploads"): {415},  # bytes that are not a PNG, JPEG or WebP picture
+                  ("POST", "/png-info"): {415}}  # the same
 
 
 def valid_requests_are_accepted(ctx, response, case):
