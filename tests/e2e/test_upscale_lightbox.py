@@ -64,6 +64,8 @@ def test_upscale_x2_from_the_lightbox_shows_progress_and_the_new_image_names_its
     cards = page.locator("#task-list article.task")
     expect(cards.first.locator(".task-init")).to_have_text("Upscale ×2 · Lanczos · refined 0.3")
     expect(cards.first).to_have_attribute("data-state", "done")
+    expect(cards.first.locator(".task-source")).to_have_text("Upscaled from the original")
+    expect(cards.first.locator(".task-source a")).to_have_attribute("href", f"/images/{source['id']}")
     count = cards.count()
     original = page.locator(f"#task-list article.task[data-task-id='{task_id}']")
     original.locator(".image-upscale").click()

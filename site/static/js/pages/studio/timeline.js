@@ -79,6 +79,7 @@ function createCard(task) {
       el("li", { class: "task-loras", hidden: true }),
       el("li", { class: "task-seed" }),
       el("li", { class: "task-init", hidden: true }),
+      el("li", { class: "task-source", hidden: true }),
       el("li", { class: "task-cost", hidden: true }),
     ]),
     el("div", { class: "task__status" }, [
@@ -194,6 +195,14 @@ function updateCard(card, task) {
       (isNumber(task.strength) ? " · strength " + task.strength : "")
     : "");
   setText($(".task-cost", card), typeof task.cost === "number" && task.cost > 0 ? plural(task.cost, "token", "tokens") : "");
+  // An upscale: "Upscaled from" the image it was made from (in the gallery).
+  const source = $(".task-source", card);
+  const sourceId = task.upscale && task.upscale.image;
+  if (sourceId && source.dataset.imageId !== sourceId) {
+    source.dataset.imageId = sourceId;
+    source.replaceChildren("Upscaled from ", el("a", { href: "/images/" + encodeURIComponent(sourceId), text: "the original" }));
+  }
+  source.hidden = !sourceId;
 
   // Status: queue position, image n of N, steps, time left, progress bar (over all samples).
   const status = $(".task__status", card);
