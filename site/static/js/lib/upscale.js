@@ -38,7 +38,7 @@ export function upscaleBody(image, choice) {
 /** A task's progress in words. */
 export function progressText(task) {
   const p = task.progress || {};
-  if (task.state === "queued") return task.position ? "Waiting in the queue (" + task.position + " ahead of it counted)" : "Waiting in the queue…";
+  if (task.state === "queued") return task.position ? "Waiting in the queue: position " + task.position : "Waiting in the queue…";
   if (task.state === "running") return p.total ? "Upscaling… " + (p.step || 0) + " of " + p.total : "Upscaling…";
   if (task.state === "done") return "Done: " + task.width + " × " + task.height + ".";
   if (task.state === "canceled") return "Canceled; your tokens were refunded.";
