@@ -12,6 +12,7 @@ run as its "pipeline": num_timesteps the units, _interrupt its stop), so progres
 and cancel work as for a generation. The result records "upscale" and "source_image"."""
 from __future__ import annotations
 
+import inspect
 import logging
 
 import numpy as np
@@ -165,6 +166,8 @@ class UpscaleRun:
         x_weights = dict(zip(xs, ramps(xs)))
         y_weights = dict(zip(ys, ramps(ys)))
         sized = takes_size(runner)
+        # (a model that takes no negative prompt: the source's, made with another model, is left out)
+        negative = "negative_prompt" in inspect.signature(type(runner).__call__).parameters
         for index, box in enumerate(self.boxes):
             left, top, right, bottom = box
             tile = picture.crop(box)
@@ -185,7 +188,7 @@ class UpscaleRun:
                          "image": [tile], "strength": float(refine["strength"]),
                          "generator": [torch.Generator("cpu").manual_seed(seed + index)],
                          "callback_on_step_end": on_step, "callback_on_step_end_tensor_inputs": ["latents"]}
-            if task.negative_prompt:
+            if task.negative_prompt and negative:
                 arguments["negative_prompt"] = [task.negative_prompt]
             if sized:
                 arguments.update(width=right - left, height=bottom - top)
