@@ -22,7 +22,9 @@ from typing import Callable
 import numpy as np
 from PIL import Image as PILImage
 
-from services.generation.upscalers import BUILTINS, DEMO_ID, FOLDER, load_descriptor  # noqa: F401
+from services.generation.model_files import ModelsFolder
+from services.generation.upscaler_files import BUILTINS, DEMO_ID, load_descriptor
+from worker.demo_upscaler import build_demo_upscaler, demo_upscaler_path
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -128,8 +130,6 @@ def _device(device) -> str:
 def resolve_path(spec: str, models_path: Path | None = None, follow_links: bool | None = None) -> Path:
     """The file of an upscaler spec: the demo (built on first use), an absolute path, or a path
     under the models folder (which it may not leave unless links out are followed)."""
-    from services.generation.model_files import ModelsFolder
-
     if models_path is None or follow_links is None:
         try:
             from flask import current_app
@@ -142,8 +142,6 @@ def resolve_path(spec: str, models_path: Path | None = None, follow_links: bool 
         if follow_links is None:
             follow_links = config.get("MODELS_FOLLOW_LINKS", False)
     if spec == DEMO_ID:
-        from worker.demo_upscaler import build_demo_upscaler, demo_upscaler_path
-
         if models_path is None:
             raise ValueError("the demo upscaler needs the models folder")
         return build_demo_upscaler(demo_upscaler_path(Path(models_path)))

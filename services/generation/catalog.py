@@ -7,7 +7,7 @@ found under <models>/loras/. Every row has a family, hence a card (families.py).
 stores the model's id; the worker looks the spec up here. Upscaler models are rows too
 (`upscaler`, files under <models>/upscalers/, with their scale and architecture; the demo
 ESRGAN ×2 with the demo models): they are neither models nor LoRAs here, and
-services/generation/upscalers.py offers them."""
+services/generation/upscalers.py offers them with the built-in resamplers."""
 from __future__ import annotations
 
 import re
@@ -21,7 +21,8 @@ from extensions import db
 from models import AiModel, ModelState
 from services.core import audit
 from services.core.errors import NotFound, ValidationError
-from services.generation import families, upscalers
+from services.generation import families
+from services.generation import upscaler_files
 from services.generation.families import Card
 from services.generation.model_files import ModelsFolder
 from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
@@ -92,8 +93,8 @@ def _display_name(spec: str) -> str:
 
 def _is_upscaler_file(spec: str) -> bool:
     rel = Path(spec)
-    return (not rel.is_absolute() and len(rel.parts) > 1 and rel.parts[0] == upscalers.FOLDER
-            and rel.suffix.lower() in upscalers.FILES)
+    return (not rel.is_absolute() and len(rel.parts) > 1 and rel.parts[0] == upscaler_files.FOLDER
+            and rel.suffix.lower() in upscaler_files.FILES)
 
 
 DEMO_NAMES = {"sd1": "Demo (tiny, paints noise)", "sdxl": "Demo SDXL (tiny, paints noise)",
@@ -215,14 +216,14 @@ def _sync_builtin_models() -> None:
 def _sync_demo_upscaler(offered: bool) -> None:
     """The demo upscaler's row: enabled while demo models are asked for (DAYDREAM_DEMO_MODELS),
     disabled when a later start asks for none. Its file is built by the worker on first use."""
-    row = db.session.get(AiModel, upscalers.DEMO_ID)
+    row = db.session.get(AiModel, upscaler_files.DEMO_ID)
     if row is None:
         if not offered:
             return
-        row = AiModel(id=upscalers.DEMO_ID, name=upscalers.DEMO_NAME, spec=upscalers.DEMO_ID, kind="demo",
-                      source="builtin", enabled=True, upscaler=True)
+        row = AiModel(id=upscaler_files.DEMO_ID, name=upscaler_files.DEMO_NAME, spec=upscaler_files.DEMO_ID,
+                      kind="demo", source="builtin", enabled=True, upscaler=True)
         db.session.add(row)
-    row.scale, row.architecture = upscalers.DEMO_SCALE, upscalers.DEMO_ARCHITECTURE
+    row.scale, row.architecture = upscaler_files.DEMO_SCALE, upscaler_files.DEMO_ARCHITECTURE
     if row.source == "builtin":
         row.enabled = offered
 
@@ -276,10 +277,33 @@ def models() -> list[dict]:
     return [model_to_dict(m) for m in enabled_models()]
 
 
+def enabled_upscalers() -> list[AiModel]:
+    ensure_models()
+    return list(db.session.scalars(sa.select(AiModel).where(AiModel.enabled, AiModel.upscaler.is_(True))
+                                   .order_by(AiModel.name)))
+
+
+def builtin_upscaler(upscaler_id: str) -> dict | None:
+    """A built-in resampler ("lanczos", "nearest") as services/generation/upscalers.py gives it."""
+    if upscaler_id not in upscaler_files.BUILTINS:
+        return None
+    return {"id": upscaler_id, "name": upscaler_files.BUILTINS[upscaler_id], "scale": None, "architecture": None,
+            "builtin": True}
+
+
+def upscaler_to_dict(row: AiModel) -> dict:
+    return {"id": row.id, "name": row.name, "scale": row.scale, "architecture": row.architecture,
+            "builtin": False}
+
+
 def upscaler_items() -> list[dict]:
     """The upscalers as the models list shows them (kind "upscaler"): the built-in resamplers,
     then the enabled upscaler models."""
-    return upscalers.listing()
+    items = [builtin_upscaler(key) for key in upscaler_files.BUILTINS]
+    items += [upscaler_to_dict(row) for row in enabled_upscalers()]
+    return [{"id": u["id"], "name": u["name"], "kind": "upscaler",
+             "format": "builtin" if u["builtin"] else "single_file", "scale": u["scale"],
+             "architecture": u["architecture"], "builtin": u["builtin"]} for u in items]
 
 
 def loras() -> list[dict]:
@@ -367,8 +391,8 @@ def _walk(rules: ModelsFolder):
         if entry.why:
             yield rel, "skipped", entry.why
             continue
-        if rel.parts and rel.parts[0] == upscalers.FOLDER:
-            if not entry.is_dir and len(rel.parts) > 1 and path.suffix.lower() in upscalers.FILES:
+        if rel.parts and rel.parts[0] == upscaler_files.FOLDER:
+            if not entry.is_dir and len(rel.parts) > 1 and path.suffix.lower() in upscaler_files.FILES:
                 yield rel, "upscaler", path
             continue
         if entry.is_dir:
@@ -464,10 +488,10 @@ def scan(reason: str = "") -> ScanResult:
 
 def _describe_upscalers(found: dict[str, tuple]) -> None:
     """The scale and architecture of each upscaler file the walk found, read in one child
-    process (services/generation/upscalers.py): roles upscaler (what: (scale, architecture)),
+    process (services/generation/upscaler_files.py): roles upscaler (what: (scale, architecture)),
     upscaler_unsupported or upscaler_error (what: why)."""
     files = {spec: what for spec, (role, what) in found.items() if role == "upscaler"}
-    described = upscalers.describe_files(list(files.values()))
+    described = upscaler_files.describe_files(list(files.values()))
     for spec, path in files.items():
         info = described.get(str(path)) or {"error": f"{Path(spec).name} was not read", "unsupported": False}
         if info.get("error"):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from services.generation import upscaler_files
 from worker import upscalers
 from worker.demo_upscaler import build_demo_upscaler
 
@@ -150,16 +151,12 @@ def test_a_scale_above_the_models_runs_it_again_and_lands_on_the_exact_size(demo
 
 
 def test_the_demo_upscaler_is_an_esrgan_x2_and_built_the_same_every_time(tmp_path, demo_esrgan):
-    from services.generation import upscalers as catalog_upscalers
-
     again = build_demo_upscaler(tmp_path / "again.safetensors")
     assert again.read_bytes() == open(demo_esrgan["path"], "rb").read()
-    assert catalog_upscalers.describe(again) == {"scale": 2, "architecture": "ESRGAN"}
+    assert upscaler_files.describe(again) == {"scale": 2, "architecture": "ESRGAN"}
 
 
 def test_a_pth_whose_pickle_runs_code_is_refused_and_nothing_runs(tmp_path):
-    from services.generation import upscalers as catalog_upscalers
-
     marker = tmp_path / "ran"
 
     class Payload:
@@ -169,10 +166,10 @@ def test_a_pth_whose_pickle_runs_code_is_refused_and_nothing_runs(tmp_path):
 
     evil = tmp_path / "evil.pth"
     evil.write_bytes(pickle.dumps({"model.0.weight": Payload()}, protocol=2))
-    with pytest.raises(catalog_upscalers.UnsafeFile, match="evil.pth was refused: its pickle asks to run code"):
-        catalog_upscalers.read_state_dict(evil)
+    with pytest.raises(upscaler_files.UnsafeFile, match="evil.pth was refused: its pickle asks to run code"):
+        upscaler_files.read_state_dict(evil)
     assert not marker.exists()
-    assert catalog_upscalers.describe(evil)["error"].startswith("evil.pth was refused")
+    assert upscaler_files.describe(evil)["error"].startswith("evil.pth was refused")
     assert not marker.exists()
 
 
