@@ -210,6 +210,9 @@ class UpscaleRun:
 
 class Upscale(TaskKind):
     name = "upscale"
+    # Its units are tiles, not denoising steps of the model at the output's size: their
+    # times are not the model's step times (for worker/render.py to leave them out).
+    records_step_time = False
 
     def applies(self, task) -> bool:
         return bool(getattr(task, "upscale", None))
