@@ -247,22 +247,55 @@ def upscale(picture: PILImage.Image, upscaler: dict, size: tuple[int, int], *, t
     device = _device(device)
     path = Path(upscaler["path"]) if upscaler.get("path") else resolve_path(upscaler["spec"])
     model = load_model(path, device)
+    if _tiles_inside(model):  # a model that needs the whole picture tiles it itself
+        tile, overlap = max(MIN_TILE, width, height, *picture.size), 0
     s = int(model.scale)
     passes = _pass_inputs(picture.size, (width, height), s)
-    counts = [len(spans(w, tile, overlap)) * len(spans(h, tile, overlap)) for w, h in passes]
-    total, done = sum(counts), 0
+    done, total = 0, 0
 
     def tick():
         nonlocal done
         done += 1
         if progress:
-            progress(done, total)
+            progress(done, max(total, done))
 
-    current = picture
-    for w, h in passes:
-        if current.size != (w, h):
-            current = current.resize((w, h), PILImage.Resampling.LANCZOS)
-        current = _run_pass(current, model, device, tile, overlap, tick)
+    while True:
+        # The tiles still to do at this tile size (after a retry, on top of those done).
+        total = done + sum(len(spans(w, tile, overlap)) * len(spans(h, tile, overlap)) for w, h in passes)
+        try:
+            current = picture
+            for w, h in passes:
+                if current.size != (w, h):
+                    current = current.resize((w, h), PILImage.Resampling.LANCZOS)
+                current = _run_pass(current, model, device, tile, overlap, tick)
+            break
+        except Exception as exc:  # out of GPU memory: again in tiles half the size
+            if not _out_of_memory(exc) or tile // 2 < MIN_TILE:
+                raise
+            _free_gpu()
+            tile, overlap = _settings(tile // 2, overlap)
     if current.size != (width, height):
         current = current.resize((width, height), PILImage.Resampling.LANCZOS)
     return current
+
+
+def _tiles_inside(model) -> bool:
+    from spandrel import ModelTiling
+
+    return getattr(model, "tiling", None) == ModelTiling.INTERNAL
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError)
+
+
+def _free_gpu() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

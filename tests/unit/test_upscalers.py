@@ -191,3 +191,26 @@ def test_the_upscale_benchmark_measures_and_reports(demo_esrgan, tmp_path):
     text = report(m)
     assert "peak RSS growth ratio tiled / untiled: 0.25  (target ≤ 0.5)  PASS" in text
     assert "time ratio tiled / untiled" in text and "(target ≤ 1.3)" in text
+
+
+def test_out_of_gpu_memory_tries_again_in_tiles_half_the_size(demo_esrgan, textured, monkeypatch):
+    import torch
+
+    real_pass, tiles = upscalers._run_pass, []
+
+    def short_of_memory(picture, model, device, tile, overlap, tick):
+        tiles.append(tile)
+        if tile > 48:
+            tick()  # one tile went through before the memory ran out
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_pass(picture, model, device, tile, overlap, tick)
+
+    monkeypatch.setattr(upscalers, "_run_pass", short_of_memory)
+    calls = []
+    result = upscalers.upscale(textured, demo_esrgan, (2 * SIDE, 2 * SIDE), tile=128, overlap=16,
+                               progress=lambda done, total: calls.append((done, total)))
+    assert result.size == (2 * SIDE, 2 * SIDE) and tiles == [128, 64, 32]
+    assert [done for done, _ in calls] == list(range(1, len(calls) + 1))
+    # Two tiles went through before the retries, then every tile of 32 (overlap at most a quarter).
+    total = 2 + upscalers.tile_count((SIDE, SIDE), 2, 32, 8)
+    assert calls[-1] == (total, total)
