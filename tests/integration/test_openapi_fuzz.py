@@ -36,16 +36,18 @@ from tests.integration.helpers import ApiUser
 TASK_STATE = {"model", "scheduler", "width", "height", "samples", "guidance", "negative_prompt", "loras",
               "init_image", "board_id", "steps", "strength", "mask", "outpaint", "mask_blur", "inpaint_area",
               "inpaint_padding", "masked_content", "mask_invert", "initial_noise_multiplier"}
+UPSCALE_STATE = {"image", "upscaler", "scale", "width", "height", "board_id"}
 STATE_DEPENDENT = {  # (method, path): the fields a 422 may name
     ("POST", "/auth/reauth"): {"password"},  # not your password
     ("POST", "/me/password"): {"current_password", "new_password"},  # not yours; a well-known one
     ("POST", "/auth/register"): {"password"},  # a well-known password, or the username
     ("PATCH", "/me"): {"email"},  # another account's
     ("GET", "/images"): {"to"},  # not after `from`
-    ("POST", "/estimate"): TASK_STATE, ("POST", "/tasks"): TASK_STATE,
+    ("POST", "/estimate"): TASK_STATE | UPSCALE_STATE, ("POST", "/tasks"): TASK_STATE,
+    ("POST", "/upscales"): UPSCALE_STATE,  # whose image, the upscaler enabled, the tier's cap
     ("POST", "/png-info"): {"image", "file"},  # bytes that are not a picture
 }
-STATE_STATUSES = {("POST", "/tasks"): {402},  # not enough tokens left
+STATE_STATUSES = {("POST", "/tasks"): {402}, ("POST", "/upscales"): {402},  # not enough tokens left
                   ("POST", "/uploads"): {415},  # bytes that are not a PNG, JPEG or WebP picture
                   ("POST", "/png-info"): {415}}  # the same
 
