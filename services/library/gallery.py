@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 
 from extensions import db
 from models import Image, Task, User, iso, utcnow
@@ -119,6 +120,7 @@ def list_images(user: User, filters: dict, *, offset: int, limit: int) -> dict:
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Image).where(*where))
     rows = db.session.execute(
         sa.select(Image, Task.prompt).outerjoin(Task, Image.task_id == Task.id).where(*where)
+        .options(so.selectinload(Image.task))  # (to_dict reads an upscale's source: one query, not one an image)
         .order_by(Image.created_at.desc(), Image.id.desc()).offset(offset).limit(limit)).all()
     return {"items": [image_to_dict(image, prompt) for image, prompt in rows], "total": total,
             "offset": offset, "limit": limit, "before": iso(before)}
