@@ -181,11 +181,9 @@ class Render:
             log.info("compiled %s for %dx%d, %d image(s) a call: first call %.1f s",
                      self.head.model, self.head.width, self.head.height, len(rows), seconds)
         context.record_call(tasks, len(rows), seconds, spent[0], ran[0])
-        # (a compiling call's time says nothing of the next ones; a hires fix's steps are
-        # partly at its larger final size, so they say nothing of steps at this size; a kind
-        # whose call is not denoising steps, an upscale, records none)
-        if (not compiled_first and not getattr(self.head, "hires", None)
-                and getattr(self.kind, "records_step_time", True)):
+        # (a compiling call's time says nothing of the next ones; a kind whose call is not
+        # denoising steps at the task's size, an upscale or a hires fix, records none)
+        if not compiled_first and getattr(self.kind, "records_step_time", True):
             per_step = self.progress[rows[0].task.id].seconds_per_step() if len(rows) == 1 else None
             if per_step is None:  # one step, or a batch: the call's time per image-step
                 per_step = seconds / max(self.head.effective_steps, 1) / len(rows)

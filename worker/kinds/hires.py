@@ -160,6 +160,9 @@ class HiresCall:
 
 class HiresFix(TaskKind):
     name = "hires"
+    # Its second pass's steps are at the larger final size: its calls' times say nothing of
+    # a step at the task's width × height (worker/render.py records none).
+    records_step_time = False
 
     def applies(self, task) -> bool:
         return bool(getattr(task, "hires", None)) and getattr(task, "init_image_id", None) is None
