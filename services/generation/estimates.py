@@ -20,6 +20,7 @@ from extensions import db
 from models import Task, TaskState, effective_steps
 from services.core import keys, queue, redis_client
 from services.generation import dispatch
+from services.generation.params import hires_steps
 
 ALPHA = 0.3  # weight of the newest measurement in the moving average
 MAX_SIZES = 32  # sizes kept per model for the fit (the least recently measured go first)
@@ -132,8 +133,17 @@ def run_seconds(task) -> float | None:
     samples (they render together when the worker's batches allow; on a worker that makes
     one image a call, only single-image figures exist); None when nothing measured applies."""
     per_step = seconds_per_step(task.model, task.width, task.height, images=task.samples)
-    return None if per_step is None else (
-        per_step * effective_steps(task.steps, task.init_image_id, task.strength) * task.samples)
+    if per_step is None:
+        return None
+    seconds = per_step * effective_steps(task.steps, task.init_image_id, task.strength) * task.samples
+    hires = getattr(task, "hires", None)
+    second = hires_steps(task.steps, hires)
+    if second:  # a hires fix's second pass, at its final size
+        at_final = seconds_per_step(task.model, hires["width"], hires["height"], images=task.samples)
+        if at_final is None:
+            return None
+        seconds += at_final * second * task.samples
+    return seconds
 
 
 def step_zero_eta(run_s: float | None, total_steps: int, elapsed: float) -> float | None:
@@ -218,7 +228,8 @@ def estimate(user, params: dict, cost: int) -> dict:
     running tasks count with the same time left that their cards show."""
     probe = SimpleNamespace(model=params["model"], width=params["width"], height=params["height"],
                             steps=params["steps"], samples=params["samples"],
-                            init_image_id=params.get("init_image"), strength=params.get("strength"))
+                            init_image_id=params.get("init_image"), strength=params.get("strength"),
+                            hires=params.get("hires"))
     # A task submitted now would go last in its round (dispatch.next_round).
     position = 1 + dispatch.count_through_round(dispatch.next_round(user.id))
     run_s = run_seconds(probe)

@@ -63,3 +63,20 @@ def test_a_slow_outlier_does_not_stay_in_the_average():
     assert moving_average(None, 0.4) == 0.4
     assert moving_average(0.4, 0.1) == 0.1  # under half: the outlier was the old one
     assert moving_average(0.1, 0.2) == pytest.approx(0.3 * 0.2 + 0.7 * 0.1)
+
+
+def test_a_hires_fix_runs_its_second_pass_at_the_final_size(monkeypatch):
+    from types import SimpleNamespace
+
+    from services.generation import estimates
+
+    per_step = {(64, 64): 0.5, (128, 128): 2.0}  # seconds a step by size (what Redis would hold)
+    monkeypatch.setattr(estimates, "seconds_per_step", lambda model, w, h, images=1: per_step.get((w, h)))
+    task = SimpleNamespace(model="demo", width=64, height=64, steps=4, samples=2, init_image_id=None,
+                           strength=None, hires=None)
+    assert estimates.run_seconds(task) == 0.5 * 4 * 2
+    # Second pass: 10 steps at denoising 0.5 run 5, at 128² (2 s a step).
+    task.hires = {"width": 128, "height": 128, "steps": 10, "denoising": 0.5, "upscaler": "latent"}
+    assert estimates.run_seconds(task) == 0.5 * 4 * 2 + 2.0 * 5 * 2
+    per_step.pop((128, 128))  # the final size never measured: no estimate rather than a short one
+    assert estimates.run_seconds(task) is None
