@@ -84,9 +84,10 @@ def _ramps(extents: list[tuple[int, int]], length: int) -> list[np.ndarray]:
 
 def tile_count(size_in: tuple[int, int], scale: float, tile: int | None = None, overlap: int | None = None,
                model_scale: int | None = None) -> int:
-    """How many model calls (tiles) upscaling a picture of `size_in` (w, h) by `scale` takes,
-    with a model of `model_scale` (default: `scale` itself, i.e. one pass), at these tile
-    settings (default: the settings). The progress total of upscale()."""
+    """How many model calls (tiles) upscaling a picture of `size_in` (w, h) by `scale` (the
+    wanted factor) takes with a model of `model_scale` (default: `scale` itself, i.e. one
+    pass; a ×2 model asked for ×4 runs twice), at these tile settings (default: the
+    settings). The progress total of upscale() (a retry out of GPU memory adds to it)."""
     tile, overlap = _settings(tile, overlap)
     width, height = size_in
     return sum(len(spans(w, tile, overlap)) * len(spans(h, tile, overlap))
