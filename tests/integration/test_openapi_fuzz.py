@@ -35,7 +35,11 @@ from tests.integration.helpers import ApiUser
 # documented (a 422 naming the field, 402, 415); only these fields and statuses pass.
 TASK_STATE = {"model", "scheduler", "width", "height", "samples", "guidance", "negative_prompt", "loras",
               "init_image", "board_id", "steps", "strength", "mask", "outpaint", "mask_blur", "inpaint_area",
-              "inpaint_padding", "masked_content", "mask_invert", "initial_noise_multiplier"}
+              "inpaint_padding", "masked_content", "mask_invert", "initial_noise_multiplier",
+              # a hires fix: its final size against your plan and the model's size step, the
+              # enabled upscaler models, the card's schedulers and negative prompt, the prompt
+              # rules, and what the fields above ask (an init image, a mask, the steps)
+              "hires"}
 UPSCALE_STATE = {"image", "upscaler", "scale", "width", "height", "board_id"}
 STATE_DEPENDENT = {  # (method, path): the fields a 422 may name
     ("POST", "/auth/reauth"): {"password"},  # not your password

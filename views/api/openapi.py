@@ -11,7 +11,14 @@ import sys
 from flask import jsonify
 
 from services.core.args import MAX_JSON_DEPTH, MAX_JSON_INT
-from services.generation.params import RULES, Rule
+from services.generation.params import (
+    BUILTIN_UPSCALERS,
+    HIRES_DEFAULT_UPSCALER,
+    HIRES_RULES,
+    LATENT_UPSCALERS,
+    RULES,
+    Rule,
+)
 from services.generation.schedulers import SCHEDULERS
 from views.api.common import bp, public
 
@@ -112,6 +119,46 @@ INPAINT_DESCRIPTIONS = {
     "mask_invert": "repaint what the mask leaves out instead",
     "initial_noise_multiplier": "A1111's extra-noise multiplier, recorded with the task",
 }
+# Hires fix (services/generation/params.py:validate_hires): the task's width × height is the
+# first pass; the final size is `scale` times it or `width` and/or `height`. What else
+# decides (a 422 naming hires): the model's size step, your plan's side and pixel limits
+# on the final size, the enabled upscaler models, the model's schedulers and negative
+# prompt, the prompt rules, and int(steps × denoising) >= 1 unless denoising is 0.
+HIRES_SIDE = {"type": ["integer", "null"], "minimum": 1, "multipleOf": RULES["width"].step,
+              "description": "the final size (a multiple of the model's size_step, at least the first pass's); "
+                             "give width and/or height (one alone keeps the first pass's shape) or scale, not both"}
+HIRES = {
+    "type": ["object", "null"], "additionalProperties": False,
+    "description": "Hires fix (text to image only: refused with init_image, a mask or outpaint): a first pass "
+                   "at width × height, its picture (or latents) upscaled to the final size, then an "
+                   "image-to-image pass there at `denoising`; one task, one progress bar of "
+                   "steps + int(hires steps × denoising) per image. The size limits apply to the final size. "
+                   "Cost: the first pass plus samples × ceil(int(hires steps × denoising) × final width × final "
+                   "height / (50 × 512 × 512)).",
+    "properties": {
+        "scale": {"type": ["number", "null"], "minimum": HIRES_RULES["scale"].min,
+                  "maximum": HIRES_RULES["scale"].max, "default": HIRES_RULES["scale"].default,
+                  "description": "the final size as a multiple of width × height (each side rounded to the "
+                                 "model's size_step); not with width or height"},
+        "width": HIRES_SIDE, "height": HIRES_SIDE,
+        "upscaler": {"type": ["string", "null"], "default": HIRES_DEFAULT_UPSCALER, "description": (
+            "a latent mode (" + ", ".join(LATENT_UPSCALERS) + "), a built-in resampler ("
+            + ", ".join(BUILTIN_UPSCALERS) + ") or an enabled upscaler model's id (GET /models, kind upscaler); "
+            "on SD 3 and FLUX the latent modes resize the picture (Lanczos)")},
+        "steps": {"type": ["integer", "null"], "minimum": HIRES_RULES["steps"].min,
+                  "maximum": HIRES_RULES["steps"].max, "default": HIRES_RULES["steps"].default,
+                  "description": "the second pass's steps; 0: the first pass's. int(steps × denoising) of them run"},
+        "denoising": {"type": ["number", "null"], "minimum": HIRES_RULES["denoising"].min,
+                      "maximum": HIRES_RULES["denoising"].max, "default": HIRES_RULES["denoising"].default,
+                      "description": "the second pass's strength; 0: the upscale alone"},
+        "prompt": {"type": ["string", "null"], "maxLength": RULES["prompt"].max_length,
+                   "description": "the second pass's prompt; empty or null: the task's"},
+        "negative_prompt": {"type": ["string", "null"], "maxLength": RULES["negative_prompt"].max_length,
+                            "description": "the second pass's negative prompt; empty or null: the task's"},
+        "scheduler": {"type": ["string", "null"], "enum": [*SCHEDULERS, None],
+                      "description": "the second pass's scheduler (one of the model's); null: the task's"},
+    },
+}
 TASK_PARAMS = {
     "type": "object", "required": [name for name, rule in RULES.items() if rule.required],
     "additionalProperties": False,  # "is not a task parameter"
@@ -133,6 +180,7 @@ TASK_PARAMS = {
             "alpha is the mask, opaque = repaint; else its luminance, white = repaint; binarized at 128 and "
             "scaled to the init image. Needs init_image. A mask that selects nothing is a 422.")},
         "outpaint": OUTPAINT,
+        "hires": HIRES,
         "board_id": {"type": ["string", "null"], "description": "a board of yours: the results go there"},
         "loras": {"type": ["array", "null"], "description": "enabled LoRAs of the model's family (GET /models, "
                   "kind lora), at most DAYDREAM_MAX_LORAS, each once", "items": {
@@ -164,8 +212,26 @@ SCHEMAS = {
         | {"tokens": INTEGER, "active": BOOLEAN, "pending": BOOLEAN, "settings": {"type": "object"}}},
     "Image": {"type": "object", "properties": {k: STRING for k in (
         "id", "kind", "task_id", "created_at", "url", "thumbnail_url", "metadata_url")}
-        | {"width": INTEGER, "height": INTEGER, "seed": INTEGER}},
+        | {"width": INTEGER, "height": INTEGER, "seed": INTEGER,
+           "source_image": {"type": "string", "description": "an upscale's result only: the id of the "
+                                                             "image it was made from"}}},
     "Task": {"type": "object", "properties": TASK_PARAMS["properties"] | {
+        # An upscale task's prompts are its source's (or its refining pass's, up to 2,000
+        # characters; an upload's: ""), and its width × height the output's, any size.
+        "prompt": STRING, "negative_prompt": STRING,
+        "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1},
+        "hires": {"type": ["object", "null"], "description": "null without a hires fix; else its settings with "
+                  "the final width and height (scale null when a size was asked for); the task's width and "
+                  "height are the first pass's", "properties": {
+                      "scale": {"type": ["number", "null"]}, "width": INTEGER, "height": INTEGER,
+                      "upscaler": STRING, "steps": INTEGER, "denoising": {"type": "number"},
+                      "prompt": STRING, "negative_prompt": STRING, "scheduler": {"type": ["string", "null"]}}},
+        "upscale": {"type": ["object", "null"], "description": "null unless the task is an upscale "
+                    "(POST /upscales); its width and height are the output's", "properties": {
+                        "image": STRING, "scale": {"type": "number"}, "upscaler": STRING,
+                        "refine": {"type": ["object", "null"], "properties": {
+                            "strength": {"type": "number"}, "steps": INTEGER, "prompt": STRING,
+                            "negative_prompt": STRING}}}},
         # null when the task has no init image (strength applies to image-to-image only)
         "strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
         "init_fit": {"enum": [*RULES["init_fit"].choices, None]},
