@@ -156,7 +156,8 @@ class DaydreamCollector:
                                 value=_count(Report, Report.state == "open"))
         self.busy = set(db.session.scalars(sa.select(Task.worker).where(
             Task.state == TaskState.RUNNING.value).distinct()))
-        self.models = list(db.session.scalars(sa.select(AiModel.id).where(AiModel.lora.is_(False))))
+        self.models = list(db.session.scalars(sa.select(AiModel.id).where(
+            AiModel.lora.is_(False), AiModel.upscaler.is_(False))))  # (step times: models only)
 
     # Redis -----------------------------------------------------------------------------
 
