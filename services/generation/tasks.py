@@ -36,7 +36,7 @@ from PIL import Image as PILImage
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Image, Task, TaskState, User, iso, utcnow
+from models import Image, Task, TaskState, User, effective_steps, iso, utcnow
 from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
@@ -68,9 +68,11 @@ def queue_share_for(user: User) -> int:
 def cost_for(user: User, params: dict) -> int:
     if user.is_staff and current_app.config["STAFF_FREE"]:
         return 0
-    # A hires fix adds its second pass at the final size (params.hires_cost).
-    return (task_cost(params["steps"], params["width"], params["height"], params["samples"])
-            + hires_cost(params))
+    # Image to image (inpainting and outpainting too) is charged for the steps it runs,
+    # int(steps × strength) (models.effective_steps); a hires fix adds its second pass at
+    # the final size (params.hires_cost).
+    steps = effective_steps(params["steps"], params.get("init_image"), params.get("strength"))
+    return task_cost(steps, params["width"], params["height"], params["samples"]) + hires_cost(params)
 
 
 def check_params(user: User, data) -> dict:

@@ -157,6 +157,21 @@ def test_outpaint_gives_the_wider_result_and_costs_its_size(inpaint_painter):
     assert picture_of(inpaint_painter, done["images"][0]["id"]).size == (128, 64)
 
 
+def test_image_to_image_and_inpainting_are_charged_for_the_steps_they_run(inpaint_painter):
+    """cost = samples × ceil(int(steps × strength) × width × height / (50 × 512²)): at 100
+    steps and strength 0.5, 512² costs 1 token (50 steps run), not 2 (all 100)."""
+    init = inpaint_upload(inpaint_painter, image_bytes((64, 64), (90, 90, 30)))
+    base = {"prompt": "a pond", "width": 512, "height": 512, "steps": 100, "init_image": init}
+    costs = {}
+    for strength in (0.5, 1.0):
+        for mask in (None, data_url(as_png(mask_picture()))):
+            body = {**base, "strength": strength, **({"mask": mask} if mask else {})}
+            answer = inpaint_painter.post("/api/v1/estimate", json=body)
+            assert answer.status_code == 200, answer.get_json()
+            costs[(strength, bool(mask))] = answer.get_json()["cost"]
+    assert costs == {(0.5, False): 1, (0.5, True): 1, (1.0, False): 2, (1.0, True): 2}
+
+
 def test_an_inpainting_model_card_says_which_inpainting(inpaint_painter):
     models = {m["id"]: m for m in inpaint_painter.get("/api/v1/models").get_json()["items"] if m["kind"] == "model"}
     assert {m["inpainting"] for m in models.values()} == {"standard"}

@@ -37,3 +37,13 @@ test("the server's answer wins; free of charge shows 0", () => {
   assert.equal(isFreeOfCharge(2, 2), false);
   assert.equal(isFreeOfCharge(0, null), false);
 });
+
+test("image to image is charged for the steps it runs, as the server counts them", async () => {
+  const { runSteps, computeCost } = await import("../../site/static/js/pages/studio/cost.js");
+  assert.equal(runSteps(30, 0.75), 22);
+  assert.equal(runSteps(100, 0.29), 28); // int(100 × 0.29) in Python: 28 (28.999…)
+  assert.equal(runSteps(4, 0.1), 1); // at least one
+  assert.equal(runSteps(30, null), 30); // strength unknown: all of them
+  const unit = { steps_unit: 50, pixels_unit: 512 * 512 };
+  assert.equal(computeCost({ samples: 1, steps: runSteps(50, 0.5), width: 1024, height: 1024 }, unit), 2);
+});

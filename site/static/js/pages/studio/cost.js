@@ -10,6 +10,13 @@ export function computeCost(params, cost) {
   return params.samples * Math.ceil((params.steps * params.width * params.height) / (cost.steps_unit * cost.pixels_unit));
 }
 
+/** The steps image-to-image runs (and is charged for): int(steps × strength), at least 1
+ * and at most steps (models.effective_steps); steps unchanged while the strength is unknown. */
+export function runSteps(steps, strength) {
+  if (!isNumber(steps) || !isNumber(strength)) return steps;
+  return Math.max(1, Math.min(steps, Math.floor(steps * strength)));  // (the same doubles as Python)
+}
+
 /** The server charges nothing although the formula says something: staff, free of charge. */
 export function isFreeOfCharge(serverCost, formula) {
   return serverCost === 0 && formula !== null && formula > 0;

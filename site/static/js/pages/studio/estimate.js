@@ -5,7 +5,7 @@ import { currentTokens } from "../../lib/balance.js";
 import { byId } from "../../lib/dom.js";
 import { isNumber, plural } from "../../lib/format.js";
 import { config } from "./config.js";
-import { computeCost, costWords, isFreeOfCharge, shownCost } from "./cost.js";
+import { computeCost, costWords, isFreeOfCharge, runSteps, shownCost } from "./cost.js";
 import { resultSize } from "./editing.js";
 import { describeEstimate } from "./eta.js";
 import { hiresCost } from "./hires.js";
@@ -33,7 +33,9 @@ export function formCost() {
     [width, height] = resultSize(width, height, state.edit.outpaint);
   }
   const params = { samples: numberValue("samples"), steps: numberValue("steps"), width, height };
-  const first = computeCost(params, config.cost);
+  // Image to image (inpaint, outpaint) is charged for the steps it runs: int(steps × strength).
+  const first = computeCost(state.initImage ? { ...params, steps: runSteps(params.steps, numberValue("strength")) } : params,
+    config.cost);
   const second = hiresCost(params, config.cost);
   return first === null || second === null ? null : first + second;
 }
