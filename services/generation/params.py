@@ -508,7 +508,8 @@ def validate_hires(data: dict, params: dict, card: Card | None, sizes: dict | No
         errors["hires"] = f"'{str(sorted(extra)[0])[:40]}' is not a hires setting ({', '.join(HIRES_KEYS)})"
         return
     if params.get("init_image") or data.get("mask") or data.get("outpaint"):
-        errors["hires"] = "applies to text to image only: leave it out with init_image"
+        given = "a mask" if data.get("mask") else "outpaint" if data.get("outpaint") else "init_image"
+        errors["hires"] = f"applies to text to image only: leave it out with {given}"
         return
     if "width" in errors or "height" in errors or params.get("width") is None or params.get("height") is None:
         return

@@ -121,7 +121,9 @@ OPENAPI = {
                                   "cost": {"type": "integer"}, "eta_s": {"type": ["number", "null"]},
                                   "wait_s": {"type": ["number", "null"]}, "run_s": {"type": ["number", "null"]},
                                   "running": {"type": "object", "additionalProperties": {"type": "number"}},
-                                  "position": {"type": "integer"}}}),
+                                  "position": {"type": "integer"},
+                                  "width": {"type": "integer", "description": "an upscale's output width"},
+                                  "height": {"type": "integer", "description": "an upscale's output height"}}}),
                               body={"anyOf": [TASK_PARAMS, ESTIMATE_UPSCALE]}, error_codes=(401, 422))},
     "/tasks": {
         "post": op("Submit a task", answer("The queued task", ref("Task"), "202"), body=TASK_PARAMS,
