@@ -91,14 +91,14 @@ def flask_create_staff(live, username: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def generate_in_studio(page, prompt: str, samples: int) -> str:
-    """Make `samples` 64×64 images in the studio; returns the task id."""
+def generate_in_studio(page, prompt: str, samples: int, size: int = 64) -> str:
+    """Make `samples` images of size × size (64 by default) in the studio; returns the task id."""
     page.goto("/studio")
     if not page.locator("#prompt").is_visible():  # a phone: the panel is a drawer
         page.click("#panel-toggle")
     page.fill("#prompt", prompt)
-    page.fill("#width", "64")
-    page.fill("#height", "64")
+    page.fill("#width", str(size))
+    page.fill("#height", str(size))
     page.fill("#steps", "3")
     page.fill("#samples", str(samples))
     expect(page.locator("#timeline-loading")).to_be_hidden()

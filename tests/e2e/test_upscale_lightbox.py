@@ -20,7 +20,9 @@ RECORD_PROGRESS = """() => {
 
 def test_upscale_x2_from_the_lightbox_shows_progress_and_the_new_image_names_its_source(page):
     register_and_sign_in(page, "enlarger")
-    task_id = generate_in_studio(page, "a small red boat on a calm sea", 1)
+    # 256 px: its refined ×2 (512 px, the demo model's 64 px tiles: some 160 steps) runs for
+    # seconds, long enough for the page's polls (every 0.4 s) to see it running.
+    task_id = generate_in_studio(page, "a small red boat on a calm sea", 1, size=256)
     source = page.request.get(f"/api/v1/tasks/{task_id}").json()["images"][0]
 
     page.goto("/images")
@@ -28,12 +30,12 @@ def test_upscale_x2_from_the_lightbox_shows_progress_and_the_new_image_names_its
     expect(page.locator("#lightbox")).to_be_visible()
     form = page.locator("#upscale-form")
     expect(form).to_be_visible()
-    expect(page.locator("#upscale-cost")).to_contain_text("Costs 1 token · 128 × 128")
+    expect(page.locator("#upscale-cost")).to_contain_text("Costs 1 token · 512 × 512")
     page.click("#upscale-form [data-scale='4']")
-    expect(page.locator("#upscale-cost")).to_contain_text("256 × 256")
+    expect(page.locator("#upscale-cost")).to_contain_text("1024 × 1024")
     page.click("#upscale-form [data-scale='2']")
     page.check("#upscale-refine")
-    expect(page.locator("#upscale-cost")).to_contain_text("128 × 128")
+    expect(page.locator("#upscale-cost")).to_contain_text("512 × 512")
     expect(page.locator("#upscale-go")).to_have_text("Upscale ×2")
     expect(page.locator("#upscale-go")).to_be_enabled()
     before = page.request.get("/api/v1/me").json()["tokens"]
@@ -41,7 +43,7 @@ def test_upscale_x2_from_the_lightbox_shows_progress_and_the_new_image_names_its
     page.evaluate(RECORD_PROGRESS)
     page.click("#upscale-go")
     expect(page.locator("#upscale-progress")).to_be_visible()
-    expect(page.locator("#upscale-progress-text")).to_contain_text("Done: 128 × 128", timeout=90_000)
+    expect(page.locator("#upscale-progress-text")).to_contain_text("Done: 512 × 512", timeout=90_000)
     texts = page.evaluate("window.upscaleTexts")
     assert any(re.match(r"Upscaling… \d+ of \d+", text) for text in texts), texts
 
@@ -50,7 +52,7 @@ def test_upscale_x2_from_the_lightbox_shows_progress_and_the_new_image_names_its
     expect(link).to_be_visible()
     expect(page.locator(".detail-source dt")).to_have_text("Upscaled from")
     expect(link).to_have_attribute("href", f"/images/{source['id']}")
-    expect(page.locator("#detail-params")).to_contain_text("128 × 128")
+    expect(page.locator("#detail-params")).to_contain_text("512 × 512")
     expect(page.locator("#detail-params")).to_contain_text("×2, Lanczos, refined")
     after = page.request.get("/api/v1/me").json()["tokens"]
     assert after < before  # charged (the refined upscale's cost)
@@ -71,7 +73,7 @@ def test_upscale_x2_from_the_lightbox_shows_progress_and_the_new_image_names_its
     original.locator(".image-upscale").click()
     dialog = page.locator("#upscale-dialog")
     expect(dialog).to_be_visible()
-    expect(dialog.locator("#upscale-dialog-cost")).to_contain_text("Costs 1 token · 128 × 128")
+    expect(dialog.locator("#upscale-dialog-cost")).to_contain_text("Costs 1 token · 512 × 512")
     dialog.locator("#upscale-dialog-go").click()
     expect(dialog).to_have_count(0)
     expect(cards).to_have_count(count + 1)
