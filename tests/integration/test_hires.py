@@ -50,10 +50,12 @@ def test_sd1_hires_doubles_the_size_in_one_progress_bar_and_writes_a1111_infotex
     response = session.post(server.url + "/login", data={
         "login": hires_user.username, "password": hires_user.password, "csrf_token": token})
     token = csrf_from(response.content)
-    body = {"prompt": "a lighthouse", "model": "demo", "width": 64, "height": 64, "steps": 3, "seed": 9,
+    # 60 first-pass steps: the pass outlasts the progress throttle (0.1 s) on any machine, so
+    # an event of the first pass is sent before the second pass's.
+    body = {"prompt": "a lighthouse", "model": "demo", "width": 64, "height": 64, "steps": 60, "seed": 9,
             "hires": {"scale": 2, "steps": 4, "denoising": 0.5}}
     estimate = session.post(server.url + "/api/v1/estimate", headers={"X-CSRFToken": token}, json=body).json()
-    assert estimate["cost"] == task_cost(3, 64, 64, 1) + task_cost(2, 128, 128, 1)
+    assert estimate["cost"] == task_cost(60, 64, 64, 1) + task_cost(2, 128, 128, 1)
     received: list[dict] = []
     sio = connect(server, session)
     sio.on("task", received.append)
@@ -61,17 +63,17 @@ def test_sd1_hires_doubles_the_size_in_one_progress_bar_and_writes_a1111_infotex
         task = session.post(server.url + "/api/v1/tasks", headers={"X-CSRFToken": token}, json=body).json()
         assert "id" in task, task
         assert task["hires"]["width"] == 128 and task["cost"] == estimate["cost"]
-        assert task["progress"]["total"] == 3 + 2  # both passes: 3 + int(4 × 0.5)
+        assert task["progress"]["total"] == 60 + 2  # both passes: 60 + int(4 × 0.5)
         wait_for(lambda: any(e.get("id") == task["id"] and e.get("state") in ("done", "failed") for e in received),
                  180, interval=0.1, message="the hires task to finish")
     finally:
         sio.disconnect()
     steps = [e for e in received if e.get("id") == task["id"] and e.get("state") == "running" and "step" in e
              and "images" not in e]
-    assert steps and all(e["total"] == 5 for e in steps), steps
+    assert steps and all(e["total"] == 62 for e in steps), steps
     counted = [e["step"] for e in steps]
     assert counted == sorted(counted), counted  # one bar: it only rises
-    assert any(0 < n <= 3 for n in counted) and counted[-1] == 5  # the first pass, then past it
+    assert any(0 < n <= 60 for n in counted) and counted[-1] == 62  # the first pass, then past it
     done = hires_user.get(f"/api/v1/tasks/{task['id']}").get_json()
     assert done["state"] == "done" and (done["width"], done["height"]) == (64, 64)
     image = done["images"][0]
@@ -79,7 +81,7 @@ def test_sd1_hires_doubles_the_size_in_one_progress_bar_and_writes_a1111_infotex
     picture = hires_picture(hires_user, image)
     assert picture.size == (128, 128)
     fields = a1111_infotext_fields(picture.text["parameters"])
-    assert fields["Size"] == "64x64" and fields["Steps"] == "3"
+    assert fields["Size"] == "64x64" and fields["Steps"] == "60"
     assert fields["Hires upscale"] == "2" and fields["Hires steps"] == "4"
     assert fields["Hires upscaler"] == "Latent" and fields["Denoising strength"] == "0.5"
     meta = hires_user.get(image["metadata_url"]).get_json()

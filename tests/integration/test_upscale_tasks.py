@@ -107,7 +107,7 @@ def test_a_refining_pass_runs_its_steps_in_tiles_with_progress_events(upscale_st
     sio = connect(upscale_stack.server, session)
     sio.on("task", received.append)
     plain = finished_upscale(upscaler_user, image=upscale_source["id"], scale=2, upscaler="lanczos")
-    refine = {"strength": 0.5, "steps": 4}
+    refine = {"strength": 0.5, "steps": 20}  # 9 tiles × 10 steps: longer than the progress throttle
     try:
         before = tokens(upscaler_user)
         task = session.post(upscale_stack.server.url + "/api/v1/upscales", headers={"X-CSRFToken": token}, json={
@@ -117,15 +117,15 @@ def test_a_refining_pass_runs_its_steps_in_tiles_with_progress_events(upscale_st
                  180, interval=0.1, message="the refined upscale to finish")
     finally:
         sio.disconnect()
-    # One token a megapixel, plus the refining pass: ceil(4 × 0.5) steps at 128 × 128.
-    assert task["cost"] == 1 + task_cost(2, 128, 128, 1) and tokens(upscaler_user) == before - task["cost"]
+    # One token a megapixel, plus the refining pass: ceil(20 × 0.5) steps at 128 × 128.
+    assert task["cost"] == 1 + task_cost(10, 128, 128, 1) and tokens(upscaler_user) == before - task["cost"]
     done = upscaler_user.get(f"/api/v1/tasks/{task['id']}").get_json()
-    assert done["upscale"]["refine"] == refine and done["steps"] == 4
+    assert done["upscale"]["refine"] == refine and done["steps"] == 20
     steps = [e for e in received if e.get("id") == task["id"] and e.get("state") == "running" and e.get("total")]
     # The demo model's native size is 64: 3 × 3 tiles overlapping by 8 over 128 × 128, each
-    # int(4 × 0.5) = 2 steps, after the one unit of the Lanczos resize.
-    assert max(e["total"] for e in steps) == 1 + 9 * 2
-    assert max(e["step"] for e in steps) == 1 + 9 * 2
+    # int(20 × 0.5) = 10 steps, after the one unit of the Lanczos resize.
+    assert max(e["total"] for e in steps) == 1 + 9 * 10
+    assert max(e["step"] for e in steps) == 1 + 9 * 10
     assert len({e["step"] for e in steps}) >= 3  # progress moved in several events
     refined = upscaled_picture(upscaler_user, done["images"][0])
     assert refined.size == (128, 128)
