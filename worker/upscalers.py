@@ -63,9 +63,10 @@ def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(s, s + size) for s in starts]
 
 
-def _ramps(extents: list[tuple[int, int]], length: int) -> list[np.ndarray]:
+def ramps(extents: list[tuple[int, int]]) -> list[np.ndarray]:
     """Each tile's weight along one side (output pixels): 1, ramping linearly over the strip
-    it shares with a neighbour; the two ramps of a strip sum to 1."""
+    it shares with a neighbour; the two ramps of a strip sum to 1. (The refining pass of an
+    upscale, worker/kinds/upscale.py, blends its tiles with these too.)"""
     weights = []
     for i, (start, end) in enumerate(extents):
         w = np.ones(end - start, dtype=np.float32)
@@ -201,8 +202,8 @@ def _run_pass(picture: PILImage.Image, model, device: str, tile: int, overlap: i
     height, width = source.shape[:2]
     s = int(model.scale)
     xs, ys = spans(width, tile, overlap), spans(height, tile, overlap)
-    wx = _ramps([(a * s, b * s) for a, b in xs], width * s)
-    wy = _ramps([(a * s, b * s) for a, b in ys], height * s)
+    wx = ramps([(a * s, b * s) for a, b in xs])
+    wy = ramps([(a * s, b * s) for a, b in ys])
     out = np.empty((height * s, width * s, 3), dtype=np.uint8)
     band_top, carry = 0, None  # output rows from band_top on: partly summed, not yet written
     for r, (y0, y1) in enumerate(ys):

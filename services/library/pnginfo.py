@@ -357,14 +357,8 @@ def _follow_text(graph: dict, link, depth: int = 0) -> str | None:
     if node is None or depth > 8:
         return None
     inputs = _inputs(node)
-    for name in ("text", "text_g", "prompt"):
-        if isinstance(inputs.get(name), str):
-            return inputs[name]
-        if isinstance(inputs.get(name), list):
-            found = _follow_text(graph, inputs[name], depth + 1)
-            if found is not None:
-                return found
-    for name in ("conditioning", "conditioning_1", "positive", "value", "string"):
+    # A text input first, then what passes conditioning or a string through.
+    for name in ("text", "text_g", "prompt", "conditioning", "conditioning_1", "positive", "value", "string"):
         if isinstance(inputs.get(name), str):
             return inputs[name]
         if isinstance(inputs.get(name), list):

@@ -75,7 +75,7 @@ def test_tiles_cover_the_picture_share_the_overlap_and_their_weights_sum_to_one(
         for first, third in zip(spans, spans[2:]):
             assert first[1] <= third[0]  # never three tiles on one pixel
         weights = np.zeros(length)
-        for (start, end), ramp in zip(spans, upscalers._ramps(spans, length)):
+        for (start, end), ramp in zip(spans, upscalers.ramps(spans)):
             weights[start:end] += ramp
         assert np.allclose(weights, 1.0)
     # As few tiles as cover it, each made as small as that allows: 1024 px is three of 363, not

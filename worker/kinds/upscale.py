@@ -30,6 +30,7 @@ from worker.masks import native_size
 from worker.pipelines.cache import img2img_from
 from worker.pipelines.info import family_of
 from worker.pipelines.memory import resolve_device
+from worker.upscalers import ramps  # (the same blend as the upscaler's tiles)
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +57,6 @@ def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     count = -(-(length - overlap) // (tile - overlap))
     starts = [round(k * (length - tile) / (count - 1)) for k in range(count)]
     return [(s, s + tile) for s in starts]
-
-
-def ramps(extents: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Each tile's weight along one side: 1, falling linearly to 0 across the strip it
-    shares with a neighbour (the two ramps of a strip sum to 1)."""
-    weights = []
-    for i, (start, end) in enumerate(extents):
-        w = np.ones(end - start, dtype=np.float32)
-        if i > 0 and extents[i - 1][1] > start:
-            shared = extents[i - 1][1] - start
-            w[:shared] = np.minimum(w[:shared], (np.arange(shared, dtype=np.float32) + 0.5) / shared)
-        if i + 1 < len(extents) and end > extents[i + 1][0]:
-            shared = end - extents[i + 1][0]
-            w[-shared:] = np.minimum(w[-shared:], 1 - (np.arange(shared, dtype=np.float32) + 0.5) / shared)
-        weights.append(w)
-    return weights
 
 
 def refine_tiles(size: tuple[int, int], native: tuple[int, int], step: int) -> list[tuple[int, int, int, int]]:
