@@ -105,13 +105,18 @@ class User(UserMixin, db.Model):
     api_model: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     last_seen_at: so.Mapped[Optional[datetime]]
+    # Single sign-on (issue 27): the OpenID Connect issuer and subject this account signs
+    # in as; None: not linked.
+    sso_issuer: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
+    sso_subject: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255))
     # Bumped by a password change (or staff deactivation): sessions and remember-me
     # cookies carry the epoch they were made in, and an old one no longer signs in.
     auth_epoch: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
     # When the tier's allowance was last granted (the start of the current period).
     allowance_at: so.Mapped[Optional[datetime]] = so.mapped_column(default=utcnow)
 
-    __table_args__ = (sa.CheckConstraint("tokens >= 0", name="tokens_not_negative"),)
+    __table_args__ = (sa.CheckConstraint("tokens >= 0", name="tokens_not_negative"),
+                      sa.Index("uq_users_sso", "sso_issuer", "sso_subject", unique=True))
 
     def get_id(self) -> str:
         """What the session and remember-me cookies keep: the public id and the auth
@@ -226,6 +231,21 @@ class Task(db.Model):
     # mask or outpaint. width × height are then the result's size (outpaint included).
     mask_image_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     inpaint: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
+    # Guides (issue 25). ControlNet units, at most 3: [{image (the unit's picture, an Image
+    # of kind "control"), preprocessor, model (a ControlNet's id), model_name, weight, start,
+    # end, control_mode, resize_mode, processor_res, threshold_a, threshold_b,
+    # pixel_perfect}]; None: no unit.
+    control: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
+    # Reference images (IP-Adapter, FLUX Redux): [{image (kind "reference"), weight, model,
+    # model_name}]; None: none.
+    reference_images: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
+    # Editing by instruction (an Edit model: FLUX.1 Kontext, …): {image: the picture to
+    # edit, images: [further reference pictures]}; the prompt is the instruction. None: not
+    # an edit. width × height are the result's size.
+    edit: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
+    # The class whose shared pool paid for the task (issue 27), so that its refund goes
+    # back to the pool; None: the user's own balance paid.
+    class_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22), index=True)
     # Results go into this board (the gallery's), if it still exists when they are saved.
     board_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     cost: so.Mapped[int] = so.mapped_column(default=0)
@@ -297,6 +317,10 @@ class Task(db.Model):
             "loras": list(self.loras or []),
             "mask": self.mask_image_id,
             "inpaint": dict(self.inpaint) if self.inpaint else None,
+            # (the guides only where the task has them: older records stay as they were)
+            **({"control": [dict(unit) for unit in self.control]} if self.control else {}),
+            **({"references": [dict(ref) for ref in self.reference_images]} if self.reference_images else {}),
+            **({"edit": dict(self.edit)} if self.edit else {}),
         }
 
 
@@ -329,6 +353,12 @@ class Image(db.Model):
     board_id: so.Mapped[Optional[str]] = so.mapped_column(
         sa.ForeignKey("boards.id", ondelete="SET NULL"), index=True
     )
+    # Shared into this class's gallery by its owner (issue 27); None: not shared. (No
+    # foreign key, so that adding it copies no table: deleting a class clears it in code.)
+    class_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22), index=True)
+    # Hidden by a teacher of the owner's class (issue 27): the teacher's user id; hidden
+    # from everyone but the owner's teachers and staff, as "held" is. None: not hidden.
+    hidden_by_id: so.Mapped[Optional[int]]
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
 
     task: so.Mapped[Optional[Task]] = so.relationship(back_populates="images", foreign_keys=[task_id])
@@ -397,6 +427,13 @@ class AiModel(db.Model):
     upscaler: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     scale: so.Mapped[Optional[int]]
     architecture: so.Mapped[Optional[str]] = so.mapped_column(sa.String(40))
+    # A guide model (issue 25), files under <models>/controlnet/ or <models>/ipadapter/:
+    # "controlnet" or "ipadapter" (FLUX Redux too: architecture "redux"); its family says
+    # which models it guides. Neither a model, a LoRA nor an upscaler. None: not a guide.
+    adapter: so.Mapped[Optional[str]] = so.mapped_column(sa.String(20))
+    # Who may use it (issue 27): tier names; None: every tier. Classes narrow it further
+    # (SchoolClass.allowed_models / allowed_loras).
+    tiers: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
 
 
 class Ledger(db.Model):
@@ -412,6 +449,10 @@ class Ledger(db.Model):
     task_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     note: so.Mapped[str] = so.mapped_column(sa.String(255), default="")
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    # A row of a class's shared pool (issue 27): delta and balance_after are the pool's,
+    # user_id is the member it was for (or the teacher/staff who granted it). A user's
+    # balance is the sum of their rows with class_id None; a pool's, the sum of its rows.
+    class_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22), index=True)
 
     # A task is debited at most once and refunded at most once, whatever path
     # (worker, cancel, reconciler) gets there first.
@@ -643,6 +684,10 @@ class PromptRule(db.Model):
     enabled: so.Mapped[bool] = so.mapped_column(default=True)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # The moderation preset the rule belongs to (issue 27): "standard" or "strict" (strict
+    # applies its own rules and standard's).
+    preset: so.Mapped[str] = so.mapped_column(sa.String(10), default="standard",
+                                              server_default="standard", index=True)
 
 
 class BlockedPrompt(db.Model):
@@ -676,3 +721,83 @@ class Report(db.Model):
     resolved_at: so.Mapped[Optional[datetime]]
 
     reporter: so.Mapped[Optional[User]] = so.relationship(foreign_keys=[reporter_id])
+
+
+# --- schools and teams (issue 27) ------------------------------------------------------
+
+class Setting(db.Model):
+    """A server-wide setting staff change at run time (the moderation preset, …): a key
+    and a JSON value. Environment settings seed a new install; these win after."""
+
+    __tablename__ = "settings"
+
+    key: so.Mapped[str] = so.mapped_column(sa.String(60), primary_key=True)
+    value: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)  # any JSON value
+    updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SchoolClass(db.Model):
+    """A class (or team): members (pupils and teachers, ClassMember), join codes, a token
+    budget, caps, and the models and LoRAs its members may use."""
+
+    __tablename__ = "classes"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
+    name: so.Mapped[str] = so.mapped_column(sa.String(80))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # Members join it from the SSO groups claim when it holds this value; None: no group.
+    sso_group: so.Mapped[Optional[str]] = so.mapped_column(sa.String(255), unique=True)
+    # The token budget: "none", "pool" (one shared balance, pool_tokens, refilled to
+    # budget_tokens each period) or "allowance" (budget_tokens granted to each member
+    # each period). budget_period: "day", "week" or "month"; budget_at: the period's start.
+    budget_mode: so.Mapped[str] = so.mapped_column(sa.String(10), default="none", server_default="none")
+    budget_tokens: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
+    budget_period: so.Mapped[str] = so.mapped_column(sa.String(10), default="week", server_default="week")
+    budget_at: so.Mapped[Optional[datetime]]
+    pool_tokens: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
+    # Per-member caps of images made (samples of tasks not refunded); None: no cap.
+    images_per_hour: so.Mapped[Optional[int]]
+    images_per_day: so.Mapped[Optional[int]]
+    # The model and LoRA ids its members may use; None: every enabled one.
+    allowed_models: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
+    allowed_loras: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
+    # The moderation preset for its members ("strict" or "standard"); None: the server's.
+    moderation_preset: so.Mapped[Optional[str]] = so.mapped_column(sa.String(10))
+    # Members may share images into the class gallery.
+    gallery: so.Mapped[bool] = so.mapped_column(default=True, server_default=sa.true())
+
+    __table_args__ = (sa.CheckConstraint("pool_tokens >= 0", name="pool_tokens_not_negative"),)
+
+
+class ClassMember(db.Model):
+    __tablename__ = "class_members"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    class_id: so.Mapped[str] = so.mapped_column(sa.ForeignKey("classes.id", ondelete="CASCADE"), index=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: so.Mapped[str] = so.mapped_column(sa.String(10), default="pupil")  # "pupil" or "teacher"
+    # How they joined: "code", "sso", "staff" (added by staff or a teacher).
+    via: so.Mapped[str] = so.mapped_column(sa.String(10), default="staff")
+    joined_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+    school_class: so.Mapped[SchoolClass] = so.relationship()
+    user: so.Mapped[User] = so.relationship()
+
+    __table_args__ = (sa.UniqueConstraint("class_id", "user_id", name="uq_class_members"),)
+
+
+class JoinCode(db.Model):
+    """A class's join code or link: expiring and revocable."""
+
+    __tablename__ = "class_join_codes"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
+    class_id: so.Mapped[str] = so.mapped_column(sa.ForeignKey("classes.id", ondelete="CASCADE"), index=True)
+    code: so.Mapped[str] = so.mapped_column(sa.String(40), unique=True)
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    expires_at: so.Mapped[Optional[datetime]]
+    revoked_at: so.Mapped[Optional[datetime]]
+    max_uses: so.Mapped[Optional[int]]
+    uses: so.Mapped[int] = so.mapped_column(default=0, server_default=sa.text("0"))
