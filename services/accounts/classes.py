@@ -57,6 +57,8 @@ def sync_sso_groups(user: User, groups: list[str]) -> None:
     """Make the user's SSO memberships match a groups claim: join (as pupil, via "sso")
     each class whose sso_group is listed, leave the sso-joined ones no longer listed.
     Memberships made another way (a code, staff) are kept. Commits."""
+    if user.id is None:
+        db.session.flush()
     wanted = {g for g in (groups or []) if isinstance(g, str) and g}
     classes = db.session.scalars(sa.select(SchoolClass).where(SchoolClass.sso_group.in_(wanted))).all() \
         if wanted else []
