@@ -113,6 +113,9 @@ class Config:
         # CPU and decodes in tiles (SDXL on a 6 GB card); "auto" picks from free memory.
         self.VRAM = (os.environ.get("DAYDREAM_VRAM") or "auto").strip().lower()
         self.MAX_LORAS = env_int("DAYDREAM_MAX_LORAS", 4)
+        # Guides a task may take (issue 25): ControlNet units, and reference images.
+        self.MAX_CONTROL = env_int("DAYDREAM_MAX_CONTROL", 3)
+        self.MAX_REFERENCES = env_int("DAYDREAM_MAX_REFERENCES", 2)
         # Upscaler models run in tiles of at most this many input pixels a side, neighbours
         # sharing this many (blended so no seam shows): memory is one tile's, not the picture's.
         self.UPSCALE_TILE = max(32, env_int("DAYDREAM_UPSCALE_TILE", 512))
