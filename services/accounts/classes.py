@@ -80,7 +80,7 @@ def sync_sso_groups(user: User, groups: list[str]) -> None:
             db.session.add(ClassMember(class_id=school_class.id, user_id=user.id, role=PUPIL, via="sso"))
     for class_id, member in mine.items():
         if member.via == "sso" and class_id not in wanted_ids:
-            _leave(member)
+            leave(member)
     db.session.commit()
 
 
@@ -128,7 +128,7 @@ def teacher_ids(school_class: SchoolClass) -> list[int]:
         ClassMember.class_id == school_class.id, ClassMember.role == TEACHER)))
 
 
-def _leave(member: ClassMember) -> None:
+def leave(member: ClassMember) -> None:
     """A member leaves: their images shared into the class leave its gallery."""
     db.session.execute(sa.update(Image).where(Image.user_id == member.user_id, Image.class_id == member.class_id)
                        .values(class_id=None).execution_options(synchronize_session=False))
@@ -244,7 +244,7 @@ def remove_teacher(staff: User, school_class: SchoolClass, user_public_id: str) 
     if member is None:
         raise NotFound("No such teacher in this class.")
     record("teacher_remove", school_class, actor=staff, target=member.user)
-    _leave(member)
+    leave(member)
     db.session.commit()
 
 
