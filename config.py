@@ -82,6 +82,19 @@ def registration_mode(value: str | None, open_: bool = True) -> str:
     return mode
 
 
+def check_sso(config) -> None:
+    """The single sign-on settings, checked at start: a half-configured provider, or
+    passwords turned off with no provider, stops the start with a message rather than
+    leaving nobody able to sign in."""
+    if bool(config.OIDC_DISCOVERY_URL) != bool(config.OIDC_CLIENT_ID):
+        raise ValueError("DAYDREAM_OIDC_DISCOVERY_URL and DAYDREAM_OIDC_CLIENT_ID go together: set both or neither")
+    if config.OIDC_DISCOVERY_URL and "openid" not in config.OIDC_SCOPES.split():
+        raise ValueError(f"DAYDREAM_OIDC_SCOPES={config.OIDC_SCOPES!r}: OpenID Connect needs the openid scope")
+    if config.SSO_ONLY and not config.OIDC_DISCOVERY_URL:
+        raise ValueError("DAYDREAM_SSO_ONLY=true needs a provider: set DAYDREAM_OIDC_DISCOVERY_URL and "
+                         "DAYDREAM_OIDC_CLIENT_ID")
+
+
 class Config:
     def __init__(self) -> None:
         self.INSTANCE_PATH = instance_path()
@@ -187,6 +200,23 @@ class Config:
         # Redis (services/core/ratelimit.py); 429 with Retry-After when used up.
         self.REGISTER_LIMIT_IP = os.environ.get("DAYDREAM_REGISTER_LIMIT_IP") or "20 per hour"
         self.REGISTER_LIMIT_NETWORK = os.environ.get("DAYDREAM_REGISTER_LIMIT_NETWORK") or "50 per hour"
+        # Single sign-on with OpenID Connect (services/accounts/sso.py): the provider's
+        # discovery document, this server's client id and secret there, the button's label
+        # ("Sign in with <name>"), the scopes asked for, the claim that lists the person's
+        # groups (classes join from it) and the group that makes an account staff (unset:
+        # none). SSO_ONLY turns passwords off except for the staff accounts named in
+        # SSO_BREAK_GLASS (comma-separated usernames).
+        self.OIDC_DISCOVERY_URL = os.environ.get("DAYDREAM_OIDC_DISCOVERY_URL", "").strip()
+        self.OIDC_CLIENT_ID = os.environ.get("DAYDREAM_OIDC_CLIENT_ID", "").strip()
+        self.OIDC_CLIENT_SECRET = os.environ.get("DAYDREAM_OIDC_CLIENT_SECRET", "")
+        self.OIDC_NAME = os.environ.get("DAYDREAM_OIDC_NAME", "").strip() or "school account"
+        self.OIDC_SCOPES = os.environ.get("DAYDREAM_OIDC_SCOPES", "").strip() or "openid email profile"
+        self.OIDC_GROUPS_CLAIM = os.environ.get("DAYDREAM_OIDC_GROUPS_CLAIM", "").strip() or "groups"
+        self.OIDC_STAFF_GROUP = os.environ.get("DAYDREAM_OIDC_STAFF_GROUP", "").strip()
+        self.SSO_ONLY = env_bool("DAYDREAM_SSO_ONLY", False)
+        self.SSO_BREAK_GLASS = [name.strip() for name in os.environ.get("DAYDREAM_SSO_BREAK_GLASS", "").split(",")
+                                if name.strip()]
+        check_sso(self)
         self.LIMITS = {
             "user": {
                 "max_side": env_int("DAYDREAM_MAX_SIDE", 768),
