@@ -7,7 +7,10 @@ found under <models>/loras/. Every row has a family, hence a card (families.py).
 stores the model's id; the worker looks the spec up here. Upscaler models are rows too
 (`upscaler`, files under <models>/upscalers/, with their scale and architecture; the demo
 ESRGAN ×2 with the demo models): they are neither models nor LoRAs here, and
-services/generation/upscalers.py offers them with the built-in resamplers."""
+services/generation/upscalers.py offers them with the built-in resamplers. Guide models
+(issue 25) are rows too (`adapter` "controlnet" or "ipadapter", files under
+<models>/controlnet/ and <models>/ipadapter/ read by guide_files.py, the demo guides with
+the demo models): enabled_guides() and guide_table() offer them, never enabled_models()."""
 from __future__ import annotations
 
 import re
@@ -22,7 +25,7 @@ from models import AiModel, ModelState
 from services.core import audit
 from services.core.errors import NotFound, ValidationError
 from services.generation import families
-from services.generation import upscaler_files
+from services.generation import guide_files, upscaler_files
 from services.generation.families import Card
 from services.generation.model_files import ModelsFolder
 from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
@@ -34,8 +37,8 @@ DEMO_FOLDER = "daydream-demo"  # where the worker builds the demo models: not sc
 CHECKPOINTS = (".safetensors", ".ckpt")
 LORA_FOLDER = "loras"
 # Folders of the models folder that hold no models of their own (configs for single
-# files, the image classifier).
-NOT_MODELS = ("configs", "safety")
+# files, the image classifier, the preprocessors' annotator weights).
+NOT_MODELS = ("configs", "safety", "annotators")
 # States in which a model or LoRA cannot be enabled (a scan that reads it again clears them).
 UNUSABLE = (ModelState.ERROR.value, ModelState.UNSUPPORTED.value)
 
@@ -87,8 +90,16 @@ def _unique_id(spec: str) -> str:
 def _display_name(spec: str) -> str:
     if _is_upscaler_file(spec):
         return Path(spec).stem
+    if _is_guide_spec(spec):  # a guide file without its suffix, a guide folder as it is
+        rel = Path(spec)
+        return rel.stem if rel.suffix.lower() in guide_files.WEIGHTS + guide_files.PICKLES else rel.name
     name = Path(spec).name if model_kind(spec) != "hub" else spec
     return Path(name).stem if name.endswith(CHECKPOINTS) else name
+
+
+def _is_guide_spec(spec: str) -> bool:
+    rel = Path(spec)
+    return not rel.is_absolute() and len(rel.parts) > 1 and rel.parts[0] in guide_files.FOLDERS
 
 
 def _is_upscaler_file(spec: str) -> bool:
@@ -97,11 +108,16 @@ def _is_upscaler_file(spec: str) -> bool:
             and rel.suffix.lower() in upscaler_files.FILES)
 
 
-DEMO_NAMES = {"sd1": "Demo (tiny, paints noise)", "sdxl": "Demo SDXL (tiny, paints noise)",
-              "sd3": "Demo SD 3 (tiny, paints noise)", "flux": "Demo FLUX.1 schnell (tiny, paints noise)"}
+DEMO_NAMES = {"demo": "Demo (tiny, paints noise)", "demo-sdxl": "Demo SDXL (tiny, paints noise)",
+              "demo-sd3": "Demo SD 3 (tiny, paints noise)", "demo-flux": "Demo FLUX.1 schnell (tiny, paints noise)",
+              "demo-kontext": "Demo FLUX.1 Kontext (tiny, edits into noise)"}
+DEMO_GUIDE_NAMES = {"demo-controlnet-sd1": "Demo ControlNet SD 1.x (tiny, random)",
+                    "demo-controlnet-sdxl": "Demo ControlNet SDXL (tiny, random)",
+                    "demo-controlnet-flux": "Demo ControlNet Union FLUX.1 (tiny, random)",
+                    "demo-ipadapter-sd1": "Demo IP-Adapter SD 1.x (tiny, random)"}
 
 # A hub id's family before its first load, from its name (the load then says for sure).
-_HUB_HINTS = (("flux.1-schnell", "flux", "schnell"), ("flux", "flux", "dev"),
+_HUB_HINTS = (("flux.1-schnell", "flux", "schnell"), ("kontext", "flux", "kontext"), ("flux", "flux", "dev"),
               ("stable-diffusion-3", "sd3", ""), ("sd3", "sd3", ""), ("xl", "sdxl", ""),
               ("stable-diffusion-2", "sd2", "v-prediction"))
 
@@ -110,7 +126,7 @@ def detect(spec: str) -> families.Detected | None:
     """The family of a model spec from its files (None: not known before it loads)."""
     demo = families.DEMO_MODELS.get(spec)
     if demo:
-        return families.Detected(demo, families.DEMO_VARIANTS.get(demo, ""))
+        return families.Detected(demo, families.demo_variant(spec))
     kind = model_kind(spec)
     rules = folder_rules()
     try:
@@ -130,8 +146,10 @@ def detect(spec: str) -> families.Detected | None:
 
 
 def _dedicated_hint(lowered: str, family: str) -> str:
-    """The variant of a dedicated inpainting model on the hub, from its name (FLUX.1 Fill;
-    an SD "inpainting" model); "" for any other."""
+    """The variant of a dedicated inpainting or editing model on the hub, from its name
+    (FLUX.1 Fill; FLUX.1 Kontext; an SD "inpainting" model); "" for any other."""
+    if family == "flux" and "kontext" in lowered:
+        return "kontext"
     if family == "flux" and "fill" in lowered:
         return "fill"
     if family in ("sd1", "sd2", "sdxl") and "inpainting" in lowered:
@@ -182,7 +200,7 @@ def _sync_builtin_models() -> None:
                     old.enabled = False
             continue
         if row is None:
-            row = AiModel(id=model_id, name=DEMO_NAMES[family], spec=model_id, kind="demo",
+            row = AiModel(id=model_id, name=DEMO_NAMES[model_id], spec=model_id, kind="demo",
                           source="builtin", enabled=True)
             db.session.add(row)
         made[model_id] = row
@@ -194,7 +212,9 @@ def _sync_builtin_models() -> None:
                            source="builtin", enabled=True, lora=True, family=family)
             db.session.add(lora)
         lora.enabled = True
-    _sync_demo_upscaler(bool(current_app.config.get("DEMO_MODELS", "").strip()))
+    asked = bool(current_app.config.get("DEMO_MODELS", "").strip())
+    _sync_demo_upscaler(asked)
+    _sync_demo_guides([f for f in offered if asked])
     configured = current_app.config["MODEL"]
     if configured in families.DEMO_MODELS:
         row = made.get(configured) or db.session.get(AiModel, configured)
@@ -228,10 +248,27 @@ def _sync_demo_upscaler(offered: bool) -> None:
         row.enabled = offered
 
 
+def _sync_demo_guides(offered: list[str]) -> None:
+    """The demo guides' rows (families.DEMO_GUIDES): enabled while demo models of their
+    family are asked for (DAYDREAM_DEMO_MODELS), disabled when a later start asks for none.
+    The worker builds their files on first use (worker/demo_guides.py)."""
+    for guide_id, (adapter, family, architecture) in families.DEMO_GUIDES.items():
+        row = db.session.get(AiModel, guide_id)
+        if row is None:
+            if family not in offered:
+                continue
+            row = AiModel(id=guide_id, name=DEMO_GUIDE_NAMES[guide_id], spec=guide_id, kind="demo",
+                          source="builtin", enabled=True)
+            db.session.add(row)
+        row.adapter, row.family, row.architecture = adapter, family, architecture
+        if row.source == "builtin":
+            row.enabled = family in offered
+
+
 def enabled_models() -> list[AiModel]:
     ensure_models()
     return list(db.session.scalars(sa.select(AiModel).where(AiModel.enabled, AiModel.lora.is_(False),
-                                                            AiModel.upscaler.is_(False))
+                                                            AiModel.upscaler.is_(False), AiModel.adapter.is_(None))
                                    .order_by(AiModel.is_default.desc(), AiModel.name)))
 
 
@@ -244,9 +281,12 @@ def enabled_loras() -> list[AiModel]:
 def model_to_dict(row: AiModel, staff: bool = False) -> dict:
     """A model or LoRA as the API shows it: a model with its card; for staff also its
     spec, state and whether it is enabled (a family not served is not guessed as SD 1.x).
-    An upscaler model is kind "upscaler" with its scale and architecture."""
+    An upscaler model is kind "upscaler" with its scale and architecture; a guide is kind
+    "controlnet" or "ipadapter" with its family and architecture."""
     if row.upscaler:
         return _upscaler_to_dict(row, staff)
+    if row.adapter:
+        return _guide_to_dict(row, staff)
     data = {"id": row.id, "name": row.name, "kind": "lora" if row.lora else "model",
             "format": row.kind, "family": row.family or "sd1"}
     if not row.lora:
@@ -273,8 +313,40 @@ def _upscaler_to_dict(row: AiModel, staff: bool) -> dict:
     return data
 
 
+def _guide_to_dict(row: AiModel, staff: bool) -> dict:
+    family = families.FAMILIES.get(row.family or "")
+    data = {"id": row.id, "name": row.name, "kind": row.adapter, "format": row.kind, "family": row.family,
+            "family_label": family.label if family else None, "architecture": row.architecture}
+    if staff:
+        data.update(spec=row.spec, enabled=row.enabled, state=row.state, error=row.error, source=row.source,
+                    default=False)
+        if family is None:
+            data["family_label"] = "Unsupported" if row.state == ModelState.UNSUPPORTED.value else "Unknown"
+    return data
+
+
 def models() -> list[dict]:
     return [model_to_dict(m) for m in enabled_models()]
+
+
+def enabled_guides(adapter: str | None = None) -> list[AiModel]:
+    """The guide models staff enabled ("controlnet" or "ipadapter" ones only, if asked)."""
+    ensure_models()
+    query = sa.select(AiModel).where(AiModel.enabled, AiModel.adapter.is_not(None))
+    if adapter is not None:
+        query = query.where(AiModel.adapter == adapter)
+    return list(db.session.scalars(query.order_by(AiModel.adapter, AiModel.family, AiModel.name)))
+
+
+def guides() -> list[dict]:
+    """The enabled guides as GET /models lists them (kind "controlnet" | "ipadapter")."""
+    return [model_to_dict(m) for m in enabled_guides()]
+
+
+def guide_table() -> dict[str, dict]:
+    """{guide id: {name, family, adapter, architecture}} of the enabled guides."""
+    return {m.id: {"name": m.name, "family": m.family, "adapter": m.adapter, "architecture": m.architecture}
+            for m in enabled_guides()}
 
 
 def enabled_upscalers() -> list[AiModel]:
@@ -332,7 +404,8 @@ def card_for(model_id: str) -> Card:
 def default_model() -> str:
     ensure_models()
     row = db.session.scalar(sa.select(AiModel).where(AiModel.is_default, AiModel.enabled,
-                                                     AiModel.lora.is_(False), AiModel.upscaler.is_(False)))
+                                                     AiModel.lora.is_(False), AiModel.upscaler.is_(False),
+                                                     AiModel.adapter.is_(None)))
     return row.id if row else DEMO_ID
 
 
@@ -355,7 +428,8 @@ def row_of(model_id: str) -> AiModel | None:
 
 def all_models() -> list[AiModel]:
     ensure_models()
-    return list(db.session.scalars(sa.select(AiModel).order_by(AiModel.upscaler, AiModel.lora, AiModel.source,
+    return list(db.session.scalars(sa.select(AiModel).order_by(AiModel.adapter.is_not(None), AiModel.upscaler,
+                                                               AiModel.lora, AiModel.adapter, AiModel.source,
                                                                AiModel.name)))
 
 
@@ -368,13 +442,17 @@ def _walk(rules: ModelsFolder):
     lora_unsupported (another family: what says which), skipped (not a model, or not
     read: a link out of the folder, an entry that cannot be listed; what says why),
     upscaler (a .safetensors/.pth/.pt file under upscalers/: what is its path, read by
-    scan() in one child process; nothing else under upscalers/ is a model)."""
+    scan() in one child process; nothing else under upscalers/ is a model), guide (a
+    ControlNet or IP-Adapter under controlnet/ or ipadapter/: what is a guide_files.Found,
+    which says why one cannot be used; nothing else there is a model)."""
 
     def descend(rel: Path, path: Path) -> bool:
         if path.name.startswith(".") or path.name.startswith(DEMO_FOLDER):
             return False
         if len(rel.parts) == 1 and path.name in NOT_MODELS:
             return False
+        if len(rel.parts) > 1 and rel.parts[0] in guide_files.FOLDERS and guide_files.is_guide_folder(path):
+            return False  # one guide (or an image encoder): its files are its own
         try:
             return not (path / "model_index.json").is_file()
         except OSError:  # cannot be looked into: the walk says why
@@ -394,6 +472,11 @@ def _walk(rules: ModelsFolder):
         if rel.parts and rel.parts[0] == upscaler_files.FOLDER:
             if not entry.is_dir and len(rel.parts) > 1 and path.suffix.lower() in upscaler_files.FILES:
                 yield rel, "upscaler", path
+            continue
+        if rel.parts and rel.parts[0] in guide_files.FOLDERS:
+            found = guide_files.describe(rel, path, entry.is_dir, rules.root, rules.check)
+            if found is not None:
+                yield rel, "guide", found
             continue
         if entry.is_dir:
             index = path / "model_index.json"
@@ -457,7 +540,10 @@ def scan(reason: str = "") -> ScanResult:
     known = {m.spec: m for m in db.session.scalars(sa.select(AiModel))}
     for item in skipped:  # a model found before, unreadable now: says why
         row = known.get(item["path"])
-        if row is not None and row.source == "scan":
+        if row is not None and row.source == "scan" and row.adapter:
+            found[item["path"]] = ("guide", guide_files.Found(row.adapter, row.kind == "folder", state="error",
+                                                              why=item["why"], family=row.family))
+        elif row is not None and row.source == "scan":
             found[item["path"]] = ("upscaler_error" if row.upscaler else "lora_error" if row.lora else "error",
                                    item["why"])
     audit.record("models.scan", target_type="models", target_id="", target_name=str(models_folder()), reason=reason,
@@ -467,9 +553,11 @@ def scan(reason: str = "") -> ScanResult:
     for spec in sorted(set(found) - set(known)):
         role, what = found[spec]
         is_upscaler = role.startswith("upscaler")
-        row = AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec,
-                      kind="single_file" if is_upscaler else model_kind(spec), source="scan", enabled=False,
-                      lora=role in ("lora", "lora_error", "lora_unsupported"), upscaler=is_upscaler)
+        kind = ("single_file" if is_upscaler else ("folder" if what.is_dir else "single_file") if role == "guide"
+                else model_kind(spec))
+        row = AiModel(id=_unique_id(spec), name=_display_name(spec), spec=spec, kind=kind, source="scan",
+                      enabled=False, lora=role in ("lora", "lora_error", "lora_unsupported"), upscaler=is_upscaler,
+                      adapter=what.adapter if role == "guide" else None)
         db.session.add(row)
         _apply_scan(row, role, what)
         db.session.flush()
@@ -501,7 +589,9 @@ def _describe_upscalers(found: dict[str, tuple]) -> None:
 
 
 def _apply_scan(row: AiModel, role: str, what) -> None:
-    if role == "upscaler":
+    if role == "guide":
+        _apply_guide(row, what)
+    elif role == "upscaler":
         if row.state in UNUSABLE:
             row.state, row.error = ModelState.AVAILABLE.value, None
         row.scale, row.architecture = what
@@ -520,6 +610,18 @@ def _apply_scan(row: AiModel, role: str, what) -> None:
         row.state, row.error, row.family = ModelState.UNSUPPORTED.value, what, None
     else:  # unreadable: listed with the reason, cannot be enabled until fixed
         row.state, row.error = ModelState.ERROR.value, what
+
+
+def _apply_guide(row: AiModel, found: guide_files.Found) -> None:
+    row.adapter, row.family = found.adapter, found.family
+    if found.guide is not None:
+        if row.state in UNUSABLE:  # readable now; a failed load says so again
+            row.state, row.error = ModelState.AVAILABLE.value, None
+        row.architecture = found.guide.architecture
+    else:
+        row.state, row.error = found.state, found.why
+        if found.state == ModelState.UNSUPPORTED.value:
+            row.architecture = None
 
 
 def update_model(model_id: str, data: dict) -> AiModel:
@@ -541,6 +643,9 @@ def update_model(model_id: str, data: dict) -> AiModel:
             raise ValidationError("default", "a LoRA cannot be the default model")
         if row.upscaler:
             raise ValidationError("default", "an upscaler cannot be the default model")
+        if row.adapter:
+            raise ValidationError("default", f"a {guide_files.ADAPTER_LABELS.get(row.adapter, 'guide')} cannot be "
+                                  "the default model")
         if row.state == ModelState.MISSING.value:
             raise ValidationError("default", "this model's files are missing; rescan or pick another")
         if row.state in UNUSABLE:
@@ -558,7 +663,8 @@ def update_model(model_id: str, data: dict) -> AiModel:
 
 
 def _unusable(row: AiModel) -> str:
-    what = "LoRA" if row.lora else "upscaler" if row.upscaler else "model"
+    what = ("LoRA" if row.lora else "upscaler" if row.upscaler
+            else guide_files.ADAPTER_LABELS.get(row.adapter, "guide") if row.adapter else "model")
     if row.state == ModelState.UNSUPPORTED.value:
         return f"this {what} cannot be used: {row.error or 'its family is not supported'}"
     return (f"this {what} cannot be used: {row.error or 'it could not be read'}. "
@@ -572,6 +678,8 @@ def record_load_result(spec: str, error: str | None, found: families.Detected | 
     if row is not None:
         row.state = ModelState.ERROR.value if error else ModelState.AVAILABLE.value
         row.error = error
-        if found is not None and not error:
+        # A demo model's family and variant are the catalog's (demo-kontext runs the demo
+        # FLUX weights as an editing model).
+        if found is not None and not error and row.kind != "demo":
             _set_family(row, found)
         db.session.commit()

@@ -48,6 +48,13 @@ class Card:
     # Where the studio starts (the demo models: small and quick on a CPU); None: native.
     start_width: int | None = None
     start_height: int | None = None
+    # What else it takes (issue 25): an instruction edit of up to max_references pictures
+    # (several are stitched side by side into one reference picture, as ComfyUI's Kontext
+    # workflows do); ControlNet units; reference images (IP-Adapter).
+    edits: bool = False
+    max_references: int = 0
+    controlnet: bool = False
+    ip_adapter: bool = False
     notes: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -70,7 +77,8 @@ class Card:
             "uses_negative_prompt": self.uses_negative_prompt,
             "latent_channels": self.latent_channels, "size_step": self.size_step,
             "max_side": self.max_side, "sizes": [list(s) for s in self.preset_sizes()],
-            "inpainting": self.inpainting,
+            "inpainting": self.inpainting, "edits": self.edits, "max_references": self.max_references,
+            "controlnet": self.controlnet, "ip_adapter": self.ip_adapter,
         }
 
     def preset_sizes(self) -> list[tuple[int, int]]:
@@ -88,20 +96,26 @@ class Card:
 
 FAMILIES: dict[str, Card] = {
     "sd1": Card("sd1", "Stable Diffusion 1.x", 512, 512, steps=30, guidance=7.5, scheduler="euler",
-                schedulers=UNET_SCHEDULERS, sizes=SD1_SIZES),
+                schedulers=UNET_SCHEDULERS, sizes=SD1_SIZES, controlnet=True, ip_adapter=True),
     "sd2": Card("sd2", "Stable Diffusion 2.x", 768, 768, steps=30, guidance=7.5, scheduler="euler",
                 schedulers=UNET_SCHEDULERS, sizes=SD2_SIZES, variant="v-prediction"),
     "sdxl": Card("sdxl", "Stable Diffusion XL", 1024, 1024, steps=30, guidance=7.0, scheduler="euler",
-                 schedulers=UNET_SCHEDULERS, sizes=MEGAPIXEL_SIZES),
+                 schedulers=UNET_SCHEDULERS, sizes=MEGAPIXEL_SIZES, controlnet=True, ip_adapter=True),
     "sd3": Card("sd3", "Stable Diffusion 3 / 3.5", 1024, 1024, steps=28, guidance=4.5,
                 scheduler="flow_euler", schedulers=FLOW_SCHEDULERS, latent_channels=16, size_step=16,
                 sizes=MEGAPIXEL_SIZES),
     "flux": Card("flux", "FLUX.1", 1024, 1024, steps=28, guidance=3.5, scheduler="flow_euler",
                  schedulers=FLOW_SCHEDULERS, uses_negative_prompt=False, latent_channels=16,
-                 size_step=16, sizes=MEGAPIXEL_SIZES, variant="dev"),
+                 size_step=16, sizes=MEGAPIXEL_SIZES, variant="dev", controlnet=True, ip_adapter=True),
 }
 # FLUX.1 schnell is timestep- and guidance-distilled: four steps, no guidance.
 SCHNELL = dict(variant="schnell", steps=4, guidance=0.0, uses_guidance=False)
+# FLUX.1 Kontext edits a picture by instruction (FluxKontextPipeline), at BFL's defaults.
+# It takes no mask, ControlNet or IP-Adapter here: diffusers has no such Kontext pipelines
+# to derive from it (yet).
+KONTEXT = dict(variant="kontext", steps=28, guidance=2.5, edits=True, max_references=3, inpainting=None,
+               controlnet=False, ip_adapter=False)
+EDIT_VARIANTS = {"kontext": ("flux",)}
 FAMILY_IDS = tuple(FAMILIES)
 # The variants of dedicated inpainting models: an SD UNet of 9 input channels (4 latent +
 # 1 mask + 4 masked-picture latent) and a FLUX.1 Fill transformer (384 = 64 packed latent
@@ -118,12 +132,16 @@ def card(family: str | None, *, variant: str | None = None, native_width: int | 
     changes: dict = {}
     if base.family == "flux" and variant == "schnell":
         changes.update(SCHNELL)
+    elif base.family == "flux" and variant == "kontext":
+        changes.update(KONTEXT)
     elif base.family == "sd2" and variant == "base":  # SD 2.x base: 512 px, epsilon
         changes.update(variant="base", native_width=512, native_height=512)
     elif variant and variant not in ("demo",):
         changes["variant"] = variant
     if variant and base.family in DEDICATED_INPAINTING.get(variant, ()):
-        changes["inpainting"] = "dedicated"
+        # A dedicated inpainting model takes no guides here: its extra input channels
+        # have no ControlNet or IP-Adapter pipeline that fits them all.
+        changes.update(inpainting="dedicated", controlnet=False, ip_adapter=False)
         if variant == "fill":  # FLUX.1 Fill dev is run at a high distilled guidance
             changes["guidance"] = 30.0
     if native_width and native_height:
@@ -145,6 +163,8 @@ PIPELINE_FAMILIES = {
     # Inpainting pipelines (dedicated inpainting models are saved with theirs).
     "StableDiffusionInpaintPipeline": "sd1", "StableDiffusionXLInpaintPipeline": "sdxl",
     "StableDiffusion3InpaintPipeline": "sd3", "FluxInpaintPipeline": "flux", "FluxFillPipeline": "flux",
+    # FLUX.1 Kontext (an editing model: variant "kontext").
+    "FluxKontextPipeline": "flux", "FluxKontextInpaintPipeline": "flux",
 }
 
 
@@ -239,6 +259,8 @@ def detect_folder(folder: Path, guard: Guard = None) -> Detected:
         variant = "dev" if transformer.get("guidance_embeds", True) else "schnell"
         if transformer.get("in_channels") == FILL_TRANSFORMER_CHANNELS:
             variant = "fill"
+        elif name.startswith("FluxKontext"):
+            variant = "kontext"
     elif family == "sd3":
         transformer = _read_json(folder / "transformer" / "config.json", guard)
         sample, patch = transformer.get("sample_size"), transformer.get("patch_size", 2)
@@ -435,23 +457,45 @@ def detect_file(path: Path, guard: Guard = None) -> tuple[str, Detected | str]:
     header = safetensors_header(path)
     if is_lora_keys(header):
         return "lora", detect_lora_keys(header)
-    return "model", detect_checkpoint_keys(header)
+    return "model", kontext_by_name(detect_checkpoint_keys(header), path.name)
+
+
+def kontext_by_name(found: Detected, name: str) -> Detected:
+    """A FLUX.1 Kontext checkpoint has FLUX.1 dev's tensors: its name says it is one."""
+    if found.family == "flux" and found.variant != "fill" and "kontext" in name.lower():
+        return replace(found, variant="kontext")
+    return found
 
 
 # --- the built-in demo models --------------------------------------------------------
 
 # Tiny random-weight models of each family, built on the worker's first use
 # (worker/demo_model.py): model id -> family. "demo" is offered by default; the others
-# when DAYDREAM_DEMO_MODELS names them (the tests use them all).
-DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux"}
-DEMO_VARIANTS = {"flux": "schnell"}
-# And a tiny LoRA for each: its spec -> family.
+# when DAYDREAM_DEMO_MODELS names their family (the tests use them all). "demo-kontext"
+# is the demo FLUX.1 run as an editing model (FluxKontextPipeline): variant "kontext".
+DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-kontext": "flux"}
+DEMO_VARIANTS = {"flux": "schnell"}  # a family's demo variant
+DEMO_MODEL_VARIANTS = {"demo-kontext": "kontext"}  # a demo model whose variant is its own
+# And a tiny LoRA for each family: its spec -> family.
 DEMO_LORAS = {f"demo-lora-{family}": family for family in DEMO_MODELS.values()}
+# Tiny guide models (issue 25) for the demo models, built by the worker
+# (worker/demo_guides.py): id -> (adapter, family, architecture). Offered with the demo
+# models of their family while DAYDREAM_DEMO_MODELS asks for demo models.
+DEMO_GUIDES = {"demo-controlnet-sd1": ("controlnet", "sd1", "controlnet"),
+               "demo-controlnet-sdxl": ("controlnet", "sdxl", "controlnet"),
+               "demo-controlnet-flux": ("controlnet", "flux", "union"),
+               "demo-ipadapter-sd1": ("ipadapter", "sd1", "ip-adapter")}
 
 
 def demo_family(spec: str) -> str | None:
-    """The family of a built-in demo model or LoRA spec, else None."""
-    return DEMO_MODELS.get(spec) or DEMO_LORAS.get(spec)
+    """The family of a built-in demo model, LoRA or guide spec, else None."""
+    guide = DEMO_GUIDES.get(spec)
+    return DEMO_MODELS.get(spec) or DEMO_LORAS.get(spec) or (guide[1] if guide else None)
+
+
+def demo_variant(model_id: str) -> str:
+    """The variant of a built-in demo model ("" for none)."""
+    return DEMO_MODEL_VARIANTS.get(model_id) or DEMO_VARIANTS.get(DEMO_MODELS.get(model_id, ""), "")
 
 
 def card_of(row) -> Card:

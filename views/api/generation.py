@@ -17,8 +17,9 @@ from views.api.upscales import UPSCALE_BODY
 @bp.get("/models")
 def models():
     # The models with their cards, then the LoRAs (kind "lora", with their family), then the
-    # upscalers (kind "upscaler": the built-in resamplers and the enabled upscaler models).
-    return jsonify({"items": catalog.models() + catalog.loras() + catalog.upscaler_items()})
+    # upscalers (kind "upscaler": the built-in resamplers and the enabled upscaler models),
+    # then the guides (kind "controlnet" or "ipadapter", with the family they guide).
+    return jsonify({"items": catalog.models() + catalog.loras() + catalog.upscaler_items() + catalog.guides()})
 
 
 @bp.get("/schedulers")
