@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.errors import ValidationError
+from services.generation import guides
 from services.generation.families import FAMILIES, Card
 from services.generation.schedulers import SCHEDULERS
 
@@ -90,6 +91,19 @@ COST_FORMULA = f"samples × ceil(steps × width × height / ({COST['steps_unit']
 
 def task_cost(steps: int, width: int, height: int, samples: int) -> int:
     return samples * math.ceil(steps * width * height / (COST["steps_unit"] * COST["pixels_unit"]))
+
+
+def guide_cost(params: dict, base: int) -> int:
+    """What a task's guides add to its cost `base` (the task's cost without them: its
+    steps, size and samples, and a hires fix): each ControlNet unit ceil(base / 2) (it runs
+    beside the denoiser at every step, about half its work); each reference image
+    `samples` tokens (an image encoder pass, and a little more attention); an edit `base`
+    again, whatever the number of its pictures (the reference picture's tokens join the
+    image's: about twice the work; several pictures are stitched into one)."""
+    units = len(params.get("control") or ())
+    references = len(params.get("references") or ())
+    edit = base if params.get("edit") else 0
+    return units * math.ceil(base / 2) + references * int(params.get("samples") or 1) + edit
 
 
 def hires_steps(steps: int, hires: dict | None) -> int:
@@ -584,15 +598,37 @@ def validate_hires(data: dict, params: dict, card: Card | None, sizes: dict | No
                        "scheduler": scheduler}
 
 
+def edit_size(picture: tuple[int, int], card: Card, sizes: dict | None, limits: dict | None) -> tuple[int, int]:
+    """An edit's default width × height: its first picture's shape at the model's native
+    pixel count, in multiples of the size step, within the user's side and pixel limits."""
+    width, height = picture
+    step = card.size_step
+    scale = math.sqrt(card.native_width * card.native_height / max(1, width * height))
+    width = max(step, round(width * scale / step) * step)
+    height = max(step, round(height * scale / step) * step)
+    side = (sizes or {}).get("max_side")
+    if side and max(width, height) > side:
+        shrink = side / max(width, height)
+        width = max(step, int(width * shrink) // step * step)
+        height = max(step, int(height * shrink) // step * step)
+    return fit_size(width, height, limits, step)
+
+
 def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], default_model: str,
-                         loras: dict | None = None, max_loras: int = 4, upscalers: dict | None = None) -> dict:
+                         loras: dict | None = None, max_loras: int = 4, upscalers: dict | None = None,
+                         guide_models: dict | None = None, preprocessors: dict | None = None,
+                         max_control: int = 3, max_references: int = 2, picture_size=None) -> dict:
     """Return clean parameters or raise ValidationError naming every bad field.
 
     cards: {model id: card} of the enabled models; loras: {LoRA id: {name, family}} of
     the enabled LoRAs; upscalers: {id: name} of the upscalers a hires fix may use beside
     the latent modes and the built-ins. The model's card gives the defaults of omitted fields, the size
     step and the schedulers; a negative prompt or guidance the model ignores is refused
-    rather than silently dropped."""
+    rather than silently dropped. The guides (control, references, edit: guides.validate)
+    are checked against guide_models ({id: {name, family, adapter, architecture}} of the
+    enabled ControlNets and IP-Adapters) and preprocessors ({id: info} of this install's);
+    picture_size(value) -> (width, height) reads an edit's first picture's size, the
+    default size of an edit."""
     if not isinstance(data, dict):
         raise ValidationError("body", "send a JSON object with the task parameters")
     errors: dict[str, str] = {}
@@ -664,12 +700,20 @@ def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], def
     params["init_fit"] = fit if params["init_image"] and "init_fit" not in errors else None
     validate_inpaint(data, params, card, sizes, limits, errors)
     validate_hires(data, params, card, sizes, limits, upscalers, errors)
+    guides.validate(data, params, card, cards, guide_models=guide_models, preprocessors=preprocessors,
+                    max_control=max_control, max_references=max_references, errors=errors)
+    if params["edit"] and picture_size is not None and data.get("width") is None and data.get("height") is None:
+        try:
+            params["width"], params["height"] = edit_size(picture_size(params["edit"]["images"][0]), card,
+                                                          sizes, limits)
+        except ValidationError as exc:
+            errors.setdefault(exc.field, exc.fields.get(exc.field, exc.message))
     board_id = data.get("board_id")
     if board_id is not None and not isinstance(board_id, str):
         errors["board_id"] = "must be a board id, or null"
     params["board_id"] = board_id or None
     unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id", "loras", "mask",
-                                           "outpaint", "hires"}
+                                           "outpaint", "hires", "control", "references", "edit"}
     if unknown:
         errors[sorted(unknown)[0]] = "is not a task parameter"
     if errors:

@@ -40,8 +40,8 @@ from models import Image, Task, TaskState, User, effective_steps, iso, utcnow
 from services.accounts import credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
-from services.generation import catalog, dispatch, estimates, masks, upscalers
-from services.generation.params import hires_cost, task_cost, validate_task_params
+from services.generation import catalog, dispatch, estimates, guides, masks, upscalers
+from services.generation.params import guide_cost, hires_cost, task_cost, validate_task_params
 from services.library import boards, storage
 from services.moderation import rules as prompt_rules
 
@@ -70,16 +70,22 @@ def cost_for(user: User, params: dict) -> int:
         return 0
     # Image to image (inpainting and outpainting too) is charged for the steps it runs,
     # int(steps × strength) (models.effective_steps); a hires fix adds its second pass at
-    # the final size (params.hires_cost).
+    # the final size (params.hires_cost); the guides add their share (params.guide_cost).
     steps = effective_steps(params["steps"], params.get("init_image"), params.get("strength"))
-    return task_cost(steps, params["width"], params["height"], params["samples"]) + hires_cost(params)
+    base = task_cost(steps, params["width"], params["height"], params["samples"]) + hires_cost(params)
+    return base + guide_cost(params, base)
 
 
 def check_params(user: User, data) -> dict:
+    guided = isinstance(data, dict) and bool(data.get("control") or data.get("references"))
     return validate_task_params(
         data, limits=limits_for(user), cards=catalog.cards(), default_model=catalog.default_model(),
         loras=catalog.lora_table(), max_loras=current_app.config["MAX_LORAS"],
         upscalers=hires_upscalers() if isinstance(data, dict) and data.get("hires") else None,
+        guide_models=catalog.guide_table() if guided else None,
+        preprocessors=guides.preprocessors() if isinstance(data, dict) and data.get("control") else None,
+        max_control=current_app.config["MAX_CONTROL"], max_references=current_app.config["MAX_REFERENCES"],
+        picture_size=lambda value: guides.picture_size(user, value),
     )
 
 
@@ -129,13 +135,20 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
             raise ValidationError("init_image", "is not one of your images")
     if params["board_id"] and not boards.live_board_id(user.id, params["board_id"]):
         raise ValidationError("board_id", "is not one of your boards")
-    mask, new_mask = None, False
-    if params["mask"] and init is not None:
-        # Read, checked and stored at the picture's size; a new mask's row is committed
-        # with the task (or its files removed with a refusal below).
-        inpaint = params["inpaint"]
-        mask, new_mask = masks.task_mask(user, params["mask"], init, invert=inpaint["mask_invert"],
-                                         widening=any(inpaint["outpaint"].values()))
+    mask, stored = None, []  # stored: new pictures (rows added, files written), removed with a refusal
+    try:
+        if params["mask"] and init is not None:
+            # Read, checked and stored at the picture's size; a new mask's row is committed
+            # with the task.
+            inpaint = params["inpaint"]
+            mask, new_mask = masks.task_mask(user, params["mask"], init, invert=inpaint["mask_invert"],
+                                             widening=any(inpaint["outpaint"].values()))
+            stored += [mask] if new_mask else []
+        guides.store_pictures(user, params, stored)  # the guides' pictures, as ids of the user's
+    except Exception:
+        db.session.rollback()
+        _discard(stored)
+        raise
     task = Task(
         user_id=user.id, session_id=user.sessionid, state=TaskState.QUEUED.value,
         prompt=params["prompt"], negative_prompt=params["negative_prompt"],
@@ -146,6 +159,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         loras=params["loras"] or None,
         mask_image_id=mask.id if mask is not None else None, inpaint=params["inpaint"],
         hires=params.get("hires"),
+        control=params["control"], reference_images=params["references"], edit=params["edit"],
         board_id=params["board_id"],
         cost=cost_for(user, params), idempotency_key=idempotency_key, idempotency_hash=fingerprint,
         fair_round=dispatch.next_round(user.id),
@@ -159,16 +173,14 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     except IntegrityError:
         # Another request with the same Idempotency-Key won the race.
         db.session.rollback()
-        if new_mask:
-            storage.delete_files(mask)
+        _discard(stored)
         existing = _by_idempotency_key(user, idempotency_key) if idempotency_key else None
         if existing:
             return _same_request(existing, fingerprint)
         raise
     except Exception:
         db.session.rollback()
-        if new_mask:
-            storage.delete_files(mask)  # its row went with the rollback
+        _discard(stored)  # their rows went with the rollback
         raise
     try:
         queue.enqueue_slot(task.id)
@@ -179,6 +191,12 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     announce_task(task)
     announce_queue()
     return task
+
+
+def _discard(images: list[Image]) -> None:
+    """Remove the files of pictures stored for a task that was refused."""
+    for image in images:
+        storage.delete_files(image)
 
 
 def check_queue_bounds(user: User) -> None:
@@ -211,22 +229,34 @@ def request_fingerprint(user: User, data) -> str:
             return [normal(v) for v in value]
         return value
 
-    body = normal(data)
-    for field in ("init_image", "mask"):
-        value = body.get(field) if isinstance(body, dict) else None
+    def content(value):
         if not isinstance(value, str):
-            continue
+            return value
         if value.startswith("data:"):
-            body[field] = "data:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
-            continue
+            return "data:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()
         image = db.session.scalar(sa.select(Image).where(Image.id == value, Image.user_id == user.id))
         if image is not None:
             try:  # its pixels (the stored file's metadata differs from upload to upload)
                 with PILImage.open(storage.path_of(image)) as picture:
                     pixels = hashlib.sha256(picture.tobytes())
-                body[field] = f"{picture.size[0]}x{picture.size[1]}:{pixels.hexdigest()}"
+                return f"{picture.size[0]}x{picture.size[1]}:{pixels.hexdigest()}"
             except OSError:
                 pass  # a missing or unreadable file: the id stands for it
+        return value
+
+    body = normal(data)
+    if isinstance(body, dict):
+        for field in ("init_image", "mask"):
+            if field in body:
+                body[field] = content(body[field])
+        # The guides' pictures (issue 25) likewise: each unit's and reference's, the edit's.
+        for field in ("control", "references"):
+            for unit in body.get(field) if isinstance(body.get(field), list) else ():
+                if isinstance(unit, dict) and "image" in unit:
+                    unit["image"] = content(unit["image"])
+        edit = body.get("edit")
+        if isinstance(edit, dict) and isinstance(edit.get("images"), list):
+            edit["images"] = [content(value) for value in edit["images"]]
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
@@ -528,6 +558,10 @@ def task_to_dict(task: Task, positions: dict[str, int] | None = None) -> dict:
         "state": task.state,
         **task.parameters(),
         "hires": dict(task.hires) if task.hires else None,
+        # The guides (issue 25), always there: [] / null where the task has none.
+        "control": [dict(unit) for unit in task.control or ()],
+        "references": [dict(ref) for ref in task.reference_images or ()],
+        "edit": dict(task.edit) if task.edit else None,
         "upscale": dict(task.upscale) if task.upscale else None,  # {image, scale, upscaler, refine}
         "board_id": task.board_id,
         "cost": task.cost,

@@ -2,7 +2,9 @@
 without recompression (PNG is compressed already), plus a manifest.csv of the
 parameters of every image. An inpainted image's mask (an image of its own) goes into
 the ZIP with it, once, as mask_{image id}.png; the manifest names it in its `mask` column
-and carries the inpaint settings as JSON in `inpaint`.
+and carries the inpaint settings as JSON in `inpaint`, and a task's guides (issue 25: its
+ControlNet units, reference images and edit, their pictures by image id) as JSON in
+`control`, `references` and `edit`.
 
 Two ways out, one writer (write_zip):
 - a task's samples are streamed as the ZIP is written (stream_zip), no file kept;
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FIELDS = ("file", "image_id", "task_id", "prompt", "negative_prompt", "width", "height",
                    "steps", "guidance", "seed", "scheduler", "model", "loras", "strength", "init_image",
-                   "mask", "inpaint", "created_at")
+                   "mask", "inpaint", "control", "references", "edit", "created_at")
 BLOCK = 1 << 20  # bytes copied at a time
 BATCH = 500  # image rows read at a time
 MAX_SELECTION = 10_000  # image ids one request may name
@@ -94,7 +96,8 @@ def item(image: Image) -> Item:
     row["loras"] = " ".join(f"<lora:{lora.get('name') or lora.get('id')}:{float(lora.get('weight', 1.0)):g}>"
                             for lora in params.get("loras") or () if isinstance(lora, dict))
     row["mask"] = params.get("mask") or ""
-    row["inpaint"] = json.dumps(params["inpaint"], sort_keys=True) if params.get("inpaint") else ""
+    for field in ("inpaint", "control", "references", "edit"):  # JSON; empty where the task has none
+        row[field] = json.dumps(params[field], sort_keys=True) if params.get(field) else ""
     row.update(file=name, image_id=image.id, task_id=image.task_id or "", width=image.width,
                height=image.height, seed="" if image.seed is None else image.seed,
                created_at=image.created_at.isoformat())

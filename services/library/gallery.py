@@ -20,8 +20,10 @@ from services.core.args import bool_arg
 from services.core.errors import ValidationError
 from services.library import boards, storage
 
-# Masks (inpainting's, services/generation/masks.py) are listed only when asked for.
-KINDS = ("result", "upload", "mask")
+# Masks (inpainting's, services/generation/masks.py) and the guides' pictures (ControlNet
+# units' and reference images, services/generation/guides.py) are listed only when asked for.
+KINDS = ("result", "upload", "mask", "control", "reference")
+HIDDEN_KINDS = ("mask", "control", "reference")
 BULK_ACTIONS = ("move", "delete", "star", "unstar", "public", "private")
 BULK_MAX = 1000
 QUERY_MAX = 200
@@ -48,8 +50,8 @@ def _parse_time(field: str, raw: str, *, end_of_day: bool = False) -> datetime:
 
 def parse_filters(user: User, args: Mapping[str, str]) -> dict:
     """The list's filters from query arguments: board=ID|none, starred=true|false,
-    q=TEXT (words of the prompt), kind=result|upload|mask (without it: results and
-    uploads), from/to (dates or times),
+    q=TEXT (words of the prompt), kind=result|upload|mask|control|reference (without it:
+    results and uploads), from/to (dates or times),
     before (the snapshot of the first page)."""
     filters: dict[str, Any] = {}
     board = (args.get("board") or "").strip()
@@ -69,7 +71,7 @@ def parse_filters(user: User, args: Mapping[str, str]) -> dict:
     if kind is not None:
         kind = kind.strip()
         if kind not in KINDS:
-            raise ValidationError("kind", "must be result, upload or mask")
+            raise ValidationError("kind", "must be one of " + ", ".join(KINDS))
         filters["kind"] = kind
     if (args.get("from") or "").strip():
         filters["from"] = _parse_time("from", args["from"])
@@ -97,7 +99,7 @@ def _where(user: User, filters: dict) -> list:
     if "kind" in filters:
         where.append(Image.kind == filters["kind"])
     else:
-        where.append(Image.kind != "mask")
+        where.append(Image.kind.not_in(HIDDEN_KINDS))
     if "from" in filters:
         where.append(Image.created_at >= filters["from"])
     if "to" in filters:

@@ -39,7 +39,10 @@ TASK_STATE = {"model", "scheduler", "width", "height", "samples", "guidance", "n
               # a hires fix: its final size against your plan and the model's size step, the
               # enabled upscaler models, the card's schedulers and negative prompt, the prompt
               # rules, and what the fields above ask (an init image, a mask, the steps)
-              "hires"}
+              "hires",
+              # the guides: the card, the enabled guide models and preprocessors, your images,
+              # the counts, start after end, and what an edit leaves out
+              "control", "references", "edit"}
 UPSCALE_STATE = {"image", "upscaler", "scale", "width", "height", "board_id"}
 STATE_DEPENDENT = {  # (method, path): the fields a 422 may name
     ("POST", "/auth/reauth"): {"password"},  # not your password

@@ -87,7 +87,7 @@ IMAGE_FILTERS = [
     _query("starred", "`true` for starred images only, `false` for the others", {"type": "boolean"}),
     _query("public", "`true` for public images only", {"type": "boolean"}),
     _query("q", "words that must all appear in the prompt", {"type": "string", "maxLength": gallery.QUERY_MAX}),
-    _query("kind", "`result` (generated), `upload`, or `mask` (inpainting's masks, listed only when asked for)", {"enum": list(gallery.KINDS)}),
+    _query("kind", "`result` (generated), `upload`, or `mask`, `control`, `reference` (inpainting's masks, ControlNet units' and reference pictures: listed only when asked for)", {"enum": list(gallery.KINDS)}),
     _query("from", "made on or after this date (YYYY-MM-DD, UTC) or ISO time", _TIME),
     _query("to", "made on or before this date (the whole day) or before this ISO time; after `from` "
                  "(else a 422)", _TIME),

@@ -11,6 +11,7 @@ import sys
 from flask import jsonify
 
 from services.core.args import MAX_JSON_DEPTH, MAX_JSON_INT
+from services.generation.guides import CONTROL_MODES, PROCESSOR_RES, RESIZE_MODES, UNIT_DEFAULTS, WEIGHT
 from services.generation.params import (
     BUILTIN_UPSCALERS,
     HIRES_DEFAULT_UPSCALER,
@@ -159,6 +160,58 @@ HIRES = {
                       "description": "the second pass's scheduler (one of the model's); null: the task's"},
     },
 }
+# Guides (services/generation/guides.py; API.md, "Guides and editing"). What else decides (a
+# 422 naming control, references or edit): the model's card (controlnet, ip_adapter, edits,
+# max_references), the enabled guide models of its family, this install's preprocessors
+# and their thresholds, your images, the counts (DAYDREAM_MAX_CONTROL, DAYDREAM_MAX_REFERENCES),
+# start after end, and what an edit leaves out (init_image, mask, outpaint, hires, strength).
+GUIDE_PICTURE = {"type": "string", "minLength": 1, "maxLength": 24 * 1024 * 1024, "description": (
+    "an image id of yours or a data URL (data:image/png;base64,…; PNG, JPEG or WebP), checked as an upload "
+    "and stored as your image")}
+GUIDE_WEIGHT = {"type": ["number", "null"], "minimum": WEIGHT[0], "maximum": WEIGHT[1], "default": 1}
+FRACTION = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+CONTROL_UNIT = {
+    "type": "object", "required": ["image", "model"], "additionalProperties": False,
+    "properties": {
+        "image": GUIDE_PICTURE,
+        "model": {"type": "string", "minLength": 1,
+                  "description": "an enabled ControlNet of the model's family (GET /models, kind controlnet)"},
+        "preprocessor": {"type": ["string", "null"], "default": UNIT_DEFAULTS["preprocessor"],
+                         "description": "one of GET /control/preprocessors; none: the image is the map"},
+        "weight": GUIDE_WEIGHT,
+        "start": {**FRACTION, "default": 0, "description": "the fraction of the steps where it starts"},
+        "end": {**FRACTION, "default": 1, "description": "where it ends; not before start"},
+        "control_mode": {"type": ["string", "null"], "enum": [*CONTROL_MODES, None], "default": "balanced",
+                         "description": "A1111's Balanced, My prompt is more important, ControlNet is more "
+                                        "important; FLUX: balanced only"},
+        "resize_mode": {"type": ["string", "null"], "enum": [*RESIZE_MODES, None], "default": "crop",
+                        "description": "how the image is fitted to the task: resize (Just Resize), crop (Crop "
+                                       "and Resize), fill (Resize and Fill)"},
+        "processor_res": {"type": ["integer", "null"], "minimum": PROCESSOR_RES[0], "maximum": PROCESSOR_RES[1],
+                          "default": UNIT_DEFAULTS["processor_res"]},
+        "threshold_a": {"type": ["number", "null"], "description": "the preprocessor's own (canny: low, 1–255, "
+                                                                   "100); null: its default"},
+        "threshold_b": {"type": ["number", "null"], "description": "the preprocessor's own (canny: high, 1–255, "
+                                                                   "200); null: its default"},
+        "pixel_perfect": {"type": ["boolean", "null"], "default": False},
+    },
+}
+REFERENCE = {
+    "type": "object", "required": ["image", "model"], "additionalProperties": False,
+    "properties": {
+        "image": GUIDE_PICTURE, "weight": GUIDE_WEIGHT,
+        "model": {"type": "string", "minLength": 1,
+                  "description": "an enabled IP-Adapter of the model's family (GET /models, kind ipadapter)"},
+    },
+}
+EDIT = {
+    "type": ["object", "null"], "required": ["images"], "additionalProperties": False,
+    "description": "Edit by instruction (a model whose card has edits true; the prompt is the instruction): "
+                   "1 to the card's max_references pictures, the first the one to edit. Without width and "
+                   "height, the first picture's shape at the model's native pixel count. Not with init_image, "
+                   "mask, outpaint, hires, strength, control or references. Cost: twice the task's.",
+    "properties": {"images": {"type": "array", "minItems": 1, "items": GUIDE_PICTURE}},
+}
 TASK_PARAMS = {
     "type": "object", "required": [name for name, rule in RULES.items() if rule.required],
     "additionalProperties": False,  # "is not a task parameter"
@@ -181,6 +234,13 @@ TASK_PARAMS = {
             "scaled to the init image. Needs init_image. A mask that selects nothing is a 422.")},
         "outpaint": OUTPAINT,
         "hires": HIRES,
+        "control": {"type": ["array", "null"], "items": CONTROL_UNIT, "description": (
+            "ControlNet units, at most DAYDREAM_MAX_CONTROL (3), for a model whose card has controlnet true; not "
+            "with hires. Each adds ceil(base cost / 2) to the cost")},
+        "references": {"type": ["array", "null"], "items": REFERENCE, "description": (
+            "reference images (IP-Adapter), at most DAYDREAM_MAX_REFERENCES (2), for a model whose card has "
+            "ip_adapter true; not with hires. Each adds samples tokens to the cost")},
+        "edit": EDIT,
         "board_id": {"type": ["string", "null"], "description": "a board of yours: the results go there"},
         "loras": {"type": ["array", "null"], "description": "enabled LoRAs of the model's family (GET /models, "
                   "kind lora), at most DAYDREAM_MAX_LORAS, each once", "items": {
@@ -243,6 +303,19 @@ SCHEMAS = {
                                    "mask_invert": BOOLEAN, "noise_multiplier": {"type": "number"},
                                    "outpaint": {"type": "object", "properties": {
                                        side: INTEGER for side in ("left", "right", "top", "bottom")}}}},
+        "control": {"type": "array", "description": "the ControlNet units ([] for none), each image stored "
+                    "as yours (kind control, or the image id given)", "items": {"type": "object", "properties": {
+                        **{key: STRING for key in ("image", "preprocessor", "model", "model_name",
+                                                   "control_mode", "resize_mode")},
+                        "weight": {"type": "number"}, "start": {"type": "number"}, "end": {"type": "number"},
+                        "processor_res": INTEGER, "threshold_a": {"type": ["number", "null"]},
+                        "threshold_b": {"type": ["number", "null"]}, "pixel_perfect": BOOLEAN}}},
+        "references": {"type": "array", "description": "the reference images ([] for none), each stored as "
+                       "yours (kind reference, or the image id given)", "items": {"type": "object", "properties": {
+                           "image": STRING, "weight": {"type": "number"}, "model": STRING, "model_name": STRING}}},
+        "edit": {"type": ["object", "null"], "description": "null unless the task is an edit; its pictures' "
+                 "image ids (a data URL stored as your upload)", "properties": {
+                     "images": {"type": "array", "items": STRING}}},
         "id": STRING, "state": {"enum": ["queued", "running", "done", "failed", "canceled"]},
         "cost": INTEGER, "refunded": BOOLEAN, "position": {"type": ["integer", "null"]},
         "progress": {"type": "object", "properties": {"step": INTEGER, "total": INTEGER}},

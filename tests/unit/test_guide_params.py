@@ -1,0 +1,131 @@
+"""The guides of a task (API.md, "Guides and editing"): ControlNet units, reference
+images and edits checked against the model's card, the enabled guide models and the
+preprocessors this install has; each refusal a 422 naming control, references or edit
+and the unit; the shapes the task stores; an edit's default size; and the cost the guides
+add (params.guide_cost)."""
+from __future__ import annotations
+
+import pytest
+
+from services.core.errors import ValidationError
+from services.generation.families import card
+from services.generation.params import guide_cost, task_cost, validate_task_params
+
+GUIDE_LIMITS = {"max_side": 768, "max_pixels": 768 * 768, "max_samples": 4}
+GUIDE_CARDS = {"demo": card("sd1"), "demo-flux": card("flux", variant="schnell"), "demo-sd3": card("sd3"),
+               "demo-kontext": card("flux", variant="kontext")}
+GUIDE_MODELS = {
+    "cn-sd1": {"name": "Canny SD1", "family": "sd1", "adapter": "controlnet", "architecture": "controlnet"},
+    "cn-sdxl": {"name": "Canny SDXL", "family": "sdxl", "adapter": "controlnet", "architecture": "controlnet"},
+    "cn-flux": {"name": "Union FLUX", "family": "flux", "adapter": "controlnet", "architecture": "union"},
+    "ip-sd1": {"name": "IP SD1", "family": "sd1", "adapter": "ipadapter", "architecture": "ip-adapter"},
+}
+THRESHOLD = {"label": "Low", "min": 1, "max": 255, "default": 100, "step": 1}
+PREPROCESSORS = {
+    "none": {"id": "none", "thresholds": {"a": None, "b": None}, "needs_mask": False},
+    "canny": {"id": "canny", "thresholds": {"a": THRESHOLD, "b": {**THRESHOLD, "label": "High", "default": 200}},
+              "needs_mask": False},
+    "inpaint": {"id": "inpaint", "thresholds": {"a": None, "b": None}, "needs_mask": True},
+}
+UNIT = {"image": "PictureId123", "model": "cn-sd1"}
+
+
+def guided(**data) -> dict:
+    return validate_task_params({"prompt": "a cat", "width": 256, "height": 256, "steps": 4, **data},
+                                limits=GUIDE_LIMITS, cards=GUIDE_CARDS, default_model="demo",
+                                guide_models=GUIDE_MODELS, preprocessors=PREPROCESSORS,
+                                picture_size=lambda value: (1200, 800))
+
+
+def guide_refused(**data) -> tuple[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        guided(**data)
+    return caught.value.field, caught.value.fields[caught.value.field]
+
+
+def test_a_unit_takes_the_defaults_and_the_preprocessors_thresholds():
+    [unit] = guided(control=[{**UNIT, "preprocessor": "canny"}])["control"]
+    assert unit == {"image": "PictureId123", "preprocessor": "canny", "model": "cn-sd1", "model_name": "Canny SD1",
+                    "weight": 1.0, "start": 0.0, "end": 1.0, "control_mode": "balanced", "resize_mode": "crop",
+                    "processor_res": 512, "threshold_a": 100, "threshold_b": 200, "pixel_perfect": False}
+    [plain] = guided(control=[{**UNIT, "threshold_a": 50}])["control"]  # "none" has no thresholds
+    assert plain["preprocessor"] == "none" and plain["threshold_a"] is None and plain["threshold_b"] is None
+
+
+def test_each_setting_is_kept_and_a_task_without_guides_has_none():
+    data_url = "data:image/png;base64,iVBORw0KGgo="
+    params = guided(control=[{**UNIT, "image": data_url, "preprocessor": "canny", "weight": 0.5, "start": 0.2,
+                              "end": 0.2, "control_mode": "prompt", "resize_mode": "fill", "processor_res": 64,
+                              "threshold_a": 1, "threshold_b": 255, "pixel_perfect": True}],
+                    references=[{"image": "Ref1", "model": "ip-sd1", "weight": 0.6}])
+    unit = params["control"][0]
+    assert (unit["image"], unit["weight"], unit["start"], unit["end"], unit["control_mode"], unit["resize_mode"],
+            unit["processor_res"], unit["threshold_a"], unit["threshold_b"], unit["pixel_perfect"]) == (
+        data_url, 0.5, 0.2, 0.2, "prompt", "fill", 64, 1, 255, True)
+    assert params["references"] == [{"image": "Ref1", "weight": 0.6, "model": "ip-sd1", "model_name": "IP SD1"}]
+    assert params["edit"] is None
+    plain = guided(control=[], references=None)
+    assert (plain["control"], plain["references"], plain["edit"]) == (None, None, None)
+
+
+@pytest.mark.parametrize("data, field, words", [
+    ({"control": [{**UNIT, "model": "cn-missing"}]}, "control", "unit 1: 'cn-missing' is not an available ControlNet"),
+    ({"control": [UNIT, {**UNIT, "model": "ip-sd1"}]}, "control", "unit 2: 'ip-sd1' is not an available ControlNet"),
+    ({"control": [{**UNIT, "model": "cn-sdxl"}]}, "control", "Canny SDXL is a ControlNet for Stable Diffusion XL"),
+    ({"control": [{"image": "Pic"}]}, "control", "unit 1: model is required"),
+    ({"control": [UNIT] * 4}, "control", "at most 3 units"),
+    ({"control": [{**UNIT, "weight": 2.5}]}, "control", "unit 1: weight must be from 0 to 2"),
+    ({"control": [{**UNIT, "weight": "1"}]}, "control", "weight must be a number"),
+    ({"control": [{**UNIT, "start": 0.8, "end": 0.3}]}, "control", "start (0.8) must not be after end (0.3)"),
+    ({"control": [{**UNIT, "preprocessor": "openpose"}]}, "control", "preprocessor 'openpose' is not available"),
+    ({"control": [{**UNIT, "preprocessor": "inpaint"}]}, "control", "needs the task's mask"),
+    ({"control": [{**UNIT, "preprocessor": "canny", "threshold_a": 300}]}, "control", "threshold_a must be from 1"),
+    ({"control": [{**UNIT, "processor_res": 32}]}, "control", "processor_res must be"),
+    ({"control": [{**UNIT, "control_mode": "loud"}]}, "control", "control_mode must be one of"),
+    ({"control": [{**UNIT, "colour": 1}]}, "control", "'colour' is not a setting"),
+    ({"control": [{**UNIT, "image": "../../etc/passwd"}]}, "control", "image must be an image id"),
+    ({"control": UNIT}, "control", "must be a list"),
+    ({"control": [UNIT], "hires": {"scale": 2}}, "control", "hires fix"),
+    ({"model": "demo-sd3", "control": [UNIT]}, "control", "takes no ControlNet"),
+    ({"model": "demo-flux", "control": [{**UNIT, "model": "cn-flux", "control_mode": "control"}]}, "control",
+     "balanced"),
+    ({"references": [{"image": "R", "model": "ip-sd1"}] * 3}, "references", "at most 2 reference images"),
+    ({"references": [{"image": "R", "model": "ip-sd1", "weight": -1}]}, "references",
+     "reference 1: weight must be from 0 to 2"),
+    ({"references": [{"image": "R", "model": "cn-sd1"}]}, "references", "not an available IP-Adapter"),
+    ({"model": "demo-flux", "references": [{"image": "R", "model": "ip-sd1"}]}, "references",
+     "IP SD1 is an IP-Adapter for Stable Diffusion 1.x models"),
+    ({"edit": {"images": ["Pic"]}}, "edit", "'demo' does not edit pictures (the models that do: demo-kontext)"),
+    ({"model": "demo-kontext"}, "edit", "give the picture to edit"),
+    ({"model": "demo-kontext", "edit": {"images": ["A", "B", "C", "D"]}}, "edit", "at most 3 pictures"),
+    ({"model": "demo-kontext", "edit": {"images": []}}, "edit", "images must list the picture to edit"),
+    ({"model": "demo-kontext", "edit": {"images": ["A"], "mask": "M"}}, "edit", "'mask' is not a setting"),
+    ({"model": "demo-kontext", "edit": {"images": ["A"]}, "init_image": "B"}, "init_image",
+     "does not apply to an edit"),
+    ({"model": "demo-kontext", "edit": {"images": ["A"]}, "strength": 0.5}, "strength", "does not apply"),
+])
+def test_bad_guides_are_refused_naming_the_field_and_the_unit(data, field, words):
+    named, message = guide_refused(**data)
+    assert named == field and words in message, (named, message)
+
+
+def test_an_edit_takes_its_first_pictures_shape_at_the_models_pixel_count_unless_a_size_is_given():
+    params = guided(model="demo-kontext", edit={"images": ["A", "B"]}, width=None, height=None)
+    assert params["edit"] == {"images": ["A", "B"]}
+    # 1200 × 800 (3:2) at 1024 × 1024's pixels would be 1248 × 832, over the 768 px side
+    # limit (SD 1.x's, grown in proportion for a 1024 px model: 1536): kept in 768 × 768 px.
+    width, height = params["width"], params["height"]
+    assert width % 16 == 0 and height % 16 == 0 and width * height <= 768 * 768
+    assert abs(width / height - 1.5) < 0.05
+    sized = guided(model="demo-kontext", edit={"images": ["A"]}, width=512, height=256)
+    assert (sized["width"], sized["height"]) == (512, 256)
+    assert (sized["steps"], sized["guidance"]) == (4, 2.5)  # the card's guidance (steps as asked)
+
+
+def test_the_guides_add_their_share_to_the_cost():
+    base = task_cost(30, 512, 512, 2)
+    assert guide_cost({"samples": 2}, base) == 0
+    assert guide_cost({"samples": 2, "control": [{}, {}]}, 5) == 2 * 3  # ceil(5 / 2) each
+    assert guide_cost({"samples": 2, "references": [{}]}, base) == 2  # samples each
+    assert guide_cost({"samples": 1, "edit": {"images": ["a", "b", "c"]}}, 7) == 7  # the base again, once
+    assert guide_cost({"samples": 3, "control": [{}], "references": [{}, {}]}, 4) == 2 + 6
