@@ -206,11 +206,13 @@ def _sync_builtin_models() -> None:
         made[model_id] = row
         row.enabled = True
         _set_family(row, detect(model_id))
-        lora = db.session.get(AiModel, lora_id)
+        # One LoRA a family (demo-kontext's is demo-flux's): made once.
+        lora = made.get(lora_id) or db.session.get(AiModel, lora_id)
         if lora is None:
             lora = AiModel(id=lora_id, name=f"demo-{family}-lora", spec=lora_id, kind="demo",
                            source="builtin", enabled=True, lora=True, family=family)
             db.session.add(lora)
+        made[lora_id] = lora
         lora.enabled = True
     asked = bool(current_app.config.get("DEMO_MODELS", "").strip())
     _sync_demo_upscaler(asked)

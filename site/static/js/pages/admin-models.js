@@ -5,9 +5,10 @@
  * POST  /api/v1/admin/models/scan   -> the same and {skipped: [{path, why}]}, after scanning the
  *                                      models folder (skipped: links out of it, unreadable entries)
  * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} -> model
- * model: {id, name, spec, kind: "model" | "lora" | "upscaler", format, family, family_label, enabled,
- *         default, state, error; an upscaler: scale, architecture}
- * Models, LoRAs and upscalers are listed in tables of their own; only a model can be the
+ * model: {id, name, spec, kind: "model" | "lora" | "upscaler" | "controlnet" | "ipadapter", format,
+ *         family, family_label, enabled, default, state, error; an upscaler: scale, architecture;
+ *         a guide (controlnet, ipadapter): architecture}
+ * Models, LoRAs, upscalers and guides are listed in tables of their own; only a model can be the
  * default. One in the error or unsupported state cannot be enabled (the server refuses it
  * too): its checkbox is off until a scan reads it again.
  */
@@ -34,6 +35,9 @@ const loraEmpty = byId("loras-empty");
 const upscalerTable = byId("upscalers-table");
 const upscalerBody = byId("upscalers-body");
 const upscalerEmpty = byId("upscalers-empty");
+const guideTable = byId("guides-table");
+const guideBody = byId("guides-body");
+const guideEmpty = byId("guides-empty");
 const loadingNote = byId("models-loading");
 const statusLine = byId("models-status");
 const folderPath = byId("models-folder-path");
@@ -52,16 +56,25 @@ function setStatus(text) {
 }
 
 const rowFor = (id) => Array.from(tbody.children)
-  .concat(loraBody ? Array.from(loraBody.children) : [], upscalerBody ? Array.from(upscalerBody.children) : [])
+  .concat(...[loraBody, upscalerBody, guideBody].map((body) => (body ? Array.from(body.children) : [])))
   .find((row) => row.dataset.modelId === id) || null;
 
-/** "model", "lora" or "upscaler". Before families a row's kind was its storage format (now `format`). */
+const GUIDE_KINDS = ["controlnet", "ipadapter"];
+
+/** "model", "lora", "upscaler", "controlnet" or "ipadapter". Before families a row's kind was its
+ *  storage format (now `format`). */
 function kindOf(model) {
   if (model.kind === "upscaler" || model.upscaler === true) return "upscaler";
+  if (GUIDE_KINDS.includes(model.kind)) return model.kind;
   return model.kind === "lora" || model.lora === true ? "lora" : "model";
 }
 
-const KIND_LABELS = { model: "Model", lora: "LoRA", upscaler: "Upscaler" };
+const isGuide = (model) => GUIDE_KINDS.includes(kindOf(model));
+const KIND_LABELS = { model: "Model", lora: "LoRA", upscaler: "Upscaler", controlnet: "ControlNet", ipadapter: "IP-Adapter" };
+const ARCHITECTURE_LABELS = {
+  controlnet: "ControlNet", union: "ControlNet Union", "ip-adapter": "IP-Adapter", "ip-adapter-plus": "IP-Adapter Plus",
+  redux: "FLUX Redux",
+};
 
 /** The storage format of a row: "demo", "folder", "single_file" or "hub". */
 function formatOf(model) {
@@ -76,12 +89,13 @@ function buildRow(model) {
   const format = formatOf(model);
   const isLora = kind === "lora";
   const isUpscaler = kind === "upscaler";
+  const guide = isGuide(model);
   // Cannot be offered until a scan reads it again; one already offered can still be withdrawn.
   const locked = UNUSABLE.includes(state) && !model.enabled;
   const errorId = "model-error-" + model.id;
   const enabled = el("input", {
     type: "checkbox", class: "model-enabled", checked: !!model.enabled, disabled: locked,
-    "aria-label": "Enabled: " + name + (isLora ? " (LoRA)" : isUpscaler ? " (upscaler)" : ""),
+    "aria-label": "Enabled: " + name + (isLora ? " (LoRA)" : isUpscaler ? " (upscaler)" : guide ? " (" + KIND_LABELS[kind] + ")" : ""),
     "aria-describedby": model.error ? errorId : null,
   });
   enabled.addEventListener("change", () => setEnabled(model.id, enabled));
@@ -95,7 +109,7 @@ function buildRow(model) {
   }
 
   return el("tr", {
-    class: "model-row" + (kind === "model" ? "" : " model-row--" + kind),
+    class: "model-row" + (kind === "model" ? "" : " model-row--" + (guide ? "guide" : kind)),
     dataset: {
       modelId: model.id, kind, format, family: model.family || "", state,
       enabled: model.enabled ? "true" : "false", default: model.default ? "true" : "false",
@@ -107,11 +121,15 @@ function buildRow(model) {
       model.default ? el("span", { class: "visually-hidden", text: " (default)" }) : null,
       el("span", { class: "model-spec", text: model.spec || "" }),
     ]),
+    guide ? el("td", { "data-label": "Type", class: "model-adapter", text: KIND_LABELS[kind] }) : null,
     isUpscaler
       ? el("td", { "data-label": "Scale", class: "model-scale", text: model.scale ? "×" + model.scale : "—" })
       : el("td", { "data-label": "Family", class: "model-family", text: model.family_label || model.family || "Unknown" }),
-    isUpscaler
-      ? el("td", { "data-label": "Architecture", class: "model-architecture", text: model.architecture || "—" })
+    isUpscaler || guide
+      ? el("td", {
+        "data-label": "Architecture", class: "model-architecture",
+        text: (guide ? ARCHITECTURE_LABELS[model.architecture] : "") || model.architecture || "—",
+      })
       : null,
     el("td", { "data-label": "Format", class: "model-kind model-format", text: FORMAT_LABELS[format] || format || "" }),
     el("td", { "data-label": "State", class: "model-state-cell" }, [
@@ -134,6 +152,10 @@ function render() {
   if (upscalerBody) upscalerBody.replaceChildren(...upscalers.map(buildRow));
   if (upscalerEmpty) upscalerEmpty.hidden = upscalers.length > 0;
   if (upscalerTable) upscalerTable.setAttribute("aria-busy", "false");
+  const guides = models.filter(isGuide);
+  if (guideBody) guideBody.replaceChildren(...guides.map(buildRow));
+  if (guideEmpty) guideEmpty.hidden = guides.length > 0;
+  if (guideTable) guideTable.setAttribute("aria-busy", "false");
   loadingNote.hidden = true;
   table.setAttribute("aria-busy", "false");
   if (loraTable) loraTable.setAttribute("aria-busy", "false");
@@ -190,7 +212,9 @@ function setEnabled(id, input) {
       render();
       const kind = kindOf(res.data);
       const what = (res.data.name || id) + (kind === "model" ? "" : " (" + KIND_LABELS[kind] + ")");
-      const where = kind === "upscaler" ? " is offered for upscaling." : " is offered in the studio.";
+      const where = kind === "upscaler" ? " is offered for upscaling."
+        : isGuide(res.data) ? " is offered as a guide for " + (res.data.family_label || res.data.family) + " models."
+          : " is offered in the studio.";
       setStatus(what + (res.data.enabled ? where : " is no longer offered."));
     } else {
       input.checked = !value;
@@ -224,9 +248,11 @@ function scanSummary(before, skipped) {
   const missing = models.filter((m) => m.state === "missing").length;
   const loras = models.filter((m) => kindOf(m) === "lora").length;
   const upscalers = models.filter((m) => kindOf(m) === "upscaler").length;
-  const parts = ["Scan done: " + plural(models.length - loras - upscalers, "model", "models")];
+  const guides = models.filter(isGuide).length;
+  const parts = ["Scan done: " + plural(models.length - loras - upscalers - guides, "model", "models")];
   if (loras) parts.push(plural(loras, "LoRA", "LoRAs"));
   if (upscalers) parts.push(plural(upscalers, "upscaler", "upscalers"));
+  if (guides) parts.push(plural(guides, "guide", "guides"));
   parts.push(added ? added + " new (enable them to offer them)" : "nothing new");
   if (missing) parts.push(missing + " missing");
   if (skipped) parts.push(skipped + " not read (see below)");
