@@ -110,7 +110,8 @@ def _is_upscaler_file(spec: str) -> bool:
 
 DEMO_NAMES = {"demo": "Demo (tiny, paints noise)", "demo-sdxl": "Demo SDXL (tiny, paints noise)",
               "demo-sd3": "Demo SD 3 (tiny, paints noise)", "demo-flux": "Demo FLUX.1 schnell (tiny, paints noise)",
-              "demo-kontext": "Demo FLUX.1 Kontext (tiny, edits into noise)"}
+              # (named so that it sorts after demo-flux: the first FLUX model listed paints)
+              "demo-kontext": "Demo Kontext, FLUX.1 (tiny, edits into noise)"}
 DEMO_GUIDE_NAMES = {"demo-controlnet-sd1": "Demo ControlNet SD 1.x (tiny, random)",
                     "demo-controlnet-sdxl": "Demo ControlNet SDXL (tiny, random)",
                     "demo-controlnet-flux": "Demo ControlNet Union FLUX.1 (tiny, random)",
