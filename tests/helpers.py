@@ -383,3 +383,75 @@ def a1111_infotext_fields(text: str) -> dict:
             value = json.loads(value)
         fields[key] = value
     return fields
+
+
+def safetensors_stub(path: Path, shapes: dict, cut: int = 0) -> Path:
+    """A .safetensors file whose header names `shapes` ({tensor: [dims]}, float16), with a
+    sparse body of zeros as long as they need (`cut` bytes short: a download cut short)."""
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = 2
+        for n in shape:
+            size *= n
+        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    raw = json.dumps(header).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(len(raw).to_bytes(8, "little") + raw)
+        handle.truncate(8 + len(raw) + offset - cut)
+    return path
+
+
+def write_json_file(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+# Guide files of each kind the scan tells apart (issue 25): header stubs, no weights.
+SD1_CONTROLNET = {"control_model.input_hint_block.0.weight": [16, 3, 3, 3],
+                  "control_model.zero_convs.0.0.weight": [320, 320, 1, 1],
+                  "control_model.time_embed.0.weight": [1280, 320],
+                  "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": [320, 768]}
+SDXL_UNION_CONTROLNET = {"controlnet_cond_embedding.conv_in.weight": [16, 3, 3, 3],
+                         "controlnet_down_blocks.0.weight": [320, 320, 1, 1],
+                         "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight": [640, 2048],
+                         "task_embedding": [8, 320], "control_add_embedding.linear_1.weight": [1280, 2048]}
+FLUX_CONTROLNET = {"controlnet_x_embedder.weight": [3072, 64], "controlnet_blocks.0.weight": [3072, 3072],
+                   "transformer_blocks.0.attn.to_k.weight": [3072, 3072],
+                   "single_transformer_blocks.0.attn.to_k.weight": [3072, 3072]}
+SD1_IPADAPTER = {"image_proj.proj.weight": [3072, 1024], "image_proj.norm.weight": [768],
+                 "ip_adapter.1.to_k_ip.weight": [320, 768], "ip_adapter.1.to_v_ip.weight": [320, 768]}
+SD1_IPADAPTER_PLUS = {"image_proj.latents": [1, 16, 768], "image_proj.proj_in.weight": [768, 1280],
+                      "image_proj.proj_out.weight": [768, 768], "ip_adapter.1.to_k_ip.weight": [320, 768]}
+SDXL_IPADAPTER = {"image_proj.proj.weight": [8192, 1280], "image_proj.norm.weight": [2048],
+                  "ip_adapter.1.to_k_ip.weight": [640, 2048]}
+VIT_H_ENCODER = {"architectures": ["CLIPVisionModelWithProjection"], "hidden_size": 1280, "projection_dim": 1024}
+
+
+def write_guide_layout(models: Path) -> Path:
+    """A models folder with a guide of each kind (and a Kontext model) as the scan finds
+    them: see tests/integration/test_guide_models.py for what each is."""
+    cn, ip = models / "controlnet", models / "ipadapter"
+    safetensors_stub(cn / "control_v11p_sd15_canny.safetensors", SD1_CONTROLNET)
+    write_json_file(cn / "sdxl-canny" / "config.json", {"_class_name": "ControlNetModel", "cross_attention_dim": 2048})
+    safetensors_stub(cn / "sdxl-canny" / "diffusion_pytorch_model.safetensors", {"conv_in.weight": [320, 4, 3, 3]})
+    safetensors_stub(cn / "union" / "controlnet-union-sdxl.safetensors", SDXL_UNION_CONTROLNET)
+    write_json_file(cn / "flux-union" / "config.json", {"_class_name": "FluxControlNetModel", "num_mode": 10})
+    safetensors_stub(cn / "flux-union" / "diffusion_pytorch_model.safetensors", {"x_embedder.weight": [3072, 64]})
+    safetensors_stub(cn / "flux-canny.safetensors", FLUX_CONTROLNET)
+    write_json_file(cn / "sd3-canny" / "config.json", {"_class_name": "SD3ControlNetModel"})
+    safetensors_stub(cn / "cut-short.safetensors", SD1_CONTROLNET, cut=100)
+    (cn / "old-canny.pth").write_bytes(b"not read")
+    safetensors_stub(ip / "models" / "ip-adapter_sd15.safetensors", SD1_IPADAPTER)
+    safetensors_stub(ip / "models" / "ip-adapter-plus_sd15.safetensors", SD1_IPADAPTER_PLUS)
+    write_json_file(ip / "models" / "image_encoder" / "config.json", VIT_H_ENCODER)
+    safetensors_stub(ip / "models" / "image_encoder" / "model.safetensors", {"visual_projection.weight": [1024, 1280]})
+    # SDXL's own adapter takes ViT-bigG's 1280-wide embeddings: the ViT-H encoder does not fit.
+    safetensors_stub(ip / "sdxl_models" / "ip-adapter_sdxl.safetensors", SDXL_IPADAPTER)
+    write_json_file(ip / "flux-redux" / "model_index.json", {"_class_name": "FluxPriorReduxPipeline"})
+    write_json_file(models / "flux1-kontext-dev" / "model_index.json", {"_class_name": "FluxKontextPipeline"})
+    write_json_file(models / "flux1-kontext-dev" / "transformer" / "config.json",
+                    {"guidance_embeds": True, "in_channels": 64})
+    return models
