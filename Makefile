@@ -32,13 +32,22 @@ chromium:
 	  ( echo "installing Chromium for the browser tests"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium )
 
-# The front end's pure logic is unit-tested with Node's own test runner (no packages).
+# The front end's pure logic is unit-tested with Node's own test runner (no packages);
+# npm installs the single sign-on tests' OpenID Connect provider (tests/oidc).
 node:
 	@command -v node >/dev/null 2>&1 || \
 	  ( echo "installing Node for the front-end unit tests"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs )
+	@command -v npm >/dev/null 2>&1 || \
+	  ( echo "installing npm for the single sign-on tests' provider"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm )
 
-test-deps: $(VENV)/.installed-test chromium node
+# The single sign-on tests run a real OpenID Connect provider (node's oidc-provider), as
+# locked in tests/oidc/package-lock.json.
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json | node
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+
+test-deps: $(VENV)/.installed-test chromium node tests/oidc/node_modules/.package-lock.json
 
 test-js: node
 	node --test tests/js/

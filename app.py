@@ -23,7 +23,7 @@ from services.core.args import StrictJSON
 from services.core.errors import ServiceError
 from services.core.events import client_manager
 from services.generation.tasks import reconcile
-from views import account, admin, api, auth, errors, gallery, metrics, public, sockets, studio
+from views import account, admin, api, auth, errors, gallery, metrics, public, sockets, sso, studio
 from views.compat import a1111 as compat_a1111, openai as compat_openai
 from views.errors import error_response, wants_json
 
@@ -102,6 +102,7 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     # (views/admin/common.py); the API authenticates itself (views/api/common.py).
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(sso.bp)  # single sign-on: /auth/sso/*
     app.register_blueprint(studio.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)

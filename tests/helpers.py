@@ -370,6 +370,87 @@ def link_in(message, kind: str = "reset") -> str:
     return match.group(1)
 
 
+# --- single sign-on -----------------------------------------------------------------------
+
+OIDC_CLIENT_ID = "daydream-tests"
+OIDC_CLIENT_SECRET = "the tests' client secret"
+
+
+class OidcProvider(ManagedProcess):
+    """A real OpenID Connect provider (node's oidc-provider: tests/oidc/server.js, installed
+    by `make test-deps`) on a free loopback port: issuer .url, one client (OIDC_CLIENT_ID)
+    whose redirect URI start() is given, and the test accounts [{login, password, claims}].
+    The port is chosen first, so a server's settings can name the provider (settings())
+    before the provider knows the server's redirect URI. Its other discovery documents:
+    discovery("mixup") names another issuer with this one's endpoints and keys,
+    discovery("liar") an issuer that is not its address (tests/oidc/server.js)."""
+
+    FOLDER = ROOT / "tests" / "oidc"
+
+    def __init__(self, log_path: Path, accounts: list[dict]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path, self.accounts = log_path, accounts
+        self.proc: subprocess.Popen | None = None
+
+    def discovery(self, variant: str = "") -> str:
+        return f"{self.url}{'/' + variant if variant else ''}/.well-known/openid-configuration"
+
+    def settings(self, **more) -> dict:
+        """The server's settings for signing in with this provider."""
+        return {"DAYDREAM_OIDC_DISCOVERY_URL": self.discovery(), "DAYDREAM_OIDC_CLIENT_ID": OIDC_CLIENT_ID,
+                "DAYDREAM_OIDC_CLIENT_SECRET": OIDC_CLIENT_SECRET, "DAYDREAM_OIDC_NAME": "Test School", **more}
+
+    def start(self, redirect_uri: str, post_logout_uri: str, timeout: float = 30) -> "OidcProvider":
+        import shutil
+
+        import requests
+
+        node = shutil.which("node")
+        if node is None or not (self.FOLDER / "node_modules" / "oidc-provider").is_dir():
+            raise AssertionError("the OpenID Connect provider of the tests is not installed: run `make test-deps`")
+        config = self.log_path.with_suffix(".json")
+        config.write_text(json.dumps({
+            "port": self.port, "accounts": self.accounts,
+            "client": {"client_id": OIDC_CLIENT_ID, "client_secret": OIDC_CLIENT_SECRET,
+                       "redirect_uris": [redirect_uri], "post_logout_redirect_uris": [post_logout_uri]}}))
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([node, "server.js", str(config)], cwd=self.FOLDER,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the OpenID Connect provider exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                return requests.get(self.discovery(), timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(up, timeout, interval=0.1, message="the OpenID Connect provider")
+        return self
+
+    def sign_in(self, authorization_url: str, login: str, password: str, http=None) -> str:
+        """Follow an authorization request through the provider's login form as a browser
+        would (`http`: a requests.Session, the browser's cookies at the provider); returns
+        the address it sends the browser back to (the client's redirect URI with the
+        answer's code and state)."""
+        import requests
+
+        http = http or requests.Session()
+        url = authorization_url
+        for _hop in range(10):
+            response = http.get(url, allow_redirects=False, timeout=10)
+            if response.status_code == 200 and 'id="login"' in response.text:
+                action = re.search(r'action="([^"]+)"', response.text).group(1)
+                response = http.post(self.url + action, data={"login": login, "password": password},
+                                     allow_redirects=False, timeout=10)
+            assert response.status_code in (302, 303), f"{response.status_code}: {response.text[:500]}"
+            url = requests.compat.urljoin(url, response.headers["Location"])
+            if not url.startswith(self.url):
+                return url
+        raise AssertionError("the provider kept redirecting")
+
+
 # A1111's own infotext reader (modules/infotext_utils.py): its field pattern and the unquoting
 # it applies to the last line of a PNG's "parameters", to read them as A1111 pastes them back.
 A1111_INFOTEXT_FIELD = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')

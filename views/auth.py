@@ -8,7 +8,7 @@ from flask import (Blueprint, after_this_request, current_app, flash, make_respo
                    render_template, request, session, url_for)
 from flask_login import current_user, login_user, logout_user
 
-from services.accounts import links, signin, users
+from services.accounts import links, signin, sso, users
 from services.accounts.first_run import create_first_staff, token_valid
 from services.accounts.passwords import MIN_PASSWORD
 from services.core import mail
@@ -57,13 +57,13 @@ SIGN_IN_REASONS = {
 def sign_in_reason(next_url: str | None) -> str | None:
     """The line the sign-in page shows when a page sent the visitor there (?next=), or
     None when they came by themselves."""
-    if not next_url or _safe_next(next_url) != next_url:
+    if not next_url or safe_next(next_url) != next_url:
         return None
     first = urlsplit(next_url).path.strip("/").split("/", 1)[0]
     return SIGN_IN_REASONS.get(first, "Sign in to open that page.")
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """Only local paths: never redirect to another site after sign-in."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
@@ -77,7 +77,7 @@ def log_in(user, session_key: str, remember: bool) -> None:
     session["_user_id"] = session_key
 
 
-def _sign_in(user, remember: bool) -> None:
+def sign_in(user, remember: bool) -> None:
     session.clear()  # a fresh session: nothing carried over from before sign-in
     signin.start_session(user)
     log_in(user, signin.open_session(user, request.user_agent.string), remember)
@@ -127,6 +127,8 @@ def register():
     refuses (403), invite asks for a code, approval ends at "waiting for approval"."""
     if current_user.is_authenticated:
         return redirect(url_for("studio.index"))
+    if current_app.config.get("SSO_ONLY") and request.method == "GET":
+        return redirect(url_for("auth.login"))  # accounts come from the single sign-on
     form, errors, status, headers = {}, {}, 200, {}
     if request.method == "POST":
         form = {"username": request.form.get("username", ""), "email": request.form.get("email", ""),
@@ -146,7 +148,7 @@ def register():
                       + (f" Meanwhile, confirm your email: we sent a link to {user.email}."
                          if user.held_tokens else ""), "info")
                 return redirect(url_for("auth.login"), 303)
-            _sign_in(user, remember=False)
+            sign_in(user, remember=False)
             flash(_welcome(user), "success")
             return redirect(url_for("studio.index"))
     return render_template("auth/register.html", form=form, errors=errors), status, headers
@@ -156,7 +158,7 @@ def register():
 def login():
     next_url = request.values.get("next")
     if current_user.is_authenticated:
-        return redirect(_safe_next(next_url))
+        return redirect(safe_next(next_url))
     form, errors, status, headers = {}, {}, 200, {}
     if request.method == "POST":
         form = {"login": request.form.get("login", "")}
@@ -169,17 +171,28 @@ def login():
         except ServiceError as exc:
             errors, status = {"_": exc.message}, 401
         else:
-            _sign_in(user, remember=bool(request.form.get("remember")))
-            return redirect(_safe_next(next_url))
+            sign_in(user, remember=bool(request.form.get("remember")))
+            return redirect(safe_next(next_url))
     return (render_template("auth/login.html", form=form, errors=errors, next=next_url or "",
                             reason=sign_in_reason(next_url), can_reset=mail.configured()),
             status, headers)
 
 
+# A single sign-on (views/sso.py) keeps its ID token in the session: signing out offers
+# the provider's sign-out with it (SSO_END_URL, read once by /auth/sso/signed-out).
+SSO_ID_TOKEN = "sso_id_token"
+SSO_END_URL = "sso_end_url"
+
+
 @bp.post("/logout")
 def logout():
+    provider_sign_out = (sso.end_session_url(session.get(SSO_ID_TOKEN) or None, link_base())
+                         if SSO_ID_TOKEN in session else None)
     end_this_session()
     flash("You are signed out.", "info")
+    if provider_sign_out:
+        session[SSO_END_URL] = provider_sign_out
+        return redirect(url_for("sso.signed_out"))
     return redirect(url_for("public.index"))
 
 
@@ -204,7 +217,7 @@ def first_run(token: str):
         else:
             if current_user.is_authenticated:
                 end_this_session()
-            _sign_in(user, remember=False)
+            sign_in(user, remember=False)
             flash(f"Welcome, {user.username}: you are the first staff account.", "success")
             return redirect(url_for("admin.users"))
     return render_template("admin/setup.html", form=form, errors=errors, token=token), \

@@ -46,6 +46,20 @@ def _account_key(login, user: User | None) -> str | None:
     return "login:" + names.name_key(login)[:254] if isinstance(login, str) and login.strip() else None
 
 
+PASSWORDS_OFF = "Passwords are turned off on this server: use the single sign-on button instead."
+
+
+def passwords_off_for(user: User | None) -> bool:
+    """Under DAYDREAM_SSO_ONLY (single sign-on only, services/accounts/sso.py), whether
+    passwords are off for this account: for every one but the staff accounts named in
+    DAYDREAM_SSO_BREAK_GLASS, kept for when the provider is down."""
+    config = current_app.config
+    if not config.get("SSO_ONLY"):
+        return False
+    return not (user is not None and user.is_staff
+                and any(names.same(user.username, name) for name in config.get("SSO_BREAK_GLASS") or ()))
+
+
 def authenticate(login, password, address: str | None = None, device_cookie: str | None = None) -> User:
     """The user for these credentials, or BadCredentials (the same message whether the
     account exists or not). Failed attempts are counted per account and address: a
@@ -54,8 +68,11 @@ def authenticate(login, password, address: str | None = None, device_cookie: str
     signed in before (services/core/ratelimit.py), or the browser carries that account's
     device cookie (device_cookie: its value; the device's failures are its own). Without
     the limit store, sign-in is refused (LimitsUnavailable, 503) rather than unlimited.
-    Upgrades the hash when Argon2's parameters changed."""
+    Under DAYDREAM_SSO_ONLY, passwords are refused (Forbidden, passwords_off) except for
+    the break-glass staff accounts. Upgrades the hash when Argon2's parameters changed."""
     user = find_by_login(login)
+    if passwords_off_for(user):  # before any check: the answer says nothing of the password
+        raise Forbidden(PASSWORDS_OFF, code="passwords_off")
     account_key = _account_key(login, user)
     device = known_devices(device_cookie).get(user.uuid) if user is not None else None
     ratelimit.signin_allowed(account_key, address, device)

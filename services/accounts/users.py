@@ -50,7 +50,10 @@ WAITING_FOR_APPROVAL = signin.WAITING_FOR_APPROVAL
 
 
 def registration_mode() -> str:
-    """DAYDREAM_REGISTRATION: open, invite, approval or closed (config.py)."""
+    """DAYDREAM_REGISTRATION: open, invite, approval or closed (config.py); closed under
+    DAYDREAM_SSO_ONLY (accounts are made by signing in with the provider, sso.py)."""
+    if current_app.config.get("SSO_ONLY"):
+        return "closed"
     return current_app.config.get("REGISTRATION") or "open"
 
 

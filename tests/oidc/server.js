@@ -45,7 +45,17 @@ const provider = new Provider(issuer, {
   },
   features: {
     devInteractions: { enabled: false },
-    rpInitiatedLogout: { enabled: true },
+    // Plain pages (the defaults load a web font): "Yes, sign me out" is #provider-logout.
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        ctx.body = `<!doctype html><html><head><title>Sign out</title></head><body>${form}
+<button id="provider-logout" type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button></body></html>`;
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = '<!doctype html><html><head><title>Signed out</title></head><body><h1 id="signed-out">Signed out</h1></body></html>';
+      },
+    },
   },
   routes: {
     authorization: '/auth', token: '/token', jwks: '/jwks', userinfo: '/me', end_session: '/session/end',

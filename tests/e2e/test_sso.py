@@ -1,0 +1,128 @@
+"""Single sign-on in Chromium, against a real OpenID Connect provider (node's
+oidc-provider, tests/oidc/server.js) and a server that allows nothing else
+(DAYDREAM_SSO_ONLY): a pupil's first sign-in makes their account and puts them in the
+class of their groups claim; signing out offers the provider's sign-out, which works;
+the next sign-in signs in to the same account. Passwords are refused, on the page and
+at POST /api/v1/auth/tokens, except for the break-glass staff account. (What is refused
+during a sign-in: tests/integration/test_sso.py.)"""
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+import requests
+import sqlalchemy as sa
+from playwright.sync_api import expect
+
+from extensions import db
+from models import ClassMember, SchoolClass, User
+from services.accounts.passwords import hash_password
+from services.accounts.users import create_staff
+from tests.e2e.helpers import PASSWORD, STAFF_PASSWORD, new_page
+from tests.helpers import OidcProvider, unique
+
+PROVIDER_PASSWORD = "the school's password"
+KEEPER = "keeper"  # the break-glass staff account
+PUPIL = {"login": "pia", "password": PROVIDER_PASSWORD,
+         "claims": {"email": "pia.k@school.example.org", "email_verified": True,
+                    "preferred_username": "pia.k@school.example.org", "given_name": "Pia",
+                    "groups": ["year-8-green", "library-club"]}}
+
+
+@pytest.fixture(scope="module")
+def school_server(stack_factory, tmp_path_factory):
+    """A server (no worker: signing in needs none) that signs in only with the provider,
+    and the provider, started once its client's redirect URI is known."""
+    provider = OidcProvider(tmp_path_factory.mktemp("oidc") / "provider.log", [PUPIL])
+    stack = stack_factory(worker=False, web=1, **provider.settings(
+        DAYDREAM_SSO_ONLY="true", DAYDREAM_SSO_BREAK_GLASS=f"someone-else, {KEEPER}"))
+    web = stack.web(1)
+    provider.start(web.url + "/auth/sso/callback", web.url + "/")
+    with stack.app.app_context():
+        db.session.add(SchoolClass(name="Year 8 Green", sso_group="year-8-green"))
+        db.session.commit()
+        create_staff(KEEPER, f"{KEEPER}@school.example.org", STAFF_PASSWORD)
+    yield SimpleNamespace(web=web, url=web.url, app=stack.app, provider=provider)
+    provider.stop()
+
+
+def sign_in_with_the_school(page, school_server) -> None:
+    page.click("#sso-sign-in")
+    expect(page).to_have_url(re.compile("^" + re.escape(school_server.provider.url)))
+    page.fill("#login", PUPIL["login"])
+    page.fill("#password", PUPIL["password"])
+    page.click("#sign-in")
+
+
+def test_a_pupil_signs_in_with_the_school_account_into_their_class(browser, school_server):
+    context, page = new_page(browser, school_server)
+    try:
+        page.goto("/studio")
+        expect(page).to_have_url(re.compile(r"/login\?next="))
+        expect(page.locator("#sso-sign-in")).to_have_text("Sign in with Test School")
+        sign_in_with_the_school(page, school_server)
+        expect(page).to_have_url(re.compile(r"/studio$"))
+        me = page.request.get("/api/v1/me").json()
+        assert me["username"] == "pia.k" and me["email"] == "pia.k@school.example.org"
+        with school_server.app.app_context():
+            pia = db.session.scalar(sa.select(User).where(User.sso_subject == "pia"))
+            classes = db.session.execute(
+                sa.select(SchoolClass.name, ClassMember.role, ClassMember.via)
+                .join(ClassMember, ClassMember.class_id == SchoolClass.id)
+                .where(ClassMember.user_id == pia.id)).all()
+        assert classes == [("Year 8 Green", "pupil", "sso")]
+
+        # Signing out here, then at the provider, with the link this server offers.
+        page.click("form[action='/logout'] button")
+        expect(page).to_have_url(re.compile(r"/auth/sso/signed-out$"))
+        page.click("#provider-sign-out")
+        page.click("#provider-logout")
+        expect(page).to_have_url(school_server.url + "/")
+        assert page.request.get("/api/v1/me").status == 401
+
+        # The next sign-in (the provider asks again) is the same account.
+        page.goto("/login")
+        sign_in_with_the_school(page, school_server)
+        expect(page).to_have_url(re.compile(r"/studio$"))
+        assert page.request.get("/api/v1/me").json()["id"] == me["id"]
+        with school_server.app.app_context():
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(User)
+                                     .where(User.sso_subject == "pia")) == 1
+        assert page.js_errors == []
+    finally:
+        context.close()
+
+
+def test_with_sso_only_passwords_are_refused_but_the_break_glass_account_works(browser, school_server):
+    pupil = unique("pwd")
+    with school_server.app.app_context():
+        db.session.add(User(username=pupil, email=f"{pupil}@school.example.org", password_hash=hash_password(PASSWORD)))
+        db.session.commit()
+    context, page = new_page(browser, school_server)
+    try:
+        page.goto("/register")
+        expect(page).to_have_url(re.compile(r"/login$"))  # accounts come from the provider
+        page.click("#password-fold summary")
+        page.fill("input[name=login]", pupil)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("#login-submit")
+        expect(page.locator("#form-error")).to_contain_text("Passwords are turned off")
+        assert page.request.get("/api/v1/me").status == 401
+
+        for login, password in ((pupil, PASSWORD), ("nobody-at-all", PASSWORD)):
+            answer = requests.post(school_server.url + "/api/v1/auth/tokens", timeout=10,
+                                   json={"login": login, "password": password, "name": "script"})
+            assert answer.status_code == 403 and answer.json()["error"]["code"] == "passwords_off", answer.text
+
+        # The break-glass staff account signs in with its password, on the page and the API.
+        page.fill("input[name=login]", KEEPER)
+        page.fill("input[name=password]", STAFF_PASSWORD)
+        page.click("#login-submit")
+        expect(page).to_have_url(re.compile(r"/studio$"))
+        answer = requests.post(school_server.url + "/api/v1/auth/tokens", timeout=10,
+                               json={"login": KEEPER, "password": STAFF_PASSWORD, "name": "script"})
+        assert answer.status_code == 201, answer.text
+        assert page.js_errors == []
+    finally:
+        context.close()
