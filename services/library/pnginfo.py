@@ -9,6 +9,9 @@ fields (the studio's "PNG info", POST /api/v1/png-info, A1111's /sdapi/v1/png-in
 - ComfyUI: the `prompt` chunk, its API graph (KSampler, CLIPTextEncode, EmptyLatentImage,
   CheckpointLoaderSimple nodes);
 - InvokeAI: the `invokeai_metadata` chunk (3.x and later), or `sd-metadata` (2.x).
+The guides come back too (issue 25): sd-webui-controlnet's "ControlNet N" infotext lines
+(and Daydream's "IP-Adapter N" and "Edit images") as `control`, `references` and `edit`,
+where their module runs here and their model is enabled, without their pictures.
 
 Untrusted bytes: the pixels are never decoded. The PNG's chunks are walked here, within
 the upload limits (the bytes, the pixels its header claims, as uploads.py), each text
@@ -25,6 +28,8 @@ import zlib
 from flask import current_app, has_app_context
 
 from services.core.errors import TooLarge, UnsupportedImage, ValidationError
+from services.generation import guides
+from services.generation.compat import a1111_controlnet
 from services.generation.compat.common import find_model
 from services.generation.schedulers import A1111_SAMPLER_NAMES, SCHEDULERS, sampler_of, with_schedule
 from services.library.imaging import METADATA_KEY, PARAMETERS_KEY, format_parameters
@@ -307,6 +312,109 @@ def _model(name) -> dict:
     return {"model_name": name}
 
 
+# --- guides: sd-webui-controlnet's "ControlNet N" lines (and Daydream's IP-Adapter and Edit) ---
+
+# A key of sd-webui-controlnet's unit text: capitalised words, then ": " (a model's name may
+# hold a comma, "Demo ControlNet (tiny, random)", so the text is not simply split at commas).
+UNIT_KEY = re.compile(r"(?:^|,\s*)([A-Z][A-Za-z]*(?: [A-Z][A-Za-z]*)*): ")
+
+
+def _unit_fields(text) -> dict:
+    """"Module: canny, Model: x [hash], Weight: 1.0, …" as {"module": "canny", "model": …}
+    (sd-webui-controlnet's parse_unit: display names to field names)."""
+    if not isinstance(text, str):
+        return {}
+    keys = list(UNIT_KEY.finditer(text))
+    return {"_".join(key.group(1).lower().split(" ")): text[key.end():after.start() if after else None].strip()
+            for key, after in zip(keys, keys[1:] + [None])}
+
+
+def _lookup(find, *args):
+    """A lookup in the catalog, None without one (a bare app, no database)."""
+    try:
+        return find(*args)
+    except Exception:  # no database here: nothing is available
+        return None
+
+
+def _control_unit(fields: dict, available: dict) -> dict | None:
+    """A "ControlNet N" line as a native unit without its picture, when its module runs here
+    and its model is an enabled ControlNet; None otherwise."""
+    module = fields.get("module") or "none"
+    preprocessor = a1111_controlnet.preprocessor_of(module, available)
+    model = _lookup(a1111_controlnet.find_guide, None, fields.get("model"), "controlnet")
+    if preprocessor is None or model is None:
+        return None
+    same = a1111_controlnet.same_sliders(module, preprocessor, available)
+    resize = str(fields.get("resize_mode") or "").strip().lower()
+    mode = str(fields.get("control_mode") or "").strip().lower()
+    unit = {"preprocessor": preprocessor, "model": model.id, "weight": _float(fields.get("weight")),
+            "start": _float(fields.get("guidance_start")), "end": _float(fields.get("guidance_end")),
+            "control_mode": a1111_controlnet.CONTROL_MODES.get(mode),
+            "resize_mode": a1111_controlnet.RESIZE_MODES.get(resize),
+            "processor_res": _int(fields.get("processor_res")),
+            "threshold_a": _float(fields.get("threshold_a")) if same else None,
+            "threshold_b": _float(fields.get("threshold_b")) if same else None,
+            "pixel_perfect": {"true": True, "false": False}.get(str(fields.get("pixel_perfect")).lower())}
+    if unit["processor_res"] is not None and not 64 <= unit["processor_res"] <= 2048:
+        unit["processor_res"] = None
+    return _clean(unit)
+
+
+def _reference(fields: dict) -> dict | None:
+    model = _lookup(a1111_controlnet.find_guide, None, fields.get("model"), "ipadapter")
+    if model is None:
+        return None
+    return _clean({"model": model.id, "weight": _float(fields.get("weight"))})
+
+
+def guides_from_infotext(raw: dict) -> dict:
+    """The guides of an A1111 infotext (parse_infotext's fields) as native task fields:
+    `control` from its "ControlNet N" lines (an IP-Adapter module's line a reference),
+    `references` from "IP-Adapter N" lines, `edit` from "Edit images". Only units whose
+    module runs here and whose model is enabled are kept, without their pictures (a
+    picture is not in the text: Reuse asks for it again)."""
+    if not has_app_context() or not any(key.startswith(("ControlNet ", "IP-Adapter ", "Edit images")) for key in raw):
+        return {}
+    available = _lookup(guides.preprocessors) or {}
+    control, references = [], []
+    for key in sorted((k for k in raw if re.fullmatch(r"(ControlNet|IP-Adapter) \d+", k)),
+                      key=lambda k: (k.split(" ")[0], int(k.rsplit(" ", 1)[1]))):
+        fields = _unit_fields(raw[key])
+        if key.startswith("IP-Adapter") or a1111_controlnet.is_reference_module(fields.get("module")):
+            item = _reference(fields)
+            references += [item] if item else []
+        else:
+            item = _control_unit(fields, available)
+            control += [item] if item else []
+    found: dict = {"control": control or None, "references": references or None}
+    images = [item.strip() for item in str(raw.get("Edit images") or "").replace(";", ",").split(",")
+              if re.fullmatch(r"[A-Za-z0-9]{6,40}", item.strip())]
+    if images:
+        found["edit"] = {"images": images}
+    return _clean(found)
+
+
+def guides_from_daydream(meta: dict) -> dict:
+    """Daydream's own record of the guides (Task.parameters()), the units whose model and
+    preprocessor are still available kept as they are (their pictures the owner's ids)."""
+    found = {key: meta.get(key) for key in ("control", "references", "edit")}
+    if not any(found.values()):
+        return {}
+    if found["control"] or found["references"]:
+        if not has_app_context():
+            return {}
+        available = _lookup(guides.preprocessors) or {}
+        enabled = {row.id for row in (_lookup(a1111_controlnet.guide_models, None) or [])}
+        found["control"] = [unit for unit in found["control"] or [] if isinstance(unit, dict)
+                            and unit.get("model") in enabled and unit.get("preprocessor") in available] or None
+        found["references"] = [ref for ref in found["references"] or [] if isinstance(ref, dict)
+                               and ref.get("model") in enabled] or None
+    if not isinstance(found["edit"], dict) or not isinstance(found["edit"].get("images"), list):
+        found["edit"] = None
+    return _clean(found)
+
+
 def _clean(params: dict) -> dict:
     return {key: value for key, value in params.items() if value is not None and value != {}}
 
@@ -319,6 +427,7 @@ def from_infotext(text: str) -> dict:
                     "seed": _int(raw.get("Seed")), "scheduler": scheduler_for(raw.get("Sampler"), raw.get("Schedule type")),
                     "width": _int(raw.get("Size-1")), "height": _int(raw.get("Size-2"))}
     params.update(_model(raw.get("Model")))
+    params.update(guides_from_infotext(raw))
     strength = _float(raw.get("Denoising strength"))
     if raw.get("Hires upscale") is not None or raw.get("Hires resize-1") is not None:
         hires = {"scale": _float(raw.get("Hires upscale")), "steps": _int(raw.get("Hires steps")),
@@ -494,6 +603,7 @@ DAYDREAM_FIELDS = ("prompt", "negative_prompt", "model", "width", "height", "ste
 
 def from_daydream(meta: dict) -> dict:
     params = {key: meta[key] for key in DAYDREAM_FIELDS if meta.get(key) is not None}
+    params.update(guides_from_daydream(meta))
     if not meta.get("init_image"):
         params.pop("strength", None)
         params.pop("init_fit", None)

@@ -206,8 +206,8 @@ def test_euler_a_on_a_karras_schedule_runs_and_is_recorded(webui_caller):
 
 
 def test_routes_daydream_lacks_answer_json_in_a1111s_shape(webui_caller):
-    for method, path in (("GET", "/controlnet/version"), ("GET", "/controlnet/model_list"),
-                         ("POST", "/controlnet/detect"), ("GET", "/sdapi/v2/anything"), ("GET", "/sdapi"),
+    for method, path in (("GET", "/controlnet/control_types"), ("POST", "/controlnet/render_openpose_json"),
+                         ("GET", "/sdapi/v2/anything"), ("GET", "/sdapi"),
                          ("GET", "/sdapi/v1"), ("DELETE", "/controlnet")):
         for auth in (webui_caller.basic, None):  # with a token or without: nothing is there either way
             response = requests.request(method, webui_caller.url + path, auth=auth, timeout=10)

@@ -225,7 +225,7 @@ def test_an_inpaint_task_is_echoed_in_a1111s_shapes_without_the_mask(catalog):
     ({"script_name": "x/y/z plot"}, "script_name"), ({"batch_size": "2"}, "batch_size"),
     ({"n_iter": 0}, "n_iter"), ({"send_images": "yes"}, "send_images"),
     ({"override_settings": {"CLIP_stop_at_last_layers": 2}}, "override_settings.CLIP_stop_at_last_layers"),
-    ({"alwayson_scripts": {"ControlNet": {"args": [{"enabled": True}]}}}, "alwayson_scripts"),
+    ({"alwayson_scripts": {"Regional Prompter": {"args": [True]}}}, "alwayson_scripts"),
     ({"resize_mode": 7}, "resize_mode"),
 ])
 def test_what_would_change_the_picture_unseen_is_refused(catalog, body, field):

@@ -1,8 +1,9 @@
 """AUTOMATIC1111's web UI API, /sdapi/v1 (docs/TOOLS.md): what Open WebUI, SillyTavern,
-LibreChat's Stable Diffusion tool and the `webuiapi` package call. Field names and
-types as A1111's modules/api/models.py; errors as its api.py's handler writes them:
-{"error", "detail", "body", "errors"} (views/errors.py). txt2img and img2img hold the
-request until the task ends (services/generation/compat/)."""
+LibreChat's Stable Diffusion tool and the `webuiapi` package call, and sd-webui-controlnet's
+/controlnet routes. Field names and types as A1111's modules/api/models.py; errors as its
+api.py's handler writes them: {"error", "detail", "body", "errors"} (views/errors.py), a
+404 under /controlnet too. txt2img and img2img hold the request until the task ends
+(services/generation/compat/)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ from flask import Blueprint, jsonify, request
 from models import TaskState
 from services.core.errors import ValidationError
 from services.generation import catalog, tasks
-from services.generation.compat import a1111, a1111_extras, a1111_options, common, holding
+from services.generation.compat import a1111, a1111_controlnet, a1111_extras, a1111_options, common, holding
 from services.library import pnginfo
 from views.compat.common import authenticate, client_watch
 from views.errors import Shape, error_response
@@ -70,8 +71,8 @@ def _generate(img2img: bool):
                 raise ValidationError("init_images", "one init image per request is supported here")
             picture = a1111.decode_base64_image(images[0], "init_images")
             mask = a1111.decode_base64_image(body["mask"], "mask") if a1111.has_mask(body) else None
-            task = common.submit_with_picture(user, params, picture, "init_images", key,
-                                              mask=mask, mask_reading="a1111")
+            task = common.submit_with_picture(user, params, picture, "init_images", key, mask=mask,
+                                              mask_reading="a1111", on_stored=a1111_controlnet.use_init_image)
         else:
             task = tasks.submit_task(user, params, key)
         task = holding.wait_for_task(task, pause=client_watch())
@@ -254,6 +255,37 @@ def cmd_flags():
 @route("/memory")
 def memory():
     return jsonify({"ram": {}, "cuda": {}})
+
+
+# --- sd-webui-controlnet's routes (its units ride on txt2img and img2img; any other path
+# under /controlnet answers a 404 in A1111's shape: views/errors.py) -----------------------
+
+@bp.get("/controlnet/version")
+def controlnet_version():
+    return jsonify({"version": a1111_controlnet.API_VERSION})
+
+
+@bp.get("/controlnet/model_list")
+def controlnet_model_list():
+    return jsonify({"model_list": a1111_controlnet.model_list(_user())})
+
+
+@bp.get("/controlnet/module_list")
+def controlnet_module_list():
+    user = _user()
+    names = a1111_controlnet.module_list(user)
+    return jsonify({"module_list": names, "module_detail": a1111_controlnet.module_detail(user, names)})
+
+
+@bp.get("/controlnet/settings")
+def controlnet_settings():
+    return jsonify({"control_net_unit_count": a1111_controlnet.unit_count()})
+
+
+@bp.post("/controlnet/detect")
+def controlnet_detect():
+    """The maps a module makes of the pictures: {"images": [base64 PNG], "info": "Success"}."""
+    return jsonify({"images": a1111_controlnet.detect(_user(), _body()), "info": "Success"})
 
 
 @bp.get("/internal/ping")

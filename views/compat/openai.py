@@ -1,7 +1,7 @@
 """The OpenAI Images API, /v1 (docs/TOOLS.md): what the `openai` package, Open WebUI's
 OpenAI image engine and LibreChat's DALL·E tools call. Errors in OpenAI's shape:
-{"error": {"message", "type", "code", "param"}} (views/errors.py). Generations and edits
-hold the request until the task ends; `url` answers are signed links that work without
+{"error": {"message", "type", "code", "param"}} (views/errors.py). Generations, edits and
+variations hold the request until the task ends; `url` answers are signed links that work without
 a cookie for 60 minutes."""
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from views.errors import Shape, error_response
 
 bp = Blueprint("compat_openai", __name__, url_prefix="/v1")
 
-ROUTES = {"images/generations": ("POST",), "images/edits": ("POST",), "models": ("GET",)}
+ROUTES = {"images/generations": ("POST",), "images/edits": ("POST",), "images/variations": ("POST",),
+          "models": ("GET",)}
 
 
 def answer_error(status: int, message: str, *, code: str | None = None, headers: dict | None = None):
@@ -87,31 +88,63 @@ def generations():
     return _answer(task, data)
 
 
+def _pictures(field: str = "image") -> list:
+    """The picture files of a multipart request ("image", or "image[]" for several)."""
+    if request.mimetype == "application/json":
+        raise ValidationError(field, f"send the image as multipart/form-data in a field named '{field}'")
+    files = request.files.getlist(field) + request.files.getlist(f"{field}[]")
+    if not files:
+        raise ValidationError(field, f"send the image as multipart/form-data in a field named '{field}'")
+    return files
+
+
+def _read(file) -> bytes:
+    return file.stream.read(current_app.config["MAX_CONTENT_LENGTH"] + 1)
+
+
 @bp.post("/images/edits")
 def edits():
+    """One picture: image-to-image, or inpainting with a mask; an edit by instruction (the
+    native `edit`) when the chosen model edits, for one picture without a mask or several."""
     user = _user()
-    if request.mimetype == "application/json":
-        raise ValidationError("image", "send the image as multipart/form-data in a field named 'image'")
+    files = _pictures()
     data = {key: request.form.get(key) for key in request.form}
-    files = request.files.getlist("image") + request.files.getlist("image[]")
-    if not files:
-        raise ValidationError("image", "send the image as multipart/form-data in a field named 'image'")
-    if len(files) > 1:
-        raise ValidationError("image", "one image per request is supported here")
     masks = request.files.getlist("mask")
     if data.get("mask") and not masks:
         raise ValidationError("mask", "send the mask as a PNG file in a multipart field named 'mask'")
     if len(masks) > 1:
         raise ValidationError("mask", "one mask per request is supported here")
     params = openai.openai_params(user, data, edit=True)
+    kind = openai.edit_kind(user, params, pictures=len(files), masked=bool(masks))
     holding.require_worker()
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    raw = files[0].stream.read(limit + 1)
+    key = request.headers.get("Idempotency-Key")
+    if kind == "edit":
+        params = openai.edit_params(params, [_read(file) for file in files])
+        with holding.Holding():
+            task = holding.wait_for_task(tasks.submit_task(user, params, key), pause=client_watch())
+        return _answer(task, data)
     # The mask: a PNG whose fully transparent pixels are the area to edit (OpenAI's rule).
-    mask = masks[0].stream.read(limit + 1) if masks else None
+    mask = _read(masks[0]) if masks else None
     with holding.Holding():
-        task = common.submit_with_picture(user, params, raw, "image", request.headers.get("Idempotency-Key"),
+        task = common.submit_with_picture(user, params, _read(files[0]), "image", key,
                                           size_from_picture=True, mask=mask, mask_reading="openai")
+        task = holding.wait_for_task(task, pause=client_watch())
+    return _answer(task, data)
+
+
+@bp.post("/images/variations")
+def variations():
+    """Variations of a picture: image-to-image at openai.VARIATION_STRENGTH (docs/API.md)."""
+    user = _user()
+    files = _pictures()
+    if len(files) > 1:
+        raise ValidationError("image", "a variation is of one picture; send one")
+    data = {key: request.form.get(key) for key in request.form}
+    params = openai.variation_params(user, data)
+    holding.require_worker()
+    with holding.Holding():
+        task = common.submit_with_picture(user, params, _read(files[0]), "image",
+                                          request.headers.get("Idempotency-Key"), size_from_picture=True)
         task = holding.wait_for_task(task, pause=client_watch())
     return _answer(task, data)
 

@@ -6,7 +6,9 @@ tasks in theirs.
   pictures a request brings (submit_with_picture) and an answer carries (signed links);
 - holding.py: holding a request until its task ends, and the caller's running task;
 - a1111.py, a1111_options.py: AUTOMATIC1111's fields, samplers, answers and options;
-- openai.py: the OpenAI Images API's fields.
+- a1111_controlnet.py: sd-webui-controlnet's units (the task's control and references),
+  module and model names, and its /controlnet routes' answers;
+- openai.py: the OpenAI Images API's fields (edits by instruction and variations too).
 
 Nothing here knows a request: the views parse, call these, and answer in their API's
 shape (views/errors.py). Every picture is an ordinary task made by tasks.submit_task

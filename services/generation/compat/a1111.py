@@ -5,20 +5,19 @@ settings), its samplers and schedule types as scheduler keys, and a task as A111
 answer (`parameters`, `info`) and ProgressResponse. Nothing here knows a request."""
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 
 import redis
-from flask import current_app
 
 from extensions import db
 from models import AiModel, Image, Task, TaskState, User
 from services.core import keys, queue, redis_client
-from services.core.errors import TooLarge, ValidationError
+from services.core.errors import ValidationError
 from services.generation import catalog, estimates, upscalers
-from services.generation.compat import common
-from services.generation.compat.common import fit_to_card, in_client_terms, short_hash, truthy
+from services.generation.compat import a1111_controlnet, common
+from services.generation.compat.common import (  # noqa: F401 (decode_base64_image: A1111's pictures in)
+    decode_base64_image, fit_to_card, in_client_terms, short_hash, truthy,
+)
 from services.generation.compat.holding import current_task
 from services.generation.loratags import extract_loras
 from services.generation.schedulers import (
@@ -35,7 +34,8 @@ A1111_NAMES = {"guidance": "cfg_scale", "samples": "batch_size", "strength": "de
                "init_image": "init_images", "loras": "prompt", "init_fit": "resize_mode",
                "inpaint_area": "inpaint_full_res", "inpaint_padding": "inpaint_full_res_padding",
                "masked_content": "inpainting_fill", "mask_invert": "inpainting_mask_invert",
-               "hires": "hr_scale"}
+               "hires": "hr_scale", "control": "alwayson_scripts.controlnet.args",
+               "references": "alwayson_scripts.controlnet.args"}
 # A1111's inpainting_fill ("Masked content") by its number, as Daydream's masked_content.
 INPAINTING_FILL = {0: "fill", 1: "original", 2: "latent_noise", 3: "latent_nothing"}
 FILL_NUMBERS = {content: number for number, content in INPAINTING_FILL.items()}
@@ -164,7 +164,8 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
     """Daydream task parameters (without init_image) from an A1111 txt2img / img2img
     body (field names and types as A1111's modules/api/models.py). Unknown fields are
     ignored; ones that would change the picture in a way Daydream cannot are refused.
-    txt2img's enable_hr with its hr_* fields is a hires fix (hires_params)."""
+    txt2img's enable_hr with its hr_* fields is a hires fix (hires_params); the ControlNet
+    script's units are `control` and `references` (a1111_controlnet.script_units)."""
     if img2img and truthy(body.get("enable_hr")):
         raise ValidationError("enable_hr", "hires fix applies to txt2img; img2img takes no enable_hr")
     for field, asks, message in A1111_UNSUPPORTED:
@@ -173,8 +174,11 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
     scripts = body.get("alwayson_scripts")
     if scripts is not None and not isinstance(scripts, dict):
         raise ValidationError("alwayson_scripts", "must be an object")
+    guides = {}
     for name, args in (scripts or {}).items():
-        if _script_enabled(args):
+        if a1111_controlnet.is_controlnet(name):  # sd-webui-controlnet's units: control and references
+            guides = a1111_controlnet.script_units(user, name, args, img2img=img2img)
+        elif _script_enabled(args):
             raise ValidationError("alwayson_scripts", f"the {str(name)[:40]} script is not available here")
     overrides = body.get("override_settings")
     if overrides is None:
@@ -231,6 +235,7 @@ def a1111_params(user: User, body: dict, *, img2img: bool) -> dict:
         params["init_fit"] = RESIZE_MODES[int(mode)]
         if has_mask(body):
             params.update(inpaint_params(body))
+    params.update(guides)
     card = catalog.cards().get(model)
     if params.get("hires") and card is not None and not card.uses_negative_prompt:
         params["hires"].pop("negative_prompt", None)  # (dropped as the first pass's is: fit_to_card)
@@ -385,25 +390,6 @@ def inpaint_params(body: dict) -> dict:
     return params
 
 
-DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
-
-
-def decode_base64_image(value, field: str) -> bytes:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError(field, "must be a base64-encoded PNG, JPEG or WebP image")
-    value = value.strip()
-    if value.startswith(("http://", "https://")):
-        raise ValidationError(field, "image links are not fetched; send the image itself, base64-encoded")
-    value = re.sub(r"\s+", "", DATA_URL.sub("", value))
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if len(value) > limit * 4 // 3 + 4:
-        raise TooLarge(f"The image is larger than {limit // (1024 * 1024)} MB; scale it down first.")
-    try:
-        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValidationError(field, "is not valid base64: send a base64-encoded PNG, JPEG or WebP image")
-
-
 # --- answers ---------------------------------------------------------------------------
 
 def a1111_seeds(task: Task) -> list[int]:
@@ -428,7 +414,7 @@ def a1111_info(task: Task, body: dict, *, img2img: bool) -> dict:
     seeds = a1111_seeds(task)
     prompt = body.get("prompt") if isinstance(body.get("prompt"), str) else task.prompt
     batch = body.get("batch_size") if isinstance(body.get("batch_size"), int) else task.samples
-    return {
+    info = {
         "prompt": prompt, "all_prompts": [prompt] * len(seeds),
         "negative_prompt": task.negative_prompt, "all_negative_prompts": [task.negative_prompt] * len(seeds),
         "seed": seeds[0] if seeds else task.seed, "all_seeds": seeds,
@@ -448,6 +434,8 @@ def a1111_info(task: Task, body: dict, *, img2img: bool) -> dict:
         "is_using_inpainting_conditioning": False, "version": "daydream",
         "daydream_task_id": task.id, "cost": task.cost,
     } | inpaint_info(task) | hires_info(task)
+    info["extra_generation_params"] = {**info["extra_generation_params"], **a1111_controlnet.extras(task)}
+    return info
 
 
 def task_inpaint(task: Task) -> dict | None:
@@ -584,6 +572,8 @@ def a1111_parameters(task: Task, body: dict, *, img2img: bool = False) -> dict:
     sent back (init_images: null, as A1111 answers)."""
     defined = A1111_IMG2IMG_FIELDS if img2img else A1111_TXT2IMG_FIELDS
     echoed = {k: v for k, v in body.items() if k in defined and k not in ("init_images", "mask", "latent_mask")}
+    if "alwayson_scripts" in echoed:
+        echoed["alwayson_scripts"] = a1111_controlnet.without_pictures(echoed["alwayson_scripts"])
     echoed.update({"prompt": body.get("prompt", task.prompt), "negative_prompt": task.negative_prompt,
                    "steps": task.steps, "cfg_scale": task.guidance, "width": task.width, "height": task.height,
                    "seed": body.get("seed", -1), "batch_size": body.get("batch_size", task.samples),

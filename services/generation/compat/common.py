@@ -5,10 +5,12 @@ submit is refused) and the pictures an answer carries (base64, or signed links).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import io
 import logging
 import re
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from flask import current_app
@@ -136,6 +138,34 @@ def truthy(value) -> bool:
 
 # --- pictures in: the caller's uploads ----------------------------------------------
 
+DATA_URL = re.compile(r"^data:[\w/+.-]*;base64,", re.IGNORECASE)
+
+
+def decode_base64_image(value, field: str) -> bytes:
+    """A picture sent base64-encoded (a data URL's prefix allowed), within the body limit;
+    complaints name `field`, the client's own."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a base64-encoded PNG, JPEG or WebP image")
+    value = value.strip()
+    if value.startswith(("http://", "https://")):
+        raise ValidationError(field, "image links are not fetched; send the image itself, base64-encoded")
+    value = re.sub(r"\s+", "", DATA_URL.sub("", value))
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if len(value) > limit * 4 // 3 + 4:
+        raise TooLarge(f"The image is larger than {limit // (1024 * 1024)} MB; scale it down first.")
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(field, "is not valid base64: send a base64-encoded PNG, JPEG or WebP image")
+
+
+def data_url(data: bytes) -> str:
+    """A picture's bytes as a data URL, as the native guide fields (control, references,
+    edit) take one; the picture itself is checked where the task stores it."""
+    mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/webp" if data[8:12] == b"WEBP" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
 def store_init_image(user: User, data: bytes, field: str) -> Image:
     """The init image stored as the user's upload, by the studio's upload checks (format,
     pixels, decompression bombs, decode budget); their complaints name `field`."""
@@ -181,7 +211,7 @@ def discard_upload(image: Image | None) -> None:
 
 def submit_with_picture(user: User, params: dict, data: bytes, field: str, idempotency_key: str | None, *,
                         size_from_picture: bool = False, mask: bytes | None = None, mask_reading: str = "native",
-                        mask_field: str = "mask") -> Task:
+                        mask_field: str = "mask", on_stored: Callable[[dict, str], None] | None = None) -> Task:
     """Submit a task that starts from a picture the request brought: `data` is stored as
     the caller's upload (complaints name `field`, the client's own) and becomes the task's
     init image. With `mask` (the mask's file as sent), the mask is read as the client's API
@@ -189,11 +219,15 @@ def submit_with_picture(user: User, params: dict, data: bytes, field: str, idemp
     stored as the caller's mask image (complaints name `mask_field`); the task gets its id.
     Both are removed again when the submit is refused (nothing is charged then), or when an
     earlier request with the same Idempotency-Key answers with its own task.
-    size_from_picture: with no width asked for, the picture's own shape (image_size)."""
+    size_from_picture: with no width asked for, the picture's own shape (image_size).
+    on_stored(params, picture id): what else in params takes the stored picture (an A1111
+    ControlNet unit sent without a picture of its own takes the init image)."""
     init = store_init_image(user, data, field)
     stored_mask = None
     try:
         params["init_image"] = init.id
+        if on_stored is not None:
+            on_stored(params, init.id)
         if mask is not None:
             stored_mask = store_mask_image(user, mask, mask_reading, init, mask_field)
             params["mask"] = stored_mask.id
@@ -242,8 +276,9 @@ def signed_token(image: Image) -> str:
 
 def image_for_token(token: str) -> Image:
     """The image a signed link names, within URL_TTL of its making; the image must
-    still be its owner's, its owner active, and the image not held for review: a link
-    stops working once its owner is deactivated or deleted, or the image is held."""
+    still be its owner's, its owner active, and the image neither held for review nor
+    hidden by a teacher: a link stops working once its owner is deactivated or deleted,
+    or the image is held or hidden."""
     try:
         data = _serializer().loads(token, max_age=URL_TTL)
     except SignatureExpired:
@@ -254,7 +289,7 @@ def image_for_token(token: str) -> Image:
         raise NotFound("No such image.")
     image = db.session.scalar(sa.select(Image).join(User, User.id == Image.user_id).where(
         Image.id == str(data.get("i")), Image.user_id == data.get("u"), User.active.is_(True),
-        storage.not_held()))
+        storage.not_held(), Image.hidden_by_id.is_(None)))
     if image is None:
         raise NotFound("No such image.")
     return image
