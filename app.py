@@ -23,7 +23,7 @@ from services.core.args import StrictJSON
 from services.core.errors import ServiceError
 from services.core.events import client_manager
 from services.generation.tasks import reconcile
-from views import account, admin, api, auth, errors, gallery, metrics, public, sockets, sso, studio
+from views import account, admin, api, auth, classes, errors, gallery, join, metrics, public, sockets, sso, studio
 from views.compat import a1111 as compat_a1111, openai as compat_openai
 from views.errors import error_response, wants_json
 
@@ -97,8 +97,8 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     # Cookies set over HTTPS are marked Secure (the session's, remember-me's, any).
     app.wsgi_app = proxy.wrap(proxy.SecureCookies(app.wsgi_app), app.config.get("TRUSTED_PROXIES", ""))
 
-    # Who may open what is checked at each blueprint: public and auth are open; studio,
-    # account and gallery need a sign-in (views/access.py); admin is staff only
+    # Who may open what is checked at each blueprint: public, auth and join are open; studio,
+    # account, gallery and classes need a sign-in (views/access.py); admin is staff only
     # (views/admin/common.py); the API authenticates itself (views/api/common.py).
     app.register_blueprint(public.bp)
     app.register_blueprint(auth.bp)
@@ -108,6 +108,8 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     app.register_blueprint(admin.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(gallery.bp)
+    app.register_blueprint(classes.bp)
+    app.register_blueprint(join.bp)
     app.register_blueprint(metrics.bp)
     # The API checks CSRF itself for cookie-authenticated writes (views/api/common.py);
     # Flask-WTF looks a nested blueprint up by its own name, so both are exempt.

@@ -379,6 +379,8 @@ class Image(db.Model):
             "public": self.public,
             # "held": hidden by the image check until staff decide (its files answer 404).
             "review": self.review,
+            # hidden by a teacher of the owner's class (issue 27): others no longer see it
+            "hidden": self.hidden_by_id is not None,
             "board_id": self.board_id,
             "created_at": iso(self.created_at),
             "url": f"{base}/full",

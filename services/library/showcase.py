@@ -150,7 +150,8 @@ def items(*, include_hidden: bool = False) -> list[dict]:
     featured = sa.select(ShowcaseEntry, Image).join(Image, ShowcaseEntry.image_id == Image.id).where(
         Image.public.is_(True), storage.not_held())
     if not include_hidden:
-        featured = featured.where(ShowcaseEntry.hidden.is_(False))
+        # nor what a teacher hid (issue 27: Image.hidden_by_id)
+        featured = featured.where(ShowcaseEntry.hidden.is_(False), Image.hidden_by_id.is_(None))
     result = [_image_item(image, entry) for entry, image in db.session.execute(featured).all()]
     hidden_files = set(db.session.scalars(sa.select(ShowcaseEntry.file_key).where(
         ShowcaseEntry.file_key.is_not(None), ShowcaseEntry.hidden.is_(True))))
@@ -189,7 +190,7 @@ def file_of(item_id: str, variant: str, *, staff: bool = False) -> tuple[Path, s
     image = db.session.scalar(sa.select(Image).where(Image.id == item_id, Image.public.is_(True),
                                                      storage.not_held()))
     entry = _entry(image_id=item_id) if image else None
-    shown = entry is not None and not entry.hidden
+    shown = entry is not None and not entry.hidden and image.hidden_by_id is None
     if image is None or not (shown or staff):
         raise NotFound("No such showcase image.")
     if variant == "full":
@@ -286,7 +287,7 @@ def candidates(*, offset: int, limit: int) -> tuple[list[dict], int]:
     staff can feature."""
     shown = sa.select(ShowcaseEntry.image_id).where(ShowcaseEntry.image_id.is_not(None),
                                                    ShowcaseEntry.hidden.is_(False))
-    where = (Image.public.is_(True), Image.id.not_in(shown), storage.not_held())
+    where = (Image.public.is_(True), Image.id.not_in(shown), storage.not_held(), Image.hidden_by_id.is_(None))
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Image).where(*where))
     rows = db.session.scalars(sa.select(Image).where(*where).order_by(
         Image.created_at.desc(), Image.id).offset(offset).limit(limit)).all()

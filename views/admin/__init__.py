@@ -7,10 +7,11 @@ blueprint of views/admin/common.py, which lets staff in and no one else, once fo
 - queue.py       /admin/queue
 - models.py      /admin/models
 - moderation.py  /admin/moderation
-- audit.py       /admin/audit, /admin/audit/rows"""
+- audit.py       /admin/audit, /admin/audit/rows
+- classes.py     /admin/classes, /admin/classes/rows"""
 from __future__ import annotations
 
-from views.admin import audit, models, moderation, queue, users, vouchers  # noqa: F401
+from views.admin import audit, classes, models, moderation, queue, users, vouchers  # noqa: F401
 from views.admin.common import bp
 
 __all__ = ["bp"]
