@@ -247,6 +247,10 @@ class Config:
         self.UPLOAD_DECODERS = max(1, env_int("DAYDREAM_UPLOAD_DECODERS", 2))
         self.UPLOAD_DECODE_BYTES = env_int("DAYDREAM_UPLOAD_DECODE_BYTES", 4096 * 4096 * 4)
         self.UPLOAD_WAIT = env_float("DAYDREAM_UPLOAD_WAIT", 10.0)
+        # Control map previews (POST /api/v1/control/detect): how many one user may ask for,
+        # and the seconds an annotator's child process may take for one.
+        self.DETECT_LIMIT = os.environ.get("DAYDREAM_DETECT_LIMIT") or "120 per minute"
+        self.DETECT_TIMEOUT = env_float("DAYDREAM_DETECT_TIMEOUT", 60.0)
         # The A1111 / OpenAI compatibility APIs hold a request until its task ends, at most
         # this many seconds (then the task is canceled and refunded; 504).
         self.COMPAT_TIMEOUT = env_float("DAYDREAM_COMPAT_TIMEOUT", 600.0)

@@ -53,6 +53,8 @@ STATE_DEPENDENT = {  # (method, path): the fields a 422 may name
     ("POST", "/estimate"): TASK_STATE | UPSCALE_STATE, ("POST", "/tasks"): TASK_STATE,
     ("POST", "/upscales"): UPSCALE_STATE,  # whose image, the upscaler enabled, the tier's cap
     ("POST", "/png-info"): {"image", "file"},  # bytes that are not a picture
+    # a picture of yours or a readable one; the preprocessors installed, and their thresholds
+    ("POST", "/control/detect"): {"image", "mask", "preprocessor", "threshold_a", "threshold_b"},
 }
 STATE_STATUSES = {("POST", "/tasks"): {402}, ("POST", "/upscales"): {402},  # not enough tokens left
                   ("POST", "/uploads"): {415},  # bytes that are not a PNG, JPEG or WebP picture

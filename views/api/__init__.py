@@ -7,7 +7,7 @@ only. Each module documents its routes in its OPENAPI dict (merged by
 views/api/openapi.py; a test checks that every route is there)."""
 from __future__ import annotations
 
-from views.api import (accounts, admin, archives, audit, classes, gallery, generation, images,  # noqa: F401
+from views.api import (accounts, admin, archives, audit, classes, control, gallery, generation, images,  # noqa: F401
                        moderation, openapi, pnginfo, safety_review, showcase, upscales)
 from views.api.common import bp, staff_bp
 
