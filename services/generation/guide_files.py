@@ -146,9 +146,13 @@ def _supported(adapter: str, family: str) -> str:
         served = [c.label for c in families.FAMILIES.values()
                   if (c.controlnet if adapter == "controlnet" else c.ip_adapter)]
         label = card.label if card is not None else family
-        raise UnsupportedGuide(f"an {ADAPTER_LABELS[adapter]} for {label} models, which take none here "
+        raise UnsupportedGuide(f"{_a(ADAPTER_LABELS[adapter])} for {label} models, which take none here "
                                f"({ADAPTER_LABELS[adapter]}s guide {', '.join(served)} models)", family)
     return family
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1] in "AEIOU" else "a ") + noun
 
 
 # --- ControlNet ------------------------------------------------------------------------
@@ -393,7 +397,8 @@ def describe(rel: Path, path: Path, is_dir: bool, models_root: Path, guard: Guar
     except UnsupportedGuide as exc:
         return Found(adapter, is_dir, state="unsupported", why=str(exc), family=exc.family)
     except GuideError as exc:
-        return Found(adapter, is_dir, state="error", why=f"{path.name}: {exc}", family=exc.family)
+        why = str(exc) if str(exc).startswith(path.name) else f"{path.name}: {exc}"
+        return Found(adapter, is_dir, state="error", why=why, family=exc.family)
     except OSError as exc:  # a link out of the models folder (the guard), or unreadable
         return Found(adapter, is_dir, state="error", why=f"{path.name} could not be read: {exc}")
     return Found(adapter, is_dir, guide=guide, family=guide.family)
