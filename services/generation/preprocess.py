@@ -103,7 +103,8 @@ def options(preprocessor, *, threshold_a=None, threshold_b=None, resolution=DEFA
     (without it only the built-ins are known). Task validation renames the field to its unit."""
     if not isinstance(preprocessor, str) or not preprocessor:
         raise ValidationError("preprocessor", f"must be one of: {', '.join(BUILTINS)}")
-    known = BUILTIN if models_path is None else {item["id"] for item in available(models_path)}
+    known = BUILTIN if models_path is None or preprocessor in BUILTIN \
+        else {item["id"] for item in available(models_path)}
     if preprocessor not in known:
         raise ValidationError("preprocessor", f"{preprocessor[:60]!r} is not a preprocessor on this install; "
                                               f"choose one of: {', '.join(sorted(known))}")

@@ -164,10 +164,9 @@ def random_pidinet(models_path):
     """table5_pidinet.pth (lllyasviel/Annotators' name) holding random PiDiNet weights: the
     network controlnet_aux builds, saved as that file holds it ({"state_dict": …})."""
     import torch
-    from controlnet_aux.pidi.model import pidinet
 
     torch.manual_seed(0)
-    network = pidinet()
+    network = annotators.detector_module("pidi").pidinet()
     with torch.no_grad():
         for parameter in network.parameters():
             parameter.normal_(0, 0.2)
