@@ -50,6 +50,7 @@ SIGN_IN_REASONS = {
     "studio": "Sign in to use the studio.",
     "images": "Sign in to see your images.",
     "account": "Sign in to open your account.",
+    "classes": "Sign in to open your class.",
     "admin": "Sign in with a staff account to open the staff pages.",
 }
 

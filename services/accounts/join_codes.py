@@ -2,7 +2,8 @@
 expire, be withdrawn, or allow a number of uses; a signed-in user joins with one click,
 and someone without an account picks a username and password on the join page (an
 account made whatever DAYDREAM_REGISTRATION says, with the starting tokens registration
-gives, counted against the same limits as registration)."""
+gives, counted against the same limits as registration; under DAYDREAM_SSO_ONLY they
+sign in with the provider first)."""
 from __future__ import annotations
 
 import secrets
@@ -19,7 +20,7 @@ from models import ClassMember, JoinCode, SchoolClass, User, iso, new_id, utcnow
 from services.accounts import classes, credits, names, users
 from services.accounts.passwords import hash_password, password_problem
 from services.core import ratelimit
-from services.core.errors import Conflict, NotFound, ServiceError, ValidationError
+from services.core.errors import Conflict, Forbidden, NotFound, ServiceError, ValidationError
 
 # No look-alikes (0/O, 1/I/L): a code read aloud or copied from a board is typed right.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -196,7 +197,11 @@ def _clean_account(username, password, email) -> tuple[str, str]:
 def join_new_account(code, username, password, email=None, *, address: str | None = None) -> tuple[User, SchoolClass]:
     """A new account that joins the code's class: username and password (an email is
     optional: without one the account gets an address that receives nothing, and the
-    teacher resets a forgotten password)."""
+    teacher resets a forgotten password). Not under DAYDREAM_SSO_ONLY: there everyone
+    signs in with the provider first, then joins with one click."""
+    if current_app.config.get("SSO_ONLY"):
+        raise Forbidden("This server signs in with single sign-on only: sign in with your school account, "
+                        "then open this link again.", code="passwords_off")
     row, school_class = find(code)
     username, email = _clean_account(username, password, email)
     ratelimit.take(ratelimit.register_rules(address), "Registration")
