@@ -154,6 +154,9 @@ class Config:
         # replaces the defaults (free, plus, pro); subscribing needs a payment provider.
         self.TIERS_JSON = os.environ.get("DAYDREAM_TIERS", "")
         self.DEFAULT_TIER = os.environ.get("DAYDREAM_DEFAULT_TIER") or "free"
+        # The local clock of image caps and class budgets (services/accounts/periods.py):
+        # "today" starts at midnight here. An IANA name such as Europe/London; unknown: UTC.
+        self.TIMEZONE = os.environ.get("DAYDREAM_TIMEZONE") or "UTC"
         self.PAYMENT_PROVIDER = os.environ.get("DAYDREAM_PAYMENT_PROVIDER", "")
         # Rate limits (Flask-Limiter, counted in Redis): failed sign-ins per address and
         # per account, failed voucher redemptions per user.
