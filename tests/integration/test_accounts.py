@@ -339,7 +339,9 @@ def test_tiers_come_from_settings_and_payments_are_off_until_configured(fresh):
         listed = tiers.tiers()
         assert [t["id"] for t in listed] == ["free", "plus", "pro"]
         assert set(listed[0]) == {"id", "name", "price_label", "allowance", "period_days", "max_side",
-                                  "max_pixels", "max_samples", "queue_share", "max_upscale_pixels"}
+                                  "max_pixels", "max_samples", "queue_share", "max_upscale_pixels",
+                                  "images_per_hour", "images_per_day"}
+        assert listed[0]["images_per_day"] is None and listed[0]["images_per_hour"] is None  # no cap
         assert listed[0]["max_side"] == 768 and listed[0]["queue_share"] == 3
         assert tiers.payment_configured() is False
     custom = fresh(DAYDREAM_TIERS='[{"id": "basic", "allowance": 5, "max_side": 512}, {"id": "max"}]',
