@@ -75,6 +75,10 @@ class LedgerKind(str, enum.Enum):
     STAFF_REVOKE = "staff_revoke"
     VOUCHER = "voucher"
     ALLOWANCE = "allowance"
+    # Class budgets (issue 27): a member's allowance from their class (their own balance),
+    # and a class pool's refill at a period's start (a pool row: class_id set).
+    CLASS_ALLOWANCE = "class_allowance"
+    POOL_REFILL = "pool_refill"
 
 
 class User(UserMixin, db.Model):
