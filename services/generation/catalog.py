@@ -22,6 +22,7 @@ from flask import current_app
 
 from extensions import db
 from models import AiModel, ModelState
+from services.accounts import tiers as tier_settings
 from services.core import audit
 from services.core.errors import NotFound, ValidationError
 from services.generation import families
@@ -300,7 +301,7 @@ def model_to_dict(row: AiModel, staff: bool = False) -> dict:
         data["family_label"] = family.label if family else data["family"]
     if staff:
         data.update(spec=row.spec, enabled=row.enabled, state=row.state, error=row.error,
-                    source=row.source, default=row.is_default)
+                    source=row.source, default=row.is_default, tiers=row.tiers)
         if row.family not in families.FAMILIES and row.kind != "demo":
             data.update(family=None, family_label="Unsupported" if row.state == ModelState.UNSUPPORTED.value
                         else "Unknown")
@@ -633,6 +634,7 @@ def update_model(model_id: str, data: dict) -> AiModel:
         raise NotFound("No such model.")
     reason = audit.reason_of(data.get("reason"))
     was = {"enabled": row.enabled, "default": row.is_default}
+    tiers = model_tiers(row, data["tiers"]) if "tiers" in data else None
     if "enabled" in data:
         if not isinstance(data["enabled"], bool):
             raise ValidationError("enabled", "must be true or false")
@@ -655,7 +657,9 @@ def update_model(model_id: str, data: dict) -> AiModel:
             raise ValidationError("default", _unusable(row))
         db.session.execute(sa.update(AiModel).values(is_default=False))
         row.enabled = row.is_default = True
-    now = {"enabled": row.enabled, "default": row.is_default}
+    if "tiers" in data and tiers != row.tiers:
+        was["tiers"], row.tiers = row.tiers, tiers
+    now = {"enabled": row.enabled, "default": row.is_default, **({"tiers": row.tiers} if "tiers" in was else {})}
     action = ("models.default" if now["default"] and not was["default"] else
               ("models.enable" if now["enabled"] else "models.disable") if now["enabled"] != was["enabled"]
               else "models.update")
@@ -663,6 +667,22 @@ def update_model(model_id: str, data: dict) -> AiModel:
                  details={k: {"from": was[k], "to": now[k]} for k in now if now[k] != was[k]})
     db.session.commit()
     return row
+
+
+def model_tiers(row: AiModel, value) -> list[str] | None:
+    """Who may use a model or LoRA (issue 27; services/generation/access.py): None, every
+    tier, or a list of tier ids (staff may use it whatever the list)."""
+    if value is None:
+        return None
+    if row.upscaler or row.adapter:
+        raise ValidationError("tiers", "only models and LoRAs are limited to tiers")
+    known = [t["id"] for t in tier_settings.tiers()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError("tiers", f"must be a list of tier ids ({', '.join(known)}), or null for every tier")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise ValidationError("tiers", f"'{unknown[0][:40]}' is not a tier ({', '.join(known)})")
+    return [t for t in known if t in value]  # (in the tiers' order, once each)
 
 
 def _unusable(row: AiModel) -> str:

@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from extensions import db
 from models import Task
-from services.accounts import credits, links, staff, users, vouchers
+from services.accounts import credits, links, staff, tiers, users, vouchers
 from services.core import audit
 from services.core.errors import NotFound
 from services.generation import catalog, monitor, tasks
@@ -24,7 +24,9 @@ from views.reauth import require_recent_sign_in
 @staff_bp.get("/admin/models")
 def admin_models():
     return jsonify({"folder": str(catalog.models_folder()),
-                    "items": [catalog.model_to_dict(m, staff=True) for m in catalog.all_models()]})
+                    "items": [catalog.model_to_dict(m, staff=True) for m in catalog.all_models()],
+                    # (the plans a model or LoRA may be limited to: PATCH {tiers})
+                    "tiers": [{"id": t["id"], "name": t["name"]} for t in tiers.tiers()]})
 
 
 @staff_bp.post("/admin/models/scan")
@@ -159,10 +161,11 @@ OPENAPI = {
     "/admin/models/scan": {"post": op("Scan the models folder (staff)", answer("Models", {"type": "object"}),
                                        body={"type": "object", "properties": {"reason": _STR}},
                                        error_codes=_STAFF_ERRORS)},
-    "/admin/models/{id}": {"patch": op("Enable a model or make it the default (staff)",
+    "/admin/models/{id}": {"patch": op("Enable a model, make it the default, or limit it to tiers (staff)",
                                         answer("The model", {"type": "object"}),
                                         body={"type": "object", "properties": {
                                             "enabled": {"type": "boolean"}, "default": {"type": "boolean"},
+                                            "tiers": {"type": ["array", "null"], "items": {"type": "string"}},
                                             "reason": _STR}},
                                         params=[path_id("id")], error_codes=(401, 403, 404, 422))},
     "/admin/tasks/{id}/cancel": {"post": op("Cancel any task (staff)", answer("The task", ref("Task")),

@@ -4,10 +4,12 @@
  * GET   /api/v1/admin/models        -> {folder, items: [model]}
  * POST  /api/v1/admin/models/scan   -> the same and {skipped: [{path, why}]}, after scanning the
  *                                      models folder (skipped: links out of it, unreadable entries)
- * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} -> model
+ * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} | {tiers: [tier id] | null} -> model
  * model: {id, name, spec, kind: "model" | "lora" | "upscaler" | "controlnet" | "ipadapter", format,
- *         family, family_label, enabled, default, state, error; an upscaler: scale, architecture;
+ *         family, family_label, enabled, default, state, error; a model or LoRA: tiers (the plans
+ *         that may use it, null: every one); an upscaler: scale, architecture;
  *         a guide (controlnet, ipadapter): architecture}
+ * The list also says the plans, {tiers: [{id, name}]}.
  * Models, LoRAs, upscalers and guides are listed in tables of their own; only a model can be the
  * default. One in the error or unsupported state cannot be enabled (the server refuses it
  * too): its checkbox is off until a scan reads it again.
@@ -45,6 +47,7 @@ const scanButton = byId("scan-models");
 const skippedBox = byId("models-skipped");
 const skippedList = byId("models-skipped-list");
 let models = [];
+let plans = []; // [{id, name}]: the subscription tiers a model or LoRA may be limited to
 
 const showError = (message) => showAlert("models-error", message);
 
@@ -136,9 +139,52 @@ function buildRow(model) {
       el("span", { class: "model-state", dataset: { state }, text: STATE_LABELS[state] || state }),
       model.error ? el("p", { class: "model-error", id: errorId, text: model.error }) : null,
     ]),
+    kind === "model" || isLora ? plansCell(model, name) : null,
     el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
     kind === "model" ? el("td", { "data-label": "Default", class: "col-center" }, [isDefault]) : null,
   ]);
+}
+
+/** "Every plan", "Staff only" or the names of the plans that may use it. */
+function plansText(tiers) {
+  if (!Array.isArray(tiers)) return "Every plan";
+  if (!tiers.length) return "Staff only";
+  return tiers.map((id) => (plans.find((plan) => plan.id === id) || { name: id }).name).join(", ");
+}
+
+/** The Plans cell: what it says, and a disclosure with a box for every plan ("Every plan" on: no limit). */
+function plansCell(model, name) {
+  const limited = Array.isArray(model.tiers);
+  const every = el("input", { type: "checkbox", class: "model-tiers-every", checked: !limited });
+  const boxes = plans.map((plan) => el("input", {
+    type: "checkbox", class: "model-tier", value: plan.id, disabled: !limited,
+    checked: !limited || model.tiers.includes(plan.id),
+  }));
+  const save = () => setTiers(model.id, every.checked ? null : boxes.filter((box) => box.checked).map((box) => box.value));
+  every.addEventListener("change", save);
+  boxes.forEach((box) => box.addEventListener("change", save));
+  return el("td", { "data-label": "Plans", class: "model-tiers" }, [
+    el("details", { class: "model-tiers__pick" }, [
+      el("summary", { class: "model-tiers__text", text: plansText(model.tiers), "aria-label": "Plans that may use " + name + ": " + plansText(model.tiers) }),
+      el("label", { class: "model-tiers__option" }, [every, el("span", { text: " Every plan" })]),
+      ...plans.map((plan, i) => el("label", { class: "model-tiers__option" }, [boxes[i], el("span", { text: " " + plan.name })])),
+    ]),
+  ]);
+}
+
+function setTiers(id, tiers) {
+  showError("");
+  setRowBusy(id, true);
+  api("PATCH", modelPath(id), { tiers }).then((res) => {
+    setRowBusy(id, false);
+    if (res.ok && res.data && res.data.id) {
+      models = models.map((m) => (m.id === id ? res.data : m));
+      setStatus((res.data.name || id) + ", plans: " + plansText(res.data.tiers) + ".");
+    } else {
+      showError(errorText(res, "Could not change the plans of this model."));
+    }
+    render();
+  });
 }
 
 function render() {
@@ -174,6 +220,7 @@ function showSkipped(skipped) {
 function takeList(data) {
   if (!data) return;
   if (Array.isArray(data.skipped)) showSkipped(data.skipped);
+  if (Array.isArray(data.tiers)) plans = data.tiers.slice();
   if (Array.isArray(data.items)) models = data.items.slice();
   if (typeof data.folder === "string") folderPath.textContent = data.folder || "(not set)";
   render();
