@@ -272,8 +272,9 @@ def _text(data: dict, field: str, errors: dict) -> str:
 def fewest_steps(strength: float) -> int | None:
     """The fewest steps at which image-to-image at this strength denoises at all: it
     runs int(steps × strength) of them, skipping the rest as diffusers' img2img
-    pipelines do (models.effective_steps). None at strength 0: no number is enough."""
-    if strength <= 0:
+    pipelines do (models.effective_steps). None at strength 0, or one so small that no
+    number of steps a task may take is near enough."""
+    if strength <= 0 or 1 / strength > 10**6:
         return None
     steps = max(1, math.floor(1 / strength))
     while int(steps * strength) < 1:
@@ -564,8 +565,10 @@ def validate_hires(data: dict, params: dict, card: Card | None, sizes: dict | No
             and hires_steps(params["steps"], {**found}) < 1:
         second = found["steps"] or params["steps"]
         need = fewest_steps(found["denoising"])
+        remedy = (f"give steps {need} or more" if need is not None and need <= HIRES_RULES["steps"].max
+                  else "raise denoising")
         errors["hires"] = (f"at denoising {found['denoising']:g}, {second} hires steps run none "
-                           f"(the second pass runs int(steps × denoising)); give steps {need} or more, "
+                           f"(the second pass runs int(steps × denoising)); {remedy}, "
                            "or denoising 0 for the upscale alone")
         return
     texts = {}
@@ -600,10 +603,12 @@ def validate_hires(data: dict, params: dict, card: Card | None, sizes: dict | No
 
 def edit_size(picture: tuple[int, int], card: Card, sizes: dict | None, limits: dict | None) -> tuple[int, int]:
     """An edit's default width × height: its first picture's shape at the model's native
-    pixel count, in multiples of the size step, within the user's side and pixel limits."""
+    pixel count (a demo model's: its small starting size), in multiples of the size step,
+    within the user's side and pixel limits."""
     width, height = picture
     step = card.size_step
-    scale = math.sqrt(card.native_width * card.native_height / max(1, width * height))
+    start_width, start_height = card.start_size()
+    scale = math.sqrt(start_width * start_height / max(1, width * height))
     width = max(step, round(width * scale / step) * step)
     height = max(step, round(height * scale / step) * step)
     side = (sizes or {}).get("max_side")

@@ -129,3 +129,11 @@ def test_the_guides_add_their_share_to_the_cost():
     assert guide_cost({"samples": 2, "references": [{}]}, base) == 2  # samples each
     assert guide_cost({"samples": 1, "edit": {"images": ["a", "b", "c"]}}, 7) == 7  # the base again, once
     assert guide_cost({"samples": 3, "control": [{}], "references": [{}, {}]}, 4) == 2 + 6
+
+
+def test_a_strength_or_denoising_too_small_to_run_a_step_is_refused_at_once():
+    # (found by fuzzing the guided request: 1 / 5e-324 overflowed, 1e-300 looped for ever)
+    for tiny in (5e-324, 1e-300):
+        assert guide_refused(init_image="Pic", strength=tiny)[0] == "strength"
+        field, message = guide_refused(hires={"denoising": tiny})
+        assert field == "hires" and "raise denoising" in message
