@@ -82,6 +82,18 @@ def registration_mode(value: str | None, open_: bool = True) -> str:
     return mode
 
 
+MODERATION_PRESETS = ("standard", "strict")
+
+
+def moderation_preset(value: str | None) -> str:
+    """DAYDREAM_MODERATION_PRESET, checked: a new install's prompt rules preset
+    (services/moderation/presets.py); an unknown one stops the start with a message."""
+    preset = (value or "").strip().lower() or "standard"
+    if preset not in MODERATION_PRESETS:
+        raise ValueError(f"DAYDREAM_MODERATION_PRESET={value!r}: use one of {', '.join(MODERATION_PRESETS)}")
+    return preset
+
+
 def check_sso(config) -> None:
     """The single sign-on settings, checked at start: a half-configured provider, or
     passwords turned off with no provider, stops the start with a message rather than
@@ -220,6 +232,9 @@ class Config:
         self.SSO_BREAK_GLASS = [name.strip() for name in os.environ.get("DAYDREAM_SSO_BREAK_GLASS", "").split(",")
                                 if name.strip()]
         check_sso(self)
+        # The prompt rules preset of a new install: "standard" or "strict" (for schools).
+        # Staff change it later (first-run setup, Admin -> Moderation); the database's wins.
+        self.MODERATION_PRESET = moderation_preset(os.environ.get("DAYDREAM_MODERATION_PRESET"))
         self.LIMITS = {
             "user": {
                 "max_side": env_int("DAYDREAM_MAX_SIDE", 768),
