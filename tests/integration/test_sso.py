@@ -118,7 +118,8 @@ def test_a_first_sign_in_makes_the_account_and_the_next_signs_in_to_it(sso_app, 
         year7_id = year7.id
     client = sso_app.test_client()
     back = come_back(client, school_idp.sign_in(begin(client), "ada", PASSWORD))
-    assert back.status_code == 302 and back.headers["Location"].endswith("/gallery"), back.get_data(as_text=True)[-2000:]
+    assert back.status_code == 302, back.get_data(as_text=True)[-2000:]
+    assert back.headers["Location"].endswith("/gallery")  # where the sign-in was started from
     assert signed_in(client)
     ada = sso_account(sso_app, "ada")
     assert (ada.username, ada.sso_issuer, ada.sso_subject, ada.first_name) == ("ada", school_idp.url, "ada", "Ada")
@@ -174,8 +175,8 @@ def test_a_discovery_document_naming_another_issuer_is_refused(sso_app, school_i
 
 def make_password_account(app, login: str, **fields) -> int:
     with app.app_context():
-        user = User(username=unique(login), email=f"{login}@school.example.org", password_hash=hash_password(PASSWORD * 2),
-                    **fields)
+        user = User(username=unique(login), email=f"{login}@school.example.org",
+                    password_hash=hash_password(PASSWORD * 2), **fields)
         db.session.add(user)
         db.session.commit()
         return user.id
@@ -184,7 +185,8 @@ def make_password_account(app, login: str, **fields) -> int:
 def test_an_unverified_email_does_not_link_an_existing_account(sso_app, school_idp):
     existing = make_password_account(sso_app, "eve")
     client = sso_app.test_client()
-    sso_refused(come_back(client, school_idp.sign_in(begin(client), "eve", PASSWORD)), 403, "does not say that this email is verified")
+    sso_refused(come_back(client, school_idp.sign_in(begin(client), "eve", PASSWORD)), 403,
+                "does not say that this email is verified")
     assert not signed_in(client)
     eve = sso_account(sso_app, "eve")
     assert eve.id == existing and eve.sso_subject is None
