@@ -251,6 +251,7 @@ def delete_user(user: User) -> None:
     db.session.execute(sa.delete(Image).where(Image.user_id == user.id))
     _delete_archive_files(user)
     db.session.execute(sa.delete(Task).where(Task.user_id == user.id))
+    credits.keep_pool_rows(user)  # (a class pool's rows stay the pool's)
     db.session.execute(sa.delete(Ledger).where(Ledger.user_id == user.id))
     db.session.execute(sa.delete(ApiToken).where(ApiToken.user_id == user.id))
     db.session.execute(sa.delete(UserSession).where(UserSession.user_id == user.id))
@@ -286,10 +287,12 @@ def ensure_not_last_staff(user: User, action: str) -> None:
 
 def touch(user: User) -> None:
     """Note that the user was here (at most once a minute) and grant their tier's
-    allowance when a new period began."""
+    allowance when a new period began (their classes' allowances: at most once a minute
+    too, and at every submit)."""
     now = utcnow()
     if user.last_seen_at is None or now - user.last_seen_at > timedelta(seconds=60):
         db.session.execute(sa.update(User).where(User.id == user.id).values(last_seen_at=now)
                            .execution_options(synchronize_session=False))
         db.session.commit()
+        credits.grant_class_allowances(user)
     credits.grant_allowance_if_due(user)

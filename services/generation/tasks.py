@@ -37,10 +37,10 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Image, Task, TaskState, User, effective_steps, iso, utcnow
-from services.accounts import credits, tiers
+from services.accounts import caps, credits, tiers
 from services.core import events, queue, redis_client, transitions
 from services.core.errors import Conflict, NotFound, QueueFull, ServiceError, Unavailable, ValidationError
-from services.generation import catalog, dispatch, estimates, guides, masks, upscalers
+from services.generation import access, catalog, dispatch, estimates, guides, masks, upscalers
 from services.generation.params import guide_cost, hires_cost, task_cost, validate_task_params
 from services.library import boards, storage
 from services.moderation import rules as prompt_rules
@@ -77,9 +77,12 @@ def cost_for(user: User, params: dict) -> int:
 
 
 def check_params(user: User, data) -> dict:
+    """The task's parameters checked (a 422 naming the field), its model and LoRAs among
+    those the user may use (access.py: their plan's and classes'; no model named: the
+    user's default)."""
     guided = isinstance(data, dict) and bool(data.get("control") or data.get("references"))
-    return validate_task_params(
-        data, limits=limits_for(user), cards=catalog.cards(), default_model=catalog.default_model(),
+    params = validate_task_params(
+        data, limits=limits_for(user), cards=catalog.cards(), default_model=access.default_model_for(user),
         loras=catalog.lora_table(), max_loras=current_app.config["MAX_LORAS"],
         upscalers=hires_upscalers() if isinstance(data, dict) and data.get("hires") else None,
         guide_models=catalog.guide_table() if guided else None,
@@ -87,6 +90,8 @@ def check_params(user: User, data) -> dict:
         max_control=current_app.config["MAX_CONTROL"], max_references=current_app.config["MAX_REFERENCES"],
         picture_size=lambda value: guides.picture_size(user, value),
     )
+    access.check_task(user, params)
+    return params
 
 
 def check_hires_prompts(user: User, params: dict) -> None:
@@ -167,6 +172,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     try:
         db.session.add(task)
         db.session.flush()
+        caps.check(user, task.samples)  # images per hour and day (429 image_cap), counted with this task
         credits.debit_task(task)  # on PostgreSQL this locks the user's row until commit
         check_queue_bounds(user)
         db.session.commit()

@@ -25,10 +25,10 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Image, Task, TaskState, User
-from services.accounts import credits, tiers
+from services.accounts import caps, credits, tiers
 from services.core import queue, redis_client
 from services.core.errors import Unavailable, ValidationError
-from services.generation import catalog, dispatch, estimates, upscalers
+from services.generation import access, catalog, dispatch, estimates, upscalers
 from services.generation import tasks as task_service
 from services.generation.params import MAX_SEED, task_cost
 from services.library import boards
@@ -156,7 +156,10 @@ def upscale_params(user: User, data) -> dict:
                                      "allows for an upscale")
     origin = source.task
     cards = catalog.cards()
-    model = origin.model if origin is not None and origin.model in cards else catalog.default_model()
+    # (the source's model refines, when the user may still use it: else their default)
+    usable = access.usable_model_ids(user)
+    model = origin.model if origin is not None and origin.model in cards and origin.model in usable \
+        else access.default_model_for(user, usable)
     card = cards.get(model) or catalog.card_for(model)
     refine = refine_params(data.get("refine"), card)
     board_id = data.get("board_id")
@@ -239,6 +242,7 @@ def submit_upscale(user: User, data: dict, idempotency_key: str | None = None) -
     try:
         db.session.add(task)
         db.session.flush()
+        caps.check(user, 1)  # an upscale makes an image: the image caps count it
         credits.debit_task(task)
         task_service.check_queue_bounds(user)
         db.session.commit()

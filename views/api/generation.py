@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from services.core import queue
 from services.core.errors import Conflict, ValidationError
-from services.generation import catalog, dispatch, estimates, loratags, tasks, uploads, upscales
+from services.generation import access, catalog, dispatch, estimates, loratags, tasks, uploads, upscales
 from services.library import archives
 from views.api.common import body, bp, listing, paging
 from views.api.openapi import PAGING, TASK_PARAMS, answer, errors, list_of, op, path_id, ref
@@ -18,8 +18,11 @@ from views.api.upscales import UPSCALE_BODY
 def models():
     # The models with their cards, then the LoRAs (kind "lora", with their family), then the
     # upscalers (kind "upscaler": the built-in resamplers and the enabled upscaler models),
-    # then the guides (kind "controlnet" or "ipadapter", with the family they guide).
-    return jsonify({"items": catalog.models() + catalog.loras() + catalog.upscaler_items() + catalog.guides()})
+    # then the guides (kind "controlnet" or "ipadapter", with the family they guide). Models
+    # and LoRAs: those the caller may use (access.py), `default` their default.
+    user = current_user._get_current_object()
+    return jsonify({"items": access.model_items(user) + access.lora_items(user) + catalog.upscaler_items()
+                     + catalog.guides()})
 
 
 @bp.get("/schedulers")

@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, request
 
 from models import TaskState
 from services.core.errors import ValidationError
-from services.generation import catalog, tasks
+from services.generation import access, tasks
 from services.generation.compat import a1111, a1111_controlnet, a1111_extras, a1111_options, common, holding
 from services.library import pnginfo
 from views.compat.common import authenticate, client_watch
@@ -176,7 +176,7 @@ def _model_item(row) -> dict:
 
 @route("/sd-models")
 def sd_models():
-    return jsonify([_model_item(row) for row in catalog.enabled_models()])
+    return jsonify([_model_item(row) for row in access.usable_models(_user())])
 
 
 @route("/refresh-checkpoints", methods=("POST",))
@@ -203,7 +203,7 @@ def schedulers():
 @route("/loras")
 def loras():
     return jsonify([{"name": row.name, "alias": row.name, "path": row.id,
-                     "metadata": {"family": row.family or "sd1"}} for row in catalog.enabled_loras()])
+                     "metadata": {"family": row.family or "sd1"}} for row in access.usable_loras(_user())])
 
 
 EMPTY_LISTS = ("/sd-vae", "/hypernetworks", "/face-restorers",

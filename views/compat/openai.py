@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file, url_for
 
 from models import TaskState
 from services.core.errors import NotFound, ValidationError
-from services.generation import catalog, tasks
+from services.generation import access, tasks
 from services.generation.compat import common, holding, openai
 from services.library import storage
 from views.compat.common import authenticate, client_watch
@@ -157,13 +157,13 @@ def _model_item(row) -> dict:
 
 @bp.get("/models")
 def models():
-    return jsonify({"object": "list", "data": [_model_item(row) for row in catalog.enabled_models()]})
+    return jsonify({"object": "list", "data": [_model_item(row) for row in access.usable_models(_user())]})
 
 
 @bp.get("/models/<path:model_id>")
 def model(model_id: str):
     row = common.find_model(model_id)
-    if row is None:
+    if row is None or row.id not in access.usable_model_ids(_user()):
         raise NotFound(f"The model '{model_id[:80]}' does not exist.", code="model_not_found", field="model")
     return jsonify(_model_item(row))
 

@@ -19,7 +19,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from extensions import db
 from models import AiModel, Image, Task, User
 from services.core.errors import NotFound, ServiceError, TooLarge, Unavailable, ValidationError
-from services.generation import catalog, masks, tasks, uploads
+from services.generation import access, catalog, masks, tasks, uploads
 from services.generation.params import fit_size, model_limits
 from services.library import storage
 
@@ -68,10 +68,12 @@ def find_model(name) -> AiModel | None:
 
 def user_default_model(user: User) -> str:
     """The model the caller chose with POST /sdapi/v1/options (sd_model_checkpoint,
-    kept on their own row), while it is enabled; else the server's default."""
-    if user.api_model and user.api_model in catalog.model_ids():
+    kept on their own row), while it is enabled and theirs to use; else their default
+    (access.py: the server's, or the first they may use)."""
+    usable = access.usable_model_ids(user)
+    if user.api_model and user.api_model in usable:
         return user.api_model
-    return catalog.default_model()
+    return access.default_model_for(user, usable)
 
 
 def set_user_default_model(user: User, name, field: str = "sd_model_checkpoint") -> AiModel:
@@ -79,6 +81,7 @@ def set_user_default_model(user: User, name, field: str = "sd_model_checkpoint")
     row = find_model(name)
     if row is None:
         raise ValidationError(field, f"'{str(name)[:80]}' is not an available model; see GET /sdapi/v1/sd-models")
+    access.check_model(user, row.id, field=field, shown=str(name))
     user.api_model = row.id
     db.session.commit()
     return row
@@ -91,6 +94,7 @@ def resolve_model(user: User, name, field: str) -> str:
     row = find_model(name)
     if row is None:
         raise ValidationError(field, f"'{str(name)[:80]}' is not an available model")
+    access.check_model(user, row.id, field=field, shown=str(name))  # (422 model_not_available)
     return row.id
 
 

@@ -8,7 +8,7 @@ import re
 
 from models import User
 from services.core.errors import ValidationError
-from services.generation import catalog
+from services.generation import access, catalog
 from services.generation.compat import common
 from services.generation.compat.common import fit_to_card, in_client_terms, truthy
 from services.generation.loratags import extract_loras
@@ -97,7 +97,7 @@ def editing_models(user: User, pictures: int = 1) -> list[str]:
     """The enabled models that edit by instruction and take this many pictures (the one
     list every refusal names, so it can be narrowed to what the caller may use)."""
     cards = catalog.cards()
-    return [row.id for row in catalog.enabled_models()
+    return [row.id for row in access.usable_models(user)
             if getattr(cards.get(row.id), "edits", False) and cards[row.id].max_references >= pictures]
 
 
