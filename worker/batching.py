@@ -6,7 +6,8 @@ the queued tasks of the same round that could go in the same call (tasks.claim_b
 Tasks can share a call when everything but the prompt, the negative prompt and the seed
 is the same: the model, the size, the steps, the scheduler, the guidance, the LoRA set
 and the kind, with what its own key holds (worker/kinds: image-to-image at the same
-strength). A call's rows carry their own prompt, negative prompt and seed (a generator
+strength) and the guides' settings (worker/guides: every ControlNet unit's but its picture,
+every reference image's). A call's rows carry their own prompt, negative prompt and seed (a generator
 per image), so image i of a task still uses seed + i and matches a solo run up to
 floating-point noise.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from worker import guides
 from worker.kinds import kind_for
 
 # Working memory of one image in one call, per megapixel, fp16 with PyTorch's SDPA
@@ -36,7 +38,8 @@ def batch_key(task) -> tuple:
     loras = tuple((str(lora.get("id")), float(lora.get("weight", 1.0))) for lora in (task.loras or []))
     kind = kind_for(task)
     return (task.model, int(task.width), int(task.height), int(task.steps), task.scheduler,
-            float(task.guidance), loras, (kind.name, *kind.batch_key(task)), bool(task.negative_prompt))
+            float(task.guidance), loras, (kind.name, *kind.batch_key(task)), bool(task.negative_prompt),
+            *guides.batch_key(task))
 
 
 def can_join(head, task) -> bool:

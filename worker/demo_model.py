@@ -127,23 +127,29 @@ def assemble_pipeline(*, unet, vae, text_encoder, tokenizer):
 
 def build_demo_model(path: Path, family: str = "sd1") -> Path:
     """Build the demo model of `family` ("sd1", "sdxl", "sd3" or "flux") at `path`
-    unless an up-to-date one of that family is there.
-
-    Safe when several processes (web CLI, workers) start at once: each builds
-    into its own temporary folder beside `path` and renames it into place;
-    whoever comes second finds a complete model there and throws its copy away.
-    """
+    unless an up-to-date one of that family is there (build_folder: safe when several
+    processes start at once)."""
     if family not in DEMO_VERSIONS:
         raise ValueError(f"unknown demo family {family!r}; one of {', '.join(DEMO_FAMILIES)}")
+    return build_folder(Path(path), lambda folder: _marker_ok(folder, family), lambda tmp: _build(tmp, family))
+
+
+def build_folder(path: Path, complete, build) -> Path:
+    """Make the folder `path` with build(folder) unless complete(path) says it is there.
+
+    Safe when several processes (web CLI, workers) start at once: each builds into its
+    own temporary folder beside `path` and renames it into place; whoever comes second
+    finds a complete folder there and throws its copy away. The demo models and the demo
+    guides (worker/demo_guides.py) are built so."""
     path = Path(path)
-    if _marker_ok(path, family):
+    if complete(path):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-build-", dir=path.parent))
     old: Path | None = None
     try:
-        _build(tmp, family)
-        if _marker_ok(path, family):  # another process finished first
+        build(tmp)
+        if complete(path):  # another process finished first
             return path
         if path.exists():
             # An older version (or a broken leftover): move it aside first, since
@@ -156,8 +162,8 @@ def build_demo_model(path: Path, family: str = "sd1") -> Path:
         try:
             os.replace(tmp, path)
         except OSError:
-            # Lost the race: a complete model was put there meanwhile.
-            if not _marker_ok(path, family):
+            # Lost the race: a complete folder was put there meanwhile.
+            if not complete(path):
                 raise
         return path
     finally:

@@ -184,6 +184,8 @@ class ServiceContext(RenderContext):
 
     def __init__(self):
         self.limits = limits  # the worker's: what an out-of-memory error taught lasts its life
+        self.models_path = pipelines().models_path  # (guide models, annotators)
+        self.follow_links = pipelines().follow_links
 
     def pipeline(self, head):
         pipe = load_model(head.model)

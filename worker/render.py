@@ -3,7 +3,8 @@
 A batch's tasks share a batch key (worker/batching.py), so one kind, one pipeline call
 for all their rows: the kind builds the call (build_call), Render adds a generator per
 row (image i of a task uses seed + i) and the step callback (progress, previews, stops),
-calls the pipeline, has the kind finish each picture (finish_picture) and keeps it for
+has worker/guides add the task's ControlNet units and reference images (inputs any kind
+may take), calls the pipeline, has the kind finish each picture (finish_picture) and keeps it for
 its task, with the kind's infotext fields in its parameters. Each task keeps its own
 progress, stop, images and end.
 
@@ -18,7 +19,7 @@ import time
 import torch
 
 from services.library import storage
-from worker import safety
+from worker import guides, safety
 from worker.batching import BatchLimits, chunks
 from worker.kinds import kind_for
 from worker.pipelines.info import family_of
@@ -47,6 +48,8 @@ class RenderContext:
     may give its own."""
 
     limits: BatchLimits  # images per call learned from out-of-memory errors
+    models_path = None  # the models folder: guide models and annotators (worker/guides)
+    follow_links = False  # DAYDREAM_MODELS_FOLLOW_LINKS
 
     def pipeline(self, head):
         """The pipeline for the batch's model, its scheduler and LoRAs set as `head` says."""
@@ -102,6 +105,10 @@ class Render:
         self.pipe = context.pipeline(self.head)
         self.family = family_of(self.pipe)
         self.inputs = {task.id: self.kind.inputs(task) for task in tasks}
+        # Control maps and reference pictures, once per task (None: no guides that act).
+        device = str(getattr(self.pipe, "_execution_device", None) or self.pipe.device)
+        self.guides = {task.id: guides.inputs(task, self.inputs[task.id], context.models_path, device)
+                       for task in tasks}
         self.progress = {}
         for task in tasks:
             progress = context.progress(task, self.pipe)
@@ -141,6 +148,8 @@ class Render:
         seeds = [row.seed for row in rows]
         apply_scheduler(self.pipe, self.head.scheduler, seed=seeds)  # (DPM++ SDE: per-image noise)
         runner, kwargs = self.kind.build_call(self.pipe, self.head, rows, self.inputs)
+        runner, kwargs = guides.guide_call(self.pipe, self.head, rows, runner, kwargs, self.guides, self.inputs,
+                                           context.models_path, context.follow_links)
 
         spent = [0.0]  # seconds in this callback: the worker's own cost per step
         ran = [0]  # steps the call ran (a call whose tasks all stopped: fewer than asked)

@@ -138,6 +138,44 @@ def _upscale_fields(upscale: dict, metadata: dict) -> list[tuple[str, object]]:
     return fields
 
 
+# sd-webui-controlnet's names of a unit's resize and control modes.
+RESIZE_MODE_NAMES = {"resize": "Just Resize", "crop": "Crop and Resize", "fill": "Resize and Fill"}
+CONTROL_MODE_NAMES = {"balanced": "Balanced", "prompt": "My prompt is more important",
+                      "control": "ControlNet is more important"}
+
+
+def _float(value, default: float) -> str:
+    try:
+        return str(float(value if value is not None else default))
+    except (TypeError, ValueError):
+        return str(default)
+
+
+def _guide_fields(metadata: dict) -> list[tuple[str, object]]:
+    """ControlNet units as sd-webui-controlnet writes them ("ControlNet 0": "Module: canny,
+    Model: …, Weight: 1.0, …"), reference images ("IP-Adapter 0": "Model: …, Weight: 0.6")
+    and an edit's pictures ("Edit images": their ids)."""
+    fields = []
+    for n, unit in enumerate(u for u in metadata.get("control") or () if isinstance(u, dict)):
+        parts = [("Module", unit.get("preprocessor") or "none"), ("Model", unit.get("model_name") or unit.get("model")),
+                 ("Weight", _float(unit.get("weight"), 1.0)),
+                 ("Resize Mode", RESIZE_MODE_NAMES.get(unit.get("resize_mode"), "Crop and Resize")),
+                 ("Processor Res", unit.get("processor_res")), ("Threshold A", unit.get("threshold_a")),
+                 ("Threshold B", unit.get("threshold_b")), ("Guidance Start", _float(unit.get("start"), 0.0)),
+                 ("Guidance End", _float(unit.get("end"), 1.0)), ("Pixel Perfect", bool(unit.get("pixel_perfect"))),
+                 ("Control Mode", CONTROL_MODE_NAMES.get(unit.get("control_mode"), "Balanced"))]
+        fields.append((f"ControlNet {n}", ", ".join(f"{name}: {value}" for name, value in parts if value is not None)))
+    for n, ref in enumerate(r for r in metadata.get("references") or () if isinstance(r, dict)):
+        fields.append((f"IP-Adapter {n}", f"Model: {ref.get('model_name') or ref.get('model')}, "
+                                          f"Weight: {_float(ref.get('weight'), 1.0)}"))
+    edit = metadata.get("edit")
+    if isinstance(edit, dict):
+        images = [str(image) for image in ([edit.get("image")] if edit.get("image") else []) + list(edit.get("images") or ())]
+        if images:
+            fields.append(("Edit images", ", ".join(images)))
+    return fields
+
+
 def format_parameters(metadata: dict) -> str:
     """The plain-text "parameters" block other Stable Diffusion tools read:
 
@@ -155,7 +193,9 @@ def format_parameters(metadata: dict) -> str:
     Hires steps: 10, Hires upscaler: Latent" (+ "Hires resize: WxH" instead of the upscale
     for a final size asked for, "Hires sampler", "Hires prompt", "Hires negative prompt"
     when set); an upscale ("upscale") A1111's extras' "Postprocess upscale by: 2,
-    Postprocess upscaler: Lanczos". LoRAs are written into the prompt as A1111
+    Postprocess upscaler: Lanczos". ControlNet units, reference images and an edit's pictures
+    follow (_guide_fields: `ControlNet 0: "Module: canny, Model: …, Weight: 1.0, …"`,
+    `IP-Adapter 0: "Model: …, Weight: 0.6"`, `Edit images: <ids>`). LoRAs are written into the prompt as A1111
     does, `<lora:name:0.8>`, so that pasting the text back applies them.
     """
     prompt = str(metadata.get("prompt") or "")
@@ -192,6 +232,7 @@ def format_parameters(metadata: dict) -> str:
     upscale = metadata.get("upscale")
     if isinstance(upscale, dict):
         fields.extend(_upscale_fields(upscale, metadata))
+    fields.extend(_guide_fields(metadata))
     lines.append(
         ", ".join(f"{name}: {_a1111_value(_number(value))}" for name, value in fields if value is not None)
     )

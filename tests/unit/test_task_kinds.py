@@ -177,7 +177,7 @@ def test_render_runs_the_toy_kind_in_one_call_with_its_infotext(mirror_kind, dem
 
 def test_unregistering_the_kind_leaves_the_built_in_ones():
     names = [kind.name for kind in registered()]
-    assert names == ["txt2img", "img2img", "inpaint", "hires", "upscale"]
+    assert names == ["txt2img", "img2img", "inpaint", "hires", "edit", "upscale"]
     kind = register(Mirror())
     assert kind_for(a_task("a", mirror="left_right")) is kind
     unregister("mirror")

@@ -14,11 +14,13 @@ Every failure comes out as ModelLoadError, whose message says what to do.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from diffusers import (
     DiffusionPipeline,
+    FluxKontextPipeline,
     FluxPipeline,
     FluxTransformer2DModel,
     SD3Transformer2DModel,
@@ -56,6 +58,11 @@ PIPELINES = {
     "sd3": StableDiffusion3Pipeline,
     "flux": FluxPipeline,
 }
+# The pipelines of variants that are not their family's: FLUX.1 Kontext edits by instruction.
+VARIANT_PIPELINES = {("flux", "kontext"): FluxKontextPipeline}
+# Demo models that are another demo model's weights run another way (their folder is that
+# model's): demo-kontext is the demo FLUX.1 through FluxKontextPipeline.
+DEMO_SHARED_FOLDERS = {"demo-kontext": "demo-flux"}
 # The denoiser of each family: (the pipeline's component name, its class), for
 # checkpoints that hold only it (most FLUX and many SD 3 files).
 DENOISERS = {
@@ -134,6 +141,11 @@ def _looks_like_path(spec: str) -> bool:
     )
 
 
+def pipeline_class(found: Detected):
+    """The pipeline class a model of `found`'s family and variant is loaded as."""
+    return VARIANT_PIPELINES.get((found.family, found.variant), PIPELINES[found.family])
+
+
 def _extra_kwargs(cls) -> dict:
     # No safety checker: it is a separate 1 GB model, and it is not ours to force.
     if cls is StableDiffusionPipeline:
@@ -182,6 +194,8 @@ def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipel
         variant = "dev" if getattr(pipe.transformer.config, "guidance_embeds", True) else "schnell"
         if getattr(pipe.transformer.config, "in_channels", 64) == 384:  # FLUX.1 Fill (dedicated inpainting)
             variant = "fill"
+        elif isinstance(pipe, FluxKontextPipeline):  # FLUX.1 Kontext (edits by instruction)
+            variant = "kontext"
     elif getattr(getattr(getattr(pipe, "unet", None), "config", None), "in_channels", 4) == 9:
         variant = "inpainting"  # an SD inpainting UNet (latents, mask, masked picture)
     return pipe, Detected(family, variant)
@@ -233,7 +247,7 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
             raise ModelLoadError(
                 f"Model {spec!r} is a LoRA ({families.FAMILIES[found].label}), not a model: put it in "
                 f"{models_path / 'loras'} and enable it on Admin → Models.")
-    cls = PIPELINES[found.family]
+    cls = pipeline_class(found)
     _, dtype = resolve_device(device, found.family)
     kwargs = {_dtype_kwarg(): dtype, **_extra_kwargs(cls)}
     config = config_folder(found.family, models_path, follow_links=follow_links)
@@ -279,7 +293,7 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
     ) from first
 
 
-def _load_folder(local: Path, spec: str, device: str) -> tuple[DiffusionPipeline, Detected]:
+def _load_folder(local: Path, spec: str, device: str, variant: str | None = None) -> tuple[DiffusionPipeline, Detected]:
     if not (local / "model_index.json").is_file():
         raise ModelLoadError(
             f"Model {spec!r} could not be loaded: the folder {local} is not a diffusers model "
@@ -290,7 +304,9 @@ def _load_folder(local: Path, spec: str, device: str) -> tuple[DiffusionPipeline
         found = families.detect_folder(local)
     except UnknownModel as exc:
         raise ModelLoadError(f"Model {spec!r} could not be loaded: {exc}.") from exc
-    cls = PIPELINES[found.family]
+    if variant:  # (a demo model run as another variant of its family)
+        found = replace(found, variant=variant)
+    cls = pipeline_class(found)
     _, dtype = resolve_device(device, found.family)
     return cls.from_pretrained(local, local_files_only=True, **{_dtype_kwarg(): dtype}, **_extra_kwargs(cls)), found
 
@@ -319,7 +335,7 @@ def _load_pipeline(spec: str, models_path: Path, device: str, vram: str, follow_
         demo = families.DEMO_MODELS.get(spec)
         if demo is not None:
             folder = build_demo_model(models_path / demo_folder_name(spec), demo)
-            pipe, found = _load_folder(folder, spec, device)
+            pipe, found = _load_folder(folder, spec, device, _demo_variant(spec))
         elif (local := _local_candidate(spec, rules)) is not None:
             if local.is_dir():
                 pipe, found = _load_folder(local, spec, device)
@@ -354,4 +370,10 @@ def _load_pipeline(spec: str, models_path: Path, device: str, vram: str, follow_
 
 
 def demo_folder_name(spec: str) -> str:
+    spec = DEMO_SHARED_FOLDERS.get(spec, spec)
     return DEMO_FOLDER if spec == "demo" else f"{DEMO_FOLDER}-{spec.removeprefix('demo-')}"
+
+
+def _demo_variant(spec: str) -> str | None:
+    """The variant a demo model is run as when it is not its folder's (demo-kontext)."""
+    return getattr(families, "DEMO_MODEL_VARIANTS", {}).get(spec)

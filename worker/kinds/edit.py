@@ -1,0 +1,94 @@
+"""Edit: a picture edited by instruction (the prompt) with an editing model, FLUX.1 Kontext
+through FluxKontextPipeline (the loaded pipeline when the model is a Kontext one, else
+made from its components with from_pipe). The editing models of other families join here
+with their own pipeline.
+
+Per task, once (inputs): the edit's pictures (Task.edit["images"], the user's images), the
+first the one to edit. Several are stitched side by side into one reference picture, each
+scaled to the first one's height, as ComfyUI's Kontext workflows do; the reference is then
+scaled to about the task's pixel count (its aspect kept, sides multiples of the model's
+size step), so the reference tokens cost about what the result's do (the cost counts an
+edit twice). The result is the task's width × height.
+
+Tasks share a call when they edit the same pictures (the key holds their ids: one call's
+reference pictures must have one size); each row has its own prompt and seed."""
+from __future__ import annotations
+
+import math
+
+from PIL import Image as PILImage
+
+from worker.guides.maps import picture_of
+from worker.kinds.base import TaskKind
+from worker.pipelines.cache import derived
+from worker.pipelines.info import family_of
+
+SIZE_STEP = 16  # Kontext's reference picture: sides multiples of the VAE's 8 × the 2×2 patches
+
+def pictures_of(task) -> list[str]:
+    """The ids of the edit's pictures, the one to edit first."""
+    edit = getattr(task, "edit", None) or {}
+    first = [edit["image"]] if edit.get("image") else []
+    return first + [image for image in edit.get("images") or () if image not in first]
+
+
+def stitched(pictures: list[PILImage.Image]) -> PILImage.Image:
+    """The pictures side by side, each scaled to the first one's height."""
+    if len(pictures) == 1:
+        return pictures[0]
+    height = pictures[0].height
+    scaled = [p if p.height == height else p.resize((max(1, round(p.width * height / p.height)), height),
+                                                     PILImage.Resampling.LANCZOS) for p in pictures]
+    canvas = PILImage.new("RGB", (sum(p.width for p in scaled), height))
+    left = 0
+    for picture in scaled:
+        canvas.paste(picture, (left, 0))
+        left += picture.width
+    return canvas
+
+
+def reference_size(size: tuple[int, int], pixels: int, step: int) -> tuple[int, int]:
+    """A size of about `pixels` pixels with the aspect of `size`, sides multiples of `step`."""
+    aspect = size[0] / size[1]
+    width = max(step, int(round(math.sqrt(pixels * aspect) / step)) * step)
+    height = max(step, int(round(math.sqrt(pixels / aspect) / step)) * step)
+    return width, height
+
+
+class Edit(TaskKind):
+    name = "edit"
+
+    def applies(self, task) -> bool:
+        return bool(getattr(task, "edit", None))
+
+    def batch_key(self, task) -> tuple:
+        images = pictures_of(task)
+        return (len(images), tuple(images))
+
+    def inputs(self, task):
+        reference = stitched([picture_of(task, image) for image in pictures_of(task)])
+        size = reference_size(reference.size, int(task.width) * int(task.height), SIZE_STEP)
+        return reference if reference.size == size else reference.resize(size, PILImage.Resampling.LANCZOS)
+
+    def build_call(self, pipe, head, rows, inputs):
+        runner = editing_pipeline(pipe)
+        arguments = {**self.prompt_arguments(head, rows), "image": [inputs[row.task.id] for row in rows],
+                     "width": int(head.width), "height": int(head.height),
+                     # the result at the task's size, the reference at the size inputs() chose
+                     "max_area": int(head.width) * int(head.height), "_auto_resize": False}
+        arguments.pop("negative_prompt", None)  # (Kontext takes none without true CFG)
+        return runner, arguments
+
+    def infotext_fields(self, task) -> dict:
+        return {"edit_images": pictures_of(task)}
+
+
+def editing_pipeline(pipe):
+    """The pipeline that edits with `pipe`'s components: FluxKontextPipeline for FLUX."""
+    from diffusers import FluxKontextPipeline
+
+    if isinstance(pipe, FluxKontextPipeline):
+        return pipe
+    if family_of(pipe) != "flux":
+        raise ValueError(f"{type(pipe).__name__} does not edit pictures by instruction")
+    return derived(pipe, FluxKontextPipeline)
