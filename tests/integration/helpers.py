@@ -200,3 +200,21 @@ def studio_config(client) -> tuple[dict, str]:
     match = re.search(r'<script type="application/json" id="studio-config">(.*?)</script>', html, re.S)
     assert match, "no studio-config on the page"
     return json.loads(match.group(1)), html
+
+
+def pupil_in_new_class(app, **settings):
+    """A new account (an ApiUser of the app's test client) that is the only pupil of a new
+    class with these settings (SchoolClass columns: allowed_models, images_per_day,
+    budget_mode, …); returns the user and the class's id."""
+    from extensions import db
+    from models import ClassMember, SchoolClass, User
+
+    pupil = ApiUser(app.test_client(), f"pupil{uuid.uuid4().hex[:8]}")
+    with app.app_context():
+        user_id = db.session.scalar(sa.select(User.id).where(User.username == pupil.username))
+        school_class = SchoolClass(name=f"Class {uuid.uuid4().hex[:6]}", **settings)
+        db.session.add(school_class)
+        db.session.flush()
+        db.session.add(ClassMember(class_id=school_class.id, user_id=user_id, role="pupil", via="staff"))
+        db.session.commit()
+        return pupil, school_class.id
