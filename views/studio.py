@@ -76,4 +76,10 @@ def index():
         inpaint=inpaint_rules(),
         # Hires fix (hires.js): its settings' rules and the upscalers it may use.
         hires=hires_config(),
+        # Guides (guidepanel.js): the enabled ControlNets and IP-Adapters, each {id, name,
+        # family, adapter, architecture}, and how many of each a task may take; each
+        # model's card says which it takes (controlnet, ip_adapter) and whether it edits.
+        guides=[{"id": guide_id, **guide} for guide_id, guide in catalog.guide_table().items()],
+        max_control=current_app.config["MAX_CONTROL"],
+        max_references=current_app.config["MAX_REFERENCES"],
     )

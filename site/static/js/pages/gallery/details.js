@@ -6,6 +6,7 @@ import { api, errorText } from "../../lib/api.js";
 import { ask } from "../../lib/confirm.js";
 import { byId, copyText, el } from "../../lib/dom.js";
 import { formatDate } from "../../lib/format.js";
+import { guideLines } from "../../lib/guidewords.js";
 import { onBoards, refreshBoards } from "./boards.js";
 import { say } from "./config.js";
 import { changed, removeFromView } from "./loading.js";
@@ -142,12 +143,22 @@ function renderParams(image, meta, known) {
   // An upscale: how, and the image it was made from (a link to it in the gallery).
   const upscale = meta.upscale || null;
   if (upscale) rows.splice(0, 0, ["Upscale", upscaleText(upscale, known)]);
+  // Its guides (issue 25): each ControlNet unit and reference, before the date.
+  const made = rows.findIndex(([label]) => label === "Made");
+  rows.splice(made === -1 ? rows.length : made, 0, ...guideLines(meta, known && Object.fromEntries(known.model)));
   const shown = rows.map(([label, text]) => el("div", { class: "detail-params__row" }, [
     el("dt", { text: label }), el("dd", { text })]));
   const source = image.source_image || meta.source_image;
   if (source) {
     shown.unshift(el("div", { class: "detail-params__row detail-source" }, [el("dt", { text: "Upscaled from" }),
       el("dd", {}, [el("a", { id: "detail-source", href: "/images/" + encodeURIComponent(source), text: "the original image" })])]));
+  }
+  // An edit: the pictures it changed (links to them here).
+  const edited = meta.edit && Array.isArray(meta.edit.images) ? meta.edit.images : [];
+  if (edited.length) {
+    shown.unshift(el("div", { class: "detail-params__row detail-edit-source" }, [el("dt", { text: "Edited from" }),
+      el("dd", {}, edited.map((id, i) => el("a", { href: "/images/" + encodeURIComponent(id),
+        text: edited.length > 1 ? "picture " + (i + 1) + (i < edited.length - 1 ? ", " : "") : "the original image" })))]));
   }
   byId("detail-params").replaceChildren(...shown);
 }

@@ -12,6 +12,7 @@
  *   viewer.js, details.js        the lightbox (lib/lightbox.js) and its details panel
  *   fresh.js                     new images while the page is open
  *   upscaling.js                 "Upscale" in the details panel (lib/upscale.js), its task followed
+ *   editing.js                   "Edit" in the details panel (lib/edit.js), its task followed
  * Questions (delete?, a board's name) are the shared dialog's: lib/confirm.js.
  */
 import { readUrl } from "./address.js";
@@ -19,6 +20,7 @@ import { initBoards, renderBoards } from "./boards.js";
 import { initBulk, setStar } from "./bulk.js";
 import { config } from "./config.js";
 import { forgetDetails, initDetails, renderDetails } from "./details.js";
+import { initEditing, renderEditing } from "./editing.js";
 import { initFilters } from "./filters.js";
 import { initFresh } from "./fresh.js";
 import { initLoading, reload } from "./loading.js";
@@ -35,9 +37,10 @@ initLoading({
     refreshViewer();
     renderDetails();
     renderUpscale();
+    renderEditing();
   },
 });
-initViewer({ onShow: () => { renderDetails(); renderUpscale(); }, onClose: forgetDetails });
+initViewer({ onShow: () => { renderDetails(); renderUpscale(); renderEditing(); }, onClose: forgetDetails });
 initSelection({ onStar: (id, on) => setStar([id], on), onOpen: openImage });
 initFilters();
 initBoards();
@@ -45,6 +48,7 @@ initBulk();
 initDetails();
 initFresh();
 initUpscaling();
+initEditing();
 
 readUrl();
 renderBoards();

@@ -29,6 +29,11 @@ export function cardOf(model) {
     usesGuidance: m.uses_guidance !== false,
     usesNegativePrompt: m.uses_negative_prompt !== false,
     defaults: m.defaults && typeof m.defaults === "object" ? m.defaults : {},
+    // Guides (issue 25): ControlNet units, IP-Adapter references, editing by instruction.
+    controlnet: m.controlnet === true,
+    ipAdapter: m.ip_adapter === true,
+    edits: m.edits === true,
+    maxReferences: isNumber(m.max_references) && m.max_references > 0 ? Math.floor(m.max_references) : 0,
   };
 }
 

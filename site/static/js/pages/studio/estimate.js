@@ -8,6 +8,8 @@ import { config } from "./config.js";
 import { computeCost, costWords, isFreeOfCharge, runSteps, shownCost } from "./cost.js";
 import { resultSize } from "./editing.js";
 import { describeEstimate } from "./eta.js";
+import { editing, guideCounts } from "./guidepanel.js";
+import { guidedCost } from "./guides.js";
 import { hiresCost } from "./hires.js";
 import { state } from "./state.js";
 import { store } from "./store.js";
@@ -25,19 +27,25 @@ let seq = 0;
 let errorFields = [];
 
 /** The formula's cost of what the form holds (null while a number is missing): an
- * outpaint costs its result's size; a hires fix adds its second pass (hires.js). */
+ * outpaint costs its result's size; a hires fix adds its second pass (hires.js); the
+ * guides add theirs (guides.js: each control unit half, each reference a token a
+ * picture; an edit costs twice). */
 export function formCost() {
+  const counts = guideCounts();
+  const edit = editing();
+  const start = state.initImage && !edit ? state.initImage : null; // (an edit has no start picture)
   let width = numberValue("width");
   let height = numberValue("height");
-  if (state.initImage && state.edit.mode === "outpaint" && width !== null && height !== null) {
+  if (start && state.edit.mode === "outpaint" && width !== null && height !== null) {
     [width, height] = resultSize(width, height, state.edit.outpaint);
   }
   const params = { samples: numberValue("samples"), steps: numberValue("steps"), width, height };
   // Image to image (inpaint, outpaint) is charged for the steps it runs: int(steps × strength).
-  const first = computeCost(state.initImage ? { ...params, steps: runSteps(params.steps, numberValue("strength")) } : params,
+  const first = computeCost(start ? { ...params, steps: runSteps(params.steps, numberValue("strength")) } : params,
     config.cost);
-  const second = hiresCost(params, config.cost);
-  return first === null || second === null ? null : first + second;
+  const second = edit ? 0 : hiresCost(params, config.cost);
+  if (first === null || second === null) return null;
+  return guidedCost(first + second, { ...counts, samples: params.samples });
 }
 
 export function updateCost() {

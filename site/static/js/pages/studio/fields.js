@@ -5,6 +5,7 @@ import { $all, byId, el } from "../../lib/dom.js";
 import { cardOf, findModel, paramsForCard } from "./cards.js";
 import { config } from "./config.js";
 import { modeFields } from "./editing.js";
+import { editing, guideFields } from "./guidepanel.js";
 import { hiresPayload } from "./hires.js";
 import { lorasPayload } from "./loras.js";
 import { retryText } from "./messages.js";
@@ -15,12 +16,13 @@ export const NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples",
 export const FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
                             "scheduler", "model", "strength", "init_image", "init_fit", "board_id", "loras",
                             "mask", "mask_blur", "inpaint_area", "inpaint_padding", "masked_content", "mask_invert",
-                            "outpaint", "hires"];
+                            "outpaint", "hires", "control", "references", "edit"];
 /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
 const ERROR_BOX = { init_image: "init-error" };
 const ERROR_INPUT = {
   init_image: "init-file", init_fit: "init-fit", loras: "lora-choice", mask: "mask-canvas", inpaint_area: "inpaint-area",
   masked_content: "masked-content", outpaint: "outpaint-left", hires: "hires_enabled",
+  control: "control-add", references: "reference-add", edit: "edit-file",
 };
 export const FIELD_LABELS = {
   prompt: "The prompt", negative_prompt: "The negative prompt", width: "Width", height: "Height",
@@ -29,6 +31,7 @@ export const FIELD_LABELS = {
   board_id: "The board", loras: "The LoRAs", mask: "The mask", mask_blur: "Mask blur",
   inpaint_area: "Inpaint area", inpaint_padding: "The padding", masked_content: "Masked content",
   mask_invert: "Invert mask", outpaint: "Outpaint:", hires: "Hires fix:",
+  control: "Control:", references: "References:", edit: "Edit:",
 };
 
 /** The card of the chosen model (cards.js); every field filled in. */
@@ -213,8 +216,9 @@ function editFields(submit) {
 
 /** The parameters of POST /api/v1/tasks (and /estimate) as the form holds them, as the
  * chosen model takes them (no guidance or negative prompt where it has none), with the
- * chosen LoRAs. The cost line and the estimate read the same; options.submit: for the
- * task itself (with the mask). */
+ * chosen LoRAs and guides (guidepanel.js: control units, references; with a model that
+ * edits, the pictures to edit instead of a start picture or a hires fix). The cost line
+ * and the estimate read the same; options.submit: for the task itself (with the mask). */
 export function readForm(options) {
   const prompt = byId("prompt");
   const negative = byId("negative_prompt");
@@ -235,7 +239,8 @@ export function readForm(options) {
   });
   const board = byId("board_id");
   if (board && board.value) payload.board_id = board.value;
-  if (state.initImage) {
+  const edit = editing();
+  if (state.initImage && !edit) {
     payload.init_image = state.initImage.id;
     const strength = numberValue("strength");
     payload.strength = strength === null ? config.rules.strength.default : strength;
@@ -243,7 +248,8 @@ export function readForm(options) {
     Object.assign(payload, editFields(!!(options && options.submit)));
   }
   payload.loras = lorasPayload(state.loras);
-  const hires = hiresPayload(); // (text to image only: hires.js)
+  const hires = edit ? null : hiresPayload(); // (text to image only: hires.js)
   if (hires) payload.hires = hires;
+  Object.assign(payload, guideFields());
   return paramsForCard(payload, currentCard());
 }

@@ -10,6 +10,7 @@ import {
   FIELD_LABELS, FIELD_NAMES, NUMBER_FIELDS, clearErrors, clearFieldError, fieldInput, firstInFormOrder, numberValue,
   paintRange, readForm, setField, showFieldError, showFieldErrors, showFormError, showRetryError, syncRangeFromNumber,
 } from "./fields.js";
+import { checkGuideFields, editing } from "./guidepanel.js";
 import { initHires } from "./hires.js";
 import { closePanel } from "./panel.js";
 import { refreshBalance } from "./settings.js";
@@ -324,8 +325,9 @@ export function submitForm() {
     showFormError("The init image is still uploading; generate again in a moment.");
     return;
   }
-  // Inpaint and outpaint say first what the server would refuse (a mask that selects nothing).
-  const problem = state.initImage && state.edit.check ? state.edit.check() : null;
+  // Inpaint and outpaint say first what the server would refuse (a mask that selects
+  // nothing), and so do the guides (a control unit without its picture).
+  const problem = (state.initImage && !editing() && state.edit.check ? state.edit.check() : null) || checkGuideFields();
   if (problem) {
     if (showFieldError(problem.field, problem.message)) {
       const input = fieldInput(problem.field);

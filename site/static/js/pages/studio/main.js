@@ -4,13 +4,14 @@
  *
  *   form.js, fields.js, panel.js, upload.js, reuse.js, boards.js  the panel
  *   inpaint.js (maskcanvas.js, editing.js)                      inpaint and outpaint of the start picture
+ *   guidepanel.js (guides.js, scribble.js)                      control units, references, the pictures of an edit
  *   models.js (cards.js), lorapicker.js (loras.js)              the chosen model's card, its LoRAs
  *   memory.js (defaults.js)                                     the kept panel, per-model defaults
  *   estimate.js (cost.js)                                       the cost line and the estimate
  *   store.js (merge.js), timeline.js                            the tasks and their cards
  *   live.js, settings.js, sessions.js                           the server, live updates, popovers
  *   sizes.js, cost.js, merge.js, rules.js, store.js,            pure logic (node --test tests/js)
- *   defaults.js, messages.js, cards.js, loras.js, editing.js
+ *   defaults.js, messages.js, cards.js, loras.js, editing.js, guides.js
  */
 import { onBalance } from "../../lib/balance.js";
 import { recall } from "../../lib/storage.js";
@@ -18,6 +19,7 @@ import { initBoards, loadBoards } from "./boards.js";
 import { scheduleEstimate, formCost, updateCost } from "./estimate.js";
 import { NUMBER_FIELDS, syncRangeFromNumber } from "./fields.js";
 import { initForm, onFormChanged, renderSeedLock, setHelp, updatePromptCount } from "./form.js";
+import { initGuides } from "./guidepanel.js";
 import { initInpaint, maskCoverage } from "./inpaint.js";
 import { applyEvent, cancelTask, loadTimeline, refreshQueue, startLive } from "./live.js";
 import { initLoraPicker } from "./lorapicker.js";
@@ -39,6 +41,7 @@ initLoraPicker(() => { onFormChanged(); savePanel(); });
 initUpload();
 initPngInfo();
 initInpaint();
+initGuides(() => onFormChanged());
 initPanel();
 initSettings();
 initBoards();
@@ -72,6 +75,7 @@ window.daydreamStudio = {
   computeCost: formCost,
   settings: state.settings,
   maskCoverage,
+  guides: state.guides,
 };
 
 // The panel is wired: a click from now on is handled (tests wait for this after arriving).

@@ -8,6 +8,7 @@ import { cardDefaults, cardOf, findModel } from "./cards.js";
 import { KEPT_FIELDS, followModel, panelKey, restorable } from "./defaults.js";
 import { clearErrors, initFit, numberValue, setField } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
+import { resetGuides } from "./guidepanel.js";
 import { resetEdit } from "./inpaint.js";
 import { setLoras } from "./lorapicker.js";
 import { appliedModel, applyCard, fitSizeToModel } from "./models.js";
@@ -98,6 +99,7 @@ export function resetPanel() {
   if (config.choice_rules && config.choice_rules.init_fit) setInitFit(config.choice_rules.init_fit.default);
   clearInitImage();
   resetEdit();
+  resetGuides();
   setSizeHint("");
   updatePromptCount();
   onFormChanged();

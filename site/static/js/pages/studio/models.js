@@ -1,13 +1,14 @@
 /* Daydream studio — the chosen model's card applied to the panel (cards.js does the
  * working out): the size limits (its step and largest side) and its size presets, the
  * schedulers it offers, the guidance control and the negative prompt where it uses them,
- * and the LoRAs of its family (lorapicker.js). */
+ * the LoRAs of its family (lorapicker.js) and the guides it takes (guidepanel.js). */
 import { byId, el } from "../../lib/dom.js";
 import { formatNumber } from "../../lib/format.js";
 import { cardLimits, cardPresets, fitToLimits, negativeNote, schedulerChoice } from "./cards.js";
 import { config } from "./config.js";
 import { currentCard, numberValue, setField, syncModelTitle } from "./fields.js";
 import { applySize, setSizeHintDefault } from "./form.js";
+import { refreshGuides } from "./guidepanel.js";
 import { refreshLoras } from "./lorapicker.js";
 
 let applied = null;
@@ -110,6 +111,7 @@ export function applyCard() {
   let changed = scheduler ? scheduler.value !== schedulerBefore : false;
   if (fitSizeToModel()) changed = true;
   if (refreshLoras(card, modelName())) changed = true;
+  if (refreshGuides(card)) changed = true;
   syncModelTitle();
   applied = card.id || (byId("model") ? byId("model").value : "");
   return { card, changed };

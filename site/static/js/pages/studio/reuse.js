@@ -1,12 +1,14 @@
 /* Daydream studio — putting a task's (or an image's) settings back into the panel: the
  * cards' "Reuse settings" and "Variant", and /studio?reuse=IMAGE or ?variant=IMAGE from the gallery.
- * An inpaint's mask and settings, and an outpaint's sides, come back with it (inpaint.js). */
+ * An inpaint's mask and settings, and an outpaint's sides, come back with it (inpaint.js);
+ * its control units, references and the pictures of an edit too (guidepanel.js). */
 import { api, errorText } from "../../lib/api.js";
 import { announce, byId } from "../../lib/dom.js";
 import { isNumber } from "../../lib/format.js";
 import { pageParams } from "./config.js";
 import { setField, showFormError } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
+import { restoreGuideFields } from "./guidepanel.js";
 import { setLoras } from "./lorapicker.js";
 import { applyCard } from "./models.js";
 import { restoreHires } from "./hires.js";
@@ -52,6 +54,7 @@ export function reuseSettings(task, options = {}) {
     clearInitImage();
   }
   restoreHires(init ? null : task); // (text to image only)
+  restoreGuideFields(task);
 
   updatePromptCount();
   onFormChanged();

@@ -9,6 +9,9 @@ export const state = {
   uploading: false,
   /** The LoRAs of the next task: [{id, name, weight}] (loras.js, lorapicker.js). */
   loras: [],
+  /** The guides of the next task (guidepanel.js, guides.js): Control units, References and
+   * the pictures of an edit. */
+  guides: { units: [], references: [], editImages: [] },
   /** The user's studio settings (PATCH /api/v1/me {settings: {...}}). */
   settings: { cancel_on_leave: false, previews: true },
 };

@@ -2,10 +2,13 @@
  * again whenever the store changes it. Card actions (cancel, reuse) are passed in. */
 import { $, $all, announce, byId, el } from "../../lib/dom.js";
 import { formatCreated, formatDuration, isNumber, parseTime, plural, shorten } from "../../lib/format.js";
+import { editDialog } from "../../lib/edit.js";
+import { guideLines } from "../../lib/guidewords.js";
 import { upscaleDialog } from "../../lib/upscale.js";
 import { config } from "./config.js";
 import { cleanOutpaint, taskMode } from "./editing.js";
 import { cardEta } from "./eta.js";
+import { preprocessorNames } from "./guidepanel.js";
 import { lorasText } from "./loras.js";
 import { STATE_LABELS, currentSample, isFinal, sampleLabel } from "./merge.js";
 import { state } from "./state.js";
@@ -82,6 +85,7 @@ function createCard(task) {
       el("li", { class: "task-source", hidden: true }),
       el("li", { class: "task-cost", hidden: true }),
     ]),
+    el("ul", { class: "task-guides", "aria-label": "Guides", hidden: true }),
     el("div", { class: "task__status" }, [
       el("p", { class: "task__status-text" }, [
         el("span", { class: "task-position", hidden: true }),
@@ -107,7 +111,7 @@ function createCard(task) {
   });
   // Per-image actions (the figures come and go as images arrive).
   $(".task-images", card).addEventListener("click", (event) => {
-    const button = event.target.closest(".image-variant, .image-reuse, .image-mask, .image-upscale");
+    const button = event.target.closest(".image-variant, .image-reuse, .image-mask, .image-upscale, .image-edit");
     if (!button) return;
     const figure = button.closest(".task-figure");
     if (button.classList.contains("image-mask")) {
@@ -121,7 +125,13 @@ function createCard(task) {
     const image = (current.images || []).find((img) => img.id === figure.dataset.imageId);
     if (!image) return;
     const seed = isNumber(image.seed) ? image.seed : current.seed;
-    if (button.classList.contains("image-upscale")) {
+    if (button.classList.contains("image-edit")) {
+      // lib/edit.js's dialog: a model that edits changes this picture as told.
+      editDialog(image, { onSubmitted: (task) => {
+        store.upsert(task, { top: true });
+        announce("Edit queued: " + shorten(task.prompt, 80));
+      } });
+    } else if (button.classList.contains("image-upscale")) {
       // lib/upscale.js's dialog; the new task's card follows it (the store).
       upscaleDialog(image, { onSubmitted: (task) => {
         store.upsert(task);
@@ -190,7 +200,10 @@ function updateCard(card, task) {
   setText($(".task-loras", card), Array.isArray(task.loras) && task.loras.length ? (task.loras.length > 1 ? "LoRAs " : "LoRA ") + lorasText(task.loras) : "");
   setText($(".task-seed", card), task.seed === null || task.seed === undefined ? "Seed random" : "Seed " + task.seed);
   const mode = taskMode(task);
-  setText($(".task-init", card), task.upscale ? upscaleLabel(task.upscale) : task.init_image
+  const edit = task.edit && Array.isArray(task.edit.images) ? task.edit.images : null;
+  setText($(".task-init", card), task.upscale ? upscaleLabel(task.upscale) : edit
+    ? (edit.length > 1 ? "Edit of " + edit.length + " pictures" : "Edit")
+    : task.init_image
     ? (mode === "inpaint" ? "Inpaint" : mode === "outpaint" ? "Outpaint" : "From an image") +
       (isNumber(task.strength) ? " · strength " + task.strength : "")
     : "");
@@ -203,6 +216,7 @@ function updateCard(card, task) {
     source.replaceChildren("Upscaled from ", el("a", { href: "/images/" + encodeURIComponent(sourceId), text: "the original" }));
   }
   source.hidden = !sourceId;
+  renderGuides($(".task-guides", card), task);
 
   // Status: queue position, image n of N, steps, time left, progress bar (over all samples).
   const status = $(".task__status", card);
@@ -247,6 +261,46 @@ function updateCard(card, task) {
   setText($(".task-duration", card), duration);
 }
 
+/** The names of the guide models and models ({id: name}), for the guides' lines. */
+function guideNames() {
+  const names = Object.assign({}, config.modelNames);
+  (config.guides || []).forEach((g) => { names[g.id] = g.name || g.id; });
+  return names;
+}
+
+function smallPicture(id, alt) {
+  return el("img", { src: "/api/v1/images/" + encodeURIComponent(id) + "/thumbnail", alt, width: 28, height: 28,
+                     loading: "lazy", decoding: "async" });
+}
+
+/** A task's guides under its settings: each control unit and reference (its picture, what
+ * it does), and the pictures an edit started from (links to them in the gallery). */
+function renderGuides(list, task) {
+  const control = Array.isArray(task.control) ? task.control : [];
+  const references = Array.isArray(task.references) ? task.references : [];
+  const edit = task.edit && Array.isArray(task.edit.images) ? task.edit.images : [];
+  const signature = JSON.stringify([control, references, edit, Object.keys(preprocessorNames()).length]);
+  if (list.dataset.signature === signature) return;
+  list.dataset.signature = signature;
+  const lines = guideLines(task, guideNames(), preprocessorNames());
+  const items = lines.map(([label, text], i) => {
+    const raw = i < control.length ? control[i] : references[i - control.length];
+    return el("li", { class: i < control.length ? "task-guide task-guide--control" : "task-guide task-guide--reference" }, [
+      raw && raw.image ? smallPicture(raw.image, label + "'s picture") : null,
+      el("b", { text: label + ":" }), el("span", { text: text }),
+    ]);
+  });
+  if (edit.length) {
+    items.push(el("li", { class: "task-guide task-guide--edit" }, [
+      el("b", { text: "Edited:" }),
+      ...edit.map((id, i) => el("a", { href: "/images/" + encodeURIComponent(id), title: "The picture it edited, in your images" },
+        [smallPicture(id, edit.length > 1 ? "Picture " + (i + 1) + " it edited" : "The picture it edited")])),
+    ]));
+  }
+  list.replaceChildren(...items);
+  list.hidden = items.length === 0;
+}
+
 /** "Upscale ×2 · Lanczos · refined 0.3" (an upscale task's card). */
 function upscaleLabel(upscale) {
   const names = { lanczos: "Lanczos", nearest: "Nearest" };
@@ -280,6 +334,11 @@ function editOverlay(task) {
   return null;
 }
 
+/** Whether a model that edits is offered (its card's `edits`): the figures' Edit button. */
+function canEdit() {
+  return config.models.some((m) => m.edits === true);
+}
+
 function createFigure(task, image, i, count) {
   const w = image.width || task.width;
   const h = image.height || task.height;
@@ -311,6 +370,10 @@ function createFigure(task, image, i, count) {
         type: "button", class: "btn btn--tiny btn--ghost image-variant", text: "Variant",
         "aria-label": "Make a variant of image " + n + (isNumber(image.seed) ? " (seed " + image.seed + ")" : ""),
         title: "Start from this image, with its seed",
+      }),
+      canEdit() && el("button", {
+        type: "button", class: "btn btn--tiny btn--ghost image-edit", text: "Edit",
+        "aria-label": "Edit image " + n, title: "Change this picture as you say (a model that edits)",
       }),
       el("button", {
         type: "button", class: "btn btn--tiny btn--ghost image-upscale", text: "Upscale",
