@@ -243,9 +243,9 @@ class Task(db.Model):
     # Reference images (IP-Adapter, FLUX Redux): [{image (kind "reference"), weight, model,
     # model_name}]; None: none.
     reference_images: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
-    # Editing by instruction (an Edit model: FLUX.1 Kontext, …): {image: the picture to
-    # edit, images: [further reference pictures]}; the prompt is the instruction. None: not
-    # an edit. width × height are the result's size.
+    # Editing by instruction (an Edit model: FLUX.1 Kontext, …): {images: [the picture to
+    # edit, then further reference pictures]}; the prompt is the instruction. None: not an
+    # edit. width × height are the result's size.
     edit: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
     # The class whose shared pool paid for the task (issue 27), so that its refund goes
     # back to the pool; None: the user's own balance paid.

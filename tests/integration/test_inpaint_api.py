@@ -174,7 +174,9 @@ def test_image_to_image_and_inpainting_are_charged_for_the_steps_they_run(inpain
 
 def test_an_inpainting_model_card_says_which_inpainting(inpaint_painter):
     models = {m["id"]: m for m in inpaint_painter.get("/api/v1/models").get_json()["items"] if m["kind"] == "model"}
-    assert {m["inpainting"] for m in models.values()} == {"standard"}
+    # (an editing model, the demo FLUX.1 Kontext, edits by instruction and does not inpaint)
+    assert {m["inpainting"] for m in models.values() if not m["edits"]} == {"standard"}
+    assert {m["inpainting"] for m in models.values() if m["edits"]} == {None}
 
 
 def held_upload(app, user: ApiUser, data: bytes) -> str:
