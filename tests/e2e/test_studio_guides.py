@@ -78,7 +78,7 @@ def detect_and_see_the_map(page) -> None:
     assert light > 0 and dark > light, (light, dark)
 
 
-def submitted_task(page) -> dict:
+def the_task_sent(page) -> dict:
     with page.expect_request(lambda r: r.url.endswith("/api/v1/tasks") and r.method == "POST") as sent:
         page.click("#generate")
     return json.loads(sent.value.post_data)
@@ -113,7 +113,7 @@ def test_a_scribble_drawn_with_the_mouse_detected_sent_listed_on_its_card_and_re
     unit.locator("input[data-name=end]").dispatch_event("change")
     detect_and_see_the_map(page)
 
-    body = submitted_task(page)
+    body = the_task_sent(page)
     [sent] = body["control"]
     assert sent["image"].startswith("data:image/png;base64,")
     assert (sent["preprocessor"], sent["model"], sent["weight"], sent["start"], sent["end"]) == \

@@ -1,63 +1,35 @@
 /* Daydream studio — the panel's Guides section (issue 25): Control units (a picture chosen
- * or a scribble drawn on a canvas, scribble.js; its preprocessor, from GET
- * /api/v1/control/preprocessors; a ControlNet of the chosen model's family; weight, the
- * steps it applies to, the control mode, and under "More" the resize mode, the
- * preprocessor's resolution and thresholds, pixel perfect; "Detect" shows the map the
- * preprocessor makes, POST /api/v1/control/detect), References (a picture, an IP-Adapter
+ * or a scribble drawn; guiderows.js builds each row), References (a picture, an IP-Adapter
  * and a weight) and, for a model that edits (FLUX.1 Kontext), the pictures to edit. Each
  * part shows only where the chosen model's card offers it. The rules and what is sent are
- * guides.js's; state.guides holds them; fields.js reads them into the task. */
-import { api, errorText } from "../../lib/api.js";
+ * guides.js's; state.guides holds them; fields.js reads them into the task, form.js asks
+ * what is missing before sending, estimate.js counts their cost. */
+import { api } from "../../lib/api.js";
 import { $, announce, byId, el } from "../../lib/dom.js";
-import { pictureData } from "../../lib/pictures.js";
 import { config } from "./config.js";
-import { clearFieldError, currentCard, numberValue, paintRange } from "./fields.js";
+import { clearFieldError, currentCard } from "./fields.js";
 import {
-  CONTROL_MODES, PROCESSOR_RES, RANGE, REFERENCE_WEIGHT, RESIZE_MODES, WEIGHT, changeReference, changeUnit, checkGuides,
-  countOr, defaultPreprocessor, DEFAULT_MAX_CONTROL, DEFAULT_MAX_REFERENCES, guidesFor, guidesPayload, imageValue,
-  newReference, newUnit, offeredPreprocessors, offers, preprocessorOf, restoreEditImages, restoreGuides, thresholdValue,
-  thresholdsOf,
+  checkGuides, countOr, defaultPreprocessor, DEFAULT_MAX_CONTROL, DEFAULT_MAX_REFERENCES, guidesPayload, imageValue,
+  newReference, newUnit, offeredPreprocessors, offers, restoreEditImages, restoreGuides,
 } from "./guides.js";
-import { createScribble } from "./scribble.js";
+import {
+  adapters, controlnets, createReferenceRow, createUnitRow, fillModels, fillPreprocessors, fillReferenceModels, hasImage,
+  imageOf, inpainting, panel, preprocessorOptions, readPicture, removeButton, thumb,
+} from "./guiderows.js";
 import { state } from "./state.js";
 
 const MAX_CONTROL = countOr(config.max_control, DEFAULT_MAX_CONTROL);
 const MAX_REFERENCES = countOr(config.max_references, DEFAULT_MAX_REFERENCES);
 
-let changed = () => {};
-let preprocessors = []; // the server's list (GET /api/v1/control/preprocessors)
-let card = null;
-const rows = new Map(); // unit or reference key -> {node, scribble, parts}
-
 /* ---------- what fields.js and form.js read ---------- */
 
-function offered() { return offers(card || currentCard()); }
-
-function inpainting() { return !!state.initImage && state.edit.mode === "inpaint"; }
-
-/** A unit's picture as it is sent: the scribble drawn (when drawing), else its image. */
-function imageOf(item) {
-  const row = rows.get(item.key);
-  if (item.source === "draw") return row && row.scribble && row.scribble.inked() ? row.scribble.toDataURL() : null;
-  if (!item.image && item.preprocessor && (preprocessorOf(preprocessors, item.preprocessor) || {}).needs_mask && state.initImage) {
-    return state.initImage.id; // the inpaint preprocessor reads the start picture
-  }
-  return imageValue(item.image);
-}
-
-function hasImage(item) {
-  if (item.source === "draw") {
-    const row = rows.get(item.key);
-    return !!(row && row.scribble && row.scribble.inked());
-  }
-  return !!imageOf(item);
-}
+function offered() { return offers(panel.card || currentCard()); }
 
 /** The task's guide fields ({control?, references?, edit?}) as the panel holds them. */
 export function guideFields() {
   return guidesPayload({
     units: state.guides.units, references: state.guides.references, editImages: state.guides.editImages,
-    offered: offered(), imageOf, preprocessors,
+    offered: offered(), imageOf, preprocessors: panel.preprocessors,
   });
 }
 
@@ -84,431 +56,31 @@ export function checkGuideFields() {
   });
 }
 
-/* ---------- pictures from files (lib/pictures.js: scaled to the user's pixel limit) ---------- */
-
-function readPicture(file) { return pictureData(file, config.baseSize.maxPixels); }
-
-/* ---------- small controls ---------- */
-
-let ids = 0;
-function uid(name) { ids += 1; return "guide-" + name + "-" + ids; }
-
-function numberField(labelText, rule, value, onValue, extra) {
-  const id = uid("n");
-  const input = el("input", {
-    class: "num", id, type: "number", inputmode: "decimal", min: rule.min, max: rule.max, step: rule.step,
-    value: value === null || value === undefined ? "" : value, dataset: extra || {},
-  });
-  input.addEventListener("change", () => onValue(input.value, input));
-  input.addEventListener("input", () => { if (String(input.value).trim() !== "") onValue(input.value, null); });
-  return { node: el("label", { class: "guide-num", for: id }, [el("span", { text: labelText }), input]), input };
-}
-
-function sliderField(labelText, rule, value, onValue, name) {
-  const id = uid("w");
-  const number = el("input", {
-    class: "num", id, type: "number", inputmode: "decimal", min: rule.min, max: rule.max, step: rule.step, value,
-    dataset: { name },
-  });
-  const range = el("input", {
-    class: "range", type: "range", min: rule.min, max: rule.max, step: rule.step, value,
-    "aria-label": labelText + " slider", tabindex: "-1",
-  });
-  paintRange(range);
-  const take = (raw, rewrite) => {
-    const v = onValue(raw);
-    range.value = String(v);
-    paintRange(range);
-    if (rewrite) number.value = String(v);
-  };
-  number.addEventListener("input", () => { if (String(number.value).trim() !== "") take(number.value, false); });
-  number.addEventListener("change", () => take(number.value, true));
-  range.addEventListener("input", () => take(range.value, true));
-  return el("div", { class: "guide-slider" }, [
-    el("div", { class: "slider-field__head" }, [el("label", { for: id, text: labelText }), number]), range,
-  ]);
-}
-
-function select(labelText, options, value, onValue, name) {
-  const id = uid("s");
-  const node = el("select", { id, dataset: { name } }, options.map(([v, text]) => el("option", { value: v, text })));
-  if (options.some(([v]) => v === value)) node.value = value;
-  node.addEventListener("change", () => onValue(node.value));
-  return { node: el("div", { class: "guide-select" }, [el("label", { for: id, text: labelText }), node]), input: node };
-}
-
-function thumb(image, alt) {
-  return el("img", { class: "guide-thumb", src: image.thumbnail_url || image.data || "", alt, width: 64, height: 64 });
-}
-
-/* ---------- Control units ---------- */
-
-function unitIndex(key) { return state.guides.units.findIndex((u) => u.key === key); }
-
-function updateUnit(key, change, options) {
-  const i = unitIndex(key);
-  if (i === -1) return null;
-  state.guides.units[i] = changeUnit(state.guides.units[i], change);
-  clearFieldError("control");
-  staleMap(key);
-  if (!options || options.notify !== false) changed();
-  return state.guides.units[i];
-}
-
-function staleMap(key) {
-  const row = rows.get(key);
-  if (row && row.parts.map.dataset.state === "shown") row.parts.map.dataset.state = "stale";
-}
-
-function controlnets() { return guidesFor(config.guides, "controlnet", (card || currentCard()).family); }
-function adapters() { return guidesFor(config.guides, "ipadapter", (card || currentCard()).family); }
-
-function preprocessorOptions() {
-  return offeredPreprocessors(preprocessors, inpainting()).map((p) => [p.id, p.label || p.id]);
-}
-
-/** The threshold fields of the unit's preprocessor (none for one without). */
-function renderThresholds(unit, row) {
-  const box = row.parts.thresholds;
-  const t = thresholdsOf(preprocessorOf(preprocessors, unit.preprocessor));
-  const fields = [];
-  [["a", "threshold_a"], ["b", "threshold_b"]].forEach(([key, field]) => {
-    const rule = t[key];
-    if (!rule) return;
-    const value = thresholdValue(rule, unit[field]);
-    fields.push(numberField(rule.label || "Threshold " + key.toUpperCase(), rule, value, (raw, input) => {
-      const v = thresholdValue(rule, raw);
-      updateUnit(unit.key, { [field]: v });
-      if (input) input.value = String(v);
-    }, { name: field }).node);
-  });
-  box.replaceChildren(...fields);
-  box.hidden = fields.length === 0;
-}
-
-function fillPreprocessors(unit, row) {
-  const sel = row.parts.preprocessor;
-  const options = preprocessorOptions();
-  sel.replaceChildren(...options.map(([v, text]) => el("option", { value: v, text })));
-  if (!options.some(([v]) => v === unit.preprocessor) && options.length) {
-    unit = updateUnit(unit.key, { preprocessor: defaultPreprocessor(offeredPreprocessors(preprocessors, inpainting()), unit.source) },
-                      { notify: false }) || unit;
-  }
-  sel.value = unit.preprocessor;
-  renderThresholds(unit, row);
-}
-
-function fillModels(unit, row) {
-  const sel = row.parts.model;
-  const list = controlnets();
-  sel.replaceChildren(...(list.length ? list.map((g) => el("option", { value: g.id, text: g.name || g.id }))
-    : [el("option", { value: "", text: "No ControlNet fits this model" })]));
-  if (!list.some((g) => g.id === unit.model)) unit = updateUnit(unit.key, { model: list.length ? list[0].id : "" }, { notify: false }) || unit;
-  sel.value = unit.model;
-  sel.disabled = !list.length;
-}
-
-function setSource(unit, row, source, notify) {
-  updateUnit(unit.key, { source }, { notify });
-  const now = state.guides.units[unitIndex(unit.key)];
-  row.node.dataset.source = source;
-  row.parts.sourceRadios.forEach((radio) => { radio.checked = radio.value === source; });
-  row.parts.upload.hidden = source !== "upload";
-  row.parts.draw.hidden = source !== "draw";
-  if (source === "draw" && !row.scribble) {
-    row.scribble = createScribble(row.parts.canvas, {
-      width: numberValue("width"), height: numberValue("height"),
-      // (A drawing counts once it has a line: the cost and the estimate follow.)
-      onChange: () => { clearFieldError("control"); staleMap(unit.key); renderScribbleTools(row); changed(); },
-    });
-    row.parts.brush.value = String(row.scribble.brush());
-    renderScribbleTools(row);
-  }
-  // A drawing reads best as a scribble; a picture as its edges: the preprocessor follows
-  // the source while it is still the other source's default.
-  const other = defaultPreprocessor(preprocessors, source === "draw" ? "upload" : "draw");
-  if (now && now.preprocessor === other) {
-    updateUnit(unit.key, { preprocessor: defaultPreprocessor(offeredPreprocessors(preprocessors, inpainting()), source) }, { notify });
-    fillPreprocessors(state.guides.units[unitIndex(unit.key)], row);
-  }
-}
-
-function renderScribbleTools(row) {
-  row.parts.undo.disabled = !row.scribble || !row.scribble.canUndo();
-  row.parts.drawStatus.textContent = row.scribble && row.scribble.inked()
-    ? "Drawn. Press Detect to see the map the model will follow." : "Draw white lines on the black: the outline to follow.";
-}
-
-function showImage(unit, row) {
-  const box = row.parts.picture;
-  if (unit.image) {
-    box.replaceChildren(thumb(unit.image, "The control picture"));
-    box.hidden = false;
-  } else {
-    box.replaceChildren();
-    box.hidden = true;
-  }
-  row.parts.dropTitle.textContent = unit.image ? "Choose another picture" : "Choose a picture";
-}
-
-function detect(unit, row) {
-  const current = state.guides.units[unitIndex(unit.key)];
-  if (!current) return;
-  const image = imageOf(current);
-  const status = row.parts.detectStatus;
-  const map = row.parts.map;
-  if (!image) {
-    status.textContent = current.source === "draw" ? "Draw something first." : "Choose a picture first.";
-    return;
-  }
-  const t = thresholdsOf(preprocessorOf(preprocessors, current.preprocessor));
-  const body = {
-    image, preprocessor: current.preprocessor, processor_res: current.processor_res,
-    threshold_a: t.a ? thresholdValue(t.a, current.threshold_a) : null,
-    threshold_b: t.b ? thresholdValue(t.b, current.threshold_b) : null,
-  };
-  if ((preprocessorOf(preprocessors, current.preprocessor) || {}).needs_mask && state.edit.mask) body.mask = state.edit.mask();
-  status.textContent = "Detecting…";
-  row.parts.detect.disabled = true;
-  map.dataset.state = "loading";
-  api("POST", "/api/v1/control/detect", body).then((res) => {
-    row.parts.detect.disabled = false;
-    if (!res.ok || !res.data || !res.data.image) {
-      map.dataset.state = "error";
-      status.textContent = errorText(res, "The map could not be made.");
-      return;
-    }
-    map.src = res.data.image;
-    map.hidden = false;
-    map.dataset.state = "shown";
-    map.dataset.preprocessor = current.preprocessor;
-    status.textContent = "The " + (optionText(row.parts.preprocessor) || current.preprocessor) + " map" +
-      (res.data.width && res.data.height ? " (" + res.data.width + " × " + res.data.height + ")" : "") +
-      ": what the ControlNet follows.";
-    announce(status.textContent);
-  });
-}
-
-function optionText(selectNode) {
-  const option = selectNode.options[selectNode.selectedIndex];
-  return option ? option.textContent : "";
-}
-
-function removeButton(text, onClick) {
-  const button = el("button", { type: "button", class: "icon-btn guide-remove", "aria-label": text, title: text },
-    [el("span", { "aria-hidden": "true", text: "×" })]);
-  button.addEventListener("click", onClick);
-  return button;
-}
-
-function createUnitRow(unit) {
-  const key = unit.key;
-  const name = "source-" + key;
-  const sourceRadios = [["upload", "Picture"], ["draw", "Draw"]].map(([value]) => el("input", {
-    type: "radio", name, value, checked: unit.source === value,
-  }));
-  const sources = el("div", { class: "guide-unit__sources", role: "radiogroup", "aria-label": "Source" },
-    sourceRadios.map((radio, i) => el("label", { class: "chip guide-chip" }, [radio, el("span", { text: i ? "Draw" : "Picture" })])));
-  const fileId = uid("file");
-  const file = el("input", { class: "visually-hidden guide-file", id: fileId, type: "file", accept: "image/png,image/jpeg,image/webp" });
-  const dropTitle = el("span", { class: "dropzone__title", text: "Choose a picture" });
-  const picture = el("div", { class: "guide-unit__picture", hidden: true });
-  const upload = el("div", { class: "guide-unit__upload" }, [
-    el("label", { class: "dropzone guide-drop", for: fileId }, [file,
-      el("span", { class: "dropzone__text" }, [dropTitle, el("span", { class: "dropzone__sub", text: "A photo, a sketch or a control map" })])]),
-    picture,
-  ]);
-  const canvas = el("canvas", { class: "scribble-canvas", role: "img", "aria-label": "Scribble: draw the outline to follow", tabindex: "0" });
-  const toolName = "tool-" + key;
-  const tools = [["draw", "Draw"], ["erase", "Erase"]].map(([value, text]) => el("label", { class: "chip guide-chip" }, [
-    el("input", { type: "radio", name: toolName, value, checked: value === "draw" }), el("span", { text })]));
-  const brushId = uid("brush");
-  const brush = el("input", { class: "range guide-brush", id: brushId, type: "range", min: 1, max: 48, step: 1, value: 8 });
-  const undo = el("button", { type: "button", class: "btn btn--tiny btn--ghost guide-undo", text: "Undo", disabled: true });
-  const clear = el("button", { type: "button", class: "btn btn--tiny btn--ghost guide-clear", text: "Clear" });
-  const drawStatus = el("p", { class: "field-hint guide-draw-status", "aria-live": "polite" });
-  const draw = el("div", { class: "guide-unit__draw", hidden: true }, [
-    el("div", { class: "scribble-stage" }, [canvas]),
-    el("div", { class: "guide-unit__tools", role: "group", "aria-label": "Drawing tools" }, [
-      ...tools, el("label", { class: "guide-brush-label", for: brushId, text: "Line" }), brush, undo, clear,
-    ]),
-    drawStatus,
-  ]);
-
-  const preprocessor = select("Preprocessor", [], unit.preprocessor, (v) => {
-    updateUnit(key, { preprocessor: v });
-    renderThresholds(state.guides.units[unitIndex(key)], rows.get(key));
-  }, "preprocessor");
-  const model = select("ControlNet", [], unit.model, (v) => updateUnit(key, { model: v }), "model");
-  const weight = sliderField("Weight", WEIGHT, unit.weight, (v) => updateUnit(key, { weight: v }).weight, "weight");
-  const start = numberField("Start", RANGE, unit.start, (raw, input) => {
-    const u = updateUnit(key, { start: raw });
-    if (input) input.value = String(u.start);
-    end.input.value = String(u.end);
-  }, { name: "start" });
-  const end = numberField("End", RANGE, unit.end, (raw, input) => {
-    const u = updateUnit(key, { end: raw });
-    if (input) input.value = String(u.end);
-    start.input.value = String(u.start);
-  }, { name: "end" });
-  const mode = select("Control mode", CONTROL_MODES, unit.control_mode, (v) => updateUnit(key, { control_mode: v }), "control_mode");
-  const resize = select("Resize mode", RESIZE_MODES, unit.resize_mode, (v) => updateUnit(key, { resize_mode: v }), "resize_mode");
-  const res = numberField("Preprocessor resolution", PROCESSOR_RES, unit.processor_res, (raw, input) => {
-    const u = updateUnit(key, { processor_res: raw });
-    if (input) input.value = String(u.processor_res);
-  }, { name: "processor_res" });
-  const perfect = el("input", { type: "checkbox", checked: unit.pixel_perfect, dataset: { name: "pixel_perfect" } });
-  perfect.addEventListener("change", () => updateUnit(key, { pixel_perfect: perfect.checked }));
-  const thresholds = el("div", { class: "guide-unit__thresholds", hidden: true });
-  const detectButton = el("button", { type: "button", class: "btn btn--small btn--ghost guide-detect", text: "Detect" });
-  const detectStatus = el("p", { class: "field-hint guide-detect-status", "aria-live": "polite" });
-  const map = el("img", { class: "guide-map", alt: "The detected control map", hidden: true });
-
-  const node = el("li", { class: "guide-unit", dataset: { key, source: unit.source } }, [
-    el("div", { class: "guide-unit__head" }, [
-      el("span", { class: "guide-unit__title" }), sources,
-      removeButton("Remove this control unit", () => removeUnit(key)),
-    ]),
-    upload, draw,
-    el("div", { class: "guide-unit__row" }, [preprocessor.node, model.node]),
-    weight,
-    el("div", { class: "guide-unit__row guide-unit__row--range", role: "group", "aria-label": "The steps it applies to, as fractions" },
-      [start.node, end.node]),
-    mode.node,
-    el("details", { class: "guide-more" }, [el("summary", { text: "More settings" }),
-      el("div", { class: "guide-more__body" }, [resize.node, res.node, thresholds,
-        el("label", { class: "checkbox" }, [perfect, el("span", { text: "Pixel perfect: the preprocessor at the task's size" })])])]),
-    el("div", { class: "guide-unit__detect" }, [detectButton, detectStatus]),
-    map,
-  ]);
-  const row = {
-    node, scribble: null,
-    parts: {
-      sourceRadios, upload, draw, canvas, brush, undo, clear, drawStatus, picture, dropTitle,
-      preprocessor: preprocessor.input, model: model.input, thresholds, detect: detectButton, detectStatus, map,
-    },
-  };
-  rows.set(key, row);
-
-  sourceRadios.forEach((radio) => radio.addEventListener("change", () => {
-    if (radio.checked) setSource(state.guides.units[unitIndex(key)], row, radio.value);
-  }));
-  file.addEventListener("change", () => {
-    const chosen = file.files && file.files[0];
-    file.value = "";
-    if (!chosen) return;
-    detectStatus.textContent = "Reading the picture…";
-    readPicture(chosen).then((image) => {
-      if (!image) { detectStatus.textContent = "That file is not a picture this browser can read."; return; }
-      const u = updateUnit(key, { image });
-      if (!u) return;
-      detectStatus.textContent = "";
-      showImage(u, row);
-    });
-  });
-  tools.forEach((label) => {
-    const radio = $("input", label);
-    radio.addEventListener("change", () => { if (radio.checked && row.scribble) row.scribble.setTool(radio.value); });
-  });
-  brush.addEventListener("input", () => { if (row.scribble) row.scribble.setBrush(brush.value); });
-  undo.addEventListener("click", () => { if (row.scribble) row.scribble.undo(); });
-  clear.addEventListener("click", () => { if (row.scribble) { row.scribble.clear(); announce("The drawing is cleared."); } });
-  detectButton.addEventListener("click", () => detect(unit, row));
-
-  fillPreprocessors(unit, row);
-  fillModels(state.guides.units[unitIndex(key)] || unit, row);
-  showImage(unit, row);
-  if (unit.source === "draw") setSource(unit, row, "draw", false);
-  return row;
-}
+/* ---------- adding and removing ---------- */
 
 function addUnit(source) {
   if (state.guides.units.length >= MAX_CONTROL) return;
   const list = controlnets();
   const unit = newUnit({
     source, model: list.length ? list[0].id : "",
-    preprocessor: defaultPreprocessor(offeredPreprocessors(preprocessors, inpainting()), source),
+    preprocessor: defaultPreprocessor(offeredPreprocessors(panel.preprocessors, inpainting()), source),
   });
   state.guides.units.push(unit);
   clearFieldError("control");
   render();
-  const row = rows.get(unit.key);
+  const row = panel.rows.get(unit.key);
   if (row) row.node.scrollIntoView({ block: "nearest" });
   announce("Control " + state.guides.units.length + " added.");
-  changed();
+  panel.changed();
 }
 
 function removeUnit(key) {
   state.guides.units = state.guides.units.filter((u) => u.key !== key);
-  rows.delete(key);
+  panel.rows.delete(key);
   clearFieldError("control");
   render();
   announce("The control unit is removed.");
-  changed();
-}
-
-/* ---------- References ---------- */
-
-function referenceIndex(key) { return state.guides.references.findIndex((r) => r.key === key); }
-
-function updateReference(key, change) {
-  const i = referenceIndex(key);
-  if (i === -1) return null;
-  state.guides.references[i] = changeReference(state.guides.references[i], change);
-  clearFieldError("references");
-  changed();
-  return state.guides.references[i];
-}
-
-function createReferenceRow(reference) {
-  const key = reference.key;
-  const fileId = uid("file");
-  const file = el("input", { class: "visually-hidden guide-file", id: fileId, type: "file", accept: "image/png,image/jpeg,image/webp" });
-  const picture = el("div", { class: "guide-unit__picture", hidden: true });
-  const dropTitle = el("span", { class: "dropzone__title", text: "Choose a picture" });
-  const model = select("IP-Adapter", [], reference.model, (v) => updateReference(key, { model: v }), "model");
-  const weight = sliderField("Weight", REFERENCE_WEIGHT, reference.weight, (v) => updateReference(key, { weight: v }).weight, "weight");
-  const status = el("p", { class: "field-hint", "aria-live": "polite" });
-  const node = el("li", { class: "guide-unit guide-reference", dataset: { key } }, [
-    el("div", { class: "guide-unit__head" }, [
-      el("span", { class: "guide-unit__title" }),
-      removeButton("Remove this reference", () => removeReference(key)),
-    ]),
-    el("div", { class: "guide-unit__upload" }, [
-      el("label", { class: "dropzone guide-drop", for: fileId }, [file,
-        el("span", { class: "dropzone__text" }, [dropTitle, el("span", { class: "dropzone__sub", text: "Its style or subject is carried over" })])]),
-      picture,
-    ]),
-    model.node, weight, status,
-  ]);
-  const row = { node, scribble: null, parts: { picture, dropTitle, model: model.input } };
-  rows.set(key, row);
-  file.addEventListener("change", () => {
-    const chosen = file.files && file.files[0];
-    file.value = "";
-    if (!chosen) return;
-    readPicture(chosen).then((image) => {
-      if (!image) { status.textContent = "That file is not a picture this browser can read."; return; }
-      const r = updateReference(key, { image });
-      if (r) showImage(r, row);
-    });
-  });
-  fillReferenceModels(reference, row);
-  showImage(reference, row);
-  return row;
-}
-
-function fillReferenceModels(reference, row) {
-  const sel = row.parts.model;
-  const list = adapters();
-  sel.replaceChildren(...(list.length ? list.map((g) => el("option", { value: g.id, text: g.name || g.id }))
-    : [el("option", { value: "", text: "No IP-Adapter fits this model" })]));
-  const i = referenceIndex(reference.key);
-  if (!list.some((g) => g.id === reference.model) && i !== -1) {
-    state.guides.references[i] = changeReference(reference, { model: list.length ? list[0].id : "" });
-  }
-  sel.value = i !== -1 ? state.guides.references[i].model : "";
-  sel.disabled = !list.length;
+  panel.changed();
 }
 
 function addReference() {
@@ -519,16 +91,16 @@ function addReference() {
   clearFieldError("references");
   render();
   announce("Reference " + state.guides.references.length + " added.");
-  changed();
+  panel.changed();
 }
 
 function removeReference(key) {
   state.guides.references = state.guides.references.filter((r) => r.key !== key);
-  rows.delete(key);
+  panel.rows.delete(key);
   clearFieldError("references");
   render();
   announce("The reference is removed.");
-  changed();
+  panel.changed();
 }
 
 /* ---------- the pictures of an edit ---------- */
@@ -544,7 +116,7 @@ function renderEditImages() {
     removeButton("Remove picture " + (i + 1), () => {
       state.guides.editImages.splice(i, 1);
       renderEditImages();
-      changed();
+      panel.changed();
     }),
   ])));
   list.hidden = !state.guides.editImages.length;
@@ -563,28 +135,28 @@ export function addEditImage(image) {
   state.guides.editImages.push(image);
   clearFieldError("edit");
   renderEditImages();
-  changed();
+  panel.changed();
 }
 
 /* ---------- the section ---------- */
 
 function render() {
   const section = byId("guides-section");
-  const panel = byId("studio-panel");
+  const studio = byId("studio-panel");
   const on = offered();
   if (!section) return;
   section.hidden = !(on.control || on.references || on.edit);
   // An edit has no start picture and no hires fix: those sections step aside (css/guides.css).
-  if (panel) panel.toggleAttribute("data-edits", on.edit);
+  if (studio) studio.toggleAttribute("data-edits", on.edit);
   const parts = { "control-part": on.control && !on.edit, "reference-part": on.references && !on.edit, "edit-part": on.edit };
   Object.keys(parts).forEach((id) => { const node = byId(id); if (node) node.hidden = !parts[id]; });
 
   const unitList = byId("control-list");
   const keysNow = new Set(state.guides.units.map((u) => u.key).concat(state.guides.references.map((r) => r.key)));
-  Array.from(rows.keys()).forEach((key) => { if (!keysNow.has(key)) rows.delete(key); });
+  Array.from(panel.rows.keys()).forEach((key) => { if (!keysNow.has(key)) panel.rows.delete(key); });
   if (unitList) {
     unitList.replaceChildren(...state.guides.units.map((u, i) => {
-      const row = rows.get(u.key) || createUnitRow(u);
+      const row = panel.rows.get(u.key) || createUnitRow(u);
       $(".guide-unit__title", row.node).textContent = "Control " + (i + 1);
       return row.node;
     }));
@@ -592,7 +164,7 @@ function render() {
   const refList = byId("reference-list");
   if (refList) {
     refList.replaceChildren(...state.guides.references.map((r, i) => {
-      const row = rows.get(r.key) || createReferenceRow(r);
+      const row = panel.rows.get(r.key) || createReferenceRow(r);
       $(".guide-unit__title", row.node).textContent = "Reference " + (i + 1);
       return row.node;
     }));
@@ -622,15 +194,15 @@ function render() {
 export function refreshGuides(nextCard) {
   const before = JSON.stringify(guidesPayload({
     units: state.guides.units, references: state.guides.references, editImages: state.guides.editImages,
-    offered: offers(card || nextCard), imageOf: (item) => imageValue(item.image),
+    offered: offers(panel.card || nextCard), imageOf: (item) => imageValue(item.image),
   }));
-  card = nextCard;
-  state.guides.units.forEach((u) => { const row = rows.get(u.key); if (row) fillModels(u, row); });
-  state.guides.references.forEach((r) => { const row = rows.get(r.key); if (row) fillReferenceModels(r, row); });
+  panel.card = nextCard;
+  state.guides.units.forEach((u) => { const row = panel.rows.get(u.key); if (row) fillModels(u, row); });
+  state.guides.references.forEach((r) => { const row = panel.rows.get(r.key); if (row) fillReferenceModels(r, row); });
   render();
   const after = JSON.stringify(guidesPayload({
     units: state.guides.units, references: state.guides.references, editImages: state.guides.editImages,
-    offered: offers(card), imageOf: (item) => imageValue(item.image),
+    offered: offers(panel.card), imageOf: (item) => imageValue(item.image),
   }));
   return before !== after;
 }
@@ -640,7 +212,7 @@ export function restoreGuideFields(task) {
   const restored = restoreGuides(task, {
     guides: config.guides, family: currentCard().family, maxControl: MAX_CONTROL, maxReferences: MAX_REFERENCES,
   });
-  rows.clear();
+  panel.rows.clear();
   state.guides.units = restored.units;
   state.guides.references = restored.references;
   state.guides.editImages = restoreEditImages(task);
@@ -658,8 +230,8 @@ export function resetGuides() { restoreGuideFields(null); }
 
 function loadPreprocessors() {
   return api("GET", "/api/v1/control/preprocessors").then((res) => {
-    preprocessors = res.ok && res.data && Array.isArray(res.data.preprocessors) ? res.data.preprocessors : [];
-    state.guides.units.forEach((u) => { const row = rows.get(u.key); if (row) fillPreprocessors(u, row); });
+    panel.preprocessors = res.ok && res.data && Array.isArray(res.data.preprocessors) ? res.data.preprocessors : [];
+    state.guides.units.forEach((u) => { const row = panel.rows.get(u.key); if (row) fillPreprocessors(u, row); });
     render();
   });
 }
@@ -667,13 +239,15 @@ function loadPreprocessors() {
 /** The preprocessors' names ({id: label}), for the cards. */
 export function preprocessorNames() {
   const out = {};
-  preprocessors.forEach((p) => { out[p.id] = p.label || p.id; });
+  panel.preprocessors.forEach((p) => { out[p.id] = p.label || p.id; });
   return out;
 }
 
 export function initGuides(onChange) {
-  changed = onChange || changed;
-  card = currentCard();
+  panel.changed = onChange || panel.changed;
+  panel.removeUnit = removeUnit;
+  panel.removeReference = removeReference;
+  panel.card = currentCard();
   const actions = {
     "control-add": () => addUnit("upload"), "control-draw": () => addUnit("draw"), "reference-add": addReference,
   };
@@ -697,7 +271,7 @@ export function initGuides(onChange) {
   // The start picture's mode decides whether the inpaint preprocessor is offered.
   document.addEventListener("studio:changed", () => {
     state.guides.units.forEach((u) => {
-      const row = rows.get(u.key);
+      const row = panel.rows.get(u.key);
       if (row && row.parts.preprocessor.options.length !== preprocessorOptions().length) fillPreprocessors(u, row);
     });
   });
