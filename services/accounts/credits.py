@@ -80,8 +80,8 @@ def debit_task(task: Task) -> None:
     try:  # the pool is short: the user's own tokens pay, if they can
         change_balance(task.user_id, -task.cost, LedgerKind.DEBIT, task_id=task.id, note=note)
     except NotEnoughTokens:
-        pool, own = db.session.execute(
-            sa.select(SchoolClass.pool_tokens, User.tokens).where(SchoolClass.id == home.id, User.id == user.id)).one()
+        pool = db.session.scalar(sa.select(SchoolClass.pool_tokens).where(SchoolClass.id == home.id))
+        own = db.session.scalar(sa.select(User.tokens).where(User.id == user.id))
         refill = periods.next_start(home.budget_period)
         raise NotEnoughTokens(
             f"This needs {task.cost} tokens; your class's pool has {pool} and you have {own} of "
