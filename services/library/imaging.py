@@ -151,7 +151,7 @@ def _float(value, default: float) -> str:
         return str(default)
 
 
-def _guide_fields(metadata: dict) -> list[tuple[str, object]]:
+def guide_fields(metadata: dict) -> list[tuple[str, object]]:
     """ControlNet units as sd-webui-controlnet writes them ("ControlNet 0": "Module: canny,
     Model: …, Weight: 1.0, …"), reference images ("IP-Adapter 0": "Model: …, Weight: 0.6")
     and an edit's pictures ("Edit images": their ids)."""
@@ -194,7 +194,7 @@ def format_parameters(metadata: dict) -> str:
     for a final size asked for, "Hires sampler", "Hires prompt", "Hires negative prompt"
     when set); an upscale ("upscale") A1111's extras' "Postprocess upscale by: 2,
     Postprocess upscaler: Lanczos". ControlNet units, reference images and an edit's pictures
-    follow (_guide_fields: `ControlNet 0: "Module: canny, Model: …, Weight: 1.0, …"`,
+    follow (guide_fields: `ControlNet 0: "Module: canny, Model: …, Weight: 1.0, …"`,
     `IP-Adapter 0: "Model: …, Weight: 0.6"`, `Edit images: <ids>`). LoRAs are written into the prompt as A1111
     does, `<lora:name:0.8>`, so that pasting the text back applies them.
     """
@@ -232,7 +232,7 @@ def format_parameters(metadata: dict) -> str:
     upscale = metadata.get("upscale")
     if isinstance(upscale, dict):
         fields.extend(_upscale_fields(upscale, metadata))
-    fields.extend(_guide_fields(metadata))
+    fields.extend(guide_fields(metadata))
     lines.append(
         ", ".join(f"{name}: {_a1111_value(_number(value))}" for name, value in fields if value is not None)
     )

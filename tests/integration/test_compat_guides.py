@@ -52,6 +52,7 @@ class GuideCaller:
         return requests.get(self.url + path, auth=(self.user.username, self.token), timeout=30, **kw)
 
     def tasks(self) -> list[dict]:
+        """The caller's tasks, newest first."""
         return self.user.get("/api/v1/tasks?session=current").get_json()["items"]
 
     def title(self, guide_id: str) -> str:
@@ -62,8 +63,9 @@ class GuideCaller:
         return title
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def caller(guides_stack):
+    """One caller for the module (each test looks at the task it made: the newest)."""
     return GuideCaller(guides_stack, "guides")
 
 
@@ -116,8 +118,8 @@ def test_webuiapi_txt2img_with_a_control_unit_and_a_reference(caller):
     result = caller.webui.txt2img(prompt="a lighthouse", width=64, height=64, steps=2, seed=7,
                                   controlnet_units=[canny, style])
     assert [picture.size for picture in result.images] == [(64, 64)]
-    [task] = caller.tasks()
-    assert task["state"] == "done"
+    task = caller.tasks()[0]
+    assert task["state"] == "done" and task["prompt"] == "a lighthouse"
     [unit] = task["control"]
     assert {k: unit[k] for k in ("preprocessor", "model", "weight", "start", "end", "threshold_a", "threshold_b",
                                  "resize_mode", "control_mode")} == {
@@ -137,7 +139,7 @@ def test_webuiapi_img2img_unit_without_a_picture_takes_the_init_image(caller):
     result = caller.webui.img2img(images=[source], prompt="the same", width=64, height=64, steps=2,
                                   denoising_strength=0.5, controlnet_units=[tile])
     assert result.image.size == (64, 64)
-    [task] = caller.tasks()
+    task = caller.tasks()[0]
     [unit] = task["control"]
     assert task["state"] == "done" and unit["preprocessor"] == "tile" and unit["threshold_a"] == 2
     assert unit["image"] == task["init_image"]  # one stored picture, used twice
@@ -161,7 +163,7 @@ def test_webuiapi_detect_answers_the_map_the_native_detect_makes(caller):
 
 
 def test_bad_units_and_other_scripts_are_a_422_naming_them_and_charge_nothing(caller):
-    tokens = caller.user.me()["tokens"]
+    tokens, made = caller.user.me()["tokens"], len(caller.tasks())
     picture = base64.b64encode(png_of(drawing())).decode()
     for scripts, field in (
             ({"ControlNet": {"args": [{"image": picture, "module": "canny", "model": "control_v11p_sd15_canny"}]}},
@@ -181,7 +183,16 @@ def test_bad_units_and_other_scripts_are_a_422_naming_them_and_charge_nothing(ca
         "alwayson_scripts": {"ControlNet": {"args": [{"image": picture, "module": "canny",
                                                       "model": "demo-controlnet-sdxl"}]}}})
     assert wrong.status_code == 422 and wrong.json()["detail"].startswith("alwayson_scripts.controlnet.args:")
-    assert caller.user.me()["tokens"] == tokens and caller.tasks() == []
+    assert caller.user.me()["tokens"] == tokens and len(caller.tasks()) == made
+
+
+def test_openai_variation_is_image_to_image_at_strength_0_6(caller):
+    result = caller.openai.images.create_variation(model="demo", image=("v.png", png_of(drawing(96)), "image/png"),
+                                                   size="64x64", response_format="b64_json")
+    assert [decoded(item.b64_json).size for item in result.data] == [(64, 64)]
+    task = caller.tasks()[0]
+    assert task["state"] == "done" and task["strength"] == 0.6 and task["prompt"] == "a picture"
+    assert task["init_image"] and task["samples"] == 1 and task["edit"] is None
 
 
 def test_openai_edit_with_two_pictures_and_with_one_on_an_editing_model(caller):
@@ -189,7 +200,7 @@ def test_openai_edit_with_two_pictures_and_with_one_on_an_editing_model(caller):
     two = caller.openai.images.edit(model="demo-kontext", image=pictures, prompt="make it winter", size="64x64",
                                     response_format="b64_json")
     assert [decoded(item.b64_json).size for item in two.data] == [(64, 64)]
-    [task] = caller.tasks()
+    task = caller.tasks()[0]
     assert task["state"] == "done" and task["model"] == "demo-kontext" and task["prompt"] == "make it winter"
     assert len(task["edit"]["images"]) == 2 and task["init_image"] is None
     one = caller.openai.images.edit(model="demo-kontext", image=pictures[0], prompt="make it night", size="64x64",
@@ -198,18 +209,9 @@ def test_openai_edit_with_two_pictures_and_with_one_on_an_editing_model(caller):
     latest = caller.tasks()[0]
     assert latest["prompt"] == "make it night" and len(latest["edit"]["images"]) == 1
     # Two pictures on a model that does not edit: a 400 naming the models that do; nothing charged.
-    tokens = caller.user.me()["tokens"]
+    tokens, made = caller.user.me()["tokens"], len(caller.tasks())
     with pytest.raises(openai.BadRequestError) as raised:
         caller.openai.images.edit(model="demo", image=pictures, prompt="make it winter", size="64x64")
     error = raised.value.response.json()["error"]
     assert error["param"] == "image" and "demo-kontext" in error["message"]
-    assert caller.user.me()["tokens"] == tokens and len(caller.tasks()) == 2
-
-
-def test_openai_variation_is_image_to_image_at_strength_0_6(caller):
-    result = caller.openai.images.create_variation(model="demo", image=("v.png", png_of(drawing(96)), "image/png"),
-                                                   n=2, size="64x64", response_format="b64_json")
-    assert [decoded(item.b64_json).size for item in result.data] == [(64, 64), (64, 64)]
-    [task] = caller.tasks()
-    assert task["state"] == "done" and task["strength"] == 0.6 and task["prompt"] == "a picture"
-    assert task["init_image"] and task["samples"] == 2 and task["edit"] is None
+    assert caller.user.me()["tokens"] == tokens and len(caller.tasks()) == made

@@ -44,8 +44,8 @@ def here(monkeypatch):
     monkeypatch.setattr(common.catalog, "cards", lambda: CARDS)
     monkeypatch.setattr(common.catalog, "default_model", lambda: "demo")
     monkeypatch.setattr(common.catalog, "lora_table", lambda: {})
-    monkeypatch.setattr(common.catalog, "enabled_models",
-                        lambda: [SimpleNamespace(id=key, name=key) for key in CARDS])
+    monkeypatch.setattr(openai.access, "usable_models",
+                        lambda user: [SimpleNamespace(id=key, name=key) for key in CARDS])
     monkeypatch.setattr(common, "resolve_model", lambda user, name, field: name or "demo")
     with app.app_context():
         yield app

@@ -14,6 +14,7 @@ from models import AiModel, User
 from services.core.errors import ValidationError
 from services.generation import catalog, detect as detect_service, guides
 from services.generation.compat.common import data_url, decode_base64_image, short_hash
+from services.library import imaging
 
 API_VERSION = 2  # what sd-webui-controlnet's /controlnet/version answers
 # The image of an img2img unit that brings none: sd-webui-controlnet uses the init image
@@ -27,12 +28,11 @@ RESIZE_MODES = {"just resize": "resize", "crop and resize": "crop", "resize and 
                 "outer fit (shrink to fit)": "fill", "envelope (outer fit)": "fill",
                 "just resize (latent upscale)": "resize"}
 RESIZE_NUMBERS = {0: "resize", 1: "crop", 2: "fill", 3: "resize"}
-RESIZE_LABELS = {"resize": "Just Resize", "crop": "Crop and Resize", "fill": "Resize and Fill"}
+RESIZE_LABELS = imaging.RESIZE_MODE_NAMES
 CONTROL_MODES = {"balanced": "balanced", "my prompt is more important": "prompt",
                  "controlnet is more important": "control"}
 CONTROL_NUMBERS = {0: "balanced", 1: "prompt", 2: "control"}
-CONTROL_LABELS = {"balanced": "Balanced", "prompt": "My prompt is more important",
-                  "control": "ControlNet is more important"}
+CONTROL_LABELS = imaging.CONTROL_MODE_NAMES
 
 # sd-webui-controlnet's modules (in its own order) by the Daydream preprocessors that do
 # their work, the first one available on this install winning. The annotators' ids are its
@@ -412,28 +412,13 @@ def use_init_image(params: dict, init_id: str) -> None:
             unit["image"] = init_id
 
 
-# --- units out: what a task used, as sd-webui-controlnet's answers and infotext say it ------
-
-def unit_text(unit: dict) -> str:
-    """A unit as sd-webui-controlnet writes it in the infotext ("Module: canny, Model: …, …")."""
-    return ", ".join(f"{key}: {value}" for key, value in (
-        ("Module", unit.get("preprocessor", "none")), ("Model", unit.get("model_name") or unit.get("model")),
-        ("Weight", unit.get("weight", 1.0)), ("Resize Mode", RESIZE_LABELS.get(unit.get("resize_mode"), "Crop and Resize")),
-        ("Processor Res", unit.get("processor_res", 512)), ("Threshold A", unit.get("threshold_a")),
-        ("Threshold B", unit.get("threshold_b")), ("Guidance Start", unit.get("start", 0.0)),
-        ("Guidance End", unit.get("end", 1.0)), ("Pixel Perfect", bool(unit.get("pixel_perfect"))),
-        ("Control Mode", CONTROL_LABELS.get(unit.get("control_mode"), "Balanced"))) if value is not None)
-
+# --- units out ----------------------------------------------------------------------------
 
 def extras(task) -> dict:
-    """What a task's units add to A1111's extra_generation_params ("ControlNet 0": …)."""
-    found = {}
-    for index, unit in enumerate(getattr(task, "control", None) or []):
-        found[f"ControlNet {index}"] = unit_text(unit)
-    for index, reference in enumerate(getattr(task, "reference_images", None) or []):
-        found[f"IP-Adapter {index}"] = (f"Model: {reference.get('model_name') or reference.get('model')}, "
-                                        f"Weight: {reference.get('weight')}")
-    return found
+    """What a task's guides add to A1111's extra_generation_params ("ControlNet 0": "Module:
+    canny, Model: …", "IP-Adapter 0": …), as its infotext writes them."""
+    return dict(imaging.guide_fields({"control": getattr(task, "control", None),
+                                      "references": getattr(task, "reference_images", None)}))
 
 
 # --- /controlnet/detect ------------------------------------------------------------------
