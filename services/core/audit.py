@@ -90,6 +90,7 @@ ACTIONS = (
     "showcase.feature", "showcase.unfeature", "showcase.hide", "showcase.show",
     "moderation.rule_add", "moderation.rule_edit", "moderation.rule_delete",
     "moderation.report_hide", "moderation.report_dismiss", "moderation.release", "moderation.delete",
+    "moderation.preset",
 )
 AREAS = tuple(dict.fromkeys(a.split(".")[0] for a in ACTIONS))
 FILTERS = ("action", "actor", "target", "since", "until", "q")
