@@ -1,0 +1,404 @@
+"""Guides in Render (worker/guides): ControlNet units, reference images and the Edit kind,
+with the real tiny demo pipelines and the demo guides (worker/demo_guides.py) on the CPU.
+Render's surroundings are a RenderContext of the test's that keeps what it is given; the
+tasks' pictures come from a dictionary here instead of the images folder (the worker
+reads them through worker/guides/maps.picture_of and the kinds' inputs())."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models import Task
+from services.library.imaging import format_parameters, read_metadata
+from tests.helpers import a1111_infotext_fields
+from worker import masks
+from worker.batching import BatchLimits, batch_key, can_join
+from worker.demo_guides import MARKER, VERSIONS, build_demo_guide, demo_guide_path
+from worker.demo_model import build_demo_model
+from worker.guides import loading, maps
+from worker.init_image import fit_picture
+from worker.kinds import edit as edit_kind
+from worker.kinds import img2img as img2img_kind
+from worker.kinds import inpaint as inpaint_kind
+from worker.pipelines.load import load_pipeline
+from worker.render import RenderContext, render_batch
+from worker.schedulers import apply_scheduler
+
+SIZE = 64
+
+
+def stripes(axis: int, step: int = 8) -> Image.Image:
+    """White lines on black, across (axis 0) or down (axis 1)."""
+    array = np.zeros((SIZE, SIZE, 3), np.uint8)
+    if axis == 0:
+        array[::step, :] = 255
+    else:
+        array[:, ::step] = 255
+    return Image.fromarray(array)
+
+
+def square(colour=(200, 80, 40)) -> Image.Image:
+    array = np.full((SIZE, SIZE, 3), 30, np.uint8)
+    array[16:48, 16:48] = colour
+    return Image.fromarray(array)
+
+
+PICTURES = {"across": stripes(0), "down": stripes(1), "square": square(), "green": square((40, 200, 60))}
+MASK = Image.new("L", (SIZE, SIZE), 0)
+MASK.paste(255, (16, 16, 48, 48))
+
+
+@pytest.fixture(autouse=True)
+def pictures_in_memory(monkeypatch):
+    """The tasks' pictures from PICTURES (by image id), their masks MASK."""
+    def picture(task, image_id):
+        return PICTURES[image_id].copy()
+
+    monkeypatch.setattr(maps, "picture_of", picture)
+    monkeypatch.setattr(edit_kind, "picture_of", picture)
+    monkeypatch.setattr(img2img_kind.ImageToImage, "inputs", lambda self, task: fit_picture(
+        PICTURES[task.init_image_id], task.width, task.height, task.init_fit))
+    monkeypatch.setattr(inpaint_kind.Inpaint, "inputs", lambda self, task: inpaint_kind.prepare(
+        PICTURES[task.init_image_id], masks.binary(MASK), task))
+
+
+class Quiet:
+    """A task's progress, unrecorded."""
+
+    def begin_call(self, first, images, row=0, done_before=None):
+        pass
+
+    def step(self, done_in_call, per_call, latents=None):
+        pass
+
+    def seconds_per_step(self):
+        return None
+
+    def image_ready(self, images):
+        pass
+
+
+class GuideRoom(RenderContext):
+    """Render's surroundings in memory: one pipeline, the models folder, the calls made."""
+
+    def __init__(self, pipe, models_path: Path):
+        self.pipe, self.models_path = pipe, models_path
+        self.limits = BatchLimits(configured=8)
+        self.calls: list[list[str]] = []
+
+    def pipeline(self, head):
+        apply_scheduler(self.pipe, head.scheduler)
+        return self.pipe
+
+    def images_per_call(self, head) -> int:
+        return 8
+
+    def progress(self, task, pipe):
+        return Quiet()
+
+    def canceled(self, task) -> bool:
+        return False
+
+    def stop_wanted(self, tasks) -> set[str]:
+        return set()
+
+    def record_call(self, tasks, images, seconds, step_work, steps) -> None:
+        self.calls.append([task.id for task in tasks])
+
+    def save(self, row, encoded, verdict):
+        png = encoded.png.result()
+        return SimpleNamespace(metadata=read_metadata(png),
+                               pixels=np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16))
+
+    def finish(self, task, withheld: int) -> None:
+        pass
+
+
+def guided_task(task_id: str, **values) -> Task:
+    fields = dict(id=task_id, user_id=1, prompt="a lighthouse", negative_prompt="", width=SIZE, height=SIZE,
+                  steps=3, guidance=7.0, samples=1, seed=11, scheduler="euler", model="demo", loras=None,
+                  init_image_id=None, strength=None, init_fit=None)
+    fields.update(values)
+    return Task(**fields)
+
+
+def flux_task(task_id: str, **values) -> Task:
+    return guided_task(task_id, **{"model": "demo-flux", "guidance": 0.0, "scheduler": "flow_euler", **values})
+
+
+def unit(image: str, model: str = "demo-controlnet-sd1", **settings) -> dict:
+    """A unit as Task.control stores it."""
+    made = dict(image=image, preprocessor="none", model=model, model_name=model, weight=1.0, start=0.0, end=1.0,
+                control_mode="balanced", resize_mode="crop", processor_res=64, threshold_a=None, threshold_b=None,
+                pixel_perfect=False)
+    made.update(settings)
+    return made
+
+
+def reference(image: str, weight: float = 1.0, model: str = "demo-ipadapter-sd1") -> dict:
+    return dict(image=image, weight=weight, model=model, model_name=model)
+
+
+def differ(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).mean())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_on_one_thread():
+    # Tiny models on a shared machine: more threads only fight over its cores.
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("guide-models")
+
+
+@pytest.fixture(scope="module")
+def sd(models):
+    return load_pipeline("demo", models, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def flux(models):
+    return load_pipeline("demo-flux", models, device="cpu")
+
+
+def rendered(pipe, models: Path, *tasks):
+    """Each task's first picture (pixels), and the context (its calls)."""
+    context = GuideRoom(pipe, models)
+    render = render_batch(list(tasks), context)
+    return [render.images[task.id][0] for task in tasks], context
+
+
+def rendered_pixels(pipe, models: Path, task) -> np.ndarray:
+    [picture], _ = rendered(pipe, models, task)
+    return picture.pixels
+
+
+# --- ControlNet on SD 1.x ------------------------------------------------------------------
+
+def test_the_control_image_steers_the_picture_and_the_same_inputs_give_the_same_pixels(sd, models):
+    plain = rendered_pixels(sd, models, guided_task("plain"))
+    across = rendered_pixels(sd, models, guided_task("a", control=[unit("across")]))
+    down = rendered_pixels(sd, models, guided_task("d", control=[unit("down")]))
+    again = rendered_pixels(sd, models, guided_task("a2", control=[unit("across")]))
+    assert differ(across, plain) > 3
+    assert differ(across, down) > 3  # two different control images: different pixels
+    assert np.array_equal(across, again)  # the same inputs: the same pixels
+
+
+def test_weight_zero_is_no_unit_and_the_step_range_changes_the_picture(sd, models):
+    plain = rendered_pixels(sd, models, guided_task("plain"))
+    full = rendered_pixels(sd, models, guided_task("full", control=[unit("across")]))
+    assert np.array_equal(rendered_pixels(sd, models, guided_task("zero", control=[unit("across", weight=0.0)])), plain)
+    late = rendered_pixels(sd, models, guided_task("late", control=[unit("across", start=0.5)]))
+    early = rendered_pixels(sd, models, guided_task("early", control=[unit("across", end=0.5)]))
+    # (the first of three steps moves these random weights' picture least: early differs least)
+    assert differ(late, full) > 1 and differ(early, full) > 0.1 and differ(late, early) > 1
+
+
+def test_control_modes_act_per_unit(sd, models):
+    balanced = rendered_pixels(sd, models, guided_task("b", control=[unit("across")]))
+    prompt = rendered_pixels(sd, models, guided_task("p", control=[unit("across", control_mode="prompt")]))
+    control = rendered_pixels(sd, models, guided_task("c", control=[unit("across", control_mode="control")]))
+    assert differ(prompt, balanced) > 1 and differ(control, balanced) > 1 and differ(prompt, control) > 1
+    # Two units of the same ControlNet, each its own map and mode.
+    both = rendered_pixels(sd, models, guided_task("two", control=[unit("across"), unit("down", control_mode="prompt")]))
+    assert differ(both, balanced) > 1
+
+
+def test_rows_of_one_call_each_have_their_own_map(sd, models):
+    alone = rendered_pixels(sd, models, guided_task("alone", control=[unit("down")], prompt="a fox"))
+    [first, second], context = rendered(sd, models, guided_task("r1", control=[unit("across")]),
+                                        guided_task("r2", control=[unit("down")], prompt="a fox"))
+    assert context.calls == [["r1", "r2"]]
+    assert np.abs(second.pixels - alone).max() <= 2  # (a batched call: float noise only)
+    assert differ(first.pixels, second.pixels) > 3
+
+
+def test_the_batch_key_holds_the_units_settings_but_not_their_pictures():
+    base = guided_task("k1", control=[unit("across")])
+    assert can_join(base, guided_task("k2", control=[unit("down")]))
+    assert not can_join(base, guided_task("k3", control=[unit("across", weight=0.5)]))
+    assert not can_join(base, guided_task("k4", control=[unit("across", control_mode="prompt")]))
+    assert not can_join(base, guided_task("k5"))
+    with_ref = guided_task("k6", reference_images=[reference("square")])
+    assert can_join(with_ref, guided_task("k7", reference_images=[reference("square")]))
+    assert not can_join(with_ref, guided_task("k8", reference_images=[reference("green")]))
+    assert not can_join(with_ref, guided_task("k9", reference_images=[reference("square", 0.5)]))
+    # A task without guides keeps the key it had.
+    assert len(batch_key(guided_task("plain"))) == 9
+
+
+def test_control_with_image_to_image_and_inpainting(sd, models):
+    start = dict(init_image_id="square", strength=0.7)
+    plain = rendered_pixels(sd, models, guided_task("i0", **start))
+    assert differ(rendered_pixels(sd, models, guided_task("i1", control=[unit("across")], **start)), plain) > 1
+    painted = dict(init_image_id="square", strength=0.9, mask_image_id="mask")
+    unguided = rendered_pixels(sd, models, guided_task("p0", **painted))
+    guided = rendered_pixels(sd, models, guided_task("p1", control=[unit("across")], **painted))
+    inpaint_map = rendered_pixels(sd, models, guided_task("p2", control=[unit("square", preprocessor="inpaint")], **painted))
+    assert differ(guided, unguided) > 1 and differ(inpaint_map, unguided) > 1
+    outside = np.ones((SIZE, SIZE), bool)
+    outside[8:56, 8:56] = False  # (beyond the mask and its blur: the input's pixels)
+    assert np.abs(guided - unguided)[outside].max() <= 1
+
+
+# --- reference images ------------------------------------------------------------------------
+
+def test_an_ip_adapter_reference_changes_the_picture_and_does_not_leak(sd, models):
+    plain = rendered_pixels(sd, models, guided_task("plain"))
+    red = rendered_pixels(sd, models, guided_task("red", reference_images=[reference("square")]))
+    green = rendered_pixels(sd, models, guided_task("green", reference_images=[reference("green")]))
+    assert differ(red, plain) > 3 and differ(red, green) > 0.5
+    assert np.array_equal(rendered_pixels(sd, models, guided_task("after")), plain)  # nothing left loaded
+    assert sd.unet.encoder_hid_proj is None
+    # Two references, each its own weight.
+    half = rendered_pixels(sd, models, guided_task("two", reference_images=[reference("square"), reference("green", 0.5)]))
+    assert differ(half, red) > 0.5
+    # With a ControlNet unit as well.
+    both = rendered_pixels(sd, models, guided_task("both", control=[unit("across")], reference_images=[reference("square")]))
+    assert differ(both, red) > 1
+    assert np.array_equal(rendered_pixels(sd, models, guided_task("after2")), plain)
+
+
+def save_tiny_redux(folder: Path) -> Path:
+    """A FluxPriorReduxPipeline of the demo FLUX's widths (a tiny SigLIP, Redux's embedder)."""
+    from diffusers import FluxPriorReduxPipeline
+    from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        encoder = SiglipVisionModel(SiglipVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                                                       num_attention_heads=4, image_size=32, patch_size=8))
+        embedder = ReduxImageEncoder(redux_dim=32, txt_in_features=32)
+        with torch.no_grad():
+            embedder.redux_down.weight.mul_(8)  # (image tokens loud enough to show beside the prompt's)
+        pipe = FluxPriorReduxPipeline(image_encoder=encoder,
+                                      feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}),
+                                      image_embedder=embedder)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_flux_redux_references_join_the_prompt(flux, models, monkeypatch):
+    save_tiny_redux(models / "ipadapter" / "tiny-redux")
+    real = loading.guide
+
+    def guide(guide_id, name=None):
+        if guide_id == "tiny-redux":
+            return loading.Guide("tiny-redux", "Tiny Redux", "ipadapter/tiny-redux", "ipadapter", "flux", "redux")
+        return real(guide_id, name)
+
+    monkeypatch.setattr(loading, "guide", guide)
+    plain = rendered_pixels(flux, models, flux_task("plain"))
+    full = rendered_pixels(flux, models, flux_task("full", reference_images=[reference("square", 1.0, "tiny-redux")]))
+    half = rendered_pixels(flux, models, flux_task("half", reference_images=[reference("square", 0.5, "tiny-redux")]))
+    # (a random Redux: its 16 image tokens beside the prompt's 512 move the picture a little, and
+    # the weight, which scales tokens that FLUX normalises, less: but surely)
+    assert differ(full, plain) > 0.1 and differ(full, half) > 0.01
+
+
+# --- FLUX ControlNet Union --------------------------------------------------------------------
+
+def test_a_flux_controlnet_union_steers_text_image_and_inpaint_calls(flux, models):
+    plain = rendered_pixels(flux, models, flux_task("plain"))
+    across = rendered_pixels(flux, models, flux_task("a", control=[unit("across", "demo-controlnet-flux")]))
+    down = rendered_pixels(flux, models, flux_task("d", control=[unit("down", "demo-controlnet-flux")]))
+    assert differ(across, plain) > 3 and differ(across, down) > 1
+    assert np.array_equal(rendered_pixels(flux, models, flux_task("a2", control=[unit("across", "demo-controlnet-flux")])),
+                          across)
+    start = rendered_pixels(flux, models, flux_task("s0", init_image_id="square", strength=0.7))
+    guided = rendered_pixels(flux, models, flux_task("s1", init_image_id="square", strength=0.7,
+                                            control=[unit("across", "demo-controlnet-flux", preprocessor="canny")]))
+    assert differ(guided, start) > 1
+    painted = rendered_pixels(flux, models, flux_task("p1", init_image_id="square", strength=0.9, mask_image_id="mask",
+                                             control=[unit("across", "demo-controlnet-flux"),
+                                                      unit("down", "demo-controlnet-flux", preprocessor="tile")]))
+    assert painted.shape == (SIZE, SIZE, 3)
+
+
+# --- Edit (FLUX.1 Kontext) ----------------------------------------------------------------------
+
+def test_a_kontext_edit_records_its_instruction_and_its_pictures(models):
+    kontext = load_pipeline("demo-kontext", models, device="cpu")
+    assert type(kontext).__name__ == "FluxKontextPipeline"
+    one = flux_task("one", model="demo-kontext", prompt="make it winter", edit={"images": ["square"]})
+    two = flux_task("two", model="demo-kontext", prompt="make it winter", edit={"images": ["square", "down"]},
+                    width=80, height=48)
+    [edited], context = rendered(kontext, models, one)
+    [stitched], _ = rendered(kontext, models, two)
+    assert edited.pixels.shape == (SIZE, SIZE, 3) and stitched.pixels.shape == (48, 80, 3)
+    assert context.calls == [["one"]]
+    record = stitched.metadata
+    assert record["prompt"] == "make it winter" and record["edit"] == {"images": ["square", "down"]}
+    assert record["edit_images"] == ["square", "down"]
+    # Edits of other pictures do not share a call (one reference size a call).
+    assert not can_join(one, flux_task("x", model="demo-kontext", edit={"images": ["green"]}))
+    assert can_join(one, flux_task("y", model="demo-kontext", prompt="at night", edit={"images": ["square"]}))
+
+
+def test_several_edit_pictures_are_stitched_side_by_side():
+    tall = Image.new("RGB", (20, 40), (255, 0, 0))
+    wide = Image.new("RGB", (40, 20), (0, 0, 255))
+    joined = edit_kind.stitched([tall, wide])
+    assert joined.size == (20 + 80, 40)
+    assert joined.getpixel((5, 5)) == (255, 0, 0) and joined.getpixel((60, 30)) == (0, 0, 255)
+    assert edit_kind.reference_size(joined.size, 64 * 64, 16) == (96, 48)
+
+
+# --- maps, records, demo guides ----------------------------------------------------------------
+
+def test_a_map_is_fitted_by_its_resize_mode():
+    wide = Image.new("RGB", (128, 64), (255, 255, 255))
+    assert maps.fit(wide, 64, 64, "resize").getpixel((0, 32)) == (255, 255, 255)
+    assert maps.fit(wide, 64, 64, "crop").size == (64, 64)
+    filled = maps.fit(wide, 64, 64, "fill")
+    assert filled.getpixel((32, 2)) == (0, 0, 0) and filled.getpixel((32, 32)) == (255, 255, 255)
+    # Pixel perfect: the map's short side as the fitting will scale it (cover, or fit inside).
+    assert maps.pixel_perfect((128, 64), 256, 256, "crop") == 256
+    assert maps.pixel_perfect((128, 64), 256, 256, "fill") == 128
+
+
+def test_the_infotext_lists_units_references_and_edits_as_a1111_does():
+    record = {"prompt": "a lighthouse", "steps": 3, "seed": 11, "width": 64, "height": 64, "model": "demo",
+              "control": [unit("across", model_name="Demo ControlNet", preprocessor="canny", threshold_a=100,
+                               threshold_b=200, processor_res=512)],
+              "references": [reference("square", 0.6) | {"model_name": "Demo IP-Adapter"}],
+              "edit": {"images": ["square", "down"]}}
+    fields = a1111_infotext_fields(format_parameters(record))
+    assert fields["ControlNet 0"] == ("Module: canny, Model: Demo ControlNet, Weight: 1.0, Resize Mode: Crop and "
+                                      "Resize, Processor Res: 512, Threshold A: 100, Threshold B: 200, Guidance "
+                                      "Start: 0.0, Guidance End: 1.0, Pixel Perfect: False, Control Mode: Balanced")
+    assert fields["IP-Adapter 0"] == "Model: Demo IP-Adapter, Weight: 0.6"
+    assert fields["Edit images"] == "square, down"
+
+
+def test_the_demo_guides_are_versioned_folders_with_random_zero_convolutions(models, monkeypatch):
+    folder = demo_guide_path(models, "demo-controlnet-sd1")
+    model_folder = build_demo_model(models / "daydream-demo", "sd1")
+    assert build_demo_guide(models, "demo-controlnet-sd1", model_folder) == folder
+    assert json.loads((folder / MARKER).read_text()) == {"id": "demo-controlnet-sd1", "version": 1}
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_pretrained(folder)
+    assert all(block.weight.abs().sum() > 0 for block in net.controlnet_down_blocks)
+    # An older version is rebuilt in place, leaving nothing beside it.
+    before = (folder / "diffusion_pytorch_model.safetensors").read_bytes()
+    monkeypatch.setitem(VERSIONS, "demo-controlnet-sd1", 2)
+    build_demo_guide(models, "demo-controlnet-sd1", model_folder)
+    assert json.loads((folder / MARKER).read_text())["version"] == 2
+    assert (folder / "diffusion_pytorch_model.safetensors").read_bytes() == before  # (seeded: the same bytes)
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
