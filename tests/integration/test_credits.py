@@ -1,12 +1,17 @@
 """The ledger invariant under random sequences of what happens to a balance: submits,
 starts, completions, failures, cancels (in any order, twice, racing), staff grants and
-revokes, voucher redemptions (and second tries), and allowances.
+revokes, voucher redemptions (and second tries), and allowances; and a class's budget
+(issue 27): joining a class whose pool pays (or that grants an allowance), its budget
+changing, new periods (the pool refilled, the allowance granted again).
 
-After every sequence: the balance equals the sum of the user's ledger rows and is never
-negative, each task was debited once, and each failed or canceled task refunded exactly
-once (a done task never). Runs the real services on a SQLite file and the test Redis."""
+After every step: the user's balance equals the sum of their own ledger rows and the
+class pool's the sum of its rows, neither negative. After every sequence: each task was
+debited once and each failed or canceled task refunded exactly once (a done task
+never), both from the balance that paid it. Runs the real services on a SQLite file and
+the test Redis."""
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
@@ -17,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import instance_env, make_app
 
+LATER_PERIODS = itertools.count(1)
 OPS = st.one_of(
     st.tuples(st.just("submit"), st.integers(1, 4), st.integers(1, 150)),
     st.tuples(st.just("start"), st.integers(0, 20), st.just(0)),
@@ -27,6 +33,8 @@ OPS = st.one_of(
     st.tuples(st.just("revoke"), st.integers(1, 50), st.just(0)),
     st.tuples(st.just("redeem"), st.integers(1, 30), st.booleans()),
     st.tuples(st.just("allowance"), st.just(0), st.just(0)),
+    st.tuples(st.just("class_budget"), st.integers(0, 300), st.sampled_from(["pool", "allowance", "none"])),
+    st.tuples(st.just("new_period"), st.just(0), st.just(0)),
 )
 
 
@@ -41,9 +49,9 @@ def books_app(tmp_path_factory, redis_url, models_path):
     return app
 
 
-def apply(op, user, staff, task_ids: list[str]) -> None:
+def apply(op, user, staff, task_ids: list[str], school_class) -> None:
     from extensions import db
-    from models import Task, User, utcnow
+    from models import ClassMember, Task, User, utcnow
     from services.accounts import credits, vouchers
     from services.generation import tasks
     from services.core.errors import Conflict, NotEnoughTokens, ValidationError
@@ -89,13 +97,28 @@ def apply(op, user, staff, task_ids: list[str]) -> None:
         db.session.refresh(user)
         assert credits.grant_allowance_if_due(user) is not None
         assert credits.grant_allowance_if_due(user) is None  # once a period
+    elif kind == "class_budget":  # the user is (or becomes) a pupil of a class with this budget
+        if db.session.scalar(sa.select(ClassMember).filter_by(class_id=school_class.id, user_id=user.id)) is None:
+            db.session.add(ClassMember(class_id=school_class.id, user_id=user.id, role="pupil"))
+        school_class.budget_mode, school_class.budget_tokens, school_class.budget_at = b, a, None
+        db.session.commit()
+    elif kind == "new_period":  # the pool is refilled at its next use; a new allowance is due
+        school_class.budget_at = utcnow() - timedelta(days=40)
+        db.session.commit()
+        later = utcnow() + timedelta(days=40 * next(LATER_PERIODS))  # (a period of its own)
+        granted = credits.grant_class_allowances(user, later)
+        assert len(granted) == (school_class.budget_mode == "allowance" and school_class.budget_tokens > 0
+                                and db.session.scalar(sa.select(sa.func.count()).select_from(ClassMember)
+                                                      .filter_by(class_id=school_class.id, user_id=user.id)) > 0)
+        assert credits.grant_class_allowances(user, later) == []  # once a period
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(OPS, min_size=1, max_size=25))
-def test_the_balance_always_equals_the_sum_of_the_ledger(books_app, ops):
+@given(ops=st.lists(OPS, min_size=1, max_size=25),
+       budget=st.tuples(st.just("class_budget"), st.integers(0, 300), st.sampled_from(["pool", "allowance", "none"])))
+def test_the_balance_always_equals_the_sum_of_the_ledger(books_app, ops, budget):
     from extensions import db
-    from models import Ledger, Task, User
+    from models import Ledger, SchoolClass, Task, User
     from services.accounts import credits
     from services.accounts.users import register_user
 
@@ -103,24 +126,30 @@ def test_the_balance_always_equals_the_sum_of_the_ledger(books_app, ops):
         staff = db.session.scalar(sa.select(User).where(User.username == "bookkeeper"))
         user = register_user(f"b{uuid.uuid4().hex[:12]}", f"{uuid.uuid4().hex[:12]}@example.com",
                              "a long enough password")
+        school_class = SchoolClass(name=f"books {uuid.uuid4().hex[:8]}")
+        db.session.add(school_class)
+        db.session.commit()
         task_ids: list[str] = []
-        for op in ops:
-            apply(op, user, staff, task_ids)
+        for op in [budget, *ops]:  # (a pupil of the class from the start, with its budget)
+            apply(op, user, staff, task_ids, school_class)
             db.session.refresh(user)
-            assert user.tokens >= 0
+            db.session.refresh(school_class)
+            assert user.tokens >= 0 and school_class.pool_tokens >= 0
             assert user.tokens == credits.ledger_balance(user.id), op
+            assert school_class.pool_tokens == credits.pool_balance(school_class.id), op
 
-        rows = db.session.execute(sa.select(Ledger.kind, Ledger.task_id, Ledger.delta)
+        rows = db.session.execute(sa.select(Ledger.kind, Ledger.task_id, Ledger.delta, Ledger.class_id)
                                   .where(Ledger.user_id == user.id)).all()
         for task in db.session.scalars(sa.select(Task).where(Task.user_id == user.id)):
-            debits = [d for k, t, d in rows if t == task.id and k == "debit"]
-            refunds = [d for k, t, d in rows if t == task.id and k == "refund"]
-            assert debits == [-task.cost]
+            debits = [(d, c) for k, t, d, c in rows if t == task.id and k == "debit"]
+            refunds = [(d, c) for k, t, d, c in rows if t == task.id and k == "refund"]
+            assert debits == [(-task.cost, task.class_id)]  # from the pool that paid, or the user
             if task.state in ("failed", "canceled"):
-                assert refunds == [task.cost] and task.refunded
+                assert refunds == [(task.cost, task.class_id)] and task.refunded
             else:
                 assert refunds == [] and not task.refunded
-        assert [m for m in credits.check_ledger() if m["user_id"] == user.id] == []
+        assert [m for m in credits.check_ledger()
+                if m["user_id"] == user.id or m.get("class_id") == school_class.id] == []
         db.session.remove()
 
 
