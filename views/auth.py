@@ -14,6 +14,7 @@ from services.accounts.passwords import MIN_PASSWORD
 from services.core import mail
 from services.core.errors import Conflict, ServiceError, ValidationError
 from services.core.ratelimit import KNOWN_FOR, LimitsUnavailable, RateLimited
+from services.moderation import presets
 from views.errors import error_response
 from views.reauth import mark_recent_auth
 
@@ -200,14 +201,16 @@ def logout():
 @bp.route("/setup/<token>", methods=["GET", "POST"])
 def first_run(token: str):
     """The one-time link printed at first start: whoever opens it makes the first staff
-    account (and is signed in as it)."""
+    account (and is signed in as it), and says whether Daydream is for a school (yes:
+    the strict moderation preset)."""
     if not token_valid(token):
         return error_response(404, "setup_link_invalid", "This setup link was used already or "
                               "is not valid. On the server, run `flask --app app setup-link` "
                               "for a new one.")
-    form, errors = {}, {}
+    form, errors = {"school": "yes" if presets.server_preset() == "strict" else "no"}, {}
     if request.method == "POST":
-        form = {"username": request.form.get("username", ""), "email": request.form.get("email", "")}
+        form = {"username": request.form.get("username", ""), "email": request.form.get("email", ""),
+                "school": request.form.get("school", form["school"])}
         try:
             user = create_first_staff(token, form["username"], form["email"],
                                       request.form.get("password", ""))
@@ -216,6 +219,7 @@ def first_run(token: str):
         except ServiceError as exc:
             errors = {exc.field or "_": exc.message}
         else:
+            presets.set_at_setup(user, {"yes": True, "no": False}.get(request.form.get("school")))
             if current_user.is_authenticated:
                 end_this_session()
             sign_in(user, remember=False)

@@ -32,6 +32,9 @@ against the prompt as written (NFKC, invisible characters out), "text" and "leet
 Which form matched, and what it read there, is kept with the refused attempt and
 shown to staff.
 
+Each rule belongs to a preset (presets.py): a prompt is matched against the rules of
+its user's effective preset ("strict" applies standard's rules and its own).
+
 Rules are read from the database at every check (one small query), so an edit applies
 at once to every web process, without a restart or a cache to invalidate."""
 from __future__ import annotations
@@ -47,6 +50,7 @@ import sqlalchemy as sa
 from extensions import db
 from models import BlockedPrompt, PromptRule, User, iso
 from services.core.errors import NotFound, ServiceError, ValidationError
+from services.moderation import presets
 from services.moderation.normalize import WORD, Form, fold, forms
 
 try:  # the `regex` package has a match timeout; Python's re has none
@@ -340,17 +344,23 @@ def _fields(data, *, partial: bool) -> dict:
         if not isinstance(data["enabled"], bool):
             raise ValidationError("enabled", "must be true or false")
         values["enabled"] = data["enabled"]
+    if "preset" in data:
+        values["preset"] = presets.check_preset(data["preset"])
     return values
 
 
 def rule_dict(rule: PromptRule) -> dict:
     return {"id": rule.id, "kind": rule.kind, "pattern": rule.pattern, "note": rule.note or "",
-            "enabled": bool(rule.enabled), "created_at": iso(rule.created_at)}
+            "enabled": bool(rule.enabled), "preset": rule.preset or presets.DEFAULT,
+            "created_at": iso(rule.created_at)}
 
 
-def list_rules() -> list[PromptRule]:
-    return list(db.session.scalars(sa.select(PromptRule).order_by(PromptRule.kind.desc(), PromptRule.pattern,
-                                                                 PromptRule.id)))
+def list_rules(preset: str | None = None) -> list[PromptRule]:
+    """Every rule, or one preset's own (`preset`: a 422 naming it when unknown)."""
+    presets.ensure_presets()
+    where = [PromptRule.preset == presets.check_preset(preset)] if preset is not None else []
+    return list(db.session.scalars(sa.select(PromptRule).where(*where).order_by(
+        PromptRule.preset.desc(), PromptRule.kind.desc(), PromptRule.pattern, PromptRule.id)))
 
 
 def get_rule(rule_id) -> PromptRule:
@@ -366,7 +376,7 @@ def get_rule(rule_id) -> PromptRule:
 def _no_duplicate(kind: str, pattern: str, own_id: int | None = None) -> None:
     for other in db.session.scalars(sa.select(PromptRule).where(PromptRule.kind == kind)):
         if other.id != own_id and other.pattern.casefold() == pattern.casefold():
-            raise ValidationError("pattern", f"is a rule already (#{other.id})")
+            raise ValidationError("pattern", f"is a rule already (#{other.id}, {other.preset})")
 
 
 def build_rule(staff: User, data) -> PromptRule:
@@ -375,7 +385,8 @@ def build_rule(staff: User, data) -> PromptRule:
     validate_pattern(values["kind"], values["pattern"])
     _no_duplicate(values["kind"], values["pattern"])
     rule = PromptRule(kind=values["kind"], pattern=values["pattern"], note=values.get("note", ""),
-                      enabled=values.get("enabled", True), created_by_id=staff.id)
+                      enabled=values.get("enabled", True), preset=values.get("preset", presets.DEFAULT),
+                      created_by_id=staff.id)
     db.session.add(rule)
     db.session.flush()
     return rule
@@ -410,16 +421,21 @@ class Match:
     hit: Hit | None = None  # which form of the text matched, and what it read there
 
 
-def enabled_rules() -> list[tuple[int, str, str, str]]:
-    """(id, kind, pattern, note) of the enabled rules, fresh from the database."""
+def enabled_rules(preset: str) -> list[tuple[int, str, str, str]]:
+    """(id, kind, pattern, note) of the enabled rules a preset applies, fresh from the
+    database."""
+    presets.ensure_presets()
     return [tuple(row) for row in db.session.execute(
         sa.select(PromptRule.id, PromptRule.kind, PromptRule.pattern, PromptRule.note)
-        .where(PromptRule.enabled.is_(True)).order_by(PromptRule.id))]
+        .where(PromptRule.enabled.is_(True), PromptRule.preset.in_(presets.applied(preset)))
+        .order_by(PromptRule.id))]
 
 
-def find_match(texts: dict[str, str], rules=None) -> Match | None:
-    """The first enabled rule that one of the texts ({field: text}) matches, or None."""
-    rules = enabled_rules() if rules is None else rules
+def find_match(texts: dict[str, str], rules=None, *, preset: str | None = None) -> Match | None:
+    """The first enabled rule that one of the texts ({field: text}) matches, or None:
+    of `rules` when given, else of `preset`'s (by default the server's)."""
+    if rules is None:
+        rules = enabled_rules(preset or presets.server_preset())
     readings = {field: (forms(text), as_written(text)) for field, text in texts.items() if text}
     if not readings:
         return None
@@ -463,10 +479,12 @@ def matched_text(match: Match) -> str:
 
 def check_prompt(user: User, params: dict) -> None:
     """Refuse (PromptBlocked, 422) a prompt or negative prompt that matches an enabled
-    rule; the attempt is recorded for staff (committed here, as nothing else is pending
-    before a task is made)."""
+    rule of the user's effective preset (presets.effective_preset); the attempt is
+    recorded for staff (committed here, as nothing else is pending before a task is made)."""
     texts = {field: params.get(field) or "" for field in FIELDS}
-    match = find_match(texts)
+    if not any(texts.values()):
+        return
+    match = find_match(texts, preset=presets.effective_preset(user))
     if match is None:
         return
     shown = f"{texts['prompt']}"

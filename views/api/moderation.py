@@ -1,5 +1,5 @@
-"""Moderation: prompt rules (services/moderation/rules.py), the prompts they refused,
-and reports of showcase pictures (services/moderation/reports.py). Staff routes are on
+"""Moderation: prompt rules (services/moderation/rules.py) and their presets
+(services/moderation/presets.py), the prompts they refused, and reports of showcase pictures (services/moderation/reports.py). Staff routes are on
 staff_bp (401 for strangers, 403 for everyone else) and audited; reporting a picture is
 for every signed-in user (bp)."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ from flask_login import current_user
 from extensions import db
 from services.core import audit
 from services.core.errors import ValidationError
-from services.moderation import reports, rules
+from services.moderation import presets, reports, rules
 from views.api.common import body, bp, listing, paging, staff_bp
 from views.api.openapi import PAGING, answer, list_of, op, path_id, ref
 
@@ -26,8 +26,21 @@ def _reason(data: dict) -> str:
 
 @staff_bp.get("/admin/moderation/rules")
 def moderation_rules():
-    items = [rules.rule_dict(rule) for rule in rules.list_rules()]
+    items = [rules.rule_dict(rule) for rule in rules.list_rules(request.args.get("preset") or None)]
     return jsonify({"items": items, "total": len(items)})
+
+
+@staff_bp.get("/admin/moderation/preset")
+def moderation_preset():
+    return jsonify(presets.summary())
+
+
+@staff_bp.put("/admin/moderation/preset")
+def moderation_preset_set():
+    data = body()
+    presets.set_server_preset(data.get("preset"), actor=current_user, reason=_reason(data))
+    db.session.commit()
+    return jsonify(presets.summary())
 
 
 @staff_bp.post("/admin/moderation/rules")
@@ -37,7 +50,8 @@ def moderation_rule_add():
     rule = rules.build_rule(current_user, data)
     audit.record("moderation.rule_add", target_type="prompt_rule", target_id=str(rule.id),
                  target_name=rule.pattern, reason=reason,
-                 details={"kind": rule.kind, "pattern": rule.pattern, "note": rule.note, "enabled": rule.enabled})
+                 details={"kind": rule.kind, "pattern": rule.pattern, "note": rule.note, "enabled": rule.enabled,
+                          "preset": rule.preset})
     db.session.commit()
     return jsonify(rules.rule_dict(rule)), 201
 
@@ -48,9 +62,9 @@ def moderation_rule_edit(rule_id: str):
     reason = _reason(data)
     unknown = sorted(set(data) - set(_RULE_FIELDS))
     if unknown:
-        raise ValidationError(unknown[0], "is not a field of a rule (kind, pattern, note, enabled, reason)")
-    if not set(data) & {"kind", "pattern", "note", "enabled"}:
-        raise ValidationError("body", "send at least one of kind, pattern, note, enabled")
+        raise ValidationError(unknown[0], "is not a field of a rule (kind, pattern, note, enabled, preset, reason)")
+    if not set(data) & {"kind", "pattern", "note", "enabled", "preset"}:
+        raise ValidationError("body", "send at least one of kind, pattern, note, enabled, preset")
     rule = rules.get_rule(rule_id)
     changes = rules.change_rule(rule, data)
     if changes:
@@ -67,7 +81,8 @@ def moderation_rule_delete(rule_id: str):
     rule = rules.get_rule(rule_id)
     audit.record("moderation.rule_delete", target_type="prompt_rule", target_id=str(rule.id),
                  target_name=rule.pattern, reason=reason,
-                 details={"kind": rule.kind, "pattern": rule.pattern, "note": rule.note, "enabled": rule.enabled})
+                 details={"kind": rule.kind, "pattern": rule.pattern, "note": rule.note, "enabled": rule.enabled,
+                          "preset": rule.preset})
     db.session.delete(rule)
     db.session.commit()
     return "", 204
@@ -75,18 +90,21 @@ def moderation_rule_delete(rule_id: str):
 
 @staff_bp.post("/admin/moderation/rules/test")
 def moderation_rules_test():
-    """Which enabled rule a prompt would match (nothing is recorded)."""
+    """Which enabled rule a prompt would match under a preset (by default the server's;
+    nothing is recorded)."""
     data = body()
+    preset = presets.check_preset(data["preset"]) if data.get("preset") is not None else presets.server_preset()
     texts = {}
     for field in rules.FIELDS:
         value = data.get(field, "")
         if value is not None and not isinstance(value, str):
             raise ValidationError(field, "must be text")
         texts[field] = (value or "")[:2000]
-    match = rules.find_match(texts)
+    match = rules.find_match(texts, preset=preset)
     if match is None:
-        return jsonify({"blocked": False, "field": None, "rule": None, "matched": None, "message": "No rule matches."})
-    return jsonify({"blocked": True, "field": match.field, "message": rules.describe(match),
+        return jsonify({"blocked": False, "field": None, "rule": None, "matched": None, "preset": preset,
+                        "message": "No rule matches."})
+    return jsonify({"blocked": True, "field": match.field, "message": rules.describe(match), "preset": preset,
                     "matched": rules.matched_text(match),
                     "rule": {"id": match.rule_id, "kind": match.kind, "pattern": match.pattern, "note": match.note}})
 
@@ -129,15 +147,36 @@ _RULE_FIELDS = {
     "pattern": {"type": "string", "minLength": 1, "maxLength": rules.MAX_PATTERN},
     "note": {"type": "string", "maxLength": rules.MAX_NOTE},
     "enabled": {"type": "boolean"},
+    "preset": {"enum": list(presets.PRESETS), "default": presets.DEFAULT,
+               "description": "the preset the rule belongs to (strict applies standard's rules too)"},
     "reason": {"type": "string", "description": "why (kept in the audit trail)"},
 }
+_PRESET_SUMMARY = {"type": "object", "properties": {
+    "preset": {"enum": list(presets.PRESETS), "description": "the server's preset"},
+    "configured": {"enum": list(presets.PRESETS), "description": "DAYDREAM_MODERATION_PRESET (a new install's)"},
+    "presets": {"type": "array", "items": {"type": "object", "properties": {
+        "id": {"enum": list(presets.PRESETS)}, "label": _STR,
+        "applies": {"type": "array", "items": _STR, "description": "the presets whose rules it matches"},
+        "rules": {"type": "integer"}, "enabled": {"type": "integer"}}}}}}
 _USER = {"type": ["object", "null"], "properties": {"id": _STR, "username": _STR}}
 
 OPENAPI = {
+    "/admin/moderation/preset": {
+        "get": op("The server's moderation preset and each preset's rules (staff)",
+                  answer("Presets", _PRESET_SUMMARY), error_codes=_STAFF),
+        "put": op("Choose the server's moderation preset (staff; audited). A user's prompts are matched "
+                  "against the strictest of it and their pupil classes' presets",
+                  answer("Presets", _PRESET_SUMMARY),
+                  body={"type": "object", "required": ["preset"], "properties": {
+                      "preset": {"enum": list(presets.PRESETS)}, "reason": _STR}},
+                  error_codes=(*_STAFF, 422)),
+    },
     "/admin/moderation/rules": {
-        "get": op("The prompt rules (staff)", answer("Rules", {"type": "object", "properties": {
+        "get": op("The prompt rules (staff): all, or one preset's own", answer("Rules", {"type": "object", "properties": {
             "items": {"type": "array", "items": ref("PromptRule")}, "total": {"type": "integer"}}}),
-            error_codes=_STAFF),
+            params=[{"name": "preset", "in": "query", "schema": {"enum": list(presets.PRESETS)},
+                     "description": "only this preset's own rules"}],
+            error_codes=(*_STAFF, 422)),
         "post": op("Add a prompt rule: a word or phrase, a pair of word lists, or a regular expression (staff)",
                    answer("The rule", ref("PromptRule"), "201"),
                    body={"type": "object", "required": ["pattern"], "properties": _RULE_FIELDS},
@@ -151,13 +190,16 @@ OPENAPI = {
                      params=[path_id("id")], error_codes=(*_STAFF, 404)),
     },
     "/admin/moderation/rules/test": {
-        "post": op("Which enabled rule a prompt would match; nothing is recorded (staff)",
+        "post": op("Which enabled rule a prompt would match under a preset (by default the server's); "
+                   "nothing is recorded (staff)",
                    answer("The match", {"type": "object", "properties": {
                        "blocked": {"type": "boolean"}, "field": {"type": ["string", "null"]},
                        "message": _STR, "rule": {"type": ["object", "null"]},
+                       "preset": {"enum": list(presets.PRESETS)},
                        "matched": {"type": ["string", "null"],
                                    "description": "which normalized form of the text matched, and what it read"}}}),
-                   body={"type": "object", "properties": {"prompt": _STR, "negative_prompt": _STR}},
+                   body={"type": "object", "properties": {"prompt": _STR, "negative_prompt": _STR,
+                                                          "preset": {"enum": list(presets.PRESETS)}}},
                    error_codes=(*_STAFF, 422)),
     },
     "/admin/moderation/blocked": {
@@ -200,7 +242,7 @@ OPENAPI = {
 OPENAPI_SCHEMAS = {
     "PromptRule": {"type": "object", "properties": {
         "id": {"type": "integer"}, "kind": {"enum": list(rules.KINDS)}, "pattern": _STR, "note": _STR,
-        "enabled": {"type": "boolean"}, "created_at": _STR}},
+        "enabled": {"type": "boolean"}, "preset": {"enum": list(presets.PRESETS)}, "created_at": _STR}},
     "BlockedPrompt": {"type": "object", "properties": {
         "id": {"type": "integer"}, "user": _USER, "rule_id": {"type": ["integer", "null"]}, "rule": _STR,
         "prompt": _STR, "matched": {"type": "string", "description": "which normalized form of the prompt "

@@ -4,14 +4,14 @@
  * script.
  *
  * GET    /api/v1/admin/moderation/rules          -> {items: [rule], total}
- * POST   /api/v1/admin/moderation/rules          {kind, pattern, note, enabled} -> rule (201)
- * PATCH  /api/v1/admin/moderation/rules/{id}     {kind?, pattern?, note?, enabled?} -> rule
+ * POST   /api/v1/admin/moderation/rules          {kind, pattern, note, preset, enabled} -> rule (201)
+ * PATCH  /api/v1/admin/moderation/rules/{id}     {kind?, pattern?, note?, preset?, enabled?} -> rule
  * DELETE /api/v1/admin/moderation/rules/{id}     -> 204
- * POST   /api/v1/admin/moderation/rules/test     {prompt} -> {blocked, field, message, matched, rule}
+ * POST   /api/v1/admin/moderation/rules/test     {prompt, preset?} -> {blocked, field, message, matched, rule, preset}
  * GET    /api/v1/admin/moderation/blocked        -> {users: [{user, count, last_at}], items: [attempt]}
  * GET    /api/v1/admin/moderation/reports        -> {items: [report]} (open ones)
  * POST   /api/v1/admin/moderation/reports/{id}   {action: "hide" | "dismiss"} -> {resolved}
- * rule: {id, kind: "word" | "pair" | "regex", pattern, note, enabled}
+ * rule: {id, kind: "word" | "pair" | "regex", pattern, note, preset: "standard" | "strict", enabled}
  * attempt: {id, user, rule, prompt, matched (the normalized form that matched, and what it read), created_at}
  * report: {id, item_id, item: {title, thumbnail_url, url} | null, reporter: {username} | null,
  *          reason, created_at, open_reports}
@@ -24,6 +24,7 @@ import { busy, clearErrors, say, showAlert, showErrors } from "../lib/forms.js";
 
 const BASE = "/api/v1/admin/moderation";
 const KIND_LABELS = { word: "Word", pair: "Pair", regex: "Pattern" };
+const PRESET_LABELS = { standard: "Standard", strict: "Strict" };
 
 /* ---------- prompt rules ---------- */
 
@@ -48,9 +49,11 @@ function ruleRow(rule) {
   const remove = el("button", { type: "button", class: "btn btn--tiny btn--danger", text: "Delete",
     "aria-label": "Delete " + rule.pattern });
   remove.addEventListener("click", () => deleteRule(rule, remove));
-  return el("tr", { class: "rule-row", dataset: { ruleId: String(rule.id), enabled: String(!!rule.enabled) } }, [
+  return el("tr", { class: "rule-row", dataset: { ruleId: String(rule.id), enabled: String(!!rule.enabled),
+    preset: rule.preset } }, [
     el("td", { "data-label": "Rule", class: "rule-pattern" }, [el("code", { text: rule.pattern })]),
     el("td", { "data-label": "Kind", text: KIND_LABELS[rule.kind] || rule.kind }),
+    el("td", { "data-label": "Preset", class: "rule-preset", text: PRESET_LABELS[rule.preset] || rule.preset }),
     el("td", { "data-label": "Note", class: "rule-note", text: rule.note || "" }),
     el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
     el("td", { "data-label": "Change", class: "rule-actions" }, [edit, " ", remove]),
@@ -58,8 +61,10 @@ function ruleRow(rule) {
 }
 
 function renderRules() {
-  rulesBody.replaceChildren(...rules.map(ruleRow));
-  byId("rules-empty").hidden = rules.length > 0;
+  const only = byId("rules-filter").value;
+  const shown = only ? rules.filter((rule) => rule.preset === only) : rules;
+  rulesBody.replaceChildren(...shown.map(ruleRow));
+  byId("rules-empty").hidden = shown.length > 0;
   byId("rules-loading").hidden = true;
   rulesTable.setAttribute("aria-busy", "false");
 }
@@ -91,6 +96,7 @@ function startEdit(rule) {
   byId("rule-kind").value = rule.kind;
   byId("rule-pattern").value = rule.pattern;
   byId("rule-note").value = rule.note || "";
+  byId("rule-preset").value = rule.preset || "standard";
   byId("rule-form-title").textContent = "Edit the rule";
   byId("rule-save").textContent = "Save rule";
   byId("rule-cancel").hidden = false;
@@ -98,6 +104,7 @@ function startEdit(rule) {
 }
 
 byId("rule-cancel").addEventListener("click", () => { resetForm(); say("rule-status", ""); });
+byId("rules-filter").addEventListener("change", renderRules);
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -106,6 +113,7 @@ form.addEventListener("submit", (event) => {
     kind: byId("rule-kind").value,
     pattern: byId("rule-pattern").value.trim(),
     note: byId("rule-note").value.trim(),
+    preset: byId("rule-preset").value,
   };
   if (!fields.pattern) {
     showErrors(form, { field: "pattern", message: "Enter a word, phrase or pattern." }, "pattern");
@@ -171,11 +179,13 @@ byId("rule-test-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const prompt = byId("rule-test-prompt").value;
   if (!prompt.trim()) { say("rule-test-status", "Enter a prompt to check."); return; }
-  api("POST", BASE + "/rules/test", { prompt }).then((res) => {
+  const preset = byId("rule-test-preset").value;
+  api("POST", BASE + "/rules/test", preset ? { prompt, preset } : { prompt }).then((res) => {
     if (!res.ok) { say("rule-test-status", errorText(res, "Could not check it.")); return; }
+    const under = " (" + (PRESET_LABELS[res.data.preset] || res.data.preset) + ")";
     say("rule-test-status", res.data.blocked
-      ? "Refused: " + res.data.message + (res.data.matched ? " Matched in " + res.data.matched : "")
-      : "Allowed: no rule matches.", !res.data.blocked);
+      ? "Refused" + under + ": " + res.data.message + (res.data.matched ? " Matched in " + res.data.matched : "")
+      : "Allowed" + under + ": no rule matches.", !res.data.blocked);
   });
 });
 
