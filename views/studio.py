@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from flask_login import current_user
 
-from services.generation import catalog, params, tasks, upscalers
+from services.generation import access, catalog, params, tasks, upscalers
 from views.access import require_sign_in
 
 bp = Blueprint("studio", __name__)
@@ -44,11 +44,14 @@ def hires_config() -> dict:
 @bp.get("/studio")
 def index():
     limits = tasks.limits_for(current_user)
-    cards = catalog.cards()
+    user = current_user._get_current_object()
+    # The models this user may use (their plan's and classes': access.py), `default` theirs;
     # max_side: this user's side limit with the model (params.model_limits).
-    models = [{**m, "max_side": params.model_limits(limits, cards[m["id"]])["max_side"]}
-              for m in catalog.models()]
-    default_model = catalog.default_model()
+    usable = access.model_items(user)
+    ids = [m["id"] for m in usable]
+    cards = {model_id: card for model_id, card in catalog.cards().items() if model_id in ids}
+    models = [{**m, "max_side": params.model_limits(limits, cards[m["id"]])["max_side"]} for m in usable]
+    default_model = access.default_model_for(user, ids)
     return render_template(
         "studio/index.html",
         limits=limits,
@@ -56,7 +59,7 @@ def index():
         default_scheduler=catalog.DEFAULT_SCHEDULER,
         # Each with its card (families.py): sizes, defaults, schedulers, controls that apply.
         models=models,
-        loras=catalog.loras(),
+        loras=access.lora_items(user),
         max_loras=current_app.config["MAX_LORAS"],
         demo_model=catalog.is_demo_default(),
         # The panel's starting values: the table's, or the default model's card's (the demo

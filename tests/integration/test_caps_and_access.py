@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.helpers import unique
-from tests.integration.helpers import ApiUser, make_staff, pupil_in_new_class
+from tests.integration.helpers import ApiUser, make_staff, pupil_in_new_class, sign_in, studio_config
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
 
@@ -49,6 +49,11 @@ def test_a_pupil_sees_and_uses_only_what_the_class_allows_on_every_api(shared):
     assert seen == {"models": ["demo-sdxl"], "loras": [], "default": ["demo-sdxl"], "a1111": ["demo-sdxl"],
                     "a1111_loras": [], "openai": ["demo-sdxl"]}
     assert pupil.get("/v1/models/demo").status_code == 404
+    page = shared.test_client()
+    sign_in(page, pupil.username, pupil.password)
+    studio, _ = studio_config(page)
+    assert [m["id"] for m in studio["models"]] == ["demo-sdxl"] and studio["loras"] == []
+    assert list(studio["model_defaults"]) == ["demo-sdxl"]
     # The A1111 default follows: the server's default is not theirs, so the first allowed one.
     assert "Demo SDXL" in pupil.get("/sdapi/v1/options").get_json()["sd_model_checkpoint"]
     # No model named: theirs (the estimate checks the task as a submit does).
