@@ -16,6 +16,7 @@ import pytest
 import requests
 import webuiapi
 from PIL import Image as PILImage
+from PIL.PngImagePlugin import PngInfo
 
 from tests.helpers import unique
 from tests.integration.helpers import ApiUser
@@ -78,9 +79,9 @@ def drawing(size: int = 64, shift: int = 0) -> PILImage.Image:
     return picture
 
 
-def png_of(picture: PILImage.Image) -> bytes:
+def png_of(picture: PILImage.Image, texts: PngInfo | None = None) -> bytes:
     out = io.BytesIO()
-    picture.save(out, format="PNG")
+    picture.save(out, format="PNG", pnginfo=texts)
     return out.getvalue()
 
 
@@ -131,6 +132,17 @@ def test_webuiapi_txt2img_with_a_control_unit_and_a_reference(caller):
     extras = result.info["extra_generation_params"]
     assert extras["ControlNet 0"].startswith("Module: canny, Model: Demo ControlNet SD 1.x")
     assert result.parameters["alwayson_scripts"]["ControlNet"]["args"][0]["image"] is None  # not echoed
+    # PNG info reads the units back (without their pictures), from the infotext alone too.
+    infotext = result.info["infotexts"][0]
+    assert 'ControlNet 0: "Module: canny, Model: Demo ControlNet SD 1.x (tiny, random), Weight: 0.8' in infotext
+    saved = PngInfo()
+    saved.add_text("parameters", infotext)
+    read = caller.user.post("/api/v1/png-info", json={"image": base64.b64encode(png_of(drawing(), saved)).decode()})
+    assert read.get_json()["source"] == "a1111"
+    [back] = read.get_json()["parameters"]["control"]
+    assert {k: back[k] for k in ("preprocessor", "model", "weight", "end", "threshold_a")} == {
+        "preprocessor": "canny", "model": CONTROLNET_SD1, "weight": 0.8, "end": 0.5, "threshold_a": 50}
+    assert read.get_json()["parameters"]["references"] == [{"model": IPADAPTER_SD1, "weight": 0.6}]
 
 
 def test_webuiapi_img2img_unit_without_a_picture_takes_the_init_image(caller):
