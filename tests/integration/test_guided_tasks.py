@@ -1,0 +1,151 @@
+"""Guided tasks through the real stack (web, Redis, a real worker with the tiny demo models
+and the demo guides, worker/demo_guides.py): ControlNet units steer the picture (two
+control images differ, weight 0 is no unit, the step range matters, the same inputs give
+the same pixels), a FLUX ControlNet Union runs, an IP-Adapter reference changes the
+picture and leaves nothing behind for the next task, and a FLUX.1 Kontext edit records its
+instruction and its picture. Each picture and task records its guides."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from tests.helpers import a1111_infotext_fields
+from tests.integration.helpers import ApiUser
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def guided_stack(stack_factory):
+    shared = stack_factory(web=1, DAYDREAM_DEMO_MODELS="all", DAYDREAM_PREVIEW_HZ=50, DAYDREAM_STARTING_TOKENS=10000)
+    app = shared.app
+    app.worker, app.server = shared.worker, shared.web(1)
+    return app
+
+
+@pytest.fixture(scope="module")
+def guided_user(guided_stack):
+    return ApiUser(guided_stack.test_client(), "guideuser")
+
+
+def png_url(array: np.ndarray) -> str:
+    out = io.BytesIO()
+    PILImage.fromarray(array.astype(np.uint8)).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def lines(axis: int) -> str:
+    """White lines every 8 pixels on black, across (0) or down (1), as a data URL."""
+    array = np.zeros((SIZE, SIZE, 3), np.uint8)
+    if axis == 0:
+        array[::8, :] = 255
+    else:
+        array[:, ::8] = 255
+    return png_url(array)
+
+
+def square_patch(colour) -> str:
+    array = np.full((SIZE, SIZE, 3), 30, np.uint8)
+    array[16:48, 16:48] = colour
+    return png_url(array)
+
+
+def control_unit(image: str, **settings) -> dict:
+    return {"image": image, "model": "demo-controlnet-sd1", "preprocessor": "none", **settings}
+
+
+def submitted(user, **params) -> str:
+    response = user.submit(**{"model": "demo", "steps": 2, "seed": 5, **params})
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["id"]
+
+
+def finished(user, task_id: str) -> dict:
+    task = user.wait_task(task_id, timeout=180)
+    assert task["state"] == "done", task
+    return task
+
+
+def first_picture(user, task: dict) -> tuple[np.ndarray, dict]:
+    """The task's first picture (pixels) and its PNG's A1111 parameters."""
+    with PILImage.open(io.BytesIO(user.get(task["images"][0]["url"]).data)) as picture:
+        parameters = a1111_infotext_fields(picture.text.get("parameters", ""))
+        return np.asarray(picture.convert("RGB"), dtype=np.int16), parameters
+
+
+def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).mean())
+
+
+@pytest.fixture(scope="module")
+def unguided(guided_user) -> dict:
+    """A task of the demo model without guides (seed 5), the others' measure."""
+    return finished(guided_user, submitted(guided_user))
+
+
+def test_control_units_steer_the_picture_and_are_recorded(guided_user, unguided):
+    across, down = lines(0), lines(1)
+    # Three at a time (a user's queue holds three): those that can share a call do (each
+    # row its own map).
+    tasks = {"plain": unguided}
+    for group in ({"across": {"control": [control_unit(across)]}, "down": {"control": [control_unit(down)]}},
+                  {"again": {"control": [control_unit(across)]}, "zero": {"control": [control_unit(across, weight=0)]},
+                   "late": {"control": [control_unit(across, start=0.5)]}}):
+        ids = {name: submitted(guided_user, **params) for name, params in group.items()}
+        tasks.update({name: finished(guided_user, task_id) for name, task_id in ids.items()})
+    got = {name: first_picture(guided_user, task)[0] for name, task in tasks.items()}
+    assert mean_difference(got["across"], got["plain"]) > 3
+    assert mean_difference(got["across"], got["down"]) > 3  # two control images: different pixels
+    assert np.abs(got["again"] - got["across"]).max() <= 2  # the same inputs: the same pixels
+    assert np.abs(got["zero"] - got["plain"]).max() <= 2  # weight 0: the picture of no unit
+    assert mean_difference(got["late"], got["across"]) > 1  # the step range changes the result
+    # The task and its picture record the unit (its picture stored as one of the user's).
+    [unit] = tasks["across"]["control"]
+    assert unit["model"] == "demo-controlnet-sd1" and unit["weight"] == 1.0 and not unit["image"].startswith("data:")
+    _, parameters = first_picture(guided_user, tasks["late"])
+    assert parameters["ControlNet 0"].startswith("Module: none, Model: ")
+    assert "Weight: 1.0" in parameters["ControlNet 0"] and "Guidance Start: 0.5" in parameters["ControlNet 0"]
+    metadata = guided_user.get(tasks["late"]["images"][0]["metadata_url"]).get_json()
+    assert metadata["control"][0]["start"] == 0.5
+
+
+def test_a_flux_controlnet_union_unit_runs_in_the_worker(guided_user):
+    flux = {"model": "demo-flux", "steps": 2}
+    plain = submitted(guided_user, **flux)
+    guided = submitted(guided_user, control=[{"image": lines(0), "model": "demo-controlnet-flux",
+                                             "preprocessor": "canny"}], **flux)
+    plain_pixels, _ = first_picture(guided_user, finished(guided_user, plain))
+    guided_pixels, parameters = first_picture(guided_user, finished(guided_user, guided))
+    assert mean_difference(guided_pixels, plain_pixels) > 3
+    assert "Module: canny" in parameters["ControlNet 0"] and "Threshold A: 100" in parameters["ControlNet 0"]
+
+
+def test_a_reference_image_changes_the_picture_and_does_not_leak(guided_user, unguided):
+    before, _ = first_picture(guided_user, unguided)
+    ref = finished(guided_user, submitted(guided_user, references=[
+        {"image": square_patch((200, 80, 40)), "model": "demo-ipadapter-sd1", "weight": 0.8}]))
+    after, _ = first_picture(guided_user, finished(guided_user, submitted(guided_user)))
+    guided, parameters = first_picture(guided_user, ref)
+    assert mean_difference(guided, before) > 3
+    assert np.abs(after - before).max() <= 2  # the next task runs without the adapter (alone: the
+    # same pixels; a call it shared with another task's rows: float noise only)
+    assert parameters["IP-Adapter 0"].endswith("Weight: 0.8")
+    assert ref["references"][0]["model"] == "demo-ipadapter-sd1"
+
+
+def test_a_kontext_edit_records_its_instruction_and_its_picture(guided_user, unguided):
+    source = unguided["images"][0]["id"]
+    task = finished(guided_user, guided_user.submit(
+        model="demo-kontext", prompt="make it winter", steps=2, seed=4,
+        edit={"images": [source, square_patch((40, 200, 60))]}).get_json()["id"])
+    pixels, parameters = first_picture(guided_user, task)
+    assert pixels.shape[2] == 3 and task["prompt"] == "make it winter"
+    pictures = task["edit"]["images"]
+    assert pictures[0] == source and len(pictures) == 2 and not pictures[1].startswith("data:")
+    metadata = guided_user.get(task["images"][0]["metadata_url"]).get_json()
+    assert metadata["prompt"] == "make it winter" and metadata["edit"]["images"] == pictures
+    assert parameters["Edit images"] == ", ".join(pictures)
