@@ -214,7 +214,8 @@ def test_control_modes_act_per_unit(sd, models):
     control = rendered_pixels(sd, models, guided_task("c", control=[unit("across", control_mode="control")]))
     assert differ(prompt, balanced) > 1 and differ(control, balanced) > 1 and differ(prompt, control) > 1
     # Two units of the same ControlNet, each its own map and mode.
-    both = rendered_pixels(sd, models, guided_task("two", control=[unit("across"), unit("down", control_mode="prompt")]))
+    both = rendered_pixels(sd, models, guided_task(
+        "two", control=[unit("across"), unit("down", control_mode="prompt")]))
     assert differ(both, balanced) > 1
 
 
@@ -248,7 +249,8 @@ def test_control_with_image_to_image_and_inpainting(sd, models):
     painted = dict(init_image_id="square", strength=0.9, mask_image_id="mask")
     unguided = rendered_pixels(sd, models, guided_task("p0", **painted))
     guided = rendered_pixels(sd, models, guided_task("p1", control=[unit("across")], **painted))
-    inpaint_map = rendered_pixels(sd, models, guided_task("p2", control=[unit("square", preprocessor="inpaint")], **painted))
+    inpaint_map = rendered_pixels(sd, models, guided_task(
+        "p2", control=[unit("square", preprocessor="inpaint")], **painted))
     assert differ(guided, unguided) > 1 and differ(inpaint_map, unguided) > 1
     outside = np.ones((SIZE, SIZE), bool)
     outside[8:56, 8:56] = False  # (beyond the mask and its blur: the input's pixels)
@@ -265,10 +267,12 @@ def test_an_ip_adapter_reference_changes_the_picture_and_does_not_leak(sd, model
     assert np.array_equal(rendered_pixels(sd, models, guided_task("after")), plain)  # nothing left loaded
     assert sd.unet.encoder_hid_proj is None
     # Two references, each its own weight.
-    half = rendered_pixels(sd, models, guided_task("two", reference_images=[reference("square"), reference("green", 0.5)]))
+    half = rendered_pixels(sd, models, guided_task(
+        "two", reference_images=[reference("square"), reference("green", 0.5)]))
     assert differ(half, red) > 0.5
     # With a ControlNet unit as well.
-    both = rendered_pixels(sd, models, guided_task("both", control=[unit("across")], reference_images=[reference("square")]))
+    both = rendered_pixels(sd, models, guided_task(
+        "both", control=[unit("across")], reference_images=[reference("square")]))
     assert differ(both, red) > 1
     assert np.array_equal(rendered_pixels(sd, models, guided_task("after2")), plain)
 
@@ -318,8 +322,8 @@ def test_a_flux_controlnet_union_steers_text_image_and_inpaint_calls(flux, model
     across = rendered_pixels(flux, models, flux_task("a", control=[unit("across", "demo-controlnet-flux")]))
     down = rendered_pixels(flux, models, flux_task("d", control=[unit("down", "demo-controlnet-flux")]))
     assert differ(across, plain) > 3 and differ(across, down) > 1
-    assert np.array_equal(rendered_pixels(flux, models, flux_task("a2", control=[unit("across", "demo-controlnet-flux")])),
-                          across)
+    again = rendered_pixels(flux, models, flux_task("a2", control=[unit("across", "demo-controlnet-flux")]))
+    assert np.array_equal(again, across)
     start = rendered_pixels(flux, models, flux_task("s0", init_image_id="square", strength=0.7))
     guided = rendered_pixels(flux, models, flux_task("s1", init_image_id="square", strength=0.7,
                                             control=[unit("across", "demo-controlnet-flux", preprocessor="canny")]))
@@ -402,3 +406,22 @@ def test_the_demo_guides_are_versioned_folders_with_random_zero_convolutions(mod
     assert json.loads((folder / MARKER).read_text())["version"] == 2
     assert (folder / "diffusion_pytorch_model.safetensors").read_bytes() == before  # (seeded: the same bytes)
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("guide_id", ["demo-controlnet-sd1", "demo-controlnet-flux"])
+def test_a_controlnet_file_in_diffusers_layout_loads_as_its_folder(sd, flux, models, guide_id):
+    """A single .safetensors ControlNet (diffusers' keys) gets its config from the loaded
+    model's denoiser and the file's shapes (block counts, Union modes)."""
+    from safetensors.torch import save_file
+
+    pipe = flux if guide_id.endswith("flux") else sd
+    folder_net = loading.controlnet(pipe, loading.guide(guide_id), models)
+    state = {key: value.contiguous() for key, value in folder_net.state_dict().items()}
+    (models / "controlnet").mkdir(exist_ok=True)
+    save_file(state, str(models / "controlnet" / f"{guide_id}.safetensors"))
+    found = loading.Guide(f"file-{guide_id}", "file", f"controlnet/{guide_id}.safetensors", "controlnet",
+                          None, "controlnet")
+    file_net = loading.controlnet(pipe, found, models)
+    assert type(file_net) is type(folder_net) and file_net is not folder_net
+    assert file_net.config.get("num_mode") == folder_net.config.get("num_mode")
+    assert all(torch.equal(value, state[key]) for key, value in file_net.state_dict().items())

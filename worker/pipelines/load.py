@@ -293,7 +293,8 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
     ) from first
 
 
-def _load_folder(local: Path, spec: str, device: str, variant: str | None = None) -> tuple[DiffusionPipeline, Detected]:
+def _load_folder(local: Path, spec: str, device: str,
+                 variant: str | None = None) -> tuple[DiffusionPipeline, Detected]:
     if not (local / "model_index.json").is_file():
         raise ModelLoadError(
             f"Model {spec!r} could not be loaded: the folder {local} is not a diffusers model "
