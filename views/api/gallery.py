@@ -77,7 +77,11 @@ def _query(name: str, description: str, schema: dict | None = None) -> dict:
 
 NO_CONTENT = {"204": {"description": "Done"}}
 BOARD_BODY = {"type": "object", "properties": {
-    "name": {"type": "string", "minLength": 1, "maxLength": boards.NAME_MAX},
+    # At least one character that is not a space as Python's str.split() reads spaces (the
+    # name's spaces are collapsed with it; \x1c-\x1f and \x85 are spaces to it): written
+    # out so that it means the same in JSON Schema's regular expressions and in Python's.
+    "name": {"type": "string", "minLength": 1, "maxLength": boards.NAME_MAX,
+             "pattern": "[^\\s\\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"},
     "cover_image_id": {"type": ["string", "null"], "description": "one of the board's images; null: the newest"}}}
 # A date (YYYY-MM-DD, UTC) or an ISO 8601 time; empty: no filter.
 _TIME = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"},
