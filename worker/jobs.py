@@ -27,6 +27,7 @@ from services.library import boards, storage
 from worker import get_app, safety
 from worker import metrics as worker_metrics
 from worker.batching import MOST_IMAGES, BatchLimits, Joiner
+from worker.guides import GuideError
 from worker.pipelines.cache import PipelineCache
 from worker.pipelines.errors import LoraError, ModelLoadError, without_paths
 from worker.pipelines.info import detected_of, family_of, memory_mode, resident
@@ -158,7 +159,7 @@ def readable_error(exc: Exception) -> str:
     # Admin → Models and in the log).
     if isinstance(exc, ModelLoadError):
         return f"{exc.user} Your tokens were refunded."
-    if isinstance(exc, LoraError):
+    if isinstance(exc, (LoraError, GuideError)):
         return f"{without_paths(str(exc))} Your tokens were refunded."
     if isinstance(exc, torch.OutOfMemoryError):
         return ("The GPU ran out of memory. Try a smaller size or fewer samples (staff: "
