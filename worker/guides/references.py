@@ -12,9 +12,12 @@ adapter's own encoder is the one beside it; mixing adapters trained on different
 encoders in one task is refused here).
 
 FLUX Redux (a FluxPriorReduxPipeline folder): each reference's SigLIP embedding, through
-Redux's embedder, becomes image tokens (scaled by the reference's weight) after each row's
-own prompt tokens: the call gets prompt_embeds and pooled_prompt_embeds instead of the
-prompt. It works with every FLUX kind (text to image, image to image, inpaint, ControlNet).
+Redux's embedder, becomes image tokens (scaled by the reference's weight, as diffusers'
+prompt_embeds_scale and ComfyUI's "multiply" strength do) after each row's own prompt
+tokens: the call gets prompt_embeds and pooled_prompt_embeds instead of the prompt. FLUX
+normalises each token before attending to it, so the weight acts softly (0 leaves the
+reference out). It works with every FLUX kind (text to image, image to image, inpaint,
+ControlNet).
 
 A call's rows share their references (the batch key holds the reference images): the
 diffusers pipelines repeat one set of image embeddings over the batch."""
