@@ -25,7 +25,7 @@ def shared(stack_factory):
 
 
 @pytest.fixture(scope="module")
-def staff(shared) -> dict:
+def model_staff(shared) -> dict:
     return make_staff(shared, unique("modelstaff"))
 
 
@@ -88,12 +88,12 @@ def test_a_pupil_sees_and_uses_only_what_the_class_allows_on_every_api(shared):
     assert "demo-lora-sdxl" in other["loras"]
 
 
-def test_a_model_limited_to_a_tier_is_for_that_tier_only(shared, staff):
+def test_a_model_limited_to_a_tier_is_for_that_tier_only(shared, model_staff):
     user = ApiUser(shared.test_client(), unique("plain"))
     client = shared.test_client()
-    wrong = client.patch("/api/v1/admin/models/demo-sd3", json={"tiers": ["gold"]}, headers=staff)
+    wrong = client.patch("/api/v1/admin/models/demo-sd3", json={"tiers": ["gold"]}, headers=model_staff)
     assert wrong.status_code == 422 and wrong.get_json()["error"]["field"] == "tiers"
-    limited = client.patch("/api/v1/admin/models/demo-sd3", json={"tiers": ["pro", "plus"]}, headers=staff)
+    limited = client.patch("/api/v1/admin/models/demo-sd3", json={"tiers": ["pro", "plus"]}, headers=model_staff)
     assert limited.status_code == 200 and limited.get_json()["tiers"] == ["plus", "pro"]
     try:
         assert "demo-sd3" not in listed(user)["models"]
@@ -101,12 +101,12 @@ def test_a_model_limited_to_a_tier_is_for_that_tier_only(shared, staff):
         assert refused.status_code == 422
         assert refused.get_json()["error"]["message"] == ("'demo-sd3' is not available to you: your plan (Free) "
                                                           "does not include it; it comes with Plus, Pro")
-        promoted = client.patch(f"/api/v1/admin/users/{user.data['id']}", json={"tier": "pro"}, headers=staff)
+        promoted = client.patch(f"/api/v1/admin/users/{user.data['id']}", json={"tier": "pro"}, headers=model_staff)
         assert promoted.status_code == 200, promoted.get_json()
         assert "demo-sd3" in listed(user)["models"]
         assert user.post("/api/v1/estimate", json={"prompt": "a hut", "model": "demo-sd3", **SMALL}).status_code == 200
     finally:
-        assert client.patch("/api/v1/admin/models/demo-sd3", json={"tiers": None}, headers=staff).status_code == 200
+        assert client.patch("/api/v1/admin/models/demo-sd3", json={"tiers": None}, headers=model_staff).status_code == 200
 
 
 def next_midnight_utc() -> str:

@@ -20,7 +20,7 @@ from tests.integration.helpers import ApiUser, pupil_in_new_class, user_row
 SMALL = {"width": 64, "height": 64, "steps": 4}
 
 
-def ledger_of(app, **where) -> list[tuple]:
+def budget_rows(app, **where) -> list[tuple]:
     """(kind, delta, balance_after, task_id, class_id) of the ledger rows matching `where`, in order."""
     from extensions import db
     from models import Ledger
@@ -55,13 +55,13 @@ def test_the_pool_pays_once_and_a_canceled_task_is_refunded_to_it_once(idle_app)
     cost = task["cost"]
     assert 0 < cost < 100
     assert pool_of(idle_app, class_id) == 100 - cost and pupil.me()["tokens"] == own
-    assert ledger_of(idle_app, class_id=class_id) == [
+    assert budget_rows(idle_app, class_id=class_id) == [
         ("pool_refill", 100, 100, None, class_id), ("debit", -cost, 100 - cost, task["id"], class_id)]
 
     assert pupil.post(f"/api/v1/tasks/{task['id']}/cancel").status_code == 200
     assert pupil.post(f"/api/v1/tasks/{task['id']}/cancel").status_code == 409  # ended: no second refund
     assert pool_of(idle_app, class_id) == 100 and pupil.me()["tokens"] == own
-    assert ledger_of(idle_app, task_id=task["id"]) == [
+    assert budget_rows(idle_app, task_id=task["id"]) == [
         ("debit", -cost, 100 - cost, task["id"], class_id), ("refund", cost, 100, task["id"], class_id)]
     # The pupil's own ledger shows none of the pool's rows; the books hold.
     assert [r["kind"] for r in pupil.get("/api/v1/me/ledger").get_json()["items"]] == ["starting_grant"]
@@ -80,7 +80,7 @@ def test_a_new_period_refills_the_pool_once(idle_app):
         db.session.commit()
     assert pupil.submit(**SMALL).status_code == 202
     assert pupil.submit(**SMALL).status_code == 202
-    refills = [row for row in ledger_of(idle_app, class_id=class_id) if row[0] == "pool_refill"]
+    refills = [row for row in budget_rows(idle_app, class_id=class_id) if row[0] == "pool_refill"]
     assert refills == [("pool_refill", 100, 100, None, class_id), ("pool_refill", cost, 100, None, class_id)]
     assert pool_of(idle_app, class_id) == 100 - 2 * cost
     assert books_balance(idle_app) == []
@@ -118,7 +118,7 @@ def test_a_class_allowance_is_granted_to_a_pupil_once_a_period(idle_app):
     assert pupil.submit(**SMALL).status_code == 202
     assert pupil.submit(**SMALL).status_code == 202
     assert pupil.me()["tokens"] > 0
-    grants = ledger_of(idle_app, user_id=user_id, kind="class_allowance")
+    grants = budget_rows(idle_app, user_id=user_id, kind="class_allowance")
     assert [(kind, delta, klass) for kind, delta, _after, _key, klass in grants] == [("class_allowance", 30, None)]
     with idle_app.app_context():
         user = db.session.merge(user_row(idle_app, pupil.username))
