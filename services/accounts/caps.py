@@ -55,7 +55,7 @@ def caps_for(user: User) -> list[Cap]:
     found = []
     for period in ("hour", "day"):
         name = f"images_per_{period}"
-        options = [(c_limit, "your class") for c_limit in (getattr(c, name) for c in pupil_of) if c_limit]
+        options = [(getattr(c, name), "your class") for c in pupil_of if getattr(c, name)]
         if tier.get(name):
             options.append((tier[name], "your plan"))
         if options:
