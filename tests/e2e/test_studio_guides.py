@@ -17,8 +17,8 @@ from tests.e2e.helpers import generate_in_studio, register_and_sign_in
 
 @pytest.fixture(scope="module")
 def live(stack_factory):
-    return stack_factory(web=1, DAYDREAM_DEMO_MODELS="all", DAYDREAM_PREVIEW_HZ=50,
-                         DAYDREAM_STARTING_TOKENS=10000).web(1)
+    # The settings of test_studio_families.py, which runs just before: one stack for both.
+    return stack_factory(web=1, DAYDREAM_PROGRESS_HZ=20, DAYDREAM_DEMO_MODELS="all").web(1)
 
 
 def small_sd1_task(page, prompt: str) -> None:
