@@ -313,7 +313,10 @@ export function createUnitRow(unit) {
     if (input) input.value = String(u.end);
     start.input.value = String(u.start);
   }, { name: "end" });
-  const mode = select("Control mode", CONTROL_MODES, unit.control_mode, (v) => updateUnit(key, { control_mode: v }), "control_mode");
+  // FLUX's ControlNet pipelines take the balanced mode only (the server refuses the others).
+  const modes = (panel.card || currentCard()).family === "flux" ? CONTROL_MODES.filter(([id]) => id === "balanced") : CONTROL_MODES;
+  if (!modes.some(([id]) => id === unit.control_mode)) updateUnit(key, { control_mode: "balanced" }, { notify: false });
+  const mode = select("Control mode", modes, unit.control_mode, (v) => updateUnit(key, { control_mode: v }), "control_mode");
   const resize = select("Resize mode", RESIZE_MODES, unit.resize_mode, (v) => updateUnit(key, { resize_mode: v }), "resize_mode");
   const res = numberField("Preprocessor resolution", PROCESSOR_RES, unit.processor_res, (raw, input) => {
     const u = updateUnit(key, { processor_res: raw });
