@@ -116,8 +116,10 @@ def test_webuiapi_txt2img_with_a_control_unit_and_a_reference(caller):
                                     threshold_b=150, resize_mode="Crop and Resize")
     style = webuiapi.ControlNetUnit(image=drawing(shift=9), module="ip-adapter_clip_sd15",
                                     model=caller.title(IPADAPTER_SD1), weight=0.6)
+    # (a fresh alwayson_scripts each call: webuiapi writes the units into its default
+    # dict, which would carry them into every later call of this process)
     result = caller.webui.txt2img(prompt="a lighthouse", width=64, height=64, steps=2, seed=7,
-                                  controlnet_units=[canny, style])
+                                  controlnet_units=[canny, style], alwayson_scripts={})
     assert [picture.size for picture in result.images] == [(64, 64)]
     task = caller.tasks()[0]
     assert task["state"] == "done" and task["prompt"] == "a lighthouse"
@@ -149,7 +151,7 @@ def test_webuiapi_img2img_unit_without_a_picture_takes_the_init_image(caller):
     source = drawing(shift=20)
     tile = webuiapi.ControlNetUnit(module="tile_resample", model=caller.title(CONTROLNET_SD1), threshold_a=2)
     result = caller.webui.img2img(images=[source], prompt="the same", width=64, height=64, steps=2,
-                                  denoising_strength=0.5, controlnet_units=[tile])
+                                  denoising_strength=0.5, controlnet_units=[tile], alwayson_scripts={})
     assert result.image.size == (64, 64)
     task = caller.tasks()[0]
     [unit] = task["control"]

@@ -111,8 +111,9 @@ def test_the_navigation_changes_with_who_is_looking(app, make_user, curator):
 
     staff_browser = app.test_client()
     sign_in(staff_browser, curator.username, curator.password)
+    # (staff run classes: "Classes" shows for them, and for members of a class)
     assert nav_links(staff_browser.get("/docs").get_data(as_text=True)) == [
-        "/studio", "/images", "/account", "/docs", "/admin"]
+        "/studio", "/images", "/classes", "/account", "/docs", "/admin"]
 
 
 def test_a_users_image_shows_only_while_public_and_featured(app, client, make_user, curator):
