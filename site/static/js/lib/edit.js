@@ -14,6 +14,7 @@
  *   editingModels(items)                         → the models of GET /models that edit (pure) */
 import { api, errorText, newIdempotencyKey } from "./api.js";
 import { el } from "./dom.js";
+import { ensureStylesheet, formDialog } from "./formdialog.js";
 import { plural } from "./format.js";
 import { pictureData } from "./pictures.js";
 
@@ -178,35 +179,10 @@ export function createEditForm(options) {
   return { root, show, setBusy, available: () => loadModels().then((items) => items.length > 0) };
 }
 
-/** The form's styles (css/guides.css) on a page that has not linked them. */
-function ensureStyles() {
-  const present = Array.from(document.querySelectorAll("link[rel=stylesheet]"))
-    .some((link) => /\/css\/guides\.css(\?|$)/.test(link.getAttribute("href") || ""));
-  if (!present) document.head.appendChild(el("link", { rel: "stylesheet", href: "/static/css/guides.css" }));
-}
-
 /** The form in a modal dialog (the studio's cards): closes once the task is submitted. */
 export function editDialog(image, options) {
-  const o = options || {};
-  ensureStyles();
-  const close = el("button", { type: "button", class: "btn btn--small btn--ghost", text: "Close" });
-  let dialog = null;
-  const form = createEditForm({
-    idPrefix: "edit-dialog",
-    onSubmitted: (task) => {
-      if (dialog && dialog.open) dialog.close();
-      if (o.onSubmitted) o.onSubmitted(task);
-    },
-  });
-  dialog = el("dialog", { class: "dialog edit-dialog", id: "edit-dialog", "aria-labelledby": "edit-dialog-title" }, [
-    el("div", { class: "dialog__form" }, [form.root, el("div", { class: "dialog__actions" }, [close])]),
-  ]);
-  document.body.appendChild(dialog);
-  close.addEventListener("click", () => dialog.close());
-  dialog.addEventListener("close", () => dialog.remove());
-  form.show(image);
-  if (typeof dialog.showModal === "function") dialog.showModal();
-  else dialog.setAttribute("open", "");
+  ensureStylesheet("/static/css/guides.css");
+  const dialog = formDialog("edit", createEditForm, image, options);
   const prompt = dialog.querySelector("textarea");
   if (prompt) prompt.focus();
   return dialog;

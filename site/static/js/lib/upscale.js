@@ -12,6 +12,7 @@
  *   progressText(task)                            → "Upscaling… 3 of 19" (pure) */
 import { api, errorText } from "./api.js";
 import { el } from "./dom.js";
+import { ensureStylesheet, formDialog } from "./formdialog.js";
 import { plural } from "./format.js";
 
 const SCALES = [2, 4];
@@ -145,34 +146,8 @@ export function createUpscaleForm(options) {
   return { root, show, setBusy };
 }
 
-/** The form's styles (css/lightbox.css) on a page that has no lightbox (the studio). */
-function ensureStyles() {
-  const present = Array.from(document.querySelectorAll("link[rel=stylesheet]"))
-    .some((link) => /\/css\/lightbox\.css(\?|$)/.test(link.getAttribute("href") || ""));
-  if (!present) document.head.appendChild(el("link", { rel: "stylesheet", href: "/static/css/lightbox.css" }));
-}
-
 /** The form in a modal dialog (the studio's cards): closes once the task is submitted. */
 export function upscaleDialog(image, options) {
-  const o = options || {};
-  ensureStyles();
-  const close = el("button", { type: "button", class: "btn btn--small btn--ghost", text: "Close" });
-  let dialog = null;
-  const form = createUpscaleForm({
-    idPrefix: "upscale-dialog",
-    onSubmitted: (task) => {
-      if (dialog && dialog.open) dialog.close();
-      if (o.onSubmitted) o.onSubmitted(task);
-    },
-  });
-  dialog = el("dialog", { class: "dialog upscale-dialog", id: "upscale-dialog", "aria-labelledby": "upscale-dialog-title" }, [
-    el("div", { class: "dialog__form" }, [form.root, el("div", { class: "dialog__actions" }, [close])]),
-  ]);
-  document.body.appendChild(dialog);
-  close.addEventListener("click", () => dialog.close());
-  dialog.addEventListener("close", () => dialog.remove());
-  form.show(image);
-  if (typeof dialog.showModal === "function") dialog.showModal();
-  else dialog.setAttribute("open", "");
-  return dialog;
+  ensureStylesheet("/static/css/lightbox.css");  // (a page with no lightbox: the studio)
+  return formDialog("upscale", createUpscaleForm, image, options);
 }
