@@ -121,6 +121,7 @@ def create_app(config: Config | None = None, *, web: bool = True) -> Flask:
     csrf.exempt(compat_a1111.bp)
     csrf.exempt(compat_openai.bp)
     app.before_request(auth.note_activity)
+    app.session_interface = auth.SessionCookies()
     errors.register(app)
     sockets.register(socketio)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import (Blueprint, after_this_request, current_app, flash, make_response, redirect,
+from flask import (Blueprint, after_this_request, current_app, flash, g, make_response, redirect,
                    render_template, request, session, url_for)
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_user, logout_user
 
 from services.accounts import links, signin, sso, users
@@ -21,13 +22,28 @@ from views.reauth import mark_recent_auth
 bp = Blueprint("auth", __name__)
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, left alone by an API call whose sign-in had ended
+    when it arrived (g.signin_ended, set by note_activity). Such a call was sent before
+    the browser signed out and answered after: writing its stale session would overwrite
+    the one sign-out had just set, and with it the "You are signed out" message."""
+
+    def save_session(self, app, session, response):
+        if g.get("signin_ended"):
+            return
+        super().save_session(app, session, response)
+
+
 def note_activity() -> None:
     """Before each page: note that the user was here (the API does the same for its
     requests once it has authenticated them, views/api/__init__.py). A remember-me
     cookie that no longer signs anybody in (its sign-in ended) is deleted."""
     if request.endpoint == "static" or request.path.startswith("/socket.io"):
         return
+    signed_in_before = "_user_id" in session
     remember_cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    if request.path.startswith("/api/") and signed_in_before and not current_user.is_authenticated:
+        g.signin_ended = True
     if remember_cookie in request.cookies and not current_user.is_authenticated:
         session["_remember"] = "clear"  # Flask-Login deletes the cookie on the way out
     if request.path.startswith("/api/"):

@@ -59,6 +59,23 @@ def test_copied_cookies_from_before_sign_out_are_refused(app, make_user, client)
     assert remember_copy.get_cookie(REMEMBER) is None
 
 
+def test_an_api_call_in_flight_at_sign_out_leaves_the_new_session_cookie_alone(app, make_user, client):
+    """The studio's calls carry the cookies of before sign-out; one answered after it must
+    not write its stale session over the one sign-out set ("You are signed out")."""
+    user = make_user()
+    token = sign_in_remembered(client, user.username, user.password)
+    in_flight = app.test_client()
+    copy_cookie(in_flight, client, "session")
+    copy_cookie(in_flight, client, REMEMBER)
+
+    client.post("/logout", data={"csrf_token": token})
+    response = in_flight.get("/api/v1/me")
+    assert response.status_code == 401
+    assert not any(c.startswith("session=") for c in response.headers.getlist("Set-Cookie")), \
+        "a call whose sign-in had ended wrote the session cookie"
+    assert "You are signed out" in client.get("/").get_data(as_text=True)
+
+
 def test_each_sign_in_is_a_row_that_sign_out_revokes(app, make_user, client):
     from extensions import db
     from models import User, UserSession
