@@ -440,6 +440,39 @@ class AiModel(db.Model):
     # Who may use it (issue 27): tier names; None: every tier. Classes narrow it further
     # (SchoolClass.allowed_models / allowed_loras).
     tiers: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)
+    # Issue 26: the denoiser's quantization as stored ("Q4_K", "Q8_0", "nf4", "fp8"; None:
+    # full precision) and the weights' size on disk, read by the scan for the memory planner
+    # (services/generation/planner.py).
+    quant: so.Mapped[Optional[str]] = so.mapped_column(sa.String(20))
+    size_bytes: so.Mapped[Optional[int]] = so.mapped_column(sa.BigInteger)
+
+
+class ModelJob(db.Model):
+    """A background model operation staff started on Admin → Models (issue 26): "install"
+    (a Hugging Face repo id or an https URL downloaded into the models folder), "convert"
+    (a single-file checkpoint into a diffusers folder) or "merge" (two or three models of
+    one family). Run by the archive worker; progress in bytes (install) or steps."""
+
+    __tablename__ = "model_jobs"
+
+    id: so.Mapped[str] = so.mapped_column(sa.String(22), primary_key=True, default=new_id)
+    kind: so.Mapped[str] = so.mapped_column(sa.String(10))  # install | convert | merge
+    # queued | running | done | failed | cancelled
+    state: so.Mapped[str] = so.mapped_column(sa.String(10), default="queued", index=True)
+    source: so.Mapped[str] = so.mapped_column(sa.String(2048))  # repo id, URL, or model ids
+    # What was asked beyond the source: revision, variant, files, sha256, merge method and
+    # weights… (never an access token: that travels in the job only).
+    options: so.Mapped[Optional[dict]] = so.mapped_column(sa.JSON)
+    destination: so.Mapped[Optional[str]] = so.mapped_column(sa.String(1024))  # under the models folder
+    done_bytes: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default=sa.text("0"))
+    total_bytes: so.Mapped[Optional[int]] = so.mapped_column(sa.BigInteger)
+    sha256: so.Mapped[Optional[str]] = so.mapped_column(sa.String(64))
+    error: so.Mapped[Optional[str]] = so.mapped_column(sa.Text)
+    model_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(80))  # the catalog row it made
+    created_by_id: so.Mapped[Optional[int]] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+    started_at: so.Mapped[Optional[datetime]]
+    finished_at: so.Mapped[Optional[datetime]]
 
 
 class Ledger(db.Model):
