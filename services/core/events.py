@@ -135,3 +135,9 @@ def emit_queue(payload: dict) -> None:
 def emit_archive(room: str, payload: dict) -> None:
     """Send an `archive` event (an archive's state and progress, API.md) to one user's room."""
     _emit("archive", payload, room)
+
+
+def emit_model_job(room: str, payload: dict) -> None:
+    """Send a `model_job` event (a model install, convert or merge: its state and progress,
+    API.md) to the room of the staff member who started it."""
+    _emit("model_job", payload, room)
