@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import stat
 import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from services.generation import gguf_files
 from services.generation.schedulers import FLOW_SCHEDULERS, UNET_SCHEDULERS
 
 # The SDXL sizes (about one megapixel), as SDXL, SD3 and FLUX were trained on them.
@@ -107,6 +109,16 @@ FAMILIES: dict[str, Card] = {
     "flux": Card("flux", "FLUX.1", 1024, 1024, steps=28, guidance=3.5, scheduler="flow_euler",
                  schedulers=FLOW_SCHEDULERS, uses_negative_prompt=False, latent_channels=16,
                  size_step=16, sizes=MEGAPIXEL_SIZES, variant="dev", controlnet=True, ip_adapter=True),
+    # Z-Image Turbo (the card's default: most Z-Image files are Turbo) is distilled to 8
+    # steps without guidance or a negative prompt (ZImagePipeline runs CFG only when
+    # guidance_scale > 0); Z-Image base is ZIMAGE_BASE. FLUX.1's VAE: 16 channels.
+    "zimage": Card("zimage", "Z-Image", 1024, 1024, steps=8, guidance=0.0, scheduler="flow_euler",
+                   schedulers=FLOW_SCHEDULERS, uses_guidance=False, uses_negative_prompt=False,
+                   latent_channels=16, size_step=16, sizes=MEGAPIXEL_SIZES, variant="turbo"),
+    # Chroma: FLUX.1 schnell's blocks with one T5 encoder, real classifier-free guidance
+    # and a negative prompt; FLUX.1's VAE. Steps and guidance: ChromaPipeline's defaults.
+    "chroma": Card("chroma", "Chroma", 1024, 1024, steps=35, guidance=5.0, scheduler="flow_euler",
+                   schedulers=FLOW_SCHEDULERS, latent_channels=16, size_step=16, sizes=MEGAPIXEL_SIZES),
 }
 # FLUX.1 schnell is timestep- and guidance-distilled: four steps, no guidance.
 SCHNELL = dict(variant="schnell", steps=4, guidance=0.0, uses_guidance=False)
@@ -115,6 +127,9 @@ SCHNELL = dict(variant="schnell", steps=4, guidance=0.0, uses_guidance=False)
 # to derive from it (yet).
 KONTEXT = dict(variant="kontext", steps=28, guidance=2.5, edits=True, max_references=3, inpainting=None,
                controlnet=False, ip_adapter=False)
+# Z-Image base (not distilled): real classifier-free guidance with a negative prompt, at
+# Tongyi-MAI's suggested steps and guidance.
+ZIMAGE_BASE = dict(variant="base", steps=30, guidance=4.0, uses_guidance=True, uses_negative_prompt=True)
 EDIT_VARIANTS = {"kontext": ("flux",)}
 FAMILY_IDS = tuple(FAMILIES)
 # The variants of dedicated inpainting models: an SD UNet of 9 input channels (4 latent +
@@ -134,6 +149,8 @@ def card(family: str | None, *, variant: str | None = None, native_width: int | 
         changes.update(SCHNELL)
     elif base.family == "flux" and variant == "kontext":
         changes.update(KONTEXT)
+    elif base.family == "zimage" and variant == "base":
+        changes.update(ZIMAGE_BASE)
     elif base.family == "sd2" and variant == "base":  # SD 2.x base: 512 px, epsilon
         changes.update(variant="base", native_width=512, native_height=512)
     elif variant and variant not in ("demo",):
@@ -165,6 +182,8 @@ PIPELINE_FAMILIES = {
     "StableDiffusion3InpaintPipeline": "sd3", "FluxInpaintPipeline": "flux", "FluxFillPipeline": "flux",
     # FLUX.1 Kontext (an editing model: variant "kontext").
     "FluxKontextPipeline": "flux", "FluxKontextInpaintPipeline": "flux",
+    "ZImagePipeline": "zimage", "ZImageImg2ImgPipeline": "zimage", "ZImageInpaintPipeline": "zimage",
+    "ChromaPipeline": "chroma", "ChromaImg2ImgPipeline": "chroma", "ChromaInpaintPipeline": "chroma",
 }
 
 
@@ -193,6 +212,10 @@ class Detected:
     native_width: int | None = None
     native_height: int | None = None
     parts: str = "full"  # a checkpoint: "full" pipeline, or only the "denoiser" (UNet/transformer)
+    # A quantized file's type ("Q4_K", "Q8_0", … of a GGUF file; None: as stored) and the
+    # file's size, for the memory planner (planner.py).
+    quant: str | None = None
+    size_bytes: int | None = None
 
     def card(self, demo: bool = False) -> Card:
         return card(self.family, variant=self.variant, native_width=self.native_width,
@@ -234,7 +257,7 @@ def detect_folder(folder: Path, guard: Guard = None) -> Detected:
     family = PIPELINE_FAMILIES.get(name)
     if family is None:
         raise Unsupported(f"{name} is not supported yet (Daydream serves Stable Diffusion 1.x/2.x, "
-                          "SDXL, SD 3/3.5 and FLUX.1)", name)
+                          "SDXL, SD 3/3.5, FLUX.1, Z-Image and Chroma)", name)
     variant, native = "", None
     if family == "sd1":
         unet = _read_json(folder / "unet" / "config.json", guard)
@@ -261,6 +284,8 @@ def detect_folder(folder: Path, guard: Guard = None) -> Detected:
             variant = "fill"
         elif name.startswith("FluxKontext"):
             variant = "kontext"
+    elif family == "zimage":
+        variant = zimage_variant(folder.name)
     elif family == "sd3":
         transformer = _read_json(folder / "transformer" / "config.json", guard)
         sample, patch = transformer.get("sample_size"), transformer.get("patch_size", 2)
@@ -299,13 +324,10 @@ def _strip(key: str) -> str:
 
 
 # Families Daydream does not serve yet whose checkpoints share tensor names with one it
-# does (FLUX.2 and Chroma have FLUX.1's blocks), or that are worth naming:
+# does (FLUX.2 has FLUX.1's blocks), or that are worth naming:
 # (family, a test of the stripped tensor names).
 UNSUPPORTED_CHECKPOINTS = (
     ("FLUX.2", lambda names: any(k.startswith("double_stream_modulation_img.") for k in names)),
-    ("Chroma", lambda names: any(k.startswith("distilled_guidance_layer.") for k in names)),
-    ("Z-Image", lambda names: any(k.startswith("cap_embedder.") for k in names)
-     and any(k.startswith(("noise_refiner.", "context_refiner.")) for k in names)),
     ("Qwen-Image", lambda names: "txt_norm.weight" in names and "img_in.weight" in names),
 )
 # Tensor names of a denoiser (a timestep embedding) and of a ControlNet, which has one too
@@ -313,7 +335,7 @@ UNSUPPORTED_CHECKPOINTS = (
 DENOISER_MARKERS = ("time_embed", "time_in.", "timestep_embedder", "t_embedder.", "time_text_embed",
                     "adaLN_modulation", "time_guidance_embed")
 CONTROLNET_MARKERS = ("control_model.", "controlnet", "input_hint_block", "zero_convs")
-SERVED = "Stable Diffusion 1.x/2.x, SDXL, SD 3 or FLUX.1"
+SERVED = "Stable Diffusion 1.x/2.x, SDXL, SD 3, FLUX.1, Z-Image or Chroma"
 
 
 # The first layer of the denoiser, whose input channels tell a dedicated inpainting model
@@ -356,6 +378,16 @@ def _detect_checkpoint_family(keys: dict) -> Detected:
         if matches(stripped) or matches({k.removeprefix("model.") for k in stripped}):
             raise Unsupported(f"{family} is not supported yet (its tensors are those of a {family} model)",
                               family)
+    # Chroma: FLUX.1's blocks, its modulations made by the distilled_guidance_layer
+    # (the same name in the original and in diffusers' layout).
+    if any(k.startswith("distilled_guidance_layer.") for k in stripped):
+        full = any(k.startswith(("vae.", "text_encoders.", "first_stage_model.")) for k in names)
+        return Detected("chroma", parts="full" if full else "denoiser")
+    # Z-Image: a caption embedder and the noise and context refiners (the same names in
+    # the original and in diffusers' layout); Z-Image files hold the transformer alone.
+    if (any(k.startswith("cap_embedder.") for k in stripped)
+            and any(k.startswith(("noise_refiner.", "context_refiner.")) for k in stripped)):
+        return Detected("zimage", "turbo", parts="denoiser")
     if "double_blocks.0.img_attn.norm.key_norm.scale" in stripped:
         variant = "dev" if any(k.startswith("guidance_in.") for k in stripped) else "schnell"
         full = any(k.startswith(("vae.", "text_encoders.", "first_stage_model.")) for k in names)
@@ -379,7 +411,7 @@ def _detect_checkpoint_family(keys: dict) -> Detected:
             and not any(marker in k.lower() for k in names for marker in CONTROLNET_MARKERS)):
         raise Unsupported(f"its tensors are those of a model of a family Daydream does not serve "
                           f"(it serves {SERVED})", "unknown family")
-    raise UnknownModel("its tensors are not those of a Stable Diffusion 1.x/2.x, SDXL, SD 3 or FLUX.1 "
+    raise UnknownModel("its tensors are not those of a Stable Diffusion 1.x/2.x, SDXL, SD 3, FLUX.1, Z-Image or Chroma "
                        "checkpoint (is it a LoRA, a VAE or an embedding?)")
 
 
@@ -391,9 +423,19 @@ def is_lora_keys(keys) -> bool:
     return any(marker in k for k in keys for marker in LORA_MARKERS if k != "__metadata__")
 
 
-_ARCHITECTURE_HINTS = (("flux", "flux"), ("stable-diffusion-v3", "sd3"), ("sd3", "sd3"),
+_ARCHITECTURE_HINTS = (("z-image", "zimage"), ("zimage", "zimage"), ("z_image", "zimage"),
+                       ("flux", "flux"), ("stable-diffusion-v3", "sd3"), ("sd3", "sd3"),
                        ("stable-diffusion-xl", "sdxl"), ("sdxl", "sdxl"), ("stable-diffusion-v2", "sd2"),
                        ("sd_v2", "sd2"), ("stable-diffusion-v1", "sd1"), ("sd_v1", "sd1"))
+
+
+# A Z-Image LoRA's tensors: its transformer's blocks ("layers", "noise_refiner",
+# "context_refiner") with their attention ("attention.to_q", or the original fused
+# "attention.qkv") and SwiGLU ("feed_forward.w1"), in diffusers/peft names
+# ("transformer.layers.0.attention.to_q.lora_A…"), ComfyUI's ("diffusion_model.layers.0…")
+# and kohya's ("lora_unet_layers_0_attention_to_q.lora_down…").
+ZIMAGE_LORA = re.compile(r"(?:^|[._])(?:layers|noise_refiner|context_refiner)[._]\d+[._]"
+                         r"(?:attention[._](?:to_[qkv]|to_out|qkv|out)|feed_forward[._]w[123])")
 
 
 def detect_lora_keys(header: dict) -> str:
@@ -406,6 +448,8 @@ def detect_lora_keys(header: dict) -> str:
             if hint in value:
                 return family
     keys = [k for k in header if k != "__metadata__"]
+    if any(ZIMAGE_LORA.search(k) for k in keys):
+        return "zimage"
     if any("single_transformer_blocks" in k or "single_blocks" in k for k in keys):
         return "flux"
     if any(k.startswith(("transformer.", "lora_transformer_")) or "joint_blocks" in k for k in keys):
@@ -445,7 +489,8 @@ SD1_LORA_MARKERS = ("unet", "lora_te", "text_encoder", "te_text_model", "input_b
 
 def detect_file(path: Path, guard: Guard = None) -> tuple[str, Detected | str]:
     """("model", Detected) for a checkpoint, ("lora", family) for a LoRA. A .ckpt (a
-    pickle, not read on the web tier) is taken for an SD 1.x checkpoint. Unsupported: a
+    pickle, not read on the web tier) is taken for an SD 1.x checkpoint; a .gguf is a
+    quantized denoiser (detect_gguf). Unsupported: a
     model or LoRA of another family; UnknownModel: neither (a VAE, an embedding)."""
     path = Path(path)
     if guard is not None:
@@ -454,10 +499,40 @@ def detect_file(path: Path, guard: Guard = None) -> tuple[str, Detected | str]:
         return "model", Detected("sd1")
     if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the reader for ever
         raise NotSafetensors(f"{path.name} is not a regular file")
+    if path.suffix.lower() == gguf_files.SUFFIX:
+        return "model", detect_gguf(path)
     header = safetensors_header(path)
     if is_lora_keys(header):
         return "lora", detect_lora_keys(header)
-    return "model", kontext_by_name(detect_checkpoint_keys(header), path.name)
+    return "model", zimage_by_name(kontext_by_name(detect_checkpoint_keys(header), path.name), path.name)
+
+
+def detect_gguf(path: Path) -> Detected:
+    """A GGUF file holds a denoiser alone (its other parts come from <models>/configs/<family>):
+    its family from its tensor names, as a .safetensors file's, with its quantization and size."""
+    try:
+        header = gguf_files.read_header(path)
+    except gguf_files.NotGGUF as exc:
+        raise NotSafetensors(str(exc)) from exc
+    found = kontext_by_name(detect_checkpoint_keys(header.keys), path.name)
+    quant = None if header.quant in ("F32", "F64") else header.quant
+    return replace(found, parts="denoiser", quant=quant, size_bytes=header.size_bytes)
+
+
+def zimage_variant(name: str) -> str:
+    """Z-Image Turbo and base have the same tensors and configs: the name tells them
+    apart ("…base…", or Tongyi-MAI's base repository's own name "Z-Image"); Turbo else."""
+    lowered = name.lower()
+    if "turbo" not in lowered and ("base" in lowered or re.sub(r"[^a-z]", "", lowered) == "zimage"):
+        return "base"
+    return "turbo"
+
+
+def zimage_by_name(found: Detected, name: str) -> Detected:
+    """A Z-Image checkpoint's variant from its file name (zimage_variant)."""
+    if found.family == "zimage":
+        return replace(found, variant=zimage_variant(Path(name).stem))
+    return found
 
 
 def kontext_by_name(found: Detected, name: str) -> Detected:
@@ -473,8 +548,9 @@ def kontext_by_name(found: Detected, name: str) -> Detected:
 # (worker/demo_model.py): model id -> family. "demo" is offered by default; the others
 # when DAYDREAM_DEMO_MODELS names their family (the tests use them all). "demo-kontext"
 # is the demo FLUX.1 run as an editing model (FluxKontextPipeline): variant "kontext".
-DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-kontext": "flux"}
-DEMO_VARIANTS = {"flux": "schnell"}  # a family's demo variant
+DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-kontext": "flux",
+               "demo-zimage": "zimage"}
+DEMO_VARIANTS = {"flux": "schnell", "zimage": "turbo"}  # a family's demo variant
 DEMO_MODEL_VARIANTS = {"demo-kontext": "kontext"}  # a demo model whose variant is its own
 # And a tiny LoRA for each family: its spec -> family.
 DEMO_LORAS = {f"demo-lora-{family}": family for family in DEMO_MODELS.values()}
