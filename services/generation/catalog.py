@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_SCHEDULER", "schedulers", "models", "model_ids", "default_mo
 
 DEMO_ID = "demo"
 DEMO_FOLDER = "daydream-demo"  # where the worker builds the demo models: not scan results
-CHECKPOINTS = (".safetensors", ".ckpt")
+CHECKPOINTS = (".safetensors", ".ckpt", ".gguf")  # (a .gguf: a quantized denoiser, gguf_files.py)
 LORA_FOLDER = "loras"
 # Folders of the models folder that hold no models of their own (configs for single
 # files, the image classifier, the preprocessors' annotator weights).
@@ -112,14 +112,16 @@ def _is_upscaler_file(spec: str) -> bool:
 DEMO_NAMES = {"demo": "Demo (tiny, paints noise)", "demo-sdxl": "Demo SDXL (tiny, paints noise)",
               "demo-sd3": "Demo SD 3 (tiny, paints noise)", "demo-flux": "Demo FLUX.1 schnell (tiny, paints noise)",
               # (named so that it sorts after demo-flux: the first FLUX model listed paints)
-              "demo-kontext": "Demo Kontext, FLUX.1 (tiny, edits into noise)"}
+              "demo-kontext": "Demo Kontext, FLUX.1 (tiny, edits into noise)",
+              "demo-zimage": "Demo Z-Image Turbo (tiny, paints noise)"}
 DEMO_GUIDE_NAMES = {"demo-controlnet-sd1": "Demo ControlNet SD 1.x (tiny, random)",
                     "demo-controlnet-sdxl": "Demo ControlNet SDXL (tiny, random)",
                     "demo-controlnet-flux": "Demo ControlNet Union FLUX.1 (tiny, random)",
                     "demo-ipadapter-sd1": "Demo IP-Adapter SD 1.x (tiny, random)"}
 
 # A hub id's family before its first load, from its name (the load then says for sure).
-_HUB_HINTS = (("flux.1-schnell", "flux", "schnell"), ("kontext", "flux", "kontext"), ("flux", "flux", "dev"),
+_HUB_HINTS = (("z-image", "zimage", "turbo"),
+              ("flux.1-schnell", "flux", "schnell"), ("kontext", "flux", "kontext"), ("flux", "flux", "dev"),
               ("stable-diffusion-3", "sd3", ""), ("sd3", "sd3", ""), ("xl", "sdxl", ""),
               ("stable-diffusion-2", "sd2", "v-prediction"))
 
@@ -152,6 +154,8 @@ def _dedicated_hint(lowered: str, family: str) -> str:
     (FLUX.1 Fill; FLUX.1 Kontext; an SD "inpainting" model); "" for any other."""
     if family == "flux" and "kontext" in lowered:
         return "kontext"
+    if family == "zimage":  # Turbo or base, by the repository's name
+        return families.zimage_variant(lowered.rsplit("/", 1)[-1])
     if family == "flux" and "fill" in lowered:
         return "fill"
     if family in ("sd1", "sd2", "sdxl") and "inpainting" in lowered:
@@ -164,6 +168,8 @@ def _set_family(row: AiModel, found: families.Detected | None) -> None:
         return
     row.family, row.variant = found.family, found.variant or None
     row.native_width, row.native_height = found.native_width, found.native_height
+    if found.size_bytes is not None:  # (a file's: the memory planner reads them)
+        row.quant, row.size_bytes = found.quant, found.size_bytes
 
 
 def demo_families() -> list[str]:

@@ -24,6 +24,8 @@ from services.generation.schedulers import FLOW_SCHEDULERS, UNET_SCHEDULERS
 MEGAPIXEL_SIZES = ((1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), (1344, 768), (768, 1344))
 SD1_SIZES = ((512, 512), (576, 448), (448, 576), (640, 384), (384, 640), (768, 512), (512, 768))
 SD2_SIZES = ((768, 768), (896, 640), (640, 896), (1024, 576), (576, 1024))
+# Qwen-Image's own aspect presets (its model card), rounded to multiples of 16.
+QWEN_SIZES = ((1328, 1328), (1664, 928), (928, 1664), (1472, 1136), (1136, 1472), (1584, 1056), (1056, 1584))
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,20 @@ FAMILIES: dict[str, Card] = {
     # and a negative prompt; FLUX.1's VAE. Steps and guidance: ChromaPipeline's defaults.
     "chroma": Card("chroma", "Chroma", 1024, 1024, steps=35, guidance=5.0, scheduler="flow_euler",
                    schedulers=FLOW_SCHEDULERS, latent_channels=16, size_step=16, sizes=MEGAPIXEL_SIZES),
+    # FLUX.2: klein 4B/9B (Flux2KleinPipeline, a Qwen3 text encoder; step-distilled: 4 steps,
+    # no guidance) by default; variants "klein-base" (undistilled, real CFG against an
+    # empty prompt) and "dev" (Flux2Pipeline, a Mistral encoder, embedded guidance). Its
+    # VAE has 32 latent channels; it edits with up to max_references pictures natively.
+    "flux2": Card("flux2", "FLUX.2", 1024, 1024, steps=4, guidance=1.0, scheduler="flow_euler",
+                  schedulers=FLOW_SCHEDULERS, uses_guidance=False, uses_negative_prompt=False,
+                  latent_channels=32, size_step=16, sizes=MEGAPIXEL_SIZES, variant="klein", edits=True,
+                  max_references=4),
+    # Qwen-Image: a Qwen2.5-VL text encoder, real classifier-free guidance with a negative
+    # prompt (the pipelines' true_cfg_scale: worker/pipelines/qwen.py), Wan's VAE (16
+    # channels), 1328 px native with Qwen's aspect presets. Its editing models are the
+    # variants in QWEN_EDIT.
+    "qwen": Card("qwen", "Qwen-Image", 1328, 1328, steps=50, guidance=4.0, scheduler="flow_euler",
+                 schedulers=FLOW_SCHEDULERS, latent_channels=16, size_step=16, sizes=QWEN_SIZES),
 }
 # FLUX.1 schnell is timestep- and guidance-distilled: four steps, no guidance.
 SCHNELL = dict(variant="schnell", steps=4, guidance=0.0, uses_guidance=False)
@@ -131,6 +147,17 @@ KONTEXT = dict(variant="kontext", steps=28, guidance=2.5, edits=True, max_refere
 # Tongyi-MAI's suggested steps and guidance.
 ZIMAGE_BASE = dict(variant="base", steps=30, guidance=4.0, uses_guidance=True, uses_negative_prompt=True)
 EDIT_VARIANTS = {"kontext": ("flux",)}
+# Qwen-Image-Edit (QwenImageEditPipeline: one picture; several are stitched as for
+# Kontext) and Edit Plus (2509/2511, QwenImageEditPlusPipeline: up to three pictures
+# given to the model one by one), at Qwen's defaults, about a megapixel. No mask, ControlNet
+# or IP-Adapter: diffusers' Qwen-Image-Edit inpaint pipeline is not wired here.
+QWEN_EDIT = {variant: dict(variant=variant, steps=50, guidance=4.0, edits=True, max_references=3, inpainting=None,
+                           native_width=1024, native_height=1024, sizes=MEGAPIXEL_SIZES)
+             for variant in ("edit", "edit-plus")}
+# FLUX.2 klein base (undistilled) and dev, at BFL's defaults. diffusers has no inpaint
+# pipeline for dev (Flux2KleinInpaintPipeline takes klein's Qwen3 encoder only).
+FLUX2_VARIANTS = {"klein-base": dict(variant="klein-base", steps=50, guidance=4.0, uses_guidance=True),
+                  "dev": dict(variant="dev", steps=50, guidance=4.0, uses_guidance=True, inpainting=None)}
 FAMILY_IDS = tuple(FAMILIES)
 # The variants of dedicated inpainting models: an SD UNet of 9 input channels (4 latent +
 # 1 mask + 4 masked-picture latent) and a FLUX.1 Fill transformer (384 = 64 packed latent
@@ -149,8 +176,12 @@ def card(family: str | None, *, variant: str | None = None, native_width: int | 
         changes.update(SCHNELL)
     elif base.family == "flux" and variant == "kontext":
         changes.update(KONTEXT)
+    elif base.family == "flux2" and variant in FLUX2_VARIANTS:
+        changes.update(FLUX2_VARIANTS[variant])
     elif base.family == "zimage" and variant == "base":
         changes.update(ZIMAGE_BASE)
+    elif base.family == "qwen" and variant in QWEN_EDIT:
+        changes.update(QWEN_EDIT[variant])
     elif base.family == "sd2" and variant == "base":  # SD 2.x base: 512 px, epsilon
         changes.update(variant="base", native_width=512, native_height=512)
     elif variant and variant not in ("demo",):
@@ -183,8 +214,16 @@ PIPELINE_FAMILIES = {
     # FLUX.1 Kontext (an editing model: variant "kontext").
     "FluxKontextPipeline": "flux", "FluxKontextInpaintPipeline": "flux",
     "ZImagePipeline": "zimage", "ZImageImg2ImgPipeline": "zimage", "ZImageInpaintPipeline": "zimage",
+    # FLUX.2: klein (Qwen3; its inpaint pipeline) and dev (Mistral).
+    "Flux2KleinPipeline": "flux2", "Flux2KleinInpaintPipeline": "flux2", "Flux2Pipeline": "flux2",
     "ChromaPipeline": "chroma", "ChromaImg2ImgPipeline": "chroma", "ChromaInpaintPipeline": "chroma",
+    # Qwen-Image, and Qwen-Image-Edit (variant "edit"; Edit Plus, 2509 and later: "edit-plus").
+    "QwenImagePipeline": "qwen", "QwenImageImg2ImgPipeline": "qwen", "QwenImageInpaintPipeline": "qwen",
+    "QwenImageEditPipeline": "qwen", "QwenImageEditInpaintPipeline": "qwen", "QwenImageEditPlusPipeline": "qwen",
 }
+# The variant of each Qwen-Image editing pipeline class.
+QWEN_EDIT_PIPELINES = {"QwenImageEditPipeline": "edit", "QwenImageEditInpaintPipeline": "edit",
+                       "QwenImageEditPlusPipeline": "edit-plus"}
 
 
 class UnknownModel(ValueError):
@@ -257,7 +296,7 @@ def detect_folder(folder: Path, guard: Guard = None) -> Detected:
     family = PIPELINE_FAMILIES.get(name)
     if family is None:
         raise Unsupported(f"{name} is not supported yet (Daydream serves Stable Diffusion 1.x/2.x, "
-                          "SDXL, SD 3/3.5, FLUX.1, Z-Image and Chroma)", name)
+                          "SDXL, SD 3/3.5, FLUX.1, FLUX.2, Z-Image, Chroma and Qwen-Image)", name)
     variant, native = "", None
     if family == "sd1":
         unet = _read_json(folder / "unet" / "config.json", guard)
@@ -286,6 +325,12 @@ def detect_folder(folder: Path, guard: Guard = None) -> Detected:
             variant = "kontext"
     elif family == "zimage":
         variant = zimage_variant(folder.name)
+    elif family == "flux2":
+        # klein: step-distilled unless model_index.json says otherwise; dev: Flux2Pipeline.
+        variant = "dev" if name == "Flux2Pipeline" else (
+            "klein" if index.get("is_distilled", False) else "klein-base")
+    elif family == "qwen":
+        variant = QWEN_EDIT_PIPELINES.get(name, "")
     elif family == "sd3":
         transformer = _read_json(folder / "transformer" / "config.json", guard)
         sample, patch = transformer.get("sample_size"), transformer.get("patch_size", 2)
@@ -324,18 +369,15 @@ def _strip(key: str) -> str:
 
 
 # Families Daydream does not serve yet whose checkpoints share tensor names with one it
-# does (FLUX.2 has FLUX.1's blocks), or that are worth naming:
+# does, or that are worth naming:
 # (family, a test of the stripped tensor names).
-UNSUPPORTED_CHECKPOINTS = (
-    ("FLUX.2", lambda names: any(k.startswith("double_stream_modulation_img.") for k in names)),
-    ("Qwen-Image", lambda names: "txt_norm.weight" in names and "img_in.weight" in names),
-)
+UNSUPPORTED_CHECKPOINTS = ()
 # Tensor names of a denoiser (a timestep embedding) and of a ControlNet, which has one too
 # but is not a model to serve on its own.
 DENOISER_MARKERS = ("time_embed", "time_in.", "timestep_embedder", "t_embedder.", "time_text_embed",
                     "adaLN_modulation", "time_guidance_embed")
 CONTROLNET_MARKERS = ("control_model.", "controlnet", "input_hint_block", "zero_convs")
-SERVED = "Stable Diffusion 1.x/2.x, SDXL, SD 3, FLUX.1, Z-Image or Chroma"
+SERVED = "Stable Diffusion 1.x/2.x, SDXL, SD 3, FLUX.1, FLUX.2, Z-Image, Chroma or Qwen-Image"
 
 
 # The first layer of the denoiser, whose input channels tell a dedicated inpainting model
@@ -383,6 +425,17 @@ def _detect_checkpoint_family(keys: dict) -> Detected:
     if any(k.startswith("distilled_guidance_layer.") for k in stripped):
         full = any(k.startswith(("vae.", "text_encoders.", "first_stage_model.")) for k in names)
         return Detected("chroma", parts="full" if full else "denoiser")
+    # FLUX.2: modulations shared by all blocks (double_stream_modulation_img., the same name
+    # in the original and in diffusers' layout). dev embeds its guidance, klein does not.
+    # FLUX.2 files hold the transformer alone (its VAE and text encoder are published apart).
+    if any(k.removeprefix("model.").startswith("double_stream_modulation_img.") for k in stripped):
+        dev = any(k.startswith(("guidance_in.", "time_guidance_embed.guidance_embedder.")) for k in stripped)
+        return Detected("flux2", "dev" if dev else "klein", parts="denoiser")
+    # Qwen-Image (and -Edit: the same tensors; qwen_by_name tells it by the file's name):
+    # a text-input RMS norm and an image input projection (the same names in ComfyUI's
+    # files, under model.diffusion_model., as in diffusers' layout). The transformer alone.
+    if "txt_norm.weight" in stripped and "img_in.weight" in stripped:
+        return Detected("qwen", parts="denoiser")
     # Z-Image: a caption embedder and the noise and context refiners (the same names in
     # the original and in diffusers' layout); Z-Image files hold the transformer alone.
     if (any(k.startswith("cap_embedder.") for k in stripped)
@@ -411,7 +464,7 @@ def _detect_checkpoint_family(keys: dict) -> Detected:
             and not any(marker in k.lower() for k in names for marker in CONTROLNET_MARKERS)):
         raise Unsupported(f"its tensors are those of a model of a family Daydream does not serve "
                           f"(it serves {SERVED})", "unknown family")
-    raise UnknownModel("its tensors are not those of a Stable Diffusion 1.x/2.x, SDXL, SD 3, FLUX.1, Z-Image or Chroma "
+    raise UnknownModel("its tensors are not those of a Stable Diffusion 1.x/2.x, SDXL, SD 3, FLUX.1, FLUX.2, Z-Image, Chroma or Qwen-Image "
                        "checkpoint (is it a LoRA, a VAE or an embedding?)")
 
 
@@ -423,8 +476,9 @@ def is_lora_keys(keys) -> bool:
     return any(marker in k for k in keys for marker in LORA_MARKERS if k != "__metadata__")
 
 
-_ARCHITECTURE_HINTS = (("z-image", "zimage"), ("zimage", "zimage"), ("z_image", "zimage"),
-                       ("flux", "flux"), ("stable-diffusion-v3", "sd3"), ("sd3", "sd3"),
+_ARCHITECTURE_HINTS = (("qwen", "qwen"), ("z-image", "zimage"), ("zimage", "zimage"), ("z_image", "zimage"),
+                       ("chroma", "chroma"), ("flux.2", "flux2"), ("flux-2", "flux2"),
+                       ("flux2", "flux2"), ("flux_2", "flux2"), ("flux", "flux"), ("stable-diffusion-v3", "sd3"), ("sd3", "sd3"),
                        ("stable-diffusion-xl", "sdxl"), ("sdxl", "sdxl"), ("stable-diffusion-v2", "sd2"),
                        ("sd_v2", "sd2"), ("stable-diffusion-v1", "sd1"), ("sd_v1", "sd1"))
 
@@ -450,6 +504,12 @@ def detect_lora_keys(header: dict) -> str:
     keys = [k for k in header if k != "__metadata__"]
     if any(ZIMAGE_LORA.search(k) for k in keys):
         return "zimage"
+    if any("distilled_guidance_layer" in k for k in keys):  # (only Chroma has it)
+        return "chroma"
+    if _is_flux2_lora(header, keys):
+        return "flux2"
+    if _is_qwen_lora(keys):
+        return "qwen"
     if any("single_transformer_blocks" in k or "single_blocks" in k for k in keys):
         return "flux"
     if any(k.startswith(("transformer.", "lora_transformer_")) or "joint_blocks" in k for k in keys):
@@ -481,6 +541,46 @@ def detect_lora_keys(header: dict) -> str:
     return "sd1"
 
 
+# FLUX.2 LoRAs: in diffusers' names its fused single-block projection, its gated MLPs
+# and shared modulations are its own; in the original (ai-toolkit, ComfyUI) and kohya
+# names its blocks are FLUX.1's, told apart by the single blocks' first projection: 9x
+# the width for FLUX.2 (q, k, v and a gated MLP of 3x), 7x for FLUX.1 (q, k, v, MLP of 4x).
+FLUX2_LORA_MARKERS = ("to_qkv_mlp_proj", ".ff.linear_in", ".ff_context.linear_in", "stream_modulation")
+FLUX2_LINEAR1_RATIO = 9
+
+
+# A Qwen-Image LoRA's tensors: its blocks' own modulation and MLP names (img_mod, txt_mlp,
+# …) under transformer_blocks, in diffusers/peft ("transformer.transformer_blocks.0.img_mlp…"),
+# ComfyUI ("diffusion_model.transformer_blocks.0.img_mod.1…") and kohya names
+# ("lora_unet_transformer_blocks_0_txt_mlp_net_2…"); FLUX.1 has img_mod/img_mlp only in
+# double_blocks. One that adapts attention alone is told by its depth: Qwen-Image has
+# 60 blocks, FLUX.1 19 and SD 3.5 at most 38.
+QWEN_LORA = re.compile(r"transformer_blocks[._]\d+[._](?:img|txt)_(?:mod|mlp)")
+QWEN_LORA_DEPTH = re.compile(r"(?:^|[._])transformer_blocks[._](\d+)[._]")
+QWEN_MIN_BLOCKS = 40
+
+
+def _is_qwen_lora(keys: list[str]) -> bool:
+    if any(QWEN_LORA.search(k) for k in keys):
+        return True
+    if any("single_transformer_blocks" in k or "single_blocks" in k or "joint_blocks" in k for k in keys):
+        return False
+    depths = [int(m.group(1)) for k in keys if (m := QWEN_LORA_DEPTH.search(k))]
+    return bool(depths) and max(depths) >= QWEN_MIN_BLOCKS
+
+
+def _is_flux2_lora(header: dict, keys: list[str]) -> bool:
+    if any(marker in k for k in keys for marker in FLUX2_LORA_MARKERS):
+        return True
+    for k in keys:
+        if ("single_blocks.0.linear1" in k or "single_blocks_0_linear1" in k) and ("lora_A" in k or "lora_down" in k):
+            up = header.get(k.replace("lora_A", "lora_B").replace("lora_down", "lora_up")) or {}
+            down_shape, up_shape = header[k].get("shape") or [], up.get("shape") or []
+            if len(down_shape) == 2 and len(up_shape) == 2 and down_shape[1]:
+                return up_shape[0] == FLUX2_LINEAR1_RATIO * down_shape[1]
+    return False
+
+
 # Where an SD 1.x LoRA has its tensors: a UNet (diffusers, kohya or original names) or
 # the text encoder.
 SD1_LORA_MARKERS = ("unet", "lora_te", "text_encoder", "te_text_model", "input_blocks", "output_blocks",
@@ -503,8 +603,9 @@ def detect_file(path: Path, guard: Guard = None) -> tuple[str, Detected | str]:
         return "model", detect_gguf(path)
     header = safetensors_header(path)
     if is_lora_keys(header):
-        return "lora", detect_lora_keys(header)
-    return "model", zimage_by_name(kontext_by_name(detect_checkpoint_keys(header), path.name), path.name)
+        return "lora", chroma_lora_by_name(detect_lora_keys(header), path.name)
+    return "model", qwen_by_name(zimage_by_name(kontext_by_name(detect_checkpoint_keys(header), path.name), path.name),
+                                 path.name)
 
 
 def detect_gguf(path: Path) -> Detected:
@@ -528,6 +629,15 @@ def zimage_variant(name: str) -> str:
     return "turbo"
 
 
+def qwen_by_name(found: Detected, name: str) -> Detected:
+    """A Qwen-Image-Edit checkpoint has Qwen-Image's tensors: its name says it edits, and
+    2509/2511 (or "plus") that it is an Edit Plus (QwenImageEditPlusPipeline)."""
+    lowered = Path(name).stem.lower()
+    if found.family != "qwen" or "edit" not in lowered:
+        return found
+    return replace(found, variant="edit-plus" if re.search(r"plus|2509|251\d", lowered) else "edit")
+
+
 def zimage_by_name(found: Detected, name: str) -> Detected:
     """A Z-Image checkpoint's variant from its file name (zimage_variant)."""
     if found.family == "zimage":
@@ -535,10 +645,19 @@ def zimage_by_name(found: Detected, name: str) -> Detected:
     return found
 
 
+def chroma_lora_by_name(family: str, name: str) -> str:
+    """A Chroma LoRA of the attention alone has the tensor names of a FLUX.1 one (Chroma
+    has FLUX.1's blocks): without metadata that says so, its name says it is one."""
+    return "chroma" if family == "flux" and "chroma" in name.lower() else family
+
+
 def kontext_by_name(found: Detected, name: str) -> Detected:
-    """A FLUX.1 Kontext checkpoint has FLUX.1 dev's tensors: its name says it is one."""
+    """A FLUX.1 Kontext checkpoint has FLUX.1 dev's tensors: its name says it is one. So
+    does a FLUX.2 klein base (undistilled) file, whose tensors are klein's."""
     if found.family == "flux" and found.variant != "fill" and "kontext" in name.lower():
         return replace(found, variant="kontext")
+    if found.family == "flux2" and found.variant == "klein" and "base" in name.lower():
+        return replace(found, variant="klein-base")
     return found
 
 
@@ -549,9 +668,10 @@ def kontext_by_name(found: Detected, name: str) -> Detected:
 # when DAYDREAM_DEMO_MODELS names their family (the tests use them all). "demo-kontext"
 # is the demo FLUX.1 run as an editing model (FluxKontextPipeline): variant "kontext".
 DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-kontext": "flux",
-               "demo-zimage": "zimage"}
-DEMO_VARIANTS = {"flux": "schnell", "zimage": "turbo"}  # a family's demo variant
-DEMO_MODEL_VARIANTS = {"demo-kontext": "kontext"}  # a demo model whose variant is its own
+               "demo-zimage": "zimage", "demo-chroma": "chroma", "demo-flux2": "flux2",
+               "demo-qwen": "qwen", "demo-qwen-edit": "qwen"}
+DEMO_VARIANTS = {"flux": "schnell", "zimage": "turbo", "flux2": "klein"}  # a family's demo variant
+DEMO_MODEL_VARIANTS = {"demo-kontext": "kontext", "demo-qwen-edit": "edit"}  # a demo model whose variant is its own
 # And a tiny LoRA for each family: its spec -> family.
 DEMO_LORAS = {f"demo-lora-{family}": family for family in DEMO_MODELS.values()}
 # Tiny guide models (issue 25) for the demo models, built by the worker
