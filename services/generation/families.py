@@ -149,10 +149,11 @@ ZIMAGE_BASE = dict(variant="base", steps=30, guidance=4.0, uses_guidance=True, u
 EDIT_VARIANTS = {"kontext": ("flux",)}
 # Qwen-Image-Edit (QwenImageEditPipeline: one picture; several are stitched as for
 # Kontext) and Edit Plus (2509/2511, QwenImageEditPlusPipeline: up to three pictures
-# given to the model one by one), at Qwen's defaults, about a megapixel. No mask, ControlNet
-# or IP-Adapter: diffusers' Qwen-Image-Edit inpaint pipeline is not wired here.
+# given to the model one by one), at Qwen's defaults, about a megapixel (Qwen's presets
+# scaled). No mask, ControlNet or IP-Adapter: diffusers' Qwen-Image-Edit inpaint pipeline
+# is not wired here.
 QWEN_EDIT = {variant: dict(variant=variant, steps=50, guidance=4.0, edits=True, max_references=3, inpainting=None,
-                           native_width=1024, native_height=1024, sizes=MEGAPIXEL_SIZES)
+                           native_width=1024, native_height=1024)
              for variant in ("edit", "edit-plus")}
 # FLUX.2 klein base (undistilled) and dev, at BFL's defaults. diffusers has no inpaint
 # pipeline for dev (Flux2KleinInpaintPipeline takes klein's Qwen3 encoder only).
