@@ -279,6 +279,15 @@ class Config:
         self.ARCHIVE_TTL = env_int("DAYDREAM_ARCHIVE_TTL", 24 * 3600)
         self.ARCHIVE_USER_LIMIT = env_int("DAYDREAM_ARCHIVE_USER_LIMIT", 3)
         self.ARCHIVE_JOB_TIMEOUT = env_int("DAYDREAM_ARCHIVE_JOB_TIMEOUT", 6 * 3600)
+        # Model installs from Admin → Models (services/generation/installs.py), run by the
+        # archive worker. Only https, only public addresses, unless the host is named here
+        # (comma list, e.g. a hub mirror on the local network). The hub's address, extra CA
+        # certificates to trust (a mirror's own), and how often a cut download is taken up.
+        self.INSTALL_ALLOW_HOSTS = os.environ.get("DAYDREAM_INSTALL_ALLOW_HOSTS") or ""
+        self.HF_ENDPOINT = (os.environ.get("DAYDREAM_HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+        self.INSTALL_CA_BUNDLE = os.environ.get("DAYDREAM_INSTALL_CA_BUNDLE") or None
+        self.INSTALL_RETRIES = env_int("DAYDREAM_INSTALL_RETRIES", 5)
+        self.INSTALL_JOB_TIMEOUT = env_int("DAYDREAM_INSTALL_JOB_TIMEOUT", 12 * 3600)
         # The public showcase (/gallery): featured images plus the files dropped here.
         self.SHOWCASE_PATH = Path(os.environ.get("DAYDREAM_SHOWCASE_PATH") or self.INSTANCE_PATH / "showcase")
         # The web server (serve.py): this many gunicorn processes (default: one per core),

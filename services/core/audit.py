@@ -88,6 +88,7 @@ ACTIONS = (
     "users.reactivate", "users.approve", "users.delete", "users.reset_link", "vouchers.batch",
     "models.scan", "models.enable", "models.disable", "models.default", "models.update",
     "models.convert", "models.convert_end", "models.merge", "models.merge_end",
+    "models.install", "models.install_end", "models.job_cancel",
     "showcase.feature", "showcase.unfeature", "showcase.hide", "showcase.show",
     "moderation.rule_add", "moderation.rule_edit", "moderation.rule_delete",
     "moderation.report_hide", "moderation.report_dismiss", "moderation.release", "moderation.delete",

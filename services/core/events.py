@@ -137,7 +137,8 @@ def emit_archive(room: str, payload: dict) -> None:
     _emit("archive", payload, room)
 
 
-def emit_model_job(room: str, payload: dict) -> None:
+def emit_model_job(rooms: list[str], payload: dict) -> None:
     """Send a `model_job` event (a model install, convert or merge: its state and progress,
-    API.md) to the room of the staff member who started it."""
-    _emit("model_job", payload, room)
+    API.md) to these rooms (the staff's own rooms)."""
+    if rooms:
+        _emit("model_job", payload, rooms)

@@ -178,3 +178,15 @@ def generation_job(task_id: str, millis: int) -> str:
 
 def archive_job(archive_id: str) -> str:
     return f"archive-{archive_id}"
+
+
+# --- model installs (services/generation/installs.py, worker/install_jobs.py) -----------
+
+def model_job(job_id: str) -> str:
+    """The RQ job id of a model job (install, convert, merge) on the archive queue."""
+    return f"model-job-{job_id}"
+
+
+def install_token(job_id: str) -> str:
+    """An install's access token, kept only until its job has read it (never in the database)."""
+    return key("install-token", job_id)
