@@ -1,0 +1,352 @@
+"""Convert and merge (issue 26; InvokeAI's model operations), as ModelJob rows.
+
+- convert: a single-file checkpoint of a served family (a .safetensors file; a .ckpt
+  only when it is already in the models folder: nothing is unpickled from elsewhere)
+  becomes a diffusers folder under the models folder.
+- merge: two or three models of one family become one diffusers folder:
+  "weighted_sum" A·(1−α) + B·α, or "add_difference" A + (B − C)·α (three models).
+
+Everything a request can get wrong is checked here, before anything is queued: the
+models (kind, family, state), the method and α, the destination folder (under the
+models folder, new, not a folder the scan reads for other things) and, for a merge, that
+the denoisers have the same tensors and shapes (read from the safetensors headers, never
+the weights). The job itself runs on the archive worker, which starts
+`python -m worker.model_ops <job id>` as a child process (worker/model_ops.py: torch
+lives there only); the worker scans the models folder when it is done, so the result is
+listed disabled, ready to enable. No torch here."""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask import current_app
+from rq import Queue
+
+from extensions import db
+from models import AiModel, ModelJob, ModelState, User, utcnow
+from services.core import audit, events, keys, redis_client
+from services.core.errors import NotFound, ValidationError
+from services.generation import catalog, families, guide_files, upscaler_files
+
+CONVERT, MERGE = "convert", "merge"
+METHODS = {"weighted_sum": "weighted sum, A·(1−α) + B·α",
+           "add_difference": "add difference, A + (B − C)·α"}
+JOB_FUNCTION = "worker.archive_jobs.run_model_op"
+ACTIVE = ("queued", "running")
+PARTIAL = ".partial"  # what a job writes into, renamed when complete
+MAX_DESTINATION = 200
+# First folders of the models folder that hold other things than models (the scan reads
+# them as LoRAs, upscalers, guides, configs…): no destination goes there.
+RESERVED = (catalog.LORA_FOLDER, upscaler_files.FOLDER, *guide_files.FOLDERS, *catalog.NOT_MODELS)
+_PART = re.compile(r"^[\w][\w .+()-]*$")
+# The denoiser's folder in a diffusers model, by family (the one whose tensors are checked).
+DENOISER_FOLDERS = ("unet", "transformer")
+
+
+# --- destination ---------------------------------------------------------------------
+
+def check_destination(value) -> str:
+    """A new folder under the models folder, given relative to it ("merged/my-model")."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("destination", "give the new folder's name (under the models folder)")
+    text = value.strip()
+    if len(text) > MAX_DESTINATION:
+        raise ValidationError("destination", f"use at most {MAX_DESTINATION} characters")
+    if "\\" in text or text.startswith(("/", "~")) or Path(text).is_absolute():
+        raise ValidationError("destination", "give a folder name under the models folder, not a path "
+                              "that starts elsewhere")
+    parts = [p for p in text.split("/") if p]
+    for part in parts:
+        if part in (".", ".."):
+            raise ValidationError("destination", "the folder must stay under the models folder ('..' leaves it)")
+        if part.startswith(".") or not _PART.match(part):
+            raise ValidationError("destination", f"'{part[:60]}' is not a usable folder name: use letters, "
+                                  "digits, spaces and - _ . + ( ), not starting with a dot")
+        if part.endswith(PARTIAL) or part.lower().endswith(catalog.CHECKPOINTS):
+            raise ValidationError("destination", f"'{part[:60]}' ends like a file or an unfinished job's folder")
+    if parts[0] in RESERVED or parts[0].startswith(catalog.DEMO_FOLDER):
+        raise ValidationError("destination", f"{parts[0]}/ holds other things than models: pick another folder")
+    rel = "/".join(parts)
+    rules = catalog.folder_rules()
+    target = rules.root / rel
+    if rules.leaves(target) is not None:
+        raise ValidationError("destination", "that folder would lead out of the models folder")
+    for path in (target, target.with_name(target.name + PARTIAL)):
+        if path.exists() or path.is_symlink():
+            raise ValidationError("destination", f"{rules.rel(path)} exists already in the models folder: "
+                                  "pick a new name")
+    taken = db.session.scalar(sa.select(ModelJob.id).where(ModelJob.destination == rel,
+                                                           ModelJob.state.in_(ACTIVE)))
+    if taken:
+        raise ValidationError("destination", f"another model job (#{taken}) is writing {rel} now")
+    return rel
+
+
+# --- models --------------------------------------------------------------------------
+
+def _model_row(model_id, field: str) -> AiModel:
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise ValidationError(field, "give a model's id (GET /api/v1/admin/models lists them)")
+    row = catalog.row_of(model_id.strip())
+    if row is None:
+        raise ValidationError(field, f"there is no model '{model_id.strip()[:80]}'")
+    what = ("a LoRA" if row.lora else "an upscaler" if row.upscaler
+            else f"a {guide_files.ADAPTER_LABELS.get(row.adapter, 'guide')}" if row.adapter else "")
+    if what:
+        raise ValidationError(field, f"{row.name} is {what}, not a model: only models are converted or merged")
+    if row.state in catalog.UNUSABLE or row.state == ModelState.MISSING.value:
+        why = row.error or ("its files are missing" if row.state == ModelState.MISSING.value else row.state)
+        raise ValidationError(field, f"{row.name} cannot be used: {why}")
+    if row.family not in families.FAMILIES:
+        raise ValidationError(field, f"{row.name}'s family is not known yet: scan the models folder, or "
+                              "let it load once")
+    return row
+
+
+def source_path(row: AiModel) -> Path | None:
+    """The file or folder a model's weights are in (a demo model's once the worker has
+    built it); None for a hub id."""
+    if row.kind == "demo":
+        spec = "demo-flux" if row.spec == "demo-kontext" else row.spec
+        name = catalog.DEMO_FOLDER if spec == "demo" else f"{catalog.DEMO_FOLDER}-{spec.removeprefix('demo-')}"
+        return catalog.models_folder() / name
+    if row.kind == "hub":
+        return None
+    try:
+        return catalog.folder_rules().resolve(row.spec)
+    except OSError:
+        return None
+
+
+def _inside_models_folder(path: Path) -> bool:
+    root = catalog.models_folder().resolve()
+    try:
+        return root in path.resolve().parents
+    except OSError:
+        return False
+
+
+def check_convert(data: dict) -> tuple[AiModel, str]:
+    row = _model_row(data.get("model"), "model")
+    if row.kind != "single_file":
+        raise ValidationError("model", f"{row.name} is a {'diffusers folder' if row.kind in ('folder', 'demo') else row.kind} "
+                              "already: only single-file checkpoints are converted")
+    path = source_path(row)
+    if path is None or not path.is_file():
+        raise ValidationError("model", f"{row.name}'s file is not there any more: scan the models folder")
+    if path.suffix.lower() == ".ckpt" and not _inside_models_folder(path):
+        raise ValidationError("model", f"{row.name} is a .ckpt (a pickle) outside the models folder: only a "
+                              ".ckpt already in the models folder is converted")
+    return row, check_destination(data.get("destination"))
+
+
+def denoiser_shapes(row: AiModel) -> tuple[str, dict] | None:
+    """("diffusers" | "checkpoint", {tensor name: shape}) of a model's denoiser, from its
+    safetensors headers; None where they cannot be read before loading (a hub id, a
+    .ckpt, a demo model not built yet, a file that cannot be read)."""
+    path = source_path(row)
+    if path is None:
+        return None
+    try:
+        if path.is_dir():
+            for name in DENOISER_FOLDERS:
+                files = sorted((path / name).glob("*.safetensors"))
+                if files:
+                    shapes = {}
+                    for file in files:
+                        shapes.update(_shapes(families.safetensors_header(file)))
+                    return "diffusers", shapes
+            return None
+        if path.suffix.lower() != ".safetensors":
+            return None
+        header = families.safetensors_header(path)
+    except (OSError, families.UnknownModel):
+        return None
+    keys = {k: v for k, v in _shapes(header).items()}
+    unet = {k: v for k, v in keys.items() if k.startswith(("model.diffusion_model.", "diffusion_model."))}
+    return "checkpoint", {k.split("diffusion_model.", 1)[1]: v for k, v in unet.items()} if unet else keys
+
+
+def _shapes(header: dict) -> dict:
+    return {k: tuple(v.get("shape") or ()) for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict)}
+
+
+def _same_architecture(rows: list[AiModel]) -> str | None:
+    """Why the denoisers cannot be merged tensor by tensor (None: they can, or it is not
+    known before loading: the worker checks again)."""
+    read = [(row, denoiser_shapes(row)) for row in rows]
+    read = [(row, found) for row, found in read if found is not None]
+    for (first, (layout_a, a)), (other, (layout_b, b)) in zip(read, read[1:]):
+        if layout_a == layout_b:
+            if a.keys() != b.keys():
+                return f"{first.name} and {other.name} have different denoisers (their tensors differ)"
+            wrong = next((k for k in a if a[k] != b[k]), None)
+            if wrong:
+                return (f"{first.name} and {other.name} have different denoisers ({wrong}: "
+                        f"{list(a[wrong])} against {list(b[wrong])})")
+        elif _size(a) != _size(b):  # a checkpoint's names are another layout's: compare sizes
+            return f"{first.name} and {other.name} have denoisers of different sizes"
+    return None
+
+
+def _size(shapes: dict) -> int:
+    return sum(math.prod(shape) for shape in shapes.values())
+
+
+def check_merge(data: dict) -> tuple[list[AiModel], str, float, str]:
+    method = data.get("method", "weighted_sum")
+    if method not in METHODS:
+        raise ValidationError("method", "use " + " or ".join(f"'{m}' ({d})" for m, d in METHODS.items()))
+    ids = data.get("models")
+    if not isinstance(ids, list) or not 2 <= len(ids) <= 3:
+        raise ValidationError("models", "give two or three model ids: [A, B] or [A, B, C]")
+    if method == "add_difference" and len(ids) != 3:
+        raise ValidationError("models", "add difference needs three models: A + (B − C)·α")
+    if method == "weighted_sum" and len(ids) != 2:
+        raise ValidationError("models", "a weighted sum takes two models: A·(1−α) + B·α")
+    rows = [_model_row(model_id, "models") for model_id in ids]
+    if len({row.id for row in rows}) != len(rows):
+        raise ValidationError("models", "give different models")
+    for row in rows:
+        if not (row.enabled or row.state == ModelState.AVAILABLE.value):
+            raise ValidationError("models", f"{row.name} cannot be used: {row.state}")
+    mixed = {row.family for row in rows}
+    if len(mixed) > 1:
+        labels = ", ".join(f"{row.name} is {families.FAMILIES[row.family].label}" for row in rows)
+        raise ValidationError("models", f"models of one family only are merged ({labels})")
+    alpha = data.get("alpha", 0.5)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) \
+            or not 0 <= alpha <= 1:
+        raise ValidationError("alpha", "a number from 0 to 1 (0: all of A; 1: all of B, or all of the difference)")
+    why = _same_architecture(rows)
+    if why:
+        raise ValidationError("models", f"{why}: only models of the same architecture are merged")
+    return rows, method, float(alpha), check_destination(data.get("destination"))
+
+
+# --- jobs ----------------------------------------------------------------------------
+
+def start_convert(data: dict, user=None) -> ModelJob:
+    row, destination = check_convert(data)
+    return _start(CONVERT, row.id, {"models": [row.id], "family": row.family}, destination,
+                  data.get("reason"), user)
+
+
+def start_merge(data: dict, user=None) -> ModelJob:
+    rows, method, alpha, destination = check_merge(data)
+    ids = [row.id for row in rows]
+    return _start(MERGE, ",".join(ids), {"models": ids, "method": method, "alpha": alpha,
+                                          "family": rows[0].family}, destination, data.get("reason"), user)
+
+
+def _start(kind: str, source: str, options: dict, destination: str, reason, user) -> ModelJob:
+    reason = audit.reason_of(reason)
+    job = ModelJob(kind=kind, state="queued", source=source, options={**options, "stage": "queued"},
+                   destination=destination, created_by_id=user.id if user is not None else None)
+    db.session.add(job)
+    db.session.flush()
+    audit.record(f"models.{kind}", target_type="model_job", target_id=job.id, target_name=destination,
+                 reason=reason, details=dict(options))
+    db.session.commit()
+    try:
+        Queue(current_app.config["ARCHIVE_QUEUE_NAME"], connection=redis_client.connection()).enqueue(
+            JOB_FUNCTION, job.id, job_id=keys.model_job(job.id), job_timeout=current_app.config["ARCHIVE_JOB_TIMEOUT"],
+            result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"model {kind} {job.id}")
+    except Exception as exc:  # Redis away: the row says so rather than waiting for ever
+        finish(job, error=f"it could not be queued ({type(exc).__name__}); try again")
+    return job
+
+
+def get_job(job_id: str) -> ModelJob:
+    job = db.session.get(ModelJob, job_id)
+    if job is None or job.kind not in (CONVERT, MERGE):
+        raise NotFound("No such model job.")
+    return job
+
+
+def job_to_dict(job: ModelJob) -> dict:
+    options = dict(job.options or {})
+    return {"id": job.id, "kind": job.kind, "state": job.state, "source": job.source,
+            "destination": job.destination, "models": options.get("models", []),
+            "method": options.get("method"), "alpha": options.get("alpha"),
+            "stage": options.get("stage"), "step": job.done_bytes, "steps": job.total_bytes,
+            "error": job.error, "model_id": job.model_id,
+            "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+            "finished_at": _iso(job.finished_at)}
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def progress(job: ModelJob, stage: str, step: int | None = None, steps: int | None = None) -> None:
+    """The job's stage and step (loading, merging tensor i/N, saving), in its row and
+    as a `model_job` event to the staff member who started it."""
+    job.options = {**(job.options or {}), "stage": stage}
+    if steps is not None:
+        job.total_bytes = steps
+    if step is not None:
+        job.done_bytes = step
+    if job.state == "queued":
+        job.state, job.started_at = "running", utcnow()
+    db.session.commit()
+    _emit(job)
+
+
+def finish(job: ModelJob, *, error: str | None = None, model_id: str | None = None) -> None:
+    """The end of a job: done (with the catalog row it made) or failed (with why), and
+    its audit row."""
+    job.state = "failed" if error else "done"
+    job.error, job.finished_at = error, utcnow()
+    job.options = {**(job.options or {}), "stage": "failed" if error else "done"}
+    if model_id:
+        job.model_id = model_id
+    if not error and job.total_bytes:
+        job.done_bytes = job.total_bytes
+    audit.record(f"models.{job.kind}_end", target_type="model_job", target_id=job.id,
+                 target_name=job.destination or "", actor=_creator(job),
+                 details={"state": job.state, "error": error, "model_id": job.model_id})
+    db.session.commit()
+    _emit(job)
+
+
+def _creator(job: ModelJob):
+    return db.session.get(User, job.created_by_id) if job.created_by_id else None
+
+
+def _emit(job: ModelJob) -> None:
+    creator = _creator(job)
+    if creator is not None:
+        try:
+            events.emit_model_job([creator.room], job_to_dict(job))
+        except Exception:  # an event is a nicety; the row is the truth
+            pass
+
+
+def destination_path(job: ModelJob) -> Path:
+    return catalog.models_folder() / job.destination
+
+
+def partial_path(job: ModelJob) -> Path:
+    """Where a job writes: renamed to its destination once complete."""
+    target = destination_path(job)
+    return target.with_name(target.name + PARTIAL)
+
+
+def fail(job: ModelJob, why: str) -> None:
+    """A job that cannot finish: nothing half-written stays, the reason is on the row."""
+    shutil.rmtree(partial_path(job), ignore_errors=True)
+    db.session.rollback()
+    db.session.refresh(job)
+    if job.state in ACTIVE:
+        finish(job, error=why)
+
+
+def scan_result(job: ModelJob) -> str | None:
+    """Scan the models folder after a job and return the id of the row its folder got."""
+    catalog.scan(f"model {job.kind} {job.id}")
+    return db.session.scalar(sa.select(AiModel.id).where(AiModel.spec == job.destination))
