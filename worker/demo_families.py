@@ -294,12 +294,16 @@ LORA_TARGETS = {
     "sdxl": _ATTENTION,
     "sd3": _JOINT,
     "flux": _JOINT + ["proj_mlp", "proj_out"],
+    "chroma": _JOINT + ["proj_mlp", "proj_out"],  # Chroma: FLUX.1's blocks
+    "zimage": _ATTENTION + ["w1", "w2", "w3"],  # Z-Image: its blocks' attention and SwiGLU
+    "flux2": _JOINT + ["to_qkv_mlp_proj"],  # FLUX.2: joint attention, the single blocks' fused projection
+    "qwen": _JOINT + ["img_mlp.net.2", "txt_mlp.net.2"],  # Qwen-Image: joint attention and the MLPs' out
 }
 LORA_RANK = 4
 # peft's init_lora_weights=False leaves both A and B as nn.Linear's random init; B is
 # scaled by this so that at weight 1 the LoRA changes the pixels by about half as much
 # as another seed does (mean |difference| about 0.07-0.1 of full scale), never to NaN.
-LORA_B_SCALE = {"sd1": 3.0, "sdxl": 6.0, "sd3": 6.0, "flux": 3.0}
+LORA_B_SCALE = {"sd1": 3.0, "sdxl": 6.0, "sd3": 6.0, "flux": 3.0, "zimage": 3.0, "chroma": 3.0, "flux2": 3.0, "qwen": 3.0}
 
 
 def _lora_parts(family: str):
@@ -314,6 +318,18 @@ def _lora_parts(family: str):
                 "transformer_lora_layers")
     if family == "flux":
         return diffusers.FluxPipeline, diffusers.FluxTransformer2DModel, "transformer", "transformer_lora_layers"
+    if family == "chroma":
+        return (diffusers.ChromaPipeline, diffusers.ChromaTransformer2DModel, "transformer",
+                "transformer_lora_layers")
+    if family == "flux2":
+        return (diffusers.Flux2KleinPipeline, diffusers.Flux2Transformer2DModel, "transformer",
+                "transformer_lora_layers")
+    if family == "qwen":
+        return (diffusers.QwenImagePipeline, diffusers.QwenImageTransformer2DModel, "transformer",
+                "transformer_lora_layers")
+    if family == "zimage":
+        return (diffusers.ZImagePipeline, diffusers.ZImageTransformer2DModel, "transformer",
+                "transformer_lora_layers")
     raise ValueError(f"unknown demo family {family!r}")
 
 

@@ -17,13 +17,22 @@ from pathlib import Path
 
 # The tokenizer helpers live with the other families' parts; imported here too, where
 # they were first (bench/bench_previews.py uses _write_tokenizer_files).
-from worker.demo_families import MAKERS, _write_tokenizer_files, clip_config, clip_tokenizer, write_lora  # noqa: F401
+from worker import demo_families
+from worker.demo_families import _write_tokenizer_files, clip_config, clip_tokenizer, write_lora  # noqa: F401
+from worker.demo_chroma import make_chroma
+from worker.demo_flux2 import make_flux2
+from worker.demo_qwen import make_qwen
+from worker.demo_zimage import make_zimage
+
+# Each family's maker (but SD 1.x's, below): demo_families' and the newer families' own
+# modules (worker/demo_<family>.py).
+MAKERS = {**demo_families.MAKERS, "zimage": make_zimage, "chroma": make_chroma, "flux2": make_flux2, "qwen": make_qwen}
 
 # Bump when the configs below change: an existing folder with an older version
 # is rebuilt on the next start.
 # DEMO_VERSION is the SD 1.x model's; each family has its own.
 DEMO_VERSION = 1
-DEMO_VERSIONS = {"sd1": DEMO_VERSION, "sdxl": 2, "sd3": 1, "flux": 1}
+DEMO_VERSIONS = {"sd1": DEMO_VERSION, "sdxl": 2, "sd3": 1, "flux": 1, "zimage": 1, "chroma": 1, "flux2": 1, "qwen": 1}
 DEMO_FAMILIES = tuple(DEMO_VERSIONS)
 MARKER = "daydream-demo.json"
 

@@ -16,6 +16,13 @@ The factors, per family (rows: latent channels; columns: R, G, B):
 * sdxl: 4 channels, ComfyUI's latent_formats.SDXL factors and bias.
 * sd3: 16 channels, ComfyUI's latent_formats.SD3 factors and bias.
 * flux: 16 channels, ComfyUI's latent_formats.Flux factors and bias.
+* chroma: FLUX.1's factors and bias (Chroma decodes with the FLUX.1 VAE); its callback
+  latents are packed as FLUX.1's are.
+* qwen: 16 channels, ComfyUI's latent_formats.Wan21 factors and bias (Qwen-Image's VAE is
+  Wan 2.1's; ComfyUI previews it so). The callback holds the normalised latents
+  ((z - latents_mean) / latents_std, as ComfyUI's process_in), packed 2x2 as FLUX's.
+* zimage: FLUX.1's factors and bias (Z-Image uses the FLUX.1 VAE; ComfyUI previews it with
+  latent_formats.Flux). ZImagePipeline hands the callback unpacked (B, 16, h/8, w/8) latents.
 
 Which latent space: ComfyUI's factors apply to the latents its samplers work on, i.e.
 after LatentFormat.process_in: VAE latents * scale_factor for SD 1.x/SDXL, and
@@ -112,12 +119,26 @@ FLUX_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
 FLUX_LATENT_RGB_BIAS: tuple[float, float, float] = (-0.0329, -0.0718, -0.0851)
 
 # family -> (label, factors, bias)
+# ComfyUI's latent_formats.Wan21 (the Wan 2.1 VAE, which Qwen-Image decodes with).
+WAN21_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
+    (-0.1299, -0.1692, 0.2932), (0.0671, 0.0406, 0.0442), (0.3568, 0.2548, 0.1747), (0.0372, 0.2344, 0.1420),
+    (0.0313, 0.0189, -0.0328), (0.0296, -0.0956, -0.0665), (-0.3477, -0.4059, -0.2925), (0.0166, 0.1902, 0.1975),
+    (-0.0412, 0.0267, -0.1364), (-0.1293, 0.0740, 0.1636), (0.0680, 0.3019, 0.1128), (0.0032, 0.0581, 0.0639),
+    (-0.1251, 0.0927, 0.1699), (0.0060, -0.0633, 0.0005), (0.3477, 0.2275, 0.2950), (0.1984, 0.0913, 0.1861),
+)
+WAN21_LATENT_RGB_BIAS: tuple[float, float, float] = (-0.1835, -0.0868, -0.3360)
+
 LATENT_RGB: dict[str, tuple[str, tuple[tuple[float, float, float], ...], tuple[float, float, float]]] = {
     "sd1": ("SD 1.x", SD1_LATENT_RGB_FACTORS, SD1_LATENT_RGB_BIAS),
     "sd2": ("SD 2.x", SD1_LATENT_RGB_FACTORS, SD1_LATENT_RGB_BIAS),
     "sdxl": ("SDXL", SDXL_LATENT_RGB_FACTORS, SDXL_LATENT_RGB_BIAS),
     "sd3": ("SD 3", SD3_LATENT_RGB_FACTORS, SD3_LATENT_RGB_BIAS),
     "flux": ("FLUX", FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),
+    "chroma": ("Chroma", FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),  # FLUX.1's VAE
+    "qwen": ("Qwen-Image", WAN21_LATENT_RGB_FACTORS, WAN21_LATENT_RGB_BIAS),  # Wan 2.1's VAE
+    # Z-Image decodes with FLUX.1's VAE (scaling 0.3611, shift 0.1159, as ComfyUI's Flux
+    # latent format): FLUX.1's factors; its callback latents are not packed (B, 16, h, w).
+    "zimage": ("Z-Image", FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),
 }
 PREVIEW_FAMILIES = tuple(LATENT_RGB)
 # A model whose VAE has another number of latent channels than its family's usual one
@@ -125,7 +146,9 @@ PREVIEW_FAMILIES = tuple(LATENT_RGB)
 # with that many channels: an approximate preview rather than none.
 BY_CHANNELS: dict[int, str] = {4: "sd1", 16: "flux"}
 
-# FLUX: latents are packed in 2x2 patches; the VAE shrinks images 8x.
+# FLUX: latents are packed in 2x2 patches; the VAE shrinks images 8x. The families whose
+# callback latents are packed so:
+PACKED_FAMILIES = {"flux", "chroma", "qwen"}
 FLUX_PATCH = 2
 VAE_SCALE_FACTOR = 8
 
@@ -172,6 +195,8 @@ def latent_channels(pipe) -> int | None:
     value = getattr(config, "latent_channels", None) if config is not None else None
     if value is None and isinstance(config, dict):
         value = config.get("latent_channels")
+    if value is None and config is not None:  # Wan-style VAEs (Qwen-Image) call it z_dim
+        value = getattr(config, "z_dim", None)
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
@@ -216,7 +241,7 @@ def latents_to_image(latents: torch.Tensor, index: int = 0, family: str = "sd1",
     # The callback's FLUX latents are packed; when the VAE told the channels, a batch of
     # any size is recognised (else a batch of `expected` samples looks like one sample).
     known_packed = channels is not None and latents.dim() == 3 and latents.shape[-1] == channels * FLUX_PATCH ** 2
-    if packed_family == "flux" and (known_packed or _is_packed_flux(latents, expected)):
+    if packed_family in PACKED_FAMILIES and (known_packed or _is_packed_flux(latents, expected)):
         if height is None or width is None:
             raise ValueError(f"packed FLUX latents {tuple(latents.shape)} need the image's height and width to unpack")
         latents = unpack_flux_latents(latents, height, width)

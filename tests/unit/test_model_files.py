@@ -24,7 +24,7 @@ def architecture_keys(class_name: str) -> dict:
 
 
 @pytest.mark.parametrize("class_name, family", [
-    ("Flux2Transformer2DModel", "FLUX.2"), ("ChromaTransformer2DModel", "Chroma"),
+    ("Flux2Transformer2DModel", "FLUX.2"),
     ("ZImageTransformer2DModel", "Z-Image"), ("QwenImageTransformer2DModel", "Qwen-Image"),
 ])
 def test_a_checkpoint_of_a_family_not_served_is_unsupported_with_its_name(class_name, family):

@@ -9,13 +9,18 @@ from pathlib import Path
 from diffusers import (
     AutoPipelineForImage2Image,
     AutoPipelineForInpainting,
+    ChromaImg2ImgPipeline,
+    ChromaInpaintPipeline,
     DiffusionPipeline,
+    Flux2KleinInpaintPipeline,
     FluxFillPipeline,
     StableDiffusionPipeline,
 )
 
 from worker.pipelines.compiling import compile_pipeline
-from worker.pipelines.info import memory_mode
+from worker.pipelines.errors import ModelLoadError
+from worker.pipelines.flux2 import Flux2KleinImg2ImgPipeline, check_klein
+from worker.pipelines.info import family_of, memory_mode
 from worker.pipelines.load import load_pipeline
 from worker.pipelines.memory import free_memory
 
@@ -42,9 +47,24 @@ def derived(pipe: DiffusionPipeline, auto_class) -> DiffusionPipeline:
     return other
 
 
+# The families diffusers' AutoPipelineFor* do not map (yet): family -> pipeline class.
+IMG2IMG_PIPELINES = {"chroma": ChromaImg2ImgPipeline, "flux2": Flux2KleinImg2ImgPipeline}
+INPAINT_PIPELINES = {"chroma": ChromaInpaintPipeline, "flux2": Flux2KleinInpaintPipeline}
+
+
+def _family(pipe) -> str | None:
+    try:
+        return family_of(pipe)
+    except ModelLoadError:  # a pipeline of no family served here: AutoPipelineFor* says
+        return None
+
+
 def img2img_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
     """The family's image-to-image pipeline made from `pipe` (derived)."""
-    return derived(pipe, AutoPipelineForImage2Image)
+    family = _family(pipe)
+    if family == "flux2":
+        check_klein(pipe, "image-to-image")
+    return derived(pipe, IMG2IMG_PIPELINES.get(family, AutoPipelineForImage2Image))
 
 
 # A FLUX.1 Fill transformer's input: 64 packed latent + 64 packed masked-picture latent +
@@ -59,7 +79,14 @@ def inpaint_from(pipe: DiffusionPipeline) -> DiffusionPipeline:
     transformer = getattr(pipe, "transformer", None)
     if getattr(getattr(transformer, "config", None), "in_channels", None) == FILL_CHANNELS:
         return derived(pipe, FluxFillPipeline)
-    return derived(pipe, AutoPipelineForInpainting)
+    family = _family(pipe)
+    if family == "flux2":
+        check_klein(pipe, "inpaint")
+    if family == "chroma" and "guidance_embeds" not in transformer.config:
+        # ChromaInpaintPipeline (diffusers 0.36-0.42) reads transformer.config.guidance_embeds,
+        # which a Chroma transformer has not: it has no guidance embedding (False).
+        transformer.register_to_config(guidance_embeds=False)
+    return derived(pipe, INPAINT_PIPELINES.get(family, AutoPipelineForInpainting))
 
 
 class PipelineCache:

@@ -57,8 +57,8 @@ def family_of_class(pipe) -> str:
     family = families.PIPELINE_FAMILIES.get(type(pipe).__name__)
     if family is None:
         raise ModelLoadError(
-            f"It is a {type(pipe).__name__}; Daydream serves Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5 "
-            "and FLUX.1 text-to-image models.")
+            f"It is a {type(pipe).__name__}; Daydream serves Stable Diffusion 1.x/2.x, SDXL, SD 3/3.5, "
+            "FLUX.1, FLUX.2, Z-Image, Chroma and Qwen-Image text-to-image models.")
     if family == "sd1" and getattr(pipe.unet.config, "cross_attention_dim", None) == 1024:
         family = "sd2"
     return family

@@ -19,15 +19,26 @@ from pathlib import Path
 
 import torch
 from diffusers import (
+    ChromaPipeline,
+    ChromaTransformer2DModel,
     DiffusionPipeline,
+    Flux2KleinPipeline,
+    Flux2Pipeline,
+    Flux2Transformer2DModel,
     FluxKontextPipeline,
     FluxPipeline,
     FluxTransformer2DModel,
+    QwenImageEditPipeline,
+    QwenImageEditPlusPipeline,
+    QwenImagePipeline,
+    QwenImageTransformer2DModel,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
+    ZImagePipeline,
+    ZImageTransformer2DModel,
 )
 from diffusers.utils import logging as diffusers_logging
 from transformers.utils import logging as transformers_logging
@@ -36,7 +47,7 @@ from services.generation import families
 from services.generation.families import Detected, UnknownModel
 from services.generation.model_files import ModelsFolder
 from worker.demo_model import build_demo_model
-from worker.pipelines import info
+from worker.pipelines import info, quant
 from worker.pipelines.errors import ModelLoadError, cause
 from worker.pipelines.memory import place_on_device, resolve_device
 
@@ -45,7 +56,7 @@ diffusers_logging.disable_progress_bar()
 transformers_logging.disable_progress_bar()
 
 DEMO_FOLDER = "daydream-demo"
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".gguf")  # (.gguf: a quantized denoiser)
 ADVICE = (
     "Download it into the models folder or set DAYDREAM_MODEL to a local diffusers folder "
     "or .safetensors/.ckpt file."
@@ -57,12 +68,18 @@ PIPELINES = {
     "sdxl": StableDiffusionXLPipeline,
     "sd3": StableDiffusion3Pipeline,
     "flux": FluxPipeline,
+    "zimage": ZImagePipeline,
+    "chroma": ChromaPipeline,
+    "flux2": Flux2KleinPipeline,  # klein (and klein base); dev below
+    "qwen": QwenImagePipeline,
 }
 # The pipelines of variants that are not their family's: FLUX.1 Kontext edits by instruction.
-VARIANT_PIPELINES = {("flux", "kontext"): FluxKontextPipeline}
+VARIANT_PIPELINES = {("flux", "kontext"): FluxKontextPipeline, ("flux2", "dev"): Flux2Pipeline,
+                     # Qwen-Image-Edit and Edit Plus (2509 and later)
+                     ("qwen", "edit"): QwenImageEditPipeline, ("qwen", "edit-plus"): QwenImageEditPlusPipeline}
 # Demo models that are another demo model's weights run another way (their folder is that
 # model's): demo-kontext is the demo FLUX.1 through FluxKontextPipeline.
-DEMO_SHARED_FOLDERS = {"demo-kontext": "demo-flux"}
+DEMO_SHARED_FOLDERS = {"demo-kontext": "demo-flux", "demo-qwen-edit": "demo-qwen"}
 # The denoiser of each family: (the pipeline's component name, its class), for
 # checkpoints that hold only it (most FLUX and many SD 3 files).
 DENOISERS = {
@@ -71,6 +88,10 @@ DENOISERS = {
     "sdxl": ("unet", UNet2DConditionModel),
     "sd3": ("transformer", SD3Transformer2DModel),
     "flux": ("transformer", FluxTransformer2DModel),
+    "zimage": ("transformer", ZImageTransformer2DModel),  # from_single_file: original and diffusers names
+    "chroma": ("transformer", ChromaTransformer2DModel),
+    "flux2": ("transformer", Flux2Transformer2DModel),  # from_single_file: BFL's and diffusers' names
+    "qwen": ("transformer", QwenImageTransformer2DModel),  # from_single_file: diffusers' names (ComfyUI's too)
 }
 # Where the models folder keeps, per family, a diffusers folder whose configs and
 # tokenizers (and, for a denoiser-only file, its other parts) a single file is loaded with.
@@ -156,7 +177,9 @@ def _extra_kwargs(cls) -> dict:
 
 def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipeline, Detected]:
     hint = None
-    for hint_text, family, _variant in (("flux", "flux", ""), ("stable-diffusion-3", "sd3", "")):
+    for hint_text, family, _variant in (("flux", "flux", ""), ("stable-diffusion-3", "sd3", ""),
+                                        ("chroma", "chroma", ""), ("z-image", "zimage", ""),
+                                        ("qwen-image", "qwen", "")):
         if hint_text in spec.lower():
             hint = family
     _, dtype = resolve_device(device, hint)
@@ -196,6 +219,13 @@ def _load_hub(spec: str, models_path: Path, device: str) -> tuple[DiffusionPipel
             variant = "fill"
         elif isinstance(pipe, FluxKontextPipeline):  # FLUX.1 Kontext (edits by instruction)
             variant = "kontext"
+    elif family == "flux2":  # dev (Mistral), or klein step-distilled or base (its config says)
+        variant = "dev" if isinstance(pipe, Flux2Pipeline) else (
+            "klein" if getattr(pipe.config, "is_distilled", False) else "klein-base")
+    elif family == "qwen":  # Qwen-Image-Edit: its pipeline class says so
+        variant = families.QWEN_EDIT_PIPELINES.get(type(pipe).__name__, "")
+    elif family == "zimage":  # Turbo and base have the same configs: the hub id tells them apart
+        variant = families.zimage_variant(spec.rsplit("/", 1)[-1])
     elif getattr(getattr(getattr(pipe, "unet", None), "config", None), "in_channels", 4) == 9:
         variant = "inpainting"  # an SD inpainting UNet (latents, mask, masked picture)
     return pipe, Detected(family, variant)
@@ -250,6 +280,8 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
     cls = pipeline_class(found)
     _, dtype = resolve_device(device, found.family)
     kwargs = {_dtype_kwarg(): dtype, **_extra_kwargs(cls)}
+    if found.family == "flux2" and found.variant.startswith("klein"):  # (the file's name said which)
+        kwargs["is_distilled"] = found.variant == "klein"
     config = config_folder(found.family, models_path, follow_links=follow_links)
     label = families.FAMILIES[found.family].label
     where = models_path / CONFIG_FOLDER / found.family
@@ -261,9 +293,12 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
                     f"and VAE come from a diffusers folder of the same family: put one (for example the "
                     f"official {label} diffusers model) in {where}.")
             name, model_cls = DENOISERS[found.family]
+            # A GGUF file's weights stay quantized (dequantized layer by layer as they run).
+            gguf = {"quantization_config": quant.gguf_config(dtype)} if path.suffix.lower() == ".gguf" else {}
             denoiser = model_cls.from_single_file(str(path), config=str(config), subfolder=name,
-                                                  local_files_only=True, torch_dtype=dtype)
-            return cls.from_pretrained(config, local_files_only=True, **{name: denoiser}, **kwargs), found
+                                                  local_files_only=True, torch_dtype=dtype, **gguf)
+            extra = _quant_kwargs(found, device, dtype, skip=name)
+            return cls.from_pretrained(config, local_files_only=True, **{name: denoiser}, **kwargs, **extra), found
         if config is not None:
             return cls.from_single_file(str(path), config=str(config), local_files_only=True, **kwargs), found
     except ModelLoadError:
@@ -294,7 +329,7 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
 
 
 def _load_folder(local: Path, spec: str, device: str,
-                 variant: str | None = None) -> tuple[DiffusionPipeline, Detected]:
+                 variant: str | None = None, demo: bool = False) -> tuple[DiffusionPipeline, Detected]:
     if not (local / "model_index.json").is_file():
         raise ModelLoadError(
             f"Model {spec!r} could not be loaded: the folder {local} is not a diffusers model "
@@ -309,7 +344,27 @@ def _load_folder(local: Path, spec: str, device: str,
         found = replace(found, variant=variant)
     cls = pipeline_class(found)
     _, dtype = resolve_device(device, found.family)
-    return cls.from_pretrained(local, local_files_only=True, **{_dtype_kwarg(): dtype}, **_extra_kwargs(cls)), found
+    extra = _quant_kwargs(found, device, dtype, demo=demo)
+    return cls.from_pretrained(local, local_files_only=True, **{_dtype_kwarg(): dtype}, **_extra_kwargs(cls),
+                               **extra), found
+
+
+def _quant_kwargs(found: Detected, device: str, dtype, demo: bool = False, skip: str = "") -> dict:
+    """from_pretrained's quantization_config for NF4/fp8 on loading (DAYDREAM_QUANT, the
+    memory plan: worker/pipelines/quant.py), or nothing; `skip`: a component loaded already."""
+    device, _ = resolve_device(device)
+    plan = quant.plan_for(found, device, quant.setting(), demo=demo)
+    choice, why = quant.choose(quant.setting(), torch.device(device).type, found.family, found.quant, plan)
+    _planned[found] = plan
+    if choice is not None and skip:
+        kept = tuple(c for c in choice.components if c != skip)
+        choice = replace(choice, components=kept) if kept else None
+    quant.say_once(why if choice is None else f"{choice.method} for {', '.join(choice.components)}")
+    return {} if choice is None else {"quantization_config": quant.pipeline_config(choice, dtype)}
+
+
+# The memory plan each load was made with (the placement follows its offload).
+_planned: dict[Detected, object] = {}
 
 
 def load_pipeline(spec: str, models_path: Path, device: str = "auto", vram: str = "auto",
@@ -336,7 +391,7 @@ def _load_pipeline(spec: str, models_path: Path, device: str, vram: str, follow_
         demo = families.DEMO_MODELS.get(spec)
         if demo is not None:
             folder = build_demo_model(models_path / demo_folder_name(spec), demo)
-            pipe, found = _load_folder(folder, spec, device, _demo_variant(spec))
+            pipe, found = _load_folder(folder, spec, device, _demo_variant(spec), demo=True)
         elif (local := _local_candidate(spec, rules)) is not None:
             if local.is_dir():
                 pipe, found = _load_folder(local, spec, device)
@@ -359,8 +414,9 @@ def _load_pipeline(spec: str, models_path: Path, device: str, vram: str, follow_
             pipe.safety_checker = None
             pipe.register_to_config(requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
-        info.note(pipe, found=found, spec=spec)
-        place_on_device(pipe, device, vram)
+        plan = _planned.pop(found, None)
+        info.note(pipe, found=found, spec=spec, plan=plan)
+        place_on_device(pipe, device, vram, getattr(plan, "offload", None))
     except ModelLoadError:
         raise
     except torch.OutOfMemoryError:

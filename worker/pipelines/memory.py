@@ -25,7 +25,7 @@ def resolve_device(device: str = "auto", family: str | None = None) -> tuple[str
         )
     if kind != "cuda":
         return device, torch.float32
-    if family in ("sd3", "flux") and torch.cuda.is_bf16_supported():
+    if family in ("sd3", "flux", "chroma", "zimage") and torch.cuda.is_bf16_supported():
         return device, torch.bfloat16
     return device, torch.float16
 
@@ -41,25 +41,39 @@ def _weights_bytes(pipe) -> int:
     return total
 
 
-def choose_mode(pipe, device: str, vram: str) -> str:
-    """"high" or "low" for DAYDREAM_VRAM: "auto" keeps everything on the GPU when the
-    weights and about 3 GB of working memory for a one-megapixel image fit in free memory."""
+# The memory plan's offload (services/generation/planner.py) as a mode of DAYDREAM_VRAM=auto.
+PLANNED_MODES = {"none": "high", "model": "low", "sequential": "sequential"}
+
+
+def choose_mode(pipe, device: str, vram: str, planned_offload: str | None = None) -> str:
+    """"high", "low" or "sequential" for DAYDREAM_VRAM: "auto" follows the memory plan's
+    offload when the loader made one (planner.py), else keeps everything on the GPU when
+    the weights and about 3 GB of working memory for a one-megapixel image fit in free memory."""
     vram = (vram or "auto").lower()
     if vram not in ("auto", "high", "low"):
         raise ModelLoadError(f"DAYDREAM_VRAM={vram!r} is not a memory mode: use auto, high or low.")
     if torch.device(device).type != "cuda" or vram != "auto":
         return "high" if vram == "auto" else vram
+    if planned_offload in PLANNED_MODES:
+        return PLANNED_MODES[planned_offload]
     free, _total = torch.cuda.mem_get_info(torch.device(device))
     return "high" if _weights_bytes(pipe) + 3 * 1024**3 < free else "low"
 
 
-def place_on_device(pipe, device: str, vram: str = "auto") -> str:
+def place_on_device(pipe, device: str, vram: str = "auto", planned_offload: str | None = None) -> str:
     """Put the pipeline where it runs. "low": on a GPU, each part moves to it only while it
-    runs (model CPU offload); everywhere, the VAE decodes in tiles and one image at a time,
-    so large images fit in little memory. Returns the mode used."""
+    runs (model CPU offload); "sequential" (the plan's, when not even one part fits): layer
+    by layer; everywhere, the VAE decodes in tiles and one image at a time, so large images
+    fit in little memory. Returns the mode used."""
     device, _ = resolve_device(device)
-    mode = choose_mode(pipe, device, vram)
-    if mode == "low":
+    mode = choose_mode(pipe, device, vram, planned_offload)
+    if mode == "sequential":
+        vae = getattr(pipe, "vae", None)
+        if vae is not None:
+            vae.enable_tiling()
+            vae.enable_slicing()
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif mode == "low":
         vae = getattr(pipe, "vae", None)
         if vae is not None:
             vae.enable_tiling()
