@@ -536,3 +536,174 @@ def write_guide_layout(models: Path) -> Path:
     write_json_file(models / "flux1-kontext-dev" / "transformer" / "config.json",
                     {"guidance_embeds": True, "in_channels": 64})
     return models
+
+
+# --- an HTTPS server of model files (model installs) --------------------------------------
+
+def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """(certificate, key) PEM files of a self-signed certificate for an IP address."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class ModelFileServer:
+    """HTTPS on 127.0.0.1 with a self-signed certificate (`ca` is its PEM, for
+    DAYDREAM_INSTALL_CA_BUNDLE), serving what a model install fetches: `files` (path →
+    bytes), `redirects` (path → Location), `cut_once` (path → drop the connection after
+    that many bytes, once), `claimed_size` (path → a Content-Length it does not send),
+    `slow` (paths sent a little at a time), and a mirror of the Hugging Face hub's layout
+    for the folders in `repos` (repo id → folder): GET /api/models/<id>/revision/<rev>
+    lists the files with their sizes and LFS sha256, /<id>/resolve/<rev>/<file> redirects
+    to the file. `requests` records (path, Range header) of every request."""
+
+    def __init__(self, folder: Path):
+        import hashlib
+        import ssl
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import unquote, urlsplit
+
+        self.ca, key = self_signed_cert(folder)
+        self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
+        self.cut_once: dict[str, int] = {}
+        self.claimed_size: dict[str, int] = {}
+        self.slow: set[str] = set()
+        self.repos: dict[str, Path] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        def repo_listing(repo: str) -> dict:
+            root = server.repos[repo]
+            siblings = []
+            for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+                data = path.read_bytes()
+                entry = {"rfilename": path.relative_to(root).as_posix(), "size": len(data)}
+                if path.suffix == ".safetensors":
+                    entry["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                siblings.append(entry)
+            return {"id": repo, "sha": "0" * 40, "siblings": siblings}
+
+        def content(path: str) -> bytes | None:
+            if path in server.files:
+                return server.files[path]
+            if path.startswith("/cdn/"):
+                repo, _, rel = path[5:].partition("/")
+                owner, _, rest = rel.partition("/")
+                repo = f"{repo}/{owner}"
+                if repo in server.repos and ".." not in rest.split("/"):
+                    target = server.repos[repo] / rest
+                    return target.read_bytes() if target.is_file() else None
+            return None
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def send(self, status: int, body: bytes = b"", headers: dict | None = None, length: int | None = None):
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                return body
+
+            def do_GET(self):
+                path = unquote(urlsplit(self.path).path)
+                server.requests.append((path, self.headers.get("Range")))
+                if path in server.redirects:
+                    self.wfile.write(self.send(302, headers={"Location": server.redirects[path]}))
+                    return
+                parts = path.strip("/").split("/")
+                if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] == "revision":
+                    repo = "/".join(parts[2:4])
+                    if repo not in server.repos:
+                        self.wfile.write(self.send(404, b"{}"))
+                        return
+                    body = json.dumps(repo_listing(repo)).encode()
+                    self.wfile.write(self.send(200, body, {"Content-Type": "application/json"}))
+                    return
+                if len(parts) >= 5 and parts[2] == "resolve":
+                    location = "/cdn/" + "/".join(parts[:2] + parts[4:])
+                    self.wfile.write(self.send(302, headers={"Location": location}))
+                    return
+                if path in server.claimed_size:
+                    self.send(200, length=server.claimed_size[path])
+                    self.close_connection = True
+                    return
+                data = content(path)
+                if data is None:
+                    self.wfile.write(self.send(404, b"not here"))
+                    return
+                start = 0
+                match = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
+                if match and int(match.group(1)) < len(data):
+                    start = int(match.group(1))
+                    self.send(206, headers={"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"},
+                              length=len(data) - start)
+                else:
+                    self.send(200, length=len(data))
+                body = data[start:]
+                cut = server.cut_once.pop(path, None)
+                if cut is not None:
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                step = 4096 if path in server.slow else 1 << 20
+                for offset in range(0, len(body), step):
+                    self.wfile.write(body[offset:offset + step])
+                    if path in server.slow:
+                        time.sleep(0.05)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca, key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True, name="model files").start()
+
+    def url(self, path: str = "") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def settings(self, models: Path) -> dict:
+        """The stack settings that make installs fetch from this server into `models`."""
+        return {"DAYDREAM_INSTALL_ALLOW_HOSTS": "127.0.0.1", "DAYDREAM_INSTALL_CA_BUNDLE": str(self.ca),
+                "DAYDREAM_HF_ENDPOINT": self.url(), "DAYDREAM_MODELS_PATH": str(models),
+                "DAYDREAM_INSTALL_RETRIES": "3"}
+
+
+_model_file_server: ModelFileServer | None = None
+
+
+def model_file_server(folder: Path) -> ModelFileServer:
+    """One ModelFileServer for the whole run (its address is part of the stack's settings,
+    so the modules that install models share one stack); folder is used the first time."""
+    global _model_file_server
+    if _model_file_server is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        _model_file_server = ModelFileServer(folder)
+    return _model_file_server

@@ -59,8 +59,8 @@ def why_not_public(address: str) -> str | None:
             return "a Teredo tunnel address"
     for test, name in (("is_loopback", "a loopback address"), ("is_link_local", "a link-local address "
                        "(169.254.x.x and fe80::, where cloud metadata services answer)"),
-                       ("is_private", "a private network address"), ("is_multicast", "a multicast address"),
-                       ("is_reserved", "a reserved address"), ("is_unspecified", "an unspecified address")):
+                       ("is_unspecified", "an unspecified address"), ("is_multicast", "a multicast address"),
+                       ("is_reserved", "a reserved address"), ("is_private", "a private network address")):
         if getattr(ip, test):
             return name
     if isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"):
