@@ -157,17 +157,18 @@ def lock_instance(instance: Path):
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with(parent: int):
-    """A preexec_fn: the child is sent SIGTERM when serve.py dies, even by SIGKILL
+def _die_with(parent: int, death_signal: int = signal.SIGTERM):
+    """A preexec_fn: the child is sent `death_signal` when serve.py dies, even by SIGKILL
     (Linux's PR_SET_PDEATHSIG), so nothing is left orphaned holding the port, the Redis
-    files or a GPU. Elsewhere a no-op (the children then outlive a killed serve.py)."""
+    files or a GPU. Elsewhere a no-op (the children then outlive a killed serve.py).
+    The workers also watch for it themselves (worker/heartbeat.follow_supervisor)."""
     libc_name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
     libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
 
     def preexec() -> None:
         os.setsid()  # a session of its own: Ctrl-C in the terminal reaches serve.py only
         if libc is not None:
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+            libc.prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
             if os.getppid() != parent:  # serve.py died before the line above: go too
                 os._exit(1)
 
@@ -182,8 +183,9 @@ class Child:
     MIN_DELAY, MAX_DELAY, STABLE_AFTER = 1.0, 30.0, 60.0
 
     def __init__(self, name: str, argv: list[str], env: dict, before_start=None,
-                 logs: Path | None = None, verbose: bool = False):
+                 logs: Path | None = None, verbose: bool = False, stop_signal: int = signal.SIGTERM):
         self.name, self.argv, self.env = name, argv, env
+        self.stop_signal = stop_signal  # sent on Ctrl-C, and when serve.py dies
         self.before_start = before_start
         self.log_path = logs / f"{name.replace(' ', '-')}.log" if logs else None
         self.verbose = verbose
@@ -197,7 +199,7 @@ class Child:
         if self.before_start:
             self.before_start()
         # Its own session (as start_new_session), and it dies with serve.py (_die_with).
-        preexec = _die_with(os.getpid())
+        preexec = _die_with(os.getpid(), self.stop_signal)
         if self.log_path is None:
             self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, preexec_fn=preexec)
         else:
@@ -237,7 +239,7 @@ class Child:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(self.stop_signal)
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -311,8 +313,13 @@ def main() -> int:
         env.setdefault("DAYDREAM_PUBLIC_URL", f"http://{shown}:{port}")
         setup_link = run_once([PY, "-m", "flask", "--app", "app", "setup-link"], env,
                               logs / "serve.log").strip("\n")
+        # The workers follow serve.py themselves too (worker/heartbeat.follow_supervisor).
+        env["DAYDREAM_SUPERVISOR_PID"] = str(os.getpid())
         children += [
-            Child("web", web_command(host, port, access_log), env, logs=logs, verbose=access_log == "-"),
+            # SIGINT: gunicorn's quick shutdown (SIGTERM would wait for the open
+            # Socket.IO connections of a service that is going away anyway).
+            Child("web", web_command(host, port, access_log), env, logs=logs, verbose=access_log == "-",
+                  stop_signal=signal.SIGINT),
             Child("worker", [PY, "qworker.py"], env, logs=logs),
             Child("archive worker", [PY, "qarchiver.py"], env, logs=logs),
         ]

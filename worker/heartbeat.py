@@ -8,7 +8,9 @@ uses them too."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from typing import Callable
 
 import redis
@@ -17,6 +19,34 @@ from extensions import db
 from services.core import keys, liveness
 
 log = logging.getLogger("daydream.worker")
+
+# serve.py names itself here for the processes it starts (a worker run by hand or by a
+# service manager has no such parent to follow).
+SUPERVISOR_ENV = "DAYDREAM_SUPERVISOR_PID"
+# How long RQ's warm shutdown may take once serve.py is gone, before the process ends.
+SUPERVISOR_GRACE = 10.0
+
+
+def follow_supervisor(grace: float = SUPERVISOR_GRACE, every: float = 0.5) -> threading.Thread | None:
+    """A worker started by serve.py ends when serve.py does, even when serve.py was
+    killed outright: it is sent SIGTERM then (serve.py's PR_SET_PDEATHSIG), and this
+    watch ends it `grace` seconds later if a warm shutdown has not (one stuck on a
+    Redis that went down with serve.py, say). None when not started by serve.py."""
+    try:
+        supervisor = int(os.environ.get(SUPERVISOR_ENV, ""))
+    except ValueError:
+        return None
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(every)
+        time.sleep(grace)
+        log.warning("serve.py is gone and this worker did not stop by itself: ending it")
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="supervisor watch", daemon=True)
+    thread.start()
+    return thread
 
 
 class Periodic(threading.Thread):
@@ -83,6 +113,7 @@ class WorkerThreads:
                 log.info("reconciler settled %s", settled)
 
     def start(self) -> None:
+        follow_supervisor()
         self.heartbeat.tick()  # alive before the first job is taken
         self.heartbeat.start()
         if self.reconciler:

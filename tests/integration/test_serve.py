@@ -308,8 +308,9 @@ def test_kill_9_of_serve_py_takes_its_children_with_it(service):
             return "?"
 
     try:
-        # (gunicorn gives its processes up to 30 s to finish their requests)
-        wait_for(lambda: not [pid for pid in children if alive(pid)], 45, interval=0.2,
+        # (gunicorn is told to quit at once; a worker's warm shutdown has 10 s before
+        # its own watch ends it: worker/heartbeat.follow_supervisor)
+        wait_for(lambda: not [pid for pid in children if alive(pid)], 25, interval=0.2,
                  message="serve.py's children (web, workers, Redis) to end with it")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; still running: {[command(p) for p in children if alive(p)]}") from None
