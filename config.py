@@ -137,6 +137,10 @@ class Config:
         # GPU memory: "high" keeps everything on the GPU; "low" offloads idle parts to the
         # CPU and decodes in tiles (SDXL on a 6 GB card); "auto" picks from free memory.
         self.VRAM = (os.environ.get("DAYDREAM_VRAM") or "auto").strip().lower()
+        # Quantization on loading (worker/pipelines/quant.py; CUDA only): "auto" quantizes a
+        # full-precision FLUX/SD3/… model to fp8 or NF4 when the memory plan says it does
+        # not fit as it is; "nf4" or "fp8" always; "none" never.
+        self.QUANT = (os.environ.get("DAYDREAM_QUANT") or "auto").strip().lower()
         self.MAX_LORAS = env_int("DAYDREAM_MAX_LORAS", 4)
         # Guides a task may take (issue 25): ControlNet units, and reference images.
         self.MAX_CONTROL = env_int("DAYDREAM_MAX_CONTROL", 3)
