@@ -8,7 +8,7 @@ views/api/openapi.py; a test checks that every route is there)."""
 from __future__ import annotations
 
 from views.api import (accounts, admin, archives, audit, classes, control, gallery, generation, images,  # noqa: F401
-                       model_ops, moderation, openapi, pnginfo, safety_review, showcase, upscales)
+                       model_jobs, model_ops, moderation, openapi, pnginfo, safety_review, showcase, upscales)
 from views.api.common import bp, staff_bp
 
 __all__ = ["bp", "staff_bp"]
