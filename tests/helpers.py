@@ -289,7 +289,10 @@ class StackFactory:
     runs in the background (a worker can take its whole SIGTERM grace to exit): the
     next module does not wait for it, and the session's end waits for them all."""
 
-    def __init__(self, base: Path, redis_url: str, models_path: Path, spare: int = 1):
+    # Three spares: the modules (in file-name order) take turns between a handful of
+    # settings, and a stack started again costs a worker's start and its models' loads;
+    # an idle stack costs only memory (about 1.5 GB).
+    def __init__(self, base: Path, redis_url: str, models_path: Path, spare: int = 3):
         self.base, self.redis_url, self.models_path, self.spare = base, redis_url, models_path, spare
         self.stacks: dict[tuple, Stack] = {}  # oldest request first
         self.kept: set[tuple] = set()
