@@ -24,8 +24,7 @@ def architecture_keys(class_name: str) -> dict:
 
 
 @pytest.mark.parametrize("class_name, family", [
-    ("Flux2Transformer2DModel", "FLUX.2"),
-    ("ZImageTransformer2DModel", "Z-Image"), ("QwenImageTransformer2DModel", "Qwen-Image"),
+    ("QwenImageTransformer2DModel", "Qwen-Image"),
 ])
 def test_a_checkpoint_of_a_family_not_served_is_unsupported_with_its_name(class_name, family):
     keys = architecture_keys(class_name)
@@ -50,20 +49,20 @@ def test_flux1_is_still_flux_and_parts_are_still_not_models():
 
 
 def test_a_lora_of_a_family_not_served_is_not_taken_for_sd1():
-    zimage_lora = {"diffusion_model.layers.0.attention.to_q.lora_A.weight": {"shape": [4, 3840]},
-                   "diffusion_model.layers.0.attention.to_q.lora_B.weight": {"shape": [3840, 4]}}
+    wan_lora = {"diffusion_model.blocks.0.self_attn.q.lora_A.weight": {"shape": [4, 5120]},  # a Wan video LoRA
+                "diffusion_model.blocks.0.self_attn.q.lora_B.weight": {"shape": [5120, 4]}}
     with pytest.raises(families.Unsupported) as caught:
-        families.detect_lora_keys(zimage_lora)
+        families.detect_lora_keys(wan_lora)
     assert caught.value.lora
     kohya_sd1 = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": {"shape": [4, 320]}}
     assert families.detect_lora_keys(kohya_sd1) == "sd1"
 
 
 def test_an_unknown_pipeline_class_is_unsupported_and_a_missing_one_an_error(tmp_path):
-    folder = tmp_path / "zimage"
+    folder = tmp_path / "wan"
     folder.mkdir()
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": "ZImagePipeline"}))
-    with pytest.raises(families.Unsupported, match="^ZImagePipeline is not supported yet"):
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    with pytest.raises(families.Unsupported, match="^WanPipeline is not supported yet"):
         families.detect_folder(folder)
     (folder / "model_index.json").write_text(json.dumps({"unet": ["diffusers", "UNet2DConditionModel"]}))
     with pytest.raises(families.UnknownModel, match="names no pipeline class") as caught:

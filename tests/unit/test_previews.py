@@ -157,7 +157,7 @@ def test_throttle_rejects_a_non_positive_rate():
 
 # --- every family -------------------------------------------------------------
 
-CHANNELS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16}
+CHANNELS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16, "zimage": 16}
 
 
 def family_latents_for_colour(family, rgb, height=8, width=8):
@@ -271,7 +271,7 @@ def test_a_preview_that_cannot_be_made_is_skipped_and_logged_once(caplog):
     with caplog.at_level("WARNING", logger="worker.previews"):
         for _ in range(3):
             assert safe_preview(packed, 0, "flux", height=96, width=128) is None
-            assert safe_preview(torch.zeros(1, 4, 8, 8), 0, "zimage") is None  # no factors at all
+            assert safe_preview(torch.zeros(1, 4, 8, 8), 0, "wan") is None  # no factors at all
             assert safe_preview(torch.zeros(1, 7, 8, 8), 0, "sd1", channels=7) is None
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 3, warnings  # each problem once, not once a step
