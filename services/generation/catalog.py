@@ -14,19 +14,21 @@ the demo models): enabled_guides() and guide_table() offer them, never enabled_m
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
 
 from extensions import db
 from models import AiModel, ModelState
 from services.accounts import tiers as tier_settings
-from services.core import audit
-from services.core.errors import NotFound, ValidationError
+from services.core import audit, liveness
+from services.core.errors import NotFound, ServiceError, ValidationError
 from services.generation import families
-from services.generation import guide_files, upscaler_files
+from services.generation import guide_files, planner, upscaler_files
 from services.generation.families import Card
 from services.generation.model_files import ModelsFolder
 from services.generation.schedulers import DEFAULT_SCHEDULER, SCHEDULERS
@@ -113,14 +115,17 @@ DEMO_NAMES = {"demo": "Demo (tiny, paints noise)", "demo-sdxl": "Demo SDXL (tiny
               "demo-sd3": "Demo SD 3 (tiny, paints noise)", "demo-flux": "Demo FLUX.1 schnell (tiny, paints noise)",
               # (named so that it sorts after demo-flux: the first FLUX model listed paints)
               "demo-kontext": "Demo Kontext, FLUX.1 (tiny, edits into noise)",
-              "demo-zimage": "Demo Z-Image Turbo (tiny, paints noise)"}
+              "demo-zimage": "Demo Z-Image Turbo (tiny, paints noise)",
+              "demo-qwen": "Demo Qwen-Image (tiny, paints noise)",
+              "demo-qwen-edit": "Demo Qwen-Image-Edit (tiny, edits into noise)",
+              "demo-chroma": "Demo Chroma (tiny, paints noise)"}
 DEMO_GUIDE_NAMES = {"demo-controlnet-sd1": "Demo ControlNet SD 1.x (tiny, random)",
                     "demo-controlnet-sdxl": "Demo ControlNet SDXL (tiny, random)",
                     "demo-controlnet-flux": "Demo ControlNet Union FLUX.1 (tiny, random)",
                     "demo-ipadapter-sd1": "Demo IP-Adapter SD 1.x (tiny, random)"}
 
 # A hub id's family before its first load, from its name (the load then says for sure).
-_HUB_HINTS = (("z-image", "zimage", "turbo"),
+_HUB_HINTS = (("z-image", "zimage", "turbo"), ("qwen-image", "qwen", ""), ("chroma", "chroma", ""),
               ("flux.1-schnell", "flux", "schnell"), ("kontext", "flux", "kontext"), ("flux", "flux", "dev"),
               ("stable-diffusion-3", "sd3", ""), ("sd3", "sd3", ""), ("xl", "sdxl", ""),
               ("stable-diffusion-2", "sd2", "v-prediction"))
@@ -154,6 +159,8 @@ def _dedicated_hint(lowered: str, family: str) -> str:
     (FLUX.1 Fill; FLUX.1 Kontext; an SD "inpainting" model); "" for any other."""
     if family == "flux" and "kontext" in lowered:
         return "kontext"
+    if family == "qwen" and "edit" in lowered:  # Qwen-Image-Edit, Edit Plus (2509 and later)
+        return families.qwen_by_name(families.Detected("qwen"), lowered.rsplit("/", 1)[-1]).variant
     if family == "zimage":  # Turbo or base, by the repository's name
         return families.zimage_variant(lowered.rsplit("/", 1)[-1])
     if family == "flux" and "fill" in lowered:
@@ -302,16 +309,56 @@ def model_to_dict(row: AiModel, staff: bool = False) -> dict:
     if not row.lora:
         data["default"] = row.is_default
         data.update(families.card_of(row).to_dict())
+        data["plan"] = plan_of(row).api()
     else:
         family = families.FAMILIES.get(data["family"])
         data["family_label"] = family.label if family else data["family"]
     if staff:
         data.update(spec=row.spec, enabled=row.enabled, state=row.state, error=row.error,
-                    source=row.source, default=row.is_default, tiers=row.tiers)
+                    source=row.source, default=row.is_default, tiers=row.tiers, quant=row.quant,
+                    size_bytes=row.size_bytes)
         if row.family not in families.FAMILIES and row.kind != "demo":
             data.update(family=None, family_label="Unsupported" if row.state == ModelState.UNSUPPORTED.value
                         else "Unknown")
     return data
+
+
+# --- the memory plan (services/generation/planner.py) -------------------------------
+
+_GPU_TTL_S = 2.0  # the workers' GPUs are read at most this often per process
+_gpu_seen: dict = {}
+
+
+def worker_gpu() -> dict | None:
+    """The GPU the plans are for: the live workers' (planner.gpu_of_workers), None when no
+    worker says (none is up, or Redis is away)."""
+    now = time.monotonic()
+    if _gpu_seen and now - _gpu_seen["at"] < _GPU_TTL_S:
+        return _gpu_seen["gpu"]
+    try:
+        gpu = planner.gpu_of_workers(liveness.alive_workers())
+    except redis.RedisError:
+        gpu = None
+    _gpu_seen.update(at=now, gpu=gpu)
+    return gpu
+
+
+def plan_of(row: AiModel) -> planner.Plan:
+    """How a model runs on the workers' GPU (CPU, or none known: the CPU's plan)."""
+    return planner.plan_row(row, worker_gpu(), current_app.config.get("QUANT", "auto"))
+
+
+def check_fits(model_id: str) -> None:
+    """A 422 model_does_not_fit when the ready workers report a GPU that the model cannot
+    fit even with offload (a CPU worker, or none known, never refuses)."""
+    row = db.session.get(AiModel, model_id)
+    gpu = worker_gpu()
+    if row is None or gpu is None or gpu.get("device") != "cuda":
+        return
+    plan = plan_of(row)
+    if not plan.fits:
+        raise ServiceError(f"{row.name} does not fit this server's GPU: {plan.why}.", code="model_does_not_fit",
+                           field="model", status=422)
 
 
 def _upscaler_to_dict(row: AiModel, staff: bool) -> dict:

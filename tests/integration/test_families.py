@@ -16,7 +16,7 @@ from services.core import queue as queue_service
 from tests.helpers import wait_for
 from tests.integration.helpers import ApiUser, connect, csrf_from, make_staff
 
-MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux"}
+MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-chroma": "chroma"}
 
 
 @pytest.fixture(scope="module")
