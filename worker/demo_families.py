@@ -303,7 +303,7 @@ LORA_RANK = 4
 # peft's init_lora_weights=False leaves both A and B as nn.Linear's random init; B is
 # scaled by this so that at weight 1 the LoRA changes the pixels by about half as much
 # as another seed does (mean |difference| about 0.07-0.1 of full scale), never to NaN.
-LORA_B_SCALE = {"sd1": 3.0, "sdxl": 6.0, "sd3": 6.0, "flux": 3.0, "zimage": 3.0, "chroma": 3.0, "flux2": 3.0, "qwen": 3.0}
+LORA_B_SCALE = {"sd1": 3.0, "sdxl": 6.0, "sd3": 6.0, "flux": 3.0, "zimage": 3.0, "chroma": 3.0, "flux2": 30.0, "qwen": 3.0}
 
 
 def _lora_parts(family: str):

@@ -16,6 +16,8 @@ The factors, per family (rows: latent channels; columns: R, G, B):
 * sdxl: 4 channels, ComfyUI's latent_formats.SDXL factors and bias.
 * sd3: 16 channels, ComfyUI's latent_formats.SD3 factors and bias.
 * flux: 16 channels, ComfyUI's latent_formats.Flux factors and bias.
+* flux2: 32 channels, ComfyUI's latent_formats.Flux2 factors and bias (one row per VAE
+  channel; FLUX.2's 128 transformer channels are those 32 in 2x2 patches).
 * chroma: FLUX.1's factors and bias (Chroma decodes with the FLUX.1 VAE); its callback
   latents are packed as FLUX.1's are.
 * qwen: 16 channels, ComfyUI's latent_formats.Wan21 factors and bias (Qwen-Image's VAE is
@@ -36,7 +38,11 @@ scaling or shift is applied here; doing so would wash the preview out.
 FLUX pipelines hand the callback PACKED latents, (B, (h/16)*(w/16), 64): 2x2 patches of
 16 channels (FluxPipeline._pack_latents). They are unpacked first to (B, 16, h/8, w/8)
 as FluxPipeline._unpack_latents does, which needs the image's height and width. SD 3's
-callback latents are (B, 16, h/8, w/8) already.
+callback latents are (B, 16, h/8, w/8) already. FLUX.2 packs the same way, 2x2 patches of
+its VAE's 32 channels: (B, (h/16)*(w/16), 128), channel c*4 + dy*2 + dx
+(Flux2KleinPipeline._patchify_latents, then _pack_latents), unpacked alike. Its
+callback latents are batch-normalised by the VAE's running statistics (the pipeline
+undoes that before decoding), as ComfyUI's FLUX.2 latents are, so no scaling either.
 
 Only the latent grid is touched (a (3, C) x (C, h*w) product), so a preview costs about
 a millisecond on the CPU, far below the 5% of a step budget that
@@ -118,6 +124,22 @@ FLUX_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
 )
 FLUX_LATENT_RGB_BIAS: tuple[float, float, float] = (-0.0329, -0.0718, -0.0851)
 
+# ComfyUI comfy/latent_formats.py, class Flux2 (FLUX.2 VAE, 32 channels).
+FLUX2_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
+    (0.0058, 0.0113, 0.0073), (0.0495, 0.0443, 0.0836), (-0.0099, 0.0096, 0.0644), (0.2144, 0.3009, 0.3652),
+    (0.0166, -0.0039, -0.0054), (0.0157, 0.0103, -0.0160), (-0.0398, 0.0902, -0.0235),
+    (-0.0052, 0.0095, 0.0109), (-0.3527, -0.2712, -0.1666), (-0.0301, -0.0356, -0.0180),
+    (-0.0107, 0.0078, 0.0013), (0.0746, 0.0090, -0.0941), (0.0156, 0.0169, 0.0070),
+    (-0.0034, -0.0040, -0.0114), (0.0032, 0.0181, 0.0080), (-0.0939, -0.0008, 0.0186),
+    (0.0018, 0.0043, 0.0104), (0.0284, 0.0056, -0.0127), (-0.0024, -0.0022, -0.0030),
+    (0.1207, -0.0026, 0.0065), (0.0128, 0.0101, 0.0142), (0.0137, -0.0072, -0.0007),
+    (0.0095, 0.0092, -0.0059), (0.0000, -0.0077, -0.0049), (-0.0465, -0.0204, -0.0312),
+    (0.0095, 0.0012, -0.0066), (0.0290, -0.0034, 0.0025), (0.0220, 0.0169, -0.0048),
+    (-0.0332, -0.0457, -0.0468), (-0.0085, 0.0389, 0.0609), (-0.0076, 0.0003, -0.0043),
+    (-0.0111, -0.0460, -0.0614),
+)
+FLUX2_LATENT_RGB_BIAS: tuple[float, float, float] = (-0.0329, -0.0718, -0.0851)
+
 # family -> (label, factors, bias)
 # ComfyUI's latent_formats.Wan21 (the Wan 2.1 VAE, which Qwen-Image decodes with).
 WAN21_LATENT_RGB_FACTORS: tuple[tuple[float, float, float], ...] = (
@@ -134,6 +156,7 @@ LATENT_RGB: dict[str, tuple[str, tuple[tuple[float, float, float], ...], tuple[f
     "sdxl": ("SDXL", SDXL_LATENT_RGB_FACTORS, SDXL_LATENT_RGB_BIAS),
     "sd3": ("SD 3", SD3_LATENT_RGB_FACTORS, SD3_LATENT_RGB_BIAS),
     "flux": ("FLUX", FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),
+    "flux2": ("FLUX.2", FLUX2_LATENT_RGB_FACTORS, FLUX2_LATENT_RGB_BIAS),
     "chroma": ("Chroma", FLUX_LATENT_RGB_FACTORS, FLUX_LATENT_RGB_BIAS),  # FLUX.1's VAE
     "qwen": ("Qwen-Image", WAN21_LATENT_RGB_FACTORS, WAN21_LATENT_RGB_BIAS),  # Wan 2.1's VAE
     # Z-Image decodes with FLUX.1's VAE (scaling 0.3611, shift 0.1159, as ComfyUI's Flux
@@ -144,11 +167,11 @@ PREVIEW_FAMILIES = tuple(LATENT_RGB)
 # A model whose VAE has another number of latent channels than its family's usual one
 # (a FLUX-architecture model with a 4-channel VAE, say) gets the factors of a family
 # with that many channels: an approximate preview rather than none.
-BY_CHANNELS: dict[int, str] = {4: "sd1", 16: "flux"}
+BY_CHANNELS: dict[int, str] = {4: "sd1", 16: "flux", 32: "flux2"}
 
 # FLUX: latents are packed in 2x2 patches; the VAE shrinks images 8x. The families whose
 # callback latents are packed so:
-PACKED_FAMILIES = {"flux", "chroma", "qwen"}
+PACKED_FAMILIES = {"flux", "chroma", "qwen", "flux2"}
 FLUX_PATCH = 2
 VAE_SCALE_FACTOR = 8
 

@@ -57,6 +57,9 @@ class Card:
     # workflows do); ControlNet units; reference images (IP-Adapter).
     edits: bool = False
     max_references: int = 0
+    # An editing model is for edits only (Kontext, Qwen-Image-Edit); one whose edits are
+    # optional also makes pictures from text alone (FLUX.2 takes reference pictures natively).
+    edit_optional: bool = False
     controlnet: bool = False
     ip_adapter: bool = False
     notes: dict = field(default_factory=dict, compare=False)
@@ -82,6 +85,7 @@ class Card:
             "latent_channels": self.latent_channels, "size_step": self.size_step,
             "max_side": self.max_side, "sizes": [list(s) for s in self.preset_sizes()],
             "inpainting": self.inpainting, "edits": self.edits, "max_references": self.max_references,
+            "edit_optional": self.edit_optional,
             "controlnet": self.controlnet, "ip_adapter": self.ip_adapter,
         }
 
@@ -128,7 +132,7 @@ FAMILIES: dict[str, Card] = {
     "flux2": Card("flux2", "FLUX.2", 1024, 1024, steps=4, guidance=1.0, scheduler="flow_euler",
                   schedulers=FLOW_SCHEDULERS, uses_guidance=False, uses_negative_prompt=False,
                   latent_channels=32, size_step=16, sizes=MEGAPIXEL_SIZES, variant="klein", edits=True,
-                  max_references=4),
+                  max_references=4, edit_optional=True),
     # Qwen-Image: a Qwen2.5-VL text encoder, real classifier-free guidance with a negative
     # prompt (the pipelines' true_cfg_scale: worker/pipelines/qwen.py), Wan's VAE (16
     # channels), 1328 px native with Qwen's aspect presets. Its editing models are the

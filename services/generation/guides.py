@@ -250,7 +250,7 @@ def validate(data: dict, params: dict, card, cards: dict, *, guide_models: dict 
         return
     if edit is not None:
         _validate_edit(edit, data, params, card, cards, errors)
-    elif card.edits:
+    elif card.edits and not card.edit_optional:
         errors["edit"] = (f"'{model}' edits pictures by instruction: give the picture to edit in edit.images "
                           "(the prompt is the instruction)")
     if units:

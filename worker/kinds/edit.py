@@ -1,7 +1,9 @@
 """Edit: a picture edited by instruction (the prompt) with an editing model, FLUX.1 Kontext
 through FluxKontextPipeline (the loaded pipeline when the model is a Kontext one, else
-made from its components with from_pipe). The editing models of other families join here
-with their own pipeline.
+made from its components with from_pipe), or Qwen-Image-Edit (the loaded QwenImageEdit or
+EditPlus pipeline: worker/pipelines/qwen.py). The editing models of other families join
+here with their own pipeline. FLUX.2 (klein and dev) takes its reference pictures itself,
+each as its own tokens (worker/pipelines/flux2.py: edit_arguments), not stitched.
 
 Per task, once (inputs): the edit's pictures (Task.edit["images"], the user's images), the
 first the one to edit. Several are stitched side by side into one reference picture, each
@@ -21,6 +23,7 @@ from PIL import Image as PILImage
 from worker.guides.maps import picture_of
 from worker.kinds.base import TaskKind
 from worker.pipelines.cache import derived
+from worker.pipelines import flux2, qwen
 from worker.pipelines.info import family_of
 
 SIZE_STEP = 16  # Kontext's reference picture: sides multiples of the VAE's 8 × the 2×2 patches
@@ -55,6 +58,12 @@ def reference_size(size: tuple[int, int], pixels: int, step: int) -> tuple[int, 
     return width, height
 
 
+def scaled(picture: PILImage.Image, pixels: int) -> PILImage.Image:
+    """`picture` at about `pixels` pixels, its aspect kept, sides multiples of SIZE_STEP."""
+    size = reference_size(picture.size, pixels, SIZE_STEP)
+    return picture if picture.size == size else picture.resize(size, PILImage.Resampling.LANCZOS)
+
+
 class Edit(TaskKind):
     name = "edit"
 
@@ -72,6 +81,15 @@ class Edit(TaskKind):
 
     def build_call(self, pipe, head, rows, inputs):
         runner = editing_pipeline(pipe)
+        if qwen.is_qwen_edit(runner):  # (Edit Plus takes the pictures themselves)
+            pictures = [picture_of(head, image) for image in pictures_of(head)] if qwen.is_edit_plus(runner) else []
+            arguments = {**self.prompt_arguments(head, rows), "width": int(head.width), "height": int(head.height)}
+            return runner, qwen.edit_arguments(runner, arguments, pictures, inputs[head.id])
+        if flux2.takes_references(runner):  # (the pictures themselves, each its own reference)
+            pixels = int(head.width) * int(head.height)  # each costs about what the result does
+            pictures = [scaled(picture_of(head, image), pixels) for image in pictures_of(head)]
+            return runner, flux2.edit_arguments(self.prompt_arguments(head, rows), pictures,
+                                                int(head.width), int(head.height))
         arguments = {**self.prompt_arguments(head, rows), "image": [inputs[row.task.id] for row in rows],
                      "width": int(head.width), "height": int(head.height),
                      # the result at the task's size, the reference at the size inputs() chose
@@ -87,7 +105,7 @@ def editing_pipeline(pipe):
     """The pipeline that edits with `pipe`'s components: FluxKontextPipeline for FLUX."""
     from diffusers import FluxKontextPipeline
 
-    if isinstance(pipe, FluxKontextPipeline):
+    if isinstance(pipe, FluxKontextPipeline) or qwen.is_qwen_edit(pipe) or flux2.takes_references(pipe):
         return pipe
     if family_of(pipe) != "flux":
         raise ValueError(f"{type(pipe).__name__} does not edit pictures by instruction")

@@ -1,0 +1,115 @@
+"""FLUX.2 is told from its files (services/generation/families.py): a diffusers folder of
+Flux2KleinPipeline (klein, step-distilled or base by model_index.json's is_distilled),
+its inpaint pipeline, or Flux2Pipeline (dev); a transformer-only .safetensors file in
+BFL's (ComfyUI) and in diffusers' tensor naming, never taken for FLUX.1 though it shares
+FLUX.1's double-block names; and its LoRAs in diffusers', ai-toolkit's and kohya's names,
+whose single blocks are FLUX.1's but for the width of their first projection."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.generation import families
+from tests.helpers import safetensors_stub
+
+# A few tensors of FLUX.2 klein 4B's transformer as BFL's file names them (its double
+# blocks share FLUX.1's names; the shared modulations and the 9x-wide single-block
+# projection are FLUX.2's), and as diffusers' Flux2Transformer2DModel does.
+KLEIN_ORIGINAL = {
+    "double_stream_modulation_img.lin.weight": [18432, 3072],
+    "double_stream_modulation_txt.lin.weight": [18432, 3072],
+    "single_stream_modulation.lin.weight": [9216, 3072],
+    "double_blocks.0.img_attn.norm.key_norm.scale": [128],
+    "double_blocks.0.img_attn.qkv.weight": [9216, 3072],
+    "single_blocks.0.linear1.weight": [27648, 3072],
+    "img_in.weight": [3072, 128],
+    "txt_in.weight": [3072, 7680],
+    "time_in.in_layer.weight": [3072, 256],
+}
+KLEIN_DIFFUSERS = {
+    "double_stream_modulation_img.linear.weight": [18432, 3072],
+    "single_stream_modulation.linear.weight": [9216, 3072],
+    "transformer_blocks.0.attn.to_q.weight": [3072, 3072],
+    "single_transformer_blocks.0.attn.to_qkv_mlp_proj.weight": [27648, 3072],
+    "x_embedder.weight": [3072, 128],
+    "context_embedder.weight": [3072, 7680],
+    "time_guidance_embed.timestep_embedder.linear_1.weight": [3072, 256],
+}
+
+
+def test_the_flux2_card_is_klein_with_32_latent_channels_and_optional_edits():
+    card = families.card("flux2")
+    assert (card.label, card.variant, card.steps, card.uses_guidance, card.uses_negative_prompt) == (
+        "FLUX.2", "klein", 4, False, False)
+    assert (card.latent_channels, card.size_step, card.scheduler, card.inpainting) == (32, 16, "flow_euler", "standard")
+    assert card.edits and card.edit_optional and card.max_references == 4
+    assert card.to_dict()["edit_optional"] is True and families.card("flux").to_dict()["edit_optional"] is False
+    base, dev = families.card("flux2", variant="klein-base"), families.card("flux2", variant="dev")
+    assert base.uses_guidance and base.steps == 50 and base.inpainting == "standard"
+    assert dev.uses_guidance and dev.inpainting is None and dev.edits  # (no inpaint pipeline for dev)
+    assert families.card("flux2", demo=True).start_size() == (256, 256)
+
+
+@pytest.mark.parametrize("index, variant", [
+    ({"_class_name": "Flux2KleinPipeline", "is_distilled": True}, "klein"),
+    ({"_class_name": "Flux2KleinPipeline", "is_distilled": False}, "klein-base"),
+    ({"_class_name": "Flux2KleinPipeline"}, "klein-base"),  # (the pipeline's own default)
+    ({"_class_name": "Flux2KleinInpaintPipeline", "is_distilled": True}, "klein"),
+    ({"_class_name": "Flux2Pipeline"}, "dev"),
+])
+def test_a_flux2_diffusers_folder_is_flux2_with_its_variant(tmp_path, index, variant):
+    (tmp_path / "model_index.json").write_text(json.dumps(index))
+    assert families.detect_folder(tmp_path) == families.Detected("flux2", variant)
+
+
+@pytest.mark.parametrize("prefix", ["", "model.diffusion_model.", "diffusion_model."])
+def test_a_flux2_transformer_file_is_flux2_not_flux(tmp_path, prefix):
+    path = safetensors_stub(tmp_path / "flux-2-klein-4b.safetensors", {prefix + k: v for k, v in KLEIN_ORIGINAL.items()})
+    assert families.detect_file(path) == ("model", families.Detected("flux2", "klein", parts="denoiser"))
+
+
+def test_flux2_dev_and_klein_base_files_get_their_variants(tmp_path):
+    dev = {**KLEIN_ORIGINAL, "guidance_in.in_layer.weight": [6144, 256]}
+    assert families.detect_file(safetensors_stub(tmp_path / "flux2-dev.safetensors", dev))[1].variant == "dev"
+    base = safetensors_stub(tmp_path / "flux-2-klein-base-4b.safetensors", KLEIN_ORIGINAL)
+    assert families.detect_file(base)[1] == families.Detected("flux2", "klein-base", parts="denoiser")
+
+
+def test_a_flux2_transformer_in_diffusers_naming_is_flux2(tmp_path):
+    path = safetensors_stub(tmp_path / "diffusion_pytorch_model.safetensors", KLEIN_DIFFUSERS)
+    assert families.detect_file(path) == ("model", families.Detected("flux2", "klein", parts="denoiser"))
+
+
+def lora_pair(down: str, up: str, width: int, out: int, rank: int = 4) -> dict:
+    return {down: {"shape": [rank, width]}, up: {"shape": [out, rank]}}
+
+
+@pytest.mark.parametrize("header", [
+    # diffusers / peft names (the pipeline's save_lora_weights)
+    lora_pair("transformer.single_transformer_blocks.0.attn.to_qkv_mlp_proj.lora_A.weight",
+              "transformer.single_transformer_blocks.0.attn.to_qkv_mlp_proj.lora_B.weight", 3072, 27648),
+    lora_pair("transformer.transformer_blocks.0.ff.linear_in.lora_A.weight",
+              "transformer.transformer_blocks.0.ff.linear_in.lora_B.weight", 3072, 18432),
+    # ai-toolkit / ComfyUI (BFL's names) and kohya: FLUX.1's names, a 9x-wide linear1
+    lora_pair("diffusion_model.single_blocks.0.linear1.lora_A.weight",
+              "diffusion_model.single_blocks.0.linear1.lora_B.weight", 3072, 27648),
+    lora_pair("lora_unet_single_blocks_0_linear1.lora_down.weight",
+              "lora_unet_single_blocks_0_linear1.lora_up.weight", 4096, 36864),
+    # the metadata says so (kohya's / the modelspec's architecture)
+    {"__metadata__": {"modelspec.architecture": "flux-2-klein-4b/lora"},
+     **lora_pair("lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight",
+                 "lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight", 3072, 9216)},
+])
+def test_flux2_loras_are_flux2(header):
+    assert families.detect_lora_keys(header) == "flux2"
+
+
+def test_a_flux1_lora_with_the_same_names_stays_flux():
+    flux1 = lora_pair("diffusion_model.single_blocks.0.linear1.lora_A.weight",
+                      "diffusion_model.single_blocks.0.linear1.lora_B.weight", 3072, 21504)
+    assert families.detect_lora_keys(flux1) == "flux"
+    kohya = lora_pair("lora_unet_single_blocks_0_linear1.lora_down.weight",
+                      "lora_unet_single_blocks_0_linear1.lora_up.weight", 3072, 21504)
+    assert families.detect_lora_keys(kohya) == "flux"
+    assert families.detect_lora_keys({"__metadata__": {"ss_base_model_version": "flux1"}, **kohya}) == "flux"
