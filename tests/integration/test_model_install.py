@@ -1,0 +1,189 @@
+"""Installing models from Admin → Models (services/generation/installs.py) through the real
+archive worker, from an HTTPS server this module starts on 127.0.0.1 (a self-signed
+certificate trusted through DAYDREAM_INSTALL_CA_BUNDLE; the host allowed by
+DAYDREAM_INSTALL_ALLOW_HOSTS): a hub repo id from a mirror of the hub's layout and a
+single .safetensors file by URL both install, are scanned and generate; a cut connection
+resumes with Range; progress arrives over Socket.IO; a wrong checksum, a redirect to the
+metadata address, a too-large file and a cancel each end with a reason and leave nothing
+behind; pickles, http:// and malformed ids are refused at once."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import requests
+
+from tests.helpers import model_file_server, wait_for
+from tests.integration.helpers import ApiUser, connect, csrf_from, make_staff
+
+REPO = "tiny/sd1-install"
+
+
+@pytest.fixture(scope="module")
+def install(stack_factory, tmp_path_factory):
+    from diffusers import StableDiffusionPipeline
+
+    from tests.checkpoints import save_sd1_checkpoint
+    from worker.demo_model import build_demo_model
+
+    base = tmp_path_factory.getbasetemp()
+    server = model_file_server(base / "model-files")
+    sources = base / "install-sources"
+    folder = sources / "sd1"
+    if not (folder / "model_index.json").is_file():
+        build_demo_model(folder, "sd1")
+    single = sources / "tiny-sd1.safetensors"
+    if not single.is_file():
+        save_sd1_checkpoint(StableDiffusionPipeline.from_pretrained(folder, local_files_only=True), single)
+    server.repos[REPO] = folder
+    stack = stack_factory(web=1, archiver=True, DAYDREAM_STARTING_TOKENS=10000,
+                          **server.settings(base / "install-models"))
+    app, web = stack.app, stack.web(1)
+    staff = make_staff(app, "installer", "installer password")
+    session = requests.Session()
+    token = csrf_from(session.get(web.url + "/login", timeout=30).content)
+    session.post(web.url + "/login", timeout=30,
+                 data={"login": "installer", "password": "installer password", "csrf_token": token})
+    return {"app": app, "client": app.test_client(), "staff": staff, "server": server, "web": web,
+            "session": session, "single": single.read_bytes(), "models": base / "install-models"}
+
+
+def start(ctx, **body):
+    return ctx["client"].post("/api/v1/admin/models/install", json=body, headers=ctx["staff"])
+
+
+def finished(ctx, job_id: str, timeout: float = 120) -> dict:
+    def ended():
+        job = ctx["client"].get(f"/api/v1/admin/model-jobs/{job_id}", headers=ctx["staff"]).get_json()
+        return job if job["state"] in ("done", "failed", "cancelled") else None
+
+    return wait_for(ended, timeout, interval=0.1, message=f"model job {job_id} to end")
+
+
+def generate_with(ctx, model_id: str, username: str) -> dict:
+    client = ctx["client"]
+    enabled = client.patch(f"/api/v1/admin/models/{model_id}", json={"enabled": True}, headers=ctx["staff"])
+    assert enabled.status_code == 200, enabled.get_json()
+    user = ApiUser(client, username)
+    response = user.submit(model=model_id, steps=2, seed=5)
+    assert response.status_code == 202, response.get_json()
+    task = user.wait_task(response.get_json()["id"], timeout=240)
+    assert task["state"] == "done", task
+    assert task["model"] == model_id and len(task["images"]) == 1
+    return task
+
+
+@pytest.mark.parametrize("body, field, words", [
+    ({"source": "http://127.0.0.1/model.safetensors"}, "source", "https only"),
+    ({"source": "https://example.com/v1-5-pruned.ckpt"}, "source", "unpickling"),
+    ({"source": "https://example.com/model.pth"}, "source", "unpickling"),
+    ({"source": "https://example.com/pytorch_model.bin"}, "source", "unpickling"),
+    ({"source": "https://example.com/readme.txt"}, "source", ".safetensors or .gguf"),
+    ({"source": "https://169.254.169.254/latest.safetensors"}, "source", "link-local"),
+    ({"source": "not a repo"}, "source", "owner/name"),
+    ({"source": "owner/../name"}, "source", "owner/name"),
+    ({"source": "tiny/model", "files": ["weights.ckpt"]}, "files", "unpickling"),
+    ({"source": "tiny/model", "variant": "fp16; rm"}, "variant", "variant"),
+    ({"source": "https://example.com/m.safetensors", "sha256": "abc"}, "sha256", "64 hexadecimal"),
+    ({"source": "https://example.com/m.safetensors", "revision": "main"}, "revision", "repo id only"),
+    ({}, "source", "repo id"),
+])
+def test_what_cannot_be_installed_is_refused_at_once_with_the_reason(install, body, field, words):
+    response = start(install, **body)
+    assert response.status_code == 422, response.get_json()
+    error = response.get_json()["error"]
+    assert error["field"] == field and words in error["message"], error
+
+
+def test_only_staff_install_and_see_the_jobs(install):
+    user = ApiUser(install["client"], "curious-installer")
+    assert user.post("/api/v1/admin/models/install", json={"source": REPO}).status_code == 403
+    assert user.get("/api/v1/admin/model-jobs").status_code == 403
+
+
+def test_a_hub_repo_installs_from_the_mirror_with_progress_events_and_generates(install):
+    events = []
+    sock = connect(install["web"], install["session"])
+    sock.on("model_job", events.append)
+    try:
+        response = start(install, source=REPO, reason="the tiny test model")
+        assert response.status_code == 202, response.get_json()
+        job = finished(install, response.get_json()["id"])
+        wait_for(lambda: any(e["state"] == "done" for e in events), 10, message="the done event")
+    finally:
+        sock.disconnect()
+    assert job["state"] == "done", job
+    assert job["destination"] == "tiny--sd1-install" and job["model_id"]
+    assert job["done_bytes"] == job["total_bytes"] > 0
+    running = [e for e in events if e["id"] == job["id"] and e["state"] == "running"]
+    assert running and any(0 < e["done_bytes"] < e["total_bytes"] for e in running) or len(running) >= 2
+    folder = install["models"] / "tiny--sd1-install"
+    assert (folder / "model_index.json").is_file() and (folder / "unet" / "config.json").is_file()
+    assert not list((install["models"] / ".installing").glob("*"))
+    model = next(m for m in install["client"].get("/api/v1/admin/models", headers=install["staff"])
+                 .get_json()["items"] if m["id"] == job["model_id"])
+    assert (model["family"], model["enabled"], model["spec"]) == ("sd1", False, "tiny--sd1-install")
+    again = start(install, source=REPO)
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "already_installed"
+    generate_with(install, job["model_id"], "hubinstalluser")
+
+
+def test_a_url_install_resumes_a_cut_connection_checks_the_sha256_and_generates(install):
+    server, data = install["server"], install["single"]
+    server.files["/files/tiny-sd1.safetensors"] = data
+    server.cut_once["/files/tiny-sd1.safetensors"] = len(data) // 3
+    response = start(install, source=server.url("/files/tiny-sd1.safetensors"),
+                     sha256=hashlib.sha256(data).hexdigest())
+    assert response.status_code == 202, response.get_json()
+    job = finished(install, response.get_json()["id"])
+    assert job["state"] == "done", job
+    ranges = [r for p, r in server.requests if p == "/files/tiny-sd1.safetensors"]
+    assert ranges[0] is None and ranges[1] == f"bytes={len(data) // 3}-"
+    installed = install["models"] / "tiny-sd1.safetensors"
+    assert installed.read_bytes() == data and job["sha256"] == hashlib.sha256(data).hexdigest()
+    assert not (install["models"] / "tiny-sd1.safetensors.part").exists()
+    generate_with(install, job["model_id"], "urlinstalluser")
+
+
+def test_a_wrong_checksum_a_redirect_to_the_metadata_address_and_a_full_disk_fail_with_the_reason(install):
+    server = install["server"]
+    server.files["/files/wrong.safetensors"] = install["single"]
+    server.redirects["/files/meta.safetensors"] = "https://169.254.169.254/latest/meta.safetensors"
+    server.claimed_size["/files/huge.safetensors"] = 10 ** 15
+    cases = {"wrong.safetensors": ("sha256", "not the"), "meta.safetensors": ("link-local", "169.254.169.254"),
+             "huge.safetensors": ("Not enough free disk space", "1000.0 TB")}
+    jobs = {}
+    for name in cases:
+        body = {"source": server.url(f"/files/{name}")}
+        if name == "wrong.safetensors":
+            body["sha256"] = "0" * 64
+        response = start(install, **body)
+        assert response.status_code == 202, response.get_json()
+        jobs[name] = response.get_json()["id"]
+    for name, words in cases.items():
+        job = finished(install, jobs[name])
+        assert job["state"] == "failed" and all(w in job["error"] for w in words), job
+        assert not (install["models"] / name).exists() and not (install["models"] / f"{name}.part").exists()
+    audit = install["client"].get("/api/v1/admin/audit?action=models.install_end",
+                                  headers=install["staff"]).get_json()
+    ended = {row["target"]["id"]: row for row in audit["items"]}
+    assert set(jobs.values()) <= set(ended)
+
+
+def test_staff_cancel_a_running_install_and_its_part_file_goes(install):
+    server = install["server"]
+    server.files["/files/slow.safetensors"] = install["single"] * 4
+    server.slow.add("/files/slow.safetensors")
+    job_id = start(install, source=server.url("/files/slow.safetensors")).get_json()["id"]
+    client, staff = install["client"], install["staff"]
+    wait_for(lambda: client.get(f"/api/v1/admin/model-jobs/{job_id}", headers=staff).get_json()["done_bytes"] > 0,
+             60, message="the slow download to start")
+    cancelled = client.post(f"/api/v1/admin/model-jobs/{job_id}/cancel", json={"reason": "wrong file"}, headers=staff)
+    assert cancelled.status_code == 200 and cancelled.get_json()["state"] == "cancelled"
+    part = install["models"] / "slow.safetensors.part"
+    wait_for(lambda: not part.exists(), 30, message="the .part to be removed")
+    assert not (install["models"] / "slow.safetensors").exists()
+    again = client.post(f"/api/v1/admin/model-jobs/{job_id}/cancel", json={}, headers=staff)
+    assert again.status_code == 409
+    listed = client.get("/api/v1/admin/model-jobs", headers=staff).get_json()
+    assert job_id in [j["id"] for j in listed["items"]] and listed["total"] >= 1
