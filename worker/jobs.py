@@ -29,6 +29,7 @@ from worker import metrics as worker_metrics
 from worker.batching import MOST_IMAGES, BatchLimits, Joiner
 from worker.guides import GuideError
 from worker.pipelines.cache import PipelineCache
+from worker.pipelines import qwen
 from worker.pipelines.errors import LoraError, ModelLoadError, without_paths
 from worker.pipelines.info import detected_of, family_of, memory_mode, resident
 from worker.pipelines.loras import apply_loras, lora_files
@@ -50,7 +51,8 @@ def pipelines() -> PipelineCache:
     if _cache is None:
         config = get_app().config
         _cache = PipelineCache(Path(config["MODELS_PATH"]), device=config["DEVICE"], vram=config["VRAM"],
-                               compile=config["COMPILE"], follow_links=config["MODELS_FOLLOW_LINKS"])
+                               compile=config["COMPILE"], follow_links=config["MODELS_FOLLOW_LINKS"],
+                               prompt_entries=config["PROMPT_CACHE"])
     return _cache
 
 
@@ -128,6 +130,8 @@ def images_per_call(task) -> int:
     if device_type == "cuda" and limits.configured is None:  # pragma: no cover - GPU only
         free, _total = torch.cuda.mem_get_info(torch.device(device))
     family = family_of(pipelines().pipe) if pipelines().pipe is not None and loaded_model_id == task.model else None
+    if family is not None and qwen.one_image_a_call(pipelines().pipe):
+        return 1
     return limits.limit(task.model, task.width, task.height, device_type=device_type,
                         free_bytes=free, family=family)
 

@@ -22,6 +22,7 @@ from services.library import storage
 from worker import guides, safety
 from worker.batching import BatchLimits, chunks
 from worker.kinds import kind_for
+from worker.pipelines import qwen
 from worker.pipelines.info import family_of
 from worker.pipelines.memory import free_memory
 from worker.schedulers import apply_scheduler
@@ -150,6 +151,7 @@ class Render:
         runner, kwargs = self.kind.build_call(self.pipe, self.head, rows, self.inputs)
         runner, kwargs = guides.guide_call(self.pipe, self.head, rows, runner, kwargs, self.guides, self.inputs,
                                            context.models_path, context.follow_links)
+        kwargs = qwen.call_arguments(runner, kwargs)  # (Qwen-Image's guidance is true_cfg_scale)
 
         spent = [0.0]  # seconds in this callback: the worker's own cost per step
         ran = [0]  # steps the call ran (a call whose tasks all stopped: fewer than asked)
