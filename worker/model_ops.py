@@ -137,17 +137,19 @@ def merge(job) -> None:
 def run(job_id: str) -> str:
     """Run one convert or merge job; its row says how it went."""
     job = ops.get_job(job_id)
-    if job.state != "queued":
-        return f"job {job_id} is {job.state}: nothing to do"
+    if job.state != "queued" or not ops.begin(job):
+        return f"job {job_id} is {ops.model_jobs.state_of(job_id)}: nothing to do"
     try:
         (convert if job.kind == ops.CONVERT else merge)(job)
-        ops.finish(job, model_id=ops.scan_result(job))
+        ops.done(job)
+    except ops.Cancelled:
+        ops.fail(job, None)
     except OpError as exc:
         ops.fail(job, str(exc))
     except Exception as exc:  # the reason for staff, without the server's paths
         log.exception("model job %s failed", job_id)
-        ops.fail(job, f"{job.kind} failed: {without_paths(cause(exc))}")
-    return f"job {job_id} {job.state}"
+        ops.fail(job, f"the {job.kind} failed: {without_paths(cause(exc))}")
+    return f"job {job_id} {ops.model_jobs.state_of(job_id)}"
 
 
 def main(argv: list[str]) -> int:

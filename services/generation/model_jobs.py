@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 UNFINISHED = (QUEUED, RUNNING)
 # The RQ function of each kind (run on the archive worker: no torch in install jobs).
-JOB_FUNCTIONS = {"install": "worker.install_jobs.run_install"}
+JOB_FUNCTIONS = {"install": "worker.install_jobs.run_install",
+                 # (a child process with torch: worker/model_ops.py)
+                 "convert": "worker.archive_jobs.run_model_op", "merge": "worker.archive_jobs.run_model_op"}
 # A job's progress is saved and sent at most this often.
 PROGRESS_EVERY_S = 0.25
 

@@ -22,20 +22,17 @@ import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
-from flask import current_app
-from rq import Queue
 
 from extensions import db
-from models import AiModel, ModelJob, ModelState, User, utcnow
-from services.core import audit, events, keys, redis_client
+from models import AiModel, ModelJob, ModelState
+from services.core import audit, transitions
 from services.core.errors import NotFound, ValidationError
-from services.generation import catalog, families, guide_files, upscaler_files
+from services.generation import catalog, families, guide_files, model_jobs, upscaler_files
 
 CONVERT, MERGE = "convert", "merge"
 METHODS = {"weighted_sum": "weighted sum, A·(1−α) + B·α",
            "add_difference": "add difference, A + (B − C)·α"}
-JOB_FUNCTION = "worker.archive_jobs.run_model_op"
-ACTIVE = ("queued", "running")
+ACTIVE = model_jobs.UNFINISHED
 PARTIAL = ".partial"  # what a job writes into, renamed when complete
 MAX_DESTINATION = 200
 # First folders of the models folder that hold other things than models (the scan reads
@@ -228,7 +225,11 @@ def check_merge(data: dict) -> tuple[list[AiModel], str, float, str]:
     return rows, method, float(alpha), check_destination(data.get("destination"))
 
 
-# --- jobs ----------------------------------------------------------------------------
+# --- jobs (the rows, queueing, progress and ending are model_jobs.py's, shared with installs) ---
+
+class Cancelled(Exception):
+    """Staff cancelled the job (POST /api/v1/admin/model-jobs/<id>/cancel) while it ran."""
+
 
 def start_convert(data: dict, user=None) -> ModelJob:
     row, destination = check_convert(data)
@@ -245,7 +246,7 @@ def start_merge(data: dict, user=None) -> ModelJob:
 
 def _start(kind: str, source: str, options: dict, destination: str, reason, user) -> ModelJob:
     reason = audit.reason_of(reason)
-    job = ModelJob(kind=kind, state="queued", source=source, options={**options, "stage": "queued"},
+    job = ModelJob(kind=kind, state=model_jobs.QUEUED, source=source, options={**options, "stage": "queued"},
                    destination=destination, created_by_id=user.id if user is not None else None)
     db.session.add(job)
     db.session.flush()
@@ -253,12 +254,12 @@ def _start(kind: str, source: str, options: dict, destination: str, reason, user
                  reason=reason, details=dict(options))
     db.session.commit()
     try:
-        Queue(current_app.config["ARCHIVE_QUEUE_NAME"], connection=redis_client.connection()).enqueue(
-            JOB_FUNCTION, job.id, job_id=keys.model_job(job.id), job_timeout=current_app.config["ARCHIVE_JOB_TIMEOUT"],
-            result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"model {kind} {job.id}")
+        model_jobs.enqueue(job)
     except Exception as exc:  # Redis away: the row says so rather than waiting for ever
-        finish(job, error=f"it could not be queued ({type(exc).__name__}); try again")
-    return job
+        model_jobs.finish(job.id, model_jobs.FAILED, error=f"it could not be queued ({type(exc).__name__}); "
+                          "try again")
+    model_jobs.announce(job.id)
+    return model_jobs.get_job(job.id)
 
 
 def get_job(job_id: str) -> ModelJob:
@@ -268,63 +269,21 @@ def get_job(job_id: str) -> ModelJob:
     return job
 
 
-def job_to_dict(job: ModelJob) -> dict:
-    options = dict(job.options or {})
-    return {"id": job.id, "kind": job.kind, "state": job.state, "source": job.source,
-            "destination": job.destination, "models": options.get("models", []),
-            "method": options.get("method"), "alpha": options.get("alpha"),
-            "stage": options.get("stage"), "step": job.done_bytes, "steps": job.total_bytes,
-            "error": job.error, "model_id": job.model_id,
-            "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
-            "finished_at": _iso(job.finished_at)}
+def begin(job: ModelJob) -> bool:
+    """queued → running; False: cancelled before it started."""
+    return model_jobs.start(job.id)
 
 
-def _iso(value) -> str | None:
-    return value.isoformat() + "Z" if value is not None else None
-
-
-def progress(job: ModelJob, stage: str, step: int | None = None, steps: int | None = None) -> None:
-    """The job's stage and step (loading, merging tensor i/N, saving), in its row and
-    as a `model_job` event to the staff member who started it."""
-    job.options = {**(job.options or {}), "stage": stage}
-    if steps is not None:
-        job.total_bytes = steps
-    if step is not None:
-        job.done_bytes = step
-    if job.state == "queued":
-        job.state, job.started_at = "running", utcnow()
-    db.session.commit()
-    _emit(job)
-
-
-def finish(job: ModelJob, *, error: str | None = None, model_id: str | None = None) -> None:
-    """The end of a job: done (with the catalog row it made) or failed (with why), and
-    its audit row."""
-    job.state = "failed" if error else "done"
-    job.error, job.finished_at = error, utcnow()
-    job.options = {**(job.options or {}), "stage": "failed" if error else "done"}
-    if model_id:
-        job.model_id = model_id
-    if not error and job.total_bytes:
-        job.done_bytes = job.total_bytes
-    audit.record(f"models.{job.kind}_end", target_type="model_job", target_id=job.id,
-                 target_name=job.destination or "", actor=_creator(job),
-                 details={"state": job.state, "error": error, "model_id": job.model_id})
-    db.session.commit()
-    _emit(job)
-
-
-def _creator(job: ModelJob):
-    return db.session.get(User, job.created_by_id) if job.created_by_id else None
-
-
-def _emit(job: ModelJob) -> None:
-    creator = _creator(job)
-    if creator is not None:
-        try:
-            events.emit_model_job([creator.room], job_to_dict(job))
-        except Exception:  # an event is a nicety; the row is the truth
-            pass
+def progress(job: ModelJob, stage: str, step: int, steps: int) -> None:
+    """The job's stage and step (loading, merging tensor i/N, saving) in its row's options
+    and done_bytes/total_bytes (steps, not bytes, for these kinds), sent to staff as a
+    `model_job` event. Cancelled once staff cancelled it."""
+    options = {**(job.options or {}), "stage": stage}
+    if not transitions.advance(ModelJob, job.id, (model_jobs.RUNNING,), options=options, done_bytes=step,
+                               total_bytes=steps):
+        raise Cancelled()
+    job.options = options
+    model_jobs.announce(job.id)
 
 
 def destination_path(job: ModelJob) -> Path:
@@ -337,16 +296,19 @@ def partial_path(job: ModelJob) -> Path:
     return target.with_name(target.name + PARTIAL)
 
 
-def fail(job: ModelJob, why: str) -> None:
-    """A job that cannot finish: nothing half-written stays, the reason is on the row."""
+def done(job: ModelJob) -> None:
+    """Scan the models folder, so the new folder is listed (disabled), and end the job."""
+    catalog.scan(f"model {job.kind} {job.id}")
+    model_id = db.session.scalar(sa.select(AiModel.id).where(AiModel.spec == job.destination))
+    steps = db.session.scalar(sa.select(ModelJob.total_bytes).where(ModelJob.id == job.id))
+    model_jobs.finish(job.id, model_jobs.DONE, model_id=model_id, done_bytes=steps or 0,
+                      options={**(job.options or {}), "stage": "done"})
+
+
+def fail(job: ModelJob, why: str | None) -> None:
+    """A job that cannot finish (or was cancelled: why None): nothing half-written stays,
+    the reason is on the row."""
     shutil.rmtree(partial_path(job), ignore_errors=True)
     db.session.rollback()
-    db.session.refresh(job)
-    if job.state in ACTIVE:
-        finish(job, error=why)
-
-
-def scan_result(job: ModelJob) -> str | None:
-    """Scan the models folder after a job and return the id of the row its folder got."""
-    catalog.scan(f"model {job.kind} {job.id}")
-    return db.session.scalar(sa.select(AiModel.id).where(AiModel.spec == job.destination))
+    if why is not None:
+        model_jobs.finish(job.id, model_jobs.FAILED, error=why, options={**(job.options or {}), "stage": "failed"})

@@ -1,47 +1,44 @@
 """Staff: convert a single-file checkpoint into a diffusers folder, merge two or three
 models of one family (services/generation/model_ops.py). Each answers 202 with the
-queued job; the archive worker runs it (worker/model_ops.py) and a `model_job` event
-follows its progress. GET /admin/model-jobs lists the jobs."""
+queued job (services/generation/model_jobs.py shows it); the archive worker runs it
+(worker/model_ops.py) and `model_job` events follow its progress. GET
+/admin/model-jobs lists the jobs (views/api/model_jobs.py). Starting one needs a recent
+sign-in from a browser session, like the other staff writes."""
 from __future__ import annotations
 
 from flask import jsonify
 from flask_login import current_user
 
-from services.generation import model_ops
+from services.generation import model_jobs, model_ops
 from views.api.common import body, staff_bp
-from views.api.openapi import answer, op
+from views.api.openapi import answer, op, ref
+from views.reauth import require_recent_sign_in
 
 
 @staff_bp.post("/admin/models/convert")
 def admin_convert_model():
-    return jsonify(model_ops.job_to_dict(model_ops.start_convert(body(), current_user))), 202
+    data = body()
+    require_recent_sign_in()
+    job = model_ops.start_convert(data, current_user._get_current_object())
+    return jsonify(model_jobs.job_to_dict(job)), 202
 
 
 @staff_bp.post("/admin/models/merge")
 def admin_merge_models():
-    return jsonify(model_ops.job_to_dict(model_ops.start_merge(body(), current_user))), 202
+    data = body()
+    require_recent_sign_in()
+    job = model_ops.start_merge(data, current_user._get_current_object())
+    return jsonify(model_jobs.job_to_dict(job)), 202
 
 
 _STR = {"type": "string"}
 _DESTINATION = {"type": "string", "minLength": 1, "maxLength": model_ops.MAX_DESTINATION,
                 "description": "a new folder under the models folder (\"merged/my-model\"); not one that exists, "
                                "leads out of the folder, or is a folder of LoRAs, upscalers, guides or configs"}
-_JOB = {"type": "object", "properties": {
-    "id": _STR, "kind": {"enum": ["convert", "merge"]},
-    "state": {"enum": ["queued", "running", "done", "failed"]}, "source": _STR, "destination": _STR,
-    "models": {"type": "array", "items": _STR}, "method": {"type": ["string", "null"]},
-    "alpha": {"type": ["number", "null"]},
-    "stage": {"type": ["string", "null"], "description": "queued, loading …, merging tensor i/N, saving, "
-                                                          "scanning, done, failed"},
-    "step": {"type": "integer"}, "steps": {"type": ["integer", "null"]},
-    "error": {"type": ["string", "null"]}, "model_id": {"type": ["string", "null"],
-                                                        "description": "the catalog row the result got (disabled)"},
-    "created_at": _STR, "started_at": {"type": ["string", "null"]}, "finished_at": {"type": ["string", "null"]}}}
-
 OPENAPI = {
     "/admin/models/convert": {"post": op(
         "Convert a single-file checkpoint into a diffusers folder, as a background job (staff)",
-        answer("The queued job", _JOB, "202"),
+        answer("The queued job (options: models, method, alpha, family, stage)", ref("ModelJob"), "202"),
         body={"type": "object", "required": ["model", "destination"], "properties": {
             "model": {"type": "string", "description": "a single-file model's id (.safetensors; a .ckpt only "
                                                        "when it is in the models folder)"},
@@ -49,7 +46,7 @@ OPENAPI = {
         error_codes=(401, 403, 422))},
     "/admin/models/merge": {"post": op(
         "Merge two or three models of one family into a diffusers folder, as a background job (staff)",
-        answer("The queued job", _JOB, "202"),
+        answer("The queued job (options: models, method, alpha, family, stage)", ref("ModelJob"), "202"),
         body={"type": "object", "required": ["models", "destination"], "properties": {
             "models": {"type": "array", "minItems": 2, "maxItems": 3, "items": _STR,
                        "description": "[A, B] for a weighted sum, [A, B, C] for add difference; models of one "

@@ -1,0 +1,160 @@
+"""Convert and merge through the real archive worker (issue 26): a tiny single-file SD 1.x
+checkpoint becomes a diffusers folder that loads and generates; a merge of the demo
+model with another tiny SD 1.x model at α 0 is the demo model tensor for tensor and
+paints its pixels, at α 0.5 is neither; refusals name the field and the reason."""
+from __future__ import annotations
+
+import io
+import shutil
+
+import pytest
+import sqlalchemy as sa
+import torch
+from PIL import Image as PILImage
+from safetensors.torch import load_file
+
+from extensions import db
+from models import AiModel, AuditEntry, ModelJob
+from tests.helpers import wait_for
+from tests.integration.helpers import ApiUser, make_staff
+
+FOLDER = "model-ops"  # everything this module writes in the shared models folder
+
+
+@pytest.fixture(scope="module")
+def ops_stack(stack_factory, models_path):
+    shared = stack_factory(web=1, DAYDREAM_DEMO_MODELS="all", DAYDREAM_PREVIEW_HZ=50, DAYDREAM_STARTING_TOKENS=10000)
+    shared.start_archiver()
+    app = shared.app
+    staff = make_staff(app, "opsboss")
+    user = ApiUser(app.test_client(), "opsuser")
+    yield app, app.test_client(), staff, user, models_path
+    shutil.rmtree(models_path / FOLDER, ignore_errors=True)
+    with app.app_context():  # the shared stack's other modules see the catalog as it was
+        db.session.execute(sa.delete(AiModel).where(AiModel.spec.like(f"{FOLDER}/%")))
+        db.session.commit()
+
+
+@pytest.fixture(scope="module")
+def tiny_models(ops_stack):
+    """The demo SD 1.x model written back as one .safetensors file in the original layout,
+    and a second tiny SD 1.x folder: the demo model with other weights (another seed)."""
+    from diffusers import StableDiffusionPipeline
+
+    from tests.checkpoints import save_sd1_checkpoint
+    from worker.demo_model import build_demo_model
+
+    app, client, staff, user, models = ops_stack
+    demo = build_demo_model(models / "daydream-demo")  # (the worker's own, built once a run)
+    pipe = StableDiffusionPipeline.from_pretrained(demo, local_files_only=True, safety_checker=None,
+                                                   requires_safety_checker=False)
+    save_sd1_checkpoint(pipe, models / FOLDER / "tiny-sd1.safetensors")
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for part in (pipe.unet, pipe.text_encoder):
+            for tensor in part.state_dict().values():
+                if tensor.is_floating_point():
+                    tensor.add_(torch.randn(tensor.shape, generator=generator) * 0.05)
+    pipe.save_pretrained(models / FOLDER / "other-sd1", safe_serialization=True)
+    scanned = client.post("/api/v1/admin/models/scan", headers=staff).get_json()["items"]
+    ids = {m["spec"]: m["id"] for m in scanned}
+    return ids[f"{FOLDER}/tiny-sd1.safetensors"], ids[f"{FOLDER}/other-sd1"]
+
+
+def model_op_ended(app, job_id: str, timeout: float = 240) -> ModelJob:
+    def ended():
+        with app.app_context():
+            job = db.session.get(ModelJob, job_id)
+            return job if job.state in ("done", "failed") else None
+
+    return wait_for(ended, timeout, interval=0.2, message=f"model job {job_id} to end")
+
+
+def enable_and_paint(client, staff, user, model_id: str, seed: int = 11) -> bytes:
+    assert client.patch(f"/api/v1/admin/models/{model_id}", json={"enabled": True},
+                        headers=staff).status_code == 200
+    response = user.submit(model=model_id, width=64, height=64, steps=2, seed=seed)
+    assert response.status_code == 202, response.get_json()
+    task = user.wait_task(response.get_json()["id"], timeout=180)
+    assert task["state"] == "done", task
+    return PILImage.open(io.BytesIO(user.get(task["images"][0]["url"]).data)).tobytes()
+
+
+def unet_of(folder) -> dict:
+    return load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_a_single_file_converts_into_a_folder_that_loads_and_generates(ops_stack, tiny_models):
+    app, client, staff, user, models = ops_stack
+    single, _ = tiny_models
+    response = client.post("/api/v1/admin/models/convert", headers=staff,
+                           json={"model": single, "destination": f"{FOLDER}/converted"})
+    assert response.status_code == 202, response.get_json()
+    queued = response.get_json()
+    assert queued["kind"] == "convert" and queued["state"] == "queued" and queued["options"]["models"] == [single]
+    job = model_op_ended(app, queued["id"])
+    assert job.state == "done", job.error
+    folder = models / FOLDER / "converted"
+    assert (folder / "model_index.json").is_file() and not (models / FOLDER / "converted.partial").exists()
+    # The checkpoint was the demo model's weights: the folder has them again, by diffusers' names.
+    demo, converted = unet_of(models / "daydream-demo"), unet_of(folder)
+    assert converted.keys() == demo.keys() and all(torch.equal(converted[k], demo[k]) for k in demo)
+    with app.app_context():
+        row = db.session.get(AiModel, job.model_id)
+        assert (row.spec, row.kind, row.family, row.enabled) == (f"{FOLDER}/converted", "folder", "sd1", False)
+        actions = list(db.session.scalars(sa.select(AuditEntry.action).where(AuditEntry.target_id == job.id)
+                                          .order_by(AuditEntry.id)))
+    assert actions == ["models.convert", "models.convert_end"]
+    assert enable_and_paint(client, staff, user, job.model_id)
+
+
+def test_a_merge_at_alpha_0_is_its_first_model_and_at_half_is_neither(ops_stack, tiny_models):
+    app, client, staff, user, models = ops_stack
+    _, other = tiny_models
+    jobs = {}
+    for name, alpha in (("merged-0", 0), ("merged-half", 0.5)):
+        response = client.post("/api/v1/admin/models/merge", headers=staff, json={
+            "models": ["demo", other], "method": "weighted_sum", "alpha": alpha,
+            "destination": f"{FOLDER}/{name}"})
+        assert response.status_code == 202, response.get_json()
+        jobs[name] = response.get_json()["id"]
+    zero, half = (model_op_ended(app, jobs[name]) for name in ("merged-0", "merged-half"))
+    assert zero.state == "done" and half.state == "done", (zero.error, half.error)
+    assert zero.options["stage"] == "done" and zero.done_bytes == zero.total_bytes > 3  # (loads + tensors)
+    demo, b = unet_of(models / "daydream-demo"), unet_of(models / FOLDER / "other-sd1")
+    at_zero, at_half = unet_of(models / FOLDER / "merged-0"), unet_of(models / FOLDER / "merged-half")
+    assert at_zero.keys() == demo.keys() and all(torch.equal(at_zero[k], demo[k]) for k in demo)
+    text = "text_encoder/model.safetensors"
+    assert all(torch.equal(v, load_file(str(models / "daydream-demo" / text))[k])
+               for k, v in load_file(str(models / FOLDER / "merged-0" / text)).items())
+    moved = [k for k in demo if not torch.equal(demo[k], b[k])]
+    assert moved and all(torch.allclose(at_half[k], (demo[k] + b[k]) / 2, atol=1e-6) for k in moved)
+    assert not any(torch.equal(at_half[k], demo[k]) or torch.equal(at_half[k], b[k]) for k in moved)
+
+    assert enable_and_paint(client, staff, user, zero.model_id) == enable_and_paint(client, staff, user, "demo")
+
+
+def test_mixed_families_other_kinds_and_bad_destinations_are_refused_with_reasons(ops_stack, tiny_models):
+    app, client, staff, user, models = ops_stack
+    single, other = tiny_models
+
+    def refused(path, body, field, says):
+        response = client.post(path, headers=staff, json=body)
+        error = response.get_json()["error"]
+        assert response.status_code == 422 and error["field"] == field and says in error["message"], error
+
+    merge = "/api/v1/admin/models/merge"
+    refused(merge, {"models": ["demo", "demo-sdxl"], "destination": "m"}, "models", "one family only")
+    refused(merge, {"models": ["demo", "demo-lora-sd1"], "destination": "m"}, "models", "is a LoRA")
+    refused(merge, {"models": ["demo", other], "destination": f"{FOLDER}/other-sd1"}, "destination",
+            "exists already")
+    refused(merge, {"models": ["demo", other], "destination": "../escape"}, "destination", "leaves it")
+    refused("/api/v1/admin/models/convert", {"model": other, "destination": "c"}, "model",
+            "only single-file checkpoints")
+    refused("/api/v1/admin/models/convert", {"model": single, "destination": ""}, "destination",
+            "give the new folder")
+    assert client.post(merge, headers=user.headers, json={"models": ["demo", other],
+                                                           "destination": "m"}).status_code == 403
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ModelJob)
+                                 .where(ModelJob.destination.in_(["m", "c", "../escape"]))) == 0
