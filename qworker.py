@@ -49,6 +49,7 @@ class DaydreamWorker(SimpleWorker):
         from worker import disk, get_app, jobs, safety
         from worker import metrics as worker_metrics
         from worker.heartbeat import WorkerThreads
+        from worker.pipelines.memory import device_info
 
         jobs.WORKER_NAME = self.name
         app = get_app()
@@ -56,11 +57,14 @@ class DaydreamWorker(SimpleWorker):
         # A worker without its image classifier (DAYDREAM_SAFETY on), or whose images
         # folder's disk is almost full (DAYDREAM_MIN_FREE_MB), takes no task: its
         # heartbeat says why, and names no model (the fair queue sends it nothing).
+        # Its device and GPU memory, for the memory plans of the web tier (planner.py).
+        device = device_info(app.config["DEVICE"])
+
         def info() -> dict:
             room = disk.status()
             serving = safety.ready() and room == "ok"
             return {"model": (jobs.loaded_model_id or "") if serving else "",
-                    "safety": safety.status(), "disk": room, **worker_metrics.heartbeat_info()}
+                    "safety": safety.status(), "disk": room, **device, **worker_metrics.heartbeat_info()}
 
         self.threads = WorkerThreads(app, app.config["QUEUE_NAME"], self.name, reconcile, info=info)
         self.threads.start()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 import uuid
 from contextlib import contextmanager
 from email import message_from_bytes, policy
@@ -710,3 +711,43 @@ def model_file_server(folder: Path) -> ModelFileServer:
         folder.mkdir(parents=True, exist_ok=True)
         _model_file_server = ModelFileServer(folder)
     return _model_file_server
+
+
+# --- GGUF files (the quantized denoisers of issue 26) ---------------------------------
+def write_gguf(path: Path, tensors: dict, quant: str = "Q8_0",
+               architecture: str = "flux") -> Counter:
+    """Write `tensors` (name: numpy array) to a tiny GGUF file with the `gguf` package, as
+    the GGUF denoisers people share are made: weight matrices quantized (Q8_0 where a row
+    is a multiple of its block, else F16), the rest F32, names as given (diffusers' GGUF
+    loader takes diffusers' names as they are). Returns the count of each type written."""
+    import gguf
+    import numpy as np
+
+    kind = gguf.GGMLQuantizationType[quant]
+    block, _ = gguf.GGML_QUANT_SIZES[kind]
+    writer = gguf.GGUFWriter(str(path), architecture)
+    types: Counter = Counter()
+    for name, value in tensors.items():
+        array = np.asarray(value, dtype=np.float32)
+        if array.ndim >= 2 and array.shape[-1] % block == 0 and name.endswith(".weight"):
+            data = gguf.quants.quantize(array, kind)
+            writer.add_tensor(name, data, raw_shape=data.shape, raw_dtype=kind)
+            types[quant] += 1
+        elif array.ndim >= 2:
+            writer.add_tensor(name, array.astype(np.float16))
+            types["F16"] += 1
+        else:
+            writer.add_tensor(name, array)
+            types["F32"] += 1
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return types
+
+
+def gguf_from_safetensors(source: Path, path: Path, quant: str = "Q8_0", architecture: str = "flux") -> Counter:
+    """A GGUF file of a .safetensors denoiser's weights (a diffusers folder's transformer)."""
+    from safetensors.numpy import load_file
+
+    return write_gguf(path, load_file(str(source)), quant, architecture)

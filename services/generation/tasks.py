@@ -132,6 +132,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
     if not redis_client.available():
         raise Unavailable("The queue (Redis) is unavailable; nothing was charged. "
                           "Try again in a moment.", headers={"Retry-After": "10"})
+    catalog.check_fits(params["model"])  # 422 model_does_not_fit: the workers' GPU is too small
     init = None
     if params["init_image"]:
         init = db.session.scalar(sa.select(Image).where(  # (not one held for review: staff's only)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from services.generation import families, gguf_files
-from tests.gguf_files import write_gguf
+from tests.helpers import write_gguf
 
 
 def flux_tensors(guidance: bool = False) -> dict:

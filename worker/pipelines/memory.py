@@ -90,6 +90,21 @@ def place_on_device(pipe, device: str, vram: str = "auto", planned_offload: str 
 
 
 
+def device_info(device: str = "auto") -> dict:
+    """For the heartbeat: the device this worker runs on and, on CUDA, its GPU's name and
+    total memory (the web tier's memory plans read it: services/generation/planner.py).
+    Called from the main thread (starting CUDA is not for the heartbeat's thread)."""
+    try:
+        device, _ = resolve_device(device)
+    except ModelLoadError:
+        return {}  # (the load says why)
+    kind = torch.device(device)
+    if kind.type != "cuda":
+        return {"device": "cpu"}
+    props = torch.cuda.get_device_properties(kind)
+    return {"device": "cuda", "gpu_name": props.name, "gpu_total_bytes": int(props.total_memory)}
+
+
 def free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():

@@ -134,7 +134,11 @@ function buildRow(model) {
         text: (guide ? ARCHITECTURE_LABELS[model.architecture] : "") || model.architecture || "—",
       })
       : null,
-    el("td", { "data-label": "Format", class: "model-kind model-format", text: FORMAT_LABELS[format] || format || "" }),
+    el("td", { "data-label": "Format", class: "model-kind model-format" }, [
+      el("span", { text: formatText(model, format) }),
+      model.plan ? el("p", { class: "model-memory", dataset: { fits: model.plan.fits ? "true" : "false" },
+        title: model.plan.why || "", text: model.plan.label }) : null,
+    ]),
     el("td", { "data-label": "State", class: "model-state-cell" }, [
       el("span", { class: "model-state", dataset: { state }, text: STATE_LABELS[state] || state }),
       model.error ? el("p", { class: "model-error", id: errorId, text: model.error }) : null,
@@ -143,6 +147,14 @@ function buildRow(model) {
     el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
     kind === "model" ? el("td", { "data-label": "Default", class: "col-center" }, [isDefault]) : null,
   ]);
+}
+
+/** The format, with a quantized file's type and size ("Single file · Q4_K GGUF · 6.8 GB"). */
+function formatText(model, format) {
+  const parts = [FORMAT_LABELS[format] || format || ""];
+  if (model.quant) parts.push(/^(Q|IQ|F16|BF16)/.test(model.quant) ? model.quant + " GGUF" : model.quant);
+  if (model.size_bytes) parts.push((model.size_bytes / 1024 ** 3).toFixed(1) + " GB");
+  return parts.filter(Boolean).join(" · ");
 }
 
 /** "Every plan", "Staff only" or the names of the plans that may use it. */
@@ -323,4 +335,6 @@ scanButton.addEventListener("click", () => {
   });
 });
 
+// A model job (an install, a conversion, a merge) that made a model: list it (admin-modeljobs.js).
+document.addEventListener("daydream:models-changed", () => load());
 load();
