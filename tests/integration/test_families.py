@@ -16,7 +16,8 @@ from services.core import queue as queue_service
 from tests.helpers import wait_for
 from tests.integration.helpers import ApiUser, connect, csrf_from, make_staff
 
-MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-chroma": "chroma"}
+MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-chroma": "chroma",
+          "demo-zimage": "zimage", "demo-flux2": "flux2"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,8 @@ def test_the_models_list_carries_each_models_card_and_the_loras(family_user):
     items = family_user.get("/api/v1/models").get_json()["items"]
     models = {m["id"]: m for m in items if m["kind"] == "model"}
     loras = {m["id"]: m for m in items if m["kind"] == "lora"}
-    assert {k: m["family"] for k, m in models.items() if not m["edits"]} == MODELS  # (demo-kontext edits)
+    # (demo-kontext only edits; FLUX.2 edits optionally, and makes pictures from text too)
+    assert {k: m["family"] for k, m in models.items() if not m["edits"] or m["edit_optional"]} == MODELS
     assert sorted(m["family"] for m in loras.values()) == sorted(MODELS.values())
     sdxl, flux = models["demo-sdxl"], models["demo-flux"]
     assert (sdxl["native_width"], sdxl["native_height"]) == (1024, 1024)
