@@ -47,7 +47,7 @@ from services.generation import families
 from services.generation.families import Detected, UnknownModel
 from services.generation.model_files import ModelsFolder
 from worker.demo_model import build_demo_model
-from worker.pipelines import info, quant
+from worker.pipelines import info, quant, qwen
 from worker.pipelines.errors import ModelLoadError, cause
 from worker.pipelines.memory import place_on_device, resolve_device
 
@@ -295,7 +295,8 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
             name, model_cls = DENOISERS[found.family]
             # A GGUF file's weights stay quantized (dequantized layer by layer as they run).
             gguf = {"quantization_config": quant.gguf_config(dtype)} if path.suffix.lower() == ".gguf" else {}
-            denoiser = model_cls.from_single_file(str(path), config=str(config), subfolder=name,
+            source = qwen.single_file_source(path) if found.family == "qwen" and not gguf else str(path)
+            denoiser = model_cls.from_single_file(source, config=str(config), subfolder=name,
                                                   local_files_only=True, torch_dtype=dtype, **gguf)
             extra = _quant_kwargs(found, device, dtype, skip=name)
             return cls.from_pretrained(config, local_files_only=True, **{name: denoiser}, **kwargs, **extra), found

@@ -62,3 +62,24 @@ def one_image_a_call(pipe) -> bool:
     """Edit Plus pairs its pictures with one prompt (QwenImageEditPlusPipeline refuses a
     batch): its calls hold one image (worker/jobs.images_per_call)."""
     return is_edit_plus(pipe)
+
+
+# ComfyUI's Qwen-Image files name the transformer's tensors as diffusers does, under
+# this prefix, which diffusers' single-file loader for it does not strip.
+COMFY_PREFIXES = ("model.diffusion_model.", "diffusion_model.")
+
+
+def single_file_source(path):
+    """What QwenImageTransformer2DModel.from_single_file reads for the file at `path`: the
+    path itself, or (a ComfyUI file) its tensors with their prefix taken off."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        prefixed = any(key.startswith(COMFY_PREFIXES) for key in handle.keys())
+    if not prefixed:
+        return str(path)
+    tensors = load_file(str(path))
+    for prefix in COMFY_PREFIXES:
+        tensors = {key.removeprefix(prefix): value for key, value in tensors.items()}
+    return tensors
