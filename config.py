@@ -155,6 +155,8 @@ class Config:
         self.MAX_BATCH = int(max_batch) if max_batch else None
         # torch.compile the UNet / transformer (channels_last for UNets), once per model and shape.
         self.COMPILE = env_bool("DAYDREAM_COMPILE", False)
+        # Prompt-embedding cache entries per worker (worker/pipelines/prompt_cache.py); 0: off.
+        self.PROMPT_CACHE = max(0, env_int("DAYDREAM_PROMPT_CACHE", 64))
         self.QUEUE_NAME = os.environ.get("DAYDREAM_QUEUE") or "daydream"
         self.JOB_TIMEOUT = env_int("DAYDREAM_JOB_TIMEOUT", 3600)
         # Liveness: every worker refreshes a heartbeat this often, and is taken for dead

@@ -1,6 +1,7 @@
 """What a worker adds to GET /metrics (services/core/metrics.py reads it back): after
 each job, the tasks of its batch as the database has them then (how long each waited
-and ran, how it ended, the images it kept), counted into Redis; with each heartbeat,
+and ran, how it ended, the images it kept) and the prompt cache's hits and misses since
+the last job, counted into Redis; with each heartbeat,
 the process's GPU memory. Both are a convenience: a failure here is logged, never in
 the way of a task."""
 from __future__ import annotations
@@ -15,6 +16,7 @@ from extensions import db
 from models import Image, Task, TaskState
 from services.core import metrics
 from services.core.redis_client import connection
+from worker.pipelines import prompt_cache
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,11 @@ def _record(task_ids: list[str]) -> None:
                                     (row.finished_at - row.started_at).total_seconds())
             metrics.count(pipe, "tasks_finished", (row.model, row.state))
             metrics.count(pipe, "images", (row.model,), kept.get(row.id, 0))
+        cached = prompt_cache.cache.unreported()  # this process's, since the last job reported
+        metrics.count(pipe, "prompt_cache_hits", (), cached[0])
+        metrics.count(pipe, "prompt_cache_misses", (), cached[1])
         pipe.execute()
+    prompt_cache.cache.mark_reported(cached)
 
 
 def heartbeat_info() -> dict:

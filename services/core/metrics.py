@@ -52,6 +52,9 @@ COUNTERS = {
     "tasks_finished": (("model", "state"), "Tasks a worker finished, by model and end state."),
     "images": (("model",), "Images the workers made and kept, by model."),
     "signin_failures": ((), "Sign-ins refused for a wrong login or password."),
+    "prompt_cache_hits": ((), "Prompt encodings the workers answered from their prompt-embedding cache "
+                               "(the text encoders skipped)."),
+    "prompt_cache_misses": ((), "Prompt encodings the workers ran the text encoders for (and cached)."),
 }
 
 

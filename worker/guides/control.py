@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from worker.pipelines import prompt_cache
 from worker.pipelines.info import memory_mode
 
 SOFT_WEIGHT = 0.825
@@ -133,6 +134,7 @@ def controlled(pipe, base, nets: list, guide_ids: tuple):
             extra["requires_safety_checker"] = False
         runner = cls.from_pipe(base, controlnet=controlnet, **extra)
         runner.set_progress_bar_config(disable=True)
+        prompt_cache.share(pipe, runner)  # the same text encoders: the same cached prompts
         if memory_mode(pipe) == "low" and pipe.device.type == "cuda":  # pragma: no cover - GPU only
             runner.enable_model_cpu_offload(device=pipe.device)
         while len(made) >= MOST_RUNNERS:

@@ -17,6 +17,7 @@ from diffusers import (
     StableDiffusionPipeline,
 )
 
+from worker.pipelines import prompt_cache
 from worker.pipelines.compiling import compile_pipeline
 from worker.pipelines.errors import ModelLoadError
 from worker.pipelines.flux2 import Flux2KleinImg2ImgPipeline, check_klein
@@ -41,6 +42,7 @@ def derived(pipe: DiffusionPipeline, auto_class) -> DiffusionPipeline:
         other.set_progress_bar_config(disable=True)
         if memory_mode(pipe) == "low" and pipe.device.type == "cuda":  # pragma: no cover - GPU only
             other.enable_model_cpu_offload(device=pipe.device)
+        prompt_cache.share(pipe, other)  # the same text encoders: the same cached prompts
         made[auto_class] = other
     if other.scheduler is not pipe.scheduler:
         other.scheduler = pipe.scheduler
@@ -95,12 +97,13 @@ class PipelineCache:
     the old one before loading the new one."""
 
     def __init__(self, models_path: Path, device: str = "auto", vram: str = "auto", compile: bool = False,
-                 follow_links: bool = False):
+                 follow_links: bool = False, prompt_entries: int = prompt_cache.DEFAULT_ENTRIES):
         self.models_path = Path(models_path)
         self.follow_links = follow_links  # DAYDREAM_MODELS_FOLLOW_LINKS
         self.device = device
         self.vram = vram
         self.compile = compile  # DAYDREAM_COMPILE: compile_pipeline() each pipeline loaded
+        self.prompt_entries = prompt_entries  # DAYDREAM_PROMPT_CACHE: entries (0: off); prompt_cache.py
         self.pipe: DiffusionPipeline | None = None
         self.loaded_spec: str | None = None
         self.loads = 0  # loads done by this process, for tests and logs
@@ -113,6 +116,8 @@ class PipelineCache:
             self.pipe = load_pipeline(spec, self.models_path, self.device, self.vram, self.follow_links)
             if self.compile:
                 compile_pipeline(self.pipe)
+            prompt_cache.configure(self.prompt_entries)
+            prompt_cache.install(self.pipe, spec)
         except BaseException:
             free_memory()  # what a failed load left behind
             raise
@@ -130,6 +135,7 @@ class PipelineCache:
     def unload(self) -> None:
         if self.pipe is None:
             return
+        prompt_cache.forget(self.pipe)  # its prompts' embeddings go with it
         self.pipe = None
         self.loaded_spec = None
         free_memory()  # drop the weights now, before the next model is loaded

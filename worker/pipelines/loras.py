@@ -9,7 +9,7 @@ from pathlib import Path
 from services.generation import catalog, families
 from services.generation.model_files import ModelsFolder
 from worker.demo_model import build_demo_lora, build_demo_model
-from worker.pipelines import info
+from worker.pipelines import info, prompt_cache
 from worker.pipelines.errors import LoraError, cause, without_paths
 from worker.pipelines.load import demo_folder_name
 
@@ -74,6 +74,7 @@ def apply_loras(pipe, loras: list[dict], files: dict[str, Path]) -> list[str]:
     for lora in loras:
         name = adapter_name(lora["id"])
         if name not in loaded:
+            prompt_cache.forget(pipe)  # (the same adapter name may come back with other weights)
             try:
                 pipe.load_lora_weights(str(files[lora["id"]]), adapter_name=name)
             except Exception as exc:
