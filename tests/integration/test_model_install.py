@@ -52,7 +52,7 @@ def start(ctx, **body):
     return ctx["client"].post("/api/v1/admin/models/install", json=body, headers=ctx["staff"])
 
 
-def finished(ctx, job_id: str, timeout: float = 120) -> dict:
+def job_end(ctx, job_id: str, timeout: float = 120) -> dict:
     def ended():
         job = ctx["client"].get(f"/api/v1/admin/model-jobs/{job_id}", headers=ctx["staff"]).get_json()
         return job if job["state"] in ("done", "failed", "cancelled") else None
@@ -108,7 +108,7 @@ def test_a_hub_repo_installs_from_the_mirror_with_progress_events_and_generates(
     try:
         response = start(install, source=REPO, reason="the tiny test model")
         assert response.status_code == 202, response.get_json()
-        job = finished(install, response.get_json()["id"])
+        job = job_end(install, response.get_json()["id"])
         wait_for(lambda: any(e["state"] == "done" for e in events), 10, message="the done event")
     finally:
         sock.disconnect()
@@ -135,7 +135,7 @@ def test_a_url_install_resumes_a_cut_connection_checks_the_sha256_and_generates(
     response = start(install, source=server.url("/files/tiny-sd1.safetensors"),
                      sha256=hashlib.sha256(data).hexdigest())
     assert response.status_code == 202, response.get_json()
-    job = finished(install, response.get_json()["id"])
+    job = job_end(install, response.get_json()["id"])
     assert job["state"] == "done", job
     ranges = [r for p, r in server.requests if p == "/files/tiny-sd1.safetensors"]
     assert ranges[0] is None and ranges[1] == f"bytes={len(data) // 3}-"
@@ -161,7 +161,7 @@ def test_a_wrong_checksum_a_redirect_to_the_metadata_address_and_a_full_disk_fai
         assert response.status_code == 202, response.get_json()
         jobs[name] = response.get_json()["id"]
     for name, words in cases.items():
-        job = finished(install, jobs[name])
+        job = job_end(install, jobs[name])
         assert job["state"] == "failed" and all(w in job["error"] for w in words), job
         assert not (install["models"] / name).exists() and not (install["models"] / f"{name}.part").exists()
     audit = install["client"].get("/api/v1/admin/audit?action=models.install_end",
