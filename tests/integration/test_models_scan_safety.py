@@ -163,11 +163,11 @@ def _nothing():
 def test_an_unknown_pipeline_class_is_listed_as_unsupported_not_as_sd1(scan_stack, scan_staff):
     models = scan_stack.models
     write_pipeline_folder(models / "wan-video", "WanPipeline")  # (a video model)
-    write_pipeline_folder(models / "qwen-image", "QwenImagePipeline")
+    write_pipeline_folder(models / "lumina-image", "Lumina2Pipeline")
 
     data = scan(scan_staff, scan_stack.staff)
 
-    for spec, name in (("wan-video", "WanPipeline"), ("qwen-image", "QwenImagePipeline")):
+    for spec, name in (("wan-video", "WanPipeline"), ("lumina-image", "Lumina2Pipeline")):
         row = data["by_spec"][spec]
         assert row["state"] == "unsupported", row
         assert row["error"].startswith(f"{name} is not supported yet")
