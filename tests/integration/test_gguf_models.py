@@ -42,7 +42,7 @@ def gguf_picture(user, **params) -> np.ndarray:
     response = user.submit(**{"width": 64, "height": 64, "steps": 2, "seed": 41, "prompt": "a red fox", **params})
     assert response.status_code == 202, response.get_json()
     task = user.wait_task(response.get_json()["id"], timeout=180)
-    assert task["state"] == "done", task
+    assert task["state"] == "done", task.get("error")
     data = user.get(task["images"][0]["url"]).data
     return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"), dtype=np.float32)
 
