@@ -575,7 +575,7 @@ class ModelFileServer:
     DAYDREAM_INSTALL_CA_BUNDLE), serving what a model install fetches: `files` (path →
     bytes), `redirects` (path → Location), `cut_once` (path → drop the connection after
     that many bytes, once), `claimed_size` (path → a Content-Length it does not send),
-    `slow` (paths sent a little at a time), and a mirror of the Hugging Face hub's layout
+    `slow` (paths, or prefixes ending in /, sent a little at a time), and a mirror of the Hugging Face hub's layout
     for the folders in `repos` (repo id → folder): GET /api/models/<id>/revision/<rev>
     lists the files with their sizes and LFS sha256, /<id>/resolve/<rev>/<file> redirects
     to the file. `requests` records (path, Range header) of every request."""
@@ -591,7 +591,8 @@ class ModelFileServer:
         self.redirects: dict[str, str] = {}
         self.cut_once: dict[str, int] = {}
         self.claimed_size: dict[str, int] = {}
-        self.slow: set[str] = set()
+        self.slow: set[str] = set()  # paths, or prefixes ending in "/", sent slow_chunk bytes per 50 ms
+        self.slow_chunk = 4096
         self.repos: dict[str, Path] = {}
         self.requests: list[tuple[str, str | None]] = []
         server = self
@@ -676,10 +677,11 @@ class ModelFileServer:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                step = 4096 if path in server.slow else 1 << 20
+                slow = any(path == p or (p.endswith("/") and path.startswith(p)) for p in server.slow)
+                step = server.slow_chunk if slow else 1 << 20
                 for offset in range(0, len(body), step):
                     self.wfile.write(body[offset:offset + step])
-                    if path in server.slow:
+                    if slow:
                         time.sleep(0.05)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -751,3 +753,25 @@ def gguf_from_safetensors(source: Path, path: Path, quant: str = "Q8_0", archite
     from safetensors.numpy import load_file
 
     return write_gguf(path, load_file(str(source)), quant, architecture)
+
+
+def model_install_setup(base: Path) -> tuple[ModelFileServer, dict, Path]:
+    """What the model install tests share (so that their modules share one stack): the
+    run's ModelFileServer, the stack settings that install from it into
+    <base>/install-models, and <base>/install-sources with a tiny SD 1.x diffusers folder
+    (sd1/) and the same model as one single-file checkpoint (tiny-sd1.safetensors)."""
+    server = model_file_server(base / "model-files")
+    sources = base / "install-sources"
+    folder = sources / "sd1"
+    if not (folder / "model_index.json").is_file():
+        from worker.demo_model import build_demo_model
+
+        build_demo_model(folder, "sd1")
+    single = sources / "tiny-sd1.safetensors"
+    if not single.is_file():
+        from diffusers import StableDiffusionPipeline
+
+        from tests.checkpoints import save_sd1_checkpoint
+
+        save_sd1_checkpoint(StableDiffusionPipeline.from_pretrained(folder, local_files_only=True), single)
+    return server, {"DAYDREAM_STARTING_TOKENS": 10000, **server.settings(base / "install-models")}, sources

@@ -13,7 +13,7 @@ import hashlib
 import pytest
 import requests
 
-from tests.helpers import model_file_server, wait_for
+from tests.helpers import model_install_setup, wait_for
 from tests.integration.helpers import ApiUser, connect, csrf_from, make_staff
 
 REPO = "tiny/sd1-install"
@@ -21,23 +21,11 @@ REPO = "tiny/sd1-install"
 
 @pytest.fixture(scope="module")
 def install(stack_factory, tmp_path_factory):
-    from diffusers import StableDiffusionPipeline
-
-    from tests.checkpoints import save_sd1_checkpoint
-    from worker.demo_model import build_demo_model
-
     base = tmp_path_factory.getbasetemp()
-    server = model_file_server(base / "model-files")
-    sources = base / "install-sources"
-    folder = sources / "sd1"
-    if not (folder / "model_index.json").is_file():
-        build_demo_model(folder, "sd1")
+    server, settings, sources = model_install_setup(base)
+    server.repos[REPO] = sources / "sd1"
     single = sources / "tiny-sd1.safetensors"
-    if not single.is_file():
-        save_sd1_checkpoint(StableDiffusionPipeline.from_pretrained(folder, local_files_only=True), single)
-    server.repos[REPO] = folder
-    stack = stack_factory(web=1, archiver=True, DAYDREAM_STARTING_TOKENS=10000,
-                          **server.settings(base / "install-models"))
+    stack = stack_factory(web=1, archiver=True, **settings)
     app, web = stack.app, stack.web(1)
     staff = make_staff(app, "installer", "installer password")
     session = requests.Session()

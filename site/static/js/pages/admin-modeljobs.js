@@ -100,7 +100,7 @@ function jobItem(job) {
     children.push(el("p", { class: "model-job__error", text: job.error }));
   }
   return el("li", { class: "model-job is-" + job.state, id: "model-job-" + job.id,
-    dataset: { jobId: job.id, state: job.state } }, children);
+    dataset: { jobId: job.id, state: job.state, modelId: job.model_id || "" } }, children);
 }
 
 function render() {
