@@ -77,7 +77,12 @@ def _url_file_name(url: str) -> str:
 
 def _check_url(url: str) -> str:
     """The file name the URL's file gets in the models folder."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as exc:
+        raise ValidationError("source", f"the URL cannot be read ({exc})") from exc
+    scheme = parts.scheme.lower()
     if scheme == "http":
         raise ValidationError("source", "http:// URLs are refused: models are fetched over https only")
     if scheme != "https":
