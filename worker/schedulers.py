@@ -159,7 +159,7 @@ assert SCHEDULER_SETTINGS.keys() == SCHEDULERS.keys(), \
 # What SD 1.x/2.x scheduler configs say; used only where a model's config lacks the key.
 _SD_SCHEDULER_DEFAULTS = {"clip_sample": False, "set_alpha_to_one": False, "skip_prk_steps": True}
 
-FLOW_FAMILIES = ("sd3", "flux", "chroma", "zimage", "flux2")
+FLOW_FAMILIES = ("sd3", "flux", "chroma", "zimage", "flux2", "qwen")
 
 # pipe -> {"base": the model's own scheduler, name: scheduler instance}; weak so that a
 # pipeline the cache lets go of is freed with its schedulers.
