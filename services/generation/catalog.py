@@ -118,7 +118,8 @@ DEMO_NAMES = {"demo": "Demo (tiny, paints noise)", "demo-sdxl": "Demo SDXL (tiny
               "demo-zimage": "Demo Z-Image Turbo (tiny, paints noise)",
               "demo-qwen": "Demo Qwen-Image (tiny, paints noise)",
               "demo-qwen-edit": "Demo Qwen-Image-Edit (tiny, edits into noise)",
-              "demo-chroma": "Demo Chroma (tiny, paints noise)"}
+              "demo-chroma": "Demo Chroma (tiny, paints noise)",
+              "demo-flux2": "Demo FLUX.2 klein (tiny, paints noise)"}
 DEMO_GUIDE_NAMES = {"demo-controlnet-sd1": "Demo ControlNet SD 1.x (tiny, random)",
                     "demo-controlnet-sdxl": "Demo ControlNet SDXL (tiny, random)",
                     "demo-controlnet-flux": "Demo ControlNet Union FLUX.1 (tiny, random)",

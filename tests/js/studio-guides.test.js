@@ -58,8 +58,14 @@ test("the guide models of a family, the preprocessors offered and a new unit's",
   assert.equal(defaultPreprocessor(PREPROCESSORS, "draw"), "scribble");
   assert.equal(defaultPreprocessor(PREPROCESSORS, "upload"), "canny");
   assert.equal(defaultPreprocessor([{ id: "tile" }], "draw"), "tile");
-  assert.deepEqual(offers({ controlnet: true, ipAdapter: false, edits: false }), { control: true, references: false, edit: false, maxEdit: 0 });
+  assert.deepEqual(offers({ controlnet: true, ipAdapter: false, edits: false }),
+                   { control: true, references: false, edit: false, editOptional: false, maxEdit: 0 });
   assert.deepEqual(offers({ edits: true, maxReferences: 3 }).maxEdit, 3);
+  // FLUX.2 edits optionally: with no picture to edit, its task is text to image, not refused.
+  const flux2 = offers({ edits: true, editOptional: true, maxReferences: 4 });
+  assert.equal(flux2.editOptional, true);
+  assert.equal(checkGuides({ editImages: [], offered: flux2 }), null);
+  assert.equal(checkGuides({ editImages: [], offered: offers({ edits: true, maxReferences: 3 }) }).field, "edit");
 });
 
 test("what a task sends: each unit with its picture, thresholds only where the preprocessor has them", () => {

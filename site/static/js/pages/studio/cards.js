@@ -33,6 +33,7 @@ export function cardOf(model) {
     controlnet: m.controlnet === true,
     ipAdapter: m.ip_adapter === true,
     edits: m.edits === true,
+    editOptional: m.edit_optional === true, // (FLUX.2: it also makes pictures from text alone)
     maxReferences: isNumber(m.max_references) && m.max_references > 0 ? Math.floor(m.max_references) : 0,
   };
 }

@@ -45,8 +45,12 @@ export function guideCounts() {
   };
 }
 
-/** Whether the next task is an edit (the chosen model edits): fields.js leaves out what an edit refuses. */
-export function editing() { return offered().edit; }
+/** Whether the next task is an edit (the chosen model edits; one whose edits are optional,
+ * when it has a picture to edit): fields.js leaves out what an edit refuses. */
+export function editing() {
+  const on = offered();
+  return on.edit && (!on.editOptional || state.guides.editImages.length > 0);
+}
 
 /** What the server would refuse, said before sending ({field, message} or null). */
 export function checkGuideFields() {

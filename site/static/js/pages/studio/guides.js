@@ -55,7 +55,10 @@ export function guidesFor(guides, adapter, family) {
  * card; a card that does not say offers no guide). */
 export function offers(card) {
   const c = card || {};
-  return { control: !!c.controlnet, references: !!c.ipAdapter, edit: !!c.edits, maxEdit: c.edits ? c.maxReferences || 1 : 0 };
+  return {
+    control: !!c.controlnet, references: !!c.ipAdapter, edit: !!c.edits, editOptional: !!c.edits && !!c.editOptional,
+    maxEdit: c.edits ? c.maxReferences || 1 : 0,
+  };
 }
 
 /** The preprocessor of `id` in the server's list (GET /api/v1/control/preprocessors), or null. */
@@ -186,7 +189,7 @@ export function checkGuides({ units, references, editImages, offered, hasImage }
   const on = offered || {};
   const has = hasImage || ((item) => !!imageValue(item.image));
   if (on.edit) {
-    if (!(editImages || []).length) return { field: "edit", message: "Choose the picture to edit (Add a picture), or another model." };
+    if (!(editImages || []).length && !on.editOptional) return { field: "edit", message: "Choose the picture to edit (Add a picture), or another model." };
     return null;
   }
   const list = on.control ? units || [] : [];
