@@ -142,8 +142,8 @@ def test_two_users_chroma_tasks_share_one_call_and_match_their_solo_runs(chroma_
     blocker_user, first, second = (ApiUser(app.test_client(), f"chromabatch{n}") for n in range(3))
     wanted = [(first, {"prompt": "a red door", "seed": 601, "negative_prompt": "dark"}),
               (second, {"prompt": "a blue sky", "seed": 602, "negative_prompt": "grey"})]
-    # A long Chroma task keeps the worker busy (its steps keep it out of the batch).
-    blocker = blocker_user.submit(**{**CHROMA, "steps": 400}).get_json()["id"]
+    # A long Chroma task keeps the worker busy (its steps and size keep it out of the batch).
+    blocker = blocker_user.submit(**{**CHROMA, "steps": 150, "width": 128, "height": 128}).get_json()["id"]
     wait_for(lambda: blocker_user.get(f"/api/v1/tasks/{blocker}").get_json()["state"] == "running", 120,
              message="the blocker to start")
     ids = []
