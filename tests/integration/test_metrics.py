@@ -1,6 +1,7 @@
 """GET /metrics: Prometheus' text format, read back with prometheus_client's own parser.
 A task run by the real worker moves the task, image and histogram figures by what it
-did; the worker's own figures (alive, its model, busy) come through Redis; a failed
+did; the worker's own figures (alive, its model, busy, its prompt cache's hits and
+misses) come through Redis; a failed
 sign-in and the moderation tables are counted; and only the metrics token or a staff
 session gets in."""
 from __future__ import annotations
@@ -85,6 +86,28 @@ def test_metrics_a_task_moves_the_task_image_and_histogram_figures(metrics_app, 
             metrics_bucket(before, "daydream_task_run_seconds", model, bound) == int(fits), bound
     # The step time the estimates use, for that model and size.
     assert metrics_value(after, "daydream_step_seconds", model=model, size="64x64") > 0
+
+
+def test_metrics_the_second_of_two_identical_tasks_is_a_prompt_cache_hit(metrics_app, make_user):
+    user = make_user("metricsprompt")
+    prompt = unique("a prompt no task has used ")
+
+    def prompt_cache_figures():
+        samples = metrics_scrape(metrics_app)
+        return (metrics_value(samples, "daydream_prompt_cache_hits_total"),
+                metrics_value(samples, "daydream_prompt_cache_misses_total"))
+
+    hits, misses = prompt_cache_figures()
+    first = user.submit(prompt=prompt, steps=2).get_json()
+    assert user.wait_task(first["id"])["state"] == "done"
+    hits_1, misses_1 = wait_for(lambda: (f := prompt_cache_figures())[1] > misses and f,
+                                message="the first task's prompt encoding counted as a miss")
+    assert hits_1 == hits
+    second = user.submit(prompt=prompt, steps=2).get_json()
+    assert user.wait_task(second["id"])["state"] == "done"
+    hits_2, misses_2 = wait_for(lambda: (f := prompt_cache_figures())[0] > hits_1 and f,
+                                message="the second task's prompt encoding counted as a hit")
+    assert misses_2 == misses_1  # the text encoders did not run for the second task
 
 
 def test_metrics_the_workers_figures_come_through_redis(metrics_app, stack):

@@ -5,6 +5,7 @@
   compiling.py  DAYDREAM_COMPILE (torch.compile of the denoiser)
   loras.py      LoRA files resolved, then applied as named adapters
   cache.py      the one resident pipeline, and the pipelines made from its components
+  prompt_cache.py  the text encoders' output of repeated prompts, reused (an LRU)
   info.py       what is known of each loaded pipeline (family, mode, adapters)
   errors.py     ModelLoadError, LoraError, and what of an error a user may see
 
