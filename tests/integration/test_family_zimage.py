@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from services.core import keys
 from services.core import queue as queue_service
 from services.core import redis_client
 from tests.helpers import wait_for
@@ -112,12 +114,12 @@ def zimage_batch_stack(stack_factory):
 
 
 def zimage_calls(app, task_ids) -> list[dict]:
-    """The worker's calls (oldest first) that held any of `task_ids`."""
-    from worker.jobs import recent_batches
-
+    """The worker's calls (oldest first) that held any of `task_ids` (the list
+    worker/jobs.py:recent_batches reads, read here without importing the worker's torch)."""
     with app.app_context():
         [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
-        calls = list(reversed(recent_batches(name, redis_client.connection())))
+        raw = redis_client.connection().lrange(keys.worker_batches(name), 0, -1)
+    calls = [json.loads(entry) for entry in reversed(raw)]
     return [call for call in calls if set(task_ids) & set(call["tasks"])]
 
 
@@ -126,7 +128,9 @@ def test_two_users_zimage_tasks_share_one_call_and_match_their_solo_runs(zimage_
     blocker_user, first, second = (ApiUser(app.test_client(), f"zimagebatch{n}") for n in range(3))
     wanted = [(first, {"prompt": "a red door", "seed": 701}), (second, {"prompt": "a blue sky", "seed": 702})]
     # A long Z-Image task keeps the worker busy (its steps keep it out of the batch).
-    blocker = blocker_user.submit(prompt="wait", model="demo-zimage", width=64, height=64, steps=400).get_json()["id"]
+    response = blocker_user.submit(prompt="wait", model="demo-zimage", width=256, height=256, steps=150)
+    assert response.status_code == 202, response.get_json()
+    blocker = response.get_json()["id"]
     wait_for(lambda: blocker_user.get(f"/api/v1/tasks/{blocker}").get_json()["state"] == "running", 120,
              message="the blocker to start")
     ids = []
