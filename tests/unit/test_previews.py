@@ -157,7 +157,7 @@ def test_throttle_rejects_a_non_positive_rate():
 
 # --- every family -------------------------------------------------------------
 
-CHANNELS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16, "zimage": 16}
+CHANNELS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16, "zimage": 16, "flux2": 32}
 
 
 def family_latents_for_colour(family, rgb, height=8, width=8):
@@ -216,6 +216,23 @@ def test_packed_flux_colour_survives_unpacking():
     packed = pack(family_latents_for_colour("flux", (-0.9, -0.9, 0.9), 12, 16))
     red, green, blue = mean_rgb(latents_to_image(packed, family="flux", height=96, width=128))
     assert blue > 200 and red < 55 and green < 55
+
+
+def test_packed_flux2_latents_unpack_as_the_pipeline_packs_them():
+    # FLUX.2 patches its 32 VAE channels 2x2 into 128, then packs the grid into tokens.
+    from diffusers import Flux2KleinPipeline
+
+    latents = torch.randn(2, 32, 12, 16, generator=torch.Generator().manual_seed(5))
+    packed = Flux2KleinPipeline._pack_latents(Flux2KleinPipeline._patchify_latents(latents))
+    assert packed.shape == (2, 48, 128)
+    assert torch.equal(unpack_flux_latents(packed, height=96, width=128), latents)
+    picture = latents_to_image(packed, 1, "flux2", height=96, width=128, channels=32)
+    assert picture.tobytes() == latents_to_image(latents, 1, "flux2").tobytes()
+    red, green, blue = mean_rgb(latents_to_image(
+        Flux2KleinPipeline._pack_latents(Flux2KleinPipeline._patchify_latents(
+            family_latents_for_colour("flux2", (0.9, -0.9, -0.9), 12, 16))),
+        family="flux2", height=96, width=128, channels=32))
+    assert red > 200 and green < 55 and blue < 55
 
 
 def test_packed_flux_latents_need_a_matching_size():
