@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import ControlNetModel, StableDiffusionPipeline
 from peft import LoraConfig, inject_adapter_in_model
 from peft.utils import get_peft_model_state_dict
 from transformers import CLIPTextModel
 
+from worker.guides import control
 from worker.pipelines import prompt_cache
 from worker.pipelines.cache import PipelineCache, img2img_from
 from worker.pipelines.load import demo_folder_name
@@ -192,7 +193,7 @@ def test_prompt_cache_what_a_pipeline_does_to_its_embeddings_never_reaches_the_c
     assert torch.equal(again, kept)
 
 
-def test_prompt_cache_pipelines_made_from_the_loaded_one_share_it(sd_pipelines):
+def test_prompt_cache_img2img_and_controlnet_pipelines_made_from_the_loaded_one_share_it(sd_pipelines):
     pipe = sd_pipelines.pipe
     img2img = img2img_from(pipe)
     assert prompt_cache.model_of(img2img) == prompt_cache.model_of(pipe) is not None
@@ -204,6 +205,11 @@ def test_prompt_cache_pipelines_made_from_the_loaded_one_share_it(sd_pipelines):
     with EncoderCalls(pipe) as second:
         img2img(**{**call, "generator": torch.Generator().manual_seed(3)})
     assert first.count > 0 and second.count == 0
+    # A ControlNet pipeline made from it (worker/guides/control.py) is the same model too.
+    runner, _ = control.controlled(pipe, pipe, [ControlNetModel.from_unet(pipe.unet)], ("prompt-cache-net",))
+    assert prompt_cache.model_of(runner) == prompt_cache.model_of(pipe)
+    assert runs_encoders(pipe, lambda: sd_encoded(runner, "a bridge")) > 0  # (its own class: its own entries)
+    assert runs_encoders(pipe, lambda: sd_encoded(runner, "a bridge")) == 0
 
 
 # --- LoRAs on the text encoder ---------------------------------------------------------------
