@@ -17,7 +17,7 @@ from tests.helpers import wait_for
 from tests.integration.helpers import ApiUser, connect, csrf_from, make_staff
 
 MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-chroma": "chroma",
-          "demo-zimage": "zimage", "demo-flux2": "flux2"}
+          "demo-zimage": "zimage", "demo-flux2": "flux2", "demo-qwen": "qwen"}
 
 
 @pytest.fixture(scope="module")
