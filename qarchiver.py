@@ -29,9 +29,10 @@ log = logging.getLogger("daydream.archiver")
 
 def reconcile_archives() -> dict:
     """The reconciler thread's round (worker/heartbeat.py gives it an app context)."""
+    from services.generation import model_jobs
     from services.library import archives
 
-    return {"requeued": archives.reconcile_archives()}
+    return {"requeued": archives.reconcile_archives(), "model_jobs_failed": model_jobs.reconcile_lost()}
 
 
 class ArchiveWorker(SimpleWorker):

@@ -175,3 +175,29 @@ class Progress:
 
 def state_of(job_id: str) -> str | None:
     return db.session.scalar(sa.select(ModelJob.state).where(ModelJob.id == job_id))
+
+
+def reconcile_lost(*, grace_s: float = 30.0) -> int:
+    """Fail the unfinished jobs whose RQ job is gone or has ended without ending its row (an
+    archive worker that died mid-job: RQ's registries mark its job failed). The archive
+    workers' reconciler runs it (qarchiver.py). An install's .part is kept: installing the
+    same thing again resumes it. Returns how many were failed."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    cutoff = utcnow().timestamp() - grace_s
+    rows = db.session.scalars(sa.select(ModelJob).where(ModelJob.state.in_(UNFINISHED))).all()
+    conn = redis_client.connection()
+    failed = 0
+    for job in rows:
+        if job.created_at.replace(tzinfo=None).timestamp() > cutoff:
+            continue
+        try:
+            status = Job.fetch(keys.model_job(job.id), connection=conn).get_status(refresh=True)
+        except NoSuchJobError:
+            status = None
+        if status in (None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED):
+            if finish(job.id, FAILED, error="The worker running this job stopped before it ended; start it "
+                                            "again (an install takes up its download where it stopped)."):
+                failed += 1
+    return failed

@@ -175,3 +175,36 @@ def test_staff_cancel_a_running_install_and_its_part_file_goes(install):
     assert again.status_code == 409
     listed = client.get("/api/v1/admin/model-jobs", headers=staff).get_json()
     assert job_id in [j["id"] for j in listed["items"]] and listed["total"] >= 1
+
+
+def test_a_job_whose_worker_died_is_failed_by_the_reconciler_and_a_queued_one_is_left(install):
+    from datetime import timedelta
+
+    from extensions import db
+    from models import ModelJob, utcnow
+    from services.generation import model_jobs
+
+    app = install["app"]
+    with app.app_context():
+        old = utcnow() - timedelta(minutes=5)
+        lost = ModelJob(kind="install", state="running", source="https://example.com/lost.safetensors",
+                        destination="lost.safetensors", created_at=old, started_at=old)
+        waiting = ModelJob(kind="install", state="queued", source="https://example.com/waiting.safetensors",
+                           destination="waiting.safetensors", created_at=old)
+        db.session.add_all([lost, waiting])
+        db.session.commit()
+        # Its RQ job waits in a queue no worker serves: still queued, so the row is left.
+        from rq import Queue
+
+        from services.core import keys, redis_client
+
+        nobody = Queue("nobody-serves-" + waiting.id, connection=redis_client.connection())
+        nobody.enqueue("worker.install_jobs.run_install", waiting.id, job_id=keys.model_job(waiting.id))
+        lost_id, waiting_id = lost.id, waiting.id
+        model_jobs.reconcile_lost()  # (or the archive worker's own reconciler, the same code, got there first)
+        rows = {j.id: j for j in db.session.scalars(db.select(ModelJob).where(ModelJob.id.in_([lost_id, waiting_id])))}
+        assert rows[lost_id].state == "failed" and "worker running this job stopped" in rows[lost_id].error
+        assert rows[waiting_id].state == "queued"
+        model_jobs.cancel(waiting_id)
+        nobody.delete(delete_jobs=True)
+        db.session.remove()
