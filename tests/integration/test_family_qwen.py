@@ -78,7 +78,7 @@ def qwen_upload(user, seed: int, size: int = 64) -> tuple[str, np.ndarray]:
     return response.get_json()["id"], picture.astype(np.int16)
 
 
-def test_it_inpaints_inside_the_mask_and_keeps_the_rest(qwen_user):
+def test_qwen_inpaints_inside_the_mask_and_keeps_the_rest(qwen_user):
     upload, start = qwen_upload(qwen_user, 5)
     mask = PILImage.new("RGB", (64, 64), "black")
     mask.paste((255, 255, 255), (16, 16, 48, 48))
