@@ -25,7 +25,7 @@ def resolve_device(device: str = "auto", family: str | None = None) -> tuple[str
         )
     if kind != "cuda":
         return device, torch.float32
-    if family in ("sd3", "flux", "chroma", "zimage") and torch.cuda.is_bf16_supported():
+    if family in ("sd3", "flux", "chroma", "zimage", "qwen") and torch.cuda.is_bf16_supported():
         return device, torch.bfloat16
     return device, torch.float16
 
