@@ -3,7 +3,8 @@ ZImagePipeline (or its image-to-image and inpaint pipelines), a transformer-only
 .safetensors file in the original (ComfyUI) and in diffusers' tensor naming, and its
 LoRAs in diffusers, ComfyUI and kohya names. Turbo and base have the same tensors: the
 name tells them apart, and their cards differ (Turbo: 8 steps, no guidance, no negative
-prompt; base: classifier-free guidance with a negative prompt)."""
+prompt; base: classifier-free guidance with a negative prompt). And the tiny demo-zimage:
+its tokenizer made in code (byte-level BPE, Qwen3's chat template) and its size."""
 from __future__ import annotations
 
 import json
@@ -99,3 +100,37 @@ def test_the_demo_model_and_its_lora_are_zimage_turbo():
     assert families.DEMO_MODELS["demo-zimage"] == "zimage"
     assert families.demo_variant("demo-zimage") == "turbo"
     assert families.DEMO_LORAS["demo-lora-zimage"] == "zimage"
+
+
+# --- the demo model (worker/demo_zimage.py) -----------------------------------------------
+
+def test_the_demo_tokenizer_is_byte_level_bpe_with_qwen3s_chat_template():
+    from worker.demo_zimage import qwen_tokenizer
+
+    tokenizer = qwen_tokenizer()
+    # As ZImagePipeline._encode_prompt asks for it.
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "夜の猫 🐱, café"}], tokenize=False,
+                                         add_generation_prompt=True, enable_thinking=True)
+    assert text == "<|im_start|>user\n夜の猫 🐱, café<|im_end|>\n<|im_start|>assistant\n"
+    ids = tokenizer(text, padding="max_length", max_length=64, truncation=True).input_ids
+    assert ids[0] == tokenizer.convert_tokens_to_ids("<|im_start|>") and len(ids) == 64
+    assert ids[-1] == tokenizer.pad_token_id == tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "user\n夜の猫 🐱, café\nassistant\n"
+    assert len(tokenizer(" the")["input_ids"]) == 1  # merged: a BPE, not only bytes
+
+
+def test_the_demo_model_is_small_and_renders_a_long_unicode_prompt(tmp_path):
+    import numpy as np
+    import torch
+
+    from worker.demo_model import build_demo_model
+    from worker.pipelines.load import load_pipeline
+
+    folder = build_demo_model(tmp_path / "daydream-demo-zimage", "zimage")
+    assert families.detect_folder(folder) == families.Detected("zimage", "turbo")
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 5_000_000
+    pipe = load_pipeline("demo-zimage", tmp_path, device="cpu")
+    prompt = "夜の猫 🐱, café, " + "a lighthouse at dusk " * 40  # past the 512 tokens: truncated
+    image = pipe(prompt, num_inference_steps=2, height=64, width=96, guidance_scale=0.0,
+                 generator=torch.Generator("cpu").manual_seed(1), output_type="np").images[0]
+    assert image.shape == (64, 96, 3) and np.isfinite(image).all() and image.std() > 0.01
