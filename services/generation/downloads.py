@@ -199,7 +199,8 @@ def download(url: str, part: Path, settings: Settings, *,
                 on_size(total, done)
                 on_progress(done, total)
                 with open(part, "ab") as handle:
-                    while chunk := response.read(CHUNK):
+                    # read1: what has arrived (up to CHUNK), so progress and cancel keep up on a slow link
+                    while chunk := response.read1(CHUNK):
                         handle.write(chunk)
                         hasher.update(chunk)
                         done += len(chunk)

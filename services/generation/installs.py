@@ -333,7 +333,7 @@ def _install_hub(job: ModelJob, settings: Settings, progress) -> Path:
     wanted = choose_files(siblings, options)
     total = sum(_hub_size(entry) or 0 for entry in wanted)
     folder = catalog.models_folder()
-    staging = folder / STAGING / job.id
+    staging = folder / STAGING / job.destination  # (by destination: a later install of it resumes)
     staging.mkdir(parents=True, exist_ok=True)
     done_before = sum((staging / e["rfilename"]).stat().st_size for e in wanted if (staging / e["rfilename"]).exists())
     _check_space(folder, max(total - done_before, 0))
