@@ -8,6 +8,7 @@ The app lives as long as the worker process; each job pushes a fresh app context
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +51,16 @@ def maintenance() -> None:
 def run_model_op(job_id: str) -> str:
     """A convert or merge job (services/generation/model_ops.py): run in a child process,
     `python -m worker.model_ops <job id>`, which brings torch (this worker never imports
-    it). A child that ends without finishing its job (killed, out of memory) leaves the
-    job failed with the reason, and nothing half-written."""
+    it) and then runs the convert and merge jobs queued meanwhile. The jobs a child leaves
+    unfinished (it was killed, ran out of memory or of time) fail with the reason, and
+    nothing half-written stays. A job a child took already is not started again."""
+    with get_app().app_context():
+        try:
+            job = db.session.get(ModelJob, job_id)
+            if job is None or job.state != "queued":
+                return f"model job {job_id}: {job.state if job else 'gone'} already"
+        finally:
+            db.session.remove()
     proc = subprocess.Popen([sys.executable, "-m", "worker.model_ops", job_id], cwd=ROOT)
     try:
         code = proc.wait()
@@ -61,9 +70,11 @@ def run_model_op(job_id: str) -> str:
             proc.wait()
     with get_app().app_context():
         try:
+            left = model_ops.abandon(f"{socket.gethostname()}:{proc.pid}",
+                                     f"the {{kind}} stopped before it finished (exit status {proc.returncode})")
             job = db.session.get(ModelJob, job_id)
-            if job is not None and job.state in model_ops.ACTIVE:
-                model_ops.fail(job, f"the {job.kind} stopped before it finished (exit status {proc.returncode})")
-            return f"model job {job_id}: {job.state if job else 'gone'} (exit status {code})"
+            if job is not None and job.state == "queued":  # the child ended before taking it
+                model_ops.fail(job, f"the {job.kind} could not start (exit status {proc.returncode})")
+            return f"model job {job_id}: exit status {code}" + (f", left unfinished: {left}" if left else "")
         finally:
             db.session.remove()

@@ -19,6 +19,8 @@ the row, its progress and its audit rows). Then a scan lists the new folder, dis
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -137,7 +139,7 @@ def merge(job) -> None:
 def run(job_id: str) -> str:
     """Run one convert or merge job; its row says how it went."""
     job = ops.get_job(job_id)
-    if job.state != "queued" or not ops.begin(job):
+    if job.state != "queued" or not ops.begin(job, runner()):
         return f"job {job_id} is {ops.model_jobs.state_of(job_id)}: nothing to do"
     try:
         (convert if job.kind == ops.CONVERT else merge)(job)
@@ -160,9 +162,18 @@ def main(argv: list[str]) -> int:
     with get_app().app_context():
         try:
             log.info(run(argv[1]))
+            # Then the jobs queued meanwhile: their own start would cost as much again
+            # (torch and diffusers), and their RQ jobs find them taken.
+            while (more := ops.next_queued()) is not None:
+                log.info(run(more))
         finally:
             db.session.remove()
     return 0
+
+
+def runner() -> str:
+    """This process, as the archive worker that started it knows it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 if __name__ == "__main__":

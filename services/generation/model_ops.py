@@ -269,9 +269,33 @@ def get_job(job_id: str) -> ModelJob:
     return job
 
 
-def begin(job: ModelJob) -> bool:
-    """queued → running; False: cancelled before it started."""
-    return model_jobs.start(job.id)
+def begin(job: ModelJob, runner: str) -> bool:
+    """queued → running, by `runner` (the process, "host:pid", so that the archive worker
+    can end the jobs of a child that died); False: cancelled before it started, or
+    another process took it."""
+    if not model_jobs.start(job.id):
+        return False
+    options = {**(job.options or {}), "runner": runner}
+    return transitions.advance(ModelJob, job.id, (model_jobs.RUNNING,), options=options)
+
+
+def next_queued() -> str | None:
+    """The oldest queued convert or merge job: a process that has torch loaded already
+    runs it rather than leave it to a new one (whose start costs as much as a small job)."""
+    return db.session.scalar(sa.select(ModelJob.id).where(ModelJob.kind.in_((CONVERT, MERGE)),
+                                                          ModelJob.state == model_jobs.QUEUED)
+                             .order_by(ModelJob.created_at, ModelJob.id).limit(1))
+
+
+def abandon(runner: str, why: str) -> list[str]:
+    """Fail the jobs a process left running (it died, or ran out of time): what it wrote
+    goes, the reason stays."""
+    jobs = db.session.scalars(sa.select(ModelJob).where(ModelJob.kind.in_((CONVERT, MERGE)),
+                                                        ModelJob.state.in_(ACTIVE))).all()
+    ended = [job for job in jobs if (job.options or {}).get("runner") == runner]
+    for job in ended:
+        fail(job, why.format(kind=job.kind))
+    return [job.id for job in ended]
 
 
 def progress(job: ModelJob, stage: str, step: int, steps: int) -> None:
@@ -282,7 +306,6 @@ def progress(job: ModelJob, stage: str, step: int, steps: int) -> None:
     if not transitions.advance(ModelJob, job.id, (model_jobs.RUNNING,), options=options, done_bytes=step,
                                total_bytes=steps):
         raise Cancelled()
-    job.options = options
     model_jobs.announce(job.id)
 
 

@@ -61,6 +61,24 @@ def tiny_models(ops_stack):
     return ids[f"{FOLDER}/tiny-sd1.safetensors"], ids[f"{FOLDER}/other-sd1"]
 
 
+@pytest.fixture(scope="module")
+def ops_jobs(ops_stack, tiny_models) -> dict:
+    """A convert and two merges (α 0 and 0.5), asked for at once: the archive worker's
+    child process runs them in turn (torch is loaded once)."""
+    app, client, staff, user, models = ops_stack
+    single, other = tiny_models
+    asked = {"converted": ("convert", {"model": single}),
+             "merged-0": ("merge", {"models": ["demo", other], "method": "weighted_sum", "alpha": 0}),
+             "merged-half": ("merge", {"models": ["demo", other], "alpha": 0.5})}
+    answers = {}
+    for name, (route, body) in asked.items():
+        response = client.post(f"/api/v1/admin/models/{route}", headers=staff,
+                               json={**body, "destination": f"{FOLDER}/{name}"})
+        assert response.status_code == 202, response.get_json()
+        answers[name] = response.get_json()
+    return answers
+
+
 def model_op_ended(app, job_id: str, timeout: float = 240) -> ModelJob:
     def ended():
         with app.app_context():
@@ -84,13 +102,10 @@ def unet_of(folder) -> dict:
     return load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
 
 
-def test_a_single_file_converts_into_a_folder_that_loads_and_generates(ops_stack, tiny_models):
+def test_a_single_file_converts_into_a_folder_that_loads_and_generates(ops_stack, tiny_models, ops_jobs):
     app, client, staff, user, models = ops_stack
     single, _ = tiny_models
-    response = client.post("/api/v1/admin/models/convert", headers=staff,
-                           json={"model": single, "destination": f"{FOLDER}/converted"})
-    assert response.status_code == 202, response.get_json()
-    queued = response.get_json()
+    queued = ops_jobs["converted"]
     assert queued["kind"] == "convert" and queued["state"] == "queued" and queued["options"]["models"] == [single]
     job = model_op_ended(app, queued["id"])
     assert job.state == "done", job.error
@@ -108,17 +123,11 @@ def test_a_single_file_converts_into_a_folder_that_loads_and_generates(ops_stack
     assert enable_and_paint(client, staff, user, job.model_id)
 
 
-def test_a_merge_at_alpha_0_is_its_first_model_and_at_half_is_neither(ops_stack, tiny_models):
+def test_a_merge_at_alpha_0_is_its_first_model_and_at_half_is_neither(ops_stack, tiny_models, ops_jobs):
     app, client, staff, user, models = ops_stack
     _, other = tiny_models
-    jobs = {}
-    for name, alpha in (("merged-0", 0), ("merged-half", 0.5)):
-        response = client.post("/api/v1/admin/models/merge", headers=staff, json={
-            "models": ["demo", other], "method": "weighted_sum", "alpha": alpha,
-            "destination": f"{FOLDER}/{name}"})
-        assert response.status_code == 202, response.get_json()
-        jobs[name] = response.get_json()["id"]
-    zero, half = (model_op_ended(app, jobs[name]) for name in ("merged-0", "merged-half"))
+    assert ops_jobs["merged-half"]["options"]["method"] == "weighted_sum"  # (the default)
+    zero, half = (model_op_ended(app, ops_jobs[name]["id"]) for name in ("merged-0", "merged-half"))
     assert zero.state == "done" and half.state == "done", (zero.error, half.error)
     assert zero.options["stage"] == "done" and zero.done_bytes == zero.total_bytes > 3  # (loads + tensors)
     demo, b = unet_of(models / "daydream-demo"), unet_of(models / FOLDER / "other-sd1")
