@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
+from services.core import keys
 from services.core import queue as queue_service
 from services.core import redis_client
 from tests.helpers import wait_for
@@ -120,12 +122,12 @@ def qwen_batch_stack(stack_factory):
 
 
 def qwen_calls(app, task_ids) -> list[dict]:
-    """The worker's calls (oldest first) that held any of `task_ids`."""
-    from worker.jobs import recent_batches
-
+    """The worker's calls (oldest first) that held any of `task_ids` (the list
+    worker/jobs.py:recent_batches reads, read here without importing the worker's torch)."""
     with app.app_context():
         [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
-        calls = list(reversed(recent_batches(name, redis_client.connection())))
+        raw = redis_client.connection().lrange(keys.worker_batches(name), 0, -1)
+    calls = [json.loads(entry) for entry in reversed(raw)]
     return [call for call in calls if set(task_ids) & set(call["tasks"])]
 
 
