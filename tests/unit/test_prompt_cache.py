@@ -159,6 +159,16 @@ def test_prompt_cache_the_least_recently_used_entry_goes_at_the_bound(sd_pipelin
     assert runs_encoders(pipe, lambda: sd_encoded(pipe, "two")) > 0
 
 
+def test_prompt_cache_zero_entries_leaves_the_pipeline_as_diffusers_made_it(prompt_models):
+    pipelines = PipelineCache(prompt_models, device="cpu", prompt_entries=0)  # DAYDREAM_PROMPT_CACHE=0
+    pipe = pipelines.get("demo")
+    assert "encode_prompt" not in vars(pipe) and prompt_cache.model_of(pipe) is None
+    assert runs_encoders(pipe, lambda: sd_encoded(pipe)) > 0
+    assert runs_encoders(pipe, lambda: sd_encoded(pipe)) > 0
+    assert len(prompt_cache.cache) == 0
+    pipelines.unload()
+
+
 def test_prompt_cache_bytes_bound_keeps_the_newest():
     small = prompt_cache.PromptCache(entries=10, max_bytes=3 * 4 * 100)  # three 100-float entries
     for n in range(5):
