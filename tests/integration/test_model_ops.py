@@ -56,18 +56,21 @@ def tiny_models(ops_stack):
                 if tensor.is_floating_point():
                     tensor.add_(torch.randn(tensor.shape, generator=generator) * 0.05)
     pipe.save_pretrained(models / FOLDER / "other-sd1", safe_serialization=True)
+    # A file cut short: its header reads (the scan lists it as SD 1.x), its weights do not.
+    whole = (models / FOLDER / "tiny-sd1.safetensors").read_bytes()
+    (models / FOLDER / "cut-short.safetensors").write_bytes(whole[:len(whole) // 2])
     scanned = client.post("/api/v1/admin/models/scan", headers=staff).get_json()["items"]
     ids = {m["spec"]: m["id"] for m in scanned}
-    return ids[f"{FOLDER}/tiny-sd1.safetensors"], ids[f"{FOLDER}/other-sd1"]
+    return ids[f"{FOLDER}/tiny-sd1.safetensors"], ids[f"{FOLDER}/other-sd1"], ids[f"{FOLDER}/cut-short.safetensors"]
 
 
 @pytest.fixture(scope="module")
 def ops_jobs(ops_stack, tiny_models) -> dict:
-    """A convert and two merges (α 0 and 0.5), asked for at once: the archive worker's
-    child process runs them in turn (torch is loaded once)."""
+    """A convert, two merges (α 0 and 0.5) and a convert that fails, asked for at once: the
+    archive worker's child process runs them in turn (torch is loaded once)."""
     app, client, staff, user, models = ops_stack
-    single, other = tiny_models
-    asked = {"converted": ("convert", {"model": single}),
+    single, other, cut = tiny_models
+    asked = {"converted": ("convert", {"model": single}), "from-cut": ("convert", {"model": cut}),
              "merged-0": ("merge", {"models": ["demo", other], "method": "weighted_sum", "alpha": 0}),
              "merged-half": ("merge", {"models": ["demo", other], "alpha": 0.5})}
     answers = {}
@@ -104,7 +107,7 @@ def unet_of(folder) -> dict:
 
 def test_a_single_file_converts_into_a_folder_that_loads_and_generates(ops_stack, tiny_models, ops_jobs):
     app, client, staff, user, models = ops_stack
-    single, _ = tiny_models
+    single = tiny_models[0]
     queued = ops_jobs["converted"]
     assert queued["kind"] == "convert" and queued["state"] == "queued" and queued["options"]["models"] == [single]
     job = model_op_ended(app, queued["id"])
@@ -123,9 +126,20 @@ def test_a_single_file_converts_into_a_folder_that_loads_and_generates(ops_stack
     assert enable_and_paint(client, staff, user, job.model_id)
 
 
+def test_a_job_that_fails_leaves_nothing_behind_and_says_why(ops_stack, ops_jobs):
+    app, client, staff, user, models = ops_stack
+    job = model_op_ended(app, ops_jobs["from-cut"]["id"])
+    assert job.state == "failed" and "cut-short could not be loaded" in job.error, job.error
+    assert str(models) not in job.error  # (no server paths)
+    assert not (models / FOLDER / "from-cut").exists() and not (models / FOLDER / "from-cut.partial").exists()
+    assert job.options["stage"] == "failed" and job.model_id is None
+    listed = client.get(f"/api/v1/admin/model-jobs/{job.id}", headers=staff).get_json()
+    assert (listed["state"], listed["error"]) == ("failed", job.error)
+
+
 def test_a_merge_at_alpha_0_is_its_first_model_and_at_half_is_neither(ops_stack, tiny_models, ops_jobs):
     app, client, staff, user, models = ops_stack
-    _, other = tiny_models
+    other = tiny_models[1]
     assert ops_jobs["merged-half"]["options"]["method"] == "weighted_sum"  # (the default)
     zero, half = (model_op_ended(app, ops_jobs[name]["id"]) for name in ("merged-0", "merged-half"))
     assert zero.state == "done" and half.state == "done", (zero.error, half.error)
@@ -145,7 +159,7 @@ def test_a_merge_at_alpha_0_is_its_first_model_and_at_half_is_neither(ops_stack,
 
 def test_mixed_families_other_kinds_and_bad_destinations_are_refused_with_reasons(ops_stack, tiny_models):
     app, client, staff, user, models = ops_stack
-    single, other = tiny_models
+    single, other = tiny_models[:2]
 
     def refused(path, body, field, says):
         response = client.post(path, headers=staff, json=body)
