@@ -199,7 +199,9 @@ def test_cards_say_which_families_take_guides():
     takes = {f: (c.controlnet, c.ip_adapter, c.edits, c.max_references) for f, c in families.FAMILIES.items()}
     assert takes == {"sd1": (True, True, False, 0), "sd2": (False, False, False, 0),
                      "sdxl": (True, True, False, 0), "sd3": (False, False, False, 0),
-                     "flux": (True, True, False, 0)}
+                     "flux": (True, True, False, 0), "flux2": (False, False, True, 4),
+                     "zimage": (False, False, False, 0), "qwen": (False, False, False, 0),
+                     "chroma": (False, False, False, 0)}
     assert families.card("flux", variant="schnell").controlnet
     for family, variant in (("sd1", "inpainting"), ("sdxl", "inpainting"), ("flux", "fill")):
         card = families.card(family, variant=variant)
