@@ -86,7 +86,7 @@ function clearFieldErrors(form) {
 function showFieldError(form, error, status) {
   const box = error && error.field ? form.querySelector('.field-error[data-field="' + CSS.escape(error.field) + '"]') : null;
   if (box) {
-    box.textContent = error.message;
+    box.textContent = String(error.message).replace(new RegExp("^" + error.field + ": "), "");
     box.hidden = false;
     const input = box.parentElement.querySelector("input, select");
     if (input) input.setAttribute("aria-invalid", "true");
