@@ -35,6 +35,7 @@ METHODS = {"weighted_sum": "weighted sum, A·(1−α) + B·α",
 ACTIVE = model_jobs.UNFINISHED
 PARTIAL = ".partial"  # what a job writes into, renamed when complete
 MAX_DESTINATION = 200
+QUANTIZED = (".gguf",)  # files of quantized weights: neither converted nor merged
 # First folders of the models folder that hold other things than models (the scan reads
 # them as LoRAs, upscalers, guides, configs…): no destination goes there.
 RESERVED = (catalog.LORA_FOLDER, upscaler_files.FOLDER, *guide_files.FOLDERS, *catalog.NOT_MODELS)
@@ -100,6 +101,9 @@ def _model_row(model_id, field: str) -> AiModel:
     if row.family not in families.FAMILIES:
         raise ValidationError(field, f"{row.name}'s family is not known yet: scan the models folder, or "
                               "let it load once")
+    if row.quant or row.spec.lower().endswith(QUANTIZED):
+        raise ValidationError(field, f"{row.name} is quantized ({row.quant or 'GGUF'}): only full-precision "
+                              "weights are converted or merged")
     return row
 
 

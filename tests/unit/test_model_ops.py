@@ -36,6 +36,8 @@ def ops_app(tmp_path_factory):
                     family="sd1", lora=True, state="available"),
             AiModel(id="broken", name="broken", spec="broken", kind="folder", source="scan", family="sd1",
                     state="error", error="could not be read"),
+            AiModel(id="q4", name="q4", spec="flux-q4.gguf", kind="single_file", source="scan", family="sd1",
+                    state="available", quant="Q4_K"),
             AiModel(id="pickle", name="pickle", spec="/elsewhere/old.ckpt", kind="single_file", source="env",
                     family="sd1", state="available", enabled=True),
         ])
@@ -76,6 +78,7 @@ def test_a_destination_outside_by_a_link_is_refused_and_a_good_one_is_kept_relat
     ({"models": ["sd-a", "style"]}, "models", "is a LoRA"),
     ({"models": ["sd-a", "broken"]}, "models", "cannot be used: could not be read"),
     ({"models": ["sd-a", "nope"]}, "models", "there is no model 'nope'"),
+    ({"models": ["sd-a", "q4"]}, "models", "q4 is quantized (Q4_K)"),
     ({"models": ["sd-a"]}, "models", "two or three"),
     ({"models": "sd-a"}, "models", "two or three"),
     ({"models": ["sd-a", "sd-a"]}, "models", "different models"),
