@@ -28,7 +28,8 @@ from worker.kinds import kind_for
 
 # Working memory of one image in one call, per megapixel, fp16 with PyTorch's SDPA
 # attention: rough figures on the safe side (activations, the VAE decode of the batch).
-WORK_BYTES_PER_MPX = {"sd1": 1.5e9, "sd2": 1.5e9, "sdxl": 2.0e9, "sd3": 2.5e9, "flux": 3.5e9, "chroma": 3.5e9, "zimage": 3.0e9}
+WORK_BYTES_PER_MPX = {"sd1": 1.5e9, "sd2": 1.5e9, "sdxl": 2.0e9, "sd3": 2.5e9, "flux": 3.5e9, "chroma": 3.5e9, "zimage": 3.0e9,
+                      "flux2": 4.0e9}  # (FLUX.2: klein about FLUX.1's, dev more: a conservative guess)
 HEADROOM = 0.75  # share of the free memory a batch may plan to use
 MOST_IMAGES = 16  # images per call at most, whatever the memory
 
