@@ -250,6 +250,9 @@ class Task(db.Model):
     # The class whose shared pool paid for the task (issue 27), so that its refund goes
     # back to the pool; None: the user's own balance paid.
     class_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22), index=True)
+    # Fast mode (issue 28): the denoiser's step cache (first-block cache, TaylorSeer or
+    # MagCache, per family) was on for this task. None: off (and tasks made before it).
+    fast: so.Mapped[Optional[bool]]
     # Results go into this board (the gallery's), if it still exists when they are saved.
     board_id: so.Mapped[Optional[str]] = so.mapped_column(sa.String(22))
     cost: so.Mapped[int] = so.mapped_column(default=0)
@@ -445,6 +448,9 @@ class AiModel(db.Model):
     # (services/generation/planner.py).
     quant: so.Mapped[Optional[str]] = so.mapped_column(sa.String(20))
     size_bytes: so.Mapped[Optional[int]] = so.mapped_column(sa.BigInteger)
+    # Fast mode (issue 28), set by staff: "off" (not offered), "on" (every task), or
+    # "optional" (off unless the user turns it on for a task).
+    fast_mode: so.Mapped[str] = so.mapped_column(sa.String(10), default="off", server_default="off")
 
 
 class ModelJob(db.Model):
