@@ -3,12 +3,17 @@ Flux2KleinPipeline (klein, step-distilled or base by model_index.json's is_disti
 its inpaint pipeline, or Flux2Pipeline (dev); a transformer-only .safetensors file in
 BFL's (ComfyUI) and in diffusers' tensor naming, never taken for FLUX.1 though it shares
 FLUX.1's double-block names; and its LoRAs in diffusers', ai-toolkit's and kohya's names,
-whose single blocks are FLUX.1's but for the width of their first projection."""
+whose single blocks are FLUX.1's but for the width of their first projection. And a
+transformer file in BFL's names (bare, or with ComfyUI's prefix) loads with
+configs/flux2 and paints what the diffusers folder does."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
+import torch
 
 from services.generation import families
 from tests.helpers import safetensors_stub
@@ -113,3 +118,69 @@ def test_a_flux1_lora_with_the_same_names_stays_flux():
                       "lora_unet_single_blocks_0_linear1.lora_up.weight", 3072, 21504)
     assert families.detect_lora_keys(kohya) == "flux"
     assert families.detect_lora_keys({"__metadata__": {"ss_base_model_version": "flux1"}, **kohya}) == "flux"
+
+
+# diffusers' names of a FLUX.2 transformer -> BFL's (the inverse of diffusers'
+# convert_flux2_transformer_checkpoint_to_diffusers), to write a file as BFL publishes one.
+FLUX2_BFL_TOP = {
+    "x_embedder.weight": "img_in.weight", "context_embedder.weight": "txt_in.weight",
+    "time_guidance_embed.timestep_embedder.linear_1.weight": "time_in.in_layer.weight",
+    "time_guidance_embed.timestep_embedder.linear_2.weight": "time_in.out_layer.weight",
+    "double_stream_modulation_img.linear.weight": "double_stream_modulation_img.lin.weight",
+    "double_stream_modulation_txt.linear.weight": "double_stream_modulation_txt.lin.weight",
+    "single_stream_modulation.linear.weight": "single_stream_modulation.lin.weight",
+    "proj_out.weight": "final_layer.linear.weight"}
+FLUX2_BFL_DOUBLE = {
+    "attn.norm_q.weight": "img_attn.norm.query_norm.scale", "attn.norm_k.weight": "img_attn.norm.key_norm.scale",
+    "attn.to_out.0.weight": "img_attn.proj.weight", "ff.linear_in.weight": "img_mlp.0.weight",
+    "ff.linear_out.weight": "img_mlp.2.weight", "attn.norm_added_q.weight": "txt_attn.norm.query_norm.scale",
+    "attn.norm_added_k.weight": "txt_attn.norm.key_norm.scale", "attn.to_add_out.weight": "txt_attn.proj.weight",
+    "ff_context.linear_in.weight": "txt_mlp.0.weight", "ff_context.linear_out.weight": "txt_mlp.2.weight"}
+FLUX2_BFL_SINGLE = {"attn.to_qkv_mlp_proj.weight": "linear1.weight", "attn.to_out.weight": "linear2.weight",
+                    "attn.norm_q.weight": "norm.query_norm.scale", "attn.norm_k.weight": "norm.key_norm.scale"}
+FLUX2_BFL_QKV = {"img": ("to_q", "to_k", "to_v"), "txt": ("add_q_proj", "add_k_proj", "add_v_proj")}
+
+
+def flux2_bfl_names(tensors: dict) -> dict:
+    out = {}
+    for key, value in tensors.items():
+        double = re.fullmatch(r"transformer_blocks\.(\d+)\.(.+)", key)
+        single = re.fullmatch(r"single_transformer_blocks\.(\d+)\.(.+)", key)
+        if key in FLUX2_BFL_TOP:
+            out[FLUX2_BFL_TOP[key]] = value
+        elif key == "norm_out.linear.weight":  # diffusers keeps (scale, shift), BFL (shift, scale)
+            scale, shift = value.chunk(2, dim=0)
+            out["final_layer.adaLN_modulation.1.weight"] = torch.cat([shift, scale], dim=0)
+        elif double:
+            n, rest = double.groups()
+            for side, names in FLUX2_BFL_QKV.items():
+                if rest == f"attn.{names[0]}.weight":
+                    out[f"double_blocks.{n}.{side}_attn.qkv.weight"] = torch.cat(
+                        [tensors[f"transformer_blocks.{n}.attn.{name}.weight"] for name in names], dim=0)
+            if rest in FLUX2_BFL_DOUBLE:
+                out[f"double_blocks.{n}.{FLUX2_BFL_DOUBLE[rest]}"] = value
+        elif single:
+            out[f"single_blocks.{single.group(1)}.{FLUX2_BFL_SINGLE[single.group(2)]}"] = value
+        else:
+            raise KeyError(key)
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+@pytest.mark.parametrize("prefix", ["", "model.diffusion_model."])
+def test_a_flux2_transformer_file_in_bfl_names_loads_with_configs_flux2(tmp_path, prefix):
+    from safetensors.torch import load_file, save_file
+
+    from worker.pipelines import info
+    from worker.pipelines.load import load_pipeline
+
+    folder = load_pipeline("demo-flux2", tmp_path, "cpu")
+    demo = tmp_path / "daydream-demo-flux2"
+    shutil.copytree(demo, tmp_path / "configs" / "flux2")
+    tensors = load_file(str(demo / "transformer" / "diffusion_pytorch_model.safetensors"))
+    save_file({prefix + k: v for k, v in flux2_bfl_names(tensors).items()}, str(tmp_path / "klein.safetensors"))
+    single = load_pipeline("klein.safetensors", tmp_path, "cpu")
+    assert info.detected_of(single) == families.Detected("flux2", "klein", parts="denoiser")
+    call = dict(prompt="a cat", width=64, height=64, num_inference_steps=2, output_type="np")
+    expected = folder(**call, generator=torch.Generator().manual_seed(1)).images
+    got = single(**call, generator=torch.Generator().manual_seed(1)).images
+    assert abs(expected - got).max() < 1e-4

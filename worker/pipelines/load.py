@@ -295,7 +295,9 @@ def _load_single_file(path: Path, spec: str, models_path: Path, device: str,
             name, model_cls = DENOISERS[found.family]
             # A GGUF file's weights stay quantized (dequantized layer by layer as they run).
             gguf = {"quantization_config": quant.gguf_config(dtype)} if path.suffix.lower() == ".gguf" else {}
-            source = qwen.single_file_source(path) if found.family == "qwen" and not gguf else str(path)
+            # diffusers' Qwen-Image and FLUX.2 converters read the original names without
+            # ComfyUI's "model.diffusion_model." prefix: a ComfyUI file's tensors lose it first.
+            source = qwen.single_file_source(path) if found.family in ("qwen", "flux2") and not gguf else str(path)
             denoiser = model_cls.from_single_file(source, config=str(config), subfolder=name,
                                                   local_files_only=True, torch_dtype=dtype, **gguf)
             extra = _quant_kwargs(found, device, dtype, skip=name)
