@@ -5,7 +5,8 @@ BFL's (ComfyUI) and in diffusers' tensor naming, never taken for FLUX.1 though i
 FLUX.1's double-block names; and its LoRAs in diffusers', ai-toolkit's and kohya's names,
 whose single blocks are FLUX.1's but for the width of their first projection. And a
 transformer file in BFL's names (bare, or with ComfyUI's prefix) loads with
-configs/flux2 and paints what the diffusers folder does."""
+configs/flux2 and paints what the diffusers folder does; LoRAs in ai-toolkit's and kohya's
+names load through the pipeline (diffusers converts them) and act."""
 from __future__ import annotations
 
 import json
@@ -184,3 +185,31 @@ def test_a_flux2_transformer_file_in_bfl_names_loads_with_configs_flux2(tmp_path
     expected = folder(**call, generator=torch.Generator().manual_seed(1)).images
     got = single(**call, generator=torch.Generator().manual_seed(1)).images
     assert abs(expected - got).max() < 1e-4
+
+
+def test_flux2_loras_in_ai_toolkit_and_kohya_names_are_flux2_and_act(tmp_path):
+    from safetensors.torch import save_file
+
+    from worker.pipelines.load import load_pipeline
+
+    pipe = load_pipeline("demo-flux2", tmp_path, "cpu")
+    width = pipe.transformer.config.num_attention_heads * pipe.transformer.config.attention_head_dim
+    out = pipe.transformer.single_transformer_blocks[0].attn.to_qkv_mlp_proj.out_features  # 9 x width
+    random = torch.Generator().manual_seed(0)
+    down, up = torch.randn(4, width, generator=random), torch.randn(out, 4, generator=random) * 0.5
+    files = {
+        "ai-toolkit": {"diffusion_model.single_blocks.0.linear1.lora_A.weight": down,
+                       "diffusion_model.single_blocks.0.linear1.lora_B.weight": up},
+        "kohya": {"lora_unet_single_blocks_0_linear1.lora_down.weight": down,
+                  "lora_unet_single_blocks_0_linear1.lora_up.weight": up,
+                  "lora_unet_single_blocks_0_linear1.alpha": torch.tensor(4.0)},
+    }
+    call = dict(prompt="a cat", width=64, height=64, num_inference_steps=2, output_type="np")
+    plain = pipe(**call, generator=torch.Generator().manual_seed(1)).images
+    for name, tensors in files.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(tensors, str(path))
+        assert families.detect_file(path) == ("lora", "flux2")
+        pipe.load_lora_weights(str(path), adapter_name=name.replace("-", "_"))  # (diffusers converts the names)
+        pipe.set_adapters([name.replace("-", "_")])
+        assert abs(pipe(**call, generator=torch.Generator().manual_seed(1)).images - plain).mean() > 0.01, name
