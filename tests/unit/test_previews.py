@@ -157,7 +157,8 @@ def test_throttle_rejects_a_non_positive_rate():
 
 # --- every family -------------------------------------------------------------
 
-CHANNELS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16, "zimage": 16, "flux2": 32}
+CHANNELS = {"sd1": 4, "sd2": 4, "sdxl": 4, "sd3": 16, "flux": 16, "zimage": 16, "flux2": 32, "qwen": 16,
+            "chroma": 16}
 
 
 def family_latents_for_colour(family, rgb, height=8, width=8):
