@@ -328,6 +328,7 @@ class Task(db.Model):
             **({"control": [dict(unit) for unit in self.control]} if self.control else {}),
             **({"references": [dict(ref) for ref in self.reference_images]} if self.reference_images else {}),
             **({"edit": dict(self.edit)} if self.edit else {}),
+            **({"fast": True} if self.fast else {}),
         }
 
 

@@ -17,7 +17,9 @@ BENCHES = {
     "queue": "bench.bench_queue",
     "web": "bench.bench_web",
     "worker": "bench.bench_worker",
+    "e2e": "bench.bench_e2e",
     "upscale": "bench.bench_upscale",
+    "fast": "bench.bench_fast",
     "gpu": "bench.bench_gpu",  # skips itself (in a second) where torch sees no CUDA GPU
 }
 

@@ -40,6 +40,7 @@ def batch_key(task) -> tuple:
     kind = kind_for(task)
     return (task.model, int(task.width), int(task.height), int(task.steps), task.scheduler,
             float(task.guidance), loras, (kind.name, *kind.batch_key(task)), bool(task.negative_prompt),
+            bool(getattr(task, "fast", False)),  # fast-mode tasks share calls only with fast-mode tasks (issue 28)
             *guides.batch_key(task))
 
 

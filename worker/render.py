@@ -13,16 +13,18 @@ canceled, where images are stored, how a task ends) is its RenderContext; the wo
 is worker/jobs.ServiceContext (the database, Redis and the images folder)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
 import torch
 
+from services.generation.families import DEMO_MODELS
 from services.library import storage
 from worker import guides, safety
 from worker.batching import BatchLimits, chunks
 from worker.kinds import kind_for
-from worker.pipelines import qwen
+from worker.pipelines import fast, qwen
 from worker.pipelines.info import family_of
 from worker.pipelines.memory import free_memory
 from worker.schedulers import apply_scheduler
@@ -119,6 +121,7 @@ class Render:
         self.stopped: set[str] = set()  # canceled while running: their rows are dropped
         self.done: set[str] = set()
         self.withheld = {task.id: 0 for task in tasks}  # images the image check did not keep (block)
+        self.call_seconds = 0.0  # in pipeline calls, of the batch's time (the rest is the worker's own)
 
     def live(self, rows: list[Row]) -> list[Row]:
         """The rows whose task is still running (a cancel drops its rows)."""
@@ -182,8 +185,13 @@ class Render:
                       callback_on_step_end=on_step_end, callback_on_step_end_tensor_inputs=["latents"])
         started = time.monotonic()
         compiled_first = context.first_compiled_call(self.head, len(rows))
-        result = call_pipeline(runner, **kwargs)
+        # Fast mode (a batch's tasks all are, or none: batching.batch_key): the family's
+        # step cache on the transformer for this call only.
+        with fast.enabled(self.pipe, self.family, demo=self.head.model in DEMO_MODELS) if self.head.fast \
+                else contextlib.nullcontext():
+            result = call_pipeline(runner, **kwargs)
         seconds = time.monotonic() - started
+        self.call_seconds += seconds
         # Every picture's PNG and thumbnail start encoding now, side by side (threads), while
         # the bookkeeping and the image check below run; a withheld one's bytes are dropped.
         pictures = [self.kind.finish_picture(row, picture, self.inputs) for row, picture in zip(rows, result.images)]

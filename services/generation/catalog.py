@@ -27,7 +27,7 @@ from models import AiModel, ModelState
 from services.accounts import tiers as tier_settings
 from services.core import audit, liveness
 from services.core.errors import NotFound, ServiceError, ValidationError
-from services.generation import families
+from services.generation import families, fast
 from services.generation import guide_files, planner, upscaler_files
 from services.generation.families import Card
 from services.generation.model_files import ModelsFolder
@@ -311,6 +311,7 @@ def model_to_dict(row: AiModel, staff: bool = False) -> dict:
         data["default"] = row.is_default
         data.update(families.card_of(row).to_dict())
         data["plan"] = plan_of(row).api()
+        data["fast_mode"] = row.fast_mode if fast.available(row.family) else "off"
     else:
         family = families.FAMILIES.get(data["family"])
         data["family_label"] = family.label if family else data["family"]
@@ -447,6 +448,11 @@ def model_ids() -> list[str]:
 def cards() -> dict[str, Card]:
     """{model id: card} of the enabled models."""
     return {m.id: families.card_of(m) for m in enabled_models()}
+
+
+def fast_modes() -> dict[str, str]:
+    """{model id: fast_mode} of the enabled models (services/generation/fast.py)."""
+    return {m.id: m.fast_mode or "off" for m in enabled_models()}
 
 
 def lora_table() -> dict[str, dict]:
@@ -713,7 +719,14 @@ def update_model(model_id: str, data: dict) -> AiModel:
         row.enabled = row.is_default = True
     if "tiers" in data and tiers != row.tiers:
         was["tiers"], row.tiers = row.tiers, tiers
-    now = {"enabled": row.enabled, "default": row.is_default, **({"tiers": row.tiers} if "tiers" in was else {})}
+    if "fast_mode" in data:
+        if row.lora or row.upscaler or row.adapter:
+            raise ValidationError("fast_mode", "only models have a fast mode")
+        mode = fast.check_mode(row.family, data["fast_mode"])
+        if mode != row.fast_mode:
+            was["fast_mode"], row.fast_mode = row.fast_mode, mode
+    now = {"enabled": row.enabled, "default": row.is_default, **({"tiers": row.tiers} if "tiers" in was else {}),
+           **({"fast_mode": row.fast_mode} if "fast_mode" in was else {})}
     action = ("models.default" if now["default"] and not was["default"] else
               ("models.enable" if now["enabled"] else "models.disable") if now["enabled"] != was["enabled"]
               else "models.update")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from services.generation import gguf_files
+from services.generation import fast, gguf_files
 from services.generation.schedulers import FLOW_SCHEDULERS, UNET_SCHEDULERS
 
 # The SDXL sizes (about one megapixel), as SDXL, SD3 and FLUX were trained on them.
@@ -87,6 +87,7 @@ class Card:
             "inpainting": self.inpainting, "edits": self.edits, "max_references": self.max_references,
             "edit_optional": self.edit_optional,
             "controlnet": self.controlnet, "ip_adapter": self.ip_adapter,
+            "fast": fast.card(self.family),
         }
 
     def preset_sizes(self) -> list[tuple[int, int]]:

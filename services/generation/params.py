@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.errors import ValidationError
-from services.generation import guides
+from services.generation import fast, guides
 from services.generation.families import FAMILIES, Card
 from services.generation.schedulers import SCHEDULERS
 
@@ -622,7 +622,8 @@ def edit_size(picture: tuple[int, int], card: Card, sizes: dict | None, limits: 
 def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], default_model: str,
                          loras: dict | None = None, max_loras: int = 4, upscalers: dict | None = None,
                          guide_models: dict | None = None, preprocessors: dict | None = None,
-                         max_control: int = 3, max_references: int = 2, picture_size=None) -> dict:
+                         max_control: int = 3, max_references: int = 2, picture_size=None,
+                         fast_modes: dict[str, str] | None = None) -> dict:
     """Return clean parameters or raise ValidationError naming every bad field.
 
     cards: {model id: card} of the enabled models; loras: {LoRA id: {name, family}} of
@@ -633,7 +634,8 @@ def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], def
     are checked against guide_models ({id: {name, family, adapter, architecture}} of the
     enabled ControlNets and IP-Adapters) and preprocessors ({id: info} of this install's);
     picture_size(value) -> (width, height) reads an edit's first picture's size, the
-    default size of an edit."""
+    default size of an edit; fast_modes: {model id: fast_mode} (fast.choose: the task's
+    `fast` against its model's setting)."""
     if not isinstance(data, dict):
         raise ValidationError("body", "send a JSON object with the task parameters")
     errors: dict[str, str] = {}
@@ -713,12 +715,16 @@ def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], def
                                                           sizes, limits)
         except ValidationError as exc:
             errors.setdefault(exc.field, exc.fields.get(exc.field, exc.message))
+    params["fast"], fast_error = fast.choose((fast_modes or {}).get(model) if card else "off",
+                                             card.family if card else None, data.get("fast"))
+    if fast_error:
+        errors["fast"] = fast_error
     board_id = data.get("board_id")
     if board_id is not None and not isinstance(board_id, str):
         errors["board_id"] = "must be a board id, or null"
     params["board_id"] = board_id or None
     unknown = set(data) - set(DEFAULTS) - {"scheduler", "model", "init_image", "board_id", "loras", "mask",
-                                           "outpaint", "hires", "control", "references", "edit"}
+                                           "outpaint", "hires", "control", "references", "edit", "fast"}
     if unknown:
         errors[sorted(unknown)[0]] = "is not a task parameter"
     if errors:

@@ -89,6 +89,7 @@ def check_params(user: User, data) -> dict:
         preprocessors=guides.preprocessors() if isinstance(data, dict) and data.get("control") else None,
         max_control=current_app.config["MAX_CONTROL"], max_references=current_app.config["MAX_REFERENCES"],
         picture_size=lambda value: guides.picture_size(user, value),
+        fast_modes=catalog.fast_modes(),
     )
     access.check_task(user, params)
     return params
@@ -166,7 +167,7 @@ def submit_task(user: User, data, idempotency_key: str | None = None) -> Task:
         mask_image_id=mask.id if mask is not None else None, inpaint=params["inpaint"],
         hires=params.get("hires"),
         control=params["control"], reference_images=params["references"], edit=params["edit"],
-        board_id=params["board_id"],
+        board_id=params["board_id"], fast=params["fast"],
         cost=cost_for(user, params), idempotency_key=idempotency_key, idempotency_hash=fingerprint,
         fair_round=dispatch.next_round(user.id),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
+from services.generation import fast
 from services.generation.schedulers import A1111_SAMPLER_NAMES, SCHEDULERS
 
 METADATA_KEY = "daydream"  # text chunk holding json.dumps(metadata)
@@ -195,7 +196,8 @@ def format_parameters(metadata: dict) -> str:
     when set); an upscale ("upscale") A1111's extras' "Postprocess upscale by: 2,
     Postprocess upscaler: Lanczos". ControlNet units, reference images and an edit's pictures
     follow (guide_fields: `ControlNet 0: "Module: canny, Model: …, Weight: 1.0, …"`,
-    `IP-Adapter 0: "Model: …, Weight: 0.6"`, `Edit images: <ids>`). LoRAs are written into the prompt as A1111
+    `IP-Adapter 0: "Model: …, Weight: 0.6"`, `Edit images: <ids>`), then a fast task's
+    "Fast mode: first-block cache" (services/generation/fast.py). LoRAs are written into the prompt as A1111
     does, `<lora:name:0.8>`, so that pasting the text back applies them.
     """
     prompt = str(metadata.get("prompt") or "")
@@ -233,6 +235,8 @@ def format_parameters(metadata: dict) -> str:
     if isinstance(upscale, dict):
         fields.extend(_upscale_fields(upscale, metadata))
     fields.extend(guide_fields(metadata))
+    if metadata.get("fast"):  # (Reuse brings it back: pnginfo)
+        fields.append((fast.INFOTEXT_KEY, fast.infotext_value(metadata.get("family")) or "on"))
     lines.append(
         ", ".join(f"{name}: {_a1111_value(_number(value))}" for name, value in fields if value is not None)
     )

@@ -28,7 +28,7 @@ import zlib
 from flask import current_app, has_app_context
 
 from services.core.errors import TooLarge, UnsupportedImage, ValidationError
-from services.generation import guides
+from services.generation import fast, guides
 from services.generation.compat import a1111_controlnet
 from services.generation.compat.common import find_model
 from services.generation.schedulers import A1111_SAMPLER_NAMES, SCHEDULERS, sampler_of, with_schedule
@@ -428,6 +428,8 @@ def from_infotext(text: str) -> dict:
                     "width": _int(raw.get("Size-1")), "height": _int(raw.get("Size-2"))}
     params.update(_model(raw.get("Model")))
     params.update(guides_from_infotext(raw))
+    if _text(raw.get(fast.INFOTEXT_KEY)):
+        params["fast"] = True
     strength = _float(raw.get("Denoising strength"))
     if raw.get("Hires upscale") is not None or raw.get("Hires resize-1") is not None:
         hires = {"scale": _float(raw.get("Hires upscale")), "steps": _int(raw.get("Hires steps")),
@@ -598,7 +600,7 @@ def from_invokeai_legacy(meta: dict) -> dict:
 # --- Daydream's own ------------------------------------------------------------------------
 
 DAYDREAM_FIELDS = ("prompt", "negative_prompt", "model", "width", "height", "steps", "guidance", "seed", "scheduler",
-                   "samples", "loras", "strength", "init_fit", "hires", "inpaint")
+                   "samples", "loras", "strength", "init_fit", "hires", "inpaint", "fast")
 
 
 def from_daydream(meta: dict) -> dict:
