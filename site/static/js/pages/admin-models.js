@@ -4,7 +4,7 @@
  * GET   /api/v1/admin/models        -> {folder, items: [model]}
  * POST  /api/v1/admin/models/scan   -> the same and {skipped: [{path, why}]}, after scanning the
  *                                      models folder (skipped: links out of it, unreadable entries)
- * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} | {tiers: [tier id] | null} -> model
+ * PATCH /api/v1/admin/models/{id}   {enabled} | {default: true} | {tiers: [tier id] | null} | {fast_mode} -> model
  * model: {id, name, spec, kind: "model" | "lora" | "upscaler" | "controlnet" | "ipadapter", format,
  *         family, family_label, enabled, default, state, error; a model or LoRA: tiers (the plans
  *         that may use it, null: every one); an upscaler: scale, architecture;
@@ -144,6 +144,7 @@ function buildRow(model) {
       model.error ? el("p", { class: "model-error", id: errorId, text: model.error }) : null,
     ]),
     kind === "model" || isLora ? plansCell(model, name) : null,
+    kind === "model" ? fastCell(model, name) : null,
     el("td", { "data-label": "Enabled", class: "col-center" }, [enabled]),
     kind === "model" ? el("td", { "data-label": "Default", class: "col-center" }, [isDefault]) : null,
   ]);
@@ -155,6 +156,38 @@ function formatText(model, format) {
   if (model.quant) parts.push(/^(Q|IQ|F16|BF16)/.test(model.quant) ? model.quant + " GGUF" : model.quant);
   if (model.size_bytes) parts.push((model.size_bytes / 1024 ** 3).toFixed(1) + " GB");
   return parts.filter(Boolean).join(" · ");
+}
+
+const FAST_LABELS = { off: "Off", on: "On", optional: "User's choice" };
+
+/** Fast mode (the family's step cache): a select where the family has one, else a dash. */
+function fastCell(model, name) {
+  const fast = model.fast || {};
+  if (!fast.available) {
+    return el("td", { "data-label": "Fast mode", class: "model-fast", title: fast.text || "", text: "—" });
+  }
+  const select = el("select", {
+    class: "model-fast-mode", "aria-label": "Fast mode: " + name, title: fast.method + ": " + fast.text,
+  }, Object.keys(FAST_LABELS).map((mode) => el("option", {
+    value: mode, text: FAST_LABELS[mode], selected: (model.fast_mode || "off") === mode,
+  })));
+  select.addEventListener("change", () => setFastMode(model.id, select.value));
+  return el("td", { "data-label": "Fast mode", class: "model-fast" }, [select]);
+}
+
+function setFastMode(id, fastMode) {
+  showError("");
+  setRowBusy(id, true);
+  api("PATCH", modelPath(id), { fast_mode: fastMode }).then((res) => {
+    setRowBusy(id, false);
+    if (res.ok && res.data && res.data.id) {
+      models = models.map((m) => (m.id === id ? res.data : m));
+      setStatus((res.data.name || id) + ", fast mode: " + FAST_LABELS[res.data.fast_mode] + ".");
+    } else {
+      showError(errorText(res, "Could not change the fast mode of this model."));
+    }
+    render();
+  });
 }
 
 /** "Every plan", "Staff only" or the names of the plans that may use it. */

@@ -35,6 +35,10 @@ export function cardOf(model) {
     edits: m.edits === true,
     editOptional: m.edit_optional === true, // (FLUX.2: it also makes pictures from text alone)
     maxReferences: isNumber(m.max_references) && m.max_references > 0 ? Math.floor(m.max_references) : 0,
+    // Fast mode (issue 28): what it does for the family, and staff's setting for the model
+    // ("off", "on": every task, "optional": the user's choice).
+    fast: m.fast && m.fast.available === true ? { method: m.fast.method || "", text: m.fast.text || "" } : null,
+    fastMode: m.fast && m.fast.available === true && ["on", "optional"].includes(m.fast_mode) ? m.fast_mode : "off",
   };
 }
 
@@ -101,7 +105,18 @@ export function paramsForCard(params, card) {
   const out = Object.assign({}, params);
   if (!card.usesGuidance) delete out.guidance;
   if (!card.usesNegativePrompt) delete out.negative_prompt;
+  if (card.fastMode !== "optional") delete out.fast; // (on: the server runs it fast anyway)
   return out;
+}
+
+/** The fast mode line of the panel: null where the model has none, else {checked, locked, help}. */
+export function fastChoice(card, wanted) {
+  if (!card.fast || card.fastMode === "off") return null;
+  const locked = card.fastMode === "on";
+  return {
+    checked: locked || !!wanted, locked,
+    help: card.fast.method + ": " + card.fast.text + (locked ? " (always on for this model)" : ""),
+  };
 }
 
 /** The note beside a disabled negative prompt. */

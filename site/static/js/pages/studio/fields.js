@@ -16,7 +16,7 @@ export const NUMBER_FIELDS = ["width", "height", "steps", "guidance", "samples",
 export const FIELD_NAMES = ["prompt", "negative_prompt", "width", "height", "steps", "guidance", "samples", "seed",
                             "scheduler", "model", "strength", "init_image", "init_fit", "board_id", "loras",
                             "mask", "mask_blur", "inpaint_area", "inpaint_padding", "masked_content", "mask_invert",
-                            "outpaint", "hires", "control", "references", "edit"];
+                            "outpaint", "hires", "control", "references", "edit", "fast"];
 /* Where a field's error goes when it is not "{field}-error" next to "#{field}". */
 const ERROR_BOX = { init_image: "init-error" };
 const ERROR_INPUT = {
@@ -31,7 +31,7 @@ export const FIELD_LABELS = {
   board_id: "The board", loras: "The LoRAs", mask: "The mask", mask_blur: "Mask blur",
   inpaint_area: "Inpaint area", inpaint_padding: "The padding", masked_content: "Masked content",
   mask_invert: "Invert mask", outpaint: "Outpaint:", hires: "Hires fix:",
-  control: "Control:", references: "References:", edit: "Edit:",
+  control: "Control:", references: "References:", edit: "Edit:", fast: "Fast mode",
 };
 
 /** The card of the chosen model (cards.js); every field filled in. */
@@ -239,6 +239,8 @@ export function readForm(options) {
   });
   const board = byId("board_id");
   if (board && board.value) payload.board_id = board.value;
+  const fast = byId("fast");
+  if (fast) payload.fast = fast.checked; // (kept only where the model lets the user choose: paramsForCard)
   const edit = editing();
   if (state.initImage && !edit) {
     payload.init_image = state.initImage.id;

@@ -4,7 +4,7 @@
  * the LoRAs of its family (lorapicker.js) and the guides it takes (guidepanel.js). */
 import { byId, el } from "../../lib/dom.js";
 import { formatNumber } from "../../lib/format.js";
-import { cardLimits, cardPresets, fitToLimits, negativeNote, schedulerChoice } from "./cards.js";
+import { cardLimits, cardPresets, fastChoice, fitToLimits, negativeNote, schedulerChoice } from "./cards.js";
 import { config } from "./config.js";
 import { currentCard, numberValue, setField, syncModelTitle } from "./fields.js";
 import { applySize, setSizeHintDefault } from "./form.js";
@@ -82,6 +82,20 @@ function renderGuidanceAndNegative(card) {
   }
 }
 
+/** The Fast mode box where the model's card allows it: ticked and locked where staff set it
+ * on; `wanted` (a reused task's) ticks it where it is the user's choice. */
+export function renderFast(card, wanted) {
+  const field = byId("fast-field");
+  const box = byId("fast");
+  const help = byId("fast-help");
+  if (!field || !box) return;
+  const choice = fastChoice(card, wanted === undefined ? box.checked && !box.disabled : wanted);
+  field.hidden = !choice;
+  box.checked = !!choice && choice.checked;
+  box.disabled = !choice || choice.locked;
+  if (help) help.textContent = choice ? choice.help : "";
+}
+
 /** Width and height inside the chosen model's limits (each slider takes the new range);
  * true when one of them changed. */
 export function fitSizeToModel() {
@@ -108,6 +122,7 @@ export function applyCard() {
   renderPresets(card, lim);
   renderSchedulers(card);
   renderGuidanceAndNegative(card);
+  renderFast(card);
   let changed = scheduler ? scheduler.value !== schedulerBefore : false;
   if (fitSizeToModel()) changed = true;
   if (refreshLoras(card, modelName())) changed = true;

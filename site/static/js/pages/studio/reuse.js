@@ -10,7 +10,7 @@ import { setField, showFormError } from "./fields.js";
 import { onFormChanged, setSizeHint, updatePromptCount } from "./form.js";
 import { restoreGuideFields } from "./guidepanel.js";
 import { setLoras } from "./lorapicker.js";
-import { applyCard } from "./models.js";
+import { applyCard, renderFast } from "./models.js";
 import { restoreHires } from "./hires.js";
 import { restoreEdit } from "./inpaint.js";
 import { isDrawer, openPanel } from "./panel.js";
@@ -25,7 +25,8 @@ import { clearInitImage, setInitFit, setInitImage } from "./upload.js";
 export function reuseSettings(task, options = {}) {
   // The model first: its card decides the schedulers, the size limits and the LoRAs offered.
   if (task.model) setField("model", task.model);
-  applyCard();
+  const { card } = applyCard();
+  renderFast(card, !!task.fast); // (a fast task's reuse ticks Fast mode where the model lets the user choose)
   setField("prompt", task.prompt || "");
   setField("negative_prompt", task.negative_prompt || "");
   ["width", "height", "steps", "guidance", "samples"].forEach((id) => {
