@@ -1,4 +1,5 @@
-"""Real-size Stable Diffusion 1.5 and SDXL pipelines with random weights, made in code.
+"""Real-size diffusion pipelines with random weights, made in code: SD 1.5, SDXL, FLUX.1
+dev, Z-Image Turbo and FLUX.2 klein 4B.
 
 The benchmarks need the real architectures (the cost of a step depends on the shapes,
 not on the weights) but may download nothing, so the pipelines are built from the
@@ -11,13 +12,25 @@ base-1.0) with random weights (seed 0):
           conditioning of 2816), CLIP-L (768) and OpenCLIP-bigG (1280, 32 layers, with
           projection) text encoders, the SDXL VAE: 3.5 B.
 
+  FLUX.1  FluxTransformer2DModel 11.9 B (FLUX.1-dev: 19 double + 38 single blocks, 24 heads
+          of 128, guidance embedding), the FLUX VAE (16 latent channels).
+  Z-Image ZImageTransformer2DModel 6.15 B (Z-Image-Turbo: 30 layers of 3840, 2 + 2 refiner
+          layers, captions 2560 wide), the FLUX VAE.
+  FLUX.2  Flux2Transformer2DModel 3.9 B (FLUX.2-klein-4B: 5 double + 20 single blocks, 24
+          heads of 128, text 3 × 2560 wide, no guidance embedding), AutoencoderKLFlux2.
+
+The three transformer pipelines (TRANSFORMER_ARCHITECTURES) have no text encoder: their
+text encoders (T5-XXL, Qwen3-4B) are 4-5 B parameters the step rate does not depend on,
+so a call passes random prompt embeddings of the real shapes (prompt_inputs()).
+
 Tokenizers are the demo model's byte-level CLIP tokenizer (worker/demo_families.py,
 77 tokens): CLIP's 49k-word vocabulary would need a download and tokenizing is not
 what is measured; the text encoders keep CLIP's vocabulary size, so the parameter
 counts are the real ones. `tiny=True` gives the same structure at a few megabytes (for
 tests and for smoke runs on a CPU).
 
-    make_pipeline("sd15" | "sdxl", device, dtype, tiny=False)   -> a pipeline in memory
+    make_pipeline(arch, device, dtype, tiny=False)              -> a pipeline in memory
+    prompt_inputs(arch, device, dtype, tiny=False)              -> a call's prompt arguments
     build_folder("sd15" | "sdxl", folder, ...)                  -> a diffusers folder
                                                                    (save_pretrained, kept)
 
@@ -36,9 +49,21 @@ from pathlib import Path
 
 import torch
 
-ARCHITECTURES = ("sd15", "sdxl")
-LABELS = {"sd15": "Stable Diffusion 1.5", "sdxl": "SDXL 1.0"}
-NATIVE_SIZE = {"sd15": 512, "sdxl": 1024}
+ARCHITECTURES = ("sd15", "sdxl")  # the UNet pipelines, with their text encoders (build_folder)
+TRANSFORMER_ARCHITECTURES = ("flux1", "zimage", "flux2-klein")  # denoiser + VAE, embeddings in
+ALL_ARCHITECTURES = ARCHITECTURES + TRANSFORMER_ARCHITECTURES
+LABELS = {"sd15": "Stable Diffusion 1.5", "sdxl": "SDXL 1.0", "flux1": "FLUX.1 dev", "zimage": "Z-Image Turbo",
+          "flux2-klein": "FLUX.2 klein 4B"}
+NATIVE_SIZE = {"sd15": 512, "sdxl": 1024, "flux1": 1024, "zimage": 1024, "flux2-klein": 1024}
+# The memory planner's (services/generation/planner.py) family and variant of each.
+PLANNER_MODEL = {"sd15": ("sd1", ""), "sdxl": ("sdxl", ""), "flux1": ("flux", "dev"), "zimage": ("zimage", ""),
+                 "flux2-klein": ("flux2", "klein-4b")}
+# The prompt embeddings each transformer reads: (tokens, width) of its text encoder's
+# output as the pipeline passes it. FLUX.1: T5-XXL padded to 512 (+ CLIP-L's pooled 768);
+# Z-Image: Qwen3-4B's hidden states of the prompt's own tokens (not padded; 128 is a long
+# prompt in its chat template); FLUX.2 klein: three Qwen3-4B layers side by side, padded to 512.
+TEXT_SHAPES = {"flux1": (512, 4096), "zimage": (128, 2560), "flux2-klein": (512, 3 * 2560)}
+TINY_TEXT_SHAPES = {"flux1": (16, 32), "zimage": (16, 32), "flux2-klein": (16, 48)}
 # Bump when a config below changes: a saved folder of another version is rebuilt.
 VERSION = 1
 MARKER = "daydream-bench-model.json"
@@ -139,6 +164,131 @@ def vae_config(arch: str, tiny: bool = False) -> dict:
     return config
 
 
+def transformer_config(arch: str, tiny: bool = False) -> dict:
+    """The denoiser config of a transformer family (the published transformer/config.json
+    of FLUX.1-dev, Z-Image-Turbo, FLUX.2-klein-4B); `tiny`: the demo models' sizes."""
+    if arch == "flux1":
+        if tiny:
+            return dict(patch_size=1, in_channels=64, num_layers=1, num_single_layers=2, attention_head_dim=16,
+                        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+                        guidance_embeds=True, axes_dims_rope=(4, 4, 8))
+        return dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
+                    num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768,
+                    guidance_embeds=True, axes_dims_rope=(16, 56, 56))
+    if arch == "zimage":
+        if tiny:
+            return dict(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=32, n_layers=2,
+                        n_refiner_layers=1, n_heads=2, n_kv_heads=2, qk_norm=True, cap_feat_dim=32,
+                        axes_dims=[8, 4, 4], axes_lens=[1024, 512, 512])
+        return dict(all_patch_size=(2,), all_f_patch_size=(1,), in_channels=16, dim=3840, n_layers=30,
+                    n_refiner_layers=2, n_heads=30, n_kv_heads=30, norm_eps=1e-5, qk_norm=True, cap_feat_dim=2560,
+                    rope_theta=256.0, t_scale=1000.0, axes_dims=[32, 48, 48], axes_lens=[1024, 512, 512])
+    if arch == "flux2-klein":
+        if tiny:
+            return dict(patch_size=1, in_channels=128, num_layers=1, num_single_layers=2, attention_head_dim=16,
+                        num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32,
+                        axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False)
+        return dict(patch_size=1, in_channels=128, num_layers=5, num_single_layers=20, attention_head_dim=128,
+                    num_attention_heads=24, joint_attention_dim=3 * 2560, timestep_guidance_channels=256,
+                    mlp_ratio=3.0, axes_dims_rope=(32, 32, 32, 32), rope_theta=2000, guidance_embeds=False)
+    raise ValueError(f"unknown architecture {arch!r}; one of {', '.join(ALL_ARCHITECTURES)}")
+
+
+def _transformer(arch: str, tiny: bool):
+    from diffusers import Flux2Transformer2DModel, FluxTransformer2DModel, ZImageTransformer2DModel
+
+    cls = {"flux1": FluxTransformer2DModel, "zimage": ZImageTransformer2DModel,
+           "flux2-klein": Flux2Transformer2DModel}[arch]
+    model = cls(**transformer_config(arch, tiny))
+    if arch == "zimage" and not model.x_pad_token.is_meta:
+        with torch.no_grad():  # made with torch.empty: give them values
+            model.x_pad_token.fill_(1.0)
+            model.cap_pad_token.fill_(1.0)
+    return model
+
+
+def _transformer_vae(arch: str, tiny: bool):
+    """FLUX.1's VAE (Z-Image uses the same) or FLUX.2's AutoencoderKLFlux2 (its defaults
+    are the published config)."""
+    from diffusers import AutoencoderKL, AutoencoderKLFlux2
+
+    if arch == "flux2-klein":
+        if tiny:
+            return AutoencoderKLFlux2(block_out_channels=(8, 16, 16, 16), layers_per_block=1, latent_channels=32,
+                                      norm_num_groups=4, sample_size=128, use_quant_conv=False,
+                                      use_post_quant_conv=False)
+        return AutoencoderKLFlux2()
+    config = vae_config("sdxl", tiny)
+    config.update(latent_channels=16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
+                  use_post_quant_conv=False, force_upcast=False, sample_size=1024 // (8 if tiny else 1))
+    return AutoencoderKL(**config)
+
+
+def _flow_scheduler(arch: str):
+    """The flow-matching scheduler_config.json of each."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    if arch == "zimage":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=False)
+    extra = {"time_shift_type": "exponential"} if arch == "flux2-klein" else {}
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
+                                           base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                                           max_image_seq_len=4096, **extra)
+
+
+def _make_transformer_pipeline(arch: str, device: str, dtype: torch.dtype, tiny: bool):
+    """A transformer family's pipeline without text encoders; the weights are made
+    directly in `dtype` (FLUX.1 in float32 would be 48 GB)."""
+    from diffusers import Flux2KleinPipeline, FluxPipeline, ZImagePipeline
+
+    previous = torch.get_default_dtype()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            if dtype.is_floating_point and device != "meta":
+                torch.set_default_dtype(dtype)
+            with torch.device(device):
+                transformer = _transformer(arch, tiny)
+                vae = _transformer_vae(arch, tiny)
+        finally:
+            torch.set_default_dtype(previous)
+    scheduler = _flow_scheduler(arch)
+    if arch == "flux1":
+        pipe = FluxPipeline(scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=None, text_encoder_2=None,
+                            tokenizer_2=None, transformer=transformer)
+    elif arch == "zimage":
+        pipe = ZImagePipeline(scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=None,
+                              transformer=transformer)
+    else:
+        pipe = Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=None, tokenizer=None,
+                                  transformer=transformer, is_distilled=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def prompt_inputs(arch: str, device: str = "cpu", dtype: torch.dtype = torch.float32, tiny: bool = False) -> dict:
+    """The prompt arguments of a call: text for the UNet pipelines (their encoders are
+    built), random embeddings of the real shapes (TEXT_SHAPES, seed 1) for the others,
+    with the guidance each runs at (one denoiser call a step: FLUX.1 dev's guidance is an
+    embedding, Z-Image Turbo and FLUX.2 klein are distilled)."""
+    if arch in ARCHITECTURES:
+        return {"prompt": "a lighthouse on a cliff at sunset, oil painting", "guidance_scale": 7.0}
+    tokens, width = (TINY_TEXT_SHAPES if tiny else TEXT_SHAPES)[arch]
+    generator = torch.Generator("cpu").manual_seed(1)
+    embeds = torch.randn(1, tokens, width, generator=generator).to(device=device, dtype=dtype)
+    if arch == "flux1":
+        pooled = torch.randn(1, 32 if tiny else 768, generator=generator).to(device=device, dtype=dtype)
+        return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled, "guidance_scale": 3.5}
+    if arch == "zimage":
+        return {"prompt_embeds": [embeds[0]], "guidance_scale": 0.0}
+    return {"prompt_embeds": embeds, "guidance_scale": 1.0}
+
+
+def denoiser(pipe):
+    """The pipeline's UNet or transformer."""
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
+
+
 # --------------------------------------------------------------------------- parts
 
 
@@ -183,13 +333,15 @@ def make_pipeline(arch: str, device: str = "cpu", dtype: torch.dtype = torch.flo
                   folder: Path | None = None):
     """The pipeline of `arch` with random weights (seed 0, the caller's random state
     kept), on `device` in `dtype`, no safety checker. `folder`: where the tokenizer
-    files are written (the folder the pipeline will be saved in)."""
+    files are written (the folder the pipeline will be saved in; UNet pipelines only)."""
     from diffusers import AutoencoderKL, StableDiffusionXLPipeline
 
     from worker.demo_model import assemble_pipeline
 
+    if arch in TRANSFORMER_ARCHITECTURES:
+        return _make_transformer_pipeline(arch, device, dtype, tiny)
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; one of {', '.join(ARCHITECTURES)}")
+        raise ValueError(f"unknown architecture {arch!r}; one of {', '.join(ALL_ARCHITECTURES)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         tokenizer = _tokenizer(folder / "tokenizer" if folder else None)

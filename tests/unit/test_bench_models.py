@@ -69,3 +69,35 @@ def test_a_tiny_variant_saves_as_a_folder_the_worker_loads_and_runs(tmp_path, ar
 def test_an_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown architecture"):
         real_models.make_pipeline("sd9")
+
+
+# The transformers' published parameter counts (millions): FLUX.1 dev, Z-Image Turbo,
+# FLUX.2 klein 4B; and the VAEs.
+REAL_TRANSFORMER_MILLIONS = {
+    ("flux1", "transformer"): 11901.4,
+    ("flux1", "vae"): 83.8,
+    ("zimage", "transformer"): 6154.9,
+    ("flux2-klein", "transformer"): 3875.5,
+    ("flux2-klein", "vae"): 84.0,
+}
+
+
+@pytest.mark.parametrize("arch", real_models.TRANSFORMER_ARCHITECTURES)
+def test_the_real_size_transformers_have_the_published_parameter_counts(arch):
+    pipe = real_models.make_pipeline(arch, device="meta")
+    assert pipe.text_encoder is None  # the benchmark passes prompt embeddings instead
+    for (wanted_arch, part), millions in REAL_TRANSFORMER_MILLIONS.items():
+        if wanted_arch == arch:
+            count = real_models.parameter_count(getattr(pipe, part)) / 1e6
+            assert count == pytest.approx(millions, rel=0.001), f"{arch} {part}: {count:.1f} M"
+
+
+@pytest.mark.parametrize("arch", real_models.TRANSFORMER_ARCHITECTURES)
+def test_a_tiny_transformer_pipeline_runs_on_prompt_embeddings_of_its_shapes(arch):
+    pipe = real_models.make_pipeline(arch, dtype=torch.bfloat16, tiny=True)
+    assert real_models.denoiser(pipe).dtype == torch.bfloat16  # made in the dtype, not cast from float32
+    pipe = real_models.make_pipeline(arch, tiny=True)
+    inputs = real_models.prompt_inputs(arch, tiny=True)
+    latents = pipe(**inputs, num_inference_steps=2, width=64, height=64, output_type="latent",
+                   generator=torch.Generator("cpu").manual_seed(0)).images
+    assert torch.isfinite(latents).all()
