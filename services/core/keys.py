@@ -49,6 +49,12 @@ def worker_batches(worker_name: str) -> str:
     return key("batches", worker_name)
 
 
+def worker_jobs(worker_name: str) -> str:
+    """List of a worker's recent jobs: wall time against pipeline-call time (worker/jobs.py,
+    bench/bench_e2e.py's per-task fixed cost)."""
+    return key("jobs", worker_name)
+
+
 def alive(pool: str, worker_name: str) -> str:
     """A worker's heartbeat (services/core/liveness.py), expiring with its TTL."""
     return key("alive", pool, worker_name)
