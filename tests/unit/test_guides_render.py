@@ -239,7 +239,7 @@ def test_the_batch_key_holds_the_units_settings_but_not_their_pictures():
     assert not can_join(with_ref, guided_task("k8", reference_images=[reference("green")]))
     assert not can_join(with_ref, guided_task("k9", reference_images=[reference("square", 0.5)]))
     # A task without guides keeps the key it had.
-    assert len(batch_key(guided_task("plain"))) == 10  # (the ninth: fast mode, issue 28)
+    assert len(batch_key(guided_task("plain"))) == 10  # (the tenth: fast mode, issue 28)
 
 
 def test_control_with_image_to_image_and_inpainting(sd, models):
