@@ -146,6 +146,18 @@ def test_taylorseer_on_zimage_predicts_attention_between_full_steps(zimage_pipe)
     assert hooked(pipe.transformer) == [] and after_calls == plain_calls and np.array_equal(after, plain)
 
 
+@pytest.mark.parametrize("timesteps,fresh_at", [
+    ([1.0, 1.0, 0.75, 0.75, 0.5, 0.5, 1.0, 0.75], [6]),  # FLUX: down, a call each for cond and uncond
+    ([0.0, 0.25, 0.5, 0.75, 0.2, 0.4], [4]),  # Z-Image's 1 - t: up
+    ([0.9, 0.6, 0.3, None, 0.9], [4]),  # (a call without a timestep changes nothing)
+])
+def test_a_new_pass_is_told_by_the_timestep_turning_back(timesteps, fresh_at):
+    hook = pipeline_fast.ContextHook([])
+    fresh = [i for i, t in enumerate(timesteps) if hook.new_pass((1, 16, 8, 8), t)]
+    assert fresh == fresh_at
+    assert hook.new_pass((1, 16, 12, 12), 0.5)  # another size: a new pass
+
+
 def test_a_family_without_fast_mode_runs_plain():
     pipe = SimpleNamespace(unet=object())
     with pipeline_fast.enabled(pipe, "sdxl") as method:

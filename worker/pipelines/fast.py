@@ -14,11 +14,11 @@ Flux2KleinPipeline and the Qwen-Image pipelines name around each transformer cal
 name none, and one runner may make several pipeline calls (a hires fix's two passes).
 So a hook on the transformer itself (ContextHook) names the context "cond" where the
 pipeline named none, and starts the cache afresh when a new pass begins: the picture's
-size changed, or the timestep went up (a pass counts it down)."""
+size changed, or the timestep turned back (a pass counts it one way)."""
 from __future__ import annotations
 
 import contextlib
-import logging
+import inspect
 
 import torch
 from diffusers.hooks import (FirstBlockCacheConfig, HookRegistry, ModelHook, TaylorSeerCacheConfig,
@@ -29,7 +29,6 @@ from diffusers.hooks.taylorseer_cache import _TAYLORSEER_CACHE_HOOK
 
 from services.generation import fast
 
-log = logging.getLogger(__name__)
 
 CONTEXT_HOOK = "daydream_fast_context"
 CACHE_HOOKS = (_FBC_LEADER_BLOCK_HOOK, _FBC_BLOCK_HOOK, _TAYLORSEER_CACHE_HOOK)
@@ -65,30 +64,56 @@ def _managers(transformer) -> list[StateManager]:
     return found
 
 
+def _argument(names: list[str], wanted: tuple[str, ...], args, kwargs):
+    """The first of `wanted` among a forward's arguments (by name, or by its position)."""
+    for name in wanted:
+        if name in kwargs:
+            return kwargs[name]
+        if name in names and names.index(name) < len(args):
+            return args[names.index(name)]
+    return None
+
+
 class ContextHook(ModelHook):
     """On the transformer: names the cache context where the pipeline named none, and
-    starts the cache afresh when a new pass begins (another size, or a timestep above the
-    last one)."""
+    starts the cache afresh when a new pass begins: another size, or the timestep turning
+    back (a pass counts it one way: down for FLUX, up for Z-Image's 1 - t)."""
 
     def __init__(self, managers: list[StateManager]):
         super().__init__()
         self.managers = managers
-        self.last: tuple | None = None  # (the hidden states' shape, the timestep) of the last call
+        self.names: list[str] = []
+        self.shape: tuple | None = None  # the last call's latents' shape
+        self.timestep: float | None = None  # and its timestep
+        self.direction = 0  # +1 or -1: which way the timestep goes in this pass (0: not known yet)
+
+    def initialize_hook(self, module):
+        self.names = [name for name in inspect.signature(module.forward).parameters if name != "self"]
+        return module
+
+    def new_pass(self, shape, timestep) -> bool:
+        fresh = self.shape is not None and shape != self.shape
+        if not fresh and timestep is not None and self.timestep is not None and abs(timestep - self.timestep) > 1e-6:
+            sign = 1 if timestep > self.timestep else -1
+            fresh = self.direction != 0 and sign != self.direction
+            self.direction = 0 if fresh else sign
+        elif fresh:
+            self.direction = 0
+        self.shape, self.timestep = shape, timestep if timestep is not None else self.timestep
+        return fresh
 
     def new_forward(self, module, *args, **kwargs):
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
-        timestep = kwargs.get("timestep")
+        hidden = _argument(self.names, ("hidden_states", "x"), args, kwargs)
+        timestep = _argument(self.names, ("timestep", "t"), args, kwargs)
         shape = tuple(hidden.shape) if isinstance(hidden, torch.Tensor) else None
         if isinstance(hidden, (list, tuple)) and hidden and isinstance(hidden[0], torch.Tensor):
             shape = (len(hidden), *hidden[0].shape)  # (Z-Image takes a list of latents)
         now = float(timestep.flatten()[0]) if isinstance(timestep, torch.Tensor) and timestep.numel() else None
-        if self.last is not None and (shape != self.last[0] or (now is not None and self.last[1] is not None
-                                                                and now > self.last[1] + 1e-6)):
-            for manager in self.managers:  # a new pass: forget the last one's steps
+        if self.new_pass(shape, now):
+            for manager in self.managers:  # forget the last pass's steps
                 named = manager._context
                 manager.reset()
                 manager.set_context(named)
-        self.last = (shape, now)
         for manager in self.managers:
             if manager._context is None:
                 manager.set_context(CacheContext("cond"))
