@@ -1,0 +1,153 @@
+"""The worker's fixed cost per task, counted: the claim → done path of a one-image task
+(worker/jobs.run_next: claim, render, store the PNG and thumbnail, finish, metrics) makes
+a known number of database round trips, commits and events, and this test fails when
+one of them grows (issue 28: the fixed cost per task decides throughput on a GPU).
+
+Everything around the pipeline call is real: the app on a SQLite file, the services, the
+Render, storage (the files are written), progress; Redis is fakeredis (a unit test
+reaches no server) and the pipeline a stand-in that calls the step callback as diffusers
+does and returns pictures, since what is counted is the machinery around it. Events are
+counted at services/core/events.emit_* (nothing is published)."""
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from types import SimpleNamespace
+
+import fakeredis
+import pytest
+import sqlalchemy as sa
+import torch
+from diffusers import EulerDiscreteScheduler
+from PIL import Image as PILImage
+
+import worker
+from extensions import db
+from models import Image, Task, User
+from services.accounts import users
+from services.core import events
+from services.generation import tasks as task_service
+from tests.helpers import instance_env, make_app
+from worker import jobs
+
+# Measured on the claim → done path of a one-image, one-step task (the second of the
+# run: the first warms caches). Lower them when a change makes fewer; never raise one
+# without saying in the commit what the new round trip or event is for.
+
+STATEMENTS = 20  # SELECT, INSERT and UPDATE statements sent to the database
+COMMITS = 3  # the claim, the image row, the finish
+TASK_EVENTS = 5  # running (claimed), the progress of steps 0 and 1, the image ready, done
+QUEUE_EVENTS = 1  # the queue changed (one task fewer queued)
+STEPS = 1  # one step: the last step's progress is always sent (no throttling to count)
+
+
+class RoundTripStandIn:
+    """Stands in for a loaded StableDiffusionPipeline (the family is read from the class
+    name, set below): a scheduler, the UNet's and VAE's configs, and a call that runs
+    the step callback once a step and returns one picture a prompt."""
+
+    def __init__(self):
+        self.scheduler = EulerDiscreteScheduler()
+        self.unet = SimpleNamespace(config=SimpleNamespace(cross_attention_dim=32))
+        self.vae = SimpleNamespace(config=SimpleNamespace(latent_channels=4))
+        self.device = torch.device("cpu")
+        self.num_timesteps = STEPS
+        self._interrupt = False
+
+    def __call__(self, *, prompt, num_inference_steps, callback_on_step_end=None, width, height, **_ignored):
+        latents = torch.zeros(len(prompt), 4, height // 8, width // 8)
+        for step in range(num_inference_steps):
+            if callback_on_step_end is not None:
+                callback_on_step_end(self, step, 999 - step, {"latents": latents})
+        return SimpleNamespace(images=[PILImage.new("RGB", (width, height), (40, 90, 160)) for _ in prompt])
+
+
+RoundTripStandIn.__name__ = "StableDiffusionPipeline"
+
+
+@pytest.fixture
+def worker_app(tmp_path, monkeypatch):
+    app = make_app(instance_env(tmp_path / "instance", "redis://127.0.0.1:1/0", tmp_path / "models",
+                                DAYDREAM_STARTING_TOKENS=1000, DAYDREAM_RATE_LIMITS=0, DAYDREAM_DEVICE="cpu",
+                                DAYDREAM_PROGRESS_HZ=1))
+    fake = fakeredis.FakeRedis()
+    app.extensions["daydream_redis"] = fake
+    app.extensions["daydream_redis_probe"] = fake
+    monkeypatch.setattr(worker, "_app", app)  # worker.get_app(): this app
+    pipe = RoundTripStandIn()
+
+    def stand_in_pipeline(_context, head):
+        from worker.schedulers import apply_scheduler
+
+        apply_scheduler(pipe, head.scheduler)
+        return pipe
+
+    monkeypatch.setattr(jobs.ServiceContext, "pipeline", stand_in_pipeline)
+    return app
+
+
+@pytest.fixture
+def counted(worker_app, monkeypatch):
+    """Counters of statements, commits and emits while `counted["on"]` is set."""
+    counts = {"on": False, "statements": collections.Counter(), "commits": 0, "events": collections.Counter()}
+
+    def statement(_conn, _cursor, text, *_rest):
+        if counts["on"]:
+            counts["statements"][text.split()[0].upper()] += 1
+
+    def commit(_conn):
+        if counts["on"]:
+            counts["commits"] += 1
+
+    for name in [n for n in dir(events) if n.startswith("emit_")]:
+        def emit(*_args, _name=name, **_kwargs):
+            if counts["on"]:
+                counts["events"][_name] += 1
+        monkeypatch.setattr(events, name, emit)
+    with worker_app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "commit", commit)
+    yield counts
+    sa.event.remove(engine, "before_cursor_execute", statement)
+    sa.event.remove(engine, "commit", commit)
+
+
+def submit_one(app, user_id: int, n: int) -> str:
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        task = task_service.submit_task(user, {"prompt": f"a lighthouse, study {n}", "width": 64, "height": 64,
+                                               "steps": STEPS, "samples": 1, "seed": n})
+        return task.id
+
+
+def test_claim_to_done_of_a_one_image_task_makes_no_more_round_trips_or_events(worker_app, counted):
+    with worker_app.app_context():
+        user = users.register_user("roundtrips", "roundtrips@example.com", "a long enough password")
+        db.session.commit()
+        user_id = user.id
+    first = submit_one(worker_app, user_id, 1)
+    assert jobs.run_next().startswith("ran task")  # warms what a worker keeps between jobs
+    second = submit_one(worker_app, user_id, 2)
+
+    counted["on"] = True
+    assert jobs.run_next() == f"ran task {second}"
+    counted["on"] = False
+
+    with worker_app.app_context():
+        for task_id in (first, second):
+            task = db.session.get(Task, task_id)
+            assert task.state == "done", (task.state, task.error)
+            image = db.session.scalar(sa.select(Image).where(Image.task_id == task_id))
+            assert image is not None and (Path(worker_app.config["IMAGES_PATH"]) / image.filename).is_file()
+        statements = sum(counted["statements"].values())
+        assert statements <= STATEMENTS, (
+            f"claim → done of a one-image task now sends {statements} statements (was {STATEMENTS}): "
+            f"{dict(counted['statements'])}")
+        assert counted["commits"] <= COMMITS, f"{counted['commits']} commits (was {COMMITS})"
+        assert counted["events"]["emit_task"] <= TASK_EVENTS, dict(counted["events"])
+        assert counted["events"]["emit_queue"] <= QUEUE_EVENTS, dict(counted["events"])
+        assert set(counted["events"]) <= {"emit_task", "emit_queue"}, dict(counted["events"])
+        # The counts are of a path that ran: it claimed, stored and ended the task.
+        assert counted["statements"]["UPDATE"] >= 2 and counted["statements"]["INSERT"] >= 1
+        assert counted["events"]["emit_task"] >= 2 and counted["commits"] >= 1
