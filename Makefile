@@ -60,8 +60,8 @@ bench: $(VENV)/.installed
 	@command -v zip >/dev/null 2>&1 || ( $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq zip )
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench
 
-# The GPU set on a CUDA machine (under 8 minutes, nothing downloaded): real-size SD 1.5 and
-# SDXL architectures with random weights, built on the GPU and cached in bench/.models/.
+# The GPU set on a CUDA machine (under 10 minutes, nothing downloaded): real-size SD 1.5, SDXL,
+# FLUX.1, Z-Image and FLUX.2 klein with random weights, built on the GPU; the table goes into README.md.
 bench-gpu: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m bench gpu
 

@@ -20,12 +20,13 @@ on a machine without CUDA it says so and exits 0.
    and Z-Image; none for the UNets), with the full denoiser calls counted (a forward
    hook on the last attention projection, which a skipped or predicted step does not
    run). With random weights the first-block cache's skips are not a trained model's.
-4. GPU memory: the peak (torch.cuda.max_memory_allocated) over a model's build and
-   eager calls, one of them decoding with the VAE, against the memory planner's
+4. GPU memory: the peak (torch.cuda.max_memory_allocated) over a model's build, eager
+   calls (one of them decoding with the VAE) and fast-mode call, against the memory planner's
    estimate (services/generation/planner.plan for that family on this GPU, quantization
    off), less the text encoders the bench does not build and the CUDA context
    (planner.OVERHEAD), which max_memory_allocated does not count; with the ratio.
-   A model that needs more than the GPU has free is skipped with a line saying so.
+   A model that needs more than the GPU has free is skipped with a line saying so (and
+   one that fails or runs out of memory says so; the others still run).
 5. A time budget (--budget, 570 s from the start): the models run smallest first; a
    model's compiled run is skipped, saying so, when what is left would not cover its
    compile and the eager runs of the models after it. At the end, on CUDA, the table is
@@ -306,6 +307,10 @@ def measure_rates(device: str, steps: int, tiny: bool, compile: bool, deadline: 
         except torch.cuda.OutOfMemoryError as exc:
             _free()
             row = Row(arch, real_models.NATIVE_SIZE[arch], skipped=f"out of GPU memory ({str(exc).splitlines()[0][:120]})")
+        except Exception as exc:  # noqa: BLE001 - one model failing must not cost the others' figures
+            _free()
+            row = Row(arch, real_models.NATIVE_SIZE[arch],
+                      skipped=f"failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})")
         for line in describe_row(row, tiny):
             print(line, flush=True)
         print(f"    ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -353,7 +358,8 @@ class _Tee(io.StringIO):
         self.stream.flush()
 
 
-def table(rows: list[Row], worker_lines: list[str], gpu: str, steps: int, when: str) -> str:
+def table(rows: list[Row], worker_lines: list[str], gpu: str, steps: int, when: str,
+          worker_title: str = "SD 1.5 at 512²") -> str:
     """The README section: a Markdown table of the rows and the worker's ratios."""
     def rate(value):
         return "—" if value is None else f"{value:.2f}"
@@ -376,7 +382,7 @@ def table(rows: list[Row], worker_lines: list[str], gpu: str, steps: int, when: 
         out.append(f"| {row.label} | {row.size}² | {rate(row.eager)} | {compiled} | {fast_text} | {peak} | "
                    f"{row.planned / GB:.1f} / {row.planned_held / GB:.1f} GB | {ratio} |")
     if worker_lines:
-        out += ["", "Through the real worker, SD 1.5 at 512²:", ""] + [f"- {line}" for line in worker_lines]
+        out += ["", f"Through the real worker, {worker_title}:", ""] + [f"- {line}" for line in worker_lines]
     return "\n".join(out)
 
 
@@ -443,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure_rates(device, args.steps, args.tiny, not args.no_compile, deadline, archs)
     left = deadline - time.monotonic()
     print(f"GPU set done: {args.budget - left:.0f} s of the {args.budget:.0f} s budget", flush=True)
-    text = table(rows, worker_lines, name, args.steps, datetime.date.today().isoformat())
+    text = table(rows, worker_lines, name, args.steps, datetime.date.today().isoformat(),
+                 "tiny SD 1.5 at 64²" if args.tiny else "SD 1.5 at 512²")
     if cuda and not args.tiny and not args.no_readme:
         write_readme(text)
         print(f"table written into {README.name} between {MARK_START} and {MARK_END}", flush=True)
