@@ -20,8 +20,8 @@ on a machine without CUDA it says so and exits 0.
    and Z-Image; none for the UNets), with the full denoiser calls counted (a forward
    hook on the last attention projection, which a skipped or predicted step does not
    run). With random weights the first-block cache's skips are not a trained model's.
-4. GPU memory: the peak (torch.cuda.max_memory_allocated) over a model's build, eager
-   calls (one of them decoding with the VAE) and fast-mode call, against the memory planner's
+4. GPU memory: the peak (torch.cuda.max_memory_allocated) with a model's weights in place,
+   over its eager calls (one of them decoding with the VAE) and fast-mode call, against the memory planner's
    estimate (services/generation/planner.plan for that family on this GPU, quantization
    off), less the text encoders the bench does not build and the CUDA context
    (planner.OVERHEAD), which max_memory_allocated does not count; with the ratio.
@@ -225,11 +225,13 @@ def measure_model(arch: str, device: str, steps: int, tiny: bool, compile: bool,
             row.skipped = (f"needs about {needed / GB:.1f} GB, the GPU has {free / GB:.1f} GB free "
                            f"of {gpu_total / GB:.0f} GB")
             return row
-        torch.cuda.reset_peak_memory_stats(torch.device(device))
     else:
         gpu_total = 80 * GB  # (the planner's figures for an 80 GB GPU, printed beside nothing measured)
     row.planned, row.planned_held, row.plan_label = planner_estimate(arch, gpu_total)
     pipe = real_models.make_pipeline(arch, device=device, dtype=dtype, tiny=tiny)
+    if cuda:  # from here: the weights as they run and the calls (a UNet is built in float32, then cast)
+        _free()
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
     denoiser = real_models.denoiser(pipe)
     row.params_b = real_models.parameter_count(pipe) / 1e9
     inputs = real_models.prompt_inputs(arch, device=device, dtype=dtype, tiny=tiny)
