@@ -210,6 +210,7 @@ class ServiceContext(RenderContext):
         self.limits = limits  # the worker's: what an out-of-memory error taught lasts its life
         self.models_path = pipelines().models_path  # (guide models, annotators)
         self.follow_links = pipelines().follow_links
+        self.stored: list = []  # images save() added whose rows are not committed yet
 
     def pipeline(self, head):
         pipe = load_model(head.model)
@@ -261,11 +262,22 @@ class ServiceContext(RenderContext):
         image = storage.save_image(user_id=task.user_id, encoded=encoded, task_id=task.id, index=row.index,
                                    seed=row.seed, board_id=boards.live_board_id(task.user_id, task.board_id))
         safety.mark(image, verdict)
-        db.session.commit()
+        self.stored.append(image)  # (its row is committed by keep() or finish())
         return image
 
+    def keep(self, images: list) -> None:
+        db.session.commit()
+        self.stored = []
+
     def finish(self, task, withheld: int) -> None:
-        task_service.finish_checked(task, withheld)  # complete_task when none was withheld
+        # The rows save() added go in the transaction of the task's end (complete_task
+        # when none was withheld): done is never seen without them. A task that ended
+        # meanwhile (canceled) rolled them back: their files go too.
+        stored, self.stored = self.stored, []
+        if not task_service.finish_checked(task, withheld):
+            db.session.rollback()
+            for image in stored:
+                storage.delete_files(image)
 
 
 def generate(task) -> None:

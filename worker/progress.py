@@ -150,7 +150,11 @@ class Progress:
         return self.task.height, self.task.width
 
     def image_ready(self, images: list) -> None:
+        """The task's images so far are stored: an event that shows them, unless they are
+        all of them (the task's `done` event lists them; one event a change)."""
         self.steps_done = len(images) * self.per_sample
+        if len(images) >= self.task.samples:
+            return
         events.emit_task(self.room, {"id": self.task.id, "state": "running", "step": self.steps_done,
                                      "total": self.total(), "eta_s": self.eta(), "position": None,
                                      "images": [image.to_dict() for image in images]})

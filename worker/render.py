@@ -88,11 +88,16 @@ class RenderContext:
         return [None] * len(pictures)
 
     def save(self, row: Row, encoded: storage.Encoded, verdict):
-        """Store the picture of `row` (encoded: storage.start_encoding's); the image."""
+        """Store the picture of `row` (encoded: storage.start_encoding's); the image, not yet
+        kept: keep() or finish() commits it."""
         raise NotImplementedError
 
+    def keep(self, images: list) -> None:
+        """Commit the images save() stored last (their task has more to come)."""
+
     def finish(self, task, withheld: int) -> None:
-        """Every image of the task is saved, or withheld (`withheld` of them) by the image check."""
+        """Every image of the task is saved, or withheld (`withheld` of them) by the image
+        check: end it, committing the images save() stored last with its end."""
         raise NotImplementedError
 
 
@@ -109,7 +114,10 @@ class Render:
         self.family = family_of(self.pipe)
         self.inputs = {task.id: self.kind.inputs(task) for task in tasks}
         # Control maps and reference pictures, once per task (None: no guides that act).
-        device = str(getattr(self.pipe, "_execution_device", None) or self.pipe.device)
+        # (The device only where some act: reading it walks the pipeline's modules.)
+        device = None
+        if any(guides.active_units(task) or guides.active_references(task) for task in tasks):
+            device = str(getattr(self.pipe, "_execution_device", None) or self.pipe.device)
         self.guides = {task.id: guides.inputs(task, self.inputs[task.id], context.models_path, device)
                        for task in tasks}
         self.progress = {}
@@ -208,23 +216,30 @@ class Render:
                 per_step = seconds / max(self.head.effective_steps, 1) / len(rows)
             context.record_step_time(self.head, per_step, len(rows))
         verdicts = context.verdicts(pictures)  # the image check (worker/safety.py), one call
-        for row, files, verdict in zip(rows, encoded, verdicts):
-            task = row.task
+        made = list(zip(rows, encoded, verdicts))
+        for task in tasks:
+            # A task's images of this call are stored (files written, rows added), then
+            # committed with its end when they are its last (one transaction: the rows
+            # and running → done; the `done` event lists them), else on their own.
             if task.id in self.stopped or context.canceled(task):
                 self.stopped.add(task.id)
-                continue
-            if safety.withheld(verdict):
-                self.withheld[task.id] += 1
-                continue
-            self.images[task.id].append(context.save(row, files, verdict))
-        for task in tasks:
-            if task.id in self.stopped:
                 log.info("task %s canceled while running", task.id)
                 continue
-            self.progress[task.id].image_ready(self.images[task.id])
+            added = []
+            for row, files, verdict in made:
+                if row.task.id != task.id:
+                    continue
+                if safety.withheld(verdict):
+                    self.withheld[task.id] += 1
+                    continue
+                added.append(context.save(row, files, verdict))
+            self.images[task.id] += added
             if len(self.images[task.id]) + self.withheld[task.id] >= task.samples and task.id not in self.done:
                 self.done.add(task.id)
                 context.finish(task, self.withheld[task.id])
+            else:
+                context.keep(added)
+            self.progress[task.id].image_ready(self.images[task.id])  # (no event once all are in)
 
 
 def render_batch(tasks: list, context: RenderContext) -> Render:

@@ -351,10 +351,11 @@ def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINIS
     if it is done with some missing. Only the call that makes the transition refunds, so
     a refund happens once."""
     def refund_if_owed() -> None:
-        db.session.refresh(task)
         if state in (TaskState.FAILED, TaskState.CANCELED):
+            db.session.refresh(task)  # (the row as the move left it, under its lock)
             credits.refund_task(task)
         elif refund > 0:
+            db.session.refresh(task)
             credits.refund_partly(task, refund, refund_note)
 
     if not transitions.advance(Task, task.id, from_states, then=refund_if_owed,
