@@ -88,8 +88,8 @@ def worker_app(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def counted(worker_app, monkeypatch):
-    """Counters of statements, commits and emits while `counted["on"]` is set."""
+def round_trip_counts(worker_app, monkeypatch):
+    """Counters of statements, commits and emits while `round_trip_counts["on"]` is set."""
     counts = {"on": False, "statements": collections.Counter(), "commits": 0, "events": collections.Counter()}
 
     def statement(_conn, _cursor, text, *_rest):
@@ -122,7 +122,8 @@ def submit_one(app, user_id: int, n: int) -> str:
         return task.id
 
 
-def test_claim_to_done_of_a_one_image_task_makes_no_more_round_trips_or_events(worker_app, counted):
+def test_claim_to_done_of_a_one_image_task_makes_no_more_round_trips_or_events(worker_app, round_trip_counts):
+    counts = round_trip_counts
     with worker_app.app_context():
         user = users.register_user("roundtrips", "roundtrips@example.com", "a long enough password")
         db.session.commit()
@@ -131,9 +132,9 @@ def test_claim_to_done_of_a_one_image_task_makes_no_more_round_trips_or_events(w
     assert jobs.run_next().startswith("ran task")  # warms what a worker keeps between jobs
     second = submit_one(worker_app, user_id, 2)
 
-    counted["on"] = True
+    counts["on"] = True
     assert jobs.run_next() == f"ran task {second}"
-    counted["on"] = False
+    counts["on"] = False
 
     with worker_app.app_context():
         for task_id in (first, second):
@@ -141,14 +142,14 @@ def test_claim_to_done_of_a_one_image_task_makes_no_more_round_trips_or_events(w
             assert task.state == "done", (task.state, task.error)
             image = db.session.scalar(sa.select(Image).where(Image.task_id == task_id))
             assert image is not None and (Path(worker_app.config["IMAGES_PATH"]) / image.filename).is_file()
-        statements = sum(counted["statements"].values())
+        statements = sum(counts["statements"].values())
         assert statements <= STATEMENTS, (
             f"claim → done of a one-image task now sends {statements} statements (was {STATEMENTS}): "
-            f"{dict(counted['statements'])}")
-        assert counted["commits"] <= COMMITS, f"{counted['commits']} commits (was {COMMITS})"
-        assert counted["events"]["emit_task"] <= TASK_EVENTS, dict(counted["events"])
-        assert counted["events"]["emit_queue"] <= QUEUE_EVENTS, dict(counted["events"])
-        assert set(counted["events"]) <= {"emit_task", "emit_queue"}, dict(counted["events"])
+            f"{dict(counts['statements'])}")
+        assert counts["commits"] <= COMMITS, f"{counts['commits']} commits (was {COMMITS})"
+        assert counts["events"]["emit_task"] <= TASK_EVENTS, dict(counts["events"])
+        assert counts["events"]["emit_queue"] <= QUEUE_EVENTS, dict(counts["events"])
+        assert set(counts["events"]) <= {"emit_task", "emit_queue"}, dict(counts["events"])
         # The counts are of a path that ran: it claimed, stored and ended the task.
-        assert counted["statements"]["UPDATE"] >= 2 and counted["statements"]["INSERT"] >= 1
-        assert counted["events"]["emit_task"] >= 2 and counted["commits"] >= 1
+        assert counts["statements"]["UPDATE"] >= 2 and counts["statements"]["INSERT"] >= 1
+        assert counts["events"]["emit_task"] >= 2 and counts["commits"] >= 1
