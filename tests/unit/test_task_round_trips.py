@@ -75,6 +75,7 @@ def worker_app(tmp_path, monkeypatch):
     app.extensions["daydream_redis"] = fake
     app.extensions["daydream_redis_probe"] = fake
     monkeypatch.setattr(worker, "_app", app)  # worker.get_app(): this app
+    monkeypatch.setattr(events, "_emit", lambda *_args, **_kwargs: None)  # nothing is published
     pipe = RoundTripStandIn()
 
     def stand_in_pipeline(_context, head):
@@ -153,3 +154,32 @@ def test_claim_to_done_of_a_one_image_task_makes_no_more_round_trips_or_events(w
         # The counts are of a path that ran: it claimed, stored and ended the task.
         assert counts["statements"]["UPDATE"] >= 2 and counts["statements"]["INSERT"] >= 1
         assert counts["events"]["emit_task"] >= 2 and counts["commits"] >= 1
+
+
+def test_a_task_canceled_while_its_image_is_stored_keeps_no_row_and_no_file(worker_app, monkeypatch):
+    """The last image's row is committed with the task's end: when a cancel lands between
+    the file being written and the end (another process's commit), the row goes with
+    the lost move and the worker removes the files."""
+    with worker_app.app_context():
+        user = users.register_user("roundtrips2", "roundtrips2@example.com", "a long enough password")
+        db.session.commit()
+        user_id = user.id
+    task_id = submit_one(worker_app, user_id, 3)
+    saved = []
+    real_save = jobs.ServiceContext.save
+
+    def save_then_cancel_elsewhere(context, row, encoded, verdict):
+        image = real_save(context, row, encoded, verdict)
+        saved.append(image.filename)
+        with db.engine.begin() as other:  # the web tier's cancel, on its own connection
+            other.execute(sa.update(Task).where(Task.id == row.task.id).values(state="canceled"))
+        return image
+
+    monkeypatch.setattr(jobs.ServiceContext, "save", save_then_cancel_elsewhere)
+    jobs.run_next()
+    with worker_app.app_context():
+        assert db.session.get(Task, task_id).state == "canceled"
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Image).where(Image.task_id == task_id)) == 0
+    assert len(saved) == 1
+    folder = Path(worker_app.config["IMAGES_PATH"])
+    assert not (folder / saved[0]).exists() and not (folder / saved[0]).with_suffix(".webp").exists()
