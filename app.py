@@ -154,7 +154,12 @@ def _setup_login() -> None:
 
 
 def _tune_sqlite() -> None:
-    """WAL lets the web server read while the worker writes."""
+    """WAL lets the web server read while the worker writes. synchronous=NORMAL (SQLite's
+    advice with WAL) syncs the log at checkpoints instead of at every commit: a crashed
+    process loses nothing and the file is never corrupted; a power cut may undo the last
+    commits, whole transactions each (a debit with its task, a refund with its move),
+    which the reconciler settles like a worker that died. It takes two disk syncs off
+    every task (about 10 ms on this machine's disk)."""
     engine = db.engine
     if engine.dialect.name != "sqlite":
         return
@@ -163,6 +168,7 @@ def _tune_sqlite() -> None:
     def on_connect(dbapi_connection, _record):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
