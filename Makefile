@@ -52,8 +52,12 @@ test-deps: $(VENV)/.installed-test chromium node tests/oidc/node_modules/.packag
 test-js: node
 	node --test tests/js/
 
+# Two test processes (pytest-xdist), a module at a time each: most of a module's time is
+# spent waiting on its worker processes and the browser, so two of them fill both cores.
+# TEST_PROCESSES=0 runs everything in this one process.
+TEST_PROCESSES ?= 2
 test: test-deps test-js
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_PROCESSES)),-n $(TEST_PROCESSES) --dist loadfile)
 
 # Speed and memory targets: each benchmark measures against its baseline in one run.
 bench: $(VENV)/.installed

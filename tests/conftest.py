@@ -4,10 +4,19 @@ tests/helpers.py. The `integration` and `e2e` markers are set here by folder, so
 `-m "not e2e"` and the like select by them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import redis
+# One compute thread per process (torch's OpenMP pool), set before anything imports torch
+# and inherited by every worker and server the tests start. The tiny models gain nothing
+# from a second thread, and a test process, its workers and a second test process
+# (`make test` runs two) each spinning two threads on two cores slowed every render
+# several times over.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import redis  # noqa: E402
 
 from tests.helpers import REDIS_URL, StackFactory
 

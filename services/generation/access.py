@@ -104,7 +104,7 @@ def model_items(user: User) -> list[dict]:
     the user's default."""
     rows = usable_models(user)
     default = default_model_for(user, [row.id for row in rows])
-    return [{**catalog.model_to_dict(row), "default": row.id == default} for row in rows]
+    return [{**catalog.model_to_dict(row, plan=True), "default": row.id == default} for row in rows]
 
 
 def lora_items(user: User) -> list[dict]:

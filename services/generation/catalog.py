@@ -296,9 +296,11 @@ def enabled_loras() -> list[AiModel]:
                                    .order_by(AiModel.family, AiModel.name)))
 
 
-def model_to_dict(row: AiModel, staff: bool = False) -> dict:
-    """A model or LoRA as the API shows it: a model with its card; for staff also its
-    spec, state and whether it is enabled (a family not served is not guessed as SD 1.x).
+def model_to_dict(row: AiModel, staff: bool = False, plan: bool = False) -> dict:
+    """A model or LoRA as the API shows it: a model with its card, and with `plan` (or for
+    staff) its memory plan, which reads the workers' heartbeats in Redis (the pages that
+    list models without it, /docs say, need no Redis); for staff also its spec, state and
+    whether it is enabled (a family not served is not guessed as SD 1.x).
     An upscaler model is kind "upscaler" with its scale and architecture; a guide is kind
     "controlnet" or "ipadapter" with its family and architecture."""
     if row.upscaler:
@@ -310,7 +312,8 @@ def model_to_dict(row: AiModel, staff: bool = False) -> dict:
     if not row.lora:
         data["default"] = row.is_default
         data.update(families.card_of(row).to_dict())
-        data["plan"] = plan_of(row).api()
+        if plan or staff:
+            data["plan"] = plan_of(row).api()
         data["fast_mode"] = row.fast_mode if fast.available(row.family) else "off"
     else:
         family = families.FAMILIES.get(data["family"])

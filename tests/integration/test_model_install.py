@@ -173,6 +173,8 @@ def test_staff_cancel_a_running_install_and_its_part_file_goes(install):
     assert not (install["models"] / "slow.safetensors").exists()
     again = client.post(f"/api/v1/admin/model-jobs/{job_id}/cancel", json={}, headers=staff)
     assert again.status_code == 409
+    rows = client.get("/api/v1/admin/audit?action=models.job_cancel", headers=staff).get_json()["items"]
+    assert [(r["target"]["id"], r["reason"]) for r in rows if r["target"]["id"] == job_id] == [(job_id, "wrong file")]
     listed = client.get("/api/v1/admin/model-jobs", headers=staff).get_json()
     assert job_id in [j["id"] for j in listed["items"]] and listed["total"] >= 1
 

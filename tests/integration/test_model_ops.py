@@ -153,6 +153,10 @@ def test_a_merge_at_alpha_0_is_its_first_model_and_at_half_is_neither(ops_stack,
     moved = [k for k in demo if not torch.equal(demo[k], b[k])]
     assert moved and all(torch.allclose(at_half[k], (demo[k] + b[k]) / 2, atol=1e-6) for k in moved)
     assert not any(torch.equal(at_half[k], demo[k]) or torch.equal(at_half[k], b[k]) for k in moved)
+    with app.app_context():
+        actions = list(db.session.scalars(sa.select(AuditEntry.action).where(AuditEntry.target_id == zero.id)
+                                          .order_by(AuditEntry.id)))
+    assert actions == ["models.merge", "models.merge_end"]
 
     assert enable_and_paint(client, staff, user, zero.model_id) == enable_and_paint(client, staff, user, "demo")
 
