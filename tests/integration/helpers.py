@@ -218,3 +218,31 @@ def pupil_in_new_class(app, **settings):
         db.session.add(ClassMember(class_id=school_class.id, user_id=user_id, role="pupil", via="staff"))
         db.session.commit()
         return pupil, school_class.id
+
+
+def calls_holding(app, task_ids) -> list[dict]:
+    """The calls of the app's worker (app.worker), oldest first, that held any of
+    `task_ids`: the list worker/jobs.py:recent_batches reads, read here without importing
+    the worker's torch."""
+    from services.core import keys, redis_client
+    from services.core import queue as queue_service
+
+    with app.app_context():
+        [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
+        raw = redis_client.connection().lrange(keys.worker_batches(name), 0, -1)
+    calls = [json.loads(entry) for entry in reversed(raw)]
+    return [call for call in calls if set(task_ids) & set(call["tasks"])]
+
+
+def upload_blocks(user, seed: int, size: int = 64):
+    """Upload a size × size picture of coloured 8 px blocks (easily told from a model's
+    noise); (its id, its pixels as int16)."""
+    import numpy as np
+
+    blocks = np.random.default_rng(seed).integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+    picture = np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)
+    buffer = io.BytesIO()
+    PILImage.fromarray(picture).save(buffer, format="PNG")
+    response = post_upload(user, buffer.getvalue(), "start.png")
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"], picture.astype(np.int16)

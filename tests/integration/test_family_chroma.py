@@ -15,10 +15,8 @@ import redis
 from PIL import Image as PILImage
 
 from services.core import keys
-from services.core import queue as queue_service
-from services.core import redis_client
 from tests.helpers import wait_for
-from tests.integration.helpers import ApiUser, post_upload
+from tests.integration.helpers import ApiUser, calls_holding, upload_blocks
 
 CHROMA = {"model": "demo-chroma", "width": 64, "height": 64, "steps": 2, "seed": 31, "guidance": 4.0,
           "negative_prompt": "blurry"}
@@ -83,16 +81,6 @@ def test_the_chroma_lora_changes_the_pixels_and_leaves_no_trace(chroma_user):
     assert refused.status_code == 422 and "is a Chroma model" in refused.get_json()["error"]["message"]
 
 
-def chroma_start_picture(user, seed: int) -> str:
-    """An uploaded picture of 8 px coloured blocks (its id)."""
-    blocks = np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    PILImage.fromarray(np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)).save(buffer, format="PNG")
-    response = post_upload(user, buffer.getvalue(), "start.png")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"]
-
-
 def chroma_mask(box) -> str:
     mask = PILImage.new("RGB", (64, 64), "black")
     mask.paste((255, 255, 255), box)
@@ -102,7 +90,7 @@ def chroma_mask(box) -> str:
 
 
 def test_chroma_inpaints_inside_the_mask_and_keeps_the_rest(chroma_user):
-    start = chroma_start_picture(chroma_user, 3)
+    start = upload_blocks(chroma_user, 3)[0]
     task = chroma_task(chroma_user, init_image=start, mask=chroma_mask((16, 16, 48, 48)), strength=0.9)
     painted = chroma_pixels(chroma_user, task)
     assert painted.shape == (64, 64, 3) and task["mask"]
@@ -127,16 +115,6 @@ def chroma_batch_stack(stack_factory):
     return app
 
 
-def chroma_calls(app, task_ids) -> list[dict]:
-    """The worker's calls (oldest first) that held any of `task_ids`."""
-    from worker.jobs import recent_batches
-
-    with app.app_context():
-        [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
-        calls = list(reversed(recent_batches(name, redis_client.connection())))
-    return [call for call in calls if set(task_ids) & set(call["tasks"])]
-
-
 def test_two_users_chroma_tasks_share_one_call_and_match_their_solo_runs(chroma_batch_stack):
     app = chroma_batch_stack
     blocker_user, first, second = (ApiUser(app.test_client(), f"chromabatch{n}") for n in range(3))
@@ -154,13 +132,13 @@ def test_two_users_chroma_tasks_share_one_call_and_match_their_solo_runs(chroma_
     blocker_user.post(f"/api/v1/tasks/{blocker}/cancel")
     done = [user.wait_task(task_id, timeout=180) for (user, _), task_id in zip(wanted, ids)]
     assert [task["state"] for task in done] == ["done", "done"], done
-    [call] = chroma_calls(app, ids)  # one call held both users' tasks
+    [call] = calls_holding(app, ids)  # one call held both users' tasks
     assert sorted(call["tasks"]) == sorted(ids) and call["images"] == 2
 
     together = [chroma_pixels(user, task) for (user, _), task in zip(wanted, done)]
     user, params = wanted[0]
     solo = user.wait_task(user.submit(**{**CHROMA, **params}).get_json()["id"], timeout=180)
-    assert solo["state"] == "done" and chroma_calls(app, [solo["id"]])[0]["images"] == 1
+    assert solo["state"] == "done" and calls_holding(app, [solo["id"]])[0]["images"] == 1
     diff = np.abs(together[0] - chroma_pixels(user, solo))
     assert diff.max() <= TOLERANCE["max"] and diff.mean() <= TOLERANCE["mean"], (diff.max(), diff.mean())
     assert np.abs(together[0] - together[1]).mean() > 5  # each row its own prompt and seed

@@ -16,10 +16,8 @@ import redis
 from PIL import Image as PILImage
 
 from services.core import keys
-from services.core import queue as queue_service
-from services.core import redis_client
 from tests.helpers import wait_for
-from tests.integration.helpers import ApiUser, post_upload
+from tests.integration.helpers import ApiUser, calls_holding, post_upload
 
 FLUX2 = {"model": "demo-flux2", "width": 64, "height": 64, "steps": 2, "seed": 41}
 FLUX2_TOLERANCE = {"max": 2, "mean": 0.1}  # levels of 255, as tests/integration/test_batching.py's
@@ -136,16 +134,6 @@ def flux2_batch_stack(stack_factory):
     return app
 
 
-def flux2_calls(app, task_ids) -> list[dict]:
-    """The worker's calls (oldest first) that held any of `task_ids`."""
-    from worker.jobs import recent_batches
-
-    with app.app_context():
-        [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
-        calls = list(reversed(recent_batches(name, redis_client.connection())))
-    return [call for call in calls if set(task_ids) & set(call["tasks"])]
-
-
 def test_two_users_flux2_tasks_share_one_call_and_match_their_solo_runs(flux2_batch_stack):
     app = flux2_batch_stack
     blocker_user, first, second = (ApiUser(app.test_client(), f"flux2batch{n}") for n in range(3))
@@ -164,13 +152,13 @@ def test_two_users_flux2_tasks_share_one_call_and_match_their_solo_runs(flux2_ba
     blocker_user.post(f"/api/v1/tasks/{blocker}/cancel")
     done = [user.wait_task(task_id, timeout=180) for (user, _), task_id in zip(wanted, ids)]
     assert [task["state"] for task in done] == ["done", "done"], done
-    [call] = flux2_calls(app, ids)  # one call held both users' tasks
+    [call] = calls_holding(app, ids)  # one call held both users' tasks
     assert sorted(call["tasks"]) == sorted(ids) and call["images"] == 2
 
     together = [flux2_pixels(user, task) for (user, _), task in zip(wanted, done)]
     user, params = wanted[0]
     solo = user.wait_task(user.submit(**{**FLUX2, **params}).get_json()["id"], timeout=180)
-    assert solo["state"] == "done" and flux2_calls(app, [solo["id"]])[0]["images"] == 1
+    assert solo["state"] == "done" and calls_holding(app, [solo["id"]])[0]["images"] == 1
     diff = np.abs(together[0] - flux2_pixels(user, solo))
     assert diff.max() <= FLUX2_TOLERANCE["max"] and diff.mean() <= FLUX2_TOLERANCE["mean"], (diff.max(), diff.mean())
     assert np.abs(together[0] - together[1]).mean() > 5  # each row its own prompt and seed

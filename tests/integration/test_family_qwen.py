@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from services.core import keys
-from services.core import queue as queue_service
-from services.core import redis_client
 from tests.helpers import wait_for
-from tests.integration.helpers import ApiUser, post_upload
+from tests.integration.helpers import ApiUser, calls_holding, upload_blocks
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +65,8 @@ def test_its_lora_changes_the_pixels_and_leaves_no_trace(qwen_user):
     assert np.array_equal(after, plain)  # the adapter is off for a task without it
 
 
-def qwen_upload(user, seed: int, size: int = 64) -> tuple[str, np.ndarray]:
-    """Upload a picture of coloured 8 px blocks (easily told from the model's noise)."""
-    blocks = np.random.default_rng(seed).integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
-    picture = np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)
-    buffer = io.BytesIO()
-    PILImage.fromarray(picture).save(buffer, format="PNG")
-    response = post_upload(user, buffer.getvalue(), "start.png")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"], picture.astype(np.int16)
-
-
 def test_qwen_inpaints_inside_the_mask_and_keeps_the_rest(qwen_user):
-    upload, start = qwen_upload(qwen_user, 5)
+    upload, start = upload_blocks(qwen_user, 5)
     mask = PILImage.new("RGB", (64, 64), "black")
     mask.paste((255, 255, 255), (16, 16, 48, 48))
     buffer = io.BytesIO()
@@ -96,8 +81,8 @@ def test_qwen_inpaints_inside_the_mask_and_keeps_the_rest(qwen_user):
 
 
 def test_qwen_image_edit_edits_two_pictures_by_instruction_and_records_them(qwen_user):
-    first, _ = qwen_upload(qwen_user, 6)
-    second, _ = qwen_upload(qwen_user, 7)
+    first, _ = upload_blocks(qwen_user, 6)
+    second, _ = upload_blocks(qwen_user, 7)
     # (guidance 1: one pass a step; the edit pipeline encodes its reference at a megapixel)
     task, picture = qwen_render(qwen_user, model="demo-qwen-edit", prompt="make it winter", guidance=1.0,
                                 width=96, height=64, edit={"images": [first, second]})
@@ -119,16 +104,6 @@ def qwen_batch_stack(stack_factory):
     app = shared.app
     app.worker = shared.worker
     return app
-
-
-def qwen_calls(app, task_ids) -> list[dict]:
-    """The worker's calls (oldest first) that held any of `task_ids` (the list
-    worker/jobs.py:recent_batches reads, read here without importing the worker's torch)."""
-    with app.app_context():
-        [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
-        raw = redis_client.connection().lrange(keys.worker_batches(name), 0, -1)
-    calls = [json.loads(entry) for entry in reversed(raw)]
-    return [call for call in calls if set(task_ids) & set(call["tasks"])]
 
 
 def qwen_pixels(user, task) -> np.ndarray:
@@ -154,14 +129,14 @@ def test_two_users_qwen_tasks_share_one_call_and_match_their_solo_runs(qwen_batc
     blocker_user.post(f"/api/v1/tasks/{blocker}/cancel")
     done = [user.wait_task(task_id, timeout=180) for (user, _), task_id in zip(wanted, ids)]
     assert [task["state"] for task in done] == ["done", "done"], done
-    [call] = qwen_calls(app, ids)  # one call held both users' tasks
+    [call] = calls_holding(app, ids)  # one call held both users' tasks
     assert sorted(call["tasks"]) == sorted(ids) and call["images"] == 2
 
     together = [qwen_pixels(user, task) for (user, _), task in zip(wanted, done)]
     user, params = wanted[0]
     solo = user.wait_task(user.submit(model="demo-qwen", width=64, height=64, steps=2, **params)
                           .get_json()["id"], timeout=180)
-    assert solo["state"] == "done" and qwen_calls(app, [solo["id"]])[0]["images"] == 1
+    assert solo["state"] == "done" and calls_holding(app, [solo["id"]])[0]["images"] == 1
     diff = np.abs(together[0] - qwen_pixels(user, solo))
     assert diff.max() <= 2 and diff.mean() <= 0.1, (diff.max(), diff.mean())  # (test_batching's tolerance)
     assert np.abs(together[0] - together[1]).mean() > 5  # each row its own prompt and seed

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 
 import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from services.core import keys
-from services.core import queue as queue_service
-from services.core import redis_client
 from tests.helpers import wait_for
-from tests.integration.helpers import ApiUser, post_upload
+from tests.integration.helpers import ApiUser, calls_holding, upload_blocks
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +70,8 @@ def test_its_lora_changes_the_pixels_by_its_weight_and_leaves_no_trace(zimage_us
     assert not np.array_equal(weaker, plain) and not np.array_equal(weaker, with_lora)
 
 
-def zimage_upload(user, seed: int) -> tuple[str, np.ndarray]:
-    """Upload a picture of coloured 8 px blocks (easily told from the model's noise)."""
-    blocks = np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    picture = np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)
-    buffer = io.BytesIO()
-    PILImage.fromarray(picture).save(buffer, format="PNG")
-    response = post_upload(user, buffer.getvalue(), "start.png")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"], picture.astype(np.int16)
-
-
 def test_it_inpaints_inside_the_mask_and_keeps_the_rest(zimage_user):
-    upload, start = zimage_upload(zimage_user, 4)
+    upload, start = upload_blocks(zimage_user, 4)
     mask = PILImage.new("RGB", (64, 64), "black")
     mask.paste((255, 255, 255), (16, 16, 48, 48))
     buffer = io.BytesIO()
@@ -113,16 +98,6 @@ def zimage_batch_stack(stack_factory):
     return app
 
 
-def zimage_calls(app, task_ids) -> list[dict]:
-    """The worker's calls (oldest first) that held any of `task_ids` (the list
-    worker/jobs.py:recent_batches reads, read here without importing the worker's torch)."""
-    with app.app_context():
-        [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
-        raw = redis_client.connection().lrange(keys.worker_batches(name), 0, -1)
-    calls = [json.loads(entry) for entry in reversed(raw)]
-    return [call for call in calls if set(task_ids) & set(call["tasks"])]
-
-
 def test_two_users_zimage_tasks_share_one_call_and_match_their_solo_runs(zimage_batch_stack):
     app = zimage_batch_stack
     blocker_user, first, second = (ApiUser(app.test_client(), f"zimagebatch{n}") for n in range(3))
@@ -141,7 +116,7 @@ def test_two_users_zimage_tasks_share_one_call_and_match_their_solo_runs(zimage_
     blocker_user.post(f"/api/v1/tasks/{blocker}/cancel")
     done = [user.wait_task(task_id, timeout=180) for (user, _), task_id in zip(wanted, ids)]
     assert [task["state"] for task in done] == ["done", "done"], done
-    [call] = zimage_calls(app, ids)  # one call held both users' tasks
+    [call] = calls_holding(app, ids)  # one call held both users' tasks
     assert sorted(call["tasks"]) == sorted(ids) and call["images"] == 2
 
     def pixels(user, task):
@@ -152,7 +127,7 @@ def test_two_users_zimage_tasks_share_one_call_and_match_their_solo_runs(zimage_
     user, params = wanted[0]
     solo = user.wait_task(user.submit(model="demo-zimage", width=64, height=64, steps=2, **params)
                           .get_json()["id"], timeout=180)
-    assert solo["state"] == "done" and zimage_calls(app, [solo["id"]])[0]["images"] == 1
+    assert solo["state"] == "done" and calls_holding(app, [solo["id"]])[0]["images"] == 1
     diff = np.abs(together[0] - pixels(user, solo))
     assert diff.max() <= 2 and diff.mean() <= 0.1, (diff.max(), diff.mean())  # (test_batching's tolerance)
     assert np.abs(together[0] - together[1]).mean() > 5  # each row its own prompt and seed

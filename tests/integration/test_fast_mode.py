@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from services.core import queue as queue_service
-from services.core import redis_client
 from tests.helpers import wait_for
-from tests.integration.helpers import ApiUser, make_staff
+from tests.integration.helpers import ApiUser, calls_holding, make_staff
 
 FAST_TASK = {"model": "demo-flux", "width": 64, "height": 64, "steps": 4}
 
@@ -37,16 +35,6 @@ def fast_staff(fast_stack):
     yield client, staff
     # (the stack is shared: demo-flux goes back to off for the other modules)
     client.patch("/api/v1/admin/models/demo-flux", json={"fast_mode": "off"}, headers=staff)
-
-
-def calls_of(app, task_ids) -> list[dict]:
-    """The worker's calls (oldest first) that held any of `task_ids`."""
-    from worker.jobs import recent_batches
-
-    with app.app_context():
-        [name] = [n for n, w in queue_service.workers().items() if w["pid"] == app.worker.proc.pid]
-        calls = list(reversed(recent_batches(name, redis_client.connection())))
-    return [call for call in calls if set(task_ids) & set(call["tasks"])]
 
 
 def test_staff_choice_a_fast_tasks_record_and_reuse_and_its_own_batches(fast_stack, fast_staff):
@@ -80,7 +68,7 @@ def test_staff_choice_a_fast_tasks_record_and_reuse_and_its_own_batches(fast_sta
     blocker_user.post(f"/api/v1/tasks/{blocker}/cancel")
     done = [user.wait_task(task_id, timeout=180) for (user, _), task_id in zip(wanted, ids)]
     assert [task["state"] for task in done] == ["done"] * 3, done
-    calls = calls_of(fast_stack, ids)
+    calls = calls_holding(fast_stack, ids)
     assert [sorted(call["tasks"]) for call in calls] == [sorted(ids[:2]), [ids[2]]]  # fast with fast only
 
     fast_task, plain_task = done[0], done[2]

@@ -18,7 +18,7 @@ import torch
 from PIL import Image as PILImage
 
 from tests.helpers import WorkerProcess, instance_env, make_app
-from tests.integration.helpers import ApiUser, make_staff, post_upload
+from tests.integration.helpers import ApiUser, make_staff, upload_blocks
 from worker.demo_families import _t5_encoder, _vae, clip_config, clip_tokenizer, t5_tokenizer
 from worker.demo_model import sd15_scheduler
 
@@ -92,16 +92,6 @@ def dedicated(tmp_path_factory, redis_url):
         worker.stop()
 
 
-def upload_blocks(user) -> tuple[str, np.ndarray]:
-    blocks = np.random.default_rng(9).integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    pixels = np.repeat(np.repeat(blocks, 8, axis=0), 8, axis=1)
-    buffer = io.BytesIO()
-    PILImage.fromarray(pixels).save(buffer, format="PNG")
-    response = post_upload(user, buffer.getvalue(), "blocks.png")
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["id"], pixels.astype(np.int16)
-
-
 def white_box_data_url(box) -> str:
     mask = PILImage.new("RGB", (64, 64), "black")
     mask.paste((255, 255, 255), box)
@@ -122,7 +112,7 @@ def test_the_cards_say_dedicated_inpainting(dedicated):
 @pytest.mark.parametrize("model", ["sd-inpainting", "flux-fill"])
 def test_a_dedicated_model_repaints_the_mask_through_its_own_pipeline(dedicated, model):
     _, user = dedicated
-    init, start = upload_blocks(user)
+    init, start = upload_blocks(user, 9)
     response = user.submit(model=model, init_image=init, mask=white_box_data_url(MASK_BOX), width=64, height=64,
                            steps=2, seed=12, mask_blur=2)
     assert response.status_code == 202, response.get_json()
