@@ -15,7 +15,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers.hooks import HookRegistry
 
 from services.core.errors import ValidationError
 from services.generation import fast
@@ -29,15 +28,6 @@ from worker.pipelines.cache import PipelineCache, img2img_from
 
 SIZE = 64
 STEPS = 6
-
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_one_thread():
-    # Tiny models on a shared machine: more threads only fight over its cores.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 @pytest.fixture(scope="module")

@@ -26,15 +26,6 @@ from worker.pipelines.loras import apply_loras
 SIZE = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def prompt_cache_one_thread():
-    # Tiny models on a shared machine: more threads only fight over its cores.
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 @pytest.fixture(autouse=True)
 def fresh_prompt_cache():
     """Each test starts with an empty cache of the default size and zero counts."""
