@@ -119,6 +119,8 @@ def test_cards_and_the_estimate_line_show_the_same_time(page):
     early = [text for tid, state, step, text in page.evaluate("window.__etas")
              if tid == task_id and (state == "queued" or (state == "running" and step == 0)) and text]
     assert early, page.evaluate("window.__etas")[:10]
-    for text in early:
-        assert text == "estimating…" or seconds_of(text) >= min(run_s * 0.5, run_s - 2), (text, run_s)
+    # (The first one: later ones count down from it, by as long as the first step took to
+    # start, which on a busy machine can be most of the estimate.)
+    first_shown = early[0]
+    assert first_shown == "estimating…" or seconds_of(first_shown) >= min(run_s * 0.5, run_s - 2), (early, run_s)
     assert page.js_errors == []
