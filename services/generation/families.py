@@ -49,6 +49,9 @@ class Card:
     # "inpainting", or a FLUX.1 Fill transformer, variant "fill"; it needs a picture and a
     # mask) or None (it cannot inpaint: a mask or outpaint is refused).
     inpainting: str | None = "standard"
+    # Can it start from a picture (image to image)? FLUX.2 dev cannot here: diffusers has
+    # image-to-image pipelines for FLUX.2 klein only.
+    image_to_image: bool = True
     # Where the studio starts (the demo models: small and quick on a CPU); None: native.
     start_width: int | None = None
     start_height: int | None = None
@@ -84,7 +87,7 @@ class Card:
             "uses_negative_prompt": self.uses_negative_prompt,
             "latent_channels": self.latent_channels, "size_step": self.size_step,
             "max_side": self.max_side, "sizes": [list(s) for s in self.preset_sizes()],
-            "inpainting": self.inpainting, "edits": self.edits, "max_references": self.max_references,
+            "inpainting": self.inpainting, "image_to_image": self.image_to_image, "edits": self.edits, "max_references": self.max_references,
             "edit_optional": self.edit_optional,
             "controlnet": self.controlnet, "ip_adapter": self.ip_adapter,
             "fast": fast.card(self.family),
@@ -163,7 +166,8 @@ QWEN_EDIT = {variant: dict(variant=variant, steps=50, guidance=4.0, edits=True, 
 # FLUX.2 klein base (undistilled) and dev, at BFL's defaults. diffusers has no inpaint
 # pipeline for dev (Flux2KleinInpaintPipeline takes klein's Qwen3 encoder only).
 FLUX2_VARIANTS = {"klein-base": dict(variant="klein-base", steps=50, guidance=4.0, uses_guidance=True),
-                  "dev": dict(variant="dev", steps=50, guidance=4.0, uses_guidance=True, inpainting=None)}
+                  "dev": dict(variant="dev", steps=50, guidance=4.0, uses_guidance=True, inpainting=None,
+                               image_to_image=False)}
 FAMILY_IDS = tuple(FAMILIES)
 # The variants of dedicated inpainting models: an SD UNet of 9 input channels (4 latent +
 # 1 mask + 4 masked-picture latent) and a FLUX.1 Fill transformer (384 = 64 packed latent

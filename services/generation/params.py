@@ -694,6 +694,10 @@ def validate_task_params(data: Any, *, limits: dict, cards: dict[str, Card], def
     if init_image is not None and not isinstance(init_image, str):
         errors["init_image"] = "must be an image id"
     params["init_image"] = init_image or None
+    if params["init_image"] and card is not None and not card.image_to_image and "init_image" not in errors:
+        what = " ".join(part for part in (card.label, card.variant) if part)
+        errors["init_image"] = (f"'{model}' cannot start from a picture ({what} models cannot here); choose "
+                                "a model whose card has image_to_image (GET /api/v1/models)")
     strength = _number(data, "strength", limits, errors)  # checked even where it does not apply
     params["strength"] = strength if params["init_image"] else None
     if params["init_image"] and strength is not None and params["steps"] is not None:

@@ -154,3 +154,21 @@ def test_cards_say_which_inpainting():
     assert card("flux", variant="fill").to_dict()["inpainting"] == "dedicated"
     assert card("flux", variant="fill").to_dict()["defaults"]["guidance"] == 30.0  # Fill's distilled guidance
     assert card("flux", variant="schnell").to_dict()["inpainting"] == "standard"
+
+
+def test_flux2_dev_refuses_a_start_picture_at_submit_naming_init_image():
+    """FLUX.2 dev has no image-to-image pipeline here (diffusers has klein's only): its card
+    says so and the task is refused before it is queued, not failed by the worker."""
+    cards = {**CARDS, "flux2-dev": card("flux2", variant="dev"), "klein": card("flux2")}
+    assert cards["flux2-dev"].image_to_image is False and cards["flux2-dev"].to_dict()["image_to_image"] is False
+    assert cards["klein"].image_to_image is True
+    with pytest.raises(ValidationError) as caught:
+        validate_task_params({"prompt": "a cup", "model": "flux2-dev", "init_image": "pic", "width": 256,
+                              "height": 256}, limits=LIMITS, cards=cards, default_model="demo")
+    assert "cannot start from a picture" in caught.value.fields["init_image"]
+    text_only = validate_task_params({"prompt": "a cup", "model": "flux2-dev", "width": 256, "height": 256},
+                                     limits=LIMITS, cards=cards, default_model="demo")
+    assert text_only["init_image"] is None
+    klein = validate_task_params({"prompt": "a cup", "model": "klein", "init_image": "pic", "width": 256,
+                                  "height": 256}, limits=LIMITS, cards=cards, default_model="demo")
+    assert klein["init_image"] == "pic"

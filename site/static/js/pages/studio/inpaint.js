@@ -31,6 +31,13 @@ function inpainting() {
   return model.inpainting;
 }
 
+/** Can the chosen model start from a picture (image to image)? FLUX.2 dev cannot here. */
+function startsFromPicture() {
+  const select = byId("model");
+  const model = findModel(config.models, select ? select.value : "");
+  return !model || model.image_to_image !== false;
+}
+
 function modelName() {
   const select = byId("model");
   const option = select ? select.options[select.selectedIndex] : null;
@@ -79,9 +86,13 @@ function renderModes() {
   let text = "";
   ["inpaint", "outpaint"].forEach((mode) => { const r = modeRadio(mode); if (r) r.disabled = kind === null; });
   const plain = modeRadio("img2img");
-  if (plain) plain.disabled = kind === "dedicated";
+  const fromPicture = startsFromPicture();
+  if (plain) plain.disabled = kind === "dedicated" || !fromPicture;
   let mode = state.edit.mode;
-  if (kind === null) {
+  if (kind === null && !fromPicture) {
+    text = modelName() + " cannot start from a picture; remove it, or choose a model that can.";
+    mode = "img2img";
+  } else if (kind === null) {
     text = modelName() + " cannot inpaint or outpaint; choose a model that can.";
     if (mode !== "img2img") mode = "img2img";
   } else if (kind === "dedicated") {
