@@ -150,8 +150,9 @@ def items(*, include_hidden: bool = False) -> list[dict]:
     featured = sa.select(ShowcaseEntry, Image).join(Image, ShowcaseEntry.image_id == Image.id).where(
         Image.public.is_(True), storage.not_held())
     if not include_hidden:
-        # nor what a teacher hid (issue 27: Image.hidden_by_id)
-        featured = featured.where(ShowcaseEntry.hidden.is_(False), Image.hidden_by_id.is_(None))
+        # nor what a teacher hid (issue 27: Image.hidden_by_id), nor a deactivated owner's
+        featured = featured.where(ShowcaseEntry.hidden.is_(False), Image.hidden_by_id.is_(None),
+                                  Image.user_id.in_(_active_users()))
     result = [_image_item(image, entry) for entry, image in db.session.execute(featured).all()]
     hidden_files = set(db.session.scalars(sa.select(ShowcaseEntry.file_key).where(
         ShowcaseEntry.file_key.is_not(None), ShowcaseEntry.hidden.is_(True))))
@@ -160,6 +161,11 @@ def items(*, include_hidden: bool = False) -> list[dict]:
             result.append(_file_item(item, item.key in hidden_files))
     result.sort(key=lambda i: i["added_at"] or "", reverse=True)
     return result
+
+
+def _active_users():
+    """The ids of the accounts whose public images may show (not deactivated)."""
+    return sa.select(User.id).where(User.active.is_(True))
 
 
 def page(*, offset: int, limit: int, include_hidden: bool = False) -> tuple[list[dict], int]:
@@ -190,7 +196,8 @@ def file_of(item_id: str, variant: str, *, staff: bool = False) -> tuple[Path, s
     image = db.session.scalar(sa.select(Image).where(Image.id == item_id, Image.public.is_(True),
                                                      storage.not_held()))
     entry = _entry(image_id=item_id) if image else None
-    shown = entry is not None and not entry.hidden and image.hidden_by_id is None
+    shown = (entry is not None and not entry.hidden and image.hidden_by_id is None
+             and db.session.get(User, image.user_id).active)
     if image is None or not (shown or staff):
         raise NotFound("No such showcase image.")
     if variant == "full":

@@ -162,6 +162,30 @@ def test_a_users_image_shows_only_while_public_and_featured(app, client, make_us
     assert featured["id"] not in showcase_ids(curator.client, curator.headers, include_hidden="true")
 
 
+def test_a_deactivated_owners_featured_image_leaves_the_showcase(app, client, make_user, curator):
+    owner = make_user("gone")
+    featured = one_image(owner, "featured then deactivated")
+    set_public(owner, featured, True)
+    assert curator.post("/api/v1/showcase", json={"image_id": featured["id"]}).status_code == 201
+    visitor = app.test_client()
+    assert featured["id"] in showcase_ids(visitor)
+
+    owner_id = owner.me()["id"]
+    deactivated = curator.client.patch(f"/api/v1/admin/users/{owner_id}", json={"active": False},
+                                       headers=curator.headers)
+    assert deactivated.status_code == 200, deactivated.get_json()
+    assert featured["id"] not in showcase_ids(visitor)
+    assert featured["id"] not in visitor.get("/gallery").get_data(as_text=True)
+    for variant in ("full", "thumbnail"):
+        assert visitor.get(f"/api/v1/showcase/{featured['id']}/{variant}").status_code == 404
+    # Staff still reach it (to unfeature it); the owner back, it shows again.
+    assert curator.get(f"/api/v1/showcase/{featured['id']}/full").status_code == 200
+    response = curator.client.patch(f"/api/v1/admin/users/{owner_id}", json={"active": True},
+                                    headers=curator.headers)
+    assert response.status_code == 200, response.get_json()
+    assert featured["id"] in showcase_ids(visitor)
+
+
 def test_curating_is_for_staff_only(client, make_user):
     user = make_user("notstaff")
     assert user.post("/api/v1/showcase", json={"image_id": "x"}).status_code == 403
