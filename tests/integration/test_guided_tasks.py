@@ -1,13 +1,17 @@
 """Guided tasks through the real stack (web, Redis, a real worker with the tiny demo models
 and the demo guides, worker/demo_guides.py): ControlNet units steer the picture (two
 control images differ, weight 0 is no unit, the step range matters, the same inputs give
-the same pixels), a FLUX ControlNet Union runs, an IP-Adapter reference changes the
-picture and leaves nothing behind for the next task, and a FLUX.1 Kontext edit records its
-instruction and its picture. Each picture and task records its guides."""
+the same pixels), an SDXL ControlNet and a FLUX ControlNet Union run, an IP-Adapter
+reference changes the picture and leaves nothing behind for the next task, and a FLUX.1
+Kontext edit records its instruction and its picture. Each picture, task and ZIP manifest
+records its guides."""
 from __future__ import annotations
 
 import base64
+import csv
 import io
+import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -77,6 +81,14 @@ def first_picture(user, task: dict) -> tuple[np.ndarray, dict]:
         return np.asarray(picture.convert("RGB"), dtype=np.int16), parameters
 
 
+def manifest_row(user, task: dict) -> dict:
+    """The first row of the manifest.csv in the task's ZIP."""
+    response = user.get(f"/api/v1/tasks/{task['id']}/archive")
+    assert response.status_code == 200, response.data[:200]
+    manifest = zipfile.ZipFile(io.BytesIO(response.data)).read("manifest.csv").decode()
+    return next(csv.DictReader(io.StringIO(manifest)))
+
+
 def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean())
 
@@ -111,6 +123,11 @@ def test_control_units_steer_the_picture_and_are_recorded(guided_user, unguided)
     assert "Weight: 1.0" in parameters["ControlNet 0"] and "Guidance Start: 0.5" in parameters["ControlNet 0"]
     metadata = guided_user.get(tasks["late"]["images"][0]["metadata_url"]).get_json()
     assert metadata["control"][0]["start"] == 0.5
+    # The ZIP's manifest lists the unit (its picture by image id); no references, no edit.
+    row = manifest_row(guided_user, tasks["late"])
+    [listed] = json.loads(row["control"])
+    assert listed == tasks["late"]["control"][0] and listed["start"] == 0.5 and not listed["image"].startswith("data:")
+    assert row["references"] == "" and row["edit"] == ""
 
 
 def test_a_flux_controlnet_union_unit_runs_in_the_worker(guided_user):
@@ -124,6 +141,19 @@ def test_a_flux_controlnet_union_unit_runs_in_the_worker(guided_user):
     assert "Module: canny" in parameters["ControlNet 0"] and "Threshold A: 100" in parameters["ControlNet 0"]
 
 
+def test_an_sdxl_controlnet_unit_runs_in_the_worker(guided_user):
+    sdxl = {"model": "demo-sdxl", "steps": 2}
+    ids = {"plain": submitted(guided_user, **sdxl)}
+    for name, axis in (("across", 0), ("down", 1)):
+        ids[name] = submitted(guided_user, control=[{"image": lines(axis), "model": "demo-controlnet-sdxl",
+                                                     "preprocessor": "none", "control_mode": "prompt"}], **sdxl)
+    got = {name: first_picture(guided_user, finished(guided_user, task_id)) for name, task_id in ids.items()}
+    assert mean_difference(got["across"][0], got["plain"][0]) > 3
+    assert mean_difference(got["across"][0], got["down"][0]) > 1  # two control images: different pixels
+    unit = got["across"][1]["ControlNet 0"]
+    assert "Model: Demo ControlNet SDXL" in unit and "Control Mode: My prompt is more important" in unit
+
+
 def test_a_reference_image_changes_the_picture_and_does_not_leak(guided_user, unguided):
     before, _ = first_picture(guided_user, unguided)
     ref = finished(guided_user, submitted(guided_user, references=[
@@ -135,6 +165,8 @@ def test_a_reference_image_changes_the_picture_and_does_not_leak(guided_user, un
     # same pixels; a call it shared with another task's rows: float noise only)
     assert parameters["IP-Adapter 0"].endswith("Weight: 0.8")
     assert ref["references"][0]["model"] == "demo-ipadapter-sd1"
+    row = manifest_row(guided_user, ref)
+    assert json.loads(row["references"]) == ref["references"] and row["control"] == ""
 
 
 def test_a_kontext_edit_records_its_instruction_and_its_picture(guided_user, unguided):
@@ -149,3 +181,4 @@ def test_a_kontext_edit_records_its_instruction_and_its_picture(guided_user, ung
     metadata = guided_user.get(task["images"][0]["metadata_url"]).get_json()
     assert metadata["prompt"] == "make it winter" and metadata["edit"]["images"] == pictures
     assert parameters["Edit images"] == ", ".join(pictures)
+    assert json.loads(manifest_row(guided_user, task)["edit"]) == {"images": pictures}
