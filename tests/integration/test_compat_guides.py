@@ -191,6 +191,8 @@ def test_bad_units_and_other_scripts_are_a_422_naming_them_and_charge_nothing(ca
         response = caller.post("/sdapi/v1/txt2img", json={"prompt": "x", "width": 64, "height": 64, "steps": 2,
                                                           "alwayson_scripts": scripts})
         assert response.status_code == 422 and response.json()["detail"].startswith(field + ":"), response.text
+        if field == "alwayson_scripts":  # an unknown script: named
+            assert "the ADetailer script is not available" in response.json()["detail"], response.text
     # A ControlNet of another family: the native validation's refusal, named in A1111's terms.
     wrong = caller.post("/sdapi/v1/txt2img", json={
         "prompt": "x", "width": 64, "height": 64, "steps": 2,

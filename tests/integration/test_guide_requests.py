@@ -72,6 +72,9 @@ def bad_guides() -> dict:
         "start-after-end": ({"control": [{**good, "start": 0.9, "end": 0.1}]}, "control", "must not be after end"),
         "preprocessor": ({"control": [{**good, "preprocessor": "no-such-annotator"}]}, "control",
                          "preprocessor 'no-such-annotator' is not available"),
+        # An annotator this server knows but cannot run: its weights are not in models/annotators/.
+        "annotator-without-weights": ({"control": [{**good, "preprocessor": "depth_midas"}]}, "control",
+                                      "unit 1: preprocessor 'depth_midas' is not available on this server"),
         "reference-bomb": ({"references": [{"image": guide_bomb(), "model": "demo-ipadapter-sd1"}]}, "references",
                            "reference 1: is 5000×5000 pixels"),
         "not-an-editor": ({"edit": {"images": [picture_url()]}}, "edit", "does not edit pictures (the models that "
