@@ -265,9 +265,18 @@ class ServiceContext(RenderContext):
         self.stored.append(image)  # (its row is committed by keep() or finish())
         return image
 
-    def keep(self, images: list) -> None:
-        db.session.commit()
-        self.stored = []
+    def keep(self, images: list) -> bool:
+        # Committed only while the task is running (a cancel meanwhile rolls them back,
+        # so what the cancel refunded is what was not kept): their files go too.
+        stored, self.stored = self.stored, []
+        if not stored:
+            db.session.commit()
+            return True
+        if task_service.keep_images(stored[0].task_id):
+            return True
+        for image in stored:
+            storage.delete_files(image)
+        return False
 
     def finish(self, task, withheld: int) -> None:
         # The rows save() added go in the transaction of the task's end (complete_task

@@ -92,8 +92,10 @@ class RenderContext:
         kept: keep() or finish() commits it."""
         raise NotImplementedError
 
-    def keep(self, images: list) -> None:
-        """Commit the images save() stored last (their task has more to come)."""
+    def keep(self, images: list) -> bool:
+        """Commit the images save() stored last (their task has more to come). False: the
+        task ended meanwhile (canceled), so they were not kept."""
+        return True
 
     def finish(self, task, withheld: int) -> None:
         """Every image of the task is saved, or withheld (`withheld` of them) by the image
@@ -237,8 +239,11 @@ class Render:
             if len(self.images[task.id]) + self.withheld[task.id] >= task.samples and task.id not in self.done:
                 self.done.add(task.id)
                 context.finish(task, self.withheld[task.id])
-            else:
-                context.keep(added)
+            elif context.keep(added) is False:  # canceled meanwhile: not kept, and no more rendered
+                self.images[task.id] = self.images[task.id][:len(self.images[task.id]) - len(added)]
+                self.stopped.add(task.id)
+                log.info("task %s canceled while running", task.id)
+                continue
             self.progress[task.id].image_ready(self.images[task.id])  # (no event once all are in)
 
 

@@ -12,10 +12,13 @@ reconciler make. A task's state only moves forward, each move a conditional upda
     queued | running → canceled cancel (the owner, staff, leaving the studio)
 
 Every move and every refund is made here (_finish, the one place a task ends), through
-services/accounts/credits.py: a failed or canceled task is refunded in full, a task done
-with some images missing their share, in the transaction of that move, so once. Nothing
-else changes a task's state; the worker reports what happened (images saved, withheld,
-an error) and calls these.
+services/accounts/credits.py, in the transaction of that move, so once: a failed task
+is refunded in full, a task done with some images missing their share; a canceled task
+keeps the images committed before the cancel and is refunded the share of the others
+(none committed, a queued task always: in full). The worker commits a task's images
+only while it is running (keep_images; its last with its end), so what the cancel
+counts is what the owner keeps. Nothing else changes a task's state; the worker reports
+what happened (images saved, withheld, an error) and calls these.
 
 Every change costs the same whatever the queue's depth: the fair order is stored in
 the rows (dispatch.py), a change is announced with one `queue` event (counts), and the
@@ -306,8 +309,9 @@ def list_tasks(user: User, *, session: str | None, offset: int, limit: int) -> t
 
 
 def cancel_task(user: User, task_id: str) -> Task:
-    """A queued task is taken off the queue; a running one is marked canceled at once and
-    its worker stops at the next step. Either way it is refunded, once."""
+    """A queued task is taken off the queue (refunded in full); a running one is marked
+    canceled at once and its worker stops at the next step: it keeps the images stored so
+    far and is refunded the share of the others (_finish). Either way once."""
     return cancel(get_task(user, task_id))
 
 
@@ -347,11 +351,15 @@ def cancel_unfinished(user: User) -> int:
 def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINISHED,
             refund: int = 0, refund_note: str = "") -> bool:
     """The one place a task ends. Refunds it in the same transaction: in full if it
-    failed or was canceled; `refund` tokens (the share of the images it did not deliver)
-    if it is done with some missing. Only the call that makes the transition refunds, so
-    a refund happens once."""
+    failed; `refund` tokens (the share of the images it did not deliver) if it is done
+    with some missing; if it was canceled, the share of the images not committed by now
+    (_refund_canceled). Only the call that makes the transition refunds, so a refund
+    happens once."""
     def refund_if_owed() -> None:
-        if state in (TaskState.FAILED, TaskState.CANCELED):
+        if state == TaskState.CANCELED:
+            db.session.refresh(task)
+            _refund_canceled(task)
+        elif state == TaskState.FAILED:
             db.session.refresh(task)  # (the row as the move left it, under its lock)
             credits.refund_task(task)
         elif refund > 0:
@@ -366,6 +374,47 @@ def _finish(task: Task, state: TaskState, error: str | None, from_states=UNFINIS
     except redis.RedisError:
         pass
     announce_task(task)
+    return True
+
+
+def _refund_canceled(task: Task) -> None:
+    """In the cancel's transaction, after its move (which holds the task's row: the
+    worker's keep_images and its end wait for it, then find the task no longer running and
+    roll their rows back): the images committed by now are the owner's, and the share of
+    the others is refunded, rounded down as for a task done with some missing (the pool
+    that paid gets it). None committed (a queued task, or a running one before its first
+    image): refunded in full."""
+    delivered = delivered_count(task)
+    if not delivered:
+        credits.refund_task(task)
+        return
+    missing = max(0, task.samples - delivered)
+    share = share_of(task.cost, task.samples, missing)
+    credits.refund_partly(task, share, f"canceled: {missing} of {task.samples} images not made")
+    task.error = canceled_message(delivered, task.samples, share)
+
+
+def canceled_message(delivered: int, samples: int, share: int) -> str:
+    """A task canceled with some of its images made: its owner's note."""
+    them = "it" if delivered == 1 else "them"
+    missing = samples - delivered
+    others = "the other one" if missing == 1 else f"the other {missing}"
+    tokens = f" ({share} token{'s' if share != 1 else ''})" if share else ""
+    refund = f", and the share of {others}{tokens} was refunded" if share else ""
+    return f"Canceled with {delivered} of {samples} images made: you keep {them}{refund}."
+
+
+def keep_images(task_id: str) -> bool:
+    """Commit the images the worker stored for a running task that has more to come, in
+    one transaction with a hold on the task's row (a write that changes nothing, only
+    while it is running): a cancel is either before (the rows are rolled back, False: the
+    worker removes their files) or after (it counts them)."""
+    held = db.session.execute(sa.update(Task).where(Task.id == task_id, Task.state == TaskState.RUNNING.value)
+                              .values(state=Task.state).execution_options(synchronize_session=False))
+    if held.rowcount != 1:
+        db.session.rollback()
+        return False
+    db.session.commit()
     return True
 
 

@@ -252,8 +252,9 @@ function updateCard(card, task) {
       ? (task.cost === 1 ? "Your 1 token was refunded." : "Your " + task.cost + " tokens were refunded.")
       : "Your tokens were refunded.";
   }
-  // A done task's note (the image check withheld an image, staff removed one).
-  if (taskState === "done" && task.error) refund = task.error;
+  // A done task's note (the image check withheld an image, staff removed one), or a
+  // canceled one's that kept some of its images (the others' share refunded).
+  if ((taskState === "done" || taskState === "canceled") && task.error) refund = task.error;
   setText($(".task-refund", card), refund);
   const duration = finished && typeof task.duration_s === "number"
     ? (taskState === "done" ? "Took " : "Ran for ") + formatDuration(task.duration_s)

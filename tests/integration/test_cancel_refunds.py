@@ -1,0 +1,100 @@
+"""Canceling a running multi-image task through the real stack (the web API, Redis, a
+real worker with the tiny demo model, which renders one image a call on the CPU, so a
+task's earlier images are committed before its last): the owner keeps the images stored
+before the cancel and gets back the share of the others (rounded down), once, to the
+balance that paid (their own, or their class's pool); the worker stores nothing more."""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import wait_for
+from tests.integration.helpers import ApiUser, pupil_in_new_class
+
+SAMPLES = 3
+LONG = {"model": "demo", "width": 64, "height": 64, "steps": 40, "samples": SAMPLES}
+
+
+@pytest.fixture(scope="module")
+def cancel_stack(stack_factory):
+    # The demo models' stack, shared with test_families.py, test_upscale_tasks.py and others.
+    shared = stack_factory(web=1, DAYDREAM_DEMO_MODELS="all", DAYDREAM_PREVIEW_HZ=50, DAYDREAM_STARTING_TOKENS=10000)
+    app = shared.app
+    app.worker = shared.worker
+    return app
+
+
+def ledger_rows(app, task_id: str) -> list[tuple]:
+    from extensions import db
+    from models import Ledger
+
+    with app.app_context():
+        return [tuple(row) for row in db.session.execute(
+            sa.select(Ledger.kind, Ledger.delta, Ledger.class_id).where(Ledger.task_id == task_id)
+            .order_by(Ledger.id)).all()]
+
+
+def books(app) -> list[dict]:
+    from services.accounts import credits
+
+    with app.app_context():
+        return credits.check_ledger()
+
+
+def pool_of(app, class_id: str) -> int:
+    from extensions import db
+    from models import SchoolClass
+
+    with app.app_context():
+        return db.session.get(SchoolClass, class_id).pool_tokens
+
+
+def cancel_after_first_image(user: ApiUser) -> tuple[dict, dict]:
+    """Submit a LONG task, cancel it once its first image is stored; (as submitted, as it ended)."""
+    response = user.submit(**LONG)
+    assert response.status_code == 202, response.get_json()
+    task = response.get_json()
+
+    def first_image():
+        got = user.get(f"/api/v1/tasks/{task['id']}").get_json()
+        return got if got["images"] or got["state"] not in ("queued", "running") else None
+
+    seen = wait_for(first_image, 120, interval=0.05, message="the task's first image")
+    assert seen["state"] == "running" and 1 <= len(seen["images"]) < SAMPLES, seen
+    canceled = user.post(f"/api/v1/tasks/{task['id']}/cancel")
+    assert canceled.status_code == 200, canceled.get_json()
+    # The worker is done with it once a task submitted after it has run.
+    after = user.submit(model="demo", width=64, height=64, steps=1).get_json()
+    assert user.wait_task(after["id"], timeout=120)["state"] == "done"
+    final = user.get(f"/api/v1/tasks/{task['id']}").get_json()
+    assert canceled.get_json()["images"] == final["images"]  # nothing stored after the cancel
+    return task, final
+
+
+def test_a_task_canceled_after_its_first_image_keeps_what_was_made_and_gets_the_rest_back(cancel_stack):
+    app = cancel_stack
+    user = ApiUser(app.test_client(), "cancelpart")
+    before = user.me()["tokens"]
+    task, final = cancel_after_first_image(user)
+    made = len(final["images"])
+    assert final["state"] == "canceled" and 1 <= made < SAMPLES, final
+    share = task["cost"] * (SAMPLES - made) // SAMPLES
+    assert share > 0
+    assert ledger_rows(app, task["id"]) == [("debit", -task["cost"], None), ("refund", share, None)]
+    assert user.me()["tokens"] == before - task["cost"] + share - 1  # (the 1-token task after it)
+    assert final["refunded"] is False and final["error"].startswith(f"Canceled with {made} of {SAMPLES} images made")
+    for image in final["images"]:  # they are the owner's
+        assert user.get(image["url"]).status_code == 200
+
+    # A class pool that paid gets the share back, once; the pupil's own tokens are untouched.
+    pupil, class_id = pupil_in_new_class(app, budget_mode="pool", budget_tokens=100, budget_period="week")
+    own = pupil.me()["tokens"]
+    paid, ended = cancel_after_first_image(pupil)
+    made = len(ended["images"])
+    assert ended["state"] == "canceled" and 1 <= made < SAMPLES, ended
+    share = paid["cost"] * (SAMPLES - made) // SAMPLES
+    assert ledger_rows(app, paid["id"]) == [("debit", -paid["cost"], class_id), ("refund", share, class_id)]
+    assert pool_of(app, class_id) == 100 - paid["cost"] + share - 1 and pupil.me()["tokens"] == own
+    assert pupil.post(f"/api/v1/tasks/{paid['id']}/cancel").status_code == 409  # ended: no second refund
+    assert ledger_rows(app, paid["id"]) == [("debit", -paid["cost"], class_id), ("refund", share, class_id)]
+    assert books(app) == []
