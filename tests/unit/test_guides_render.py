@@ -1,5 +1,6 @@
-"""Guides in Render (worker/guides): ControlNet units, reference images and the Edit kind,
-with the real tiny demo pipelines and the demo guides (worker/demo_guides.py) on the CPU.
+"""Guides in Render (worker/guides): ControlNet units (SD 1.x, SDXL, FLUX Union), reference
+images (IP-Adapters for SD 1.x and SDXL, FLUX Redux) and the Edit kind, with the real tiny
+demo pipelines and the demo guides (worker/demo_guides.py) on the CPU.
 Render's surroundings are a RenderContext of the test's that keeps what it is given; the
 tasks' pictures come from a dictionary here instead of the images folder (the worker
 reads them through worker/guides/maps.picture_of and the kinds' inputs())."""
@@ -313,6 +314,48 @@ def test_flux_redux_references_join_the_prompt(flux, models, monkeypatch):
     # (a random Redux: its 16 image tokens beside the prompt's 512 move the picture a little, and
     # the weight, which scales tokens that FLUX normalises, less: but surely)
     assert differ(full, plain) > 0.1 and differ(full, half) > 0.01
+
+
+# --- SDXL: a ControlNet and an IP-Adapter ---------------------------------------------------
+
+def test_sdxl_controlnet_units_and_an_ip_adapter_reference(models, monkeypatch):
+    sdxl = load_pipeline("demo-sdxl", models, device="cpu")
+    xl = dict(model="demo-sdxl")
+    plain = rendered_pixels(sdxl, models, guided_task("plain", **xl))
+    across = rendered_pixels(sdxl, models, guided_task("a", control=[unit("across", "demo-controlnet-sdxl")], **xl))
+    down = rendered_pixels(sdxl, models, guided_task("d", control=[unit("down", "demo-controlnet-sdxl")], **xl))
+    assert differ(across, plain) > 3 and differ(across, down) > 1
+    zero = guided_task("z", control=[unit("across", "demo-controlnet-sdxl", weight=0.0)], **xl)
+    assert np.array_equal(rendered_pixels(sdxl, models, zero), plain)
+    start = dict(init_image_id="square", strength=0.7, **xl)
+    guided = guided_task("i1", control=[unit("across", "demo-controlnet-sdxl", control_mode="control")], **start)
+    assert differ(rendered_pixels(sdxl, models, guided), rendered_pixels(sdxl, models, guided_task("i0", **start))) > 1
+    painted = dict(init_image_id="square", strength=0.9, mask_image_id="mask", **xl)
+    guided = guided_task("p1", control=[unit("across", "demo-controlnet-sdxl")], **painted)
+    assert differ(rendered_pixels(sdxl, models, guided), rendered_pixels(sdxl, models, guided_task("p0", **painted))) > 1
+
+    # An IP-Adapter for the demo SDXL UNet, built as the demo SD 1.x one is.
+    from worker.demo_guides import _ip_adapter
+    from worker.pipelines.load import demo_folder_name
+
+    folder = models / "ipadapter" / "tiny-ip-adapter-sdxl"
+    folder.mkdir(parents=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        _ip_adapter(folder, build_demo_model(models / demo_folder_name("demo-sdxl"), "sdxl"))
+    real = loading.guide
+
+    def guide(guide_id, name=None):
+        if guide_id == "tiny-ip-adapter-sdxl":
+            return loading.Guide(guide_id, "Tiny IP-Adapter SDXL", "ipadapter/tiny-ip-adapter-sdxl", "ipadapter",
+                                 "sdxl", "ip-adapter")
+        return real(guide_id, name)
+
+    monkeypatch.setattr(loading, "guide", guide)
+    referenced = rendered_pixels(sdxl, models, guided_task(
+        "r", reference_images=[reference("square", 1.0, "tiny-ip-adapter-sdxl")], **xl))
+    assert differ(referenced, plain) > 3
+    assert np.array_equal(rendered_pixels(sdxl, models, guided_task("after", **xl)), plain)  # nothing left loaded
 
 
 # --- FLUX ControlNet Union --------------------------------------------------------------------
