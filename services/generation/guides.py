@@ -47,6 +47,8 @@ EDIT_KEYS = ("images",)
 # Families whose ControlNets take the balanced control mode only: diffusers' FLUX
 # ControlNet pipelines have neither guess mode nor per-layer soft weights.
 BALANCED_ONLY = {"flux"}
+# Families whose ControlNet Unions the worker runs (an SDXL Union is scanned, and refused here).
+UNION_FAMILIES = {"flux"}
 # The kinds of image a picture sent as a data URL is stored as.
 STORED_KIND = {"control": "control", "references": "reference", "edit": "upload"}
 NOUNS = {"controlnet": "ControlNet", "ipadapter": "IP-Adapter"}
@@ -153,6 +155,11 @@ def control_unit(raw, card, model: str, table: dict, preprocessors: dict, *, has
                                     '"weight": 1}')
     image = picture_value(raw.get("image"))
     guide = _guide(raw.get("model"), "controlnet", card, model, table)
+    if table[guide["id"]].get("architecture") == "union" and card.family not in UNION_FAMILIES:
+        others = ", ".join(sorted(key for key, item in table.items() if item.get("adapter") == "controlnet"
+                                  and item.get("family") == card.family and item.get("architecture") != "union"))
+        raise Refused(f"{guide['name']} is a {card.label} ControlNet Union, which this server cannot run yet; "
+                      + (f"choose {others}" if others else f"no other ControlNet is enabled for {card.label} models"))
     name = raw.get("preprocessor")
     name = UNIT_DEFAULTS["preprocessor"] if name is None or name == "" else name
     info = preprocessors.get(name) if isinstance(name, str) else None

@@ -13,11 +13,12 @@ from services.generation.params import guide_cost, task_cost, validate_task_para
 
 GUIDE_LIMITS = {"max_side": 768, "max_pixels": 768 * 768, "max_samples": 4}
 GUIDE_CARDS = {"demo": card("sd1"), "demo-flux": card("flux", variant="schnell"), "demo-sd3": card("sd3"),
-               "demo-kontext": card("flux", variant="kontext")}
+               "demo-kontext": card("flux", variant="kontext"), "demo-sdxl": card("sdxl")}
 GUIDE_MODELS = {
     "cn-sd1": {"name": "Canny SD1", "family": "sd1", "adapter": "controlnet", "architecture": "controlnet"},
     "cn-sdxl": {"name": "Canny SDXL", "family": "sdxl", "adapter": "controlnet", "architecture": "controlnet"},
     "cn-flux": {"name": "Union FLUX", "family": "flux", "adapter": "controlnet", "architecture": "union"},
+    "cn-sdxl-union": {"name": "Union SDXL", "family": "sdxl", "adapter": "controlnet", "architecture": "union"},
     "ip-sd1": {"name": "IP SD1", "family": "sd1", "adapter": "ipadapter", "architecture": "ip-adapter"},
 }
 THRESHOLD = {"label": "Low", "min": 1, "max": 255, "default": 100, "step": 1}
@@ -89,6 +90,9 @@ def test_each_setting_is_kept_and_a_task_without_guides_has_none():
     ({"model": "demo-sd3", "control": [UNIT]}, "control", "takes no ControlNet"),
     ({"model": "demo-flux", "control": [{**UNIT, "model": "cn-flux", "control_mode": "control"}]}, "control",
      "balanced"),
+    ({"model": "demo-sdxl", "control": [{**UNIT, "model": "cn-sdxl-union"}]}, "control",
+     "unit 1: Union SDXL is a Stable Diffusion XL ControlNet Union, which this server cannot run yet; "
+     "choose cn-sdxl"),
     ({"references": [{"image": "R", "model": "ip-sd1"}] * 3}, "references", "at most 2 reference images"),
     ({"references": [{"image": "R", "model": "ip-sd1", "weight": -1}]}, "references",
      "reference 1: weight must be from 0 to 2"),

@@ -19,8 +19,9 @@ What each family takes (validation, services/generation/guides.py, refuses the r
     Control modes balanced / prompt / control on SD 1.x and SDXL; FLUX.1 takes
     "balanced" only (diffusers' FLUX ControlNet pipelines have no guess mode and no
     per-layer weights). A FLUX ControlNet Union's mode is the preprocessor's union_type.
-    SDXL ControlNet Union models (ControlNetUnionModel) are not run yet: a task with one
-    fails with a message that says so. Hires fix and upscale tasks take no units.
+    SDXL ControlNet Union models (ControlNetUnionModel) are not run yet: validation
+    refuses a unit with one, and a task that gets here with one anyway fails with a
+    message that says so. Hires fix and upscale tasks take no units.
   - IP-Adapter references on SD 1.x and SDXL (every kind above) and FLUX.1 (text to
     image, image to image, inpaint; not together with a FLUX ControlNet on image to image
     or inpaint, whose diffusers pipelines take no IP-Adapter). FLUX Redux with any FLUX
