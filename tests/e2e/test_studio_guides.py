@@ -1,9 +1,9 @@
 """The studio's guides and Edit in Chromium, through the real server and worker (the demo
 models of every family, with their demo ControlNet and FLUX.1 Kontext): a scribble drawn
 with the mouse on a Control unit's canvas, its map shown by Detect, the task sent with the
-unit and its card listing it, Reuse bringing the unit back; a scribble drawn with a finger
-on a phone, with the panel inside the screen's width; and Edit on a result making an edit
-task of the picture with the instruction typed."""
+unit and its card and the gallery's lightbox listing it, Reuse bringing the unit back; a
+scribble drawn with a finger on a phone, with the panel inside the screen's width; and
+Edit on a result making an edit task of the picture with the instruction typed."""
 from __future__ import annotations
 
 import json
@@ -131,8 +131,15 @@ def test_a_scribble_drawn_with_the_mouse_detected_sent_listed_on_its_card_and_re
     assert not stored["image"].startswith("data:")  # stored as the user's control image
     expect(line.locator("img")).to_have_attribute("src", re.compile(stored["image"]))
 
+    # The gallery's lightbox lists the unit as the card does.
+    page.goto("/images/" + card.locator("figure.task-figure").first.get_attribute("data-image-id"))
+    details = page.locator("#detail-params")
+    expect(page.locator("#lightbox")).to_be_visible()
+    expect(details).to_contain_text("ControlNet 1")
+    expect(details).to_contain_text("weight 0.8 · steps 0–0.75")
+
     # Reuse: a fresh panel gets the unit back, its picture the stored drawing.
-    page.reload()
+    page.goto("/studio")
     expect(page.locator("body")).to_have_attribute("data-ready", "studio")
     expect(page.locator("#control-list .guide-unit")).to_have_count(0)
     page.locator("#task-list article.task").first.locator(".task-reuse").click()
