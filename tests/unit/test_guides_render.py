@@ -1,5 +1,5 @@
 """Guides in Render (worker/guides): ControlNet units (SD 1.x, SDXL, FLUX Union), reference
-images (IP-Adapters for SD 1.x and SDXL, FLUX Redux) and the Edit kind, with the real tiny
+images (IP-Adapters for SD 1.x, SDXL and FLUX, FLUX Redux) and the Edit kind, with the real tiny
 demo pipelines and the demo guides (worker/demo_guides.py) on the CPU.
 Render's surroundings are a RenderContext of the test's that keeps what it is given; the
 tasks' pictures come from a dictionary here instead of the images folder (the worker
@@ -332,7 +332,8 @@ def test_sdxl_controlnet_units_and_an_ip_adapter_reference(models, monkeypatch):
     assert differ(rendered_pixels(sdxl, models, guided), rendered_pixels(sdxl, models, guided_task("i0", **start))) > 1
     painted = dict(init_image_id="square", strength=0.9, mask_image_id="mask", **xl)
     guided = guided_task("p1", control=[unit("across", "demo-controlnet-sdxl")], **painted)
-    assert differ(rendered_pixels(sdxl, models, guided), rendered_pixels(sdxl, models, guided_task("p0", **painted))) > 1
+    unguided = rendered_pixels(sdxl, models, guided_task("p0", **painted))
+    assert differ(rendered_pixels(sdxl, models, guided), unguided) > 1
 
     # An IP-Adapter for the demo SDXL UNet, built as the demo SD 1.x one is.
     from worker.demo_guides import _ip_adapter
@@ -356,6 +357,56 @@ def test_sdxl_controlnet_units_and_an_ip_adapter_reference(models, monkeypatch):
         "r", reference_images=[reference("square", 1.0, "tiny-ip-adapter-sdxl")], **xl))
     assert differ(referenced, plain) > 3
     assert np.array_equal(rendered_pixels(sdxl, models, guided_task("after", **xl)), plain)  # nothing left loaded
+
+
+FLUX_IP_ADAPTER = "tiny-flux-ip-adapter"
+
+
+def save_tiny_flux_ip_adapter(folder: Path, transformer_config) -> None:
+    """An IP-Adapter for the demo FLUX transformer in XLabs' layout (ip_adapter_proj_model.…,
+    double_blocks.N.processor.ip_adapter_double_stream_k/v_proj.…), a tiny CLIP vision
+    encoder in image_encoder/ beside it."""
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    folder.mkdir(parents=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(6)
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=32, intermediate_size=37, projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
+            image_size=32, patch_size=4, num_channels=3))
+        encoder.save_pretrained(folder / "image_encoder", safe_serialization=True)
+        joint = int(transformer_config["joint_attention_dim"])
+        inner = int(transformer_config["num_attention_heads"]) * int(transformer_config["attention_head_dim"])
+        state = {"ip_adapter_proj_model.proj.weight": torch.randn(joint * 4, 32) * 0.5,
+                 "ip_adapter_proj_model.proj.bias": torch.randn(joint * 4) * 0.1,
+                 "ip_adapter_proj_model.norm.weight": torch.ones(joint),
+                 "ip_adapter_proj_model.norm.bias": torch.zeros(joint)}
+        for block in range(int(transformer_config["num_layers"])):  # (the double-stream blocks)
+            for part in ("k", "v"):
+                prefix = f"double_blocks.{block}.processor.ip_adapter_double_stream_{part}_proj"
+                state[f"{prefix}.weight"] = torch.randn(inner, joint) * 4 / joint ** 0.5
+                state[f"{prefix}.bias"] = torch.zeros(inner)
+    save_file(state, str(folder / "ip-adapter.safetensors"))
+
+
+def test_a_flux_ip_adapter_reference_changes_the_picture_and_does_not_leak(flux, models, monkeypatch):
+    save_tiny_flux_ip_adapter(models / "ipadapter" / FLUX_IP_ADAPTER, flux.transformer.config)
+    real = loading.guide
+
+    def guide(guide_id, name=None):
+        if guide_id == FLUX_IP_ADAPTER:
+            return loading.Guide(FLUX_IP_ADAPTER, "Tiny FLUX IP-Adapter", f"ipadapter/{FLUX_IP_ADAPTER}",
+                                 "ipadapter", "flux", "ip-adapter")
+        return real(guide_id, name)
+
+    monkeypatch.setattr(loading, "guide", guide)
+    plain = rendered_pixels(flux, models, flux_task("plain"))
+    red = rendered_pixels(flux, models, flux_task("r", reference_images=[reference("square", 1.0, FLUX_IP_ADAPTER)]))
+    green = rendered_pixels(flux, models, flux_task("g", reference_images=[reference("green", 1.0,
+                                                                                     FLUX_IP_ADAPTER)]))
+    assert differ(red, plain) > 3 and differ(red, green) > 1
+    assert np.array_equal(rendered_pixels(flux, models, flux_task("after")), plain)  # nothing left loaded
 
 
 # --- FLUX ControlNet Union --------------------------------------------------------------------
