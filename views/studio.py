@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from flask_login import current_user
 
+from services.accounts import credits
 from services.generation import access, catalog, params, tasks, upscalers
 from views.access import require_sign_in
 
@@ -74,6 +75,9 @@ def index():
         choice_rules=params.choice_rules(),
         text_rules=params.text_rules(),
         cost=params.COST,
+        # What pays a task (credits.funds): the user's tokens, and their class's pool where
+        # one pays for them; the cost line says "short" only when neither can (estimate.js).
+        funds=credits.funds(user),
         # Inpainting and outpainting (inpaint.js): the settings' rules; each model's card
         # says whether it inpaints ("inpainting") and its size step (outpaint's sides).
         inpaint=inpaint_rules(),

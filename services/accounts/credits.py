@@ -89,6 +89,20 @@ def debit_task(task: Task) -> None:
             "the steps, size or samples, or ask your teacher.")
 
 
+def funds(user: User, now: datetime | None = None) -> dict:
+    """What can pay this user's next task, as debit_task pays it: {"tokens": their own
+    balance, "pool": what the pool of their first class has for it (the class's budget
+    when the period's refill is due), or None when no pool pays for them, "class": that
+    class's name or None}. A task is more than they can pay only when it is more than
+    the pool and more than their own tokens. Reads only."""
+    home = classes.home_class(user) if user is not None and not user.is_staff else None
+    if home is None or home.budget_mode != "pool":
+        return {"tokens": user.tokens if user is not None else 0, "pool": None, "class": None}
+    start = periods.start_of(home.budget_period, now)
+    due = home.budget_at is None or home.budget_at < start
+    return {"tokens": user.tokens, "pool": home.budget_tokens if due else home.pool_tokens, "class": home.name}
+
+
 def refund_task(task: Task) -> None:
     """Call only from the state transition that ends a task as failed or canceled:
     that transition happens once, so the refund does too (and the ledger's unique

@@ -2,8 +2,9 @@
 joins on a phone through the code's link, picking a username and password; the teacher
 sees them among the members with the image they made today, hides it, makes a join
 code, saves a daily cap, gives the pupil a new password (shown once), and reads what
-was done on the Activity tab; on a phone the same page fits the screen. No script
-errors."""
+was done on the Activity tab; on a phone the same page fits the screen. A pupil whose
+class pool pays their tasks is not told in the studio that they are short of tokens. No
+script errors."""
 from __future__ import annotations
 
 import re
@@ -12,7 +13,8 @@ import uuid
 import requests
 from playwright.sync_api import expect
 
-from tests.e2e.helpers import STAFF_PASSWORD, browser_sign_in, flask_create_staff, new_page, screenshot
+from tests.e2e.helpers import (STAFF_PASSWORD, browser_sign_in, flask_create_staff, generate_in_studio, new_page,
+                               screenshot)
 from tests.helpers import wait_for
 
 PUPIL_PASSWORD = "a pupil's long password"
@@ -104,6 +106,52 @@ def test_the_class_page_works_at_desktop_and_phone_widths(browser, live):
         new_password = shown.input_value()
         page.click("#confirm-ok")
         assert api_token(live, pupil, new_password)
+        assert page.js_errors == []
+    finally:
+        context.close()
+
+
+def test_a_pupil_whose_class_pool_pays_is_not_told_they_are_short(browser, live):
+    """The studio's cost line counts the class pool that pays a pupil's tasks, as the
+    server does at submit: a pupil with no tokens of their own is not "short" while the
+    pool can pay, the task goes through, and the line follows the pool down."""
+    tag = uuid.uuid4().hex[:6]
+    boss, pupil = f"pboss{tag}", f"pooled{tag}"
+    flask_create_staff(live, boss)
+    staff = api_token(live, boss, STAFF_PASSWORD)
+    class_id = requests.post(f"{live.url}/api/v1/admin/classes", json={"name": f"Pool {tag}"}, headers=staff,
+                             timeout=30).json()["id"]
+    budget = requests.patch(f"{live.url}/api/v1/classes/{class_id}", headers=staff, timeout=30,
+                            json={"budget_mode": "pool", "budget_tokens": 50, "budget_period": "week"})
+    assert budget.status_code == 200, budget.text
+    code = requests.post(f"{live.url}/api/v1/classes/{class_id}/codes", json={}, headers=staff,
+                         timeout=30).json()["code"]
+
+    context, page = new_page(browser, live)
+    try:
+        page.goto(f"/join/{code}")
+        page.fill("#username", pupil)
+        page.fill("#password", PUPIL_PASSWORD)
+        page.click("#join-submit")
+        expect(page).to_have_url(re.compile(rf"/classes/{class_id}$"))
+        me = requests.get(f"{live.url}/api/v1/me", headers=api_token(live, pupil, PUPIL_PASSWORD), timeout=30).json()
+        if me["tokens"]:  # none of their own: only the pool can pay
+            assert requests.patch(f"{live.url}/api/v1/admin/users/{me['id']}", headers=staff, timeout=30, json={
+                "tokens_delta": -me["tokens"], "reason": "the pool pays"}).status_code == 200
+
+        page.goto("/studio")
+        expect(page.locator("body")).to_have_attribute("data-ready", "studio")
+        expect(page.locator("#balance")).to_have_text("0 tokens")
+        line, words = page.locator("#cost-line"), page.locator("#cost-balance")
+        expect(page.locator("#cost")).to_have_attribute("data-source", "server")
+        expect(words).to_have_text("Your class's pool pays: it has 50 tokens")
+        expect(line).not_to_have_class(re.compile(r"\bis-short\b"))
+
+        generate_in_studio(page, "a kite over the sea", 1)  # the server takes it: the pool pays
+        cost = int(page.locator("#cost").get_attribute("data-cost"))
+        expect(words).to_have_text(f"Your class's pool pays: it has {50 - cost} tokens")
+        expect(page.locator("#balance")).to_have_text("0 tokens")
+        expect(line).not_to_have_class(re.compile(r"\bis-short\b"))
         assert page.js_errors == []
     finally:
         context.close()

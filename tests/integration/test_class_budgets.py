@@ -49,12 +49,15 @@ def books_balance(app) -> list[dict]:
 def test_the_pool_pays_once_and_a_canceled_task_is_refunded_to_it_once(idle_app):
     pupil, class_id = pupil_in_new_class(idle_app, budget_mode="pool", budget_tokens=100, budget_period="week")
     own = pupil.me()["tokens"]
+    funds = lambda: pupil.post("/api/v1/estimate", json={"prompt": "a hut", **SMALL}).get_json()["funds"]  # noqa: E731
+    assert funds()["pool"] == 100 and funds()["tokens"] == own  # the pool's budget, its refill due
     answer = pupil.submit(**SMALL)
     assert answer.status_code == 202, answer.get_json()
     task = answer.get_json()
     cost = task["cost"]
     assert 0 < cost < 100
     assert pool_of(idle_app, class_id) == 100 - cost and pupil.me()["tokens"] == own
+    assert funds()["pool"] == 100 - cost  # what the studio's cost line counts (estimate.js)
     assert budget_rows(idle_app, class_id=class_id) == [
         ("pool_refill", 100, 100, None, class_id), ("debit", -cost, 100 - cost, task["id"], class_id)]
 

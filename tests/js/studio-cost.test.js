@@ -1,7 +1,7 @@
 // Unit tests of the studio's cost (site/static/js/pages/studio/cost.js).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { computeCost, isFreeOfCharge, shownCost } from "../../site/static/js/pages/studio/cost.js";
+import { balanceLine, computeCost, isFreeOfCharge, shownCost } from "../../site/static/js/pages/studio/cost.js";
 
 const COST = { steps_unit: 50, pixels_unit: 512 * 512 };
 
@@ -46,4 +46,27 @@ test("image to image is charged for the steps it runs, as the server counts them
   assert.equal(runSteps(30, null), 30); // strength unknown: all of them
   const unit = { steps_unit: 50, pixels_unit: 512 * 512 };
   assert.equal(computeCost({ samples: 1, steps: runSteps(50, 0.5), width: 1024, height: 1024 }, unit), 2);
+});
+
+test("without a class pool, the user's own tokens are what pays", () => {
+  assert.deepEqual(balanceLine(3, 10, null), { text: "You have 10 tokens", short: false });
+  assert.deepEqual(balanceLine(3, 1, { tokens: 1, pool: null, class: null }), { text: "You have only 1 token", short: true });
+  assert.deepEqual(balanceLine(null, 1, null), { text: "You have 1 token", short: false });
+  assert.deepEqual(balanceLine(3, null, null), { text: "", short: false });
+});
+
+test("a class pool that can pay is not short, whatever the pupil's own tokens", () => {
+  const funds = { tokens: 0, pool: 100, class: "7B" };
+  assert.deepEqual(balanceLine(5, 0, funds), { text: "Your class's pool pays: it has 100 tokens", short: false });
+  assert.deepEqual(balanceLine(100, 0, funds), { text: "Your class's pool pays: it has 100 tokens", short: false });
+  assert.deepEqual(balanceLine(null, 0, funds).short, false);
+});
+
+test("a pool too short leaves the task to the pupil's own tokens, short only when they cannot pay either", () => {
+  const funds = { tokens: 8, pool: 2, class: "7B" };
+  assert.deepEqual(balanceLine(5, 8, funds),
+    { text: "Your class's pool has only 2, so your own tokens pay: you have 8 tokens", short: false });
+  assert.deepEqual(balanceLine(5, 4, funds),
+    { text: "Your class's pool has only 2 and you have only 4 tokens", short: true });
+  assert.deepEqual(balanceLine(5, null, funds), { text: "Your class's pool has only 2", short: true });
 });

@@ -5,6 +5,7 @@ import redis
 from flask import Response, jsonify, request
 from flask_login import current_user
 
+from services.accounts import credits
 from services.core import queue
 from services.core.errors import Conflict, ValidationError
 from services.generation import access, catalog, dispatch, estimates, loratags, tasks, uploads, upscales
@@ -36,10 +37,13 @@ def schedulers():
 @bp.post("/estimate")
 def estimate():
     data = body()
+    user = current_user._get_current_object()
+    # funds: what can pay it (the user's tokens, and their class's pool where one pays:
+    # credits.funds), so a page says "short" only when the submit would be refused.
     if "upscale" in data:  # an upscale's estimate (POST /upscales's body under "upscale")
-        return jsonify(upscales.estimate(current_user, data["upscale"]))
-    params = tasks.check_params(current_user, loratags.apply_to_request(data))
-    return jsonify(estimates.estimate(current_user, params, tasks.cost_for(current_user, params)))
+        return jsonify({**upscales.estimate(user, data["upscale"]), "funds": credits.funds(user)})
+    params = tasks.check_params(user, loratags.apply_to_request(data))
+    return jsonify({**estimates.estimate(user, params, tasks.cost_for(user, params)), "funds": credits.funds(user)})
 
 
 @bp.post("/tasks")
@@ -126,6 +130,9 @@ OPENAPI = {
                                   "wait_s": {"type": ["number", "null"]}, "run_s": {"type": ["number", "null"]},
                                   "running": {"type": "object", "additionalProperties": {"type": "number"}},
                                   "position": {"type": "integer"},
+                                  "funds": {"type": "object", "description": "what can pay it", "properties": {
+                                      "tokens": {"type": "integer"}, "pool": {"type": ["integer", "null"]},
+                                      "class": {"type": ["string", "null"]}}},
                                   "width": {"type": "integer", "description": "an upscale's output width"},
                                   "height": {"type": "integer", "description": "an upscale's output height"}}}),
                               body={"anyOf": [TASK_PARAMS, ESTIMATE_UPSCALE]}, error_codes=(401, 422))},

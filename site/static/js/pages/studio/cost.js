@@ -1,7 +1,7 @@
 /* Daydream studio — what a task costs, from the server's cost constants (studio-config
  * "cost": {steps_unit, pixels_unit}): samples × ceil(steps × width × height /
  * (steps_unit × pixels_unit)), the formula of API.md. Pure: unit-tested (tests/js/studio-cost.test.js). */
-import { isNumber } from "../../lib/format.js";
+import { isNumber, plural } from "../../lib/format.js";
 
 /** The cost of {samples, steps, width, height}; null while one of them is missing or not positive. */
 export function computeCost(params, cost) {
@@ -33,4 +33,27 @@ export function shownCost(serverCost, freeOfCharge, formula) {
 export function costWords(cost) {
   if (cost === null || cost === undefined) return "unknown: fix the fields above";
   return cost === 1 ? "token" : "tokens";
+}
+
+/** The words after the cost (#cost-balance) and whether the task is more than can pay
+ * it (the line turns to a warning). `tokens`: the user's own balance (null: unknown);
+ * `funds`: the server's {pool, class} (credits.funds): a class pool that pays for them,
+ * as the server pays at submit: the pool when it can, else their own tokens. */
+export function balanceLine(cost, tokens, funds) {
+  const pool = funds && isNumber(funds.pool) ? funds.pool : null;
+  const known = cost !== null && cost !== undefined;
+  if (pool === null) {
+    if (tokens === null) return { text: "", short: false };
+    const short = known && cost > tokens;
+    return { text: (short ? "You have only " : "You have ") + plural(tokens, "token", "tokens"), short };
+  }
+  if (!known || cost <= pool) {
+    return { text: "Your class's pool pays: it has " + plural(pool, "token", "tokens"), short: false };
+  }
+  const own = tokens === null ? "" : plural(tokens, "token", "tokens");
+  if (tokens !== null && cost <= tokens) {
+    return { text: "Your class's pool has only " + pool + ", so your own tokens pay: you have " + own, short: false };
+  }
+  return { text: "Your class's pool has only " + pool + (tokens === null ? "" : " and you have only " + own),
+    short: true };
 }

@@ -3,9 +3,9 @@
 import { api } from "../../lib/api.js";
 import { currentTokens } from "../../lib/balance.js";
 import { byId } from "../../lib/dom.js";
-import { isNumber, plural } from "../../lib/format.js";
+import { isNumber } from "../../lib/format.js";
 import { config } from "./config.js";
-import { computeCost, costWords, isFreeOfCharge, runSteps, shownCost } from "./cost.js";
+import { balanceLine, computeCost, costWords, isFreeOfCharge, runSteps, shownCost } from "./cost.js";
 import { resultSize } from "./editing.js";
 import { describeEstimate } from "./eta.js";
 import { editing, guideCounts } from "./guidepanel.js";
@@ -22,6 +22,9 @@ const ESTIMATE_PROMPT = "estimate";
    this user at all (staff generate free of charge unless configured). */
 let serverCost = null;
 let freeOfCharge = false;
+/* What can pay a task besides the user's own tokens: {pool, class} of the class pool that
+   pays for them (pool null: none), from the page, then from each estimate's answer. */
+let funds = config.funds || null;
 let timer = null;
 let seq = 0;
 let errorFields = [];
@@ -58,13 +61,12 @@ export function updateCost() {
   costEl.dataset.source = serverCost !== null ? "server" : "formula";
   const unit = byId("cost-unit");
   if (unit) unit.textContent = costWords(cost);
+  // Short only when what pays (their class's pool, or their own tokens) cannot, as at submit.
+  const balance = balanceLine(cost, tokens, funds);
   const balanceHint = byId("cost-balance");
-  const short = cost !== null && tokens !== null && cost > tokens;
-  if (balanceHint) {
-    balanceHint.textContent = tokens === null ? "" : (short ? "You have only " : "You have ") + plural(tokens, "token", "tokens");
-  }
+  if (balanceHint) balanceHint.textContent = balance.text;
   const line = byId("cost-line");
-  if (line) line.classList.toggle("is-short", short);
+  if (line) line.classList.toggle("is-short", balance.short);
 }
 
 function setEstimate(state, text, title) {
@@ -159,6 +161,7 @@ function runEstimate(quiet) {
         serverCost = res.data.cost;
         freeOfCharge = isFreeOfCharge(res.data.cost, formCost());
       }
+      if (res.data.funds) funds = res.data.funds;
       updateCost();
       shown = { data: res.data, at: Date.now() };
       showAnswer();
