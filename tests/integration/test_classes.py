@@ -1,6 +1,8 @@
 """Classes run by teachers (issue 27): staff create a class and name its teacher; pupils
 join with a code (a new account picks a username and password; a signed-in one joins
-with one click), and expired, withdrawn and used-up codes are refused, saying which. The
+with one click), and expired, withdrawn and used-up codes are refused, saying which.
+Members share their own images into the class gallery, which only its members see (and
+which takes nothing while closed). The
 teacher hides a pupil's image (gone from the class gallery and from signed links, still
 the owner's), gives a pupil a new password (the old one stops working), sees the class's
 audit rows, and sees nothing of another class: a 404 for its page, members, images and
@@ -171,6 +173,43 @@ def test_the_teacher_hides_a_pupils_image_from_the_class_gallery_and_signed_link
                                  headers=teacher.headers)
     assert shown.status_code == 200 and idle_app.test_client().get(link).status_code == 200
     assert [i["id"] for i in pupil.get(gallery).get_json()["items"]] == [image_id]
+
+
+def test_members_share_into_the_class_gallery_and_only_its_members_see_it(idle_app, school):
+    class_id, teacher = school["A"]
+    (maker, pupil), (_classmate, classmate) = pupil_in(idle_app, school), pupil_in(idle_app, school)
+    _outsider, outsider = pupil_in(idle_app, school, "B")
+    image_id = image_of(idle_app, maker)
+    csrf = lambda client: {"X-CSRFToken": csrf_from(client.get("/account").data)}  # noqa: E731
+    gallery = f"/api/v1/classes/{class_id}/gallery"
+    thumbnail = f"/api/v1/classes/{class_id}/images/{image_id}/thumbnail"
+
+    def in_gallery(client) -> list[tuple]:
+        """(id, owner) of this image in the class gallery as `client` sees it."""
+        items = client.get(gallery).get_json()["items"]
+        return [(i["id"], i["owner"]["username"]) for i in items if i["id"] == image_id]
+
+    assert in_gallery(classmate) == [] and classmate.get(thumbnail).status_code == 404
+
+    # only the owner shares their image, only into a class they belong to
+    assert classmate.post(gallery, json={"image_id": image_id}, headers=csrf(classmate)).status_code == 404
+    assert outsider.post(gallery, json={"image_id": image_id}, headers=csrf(outsider)).status_code == 404
+    assert pupil.post(gallery, json={"image_id": image_id}, headers=csrf(pupil)).status_code == 201
+    assert in_gallery(classmate) == in_gallery(teacher) == [(image_id, maker)]
+    assert classmate.get(thumbnail).status_code == 200
+    # another class's members see nothing of it
+    assert outsider.get(gallery).status_code == 404 and outsider.get(thumbnail).status_code == 404
+
+    # a closed gallery takes no more; the owner takes theirs back
+    assert teacher.client.patch(f"/api/v1/classes/{class_id}", json={"gallery": False},
+                                headers=teacher.headers).status_code == 200
+    try:
+        closed = pupil.post(gallery, json={"image_id": image_of(idle_app, maker)}, headers=csrf(pupil))
+        assert closed.status_code == 409 and closed.get_json()["error"]["code"] == "gallery_closed"
+    finally:
+        teacher.client.patch(f"/api/v1/classes/{class_id}", json={"gallery": True}, headers=teacher.headers)
+    assert pupil.delete(f"{gallery}/{image_id}", headers=csrf(pupil)).status_code == 204
+    assert in_gallery(classmate) == [] and classmate.get(thumbnail).status_code == 404
 
 
 def test_the_teacher_gives_a_pupil_a_new_password_and_the_old_one_stops_working(idle_app, school):
