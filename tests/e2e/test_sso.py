@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -126,3 +127,35 @@ def test_with_sso_only_passwords_are_refused_but_the_break_glass_account_works(b
         assert page.js_errors == []
     finally:
         context.close()
+
+
+def test_a_tampered_state_and_a_wrong_nonce_are_refused_in_the_browser(browser, school_server):
+    """The sign-in's address at the provider, changed in the browser: the provider's
+    answer carries another state (not this browser's sign-in) or its ID token another
+    nonce. Each is refused with a page that says so, and nothing is signed in. (Every
+    refusal, another issuer and an unverified email too: tests/integration/test_sso.py.)"""
+    context, page = new_page(browser, school_server)
+    try:
+        for change, code in (({"state": "a-state-of-someone-else-entirely"}, "sso_state"),
+                             ({"nonce": "the-nonce-of-another-sign-in"}, "sso_nonce")):
+            start = page.request.get("/auth/sso/start", max_redirects=0)
+            assert start.status == 302, start.text()
+            page.goto(with_query(start.headers["location"], **change))
+            expect(page.locator("#login, #sso-problem-code").first).to_be_visible()
+            if page.locator("#login").count():  # the first time: the provider asks who this is
+                page.fill("#login", PUPIL["login"])
+                page.fill("#password", PUPIL["password"])
+                page.click("#sign-in")
+            expect(page.locator("#sso-problem-code")).to_have_text(f"({code})")
+            assert page.url.startswith(school_server.url + "/auth/sso/callback")
+            assert page.request.get("/api/v1/me").status == 401
+        assert page.js_errors == []
+    finally:
+        context.close()
+
+
+def with_query(url: str, **changes) -> str:
+    """The address with some of its query parameters replaced."""
+    parts = urlsplit(url)
+    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+    return urlunsplit(parts._replace(query=urlencode({**query, **changes})))
