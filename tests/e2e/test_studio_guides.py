@@ -2,8 +2,9 @@
 models of every family, with their demo ControlNet and FLUX.1 Kontext): a scribble drawn
 with the mouse on a Control unit's canvas, its map shown by Detect, the task sent with the
 unit and its card and the gallery's lightbox listing it, Reuse bringing the unit back; a
-scribble drawn with a finger on a phone, with the panel inside the screen's width; and
-Edit on a result making an edit task of the picture with the instruction typed."""
+scribble drawn with a finger on a phone, sent and listed on its card, with the panel
+inside the screen's width; and Edit on a result making an edit task of the picture with
+the instruction typed."""
 from __future__ import annotations
 
 import json
@@ -163,13 +164,21 @@ def test_on_a_phone_a_finger_draws_the_scribble_and_the_panel_fits(phone):
     expect(phone.locator("#prompt")).to_be_visible()
     small_sd1_task(phone, "a boat")
     phone.click("#control-draw")
-    phone.click("#reference-add")
     canvas = scribble_canvas(phone)
     canvas.evaluate("c => { window.__kinds = []; c.addEventListener('pointerdown', e => window.__kinds.push(e.pointerType)); }")
     finger_scribble(phone)
     expect(canvas).not_to_have_attribute("data-inked", "0")
     assert phone.evaluate("window.__kinds") == ["touch"]
     detect_and_see_the_map(phone)
+    # Sent, the finger's drawing is the unit's picture, and the card lists the unit.
+    [sent] = the_task_sent(phone)["control"]
+    assert sent["image"].startswith("data:image/png;base64,") and sent["preprocessor"] == "scribble"
+    card = phone.locator("#task-list article.task").first
+    expect(card).to_have_attribute("data-state", "done", timeout=120_000)
+    expect(card.locator(".task-guide--control")).to_contain_text("ControlNet 1")
+    if not phone.locator("#prompt").is_visible():  # (the drawer closed when the task went)
+        phone.click("#panel-toggle")
+    phone.click("#reference-add")
     phone.locator("#control-list .guide-more summary").click()
     sideways = phone.evaluate("""() => {
         const panel = document.getElementById('studio-panel');
