@@ -363,7 +363,7 @@ FLUX_IP_ADAPTER = "tiny-flux-ip-adapter"
 
 
 def save_tiny_flux_ip_adapter(folder: Path, transformer_config) -> None:
-    """An IP-Adapter for the demo FLUX transformer in XLabs' layout (ip_adapter_proj_model.…,
+    """An IP-Adapter file for the demo FLUX transformer in XLabs' layout (ip_adapter_proj_model.…,
     double_blocks.N.processor.ip_adapter_double_stream_k/v_proj.…), a tiny CLIP vision
     encoder in image_encoder/ beside it."""
     from safetensors.torch import save_file
@@ -391,13 +391,18 @@ def save_tiny_flux_ip_adapter(folder: Path, transformer_config) -> None:
 
 
 def test_a_flux_ip_adapter_reference_changes_the_picture_and_does_not_leak(flux, models, monkeypatch):
+    from services.generation import guide_files
+
     save_tiny_flux_ip_adapter(models / "ipadapter" / FLUX_IP_ADAPTER, flux.transformer.config)
+    # The file as the scan lists it; the worker finds its image encoder beside it as the scan does.
+    spec = f"ipadapter/{FLUX_IP_ADAPTER}/ip-adapter.safetensors"
+    scanned = guide_files.ipadapter_file(models / spec, models / "ipadapter")
+    assert (scanned.adapter, scanned.family, scanned.architecture) == ("ipadapter", "flux", "ip-adapter")
     real = loading.guide
 
     def guide(guide_id, name=None):
         if guide_id == FLUX_IP_ADAPTER:
-            return loading.Guide(FLUX_IP_ADAPTER, "Tiny FLUX IP-Adapter", f"ipadapter/{FLUX_IP_ADAPTER}",
-                                 "ipadapter", "flux", "ip-adapter")
+            return loading.Guide(FLUX_IP_ADAPTER, "Tiny FLUX IP-Adapter", spec, "ipadapter", "flux", "ip-adapter")
         return real(guide_id, name)
 
     monkeypatch.setattr(loading, "guide", guide)
