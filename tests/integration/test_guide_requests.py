@@ -86,8 +86,14 @@ def bad_guides() -> dict:
 
 
 def test_bad_guides_are_a_422_naming_the_field_and_charge_nothing(guide_user):
+    # Another user's picture is not one of this user's (guide pictures are owned as uploads are).
+    stranger = ApiUser(guide_user.client, unique("stranger"))
+    foreign = post_upload(stranger, image_bytes((64, 64), (10, 10, 10))).get_json()["id"]
+    cases = {**bad_guides(), "someone-elses-picture": (
+        {"references": [{"image": foreign, "model": "demo-ipadapter-sd1"}]}, "references",
+        "reference 1: is not one of your images")}
     before, pictures = guide_user.me()["tokens"], guide_images(guide_user)
-    for name, (fields, field, words) in bad_guides().items():
+    for name, (fields, field, words) in cases.items():
         response = guide_user.submit(**{"steps": 2, **fields})
         assert response.status_code == 422, (name, response.get_json())
         error = response.get_json()["error"]
