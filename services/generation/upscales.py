@@ -208,15 +208,19 @@ def _fingerprint(user: User, data: dict) -> str:
     return task_service.request_fingerprint(user, {"kind": "upscale", "init_image": data.get("image"), **body})
 
 
-def submit_upscale(user: User, data: dict, idempotency_key: str | None = None) -> Task:
+def submit_upscale(user: User, data: dict, idempotency_key: str | None = None, *,
+                   fingerprint: str | None = None) -> Task:
     """Validate, debit and create the upscale task in one transaction, then queue it.
     The same Idempotency-Key with the same request returns the first task; with another
-    request it is a 422 (idempotency_key_reused), as for generation tasks."""
-    fingerprint = None
+    request it is a 422 (idempotency_key_reused), as for generation tasks. `fingerprint`:
+    the request's, when the caller's request is more than this task (A1111's extras)."""
     if idempotency_key is not None:
         idempotency_key = idempotency_key.strip()[:255] or None
-    if idempotency_key:
+    if not idempotency_key:
+        fingerprint = None
+    elif fingerprint is None:
         fingerprint = _fingerprint(user, data if isinstance(data, dict) else {})
+    if idempotency_key:
         existing = db.session.scalar(sa.select(Task).where(
             Task.user_id == user.id, Task.idempotency_key == idempotency_key))
         if existing:

@@ -196,3 +196,67 @@ def test_bad_input_is_a_4xx_naming_the_field_and_charges_nothing(extras_caller):
         response = getattr(extras_caller, method)(path)
         assert response.status_code == status and response.headers["Content-Type"] == "application/json", path
         assert response.json()["detail"] == ("Not Found" if status == 404 else "Method Not Allowed"), path
+
+
+def image_rows(app, username: str) -> dict[str, int]:
+    """{kind: count} of the user's image rows (their uploads and upscales)."""
+    import sqlalchemy as sa
+
+    from extensions import db
+    from models import Image, User
+
+    with app.app_context():
+        user_id = db.session.scalar(sa.select(User.id).where(User.username == username))
+        return dict(db.session.execute(sa.select(Image.kind, sa.func.count()).where(Image.user_id == user_id)
+                                       .group_by(Image.kind)).all())
+
+
+def reused(response: requests.Response) -> bool:
+    """A1111's 422 for an Idempotency-Key sent again with another request."""
+    return response.json()["detail"].startswith("This Idempotency-Key was used for a different request")
+
+
+def test_a_retry_with_the_same_idempotency_key_is_answered_again_and_charged_once(extras_stack, extras_caller):
+    caller = extras_caller
+    single = {"image": b64_png(ramp_picture(32, 24)), "upscaler_1": "Lanczos", "upscaling_resize": 2}
+    before = caller.user.me()["tokens"]
+    first = caller.post("/sdapi/v1/extra-single-image", json=single, headers={"Idempotency-Key": "extras-1"})
+    assert first.status_code == 200, first.text[:300]
+    [task] = upscale_tasks(caller)
+    charged = caller.user.me()["tokens"]
+    assert charged == before - task["cost"]
+    rows = image_rows(extras_stack, caller.user.username)
+    # The retry: the same answer, no second task or charge, the picture not stored again.
+    again = caller.post("/sdapi/v1/extra-single-image", json=single, headers={"Idempotency-Key": "extras-1"})
+    assert again.status_code == 200, again.text[:300]
+    assert again.json() == first.json()
+    assert [t["id"] for t in upscale_tasks(caller)] == [task["id"]]
+    assert caller.user.me()["tokens"] == charged and image_rows(extras_stack, caller.user.username) == rows
+    # The same key with another request (another picture; txt2img): 422 naming the key, nothing charged.
+    other = {**single, "image": b64_png(ramp_picture(32, 24, shift=50))}
+    refused = caller.post("/sdapi/v1/extra-single-image", json=other, headers={"Idempotency-Key": "extras-1"})
+    assert refused.status_code == 422 and reused(refused), refused.text
+    txt2img = caller.post("/sdapi/v1/txt2img", json={"prompt": "a boat", "width": 64, "height": 64, "steps": 2},
+                          headers={"Idempotency-Key": "extras-1"})
+    assert txt2img.status_code == 422 and reused(txt2img), txt2img.text
+    assert caller.user.me()["tokens"] == charged and image_rows(extras_stack, caller.user.username) == rows
+
+    # A batch with a second upscaler blended: four tasks, each made and charged once.
+    batch = {"imageList": [{"data": b64_png(ramp_picture(24, 24)), "name": "a"},
+                           {"data": b64_png(ramp_picture(16, 32, shift=30)), "name": "b"}],
+             "upscaler_1": DEMO_UPSCALER, "upscaler_2": "Nearest", "extras_upscaler_2_visibility": 0.5,
+             "upscaling_resize": 2}
+    made = caller.post("/sdapi/v1/extra-batch-images", json=batch, headers={"Idempotency-Key": "extras-2"})
+    assert made.status_code == 200, made.text[:300]
+    tasks_then, tokens_then = upscale_tasks(caller), caller.user.me()["tokens"]
+    assert len(tasks_then) == 5 and tokens_then < charged
+    rows = image_rows(extras_stack, caller.user.username)
+    again = caller.post("/sdapi/v1/extra-batch-images", json=batch, headers={"Idempotency-Key": "extras-2"})
+    assert again.status_code == 200 and again.json() == made.json()
+    assert upscale_tasks(caller) == tasks_then and caller.user.me()["tokens"] == tokens_then
+    assert image_rows(extras_stack, caller.user.username) == rows
+    # The same pictures in another order are another request.
+    swapped = {**batch, "imageList": batch["imageList"][::-1]}
+    refused = caller.post("/sdapi/v1/extra-batch-images", json=swapped, headers={"Idempotency-Key": "extras-2"})
+    assert refused.status_code == 422 and reused(refused), refused.text
+    assert caller.user.me()["tokens"] == tokens_then and image_rows(extras_stack, caller.user.username) == rows

@@ -97,7 +97,7 @@ def _extras(batch: bool):
     job = a1111_extras.extras_job(body, batch=batch)
     holding.require_worker()
     with holding.Holding():
-        groups = a1111_extras.submit_extras(user, job)
+        groups = a1111_extras.submit_extras(user, job, request.headers.get("Idempotency-Key"))
         groups = a1111_extras.wait_all(groups, client_watch())
     if groups is None:  # the client went away; nobody reads this
         return answer_error(499, "ClientClosedRequest", "The client closed the connection.")

@@ -9,16 +9,22 @@ extras_upscaler_2_visibility above 0) is a second upscale task of the same pictu
 blended here as A1111 blends them (Image.blend(first, second, visibility)); both tasks'
 pictures stay in the caller's gallery and the blend is only answered. Every picture and
 every upscale is checked (and the total cost against the balance) before the first task
-is submitted, so a refused request stores and charges nothing. Face restoration
+is submitted, so a refused request stores and charges nothing. An Idempotency-Key makes a
+retry answer from the first request's tasks, storing and charging nothing again: the
+request's fingerprint is its pictures' bytes and its settings (not the uploads they
+become), its first task carries the key and the others keys made from it, so the same
+key with another request (here or on another route) is a 422. Face restoration
 (gfpgan_visibility, codeformer_visibility above 0) is refused: no face restorer is
 installed here. upscale_first and show_extras_results change nothing here."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from flask import current_app
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
@@ -224,45 +230,89 @@ def _checked(user: User, data: dict, job: ExtrasJob, source: Source, upscaler_fi
         raise rename_fields(exc, names)
 
 
-def submit_extras(user: User, job: ExtrasJob) -> list[list[Task]]:
+def fingerprint(user: User, job: ExtrasJob) -> str:
+    """The request's fingerprint (tasks.request_fingerprint): its pictures by their bytes
+    as sent (a retry sends them again; they become new uploads) and its settings."""
+    return tasks.request_fingerprint(user, {
+        "kind": "a1111-extras", "field": job.sources[0].field if job.sources else None,
+        "pictures": [[hashlib.sha256(source.data).hexdigest(), source.name] for source in job.sources],
+        "upscaler": job.upscaler, "second": job.second, "visibility": job.visibility, "scale": job.scale,
+        "size": list(job.size) if job.size else None, "crop": job.crop})
+
+
+def task_keys(key: str | None, count: int) -> list[str | None]:
+    """The Idempotency-Key of each of a request's `count` tasks: the first carries the
+    key as sent (so another route's request with it is told apart), the others keys made
+    from it."""
+    if not key:
+        return [None] * count
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+    return [key] + [f"a1111-extras:{n}:{digest}" for n in range(1, count)]
+
+
+def _earlier(user: User, keys: list[str | None], fingerprint_: str | None) -> dict[int, Task]:
+    """The tasks an earlier request with these keys made ({position: task}); a 422
+    (idempotency_key_reused) when one of them was for another request."""
+    wanted = {key: n for n, key in enumerate(keys) if key}
+    if not wanted:
+        return {}
+    found = db.session.scalars(sa.select(Task).where(Task.user_id == user.id,
+                                                     Task.idempotency_key.in_(list(wanted)))).all()
+    return {wanted[task.idempotency_key]: tasks._same_request(task, fingerprint_) for task in found}
+
+
+def submit_extras(user: User, job: ExtrasJob, idempotency_key: str | None = None) -> list[list[Task]]:
     """Store the pictures, check every upscale and the total cost, then submit them:
     for each picture [its upscale task, its second upscaler's task?]. A refusal stores
-    and charges nothing (a later submit's refusal cancels, and so refunds, the earlier)."""
-    stored: list[Image] = []
+    and charges nothing (a later submit's refusal cancels, and so refunds, the earlier,
+    and takes their keys off them: a retry starts afresh). With an Idempotency-Key, the
+    tasks an earlier request with it made are answered again, their pictures not stored
+    again; only those it did not make (it was refused part-way, or is still submitting)
+    are submitted."""
+    key = (idempotency_key or "").strip()[:255] or None
+    request_print = fingerprint(user, job) if key else None
+    upscaler_ids = [job.upscaler] + ([job.second] if job.second is not None else [])
+    layout = [(index, which) for index in range(len(job.sources)) for which in range(len(upscaler_ids))]
+    keys = task_keys(key, len(layout))
+    made = _earlier(user, keys, request_print)
+    stored: dict[int, Image] = {}
     submitted: list[Task] = []
     try:
-        plans = []
-        for source in job.sources:
-            image = _store(user, source, job)
-            stored.append(image)
+        plans = []  # (position, body, params) of the tasks still to submit
+        for index, source in enumerate(job.sources):
+            wanted = [(n, which) for n, (i, which) in enumerate(layout) if i == index and n not in made]
+            if not wanted:
+                continue
+            image = stored[index] = _store(user, source, job)
             size = _size_fields(job, image)
-            bodies = [({"image": image.id, "upscaler": job.upscaler, **size}, "upscaler_1")]
-            if job.second is not None:
-                bodies.append(({"image": image.id, "upscaler": job.second, **size}, "upscaler_2"))
-            plans.append([(body, _checked(user, body, job, source, which)) for body, which in bodies])
-        total = sum(upscales.upscale_cost(user, params) for plan in plans for _body, params in plan)
+            for n, which in wanted:
+                body = {"image": image.id, "upscaler": upscaler_ids[which], **size}
+                plans.append((n, body, _checked(user, body, job, source, f"upscaler_{which + 1}")))
+        total = sum(upscales.upscale_cost(user, params) for _n, _body, params in plans)
         if total > (user.tokens or 0) and total > 0:
             raise NotEnoughTokens(f"This needs {total} tokens and you have {user.tokens}. Ask for a smaller "
                                   "scale or fewer pictures, or ask staff for more tokens.")
-        groups = []
-        for plan in plans:
-            group = []
-            for body, _params in plan:
-                task = upscales.submit_upscale(user, body)
-                submitted.append(task)
-                group.append(task)
-            groups.append(group)
-        return groups
+        for n, body, _params in plans:
+            task = upscales.submit_upscale(user, body, keys[n], fingerprint=request_print)
+            if (task.upscale or {}).get("image") == body["image"]:
+                submitted.append(task)  # (else another request with the key made it meanwhile)
+            made[n] = task
     except Exception:
-        cancel_unfinished(submitted)
+        cancel_unfinished(submitted, forget_keys=True)
         if not submitted:
-            for image in stored:
+            for image in stored.values():
                 common.discard_upload(image)
         raise
+    used = {(task.upscale or {}).get("image") for task in submitted}
+    for image in stored.values():
+        if image.id not in used:  # another request with the key made its tasks meanwhile
+            common.discard_upload(image)
+    return [[made[n] for n, (i, _which) in enumerate(layout) if i == index] for index in range(len(job.sources))]
 
 
-def cancel_unfinished(started: list[Task], *, only_queued: bool = False) -> None:
-    """Cancel (and so refund) those of the tasks that have not finished (or not started)."""
+def cancel_unfinished(started: list[Task], *, only_queued: bool = False, forget_keys: bool = False) -> None:
+    """Cancel (and so refund) those of the tasks that have not finished (or not started);
+    forget_keys: and take their Idempotency-Keys off them (a refused request's)."""
     wanted = [TaskState.QUEUED.value] if only_queued else list(TaskState.unfinished())
     for task in started:
         row = db.session.get(Task, task.id)
@@ -271,6 +321,10 @@ def cancel_unfinished(started: list[Task], *, only_queued: bool = False) -> None
                 tasks.cancel(row)
             except Conflict:
                 pass  # it finished meanwhile
+    if forget_keys and started:
+        db.session.execute(sa.update(Task).where(Task.id.in_([task.id for task in started]))
+                           .values(idempotency_key=None).execution_options(synchronize_session=False))
+        db.session.commit()
 
 
 def wait_all(groups: list[list[Task]], pause) -> list[list[Task]] | None:
