@@ -12,7 +12,8 @@ from tests.helpers import wait_for
 from tests.integration.helpers import ApiUser, pupil_in_new_class
 
 SAMPLES = 3
-LONG = {"model": "demo", "width": 64, "height": 64, "steps": 40, "samples": SAMPLES}
+# An image takes a few tenths of a second here: time enough to cancel between two.
+LONG = {"model": "demo", "width": 64, "height": 64, "steps": 60, "samples": SAMPLES}
 
 
 @pytest.fixture(scope="module")
