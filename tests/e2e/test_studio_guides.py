@@ -176,8 +176,10 @@ def test_on_a_phone_a_finger_draws_the_scribble_and_the_panel_fits(phone):
     card = phone.locator("#task-list article.task").first
     expect(card).to_have_attribute("data-state", "done", timeout=120_000)
     expect(card.locator(".task-guide--control")).to_contain_text("ControlNet 1")
-    if not phone.locator("#prompt").is_visible():  # (the drawer closed when the task went)
-        phone.click("#panel-toggle")
+    # (a task sent on a phone closes the drawer: open it again)
+    expect(phone.locator("body")).not_to_have_class(re.compile(r"\bdrawer-open\b"))
+    phone.click("#panel-toggle")
+    expect(phone.locator("body")).to_have_class(re.compile(r"\bdrawer-open\b"))
     phone.click("#reference-add")
     phone.locator("#control-list .guide-more summary").click()
     sideways = phone.evaluate("""() => {
