@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, render_template
 from flask_login import current_user
 
 from services.accounts import credits
-from services.generation import access, catalog, params, tasks, upscalers
+from services.generation import access, catalog, guides, params, tasks, upscalers
 from views.access import require_sign_in
 
 bp = Blueprint("studio", __name__)
@@ -86,7 +86,8 @@ def index():
         # Guides (guidepanel.js): the enabled ControlNets and IP-Adapters, each {id, name,
         # family, adapter, architecture}, and how many of each a task may take; each
         # model's card says which it takes (controlnet, ip_adapter) and whether it edits.
-        guides=[{"id": guide_id, **guide} for guide_id, guide in catalog.guide_table().items()],
+        guides=[{"id": guide_id, **guide} for guide_id, guide in catalog.guide_table().items()
+                if guides.runs(guide)],
         max_control=current_app.config["MAX_CONTROL"],
         max_references=current_app.config["MAX_REFERENCES"],
     )

@@ -63,6 +63,11 @@ class Refused(Exception):
 
 # --- reading a request's values --------------------------------------------------------
 
+def runs(guide: dict) -> bool:
+    """Can the worker run this enabled guide (a guide table item)? Not an SDXL Union yet."""
+    return guide.get("architecture") != "union" or guide.get("family") in UNION_FAMILIES
+
+
 def _number(raw: dict, key: str, low: float, high: float, default, *, whole: bool = False):
     value = raw.get(key)
     if value is None:
@@ -155,7 +160,7 @@ def control_unit(raw, card, model: str, table: dict, preprocessors: dict, *, has
                                     '"weight": 1}')
     image = picture_value(raw.get("image"))
     guide = _guide(raw.get("model"), "controlnet", card, model, table)
-    if table[guide["id"]].get("architecture") == "union" and card.family not in UNION_FAMILIES:
+    if not runs(table[guide["id"]]):
         others = ", ".join(sorted(key for key, item in table.items() if item.get("adapter") == "controlnet"
                                   and item.get("family") == card.family and item.get("architecture") != "union"))
         raise Refused(f"{guide['name']} is a {card.label} ControlNet Union, which this server cannot run yet; "

@@ -141,3 +141,12 @@ def test_a_strength_or_denoising_too_small_to_run_a_step_is_refused_at_once():
         assert guide_refused(init_image="Pic", strength=tiny)[0] == "strength"
         field, message = guide_refused(hires={"denoising": tiny})
         assert field == "hires" and "raise denoising" in message
+
+
+def test_the_studio_is_offered_only_the_guides_the_worker_runs():
+    """An SDXL ControlNet Union is scanned and may be enabled, but the worker cannot run it
+    yet: the studio's list leaves it out (views/studio.py) as submit refuses it."""
+    from services.generation.guides import runs
+
+    assert runs(GUIDE_MODELS["cn-flux"]) and not runs(GUIDE_MODELS["cn-sdxl-union"])
+    assert all(runs(guide) for key, guide in GUIDE_MODELS.items() if key != "cn-sdxl-union")
