@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -272,8 +273,9 @@ class ServiceContext(RenderContext):
         if not stored:
             db.session.commit()
             return True
-        if task_service.keep_images(stored[0].task_id):
-            return True
+        with _files_go_unless_kept(stored):
+            if task_service.keep_images(stored[0].task_id):
+                return True
         for image in stored:
             storage.delete_files(image)
         return False
@@ -283,10 +285,29 @@ class ServiceContext(RenderContext):
         # when none was withheld): done is never seen without them. A task that ended
         # meanwhile (canceled) rolled them back: their files go too.
         stored, self.stored = self.stored, []
-        if not task_service.finish_checked(task, withheld):
+        with _files_go_unless_kept(stored):
+            ended = task_service.finish_checked(task, withheld)
+        if not ended:
             db.session.rollback()
             for image in stored:
                 storage.delete_files(image)
+
+
+@contextmanager
+def _files_go_unless_kept(stored: list):
+    """A database error while committing stored images' rows (the task then fails, refunded
+    for what it did not deliver): the rows are rolled back, so their files go too, and
+    nothing is left on disk that no row names."""
+    files = storage.files_of(stored)
+    try:
+        yield
+    except BaseException:
+        try:
+            db.session.rollback()
+            storage.remove_files(files)
+        except Exception:  # the first error is the one to report
+            log.exception("could not remove the files of images whose rows were lost")
+        raise
 
 
 def generate(task) -> None:

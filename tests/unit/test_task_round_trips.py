@@ -183,3 +183,40 @@ def test_a_task_canceled_while_its_image_is_stored_keeps_no_row_and_no_file(work
     assert len(saved) == 1
     folder = Path(worker_app.config["IMAGES_PATH"])
     assert not (folder / saved[0]).exists() and not (folder / saved[0]).with_suffix(".webp").exists()
+
+
+def test_a_database_error_at_the_tasks_end_leaves_no_file_behind(worker_app, monkeypatch):
+    """The last image's row goes in the transaction of the task's end: when that commit
+    raises (a locked or lost database), the row is lost, so its files go too, and the
+    task fails with a full refund (nothing was delivered)."""
+    import pytest as _pytest
+
+    with worker_app.app_context():
+        user = users.register_user("roundtrips3", "roundtrips3@example.com", "a long enough password")
+        db.session.commit()
+        user_id, before = user.id, user.tokens
+    task_id = submit_one(worker_app, user_id, 4)
+    saved = []
+    real_save = jobs.ServiceContext.save
+
+    def save_and_note(context, row, encoded, verdict):
+        image = real_save(context, row, encoded, verdict)
+        saved.append(image.filename)
+        return image
+
+    def the_end_fails(_task, _withheld):
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(jobs.ServiceContext, "save", save_and_note)
+    monkeypatch.setattr(task_service, "finish_checked", the_end_fails)
+    with _pytest.raises(sa.exc.OperationalError):
+        jobs.run_next()
+    assert len(saved) == 1
+    folder = Path(worker_app.config["IMAGES_PATH"])
+    assert not (folder / saved[0]).exists() and not (folder / saved[0]).with_suffix(".webp").exists()
+    assert [path for path in folder.rglob("*") if path.is_file()] == []
+    with worker_app.app_context():
+        task = db.session.get(Task, task_id)
+        assert task.state == "failed" and task.refunded
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Image).where(Image.task_id == task_id)) == 0
+        assert db.session.get(User, user_id).tokens == before
