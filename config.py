@@ -288,12 +288,19 @@ class Config:
         # Model installs from Admin → Models (services/generation/installs.py), run by the
         # archive worker. Only https, only public addresses, unless the host is named here
         # (comma list, e.g. a hub mirror on the local network). The hub's address, extra CA
-        # certificates to trust (a mirror's own), and how often a cut download is taken up.
+        # certificates to trust (a mirror's own), and how a transient failure (a cut
+        # connection, 5xx, 429) is tried again: more tries in a row, the first wait (it
+        # doubles), the longest wait (a server's Retry-After included).
         self.INSTALL_ALLOW_HOSTS = os.environ.get("DAYDREAM_INSTALL_ALLOW_HOSTS") or ""
         self.HF_ENDPOINT = (os.environ.get("DAYDREAM_HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
         self.INSTALL_CA_BUNDLE = os.environ.get("DAYDREAM_INSTALL_CA_BUNDLE") or None
-        self.INSTALL_RETRIES = env_int("DAYDREAM_INSTALL_RETRIES", 5)
+        self.INSTALL_RETRIES = env_int("DAYDREAM_INSTALL_RETRIES", 3)
+        self.INSTALL_BACKOFF = env_float("DAYDREAM_INSTALL_BACKOFF", 2.0)
+        self.INSTALL_MAX_WAIT = env_float("DAYDREAM_INSTALL_MAX_WAIT", 60.0)
         self.INSTALL_JOB_TIMEOUT = env_int("DAYDREAM_INSTALL_JOB_TIMEOUT", 12 * 3600)
+        # Finished model jobs (installs, conversions, merges) are kept this many days, then
+        # the archive workers' reconciler deletes their rows (0: kept for ever).
+        self.MODEL_JOBS_KEEP_DAYS = env_float("DAYDREAM_MODEL_JOBS_KEEP_DAYS", 30.0)
         # The public showcase (/gallery): featured images plus the files dropped here.
         self.SHOWCASE_PATH = Path(os.environ.get("DAYDREAM_SHOWCASE_PATH") or self.INSTANCE_PATH / "showcase")
         # The web server (serve.py): this many gunicorn processes (default: one per core),

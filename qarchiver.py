@@ -32,7 +32,7 @@ def reconcile_archives() -> dict:
     from services.generation import model_jobs
     from services.library import archives
 
-    return {"requeued": archives.reconcile_archives(), "model_jobs_failed": model_jobs.reconcile_lost()}
+    return {"requeued": archives.reconcile_archives(), **model_jobs.reconcile()}
 
 
 class ArchiveWorker(SimpleWorker):

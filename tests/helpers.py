@@ -574,7 +574,9 @@ class ModelFileServer:
     """HTTPS on 127.0.0.1 with a self-signed certificate (`ca` is its PEM, for
     DAYDREAM_INSTALL_CA_BUNDLE), serving what a model install fetches: `files` (path →
     bytes), `redirects` (path → Location), `cut_once` (path → drop the connection after
-    that many bytes, once), `claimed_size` (path → a Content-Length it does not send),
+    that many bytes, once), `fail_next` (path → the answers to give first, one a request:
+    a status such as 503, or (status, headers) such as (429, {"Retry-After": "1"})),
+    `claimed_size` (path → a Content-Length it does not send),
     `slow` (paths, or prefixes ending in /, sent a little at a time), and a mirror of the Hugging Face hub's layout
     for the folders in `repos` (repo id → folder): GET /api/models/<id>/revision/<rev>
     lists the files with their sizes and LFS sha256, /<id>/resolve/<rev>/<file> redirects
@@ -590,6 +592,7 @@ class ModelFileServer:
         self.files: dict[str, bytes] = {}
         self.redirects: dict[str, str] = {}
         self.cut_once: dict[str, int] = {}
+        self.fail_next: dict[str, list] = {}
         self.claimed_size: dict[str, int] = {}
         self.slow: set[str] = set()  # paths, or prefixes ending in "/", sent slow_chunk bytes per 50 ms
         self.slow_chunk = 4096
@@ -637,6 +640,11 @@ class ModelFileServer:
             def do_GET(self):
                 path = unquote(urlsplit(self.path).path)
                 server.requests.append((path, self.headers.get("Range")))
+                if server.fail_next.get(path):
+                    answer = server.fail_next[path].pop(0)
+                    status, headers = answer if isinstance(answer, tuple) else (answer, {})
+                    self.wfile.write(self.send(status, b"busy", headers))
+                    return
                 if path in server.redirects:
                     self.wfile.write(self.send(302, headers={"Location": server.redirects[path]}))
                     return
@@ -699,7 +707,7 @@ class ModelFileServer:
         """The stack settings that make installs fetch from this server into `models`."""
         return {"DAYDREAM_INSTALL_ALLOW_HOSTS": "127.0.0.1", "DAYDREAM_INSTALL_CA_BUNDLE": str(self.ca),
                 "DAYDREAM_HF_ENDPOINT": self.url(), "DAYDREAM_MODELS_PATH": str(models),
-                "DAYDREAM_INSTALL_RETRIES": "3"}
+                "DAYDREAM_INSTALL_RETRIES": "3", "DAYDREAM_INSTALL_BACKOFF": "0.05", "DAYDREAM_INSTALL_MAX_WAIT": "2"}
 
 
 _model_file_server: ModelFileServer | None = None

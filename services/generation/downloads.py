@@ -2,15 +2,20 @@
 through the SSRF guard (fetch_guard.py): every hop of a redirect is checked again and the
 connection goes to the address that was checked, never to a fresh DNS answer.
 
-A download streams into a `.part` file. A connection cut midway is taken up again with an
-HTTP Range request from the .part's size (a bounded number of tries, with backoff, counted
-afresh whenever bytes arrive); a server that ignores Range starts the file over. The
-sha256 is computed as the bytes are written (the bytes already in a .part are read once).
-An access token goes only to the host it is for, never to a host a redirect leads to.
+A download streams into a `.part` file. A transient failure (a cut connection, a timeout,
+an answer of 500, 502, 503, 504 or 429) is tried again after a wait (the server's
+Retry-After up to `max_wait`, else a backoff that doubles), taken up with an HTTP Range
+request from the .part's size: at most `retries` more tries in a row, counted afresh
+whenever bytes arrive; `on_retry` says so meanwhile. A permanent one (404, 401, 403, a
+refused address) is not tried again. A server that ignores Range starts the file over.
+The sha256 is computed as the bytes are written (the bytes already in a .part are read
+once). An access token goes only to the host it is for, never to a host a redirect leads
+to.
 
 No Flask here: installs.py passes the settings in."""
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import http.client
 import json
@@ -20,6 +25,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -29,6 +35,8 @@ CHUNK = 1 << 20
 MAX_REDIRECTS = 8
 MAX_JSON = 32 * 1024 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
+# Answers worth another try (the server is busy or restarting); others are final.
+TRANSIENT = (429, 500, 502, 503, 504)
 
 
 class DownloadError(Exception):
@@ -44,13 +52,26 @@ class Cancelled(Exception):
     """Staff cancelled the install while it ran."""
 
 
+class Transient(Exception):
+    """An answer worth another try: `status`, and the wait the server asked for (Retry-After)."""
+
+    def __init__(self, status: int, reason: str, retry_after: float | None):
+        super().__init__(f"{status} ({reason})" if reason else str(status))
+        self.status, self.retry_after = status, retry_after
+
+
 @dataclass
 class Settings:
     allow: frozenset[str] = frozenset()
     ca_bundle: str | None = None
-    retries: int = 5
-    backoff: float = 0.5
+    retries: int = 3          # more tries after a transient failure, in a row without progress
+    backoff: float = 2.0      # the first wait (seconds); it doubles with each failure in a row
+    max_wait: float = 60.0    # no wait is longer (a Retry-After above it included)
     timeout: float = 30.0
+    # pause(seconds) waits before another try (it may raise Cancelled); on_retry(wait, why)
+    # says a try failed and another follows after `wait` seconds ("503", "a timeout"…).
+    pause: Callable[[float], None] = time.sleep
+    on_retry: Callable[[float, str], None] = lambda wait, why: None
     token: str | None = None
     token_host: str | None = None  # the one host the token is sent to
     resolve: Callable = fetch_guard._system_resolve
@@ -122,13 +143,21 @@ def _refusal(response, url: str) -> DownloadError:
 
 
 def fetch_json(url: str, settings: Settings) -> dict:
-    response, conn = _with_retries(lambda: open_guarded(url, settings, {"Accept": "application/json"}), settings)
-    try:
-        if response.status != 200:
-            raise _refusal(response, url)
-        raw = response.read(MAX_JSON + 1)
-    finally:
-        conn.close()
+    failures = 0
+    while True:
+        try:
+            response, conn = open_guarded(url, settings, {"Accept": "application/json"})
+            try:
+                _check_transient(response)
+                if response.status != 200:
+                    raise _refusal(response, url)
+                raw = response.read(MAX_JSON + 1)
+            finally:
+                conn.close()
+            break
+        except (OSError, http.client.HTTPException, Transient) as exc:
+            failures += 1
+            _wait_to_retry(url, exc, failures, settings)
     if len(raw) > MAX_JSON:
         raise DownloadError(f"{url} answered more than {MAX_JSON // (1 << 20)} MB of JSON.")
     try:
@@ -140,16 +169,54 @@ def fetch_json(url: str, settings: Settings) -> dict:
     return data
 
 
-def _with_retries(call, settings: Settings):
-    for attempt in range(settings.retries + 1):
-        try:
-            return call()
-        except (OSError, http.client.HTTPException) as exc:
-            if attempt == settings.retries:
-                raise DownloadError(f"The connection failed {attempt + 1} times ({exc.__class__.__name__}: {exc}).",
-                                    keep_part=True) from exc
-            time.sleep(min(settings.backoff * 2 ** attempt, 30))
-    raise AssertionError("unreachable")
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a Retry-After header asks for (a number, or an HTTP date); None without one."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _check_transient(response) -> None:
+    if response.status in TRANSIENT:
+        raise Transient(response.status, response.reason or "", retry_after(response.getheader("Retry-After")))
+
+
+def _what_failed(exc: Exception) -> str:
+    if isinstance(exc, Transient):
+        return str(exc.status)
+    if isinstance(exc, TimeoutError):
+        return "a timeout"
+    return f"a connection failure ({exc.__class__.__name__})"
+
+
+def wait_before(failures: int, exc: Exception, settings: Settings) -> float:
+    """The wait before the next try: the server's Retry-After, else the backoff (doubling
+    with each failure in a row), never more than max_wait."""
+    asked = exc.retry_after if isinstance(exc, Transient) else None
+    wait = asked if asked is not None else settings.backoff * 2 ** max(failures - 1, 0)
+    return max(0.0, min(wait, settings.max_wait))
+
+
+def _wait_to_retry(url: str, exc: Exception, failures: int, settings: Settings, kept: int = 0) -> None:
+    """Wait before another try, or raise DownloadError once the tries in a row are used up."""
+    if failures > settings.retries:
+        tail = f"; {kept} bytes are kept for a later try" if kept else ""
+        if isinstance(exc, Transient):
+            raise DownloadError(f"{url} answered {exc} {failures} times in a row{tail}.", keep_part=True) from exc
+        raise DownloadError(f"The download of {url} failed {failures} times in a row "
+                            f"({exc.__class__.__name__}: {exc}){tail}.", keep_part=True) from exc
+    wait = wait_before(failures, exc, settings)
+    settings.on_retry(wait, _what_failed(exc))
+    settings.pause(wait)
 
 
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -180,6 +247,7 @@ def download(url: str, part: Path, settings: Settings, *,
             response, conn = open_guarded(url, settings, headers)
             try:
                 total = None
+                _check_transient(response)
                 if response.status == 206 and done:
                     match = _RANGE.match(response.getheader("Content-Range") or "")
                     if not match or int(match.group(1)) != done:
@@ -211,10 +279,6 @@ def download(url: str, part: Path, settings: Settings, *,
                 return done, hasher.hexdigest()
             finally:
                 conn.close()
-        except (OSError, http.client.HTTPException) as exc:
-            failures = 0 if progressed else failures + 1
-            if failures > settings.retries:
-                raise DownloadError(f"The download of {url} failed {failures} times in a row "
-                                    f"({exc.__class__.__name__}); {done} bytes are kept for a later try.",
-                                    keep_part=True) from exc
-            time.sleep(min(settings.backoff * 2 ** max(failures - 1, 0), 30))
+        except (OSError, http.client.HTTPException, Transient) as exc:
+            failures = 1 if progressed else failures + 1
+            _wait_to_retry(url, exc, failures, settings, kept=done)

@@ -158,9 +158,12 @@ def parse_request(data: dict) -> tuple[str, dict, str, str]:
     return source, options, source.replace("/", "--"), token
 
 
-def start_install(user: User, data: dict) -> ModelJob:
-    """Check the request, add the job row (and its audit row), queue it (202)."""
+def start_install(user: User, data: dict, *, retry_of: str | None = None) -> ModelJob:
+    """Check the request, add the job row (and its audit row), queue it (202). retry_of:
+    the failed or cancelled job this one starts again (retry_install)."""
     source, options, destination, token = parse_request(data)
+    if retry_of:
+        options["retry_of"] = retry_of
     reason = audit.reason_of(data.get("reason"))
     folder = catalog.models_folder()
     if (folder / destination).exists() or (folder / destination).is_symlink():
@@ -189,11 +192,37 @@ def start_install(user: User, data: dict) -> ModelJob:
     return job
 
 
+def request_of(job: ModelJob) -> dict:
+    """The install request a job was started with (without its token: that is never kept)."""
+    options = job.options or {}
+    names = ("sha256",) if options.get("type") == "url" else ("revision", "variant", "files")
+    return {"source": job.source, **{name: options[name] for name in names if options.get(name)}}
+
+
+def retry_install(user: User, job_id: str, data: dict) -> ModelJob:
+    """Start a failed or cancelled install again: a new job with the same source and
+    settings (a repo's token, never kept, is given again in `token`); its download takes up
+    the .part or staging folder the last one kept. 409 for another kind or state."""
+    job = model_jobs.get_job(job_id)
+    if job.kind != "install":
+        raise Conflict(f"This job is a {job.kind}: only an install is started again this way "
+                       f"(ask for the {job.kind} again with its form).", code="not_an_install")
+    if job.state not in (model_jobs.FAILED, model_jobs.CANCELLED):
+        raise Conflict(f"This install is {job.state}: only a failed or cancelled install is started again.",
+                       code="not_retryable")
+    asked = {**request_of(job), "reason": data.get("reason")}
+    if data.get("token") not in (None, ""):
+        asked["token"] = data["token"]
+    return start_install(user, asked, retry_of=job.id)
+
+
 # --- the job ---------------------------------------------------------------------------
 
-def _settings(token: str | None) -> Settings:
+def _settings(token: str | None, progress: model_jobs.Progress) -> Settings:
     config = current_app.config
     return Settings(allow=_allow(), ca_bundle=config["INSTALL_CA_BUNDLE"], retries=config["INSTALL_RETRIES"],
+                    backoff=config["INSTALL_BACKOFF"], max_wait=config["INSTALL_MAX_WAIT"],
+                    pause=progress.pause, on_retry=progress.retrying,
                     token=token or None, token_host=(urlsplit(config["HF_ENDPOINT"]).hostname or "").lower())
 
 
@@ -401,7 +430,7 @@ def run_install(job_id: str) -> str:
     job = db.session.get(ModelJob, job_id)
     progress = model_jobs.Progress(job_id, Cancelled)
     try:
-        settings = _settings(token)
+        settings = _settings(token, progress)
         kind = (job.options or {}).get("type")
         dest = (_install_url if kind == "url" else _install_hub)(job, settings, progress)
         sha = job.sha256

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 UNFINISHED = (QUEUED, RUNNING)
+ENDED = (DONE, FAILED, CANCELLED)
 # The RQ function of each kind (run on the archive worker: no torch in install jobs).
 JOB_FUNCTIONS = {"install": "worker.install_jobs.run_install",
                  # (a child process with torch: worker/model_ops.py)
@@ -154,50 +155,132 @@ def cancel(job_id: str, reason: str = "") -> ModelJob:
 
 class Progress:
     """Saves done/total to a running job's row at most every PROGRESS_EVERY_S and sends it;
-    raises Cancelled (of the caller's choosing) once the row has left `running`."""
+    raises Cancelled (of the caller's choosing) once the row has left `running`.
+
+    retrying(wait, why) puts "retrying in N s after 503" in the row's options (`stage`) and
+    sends it; the next progress takes it off again. pause(seconds) waits, and raises
+    Cancelled as soon as staff cancel the job."""
 
     def __init__(self, job_id: str, cancelled: type[Exception]):
         self.job_id, self.cancelled = job_id, cancelled
         self.last = 0.0
+        self.noted = False  # a retry note is on the row
 
     def __call__(self, done: int, total: int | None, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last < PROGRESS_EVERY_S:
+        if not force and not self.noted and now - self.last < PROGRESS_EVERY_S:
             return
         self.last = now
         values = {"done_bytes": done}
         if total is not None:
             values["total_bytes"] = total
+        if self.noted:
+            values["options"] = {k: v for k, v in self._options().items() if k != "stage"}
         if not transitions.advance(ModelJob, self.job_id, (RUNNING,), **values):
             raise self.cancelled()
+        self.noted = False
         announce(self.job_id)
+
+    def _options(self) -> dict:
+        return dict(db.session.scalar(sa.select(ModelJob.options).where(ModelJob.id == self.job_id)) or {})
+
+    def retrying(self, wait: float, why: str) -> None:
+        stage = f"retrying in {round(wait, 1):g} s after {why}"
+        if not transitions.advance(ModelJob, self.job_id, (RUNNING,), options={**self._options(), "stage": stage}):
+            raise self.cancelled()
+        self.noted = True
+        log.info("model job %s: %s", self.job_id, stage)
+        announce(self.job_id)
+
+    def pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, PROGRESS_EVERY_S))
+            db.session.commit()  # (a fresh read: the row as it is now)
+            if state_of(self.job_id) != RUNNING:
+                raise self.cancelled()
 
 
 def state_of(job_id: str) -> str | None:
     return db.session.scalar(sa.select(ModelJob.state).where(ModelJob.id == job_id))
 
 
-def reconcile_lost(*, grace_s: float = 30.0) -> int:
-    """Fail the unfinished jobs whose RQ job is gone or has ended without ending its row (an
-    archive worker that died mid-job: RQ's registries mark its job failed). The archive
-    workers' reconciler runs it (qarchiver.py). An install's .part is kept: installing the
-    same thing again resumes it. Returns how many were failed."""
+LOST_AGAIN = ("The job's place in the queue was lost again after it was queued again (did Redis restart?); "
+              "start it again.")
+WORKER_STOPPED = ("The worker running this job stopped before it ended; start it again (an install takes up "
+                  "its download where it stopped).")
+
+
+def reconcile_lost(*, grace_s: float = 30.0) -> dict:
+    """The unfinished jobs whose RQ job is gone or has ended without ending its row. A
+    queued one (its queue entry was lost: Redis restarted without its data) is queued
+    again, once; lost a second time, or running (an archive worker that died mid-job:
+    RQ's registries mark its job failed), it fails with the reason. The archive workers'
+    reconciler runs it (qarchiver.py). An install's .part is kept: installing the same
+    thing again resumes it. Returns {"failed": n, "requeued": n}."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job, JobStatus
 
     cutoff = utcnow().timestamp() - grace_s
     rows = db.session.scalars(sa.select(ModelJob).where(ModelJob.state.in_(UNFINISHED))).all()
     conn = redis_client.connection()
-    failed = 0
+    settled = {"failed": 0, "requeued": 0}
     for job in rows:
         if job.created_at.replace(tzinfo=None).timestamp() > cutoff:
             continue
         try:
-            status = Job.fetch(keys.model_job(job.id), connection=conn).get_status(refresh=True)
+            entry = Job.fetch(keys.model_job(job.id), connection=conn)
+            status = entry.get_status(refresh=True)
         except NoSuchJobError:
-            status = None
-        if status in (None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED):
-            if finish(job.id, FAILED, error="The worker running this job stopped before it ended; start it "
-                                            "again (an install takes up its download where it stopped)."):
-                failed += 1
-    return failed
+            entry, status = None, None
+        if status not in (None, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED):
+            continue
+        if job.state == QUEUED and not (job.options or {}).get("requeued"):
+            if requeue(job, entry):
+                settled["requeued"] += 1
+                continue
+        if finish(job.id, FAILED, error=LOST_AGAIN if job.state == QUEUED else WORKER_STOPPED):
+            settled["failed"] += 1
+    return settled
+
+
+def requeue(job: ModelJob, entry=None) -> bool:
+    """Queue a queued job again whose queue entry was lost (marked `requeued` in its
+    options, so that it happens once). False: it is no longer queued, or Redis refused."""
+    job_id = job.id
+    if not transitions.advance(ModelJob, job_id, (QUEUED,), options={**(job.options or {}), "requeued": 1}):
+        return False
+    try:
+        if entry is not None:
+            entry.delete()
+        enqueue(get_job(job_id))
+    except Exception as exc:
+        log.warning("model job %s could not be queued again: %s", job_id, exc)
+        return False
+    log.info("model job %s queued again (its queue entry was lost)", job_id)
+    announce(job_id)
+    return True
+
+
+def prune_finished(keep_days: float | None = None) -> int:
+    """Delete the rows of the jobs that ended more than keep_days ago (default
+    DAYDREAM_MODEL_JOBS_KEEP_DAYS; 0 keeps them). Their audit rows stay. The archive
+    workers' reconciler runs it. Returns how many went."""
+    days = current_app.config["MODEL_JOBS_KEEP_DAYS"] if keep_days is None else keep_days
+    if not days or days <= 0:
+        return 0
+    before = utcnow() - timedelta(days=days)
+    ended = sa.func.coalesce(ModelJob.finished_at, ModelJob.created_at)
+    gone = db.session.execute(sa.delete(ModelJob).where(ModelJob.state.in_(ENDED), ended < before)
+                              .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    if gone:
+        log.info("pruned %d model jobs that ended before %s", gone, before.isoformat())
+    return gone
+
+
+def reconcile() -> dict:
+    """The model jobs' part of the archive workers' reconciler round (qarchiver.py)."""
+    lost = reconcile_lost()
+    return {"model_jobs_failed": lost["failed"], "model_jobs_requeued": lost["requeued"],
+            "model_jobs_pruned": prune_finished()}

@@ -1,7 +1,8 @@
 """Installing a model from Admin → Models in Chromium: staff paste a hub repo id (served by
 the run's HTTPS hub mirror, tests/helpers.py ModelFileServer), watch its progress bar move
 until the job is done, enable the new model in the table, and generate with it in the
-studio. One walk, on the stack of tests/integration/test_model_install.py's settings."""
+studio; a failed install is started again with its Retry button. On the stack of
+tests/integration/test_model_install.py's settings."""
 from __future__ import annotations
 
 import pytest
@@ -22,6 +23,13 @@ def install_live(stack_factory, tmp_path_factory):
     server.slow.add(f"/cdn/{REPO}/unet/")
     server.slow_chunk = 32 * 1024
     return stack_factory(web=1, archiver=True, **settings).web(1)
+
+
+@pytest.fixture(scope="module")
+def install_files(tmp_path_factory):
+    """The run's model file server and the tiny model's sources (model_install_setup's)."""
+    server, _settings, sources = model_install_setup(tmp_path_factory.getbasetemp())
+    return server, sources
 
 
 def test_staff_install_a_model_watch_it_enable_it_and_generate_with_it(browser, install_live):
@@ -65,6 +73,31 @@ def test_staff_install_a_model_watch_it_enable_it_and_generate_with_it(browser, 
         expect(cards).to_have_count(before + 1)
         expect(cards.first).to_have_attribute("data-state", "done", timeout=180_000)
         expect(cards.first.locator("img.task-image")).to_have_count(1)
+        assert page.js_errors == []
+    finally:
+        context.close()
+
+
+def test_a_failed_install_is_started_again_with_its_retry_button(browser, install_live, install_files):
+    (server, sources), path = install_files, "/files/retried-in-browser.safetensors"
+    flask_create_staff(install_live, "retrykeeper")
+    context, page = new_page(browser, install_live)
+    try:
+        browser_sign_in(page, "retrykeeper", STAFF_PASSWORD)
+        page.goto("/admin/models")
+        page.fill("#install-source", server.url(path))
+        page.click("#install-start")
+        failed = page.locator("#model-jobs li.model-job").first
+        expect(failed).to_have_attribute("data-state", "failed", timeout=60_000)
+        expect(failed.locator(".model-job__error")).to_contain_text("404")
+        server.files[path] = (sources / "tiny-sd1.safetensors").read_bytes()  # the file is up now
+        failed_id = failed.get_attribute("data-job-id")
+        failed.locator("button.model-job__retry").click()
+        retried = page.locator("#model-jobs li.model-job").first
+        expect(retried).not_to_have_attribute("data-job-id", failed_id)
+        expect(retried).to_have_attribute("data-state", "done", timeout=60_000)
+        expect(page.locator("#install-status")).to_contain_text("again")
+        expect(page.locator(f"#model-job-{failed_id}")).to_have_attribute("data-state", "failed")
         assert page.js_errors == []
     finally:
         context.close()

@@ -5,7 +5,10 @@ DAYDREAM_INSTALL_ALLOW_HOSTS): a hub repo id from a mirror of the hub's layout a
 single .safetensors file by URL both install, are scanned and generate; a cut connection
 resumes with Range; progress arrives over Socket.IO; a wrong checksum, a redirect to the
 metadata address, a too-large file and a cancel each end with a reason and leave nothing
-behind; pickles, http:// and malformed ids are refused at once."""
+behind (and a 404 is asked once, not again); a busy server (503, 502) is tried again, the
+job saying so meanwhile; a failed install is started again from its row (retry); the
+archive workers' reconciler deletes the rows of jobs that ended long ago; pickles,
+http:// and malformed ids are refused at once."""
 from __future__ import annotations
 
 import hashlib
@@ -139,7 +142,8 @@ def test_a_wrong_checksum_a_redirect_to_the_metadata_address_and_a_full_disk_fai
     server.redirects["/files/meta.safetensors"] = "https://169.254.169.254/latest/meta.safetensors"
     server.claimed_size["/files/huge.safetensors"] = 10 ** 15
     cases = {"wrong.safetensors": ("sha256", "not the"), "meta.safetensors": ("link-local", "169.254.169.254"),
-             "huge.safetensors": ("Not enough free disk space", "1000.0 TB")}
+             "huge.safetensors": ("Not enough free disk space", "1000.0 TB"),
+             "gone.safetensors": ("answered 404", "not found")}
     jobs = {}
     for name in cases:
         body = {"source": server.url(f"/files/{name}")}
@@ -152,6 +156,8 @@ def test_a_wrong_checksum_a_redirect_to_the_metadata_address_and_a_full_disk_fai
         job = job_end(install, jobs[name])
         assert job["state"] == "failed" and all(w in job["error"] for w in words), job
         assert not (install["models"] / name).exists() and not (install["models"] / f"{name}.part").exists()
+        # Final: asked once, not again (a checksum, a refused address, disk space, 404).
+        assert len([p for p, _r in server.requests if p == f"/files/{name}"]) == 1, name
     audit = install["client"].get("/api/v1/admin/audit?action=models.install_end",
                                   headers=install["staff"]).get_json()
     ended = {row["target"]["id"]: row for row in audit["items"]}
@@ -210,3 +216,106 @@ def test_a_job_whose_worker_died_is_failed_by_the_reconciler_and_a_queued_one_is
         model_jobs.cancel(waiting_id)
         nobody.delete(delete_jobs=True)
         db.session.remove()
+
+
+def test_a_busy_server_is_tried_again_and_the_job_says_so_meanwhile(install):
+    server, data = install["server"], install["single"]
+    path = "/files/busy-sd1.safetensors"
+    server.files[path] = data
+    server.fail_next[path] = [(503, {"Retry-After": "1"}), 502]
+    server.cut_once[path] = len(data) // 3
+    response = start(install, source=server.url(path), sha256=hashlib.sha256(data).hexdigest())
+    assert response.status_code == 202, response.get_json()
+    job_id, client, staff = response.get_json()["id"], install["client"], install["staff"]
+
+    def retrying():
+        job = client.get(f"/api/v1/admin/model-jobs/{job_id}", headers=staff).get_json()
+        return job["options"].get("stage") if job["state"] == "running" else None
+
+    assert wait_for(retrying, 30, interval=0.05, message="the job to say it retries") == "retrying in 1 s after 503"
+    job = job_end(install, job_id)
+    assert job["state"] == "done" and job["sha256"] == hashlib.sha256(data).hexdigest(), job
+    assert "stage" not in job["options"] and job["model_id"]
+    # 503, 502, a cut connection, then the rest from where the bytes stopped.
+    assert [r for p, r in server.requests if p == path] == [None, None, None, f"bytes={len(data) // 3}-"]
+    assert (install["models"] / "busy-sd1.safetensors").read_bytes() == data
+
+
+def test_a_failed_install_is_started_again_from_its_row(install):
+    from extensions import db
+    from models import ModelJob
+
+    server, client, staff = install["server"], install["client"], install["staff"]
+    path = "/files/later-sd1.safetensors"
+    sha = hashlib.sha256(install["single"]).hexdigest()
+    first = start(install, source=server.url(path), sha256=sha).get_json()
+    failed = job_end(install, first["id"])
+    assert failed["state"] == "failed" and "404" in failed["error"], failed
+
+    def retry(job_id, **body):
+        return client.post(f"/api/v1/admin/model-jobs/{job_id}/retry", json=body, headers=staff)
+
+    server.files[path] = install["single"]  # the file is there now
+    again = retry(failed["id"], reason="the file is up now")
+    assert again.status_code == 202, again.get_json()
+    retried = again.get_json()
+    assert retried["id"] != failed["id"] and retried["source"] == failed["source"]
+    assert retried["options"] == {"type": "url", "sha256": sha, "retry_of": failed["id"]}
+    done = job_end(install, retried["id"])
+    assert done["state"] == "done" and done["model_id"] and done["sha256"] == sha, done
+    rows = client.get("/api/v1/admin/audit?action=models.install", headers=staff).get_json()["items"]
+    row = next(r for r in rows if r["target"]["id"] == retried["id"])
+    assert row["reason"] == "the file is up now" and row["details"]["retry_of"] == failed["id"]
+
+    # Only a failed or cancelled install, once nothing is in its way; else a 409 that says why.
+    done_again = retry(done["id"]).get_json()["error"]
+    assert done_again["code"] == "not_retryable" and "only a failed or cancelled install" in done_again["message"]
+    assert retry(failed["id"]).get_json()["error"]["code"] == "already_installed"
+    with install["app"].app_context():
+        merge = ModelJob(kind="merge", state="failed", source="a,b", destination="merged/x", error="no")
+        db.session.add(merge)
+        db.session.commit()
+        merge_id = merge.id
+        db.session.remove()
+    not_install = retry(merge_id)
+    assert not_install.status_code == 409 and not_install.get_json()["error"]["code"] == "not_an_install"
+    assert retry("no-such-job").status_code == 404
+    user = ApiUser(client, "retry-curious")
+    assert user.post(f"/api/v1/admin/model-jobs/{failed['id']}/retry", json={}).status_code == 403
+
+
+def test_the_reconciler_deletes_the_rows_of_jobs_that_ended_long_ago(install):
+    from datetime import timedelta
+
+    from rq import Queue
+
+    import qarchiver
+    from extensions import db
+    from models import ModelJob, utcnow
+    from services.core import keys, redis_client
+
+    with install["app"].app_context():
+        old, recent = utcnow() - timedelta(days=31), utcnow() - timedelta(days=29)
+        rows = {name: ModelJob(kind="install", state=state, source=f"https://example.com/{name}.safetensors",
+                               destination=f"{name}.safetensors", created_at=when, finished_at=finished)
+                for name, state, when, finished in [
+                    ("old-done", "done", old, old), ("old-failed", "failed", old, old),
+                    ("old-cancelled", "cancelled", old, old), ("ended-lately", "failed", old, recent),
+                    ("recent-done", "done", recent, recent), ("old-queued", "queued", old, None)]}
+        db.session.add_all(rows.values())
+        db.session.commit()
+        ids = {name: row.id for name, row in rows.items()}
+        # The queued one's RQ job waits in a queue no worker serves: unfinished, it stays.
+        nobody = Queue("nobody-serves-" + ids["old-queued"], connection=redis_client.connection())
+        nobody.enqueue("worker.install_jobs.run_install", ids["old-queued"], job_id=keys.model_job(ids["old-queued"]))
+        try:
+            settled = qarchiver.reconcile_archives()  # the archive workers' reconciler round
+            left = set(db.session.scalars(db.select(ModelJob.id).where(ModelJob.id.in_(ids.values()))))
+            assert left == {ids["ended-lately"], ids["recent-done"], ids["old-queued"]}
+            assert "model_jobs_pruned" in settled  # (the archive worker's own round may have come first)
+        finally:
+            from services.generation import model_jobs
+
+            model_jobs.cancel(ids["old-queued"])
+            nobody.delete(delete_jobs=True)
+            db.session.remove()

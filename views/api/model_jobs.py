@@ -1,6 +1,7 @@
 """Staff: model jobs (installs from a hub repo id or an https URL; convert and merge add
-their own kinds) on staff_bp (views/api/common.py: staff only). Starting and cancelling a
-job need a recent sign-in from a browser session, like the other staff writes."""
+their own kinds) on staff_bp (views/api/common.py: staff only). Starting, retrying and
+cancelling a job need a recent sign-in from a browser session, like the other staff
+writes."""
 from __future__ import annotations
 
 from flask import jsonify, request
@@ -42,6 +43,15 @@ def admin_cancel_model_job(job_id: str):
     return jsonify(model_jobs.job_to_dict(model_jobs.cancel(job_id, reason)))
 
 
+@staff_bp.post("/admin/model-jobs/<job_id>/retry")
+def admin_retry_model_job(job_id: str):
+    data = body()
+    model_jobs.get_job(job_id)
+    require_recent_sign_in()
+    job = installs.retry_install(current_user._get_current_object(), job_id, data)
+    return jsonify(model_jobs.job_to_dict(job)), 202
+
+
 _STR, _INT = {"type": "string"}, {"type": "integer"}
 _NULL_STR, _NULL_INT = {"type": ["string", "null"]}, {"type": ["integer", "null"]}
 OPENAPI_SCHEMAS = {
@@ -75,4 +85,11 @@ OPENAPI = {
         "409 when it has ended", answer("The job", ref("ModelJob")),
         body={"type": "object", "properties": {"reason": _STR}},
         params=[path_id("id")], error_codes=(401, 403, 404, 409))},
+    "/admin/model-jobs/{id}/retry": {"post": op(
+        "Start a failed or cancelled install again: a new job with the same source and settings, which "
+        "takes up the download the last one kept (staff; recent sign-in). 409 not_retryable (the job "
+        "is queued, running or done), not_an_install (a convert or merge), already_installed, "
+        "already_installing", answer("The new job", ref("ModelJob"), "202"),
+        body={"type": "object", "properties": {"token": _STR, "reason": _STR}},
+        params=[path_id("id")], error_codes=(401, 403, 404, 409, 422, 503))},
 }

@@ -6,8 +6,11 @@
  * GET  /api/v1/admin/model-jobs                 -> {items: [job], total, offset, limit}
  * GET  /api/v1/admin/model-jobs/{id}            -> job
  * POST /api/v1/admin/model-jobs/{id}/cancel     -> job
+ * POST /api/v1/admin/model-jobs/{id}/retry      -> 202 a new job (a failed or cancelled install's Retry)
  * job: {id, kind, state: queued|running|done|failed|cancelled, source, destination, options,
  *       done_bytes, total_bytes, rate, eta_s, error, model_id, created_at, finished_at}
+ * options.stage: an install's "retrying in 2 s after 503" while it waits to try again; a
+ * convert's or merge's stage (loading, merging tensor i/N, saving).
  * Socket.IO `model_job`: a job (an install's has done_bytes; another kind's event may carry
  * its own fields, so the row is read again from the API).
  * The list is generic by kind: bytes for an install, steps (and the stage) for the others.
@@ -24,13 +27,16 @@ const KIND_LABELS = { install: "Install", convert: "Convert", merge: "Merge" };
 const STATE_LABELS = { queued: "Queued", running: "Running", done: "Done", failed: "Failed", cancelled: "Cancelled" };
 const UNFINISHED = ["queued", "running"];
 const POLL_MS = 2000;
+const SHOWN = 50; // the latest jobs listed (finished ones are deleted after DAYDREAM_MODEL_JOBS_KEEP_DAYS)
 
 const form = byId("install-form");
 const startButton = byId("install-start");
 const statusLine = byId("install-status");
 const list = byId("model-jobs");
 const emptyNote = byId("model-jobs-empty");
+const moreNote = byId("model-jobs-more");
 let jobs = new Map(); // id -> job, in the order the server lists them
+let total = 0; // every job the server keeps
 let pollTimer = null;
 
 function fieldErrors(field, message) {
@@ -49,10 +55,12 @@ export function progressText(job) {
     return [stage, steps].filter(Boolean).join(" · ");
   }
   const parts = [];
+  const stage = job.options && job.options.stage; // "retrying in 2 s after 503"
   const done = formatBytes(job.done_bytes || 0);
   parts.push(job.total_bytes ? done + " of " + formatBytes(job.total_bytes) : done);
   if (job.state === "running" && job.rate) parts.push(formatBytes(job.rate) + "/s");
-  if (job.state === "running" && typeof job.eta_s === "number") parts.push(formatEta(job.eta_s));
+  if (job.state === "running" && typeof job.eta_s === "number" && !stage) parts.push(formatEta(job.eta_s));
+  if (job.state === "running" && stage) parts.push(stage);
   return parts.filter(Boolean).join(" · ");
 }
 
@@ -72,6 +80,28 @@ function cancelButton(job) {
     api("POST", "/api/v1/admin/model-jobs/" + encodeURIComponent(job.id) + "/cancel", {}).then((res) => {
       if (res.ok && res.data) upsert(res.data);
       else { button.disabled = false; statusLine.textContent = errorText(res, "Could not cancel the job."); }
+    });
+  });
+  return button;
+}
+
+/** Start a failed or cancelled install again: a new job with the same source and settings. */
+function retryButton(job) {
+  const button = el("button", { type: "button", class: "btn btn--small model-job__retry", text: "Retry",
+    "aria-label": "Retry " + (job.destination || job.source) });
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    statusLine.classList.remove("is-ok");
+    api("POST", "/api/v1/admin/model-jobs/" + encodeURIComponent(job.id) + "/retry", {}).then((res) => {
+      if (res.ok && res.data) {
+        statusLine.textContent = "Installing " + (res.data.destination || res.data.source) + " again: follow it below.";
+        statusLine.classList.add("is-ok");
+        total += 1;
+        upsert(res.data);
+        return;
+      }
+      button.disabled = false;
+      statusLine.textContent = errorText(res, "The install could not be started again.");
     });
   });
   return button;
@@ -99,6 +129,9 @@ function jobItem(job) {
   } else if (job.error) {
     children.push(el("p", { class: "model-job__error", text: job.error }));
   }
+  if (job.kind === "install" && (job.state === "failed" || job.state === "cancelled")) {
+    children.push(el("div", { class: "model-job__actions" }, [retryButton(job)]));
+  }
   return el("li", { class: "model-job is-" + job.state, id: "model-job-" + job.id,
     dataset: { jobId: job.id, state: job.state, modelId: job.model_id || "" } }, children);
 }
@@ -106,12 +139,14 @@ function jobItem(job) {
 function render() {
   list.replaceChildren(...Array.from(jobs.values()).map(jobItem));
   emptyNote.hidden = jobs.size > 0;
+  moreNote.hidden = total <= jobs.size;
+  moreNote.textContent = "The latest " + jobs.size + " of " + total + " jobs are listed.";
   schedulePoll();
 }
 
 function upsert(job) {
   const before = jobs.get(job.id);
-  if (!before) jobs = new Map([[job.id, job], ...jobs]);
+  if (!before) jobs = new Map([[job.id, job], ...Array.from(jobs).slice(0, SHOWN - 1)]);
   else jobs.set(job.id, job);
   const ended = before && UNFINISHED.includes(before.state) && !UNFINISHED.includes(job.state);
   if (ended && job.model_id) document.dispatchEvent(new CustomEvent("daydream:models-changed"));
@@ -119,10 +154,11 @@ function upsert(job) {
 }
 
 function load() {
-  return api("GET", "/api/v1/admin/model-jobs?limit=50").then((res) => {
+  return api("GET", "/api/v1/admin/model-jobs?limit=" + SHOWN).then((res) => {
     if (!res.ok || !res.data) return;
     const previous = jobs;
     jobs = new Map(res.data.items.map((job) => [job.id, job]));
+    total = res.data.total;
     const madeOne = res.data.items.some((job) => {
       const before = previous.get(job.id);
       return before && UNFINISHED.includes(before.state) && job.state === "done" && job.model_id;
@@ -162,6 +198,7 @@ form.addEventListener("submit", (event) => {
       statusLine.classList.add("is-ok");
       form.elements.token.value = ""; // the token goes with the job only
       form.elements.source.value = "";
+      total += 1;
       upsert(res.data);
       return;
     }
