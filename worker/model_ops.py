@@ -13,6 +13,10 @@ so whatever the worker can load, this can convert or merge.
   A·(1−α) + B·α, add_difference A + (B − C)·α; A's other parts (VAE, tokenizers,
   scheduler) are kept; save A's pipeline with the merged weights.
 
+Either saves in the precision the job asks for (options.dtype): by default its source's
+(a merge: A's), read from the safetensors headers, so an fp16 checkpoint stays fp16
+rather than doubling in float32; "fp16", "bf16" or "fp32" choose one.
+
 The job writes into <destination>.partial and renames it when complete; a failure
 removes it and puts the reason on the job's row (services/generation/model_ops.py keeps
 the row, its progress and its audit rows). Then a scan lists the new folder, disabled."""
@@ -55,10 +59,21 @@ def _load(row, job, step: int, steps: int, what: str):
         raise OpError(f"{row.name} could not be loaded: {without_paths(str(exc))}") from exc
 
 
-def _save(pipe, job) -> None:
+TORCH_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def cast(pipe, dtype: str) -> None:
+    """Every torch part of the pipeline (denoiser, text encoders, VAE…) in `dtype`."""
+    for part in pipe.components.values():
+        if isinstance(part, torch.nn.Module):
+            part.to(dtype=TORCH_DTYPES[dtype])
+
+
+def _save(pipe, job, dtype: str) -> None:
     partial = ops.partial_path(job)
     if partial.exists():
         raise OpError(f"{partial.name} exists already (an earlier job's): remove it and try again")
+    cast(pipe, dtype)
     pipe.save_pretrained(str(partial), safe_serialization=True)
     target = ops.destination_path(job)
     if target.exists():
@@ -71,8 +86,9 @@ def convert(job) -> None:
     if row is None:
         raise OpError(f"the model {job.source} is no longer in the catalog")
     pipe = _load(row, job, 0, 3, row.name)
-    ops.progress(job, "saving", 1, 3)
-    _save(pipe, job)
+    dtype = ops.save_dtype(job, row)
+    ops.progress(job, f"saving ({dtype})", 1, 3, saved_dtype=dtype)
+    _save(pipe, job, dtype)
     ops.progress(job, "scanning", 2, 3)
 
 
@@ -131,8 +147,9 @@ def merge(job) -> None:
             ops.progress(job, f"merging tensor {i}/{n}", loads + i, loads + n + 1)
 
     total = merge_parts(pipes, method, alpha, on_tensor)
-    ops.progress(job, "saving", loads + total, loads + total + 1)
-    _save(pipes[0], job)
+    dtype = ops.save_dtype(job, rows[0])
+    ops.progress(job, f"saving ({dtype})", loads + total, loads + total + 1, saved_dtype=dtype)
+    _save(pipes[0], job, dtype)
     ops.progress(job, "scanning", loads + total, loads + total + 1)
 
 

@@ -42,6 +42,11 @@ RESERVED = (catalog.LORA_FOLDER, upscaler_files.FOLDER, *guide_files.FOLDERS, *c
 _PART = re.compile(r"^[\w][\w .+()-]*$")
 # The denoiser's folder in a diffusers model, by family (the one whose tensors are checked).
 DENOISER_FOLDERS = ("unet", "transformer")
+# The precision a result is saved in: "source" is the source's (a merge: model A's).
+DTYPES = ("source", "fp16", "bf16", "fp32")
+# safetensors' names of floating types, as DTYPES names them (fp8 fits bf16 exactly).
+_HEADER_DTYPES = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "fp32",
+                  "F8_E4M3": "bf16", "F8_E5M2": "bf16", "F8_E4M3FN": "bf16", "F8_E5M2FNUZ": "bf16"}
 
 
 # --- destination ---------------------------------------------------------------------
@@ -171,6 +176,52 @@ def denoiser_shapes(row: AiModel) -> tuple[str, dict] | None:
     return "checkpoint", {k.split("diffusion_model.", 1)[1]: v for k, v in unet.items()} if unet else keys
 
 
+def check_dtype(data: dict) -> str:
+    value = data.get("dtype")
+    if value in (None, ""):
+        return "source"
+    if value not in DTYPES:
+        raise ValidationError("dtype", "use 'source' (the precision of the source weights; a merge: model A's), "
+                              "'fp16', 'bf16' or 'fp32'")
+    return value
+
+
+def source_dtype(row: AiModel) -> str | None:
+    """"fp16", "bf16" or "fp32": the precision most of a model's denoiser weights are in,
+    from its safetensors headers (None where they cannot be read: a hub id, a .ckpt, a
+    demo model not built yet)."""
+    path = source_path(row)
+    if path is None:
+        return None
+    try:
+        if path.is_dir():
+            headers = next(([families.safetensors_header(f) for f in files] for name in DENOISER_FOLDERS
+                            if (files := sorted((path / name).glob("*.safetensors")))), [])
+            tensors = [t for header in headers for k, t in header.items() if k != "__metadata__"]
+        elif path.suffix.lower() == ".safetensors":
+            header = families.safetensors_header(path)
+            items = [(k, t) for k, t in header.items() if k != "__metadata__"]
+            unet = [t for k, t in items if k.startswith(("model.diffusion_model.", "diffusion_model."))]
+            tensors = unet or [t for _k, t in items]
+        else:
+            return None
+    except (OSError, families.UnknownModel):
+        return None
+    count: dict[str, int] = {}
+    for tensor in tensors:
+        if isinstance(tensor, dict) and tensor.get("dtype") in _HEADER_DTYPES:
+            name = _HEADER_DTYPES[tensor["dtype"]]
+            count[name] = count.get(name, 0) + math.prod(tensor.get("shape") or ())
+    return max(count, key=count.get) if count else None
+
+
+def save_dtype(job: ModelJob, first: AiModel) -> str:
+    """The precision the job saves in: the one asked for, or its (first) source's; float32
+    where that cannot be read."""
+    asked = (job.options or {}).get("dtype") or "source"
+    return (source_dtype(first) or "fp32") if asked == "source" else asked
+
+
 def _shapes(header: dict) -> dict:
     return {k: tuple(v.get("shape") or ()) for k, v in header.items()
             if k != "__metadata__" and isinstance(v, dict)}
@@ -237,14 +288,16 @@ class Cancelled(Exception):
 
 def start_convert(data: dict, user=None) -> ModelJob:
     row, destination = check_convert(data)
-    return _start(CONVERT, row.id, {"models": [row.id], "family": row.family}, destination,
+    dtype = check_dtype(data)
+    return _start(CONVERT, row.id, {"models": [row.id], "family": row.family, "dtype": dtype}, destination,
                   data.get("reason"), user)
 
 
 def start_merge(data: dict, user=None) -> ModelJob:
     rows, method, alpha, destination = check_merge(data)
+    dtype = check_dtype(data)
     ids = [row.id for row in rows]
-    return _start(MERGE, ",".join(ids), {"models": ids, "method": method, "alpha": alpha,
+    return _start(MERGE, ",".join(ids), {"models": ids, "method": method, "alpha": alpha, "dtype": dtype,
                                           "family": rows[0].family}, destination, data.get("reason"), user)
 
 
@@ -302,11 +355,11 @@ def abandon(runner: str, why: str) -> list[str]:
     return [job.id for job in ended]
 
 
-def progress(job: ModelJob, stage: str, step: int, steps: int) -> None:
+def progress(job: ModelJob, stage: str, step: int, steps: int, **more) -> None:
     """The job's stage and step (loading, merging tensor i/N, saving) in its row's options
-    and done_bytes/total_bytes (steps, not bytes, for these kinds), sent to staff as a
-    `model_job` event. Cancelled once staff cancelled it."""
-    options = {**(job.options or {}), "stage": stage}
+    (with `more`: saved_dtype) and done_bytes/total_bytes (steps, not bytes, for these
+    kinds), sent to staff as a `model_job` event. Cancelled once staff cancelled it."""
+    options = {**(job.options or {}), **more, "stage": stage}
     if not transitions.advance(ModelJob, job.id, (model_jobs.RUNNING,), options=options, done_bytes=step,
                                total_bytes=steps):
         raise Cancelled()

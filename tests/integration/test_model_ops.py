@@ -1,7 +1,10 @@
 """Convert and merge through the real archive worker (issue 26): a tiny single-file SD 1.x
 checkpoint becomes a diffusers folder that loads and generates; a merge of the demo
 model with another tiny SD 1.x model at α 0 is the demo model tensor for tensor and
-paints its pixels, at α 0.5 is neither; refusals name the field and the reason."""
+paints its pixels, at α 0.5 is neither; an fp16 checkpoint converts (and merges, as
+model A) to fp16 tensors on disk, and `dtype` chooses another precision; a job whose
+queue entry was lost is queued again once by the reconciler, and fails lost twice;
+refusals name the field and the reason."""
 from __future__ import annotations
 
 import io
@@ -11,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 import torch
 from PIL import Image as PILImage
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from extensions import db
 from models import AiModel, AuditEntry, ModelJob
@@ -59,21 +62,55 @@ def tiny_models(ops_stack):
     # A file cut short: its header reads (the scan lists it as SD 1.x), its weights do not.
     whole = (models / FOLDER / "tiny-sd1.safetensors").read_bytes()
     (models / FOLDER / "cut-short.safetensors").write_bytes(whole[:len(whole) // 2])
+    # The same checkpoint in fp16, as most shared checkpoints are.
+    half = {k: v.half() if v.is_floating_point() else v
+            for k, v in load_file(str(models / FOLDER / "tiny-sd1.safetensors")).items()}
+    save_file(half, str(models / FOLDER / "tiny-sd1-fp16.safetensors"))
     scanned = client.post("/api/v1/admin/models/scan", headers=staff).get_json()["items"]
     ids = {m["spec"]: m["id"] for m in scanned}
-    return ids[f"{FOLDER}/tiny-sd1.safetensors"], ids[f"{FOLDER}/other-sd1"], ids[f"{FOLDER}/cut-short.safetensors"]
+    return (ids[f"{FOLDER}/tiny-sd1.safetensors"], ids[f"{FOLDER}/other-sd1"], ids[f"{FOLDER}/cut-short.safetensors"],
+            ids[f"{FOLDER}/tiny-sd1-fp16.safetensors"])
+
+
+def lost_jobs(app, model_id: str) -> dict:
+    """Two queued converts whose queue entries were lost (Redis restarted without its data),
+    one of them queued again once already, and the reconciler's round over them."""
+    from datetime import timedelta
+
+    from models import utcnow
+    from services.core import keys, redis_client
+    from services.generation import model_jobs
+
+    with app.app_context():
+        old = utcnow() - timedelta(minutes=5)
+        options = {"models": [model_id], "family": "sd1", "dtype": "source", "stage": "queued"}
+        rows = {name: ModelJob(kind="convert", state="queued", source=model_id, created_at=old,
+                               options={**options, **more}, destination=f"{FOLDER}/{name}")
+                for name, more in (("lost-once", {}), ("lost-twice", {"requeued": 1}))}
+        db.session.add_all(rows.values())
+        db.session.commit()
+        ids = {name: row.id for name, row in rows.items()}
+        assert not any(redis_client.connection().exists(keys.model_job(i)) for i in ids.values())
+        model_jobs.reconcile_lost()  # (or the archive worker's own reconciler, the same code, got there first)
+        db.session.remove()
+    return {name: {"id": job_id} for name, job_id in ids.items()}
 
 
 @pytest.fixture(scope="module")
 def ops_jobs(ops_stack, tiny_models) -> dict:
-    """A convert, two merges (α 0 and 0.5) and a convert that fails, asked for at once: the
-    archive worker's child process runs them in turn (torch is loaded once)."""
+    """A convert, two merges (α 0 and 0.5) and a convert that fails, asked for at once, and
+    converts and a merge in other precisions: the archive worker's child process runs them
+    in turn (torch is loaded once). First of all, a convert whose queue entry was lost and
+    which the reconciler queued again."""
     app, client, staff, user, models = ops_stack
-    single, other, cut = tiny_models
+    single, other, cut, half = tiny_models
+    answers = lost_jobs(app, half)
     asked = {"converted": ("convert", {"model": single}), "from-cut": ("convert", {"model": cut}),
              "merged-0": ("merge", {"models": ["demo", other], "method": "weighted_sum", "alpha": 0}),
-             "merged-half": ("merge", {"models": ["demo", other], "alpha": 0.5})}
-    answers = {}
+             "merged-half": ("merge", {"models": ["demo", other], "alpha": 0.5}),
+             "converted-fp16": ("convert", {"model": half}),
+             "merged-from-fp16": ("merge", {"models": [half, other], "alpha": 0.5}),
+             "converted-bf16": ("convert", {"model": single, "dtype": "bf16"})}
     for name, (route, body) in asked.items():
         response = client.post(f"/api/v1/admin/models/{route}", headers=staff,
                                json={**body, "destination": f"{FOLDER}/{name}"})
@@ -161,6 +198,45 @@ def test_a_merge_at_alpha_0_is_its_first_model_and_at_half_is_neither(ops_stack,
     assert enable_and_paint(client, staff, user, zero.model_id) == enable_and_paint(client, staff, user, "demo")
 
 
+def dtypes_of(folder) -> set:
+    return {t.dtype for part in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
+                                 "vae/diffusion_pytorch_model.safetensors")
+            for t in load_file(str(folder / part)).values() if t.is_floating_point()}
+
+
+def test_the_result_keeps_its_sources_precision_unless_asked_for_another(ops_stack, ops_jobs):
+    app, client, staff, user, models = ops_stack
+    half, merged, bf16 = (model_op_ended(app, ops_jobs[name]["id"])
+                          for name in ("converted-fp16", "merged-from-fp16", "converted-bf16"))
+    assert (half.state, merged.state, bf16.state) == ("done", "done", "done"), (half.error, merged.error, bf16.error)
+    # An fp16 checkpoint stays fp16 (not float32, twice its size); a merge takes A's precision.
+    assert dtypes_of(models / FOLDER / "converted-fp16") == {torch.float16}
+    assert ops_jobs["converted-fp16"]["options"]["dtype"] == "source" and half.options["saved_dtype"] == "fp16"
+    assert dtypes_of(models / FOLDER / "merged-from-fp16") == {torch.float16}
+    assert dtypes_of(models / FOLDER / "converted-bf16") == {torch.bfloat16} and bf16.options["dtype"] == "bf16"
+    assert dtypes_of(models / FOLDER / "converted") == {torch.float32}  # (a float32 source)
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    size = {name: (models / FOLDER / name / unet).stat().st_size for name in ("converted", "converted-fp16")}
+    assert size["converted-fp16"] < size["converted"] * 0.6
+    # The fp16 weights are the checkpoint's, and the folder generates.
+    source = {k.removeprefix("model.diffusion_model."): v for k, v in
+              load_file(str(models / FOLDER / "tiny-sd1-fp16.safetensors")).items()
+              if k.startswith("model.diffusion_model.")}
+    saved = unet_of(models / FOLDER / "converted-fp16")
+    assert sum(t.numel() for t in saved.values()) == sum(t.numel() for t in source.values())
+    assert enable_and_paint(client, staff, user, half.model_id)
+
+
+def test_a_job_whose_queue_entry_was_lost_is_queued_again_once_then_fails(ops_stack, ops_jobs):
+    app, client, staff, user, models = ops_stack
+    job = model_op_ended(app, ops_jobs["lost-once"]["id"])
+    assert job.state == "done" and job.options["requeued"] == 1, job.error
+    assert (models / FOLDER / "lost-once" / "model_index.json").is_file()
+    failed = model_op_ended(app, ops_jobs["lost-twice"]["id"], timeout=30)
+    assert failed.state == "failed" and "lost again" in failed.error, failed.error
+    assert not (models / FOLDER / "lost-twice").exists()
+
+
 def test_mixed_families_other_kinds_and_bad_destinations_are_refused_with_reasons(ops_stack, tiny_models):
     app, client, staff, user, models = ops_stack
     single, other = tiny_models[:2]
@@ -180,6 +256,9 @@ def test_mixed_families_other_kinds_and_bad_destinations_are_refused_with_reason
             "only single-file checkpoints")
     refused("/api/v1/admin/models/convert", {"model": single, "destination": ""}, "destination",
             "give the new folder")
+    refused("/api/v1/admin/models/convert", {"model": single, "destination": "c", "dtype": "fp8"}, "dtype",
+            "'source'")
+    refused(merge, {"models": ["demo", other], "destination": "m", "dtype": 16}, "dtype", "'fp16', 'bf16' or 'fp32'")
     assert client.post(merge, headers=user.headers, json={"models": ["demo", other],
                                                            "destination": "m"}).status_code == 403
     with app.app_context():

@@ -133,6 +133,33 @@ def test_only_a_single_file_is_converted_and_a_ckpt_only_from_the_models_folder(
     assert row.id == "pickle" and destination == "converted/old"
 
 
+@pytest.mark.parametrize("dtype", ["fp8", "float16", "FP16", 16, True, ["fp16"]])
+def test_the_precision_is_checked_and_named_in_the_refusal(ops_app, dtype):
+    err = refusal(model_ops.check_dtype, {"dtype": dtype})
+    assert err.field == "dtype" and "'source'" in str(err) and "'fp16', 'bf16' or 'fp32'" in str(err)
+    assert [model_ops.check_dtype(d) for d in ({}, {"dtype": None}, {"dtype": "bf16"})] == ["source", "source", "bf16"]
+
+
+def test_the_source_precision_is_read_from_the_denoisers_headers(ops_app):
+    from models import ModelJob
+
+    _, models = ops_app
+    (models / "half-folder" / "unet").mkdir(parents=True)
+    save_file({"w": torch.zeros(64, dtype=torch.float16), "norm": torch.zeros(4)},
+              str(models / "half-folder" / "unet" / "diffusion_pytorch_model.safetensors"))
+    save_file({"model.diffusion_model.w": torch.zeros(64, dtype=torch.bfloat16),
+               "first_stage_model.w": torch.zeros(256), "alphas_cumprod": torch.zeros(8, dtype=torch.float64)},
+              str(models / "bf16-checkpoint.safetensors"))
+    folder = AiModel(id="hf", spec="half-folder", kind="folder", family="sd1")
+    single = AiModel(id="bc", spec="bf16-checkpoint.safetensors", kind="single_file", family="sd1")
+    missing = AiModel(id="gone", spec="not-there", kind="folder", family="sd1")
+    assert [model_ops.source_dtype(r) for r in (folder, single, missing)] == ["fp16", "bf16", None]
+    asked = lambda dtype: ModelJob(kind="convert", options={"dtype": dtype})  # noqa: E731
+    assert model_ops.save_dtype(asked("source"), folder) == "fp16"
+    assert model_ops.save_dtype(asked("fp32"), folder) == "fp32"
+    assert model_ops.save_dtype(asked("source"), missing) == "fp32"  # (unknown: float32)
+
+
 # --- the merge itself ------------------------------------------------------------------
 
 def pipe_of(seed: int, tied: bool = False):
@@ -173,6 +200,17 @@ def test_add_difference_adds_b_minus_c_times_alpha():
     wa, wb, wc = (tensors(p.unet)["0.weight"] for p in (a, b, c))
     merge_parts([a, b, c], "add_difference", 0.5)
     assert torch.allclose(a.unet[0].weight, wa + (wb - wc) * 0.5)
+
+
+@pytest.mark.parametrize("dtype, expected", [("fp16", torch.float16), ("bf16", torch.bfloat16),
+                                             ("fp32", torch.float32)])
+def test_the_pipeline_is_cast_to_the_precision_it_is_saved_in(dtype, expected):
+    from worker.model_ops import cast
+
+    pipe = pipe_of(1)
+    pipe.components = {"unet": pipe.unet, "text_encoder": pipe.text_encoder, "vae": pipe.vae, "scheduler": object()}
+    cast(pipe, dtype)
+    assert {t.dtype for part in (pipe.unet, pipe.text_encoder, pipe.vae) for t in part.state_dict().values()} == {expected}
 
 
 def test_models_of_other_shapes_are_refused_and_nothing_is_changed():

@@ -35,18 +35,23 @@ _STR = {"type": "string"}
 _DESTINATION = {"type": "string", "minLength": 1, "maxLength": model_ops.MAX_DESTINATION,
                 "description": "a new folder under the models folder (\"merged/my-model\"); not one that exists, "
                                "leads out of the folder, or is a folder of LoRAs, upscalers, guides or configs"}
+_DTYPE = {"enum": list(model_ops.DTYPES), "default": "source",
+          "description": "the precision the result is saved in: source (the source's; a merge: model A's), "
+                         "fp16, bf16 or fp32"}
 OPENAPI = {
     "/admin/models/convert": {"post": op(
         "Convert a single-file checkpoint into a diffusers folder, as a background job (staff)",
-        answer("The queued job (options: models, method, alpha, family, stage)", ref("ModelJob"), "202"),
+        answer("The queued job (options: models, method, alpha, dtype, family, stage, saved_dtype)",
+               ref("ModelJob"), "202"),
         body={"type": "object", "required": ["model", "destination"], "properties": {
             "model": {"type": "string", "description": "a single-file model's id (.safetensors; a .ckpt only "
                                                        "when it is in the models folder)"},
-            "destination": _DESTINATION, "reason": _STR}},
+            "destination": _DESTINATION, "dtype": _DTYPE, "reason": _STR}},
         error_codes=(401, 403, 422))},
     "/admin/models/merge": {"post": op(
         "Merge two or three models of one family into a diffusers folder, as a background job (staff)",
-        answer("The queued job (options: models, method, alpha, family, stage)", ref("ModelJob"), "202"),
+        answer("The queued job (options: models, method, alpha, dtype, family, stage, saved_dtype)",
+               ref("ModelJob"), "202"),
         body={"type": "object", "required": ["models", "destination"], "properties": {
             "models": {"type": "array", "minItems": 2, "maxItems": 3, "items": _STR,
                        "description": "[A, B] for a weighted sum, [A, B, C] for add difference; models of one "
@@ -54,6 +59,6 @@ OPENAPI = {
             "method": {"enum": list(model_ops.METHODS), "default": "weighted_sum",
                        "description": "weighted_sum: A·(1−α) + B·α; add_difference: A + (B − C)·α"},
             "alpha": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
-            "destination": _DESTINATION, "reason": _STR}},
+            "destination": _DESTINATION, "dtype": _DTYPE, "reason": _STR}},
         error_codes=(401, 403, 422))},
 }

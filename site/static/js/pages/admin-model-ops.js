@@ -2,8 +2,9 @@
  * or three models of one family (the "Convert and merge" forms, and a "Convert to
  * diffusers" button on each single-file model's row of the models table).
  *
- * POST /api/v1/admin/models/convert  {model, destination}                       -> 202 job
- * POST /api/v1/admin/models/merge    {models: [a, b, c?], method, alpha, destination} -> 202 job
+ * POST /api/v1/admin/models/convert  {model, destination, dtype}                       -> 202 job
+ * POST /api/v1/admin/models/merge    {models: [a, b, c?], method, alpha, destination, dtype} -> 202 job
+ * dtype: "source" (the source's precision; a merge: A's), "fp16", "bf16" or "fp32".
  * GET  /api/v1/admin/model-jobs/{id}  -> job {state, options: {stage}, done_bytes, total_bytes,
  *                                        error, model_id}: followed here until it ends
  * The models come from the table admin-models.js draws (its rows' data-* attributes); this
@@ -143,7 +144,7 @@ function submit(form, path, body, status, button) {
 convertForm.addEventListener("submit", (event) => {
   event.preventDefault();
   submit(convertForm, "/api/v1/admin/models/convert",
-    { model: convertSelect.value, destination: byId("convert-destination").value },
+    { model: convertSelect.value, destination: byId("convert-destination").value, dtype: byId("convert-dtype").value },
     byId("convert-status"), byId("convert-start"));
 });
 
@@ -152,7 +153,8 @@ mergeForm.addEventListener("submit", (event) => {
   const three = methodSelect.value === "add_difference";
   const models = selects.slice(0, three ? 3 : 2).map((s) => s.value);
   submit(mergeForm, "/api/v1/admin/models/merge",
-    { models, method: methodSelect.value, alpha: Number(alphaInput.value), destination: byId("merge-destination").value },
+    { models, method: methodSelect.value, alpha: Number(alphaInput.value), destination: byId("merge-destination").value,
+      dtype: byId("merge-dtype").value },
     byId("merge-status"), byId("merge-start"));
 });
 
