@@ -111,10 +111,11 @@ def test_the_class_page_works_at_desktop_and_phone_widths(browser, live):
         context.close()
 
 
-def test_a_pupil_whose_class_pool_pays_is_not_told_they_are_short(browser, live):
+def test_the_studio_counts_the_class_pool_and_says_the_class_cap_as_the_server_does(browser, live):
     """The studio's cost line counts the class pool that pays a pupil's tasks, as the
     server does at submit: a pupil with no tokens of their own is not "short" while the
-    pool can pay, the task goes through, and the line follows the pool down."""
+    pool can pay, the task goes through, and the line follows the pool down. Over the
+    class's daily cap, the studio says the server's words (no countdown of seconds)."""
     tag = uuid.uuid4().hex[:6]
     boss, pupil = f"pboss{tag}", f"pooled{tag}"
     flask_create_staff(live, boss)
@@ -152,6 +153,12 @@ def test_a_pupil_whose_class_pool_pays_is_not_told_they_are_short(browser, live)
         expect(words).to_have_text(f"Your class's pool pays: it has {50 - cost} tokens")
         expect(page.locator("#balance")).to_have_text("0 tokens")
         expect(line).not_to_have_class(re.compile(r"\bis-short\b"))
+
+        assert requests.patch(f"{live.url}/api/v1/classes/{class_id}", json={"images_per_day": 1}, headers=staff,
+                              timeout=30).status_code == 200
+        page.click("#generate")
+        expect(page.locator("#form-error")).to_have_text(re.compile(
+            r"^You have made 1 image today; your class allows 1; more from \d\d:\d\d\. Nothing was charged\.$"))
         assert page.js_errors == []
     finally:
         context.close()

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fitDescription, fitScale, matchShape, sameShape, uploadSize } from "../../site/static/js/pages/studio/sizes.js";
 import { costWords } from "../../site/static/js/pages/studio/cost.js";
-import { retryText } from "../../site/static/js/pages/studio/messages.js";
+import { capText, retryText } from "../../site/static/js/pages/studio/messages.js";
 import { defaultsFor, followModel, panelKey, restorable } from "../../site/static/js/pages/studio/defaults.js";
 
 const lim = { min: 64, max: 768, step: 8, maxPixels: 768 * 768 };
@@ -100,4 +100,10 @@ test("panelKey is per user; restorable keeps only the panel's fields", () => {
   assert.equal(panelKey(null), null);
   assert.deepEqual(restorable({ prompt: "a fox", steps: 12, evil: "x", seed: null, width: NaN }), { prompt: "a fox", steps: 12 });
   assert.deepEqual(restorable("nonsense"), {});
+});
+
+test("an image cap's 429 says when it resets in its own words, with no countdown of seconds", () => {
+  const server = "You have made 20 images today; your class allows 20; more from 00:00";
+  assert.equal(capText(server), server + ". Nothing was charged.");
+  assert.equal(capText(""), "You have made as many images as you may for now. Nothing was charged.");
 });

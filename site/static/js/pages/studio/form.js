@@ -12,6 +12,7 @@ import {
 } from "./fields.js";
 import { checkGuideFields, editing } from "./guidepanel.js";
 import { initHires } from "./hires.js";
+import { capText } from "./messages.js";
 import { closePanel } from "./panel.js";
 import { refreshBalance } from "./settings.js";
 import { state } from "./state.js";
@@ -309,6 +310,8 @@ function showSubmitError(res) {
     showFormError(message);
   } else if (res.status === 402) {
     showFormError(message || "You do not have enough tokens for this. Lower the steps, size or number of images.");
+  } else if (res.status === 429 && error.code === "image_cap") {
+    showFormError(capText(message));
   } else if (res.status === 429) {
     showRetryError(message, parseInt(res.retryAfter, 10));
   } else if (res.status === 401) {
