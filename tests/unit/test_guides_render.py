@@ -28,6 +28,7 @@ from worker.init_image import fit_picture
 from worker.kinds import edit as edit_kind
 from worker.kinds import img2img as img2img_kind
 from worker.kinds import inpaint as inpaint_kind
+from worker.pipelines import flux2 as flux2_pipelines
 from worker.pipelines.load import load_pipeline
 from worker.render import RenderContext, render_batch
 from worker.schedulers import apply_scheduler
@@ -460,6 +461,29 @@ def test_several_edit_pictures_are_stitched_side_by_side():
     assert joined.size == (20 + 80, 40)
     assert joined.getpixel((5, 5)) == (255, 0, 0) and joined.getpixel((60, 30)) == (0, 0, 255)
     assert edit_kind.reference_size(joined.size, 64 * 64, 16) == (96, 48)
+
+
+def test_flux2_and_edit_plus_take_each_picture_and_nothing_is_stitched_for_them(models, monkeypatch):
+    joined = []  # the stitching asked for: none, for pipelines that take each picture themselves
+    monkeypatch.setattr(edit_kind, "stitched", lambda pictures: joined.append(len(pictures)) or pictures[0])
+    given, edit_arguments = [], flux2_pipelines.edit_arguments
+    monkeypatch.setattr(flux2_pipelines, "edit_arguments", lambda arguments, pictures, width, height: (
+        given.append([picture.size for picture in pictures]) or edit_arguments(arguments, pictures, width, height)))
+    klein = load_pipeline("demo-flux2", models, device="cpu")
+    two = flux_task("k2", model="demo-flux2", prompt="put them together", steps=2, width=80, height=48,
+                    edit={"images": ["square", "down"]})
+    [edited], _ = rendered(klein, models, two)
+    assert edited.pixels.shape == (48, 80, 3) and edited.metadata["edit_images"] == ["square", "down"]
+    assert given == [[(64, 64), (64, 64)]] and joined == []  # each at about the result's pixels
+    # Edit Plus (a stand-in named as diffusers' class): the pictures themselves, as they are.
+    plus = type("QwenImageEditPlusPipeline", (), {})()
+    plus.transformer = SimpleNamespace(config=SimpleNamespace(guidance_embeds=False))
+    task = guided_task("q2", model="demo-qwen-edit-plus", guidance=1.0, negative_prompt="", width=96,
+                       edit={"images": ["square", "green"]})
+    kind = edit_kind.Edit()
+    runner, arguments = kind.build_call(plus, task, [SimpleNamespace(task=task)], {task.id: kind.inputs(task)})
+    assert runner is plus and [picture.size for picture in arguments["image"]] == [(SIZE, SIZE)] * 2
+    assert joined == []
 
 
 # --- maps, records, demo guides ----------------------------------------------------------------

@@ -6,17 +6,21 @@ here with their own pipeline. FLUX.2 (klein and dev) takes its reference picture
 each as its own tokens (worker/pipelines/flux2.py: edit_arguments), not stitched.
 
 Per task, once (inputs): the edit's pictures (Task.edit["images"], the user's images), the
-first the one to edit. Several are stitched side by side into one reference picture, each
-scaled to the first one's height, as ComfyUI's Kontext workflows do; the reference is then
-scaled to about the task's pixel count (its aspect kept, sides multiples of the model's
-size step), so the reference tokens cost about what the result's do (the cost counts an
-edit twice). The result is the task's width × height.
+first the one to edit, read as an EditPictures. The pipelines that take one reference
+picture (Kontext, Qwen-Image-Edit) get them stitched side by side, each scaled to the
+first one's height, as ComfyUI's Kontext workflows do, the result scaled to about the
+task's pixel count (its aspect kept, sides multiples of the model's size step), so the
+reference tokens cost about what the result's do (the cost counts such an edit twice).
+Those that take each picture as its own reference (FLUX.2, Qwen-Image-Edit Plus) get the
+pictures themselves, and nothing is stitched for them (the cost counts each picture:
+services/generation/params.guide_cost). The result is the task's width × height.
 
 Tasks share a call when they edit the same pictures (the key holds their ids: one call's
 reference pictures must have one size); each row has its own prompt and seed."""
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 from PIL import Image as PILImage
 
@@ -64,6 +68,28 @@ def scaled(picture: PILImage.Image, pixels: int) -> PILImage.Image:
     return picture if picture.size == size else picture.resize(size, PILImage.Resampling.LANCZOS)
 
 
+class EditPictures:
+    """A task's edit pictures, read once (inputs()): the pictures themselves, and what each
+    kind of editing pipeline is given, made the first time it is asked for."""
+
+    def __init__(self, pictures: list[PILImage.Image], pixels: int):
+        self.pictures, self.pixels = pictures, pixels
+
+    @cached_property
+    def reference(self) -> PILImage.Image:
+        """The pictures stitched into one reference of about the task's pixel count
+        (Kontext, Qwen-Image-Edit)."""
+        joined = stitched(self.pictures)
+        size = reference_size(joined.size, self.pixels, SIZE_STEP)
+        return joined if joined.size == size else joined.resize(size, PILImage.Resampling.LANCZOS)
+
+    @cached_property
+    def each_scaled(self) -> list[PILImage.Image]:
+        """Each picture at about the task's pixel count (FLUX.2: each reference's tokens
+        then cost about what the result's do)."""
+        return [scaled(picture, self.pixels) for picture in self.pictures]
+
+
 class Edit(TaskKind):
     name = "edit"
 
@@ -74,25 +100,24 @@ class Edit(TaskKind):
         images = pictures_of(task)
         return (len(images), tuple(images))
 
-    def inputs(self, task):
-        reference = stitched([picture_of(task, image) for image in pictures_of(task)])
-        size = reference_size(reference.size, int(task.width) * int(task.height), SIZE_STEP)
-        return reference if reference.size == size else reference.resize(size, PILImage.Resampling.LANCZOS)
+    def inputs(self, task) -> EditPictures:
+        return EditPictures([picture_of(task, image) for image in pictures_of(task)],
+                            int(task.width) * int(task.height))
 
     def build_call(self, pipe, head, rows, inputs):
         runner = editing_pipeline(pipe)
-        if qwen.is_qwen_edit(runner):  # (Edit Plus takes the pictures themselves)
-            pictures = [picture_of(head, image) for image in pictures_of(head)] if qwen.is_edit_plus(runner) else []
+        made = inputs[head.id]  # (every row's pictures are the head's: the batch key)
+        if qwen.is_qwen_edit(runner):  # Edit Plus takes the pictures themselves, Edit one reference
+            plus = qwen.is_edit_plus(runner)
             arguments = {**self.prompt_arguments(head, rows), "width": int(head.width), "height": int(head.height)}
-            return runner, qwen.edit_arguments(runner, arguments, pictures, inputs[head.id])
+            return runner, qwen.edit_arguments(runner, arguments, made.pictures if plus else [],
+                                               None if plus else made.reference)
         if flux2.takes_references(runner):  # (the pictures themselves, each its own reference)
-            pixels = int(head.width) * int(head.height)  # each costs about what the result does
-            pictures = [scaled(picture_of(head, image), pixels) for image in pictures_of(head)]
-            return runner, flux2.edit_arguments(self.prompt_arguments(head, rows), pictures,
+            return runner, flux2.edit_arguments(self.prompt_arguments(head, rows), made.each_scaled,
                                                 int(head.width), int(head.height))
-        arguments = {**self.prompt_arguments(head, rows), "image": [inputs[row.task.id] for row in rows],
+        arguments = {**self.prompt_arguments(head, rows), "image": [inputs[row.task.id].reference for row in rows],
                      "width": int(head.width), "height": int(head.height),
-                     # the result at the task's size, the reference at the size inputs() chose
+                     # the result at the task's size, the reference at the size EditPictures chose
                      "max_area": int(head.width) * int(head.height), "_auto_resize": False}
         arguments.pop("negative_prompt", None)  # (Kontext takes none without true CFG)
         return runner, arguments

@@ -49,9 +49,10 @@ def call_arguments(runner, kwargs: dict) -> dict:
 def edit_arguments(runner, arguments: dict, pictures: list, reference) -> dict:
     """The call's arguments for a Qwen-Image-Edit pipeline. arguments: the kind's prompt
     arguments (a prompt and negative prompt per row, steps, guidance) with width and
-    height; pictures: the edit's pictures (the same for every row: the batch key);
-    reference: them stitched into one, which the plain Edit takes (once per row). Edit
-    Plus takes the pictures themselves, for one prompt a call (one_image_a_call)."""
+    height; pictures: the edit's pictures (the same for every row: the batch key), which
+    Edit Plus takes themselves, for one prompt a call (one_image_a_call); reference: them
+    stitched into one, which the plain Edit takes (once per row); the worker gives each
+    pipeline only what it takes (the other is empty: nothing is stitched for Edit Plus)."""
     arguments = call_arguments(runner, arguments)
     if is_edit_plus(runner):
         return {**arguments, "image": list(pictures)}
