@@ -36,7 +36,7 @@ TARGET_TIME_RATIO = 1.0
 
 def demo_model_of(family: str) -> str:
     return next(model for model, of in DEMO_MODELS.items() if of == family and model not in
-                ("demo-kontext", "demo-qwen-edit"))
+                ("demo-kontext", "demo-qwen-edit", "demo-qwen-edit-plus"))
 
 
 def attention_layers(transformer) -> list:

@@ -1,9 +1,10 @@
-"""The tiny random-weight Qwen-Image demo model (demo-qwen, and demo-qwen-edit run from
-the same folder as Qwen-Image-Edit): a Qwen2.5-VL text encoder (with its vision tower,
-which the editing pipelines feed the picture to), a byte-level BPE Qwen2 tokenizer and a
-Qwen2-VL processor made in code, the Qwen-Image MMDiT and its 3D causal VAE
-(AutoencoderKLQwenImage: 16 latent channels, latents 1/8 of the image), at a few
-megabytes. worker/demo_model.py builds and saves it; this module only makes the objects.
+"""The tiny random-weight Qwen-Image demo model (demo-qwen, and demo-qwen-edit and
+demo-qwen-edit-plus run from the same folder as Qwen-Image-Edit and Edit Plus): a
+Qwen2.5-VL text encoder (with its vision tower, which the editing pipelines feed the
+picture to), a byte-level BPE Qwen2 tokenizer and a Qwen2-VL processor made in code,
+the Qwen-Image MMDiT and its 3D causal VAE (AutoencoderKLQwenImage: 16 latent channels,
+latents 1/8 of the image), at a few megabytes. worker/demo_model.py builds and saves
+it; this module only makes the objects.
 
 The tokenizer has the special tokens the pipelines' prompt templates use
 (<|im_start|>, <|im_end|>, <|vision_start|>, <|image_pad|>, <|vision_end|>) and no
@@ -94,7 +95,8 @@ def qwen_scheduler():
 def make_qwen(folder: Path):
     """The demo Qwen-Image pipeline, saved with a processor beside its parts as a
     Qwen-Image-Edit folder has one: QwenImagePipeline loads the folder without it
-    (demo-qwen) and QwenImageEditPipeline with it (demo-qwen-edit, the same weights)."""
+    (demo-qwen), QwenImageEditPipeline and QwenImageEditPlusPipeline with it
+    (demo-qwen-edit and demo-qwen-edit-plus, the same weights)."""
     from diffusers import QwenImagePipeline, QwenImageTransformer2DModel
 
     tokenizer = qwen_tokenizer()

@@ -118,6 +118,7 @@ DEMO_NAMES = {"demo": "Demo (tiny, paints noise)", "demo-sdxl": "Demo SDXL (tiny
               "demo-zimage": "Demo Z-Image Turbo (tiny, paints noise)",
               "demo-qwen": "Demo Qwen-Image (tiny, paints noise)",
               "demo-qwen-edit": "Demo Qwen-Image-Edit (tiny, edits into noise)",
+              "demo-qwen-edit-plus": "Demo Qwen-Image-Edit Plus (tiny, edits into noise)",
               "demo-chroma": "Demo Chroma (tiny, paints noise)",
               "demo-flux2": "Demo FLUX.2 klein (tiny, paints noise)"}
 DEMO_GUIDE_NAMES = {"demo-controlnet-sd1": "Demo ControlNet SD 1.x (tiny, random)",

@@ -676,12 +676,15 @@ def kontext_by_name(found: Detected, name: str) -> Detected:
 # Tiny random-weight models of each family, built on the worker's first use
 # (worker/demo_model.py): model id -> family. "demo" is offered by default; the others
 # when DAYDREAM_DEMO_MODELS names their family (the tests use them all). "demo-kontext"
-# is the demo FLUX.1 run as an editing model (FluxKontextPipeline): variant "kontext".
+# is the demo FLUX.1 run as an editing model (FluxKontextPipeline): variant "kontext";
+# "demo-qwen-edit" and "demo-qwen-edit-plus" the demo Qwen-Image run as Qwen-Image-Edit
+# and Edit Plus (QwenImageEditPipeline, QwenImageEditPlusPipeline: the same folder).
 DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux": "flux", "demo-kontext": "flux",
                "demo-zimage": "zimage", "demo-chroma": "chroma", "demo-flux2": "flux2",
-               "demo-qwen": "qwen", "demo-qwen-edit": "qwen"}
+               "demo-qwen": "qwen", "demo-qwen-edit": "qwen", "demo-qwen-edit-plus": "qwen"}
 DEMO_VARIANTS = {"flux": "schnell", "zimage": "turbo", "flux2": "klein"}  # a family's demo variant
-DEMO_MODEL_VARIANTS = {"demo-kontext": "kontext", "demo-qwen-edit": "edit"}  # a demo model whose variant is its own
+# A demo model whose variant is its own.
+DEMO_MODEL_VARIANTS = {"demo-kontext": "kontext", "demo-qwen-edit": "edit", "demo-qwen-edit-plus": "edit-plus"}
 # And a tiny LoRA for each family: its spec -> family.
 DEMO_LORAS = {f"demo-lora-{family}": family for family in DEMO_MODELS.values()}
 # Tiny guide models (issue 25) for the demo models, built by the worker

@@ -1,9 +1,9 @@
 """Qwen-Image through the real worker, on the tiny demo-qwen (a two-layer Qwen2.5-VL behind a
 byte-level BPE Qwen2 tokenizer, the MMDiT, Wan's 3D VAE) and demo-qwen-edit (the same
-weights as Qwen-Image-Edit). Its text-to-image, image-to-image, same-seed pixels, previews
-and scheduler run with every family's in test_families.py (MODELS); here: its card, its
-guidance (Qwen's true CFG) and negative prompt, its LoRA, inpainting, an edit, and two
-users' tasks in one call."""
+weights as Qwen-Image-Edit; demo-qwen-edit-plus as Edit Plus). Its text-to-image,
+image-to-image, same-seed pixels, previews and scheduler run with every family's in
+test_families.py (MODELS); here: its card, its guidance (Qwen's true CFG) and negative
+prompt, its LoRA, inpainting, an edit, an Edit Plus edit, and two users' tasks in one call."""
 from __future__ import annotations
 
 import base64
@@ -91,6 +91,24 @@ def test_qwen_image_edit_edits_two_pictures_by_instruction_and_records_them(qwen
     assert metadata["family"] == "qwen" and metadata["edit"]["images"] == [first, second]
     refused = qwen_user.submit(prompt="x", model="demo-qwen-edit", edit={"images": [first] * 4})
     assert refused.status_code == 422 and "at most 3" in refused.get_json()["error"]["message"]
+
+
+
+def test_qwen_image_edit_plus_takes_each_picture_through_the_worker_and_repeats_for_a_seed(qwen_user):
+    card = {m["id"]: m for m in qwen_user.get("/api/v1/models").get_json()["items"]}["demo-qwen-edit-plus"]
+    assert (card["family"], card["variant"], card["edits"], card["max_references"]) == ("qwen", "edit-plus", True, 3)
+    first, _ = upload_blocks(qwen_user, 8)
+    second, _ = upload_blocks(qwen_user, 9)
+    # (QwenImageEditPlusPipeline encodes each picture at a megapixel: two of them, twice)
+    edit = {"model": "demo-qwen-edit-plus", "prompt": "put the boats in the snow", "guidance": 1.0, "width": 96,
+            "height": 64, "edit": {"images": [first, second]}}
+    task, picture = qwen_render(qwen_user, **edit)
+    assert picture.shape == (64, 96, 3) and task["prompt"] == "put the boats in the snow"
+    assert task["edit"]["images"] == [first, second] and task["model"] == "demo-qwen-edit-plus"
+    metadata = qwen_user.get(task["images"][0]["metadata_url"]).get_json()
+    assert metadata["edit"]["images"] == [first, second] and metadata["edit_images"] == [first, second]
+    _, again = qwen_render(qwen_user, **edit)
+    assert np.array_equal(again, picture)  # the same seed, the same pixels
 
 
 # --- two users' tasks in one call -----------------------------------------------------

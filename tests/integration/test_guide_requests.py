@@ -79,7 +79,8 @@ def bad_guides() -> dict:
                            "reference 1: is 5000×5000 pixels"),
         "not-an-editor": ({"edit": {"images": [picture_url()]}}, "edit", "does not edit pictures (the models that "
                                                                          "do: demo-flux2, demo-kontext, "
-                                                                         "demo-qwen-edit)"),
+                                                                         "demo-qwen-edit, "
+                                                                         "demo-qwen-edit-plus)"),
         "too-many-edit-images": ({"model": "demo-kontext", "edit": {"images": [picture_url()] * 4}}, "edit",
                                  "at most 3 pictures"),
     }

@@ -174,10 +174,10 @@ def test_image_to_image_and_inpainting_are_charged_for_the_steps_they_run(inpain
 
 def test_an_inpainting_model_card_says_which_inpainting(inpaint_painter):
     models = {m["id"]: m for m in inpaint_painter.get("/api/v1/models").get_json()["items"] if m["kind"] == "model"}
-    # (the editing models only, the demo FLUX.1 Kontext and Qwen-Image-Edit, edit by
-    # instruction and do not inpaint; FLUX.2 also makes pictures from text, and inpaints)
+    # (the editing models only, the demo FLUX.1 Kontext, Qwen-Image-Edit and Edit Plus, edit
+    # by instruction and do not inpaint; FLUX.2 also makes pictures from text, and inpaints)
     only_edit = {k: m for k, m in models.items() if m["edits"] and not m["edit_optional"]}
-    assert set(only_edit) == {"demo-kontext", "demo-qwen-edit"}
+    assert set(only_edit) == {"demo-kontext", "demo-qwen-edit", "demo-qwen-edit-plus"}
     assert {m["inpainting"] for m in only_edit.values()} == {None}
     assert {m["inpainting"] for k, m in models.items() if k not in only_edit} == {"standard"}
 

@@ -91,7 +91,9 @@ def test_a_shallow_attention_lora_stays_another_familys_and_metadata_names_qwen(
     assert families.detect_lora_keys({**shallow, "__metadata__": {"modelspec.architecture": "qwen-image/lora"}}) == "qwen"
 
 
-def test_the_demo_qwen_models_are_qwen_and_the_edit_one_edits():
+def test_the_demo_qwen_models_are_qwen_and_the_edit_ones_edit():
     assert families.DEMO_MODELS["demo-qwen"] == families.DEMO_MODELS["demo-qwen-edit"] == "qwen"
     assert families.demo_variant("demo-qwen") == "" and families.demo_variant("demo-qwen-edit") == "edit"
+    assert families.DEMO_MODELS["demo-qwen-edit-plus"] == "qwen"
+    assert families.demo_variant("demo-qwen-edit-plus") == "edit-plus"
     assert families.DEMO_LORAS["demo-lora-qwen"] == "qwen"
