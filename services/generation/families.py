@@ -57,12 +57,16 @@ class Card:
     start_height: int | None = None
     # What else it takes (issue 25): an instruction edit of up to max_references pictures
     # (several are stitched side by side into one reference picture, as ComfyUI's Kontext
-    # workflows do); ControlNet units; reference images (IP-Adapter).
+    # workflows do, unless edit_each); ControlNet units; reference images (IP-Adapter).
     edits: bool = False
     max_references: int = 0
     # An editing model is for edits only (Kontext, Qwen-Image-Edit); one whose edits are
     # optional also makes pictures from text alone (FLUX.2 takes reference pictures natively).
     edit_optional: bool = False
+    # Each of an edit's pictures is given to the model as its own reference (FLUX.2,
+    # Qwen-Image-Edit Plus), not stitched into one: each adds its tokens to the result's,
+    # and an edit costs the base once for each (params.guide_cost).
+    edit_each: bool = False
     controlnet: bool = False
     ip_adapter: bool = False
     notes: dict = field(default_factory=dict, compare=False)
@@ -88,7 +92,7 @@ class Card:
             "latent_channels": self.latent_channels, "size_step": self.size_step,
             "max_side": self.max_side, "sizes": [list(s) for s in self.preset_sizes()],
             "inpainting": self.inpainting, "image_to_image": self.image_to_image, "edits": self.edits, "max_references": self.max_references,
-            "edit_optional": self.edit_optional,
+            "edit_optional": self.edit_optional, "edit_each": self.edit_each,
             "controlnet": self.controlnet, "ip_adapter": self.ip_adapter,
             "fast": fast.card(self.family),
         }
@@ -136,7 +140,7 @@ FAMILIES: dict[str, Card] = {
     "flux2": Card("flux2", "FLUX.2", 1024, 1024, steps=4, guidance=1.0, scheduler="flow_euler",
                   schedulers=FLOW_SCHEDULERS, uses_guidance=False, uses_negative_prompt=False,
                   latent_channels=32, size_step=16, sizes=MEGAPIXEL_SIZES, variant="klein", edits=True,
-                  max_references=4, edit_optional=True),
+                  max_references=4, edit_optional=True, edit_each=True),
     # Qwen-Image: a Qwen2.5-VL text encoder, real classifier-free guidance with a negative
     # prompt (the pipelines' true_cfg_scale: worker/pipelines/qwen.py), Wan's VAE (16
     # channels), 1328 px native with Qwen's aspect presets. Its editing models are the
@@ -161,7 +165,7 @@ EDIT_VARIANTS = {"kontext": ("flux",)}
 # scaled). No mask, ControlNet or IP-Adapter: diffusers' Qwen-Image-Edit inpaint pipeline
 # is not wired here.
 QWEN_EDIT = {variant: dict(variant=variant, steps=50, guidance=4.0, edits=True, max_references=3, inpainting=None,
-                           native_width=1024, native_height=1024)
+                           native_width=1024, native_height=1024, edit_each=variant == "edit-plus")
              for variant in ("edit", "edit-plus")}
 # FLUX.2 klein base (undistilled) and dev, at BFL's defaults. diffusers has no inpaint
 # pipeline for dev (Flux2KleinInpaintPipeline takes klein's Qwen3 encoder only).

@@ -93,16 +93,19 @@ def task_cost(steps: int, width: int, height: int, samples: int) -> int:
     return samples * math.ceil(steps * width * height / (COST["steps_unit"] * COST["pixels_unit"]))
 
 
-def guide_cost(params: dict, base: int) -> int:
+def guide_cost(params: dict, base: int, card: Card | None = None) -> int:
     """What a task's guides add to its cost `base` (the task's cost without them: its
     steps, size and samples, and a hires fix): each ControlNet unit ceil(base / 2) (it runs
     beside the denoiser at every step, about half its work); each reference image
     `samples` tokens (an image encoder pass, and a little more attention); an edit `base`
-    again, whatever the number of its pictures (the reference picture's tokens join the
-    image's: about twice the work; several pictures are stitched into one)."""
+    again (its reference picture's tokens join the image's: about twice the work), once
+    for a model that stitches several pictures into one reference (Kontext,
+    Qwen-Image-Edit), and once for each picture for one that gives each its own tokens
+    (card.edit_each: FLUX.2, Qwen-Image-Edit Plus). card: the task model's."""
     units = len(params.get("control") or ())
     references = len(params.get("references") or ())
-    edit = base if params.get("edit") else 0
+    pictures = len((params.get("edit") or {}).get("images") or ())
+    edit = base * (pictures if card is not None and card.edit_each else min(pictures, 1))
     return units * math.ceil(base / 2) + references * int(params.get("samples") or 1) + edit
 
 

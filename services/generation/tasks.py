@@ -73,10 +73,12 @@ def cost_for(user: User, params: dict) -> int:
         return 0
     # Image to image (inpainting and outpainting too) is charged for the steps it runs,
     # int(steps × strength) (models.effective_steps); a hires fix adds its second pass at
-    # the final size (params.hires_cost); the guides add their share (params.guide_cost).
+    # the final size (params.hires_cost); the guides add their share (params.guide_cost:
+    # an edit's, by its model's card).
     steps = effective_steps(params["steps"], params.get("init_image"), params.get("strength"))
     base = task_cost(steps, params["width"], params["height"], params["samples"]) + hires_cost(params)
-    return base + guide_cost(params, base)
+    card = catalog.card_for(params["model"]) if params.get("edit") else None
+    return base + guide_cost(params, base, card)
 
 
 def check_params(user: User, data) -> dict:

@@ -66,7 +66,7 @@ def test_flux2_card_renders_text_alone_and_keeps_a_preview(flux2_stack, flux2_us
     card = {m["id"]: m for m in flux2_user.get("/api/v1/models").get_json()["items"]}["demo-flux2"]
     assert (card["family"], card["family_label"], card["variant"]) == ("flux2", "FLUX.2", "klein")
     assert card["latent_channels"] == 32 and card["size_step"] == 16 and card["inpainting"] == "standard"
-    assert card["edits"] and card["edit_optional"] and card["max_references"] == 4
+    assert card["edits"] and card["edit_optional"] and card["edit_each"] and card["max_references"] == 4
     assert not card["uses_guidance"] and not card["uses_negative_prompt"]
 
     first = flux2_task(flux2_user, width=96, height=64)  # no edit: text alone (edits are optional)
@@ -117,6 +117,7 @@ def test_a_flux2_edit_takes_each_reference_picture(flux2_user):
     assert (flux2_pixels(flux2_user, other) != flux2_pixels(flux2_user, one)).any()
     alone = flux2_task(flux2_user, prompt="put them together")
     assert (flux2_pixels(flux2_user, alone) != flux2_pixels(flux2_user, one)).any()
+    assert one["cost"] == 3 * alone["cost"]  # each reference's tokens cost about what the result's do
     too_many = flux2_user.submit(**FLUX2, edit={"images": [first, second, third, first, second]})
     assert too_many.status_code == 422 and "at most 4 pictures" in too_many.get_json()["error"]["message"]
 

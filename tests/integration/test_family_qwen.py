@@ -45,7 +45,7 @@ def test_its_card_is_listed_and_guidance_and_the_negative_prompt_act(qwen_user):
     assert (model["family"], model["family_label"], model["variant"]) == ("qwen", "Qwen-Image", "")
     assert model["uses_guidance"] and model["uses_negative_prompt"] and model["inpainting"] == "standard"
     assert (model["latent_channels"], model["size_step"], model["schedulers"]) == (16, 16, ["flow_euler"])
-    assert (editor["variant"], editor["edits"], editor["max_references"]) == ("edit", True, 3)
+    assert (editor["variant"], editor["edits"], editor["max_references"], editor["edit_each"]) == ("edit", True, 3, False)
     assert items["demo-lora-qwen"]["family"] == "qwen"
 
     _, guided = qwen_render(qwen_user, guidance=4.0)
@@ -109,6 +109,11 @@ def test_qwen_image_edit_plus_takes_each_picture_through_the_worker_and_repeats_
     assert metadata["edit"]["images"] == [first, second] and metadata["edit_images"] == [first, second]
     _, again = qwen_render(qwen_user, **edit)
     assert np.array_equal(again, picture)  # the same seed, the same pixels
+    # Each picture its own reference (card edit_each): the base once more for each, as estimated.
+    body = {"prompt": "x", "width": 96, "height": 64, "steps": 2, "guidance": 1.0}
+    base = qwen_user.post("/api/v1/estimate", json={**body, "model": "demo-qwen"}).get_json()["cost"]
+    estimate = qwen_user.post("/api/v1/estimate", json={**body, **edit}).get_json()["cost"]
+    assert task["cost"] == estimate == 3 * base and card["edit_each"]
 
 
 # --- two users' tasks in one call -----------------------------------------------------

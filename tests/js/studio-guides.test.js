@@ -59,7 +59,7 @@ test("the guide models of a family, the preprocessors offered and a new unit's",
   assert.equal(defaultPreprocessor(PREPROCESSORS, "upload"), "canny");
   assert.equal(defaultPreprocessor([{ id: "tile" }], "draw"), "tile");
   assert.deepEqual(offers({ controlnet: true, ipAdapter: false, edits: false }),
-                   { control: true, references: false, edit: false, editOptional: false, maxEdit: 0 });
+                   { control: true, references: false, edit: false, editOptional: false, editEach: false, maxEdit: 0 });
   assert.deepEqual(offers({ edits: true, maxReferences: 3 }).maxEdit, 3);
   // FLUX.2 edits optionally: with no picture to edit, its task is text to image, not refused.
   const flux2 = offers({ edits: true, editOptional: true, maxReferences: 4 });
@@ -91,8 +91,8 @@ test("what a task sends: each unit with its picture, thresholds only where the p
   const edit = guidesPayload({ units: [canny], references: [ref], editImages: [{ id: "src" }, { data: "data:image/webp;base64,BB" }],
                                offered: { edit: true, maxEdit: 3 } });
   assert.deepEqual(edit, { edit: { images: ["src", "data:image/webp;base64,BB"] } });
-  assert.deepEqual(payloadCounts(body), { control: 2, references: 1, edit: false });
-  assert.deepEqual(payloadCounts(edit), { control: 0, references: 0, edit: true });
+  assert.deepEqual(payloadCounts(body), { control: 2, references: 1, edit: 0 });
+  assert.deepEqual(payloadCounts(edit), { control: 0, references: 0, edit: 2 });
 });
 
 test("the panel says what is missing before sending", () => {
@@ -110,7 +110,7 @@ test("the panel says what is missing before sending", () => {
   assert.equal(checkGuides({ editImages: [{ id: "x" }], offered: { edit: true } }), null);
 });
 
-test("the cost the guides add is the server's: half a task a unit, a token a picture a reference, twice for an edit", () => {
+test("the cost the guides add is the server's: half a task a unit, a token a picture a reference, twice for an edit, or once more a picture", () => {
   assert.equal(guidedCost(10, {}), 10);
   assert.equal(guidedCost(10, { control: 1 }), 15);
   assert.equal(guidedCost(3, { control: 2 }), 3 + 2 * 2); // ceil(3 / 2) each
@@ -118,6 +118,13 @@ test("the cost the guides add is the server's: half a task a unit, a token a pic
   assert.equal(guidedCost(1, { control: 1, references: 1, samples: 1 }), 3);
   assert.equal(guidedCost(7, { edit: true }), 14);
   assert.equal(guidedCost(7, { edit: true, references: 1, samples: 2 }), 16);
+  // An edit's pictures stitched into one reference (Kontext, Qwen-Image-Edit): the base once;
+  // each its own reference (card edit_each: FLUX.2, Qwen-Image-Edit Plus): once a picture.
+  assert.equal(guidedCost(7, { edit: 3 }), 14);
+  assert.equal(guidedCost(7, { edit: 3, editEach: true }), 7 + 3 * 7);
+  assert.equal(guidedCost(7, { edit: 0, editEach: true }), 7); // (FLUX.2 text to image)
+  assert.equal(offers({ edits: true, editEach: true, maxReferences: 4 }).editEach, true);
+  assert.equal(offers({ edits: true, maxReferences: 3 }).editEach, false);
   assert.equal(guidedCost(null, { control: 1 }), null);
 });
 

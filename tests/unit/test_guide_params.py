@@ -132,6 +132,15 @@ def test_the_guides_add_their_share_to_the_cost():
     assert guide_cost({"samples": 2, "control": [{}, {}]}, 5) == 2 * 3  # ceil(5 / 2) each
     assert guide_cost({"samples": 2, "references": [{}]}, base) == 2  # samples each
     assert guide_cost({"samples": 1, "edit": {"images": ["a", "b", "c"]}}, 7) == 7  # the base again, once
+    # A model that stitches an edit's pictures into one reference: the base once, however
+    # many; one that gives each picture its own tokens (FLUX.2, Qwen-Image-Edit Plus): once each.
+    three = {"samples": 1, "edit": {"images": ["a", "b", "c"]}}
+    for stitching in (card("flux", variant="kontext"), card("qwen", variant="edit")):
+        assert guide_cost(three, 7, stitching) == 7
+    for each in (card("flux2"), card("flux2", variant="dev"), card("qwen", variant="edit-plus")):
+        assert guide_cost(three, 7, each) == 3 * 7
+    assert guide_cost({"samples": 1, "edit": {"images": ["a"]}}, 7, card("flux2")) == 7
+    assert guide_cost({"samples": 1, "edit": None}, 7, card("flux2")) == 0  # (FLUX.2 text to image)
     assert guide_cost({"samples": 3, "control": [{}], "references": [{}, {}]}, 4) == 2 + 6
 
 

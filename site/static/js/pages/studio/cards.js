@@ -34,6 +34,7 @@ export function cardOf(model) {
     ipAdapter: m.ip_adapter === true,
     edits: m.edits === true,
     editOptional: m.edit_optional === true, // (FLUX.2: it also makes pictures from text alone)
+    editEach: m.edit_each === true, // (FLUX.2, Qwen-Image-Edit Plus: each picture its own reference)
     maxReferences: isNumber(m.max_references) && m.max_references > 0 ? Math.floor(m.max_references) : 0,
     // Fast mode (issue 28): what it does for the family, and staff's setting for the model
     // ("off", "on": every task, "optional": the user's choice).

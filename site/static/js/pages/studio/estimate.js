@@ -32,7 +32,7 @@ let errorFields = [];
 /** The formula's cost of what the form holds (null while a number is missing): an
  * outpaint costs its result's size; a hires fix adds its second pass (hires.js); the
  * guides add theirs (guides.js: each control unit half, each reference a token a
- * picture; an edit costs twice). */
+ * picture; an edit twice, or once more for each picture where the card says edit_each). */
 export function formCost() {
   const counts = guideCounts();
   const edit = editing();

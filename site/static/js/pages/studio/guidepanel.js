@@ -33,15 +33,16 @@ export function guideFields() {
   });
 }
 
-/** How many units and references the task sends, and whether it is an edit (for the
- * cost line: guides.js's guidedCost), without reading the drawings. */
+/** How many units, references and pictures to edit the task sends, and whether the model
+ * gives each picture its own tokens (for the cost line: guides.js's guidedCost), without
+ * reading the drawings. */
 export function guideCounts() {
   const on = offered();
-  if (on.edit) return { control: 0, references: 0, edit: state.guides.editImages.length > 0 };
+  if (on.edit) return { control: 0, references: 0, edit: state.guides.editImages.length, editEach: on.editEach };
   return {
     control: on.control ? state.guides.units.filter(hasImage).length : 0,
     references: on.references ? state.guides.references.filter(hasImage).length : 0,
-    edit: false,
+    edit: 0,
   };
 }
 

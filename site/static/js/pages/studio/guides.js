@@ -51,13 +51,13 @@ export function guidesFor(guides, adapter, family) {
   return (guides || []).filter((g) => g && g.id && g.adapter === adapter && g.family === family);
 }
 
-/** What the chosen model's card offers: {control, references, edit, maxEdit} (cards.js's
- * card; a card that does not say offers no guide). */
+/** What the chosen model's card offers: {control, references, edit, editOptional, editEach,
+ * maxEdit} (cards.js's card; a card that does not say offers no guide). */
 export function offers(card) {
   const c = card || {};
   return {
     control: !!c.controlnet, references: !!c.ipAdapter, edit: !!c.edits, editOptional: !!c.edits && !!c.editOptional,
-    maxEdit: c.edits ? c.maxReferences || 1 : 0,
+    editEach: !!c.edits && !!c.editEach, maxEdit: c.edits ? c.maxReferences || 1 : 0,
   };
 }
 
@@ -213,21 +213,25 @@ export function checkGuides({ units, references, editImages, offered, hasImage }
  * What the guides make the task cost, from the cost without them (`base`: the formula's,
  * hires included): the server's params.guide_cost added to it. Each ControlNet unit adds
  * ceil(base / 2) (it runs beside the denoiser at every step), each reference `samples`
- * tokens (an image encoder pass), and an edit the base again (the picture to edit joins
- * the image's tokens), however many pictures it has. null while the base is unknown.
+ * tokens (an image encoder pass), and an edit (`edit`: its number of pictures; true: one)
+ * the base again (the reference picture's tokens join the image's): once for a model that
+ * stitches its pictures into one reference, once for each picture for one whose card says
+ * edit_each (`editEach`: FLUX.2, Qwen-Image-Edit Plus). null while the base is unknown.
  */
-export function guidedCost(base, { control = 0, references = 0, samples = 1, edit = false } = {}) {
+export function guidedCost(base, { control = 0, references = 0, samples = 1, edit = 0, editEach = false } = {}) {
   if (!isNumber(base)) return null;
-  return base + control * Math.ceil(base / 2) + references * (Math.floor(samples) || 1) + (edit ? base : 0);
+  const pictures = Number(edit) || 0;
+  const edits = editEach ? pictures : Math.min(pictures, 1);
+  return base + control * Math.ceil(base / 2) + references * (Math.floor(samples) || 1) + edits * base;
 }
 
-/** How many units and references a payload has, for guidedCost. */
+/** How many units, references and pictures to edit a payload has, for guidedCost. */
 export function payloadCounts(payload) {
   const p = payload || {};
   return {
     control: Array.isArray(p.control) ? p.control.length : 0,
     references: Array.isArray(p.references) ? p.references.length : 0,
-    edit: !!(p.edit && Array.isArray(p.edit.images) && p.edit.images.length),
+    edit: p.edit && Array.isArray(p.edit.images) ? p.edit.images.length : 0,
   };
 }
 
