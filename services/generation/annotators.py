@@ -50,6 +50,7 @@ class Annotator:
     thresholds: dict = field(default_factory=lambda: {"a": None, "b": None})
     keywords: dict = field(default_factory=dict)  # {"a": "thr_v", …}
     union_type: int | None = None  # FLUX ControlNet Union mode (preprocess.BUILTINS says)
+    sdxl_union_type: int | None = None  # SDXL ControlNet Union mode (preprocess.SDXL_UNION_MODES)
 
 
 HED = ("hed", "HEDdetector", ("ControlNetHED.pth",))
@@ -63,30 +64,36 @@ def _annotators(*items: Annotator) -> dict[str, Annotator]:
 
 
 ANNOTATORS = _annotators(
-    Annotator("softedge_hed", "Soft edge (HED)", *HED, union_type=0),
-    Annotator("softedge_hedsafe", "Soft edge (HED, safe)", *HED, call={"safe": True}, union_type=0),
-    Annotator("softedge_pidinet", "Soft edge (PiDiNet)", *PIDI, union_type=0),
-    Annotator("softedge_pidisafe", "Soft edge (PiDiNet, safe)", *PIDI, call={"safe": True}, union_type=0),
-    Annotator("scribble_hed", "Scribble (HED, from a photo)", *HED, call={"scribble": True}, union_type=0),
+    Annotator("softedge_hed", "Soft edge (HED)", *HED, union_type=0, sdxl_union_type=2),
+    Annotator("softedge_hedsafe", "Soft edge (HED, safe)", *HED, call={"safe": True}, union_type=0,
+              sdxl_union_type=2),
+    Annotator("softedge_pidinet", "Soft edge (PiDiNet)", *PIDI, union_type=0, sdxl_union_type=2),
+    Annotator("softedge_pidisafe", "Soft edge (PiDiNet, safe)", *PIDI, call={"safe": True}, union_type=0,
+              sdxl_union_type=2),
+    Annotator("scribble_hed", "Scribble (HED, from a photo)", *HED, call={"scribble": True}, union_type=0,
+              sdxl_union_type=2),
     Annotator("scribble_pidinet", "Scribble (PiDiNet, from a photo)", *PIDI, call={"scribble": True},
-              union_type=0),
-    Annotator("lineart_realistic", "Line art (realistic, from a photo)", *LINEART, union_type=0),
-    Annotator("lineart_coarse", "Line art (coarse, from a photo)", *LINEART, call={"coarse": True}, union_type=0),
+              union_type=0, sdxl_union_type=2),
+    Annotator("lineart_realistic", "Line art (realistic, from a photo)", *LINEART, union_type=0, sdxl_union_type=3),
+    Annotator("lineart_coarse", "Line art (coarse, from a photo)", *LINEART, call={"coarse": True}, union_type=0,
+              sdxl_union_type=3),
     Annotator("lineart_anime", "Line art (anime)", "lineart_anime", "LineartAnimeDetector", ("netG.pth",),
-              union_type=0),
+              union_type=0, sdxl_union_type=3),
     Annotator("depth_midas", "Depth (MiDaS)", "midas", "MidasDetector", ("dpt_hybrid-midas-501f0c75.pt",),
-              union_type=2),
-    Annotator("normal_bae", "Normal map (BAE)", "normalbae", "NormalBaeDetector", ("scannet.pt",)),
-    Annotator("openpose", "OpenPose (body)", *POSE, union_type=4),
-    Annotator("openpose_hand", "OpenPose (body and hands)", *POSE, call={"include_hand": True}, union_type=4),
-    Annotator("openpose_face", "OpenPose (body and face)", *POSE, call={"include_face": True}, union_type=4),
+              union_type=2, sdxl_union_type=1),
+    Annotator("normal_bae", "Normal map (BAE)", "normalbae", "NormalBaeDetector", ("scannet.pt",), sdxl_union_type=4),
+    Annotator("openpose", "OpenPose (body)", *POSE, union_type=4, sdxl_union_type=0),
+    Annotator("openpose_hand", "OpenPose (body and hands)", *POSE, call={"include_hand": True}, union_type=4,
+              sdxl_union_type=0),
+    Annotator("openpose_face", "OpenPose (body and face)", *POSE, call={"include_face": True}, union_type=4,
+              sdxl_union_type=0),
     Annotator("openpose_full", "OpenPose (body, hands and face)", *POSE,
-              call={"include_hand": True, "include_face": True}, union_type=4),
+              call={"include_hand": True, "include_face": True}, union_type=4, sdxl_union_type=0),
     Annotator("mlsd", "Straight lines (M-LSD)", "mlsd", "MLSDdetector", ("mlsd_large_512_fp32.pth",),
               thresholds={"a": {"label": "Value threshold", "min": 0.01, "max": 2.0, "default": 0.1, "step": 0.01},
                           "b": {"label": "Distance threshold", "min": 0.01, "max": 20.0, "default": 0.1,
                                 "step": 0.01}},
-              keywords={"a": "thr_v", "b": "thr_d"}, union_type=0),
+              keywords={"a": "thr_v", "b": "thr_d"}, union_type=0, sdxl_union_type=3),
 )
 
 

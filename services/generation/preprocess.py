@@ -41,36 +41,44 @@ def _threshold(label: str, low: float, high: float, default: float, step: float)
 
 # The built-ins in the order the studio lists them. union_type: the mode index of a FLUX
 # ControlNet Union (canny 0, tile 1, depth 2, blur 3, pose 4, gray 5, lq 6); drawings of
-# lines are closest to its canny mode; "none" and "inpaint" have none.
+# lines are closest to its canny mode; "none" and "inpaint" have none. sdxl_union_type:
+# the control mode of an SDXL ControlNet Union (xinsir's: SDXL_UNION_MODES); "none" has
+# none (such a unit takes the lines' mode, as a FLUX Union takes canny).
 BUILTINS = {
     "none": {"label": "None (the image is the map)", "thresholds": {"a": None, "b": None},
-             "needs_mask": False, "union_type": None},
-    "canny": {"label": "Canny edges", "needs_mask": False, "union_type": 0, "thresholds": {
+             "needs_mask": False, "union_type": None, "sdxl_union_type": None},
+    "canny": {"label": "Canny edges", "needs_mask": False, "union_type": 0, "sdxl_union_type": 3, "thresholds": {
         "a": _threshold("Low threshold", 1, 255, 100, 1), "b": _threshold("High threshold", 1, 255, 200, 1)}},
     "scribble": {"label": "Scribble (from a drawing)", "thresholds": {"a": None, "b": None},
-                 "needs_mask": False, "union_type": 0},
+                 "needs_mask": False, "union_type": 0, "sdxl_union_type": 2},
     "lineart": {"label": "Line art (from a drawing)", "thresholds": {"a": None, "b": None},
-                "needs_mask": False, "union_type": 0},
-    "tile": {"label": "Tile / blur", "needs_mask": False, "union_type": 1, "thresholds": {
+                "needs_mask": False, "union_type": 0, "sdxl_union_type": 3},
+    "tile": {"label": "Tile / blur", "needs_mask": False, "union_type": 1, "sdxl_union_type": 6, "thresholds": {
         "a": _threshold("Down-sampling rate", 1, 8, 1, 0.1), "b": None}},
     "inpaint": {"label": "Inpaint (the mask)", "thresholds": {"a": None, "b": None},
-                "needs_mask": True, "union_type": None},
+                "needs_mask": True, "union_type": None, "sdxl_union_type": 7},
 }
 assert set(BUILTINS) == BUILTIN
+# An SDXL ControlNet Union's control modes (xinsir's controlnet-union-sdxl-1.0 has the
+# first six, its ProMax all eight); a unit's is its preprocessor's sdxl_union_type.
+SDXL_UNION_MODES = ("openpose", "depth", "hed/pidi/scribble/ted", "canny/lineart/anime_lineart/mlsd", "normal",
+                    "segment", "tile", "repaint")
+SDXL_UNION_LINES = 3  # the mode of a unit whose preprocessor has none ("none": a map drawn or made elsewhere)
 
 
 def available(models_path) -> list[dict]:
     """What this install can run: the built-ins, then the annotators whose weight files are
     under <models_path>/annotators/ and whose package imports. Each: {id, label, builtin,
     thresholds: {a, b} (each {label, min, max, default, step} or None), needs_mask,
-    union_type}."""
+    union_type, sdxl_union_type}."""
     items = [{"id": key, "label": spec["label"], "builtin": True, "thresholds": spec["thresholds"],
-              "needs_mask": spec["needs_mask"], "union_type": spec["union_type"]}
+              "needs_mask": spec["needs_mask"], "union_type": spec["union_type"],
+              "sdxl_union_type": spec["sdxl_union_type"]}
              for key, spec in BUILTINS.items()]
     for annotator in annotators.installed(models_path):
         items.append({"id": annotator.id, "label": annotator.label, "builtin": False,
                       "thresholds": annotator.thresholds, "needs_mask": False,
-                      "union_type": annotator.union_type})
+                      "union_type": annotator.union_type, "sdxl_union_type": annotator.sdxl_union_type})
     return items
 
 

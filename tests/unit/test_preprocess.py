@@ -39,6 +39,13 @@ def test_the_builtins_are_listed_without_any_annotator_weights(tmp_path):
     assert canny["builtin"] and canny["union_type"] == 0 and not canny["needs_mask"]
     assert canny["thresholds"]["a"]["default"] == 100 and canny["thresholds"]["b"]["default"] == 200
     assert next(item for item in listed if item["id"] == "inpaint")["needs_mask"]
+    # An SDXL ControlNet Union's mode (xinsir's order): lines 3, scribble 2, tile 6, repaint 7.
+    assert {item["id"]: item["sdxl_union_type"] for item in listed} == {
+        "none": None, "canny": 3, "scribble": 2, "lineart": 3, "tile": 6, "inpaint": 7}
+    assert {key: annotators.ANNOTATORS[key].sdxl_union_type for key in (
+        "openpose_full", "depth_midas", "softedge_pidinet", "scribble_hed", "lineart_anime", "mlsd", "normal_bae")} \
+        == {"openpose_full": 0, "depth_midas": 1, "softedge_pidinet": 2, "scribble_hed": 2, "lineart_anime": 3,
+            "mlsd": 3, "normal_bae": 4}
     with pytest.raises(ValidationError) as refused:
         preprocess.run(square_picture(), "lineart_realistic", models_path=tmp_path)
     assert refused.value.field == "preprocessor"

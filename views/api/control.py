@@ -27,7 +27,8 @@ def detect_map():
 THRESHOLD = {"type": ["object", "null"], "required": ["label", "min", "max", "default", "step"], "properties": {
     "label": {"type": "string"}, "min": {"type": "number"}, "max": {"type": "number"},
     "default": {"type": "number"}, "step": {"type": "number"}}}
-PREPROCESSOR = {"type": "object", "required": ["id", "label", "builtin", "thresholds", "needs_mask", "union_type"],
+PREPROCESSOR = {"type": "object", "required": ["id", "label", "builtin", "thresholds", "needs_mask", "union_type",
+                                             "sdxl_union_type"],
                 "properties": {
     "id": {"type": "string", "description": "what a control unit's preprocessor names (the annotators: "
                                             "sd-webui-controlnet's module names)"},
@@ -39,7 +40,11 @@ PREPROCESSOR = {"type": "object", "required": ["id", "label", "builtin", "thresh
     "needs_mask": {"type": "boolean"},
     "union_type": {"type": ["integer", "null"], "description": "the FLUX ControlNet Union mode it feeds "
                                                                "(canny 0, tile 1, depth 2, blur 3, pose 4, "
-                                                               "gray 5, lq 6)"}}}
+                                                               "gray 5, lq 6)"},
+    "sdxl_union_type": {"type": ["integer", "null"], "description": "the SDXL ControlNet Union mode it feeds "
+                                                                    "(xinsir's: openpose 0, depth 1, hed/pidi/"
+                                                                    "scribble 2, canny/lineart/mlsd 3, normal 4, "
+                                                                    "segment 5, tile 6, repaint 7; null: 3)"}}}
 DETECT_BODY = {
     "type": "object", "required": ["image", "preprocessor"],
     "description": "The control map a preprocessor makes of a picture, at processor_res along its short side "
