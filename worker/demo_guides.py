@@ -4,6 +4,10 @@ no download.
 
   demo-controlnet-sd1   ControlNetModel.from_unet of the demo SD 1.x UNet
   demo-controlnet-sdxl  the same for the demo SDXL UNet
+  demo-controlnet-sdxl-union
+                        a ControlNetUnionModel for the demo SDXL UNet with ProMax's eight
+                        control modes (xinsir's layout: task embeddings, a transformer
+                        over the conditions)
   demo-controlnet-flux  a FluxControlNetModel matching the demo FLUX.1 transformer, with
                         num_mode set: a ControlNet Union (InstantX's shape: the control
                         image goes through the VAE, no hint block)
@@ -27,16 +31,20 @@ FOLDER = "daydream-demo-guides"  # under the models folder (not a scan result)
 MARKER = "daydream-demo-guide.json"
 # Bump one when what it builds changes: an older folder is rebuilt on the next use.
 VERSIONS = {"demo-controlnet-sd1": 1, "demo-controlnet-sdxl": 1, "demo-controlnet-flux": 1,
-            "demo-ipadapter-sd1": 1}
+            "demo-ipadapter-sd1": 1, "demo-controlnet-sdxl-union": 1}
 # The demo model each is made for (its family's demo).
 BASES = {"demo-controlnet-sd1": ("demo", "sd1"), "demo-controlnet-sdxl": ("demo-sdxl", "sdxl"),
-         "demo-controlnet-flux": ("demo-flux", "flux"), "demo-ipadapter-sd1": ("demo", "sd1")}
+         "demo-controlnet-flux": ("demo-flux", "flux"), "demo-ipadapter-sd1": ("demo", "sd1"),
+         "demo-controlnet-sdxl-union": ("demo-sdxl", "sdxl")}
 IP_ADAPTER_FILE = "ip-adapter.safetensors"
 IMAGE_ENCODER = "image_encoder"
 # FLUX ControlNet Union's modes (InstantX): canny, tile, depth, blur, pose, gray, low quality.
 UNION_MODES = 7
+SDXL_UNION_MODES = 8  # xinsir's ProMax: openpose, depth, hed, canny, normal, segment, tile, repaint
+SDXL_UNION_HEADS = 8  # (as xinsir's, which a single file's loader assumes: loading.UNION_HEADS)
 HINT_GAIN, RESIDUAL_GAIN = 4.0, 0.5
-SEEDS = {"demo-controlnet-sd1": 31, "demo-controlnet-sdxl": 32, "demo-controlnet-flux": 33, "demo-ipadapter-sd1": 34}
+SEEDS = {"demo-controlnet-sd1": 31, "demo-controlnet-sdxl": 32, "demo-controlnet-flux": 33, "demo-ipadapter-sd1": 34,
+         "demo-controlnet-sdxl-union": 35}
 
 
 def demo_guide_path(models_path: Path, guide_id: str) -> Path:
@@ -92,6 +100,28 @@ def _controlnet_from_unet(folder: Path, model_folder: Path) -> None:
         # A stronger hint path, so that the control image (not only the ControlNet's own
         # noise) shows in the pictures, and gentler zero convolutions, so that it never
         # drowns the UNet.
+        for module in controlnet.controlnet_cond_embedding.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.mul_(HINT_GAIN)
+        for module in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+            module.weight.mul_(RESIDUAL_GAIN)
+    controlnet.save_pretrained(folder, safe_serialization=True)
+
+
+def _sdxl_union(folder: Path, model_folder: Path) -> None:
+    import torch
+    from diffusers import ControlNetUnionModel, UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(model_folder, subfolder="unet", local_files_only=True)
+    with torch.device("meta"):
+        config = {key: value for key, value in ControlNetUnionModel.from_unet(
+            unet, load_weights_from_unet=False).config.items() if not key.startswith("_")}
+    width = unet.config.block_out_channels[0]  # (the conditions' features join the UNet's first)
+    config.update(conditioning_embedding_out_channels=(8, 16, 32, 32), num_control_type=SDXL_UNION_MODES,
+                  num_trans_channel=width, num_trans_head=SDXL_UNION_HEADS, num_trans_layer=1,
+                  num_proj_channel=width)
+    controlnet = randomized(ControlNetUnionModel(**config))
+    with torch.no_grad():  # (as for the plain ControlNets)
         for module in controlnet.controlnet_cond_embedding.modules():
             if isinstance(module, torch.nn.Conv2d):
                 module.weight.mul_(HINT_GAIN)
@@ -166,4 +196,5 @@ def _hidden_size(name: str, blocks: list[int]) -> int:
 
 
 MAKERS = {"demo-controlnet-sd1": _controlnet_from_unet, "demo-controlnet-sdxl": _controlnet_from_unet,
-          "demo-controlnet-flux": _flux_controlnet, "demo-ipadapter-sd1": _ip_adapter}
+          "demo-controlnet-flux": _flux_controlnet, "demo-ipadapter-sd1": _ip_adapter,
+          "demo-controlnet-sdxl-union": _sdxl_union}

@@ -124,7 +124,8 @@ DEMO_NAMES = {"demo": "Demo (tiny, paints noise)", "demo-sdxl": "Demo SDXL (tiny
 DEMO_GUIDE_NAMES = {"demo-controlnet-sd1": "Demo ControlNet SD 1.x (tiny, random)",
                     "demo-controlnet-sdxl": "Demo ControlNet SDXL (tiny, random)",
                     "demo-controlnet-flux": "Demo ControlNet Union FLUX.1 (tiny, random)",
-                    "demo-ipadapter-sd1": "Demo IP-Adapter SD 1.x (tiny, random)"}
+                    "demo-ipadapter-sd1": "Demo IP-Adapter SD 1.x (tiny, random)",
+                    "demo-controlnet-sdxl-union": "Demo ControlNet Union SDXL (tiny, random)"}
 
 # A hub id's family before its first load, from its name (the load then says for sure).
 _HUB_HINTS = (("z-image", "zimage", "turbo"), ("qwen-image", "qwen", ""), ("chroma", "chroma", ""),

@@ -697,7 +697,8 @@ DEMO_LORAS = {f"demo-lora-{family}": family for family in DEMO_MODELS.values()}
 DEMO_GUIDES = {"demo-controlnet-sd1": ("controlnet", "sd1", "controlnet"),
                "demo-controlnet-sdxl": ("controlnet", "sdxl", "controlnet"),
                "demo-controlnet-flux": ("controlnet", "flux", "union"),
-               "demo-ipadapter-sd1": ("ipadapter", "sd1", "ip-adapter")}
+               "demo-ipadapter-sd1": ("ipadapter", "sd1", "ip-adapter"),
+               "demo-controlnet-sdxl-union": ("controlnet", "sdxl", "union")}
 
 
 def demo_family(spec: str) -> str | None:

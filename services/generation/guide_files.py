@@ -10,7 +10,9 @@ image_encoder_for() where an IP-Adapter's image encoder is).
   family of an SD ControlNet is its cross-attention width (768 SD 1.x, 1024 SD 2.x, 2048
   SDXL); FLUX's shows in its key names. A Union (several control types in one model:
   `task_embedding` in SDXL's, `controlnet_mode_embedder` or `num_mode` in FLUX's) is
-  architecture "union".
+  architecture "union". An SD Union (ControlNetUnionModel, xinsir's controlnet-union-sdxl
+  and ProMax) is SDXL's whatever its width, unless that width is SD 1.x's or 2.x's:
+  diffusers runs it with its SDXL pipelines only.
 - IP-Adapter: a .safetensors file (`image_proj.…` + `ip_adapter.N.to_k_ip.…`, the family
   from to_k_ip's input width; "ip-adapter-plus" when its projection is a resampler with
   `latents`; FLUX's XLabs layout `ip_adapter_proj_model.…`), with an `image_encoder/`
@@ -167,10 +169,12 @@ def controlnet_folder(folder: Path, guard: Guard = None) -> Guide:
     if name in CONTROLNET_CLASSES:
         width = config.get("cross_attention_dim")
         family = CROSS_ATTENTION_FAMILIES.get(width) if isinstance(width, int) else None
-        if family is None:
+        architecture = CONTROLNET_CLASSES[name]
+        if architecture == "union":
+            family = _union_family(family)
+        elif family is None:
             raise UnsupportedGuide(f"a {name} whose cross-attention width ({width}) is not that of "
                                    "Stable Diffusion 1.x, 2.x or SDXL")
-        architecture = CONTROLNET_CLASSES[name]
     elif name == "FluxControlNetModel":
         family, architecture = "flux", "union" if config.get("num_mode") else "controlnet"
     elif name == "SD3ControlNetModel":
@@ -232,12 +236,22 @@ def controlnet_keys(header: dict) -> Guide:
                 width = shape[1]
                 break
     family = CROSS_ATTENTION_FAMILIES.get(width)
-    if family is None:
-        raise UnsupportedGuide("a ControlNet whose cross-attention width "
-                               f"({width if width else 'not found'}) is not that of SD 1.x, 2.x or SDXL")
     union = "task_embedding" in names or any(k.startswith(("control_add_embedding.", "transformer_layes."))
                                             for k in names)
+    if union:
+        family = _union_family(family)
+    elif family is None:
+        raise UnsupportedGuide("a ControlNet whose cross-attention width "
+                               f"({width if width else 'not found'}) is not that of SD 1.x, 2.x or SDXL")
     return Guide("controlnet", _supported("controlnet", family), "union" if union else "controlnet")
+
+
+def _union_family(family: str | None) -> str:
+    """An SD ControlNet Union's family: SDXL (module doc), unless its width says SD 1.x/2.x."""
+    if family in (None, "sdxl"):
+        return "sdxl"
+    label = families.FAMILIES[family].label
+    raise UnsupportedGuide(f"a ControlNet Union for {label} models: Unions run with SDXL models only", family)
 
 
 # --- IP-Adapter ------------------------------------------------------------------------

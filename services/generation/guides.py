@@ -47,8 +47,12 @@ EDIT_KEYS = ("images",)
 # Families whose ControlNets take the balanced control mode only: diffusers' FLUX
 # ControlNet pipelines have neither guess mode nor per-layer soft weights.
 BALANCED_ONLY = {"flux"}
-# Families whose ControlNet Unions the worker runs (an SDXL Union is scanned, and refused here).
-UNION_FAMILIES = {"flux"}
+# Families whose ControlNet Unions the worker runs.
+UNION_FAMILIES = {"flux", "sdxl"}
+# Families whose Union takes a task's units together, each unit's map a condition of the one
+# model (diffusers' SDXL ControlNet Union pipelines): its units use that Union alone and
+# share one control mode.
+FUSED_UNIONS = {"sdxl"}
 # The kinds of image a picture sent as a data URL is stored as.
 STORED_KIND = {"control": "control", "references": "reference", "edit": "upload"}
 NOUNS = {"controlnet": "ControlNet", "ipadapter": "IP-Adapter"}
@@ -64,7 +68,7 @@ class Refused(Exception):
 # --- reading a request's values --------------------------------------------------------
 
 def runs(guide: dict) -> bool:
-    """Can the worker run this enabled guide (a guide table item)? Not an SDXL Union yet."""
+    """Can the worker run this enabled guide (a guide table item)? A Union of UNION_FAMILIES."""
     return guide.get("architecture") != "union" or guide.get("family") in UNION_FAMILIES
 
 
@@ -275,6 +279,9 @@ def validate(data: dict, params: dict, card, cards: dict, *, guide_models: dict 
             has_mask = bool(data.get("mask"))
             params["control"] = _each(units, "control", "unit", lambda raw: control_unit(
                 raw, card, model, guide_models or {}, preprocessors or {}, has_mask=has_mask), errors)
+            why = _fused_union_refusal(params["control"] or [], guide_models or {})
+            if why:
+                errors["control"], params["control"] = why, None
     if refs:
         if not card.ip_adapter:
             errors["references"] = (f"'{model}' takes no reference images ({_what(card)} models do not); choose a "
@@ -284,6 +291,25 @@ def validate(data: dict, params: dict, card, cards: dict, *, guide_models: dict 
         else:
             params["references"] = _each(refs, "references", "reference", lambda raw: reference(
                 raw, card, model, guide_models or {}), errors)
+
+
+def _fused_union_refusal(units: list[dict], table: dict) -> str | None:
+    """Why units with a FUSED_UNIONS Union cannot run together (None: they can): that
+    Union takes every unit's map in one model, so the units all use it, with one mode."""
+    fused = [unit for unit in units if table[unit["model"]].get("architecture") == "union"
+             and table[unit["model"]].get("family") in FUSED_UNIONS]
+    if not fused:
+        return None
+    union = fused[0]
+    if any(unit["model"] != union["model"] for unit in units):
+        return (f"{union['model_name']} is a ControlNet Union, which takes all of a task's units in one model: "
+                f"give every unit model \"{union['model']}\" (its preprocessor picks each unit's mode), "
+                "or no unit that Union")
+    modes = sorted({unit["control_mode"] for unit in units})
+    if len(modes) > 1:
+        return (f"the units on {union['model_name']} (a ControlNet Union, one model for all of them) share one "
+                f"control_mode: got {', '.join(modes)}")
+    return None
 
 
 def _what(card) -> str:

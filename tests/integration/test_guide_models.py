@@ -83,7 +83,8 @@ def test_demo_guides_and_the_demo_kontext_come_with_the_demo_models(guide_site, 
     assert guides == {"demo-controlnet-sd1": ("controlnet", "sd1", "controlnet", "demo", True),
                       "demo-controlnet-sdxl": ("controlnet", "sdxl", "controlnet", "demo", True),
                       "demo-controlnet-flux": ("controlnet", "flux", "union", "demo", True),
-                      "demo-ipadapter-sd1": ("ipadapter", "sd1", "ip-adapter", "demo", True)}
+                      "demo-ipadapter-sd1": ("ipadapter", "sd1", "ip-adapter", "demo", True),
+                      "demo-controlnet-sdxl-union": ("controlnet", "sdxl", "union", "demo", True)}
     user = ApiUser(guide_site.test_client(), "demoguides")
     kontext = {m["id"]: m for m in user.get("/api/v1/models").get_json()["items"]}["demo-kontext"]
     assert (kontext["kind"], kontext["family"], kontext["variant"], kontext["edits"]) == ("model", "flux", "kontext",
@@ -98,7 +99,7 @@ def test_staff_enable_a_guide_and_users_see_it_but_never_as_a_model(guide_site, 
     user = ApiUser(guide_site.test_client(), "guidefan")
     before = guide_items(user)
     assert set(before) == {"demo-controlnet-sd1", "demo-controlnet-sdxl", "demo-controlnet-flux",
-                           "demo-ipadapter-sd1"}
+                           "demo-ipadapter-sd1", "demo-controlnet-sdxl-union"}
     models_before = [m["id"] for m in user.get("/api/v1/models").get_json()["items"] if m["kind"] == "model"]
 
     found = by_spec(guide_scan)

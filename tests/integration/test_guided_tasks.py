@@ -1,10 +1,10 @@
 """Guided tasks through the real stack (web, Redis, a real worker with the tiny demo models
 and the demo guides, worker/demo_guides.py): ControlNet units steer the picture (two
 control images differ, weight 0 is no unit, the step range matters, the same inputs give
-the same pixels), an SDXL ControlNet and a FLUX ControlNet Union run, an IP-Adapter
-reference changes the picture and leaves nothing behind for the next task, and a FLUX.1
-Kontext edit records its instruction and its picture. Each picture, task and ZIP manifest
-records its guides."""
+the same pixels), an SDXL ControlNet, an SDXL ControlNet Union (two units in one model) and
+a FLUX ControlNet Union run, an IP-Adapter reference changes the picture and leaves
+nothing behind for the next task, and a FLUX.1 Kontext edit records its instruction and
+its picture. Each picture, task and ZIP manifest records its guides."""
 from __future__ import annotations
 
 import base64
@@ -152,6 +152,23 @@ def test_an_sdxl_controlnet_unit_runs_in_the_worker(guided_user):
     assert mean_difference(got["across"][0], got["down"][0]) > 1  # two control images: different pixels
     unit = got["across"][1]["ControlNet 0"]
     assert "Model: Demo ControlNet SDXL" in unit and "Control Mode: My prompt is more important" in unit
+
+
+def test_an_sdxl_controlnet_union_runs_two_units_in_the_worker(guided_user):
+    sdxl = {"model": "demo-sdxl", "steps": 2}
+    plain = submitted(guided_user, **sdxl)
+    union = {"model": "demo-controlnet-sdxl-union"}
+    guided = submitted(guided_user, control=[{"image": lines(0), "preprocessor": "canny", **union},
+                                             {"image": lines(1), "preprocessor": "tile", "weight": 0.5, **union}],
+                       **sdxl)
+    plain_pixels, _ = first_picture(guided_user, finished(guided_user, plain))
+    task = finished(guided_user, guided)
+    guided_pixels, parameters = first_picture(guided_user, task)
+    assert mean_difference(guided_pixels, plain_pixels) > 3
+    assert [unit["model"] for unit in task["control"]] == ["demo-controlnet-sdxl-union"] * 2
+    name = "Model: Demo ControlNet Union SDXL (tiny, random)"
+    assert parameters["ControlNet 0"].startswith(f"Module: canny, {name}, Weight: 1.0")
+    assert parameters["ControlNet 1"].startswith(f"Module: tile, {name}, Weight: 0.5")
 
 
 def test_a_reference_image_changes_the_picture_and_does_not_leak(guided_user, unguided):

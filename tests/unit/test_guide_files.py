@@ -40,6 +40,29 @@ def test_sd1_and_sdxl_controlnets_differ_by_their_cross_attention_width(tmp_path
     assert guide_files.controlnet_folder(union) == Guide("controlnet", "sdxl", "union")
 
 
+def test_a_controlnet_union_is_sdxls_whatever_its_width_unless_that_is_sd1s_or_sd2s(tmp_path):
+    """diffusers runs ControlNetUnionModel with its SDXL pipelines only: a Union of an
+    unknown width (a small one, as the demo's) is SDXL's; one of SD 1.x's width is not."""
+    for width, found in ((80, "sdxl"), (768, "Stable Diffusion 1.x"), (1024, "Stable Diffusion 2.x")):
+        folder = tmp_path / f"union-{width}"
+        write_json_file(folder / "config.json", {"_class_name": "ControlNetUnionModel", "cross_attention_dim": width})
+        safetensors_stub(folder / "diffusion_pytorch_model.safetensors", {"conv_in.weight": [32, 4, 3, 3]})
+        one_file = dict(SDXL_UNION_CONTROLNET)
+        one_file["down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"] = [640, width]
+        if found == "sdxl":
+            assert guide_files.controlnet_folder(folder) == Guide("controlnet", "sdxl", "union")
+            assert controlnet_file(tmp_path, one_file) == Guide("controlnet", "sdxl", "union")
+            continue
+        for scan in (lambda: guide_files.controlnet_folder(folder), lambda: controlnet_file(tmp_path, one_file)):
+            with pytest.raises(UnsupportedGuide, match=f"a ControlNet Union for {found} models: Unions run with "
+                                                       "SDXL models only"):
+                scan()
+    # A plain ControlNet of an unknown width is still no family's.
+    write_json_file(tmp_path / "plain" / "config.json", {"_class_name": "ControlNetModel", "cross_attention_dim": 80})
+    with pytest.raises(UnsupportedGuide, match=r"cross-attention width \(80\)"):
+        guide_files.controlnet_folder(tmp_path / "plain")
+
+
 def test_an_sd2_or_sd3_contronet_is_unsupported_and_says_which_families_take_one(tmp_path):
     sd2 = dict(SD1_CONTROLNET)
     sd2["control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"] = [320, 1024]
@@ -209,4 +232,4 @@ def test_cards_say_which_families_take_guides():
     assert {"edits", "max_references", "controlnet", "ip_adapter"} <= set(families.card("sd1").to_dict())
     assert {g: families.demo_family(g) for g in families.DEMO_GUIDES} == {
         "demo-controlnet-sd1": "sd1", "demo-controlnet-sdxl": "sdxl", "demo-controlnet-flux": "flux",
-        "demo-ipadapter-sd1": "sd1"}
+        "demo-ipadapter-sd1": "sd1", "demo-controlnet-sdxl-union": "sdxl"}

@@ -90,9 +90,15 @@ def test_each_setting_is_kept_and_a_task_without_guides_has_none():
     ({"model": "demo-sd3", "control": [UNIT]}, "control", "takes no ControlNet"),
     ({"model": "demo-flux", "control": [{**UNIT, "model": "cn-flux", "control_mode": "control"}]}, "control",
      "balanced"),
-    ({"model": "demo-sdxl", "control": [{**UNIT, "model": "cn-sdxl-union"}]}, "control",
-     "unit 1: Union SDXL is a Stable Diffusion XL ControlNet Union, which this server cannot run yet; "
-     "choose cn-sdxl"),
+    ({"model": "demo-sdxl", "control": [{**UNIT, "model": "cn-sdxl-union"}, {**UNIT, "model": "cn-sdxl"}]},
+     "control", "Union SDXL is a ControlNet Union, which takes all of a task's units in one model: give every "
+                "unit model \"cn-sdxl-union\""),
+    ({"model": "demo-sdxl", "control": [{**UNIT, "model": "cn-sdxl"}, {**UNIT, "model": "cn-sdxl-union"}]},
+     "control", "give every unit model \"cn-sdxl-union\""),
+    ({"model": "demo-sdxl", "control": [{**UNIT, "model": "cn-sdxl-union"},
+                                        {**UNIT, "model": "cn-sdxl-union", "control_mode": "prompt"}]},
+     "control", "the units on Union SDXL (a ControlNet Union, one model for all of them) share one control_mode: "
+                "got balanced, prompt"),
     ({"references": [{"image": "R", "model": "ip-sd1"}] * 3}, "references", "at most 2 reference images"),
     ({"references": [{"image": "R", "model": "ip-sd1", "weight": -1}]}, "references",
      "reference 1: weight must be from 0 to 2"),
@@ -152,10 +158,17 @@ def test_a_strength_or_denoising_too_small_to_run_a_step_is_refused_at_once():
         assert field == "hires" and "raise denoising" in message
 
 
-def test_the_studio_is_offered_only_the_guides_the_worker_runs():
-    """An SDXL ControlNet Union is scanned and may be enabled, but the worker cannot run it
-    yet: the studio's list leaves it out (views/studio.py) as submit refuses it."""
+def test_sdxl_controlnet_union_units_run_together_on_it_and_the_studio_lists_it():
+    """An SDXL ControlNet Union takes a task's units together (each its preprocessor's mode
+    in the worker): the units on it are kept as any unit is. The studio's list
+    (views/studio.py) offers the guides the worker runs: both Unions now; a Union of a
+    family the worker has no Union pipeline for would be left out, as submit refuses it."""
     from services.generation.guides import runs
 
-    assert runs(GUIDE_MODELS["cn-flux"]) and not runs(GUIDE_MODELS["cn-sdxl-union"])
-    assert all(runs(guide) for key, guide in GUIDE_MODELS.items() if key != "cn-sdxl-union")
+    units = guided(model="demo-sdxl", control=[
+        {**UNIT, "model": "cn-sdxl-union", "preprocessor": "canny", "control_mode": "control"},
+        {**UNIT, "model": "cn-sdxl-union", "weight": 0.5, "start": 0.2, "control_mode": "control"}])["control"]
+    assert [(u["model"], u["model_name"], u["preprocessor"], u["weight"], u["start"]) for u in units] == [
+        ("cn-sdxl-union", "Union SDXL", "canny", 1.0, 0.0), ("cn-sdxl-union", "Union SDXL", "none", 0.5, 0.2)]
+    assert all(runs(guide) for guide in GUIDE_MODELS.values())
+    assert not runs({**GUIDE_MODELS["cn-sdxl-union"], "family": "sd1"})

@@ -434,6 +434,88 @@ def test_a_flux_controlnet_union_steers_text_image_and_inpaint_calls(flux, model
     assert painted.shape == (SIZE, SIZE, 3)
 
 
+# --- SDXL ControlNet Union ---------------------------------------------------------------------
+
+SDXL_UNION = "demo-controlnet-sdxl-union"
+
+
+def test_an_sdxl_controlnet_union_is_scanned_as_one_and_loads_from_its_folder_or_one_file(models):
+    """The demo Union (ControlNetUnionModel, random weights, ProMax's eight modes) is a
+    diffusers folder; its weights alone as one file (xinsir's ProMax file has no config)
+    load with the same config and weights. The scan calls both SDXL Unions."""
+    from safetensors.torch import save_file
+
+    from services.generation import guide_files
+    from services.generation.guide_files import Guide
+
+    sdxl = load_pipeline("demo-sdxl", models, device="cpu")
+    folder_net = loading.controlnet(sdxl, loading.guide(SDXL_UNION), models)
+    assert type(folder_net).__name__ == "ControlNetUnionModel" and folder_net.config.num_control_type == 8
+    assert guide_files.controlnet_folder(demo_guide_path(models, SDXL_UNION)) == Guide("controlnet", "sdxl", "union")
+    state = {key: value.contiguous() for key, value in folder_net.state_dict().items()}
+    (models / "controlnet").mkdir(exist_ok=True)
+    path = models / "controlnet" / "union-promax.safetensors"
+    save_file(state, str(path))
+    assert guide_files.controlnet_keys(guide_files.read_header(path)) == Guide("controlnet", "sdxl", "union")
+    file_net = loading.controlnet(sdxl, loading.Guide("file-union", "file", "controlnet/union-promax.safetensors",
+                                                      "controlnet", "sdxl", "union"), models)
+    def settings(net):
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in net.config.items()
+                if not key.startswith("_")}
+
+    assert file_net is not folder_net and settings(file_net) == settings(folder_net)
+    assert all(torch.equal(value, state[key]) for key, value in file_net.state_dict().items())
+
+
+def test_an_sdxl_controlnet_union_takes_the_units_maps_and_modes_in_one_call(models, monkeypatch):
+    from worker.guides import control
+
+    sdxl = load_pipeline("demo-sdxl", models, device="cpu")
+    sent = []  # each call's modes, weights and step ranges
+    made = control.arguments
+    monkeypatch.setattr(control, "arguments", lambda *args: sent.append(made(*args)) or sent[-1])
+    xl = dict(model="demo-sdxl", steps=2)
+
+    def union_unit(image, **settings):
+        return unit(image, SDXL_UNION, **{"preprocessor": "lineart", **settings})
+
+    plain = rendered_pixels(sdxl, models, guided_task("plain", **xl))
+    across = rendered_pixels(sdxl, models, guided_task("a", control=[union_unit("across")], **xl))
+    assert sent[-1]["control_mode"] == [3] and type(sent[-1]["control_image"]) is list  # lineart: mode 3
+    down = rendered_pixels(sdxl, models, guided_task("d", control=[union_unit("down")], **xl))
+    again = rendered_pixels(sdxl, models, guided_task("a2", control=[union_unit("across")], **xl))
+    zero = rendered_pixels(sdxl, models, guided_task("z", control=[union_unit("across", weight=0.0)], **xl))
+    assert differ(across, plain) > 3 and differ(across, down) > 1  # two control images: different pixels
+    assert np.array_equal(again, across) and np.array_equal(zero, plain)  # weight 0: the pixels of no unit
+    # Two units, one call: each its map, mode (scribble 2, tile 6), weight and step range.
+    two = rendered_pixels(sdxl, models, guided_task("two", control=[
+        union_unit("across", preprocessor="scribble"), union_unit("down", preprocessor="tile", weight=0.5,
+                                                                  start=0.5)], **xl))
+    assert (sent[-1]["control_mode"], sent[-1]["controlnet_conditioning_scale"],
+            sent[-1]["control_guidance_start"]) == ([2, 6], [1.0, 0.5], [0.0, 0.5])
+    assert differ(two, across) > 1
+    guess = rendered_pixels(sdxl, models, guided_task("g", control=[union_unit("across", control_mode="control")],
+                                                      **xl))
+    assert differ(guess, across) > 1
+    # Rows of one call, each its own map.
+    [first, second], context = rendered(sdxl, models, guided_task("r1", control=[union_unit("across")], **xl),
+                                        guided_task("r2", control=[union_unit("down")], **xl))
+    assert context.calls == [["r1", "r2"]] and np.abs(second.pixels - down).max() <= 2
+    assert differ(first.pixels, second.pixels) > 1
+    # Image to image, and inpaint with the repaint mode (7: the picture, the area black).
+    start = dict(init_image_id="square", strength=0.7, **xl)
+    assert differ(rendered_pixels(sdxl, models, guided_task("i1", control=[union_unit("across")], **start)),
+                  rendered_pixels(sdxl, models, guided_task("i0", **start))) > 1
+    painted = dict(init_image_id="square", strength=0.9, mask_image_id="mask", **xl)
+    repaint = rendered_pixels(sdxl, models, guided_task("p1", control=[union_unit("square", preprocessor="inpaint")],
+                                                        **painted))
+    assert sent[-1]["control_mode"] == [7]
+    assert differ(repaint, rendered_pixels(sdxl, models, guided_task("p0", **painted))) > 1
+    # xinsir's first Union has six modes: no tile, no repaint.
+    with pytest.raises(loading.GuideError, match="has 6 control modes, not the tile preprocessor's"):
+        control._check_modes(6, [union_unit("across", preprocessor="tile")], [6])
+
+
 # --- Edit (FLUX.1 Kontext) ----------------------------------------------------------------------
 
 def test_a_kontext_edit_records_its_instruction_and_its_pictures(models):

@@ -19,9 +19,9 @@ What each family takes (validation, services/generation/guides.py, refuses the r
     Control modes balanced / prompt / control on SD 1.x and SDXL; FLUX.1 takes
     "balanced" only (diffusers' FLUX ControlNet pipelines have no guess mode and no
     per-layer weights). A FLUX ControlNet Union's mode is the preprocessor's union_type.
-    SDXL ControlNet Union models (ControlNetUnionModel) are not run yet: validation
-    refuses a unit with one, and a task that gets here with one anyway fails with a
-    message that says so. Hires fix and upscale tasks take no units.
+    An SDXL ControlNet Union (ControlNetUnionModel) takes all of a task's units in one
+    model, each its mode (the preprocessor's sdxl_union_type), weight and step range,
+    sharing one control mode (control.py). Hires fix and upscale tasks take no units.
   - IP-Adapter references on SD 1.x and SDXL (every kind above) and FLUX.1 (text to
     image, image to image, inpaint; not together with a FLUX ControlNet on image to image
     or inpaint, whose diffusers pipelines take no IP-Adapter). FLUX Redux with any FLUX
@@ -122,13 +122,15 @@ def guide_call(pipe, head, rows: list, runner, arguments: dict, prepared: dict, 
     base = pipeline_of(runner)
     if units:
         found = [loading.guide(unit["model"], unit.get("model_name")) for unit in units]
-        if any(guide.architecture == "union" and not control.is_flux(base) for guide in found):
-            raise GuideError("SDXL ControlNet Union models cannot be used yet; choose another ControlNet.")
+        flux = control.is_flux(base)
+        fused = next((guide for guide in found if guide.architecture == "union" and not flux), None)
+        if fused is not None and any(guide.id != fused.id for guide in found):
+            raise GuideError(f"{fused.name} is a ControlNet Union, which takes all of a task's units: give every "
+                             "unit that ControlNet, or none.")
         nets = [loading.controlnet(pipe, guide, models_path, follow_links) for guide in found]
         guided, unit_nets = control.controlled(pipe, base, nets, tuple(guide.id for guide in found))
-        union_types = [_union_type(unit, guide, models_path) for unit, guide in zip(units, found)]
-        flux = control.is_flux(guided)
-        row_maps = [[_condition(made, kind_inputs.get(row.task.id), arguments, flux)
+        union_types = [_union_type(unit, guide, models_path, flux) for unit, guide in zip(units, found)]
+        row_maps = [[_condition(made, kind_inputs.get(row.task.id), arguments, flux or fused is not None)
                      for made in prepared[row.task.id].maps] for row in rows]
         arguments = control.arguments(guided, unit_nets, arguments, units, row_maps, union_types, head.guidance)
         runner, base = _with_pipeline(runner, guided), guided
@@ -152,20 +154,25 @@ def guide_call(pipe, head, rows: list, runner, arguments: dict, prepared: dict, 
     return runner, arguments
 
 
-def _condition(made, kind_input, arguments: dict, flux: bool):
-    """A row's map as its call takes it (the inpaint kind's "only masked" crop applied)."""
+def _condition(made, kind_input, arguments: dict, rgb: bool):
+    """A row's map as its call takes it (the inpaint kind's "only masked" crop applied;
+    rgb: an inpaint map as RGB, the area black, as FLUX's pipelines and an SDXL Union's
+    repaint mode take it)."""
     box = getattr(kind_input, "box", None)
     size = (int(arguments["width"]), int(arguments["height"])) if box is not None else None
-    return maps.as_condition(made, box, size, minus_one=not flux)
+    return maps.as_condition(made, box, size, minus_one=not rgb)
 
 
-def _union_type(unit: dict, guide, models_path: Path):
-    """A FLUX ControlNet Union's mode for the unit's preprocessor (canny's 0 when it has
-    none); None for any other ControlNet."""
+def _union_type(unit: dict, guide, models_path: Path, flux: bool):
+    """A ControlNet Union's mode for the unit's preprocessor: FLUX's union_type (canny's 0
+    when it has none), SDXL's sdxl_union_type (the lines' when it has none); None for any
+    other ControlNet."""
     if guide.architecture != "union":
         return None
     from services.generation import preprocess
 
     info = preprocess.find(unit.get("preprocessor") or "none", models_path) or {}
-    value = info.get("union_type")
-    return int(value) if value is not None else 0
+    value = info.get("union_type" if flux else "sdxl_union_type")
+    if value is None:
+        return 0 if flux else preprocess.SDXL_UNION_LINES
+    return int(value)

@@ -5,10 +5,11 @@ image encoder) and FLUX Redux, by the guide's catalog id, cached per loaded pipe
 Where a guide's files are (its spec, as the catalog has it):
   - a demo id (families.DEMO_GUIDES): the worker-built folder (worker/demo_guides.py),
     made on first use from the demo model of its family;
-  - <models>/controlnet/…: a diffusers folder (ControlNetModel, FluxControlNetModel), or
-    a single .safetensors file: SD 1.x/SDXL in the original layout (control_model.…,
-    through diffusers' single-file loader) or in diffusers' layout (SD and FLUX), its
-    config taken from the loaded pipeline's denoiser and the file's tensor shapes;
+  - <models>/controlnet/…: a diffusers folder (ControlNetModel, ControlNetUnionModel,
+    FluxControlNetModel), or a single .safetensors file: SD 1.x/SDXL in the original
+    layout (control_model.…, through diffusers' single-file loader) or in diffusers'
+    layout (SD, SDXL Unions such as xinsir's ProMax file, and FLUX), its config taken
+    from the loaded pipeline's denoiser and the file's tensor shapes;
   - <models>/ipadapter/…: an IP-Adapter .safetensors file with its image encoder found as
     the scan finds it (guide_files.image_encoder_for), or a FluxPriorReduxPipeline folder.
 Every failure is a GuideError whose message says which guide and why."""
@@ -126,16 +127,16 @@ def controlnet(pipe, found: Guide, models_path: Path, follow_links: bool = False
 
 
 def _load_controlnet(pipe, path: Path):
-    from diffusers import ControlNetModel, FluxControlNetModel
+    from diffusers import ControlNetModel, ControlNetUnionModel, FluxControlNetModel
 
     family = family_of(pipe)
     if path.is_dir():
         config = ControlNetModel.load_config(path)
         name = config.get("_class_name", "")
-        if name == "FluxControlNetModel":
-            return FluxControlNetModel.from_pretrained(path, local_files_only=True)
-        if name == "ControlNetModel":
-            return ControlNetModel.from_pretrained(path, local_files_only=True)
+        classes = {"FluxControlNetModel": FluxControlNetModel, "ControlNetModel": ControlNetModel,
+                   "ControlNetUnionModel": ControlNetUnionModel}
+        if name in classes:
+            return classes[name].from_pretrained(path, local_files_only=True)
         raise GuideError(f"a {name or 'model'} folder is not a ControlNet Daydream can use yet")
     header = guide_files.read_header(path)
     keys = [key for key in header if key != "__metadata__"]
@@ -147,6 +148,8 @@ def _load_controlnet(pipe, path: Path):
     state = load_file(str(path))
     if family == "flux":
         model = FluxControlNetModel(**_flux_settings(pipe, state))
+    elif "task_embedding" in state:
+        model = ControlNetUnionModel(**_union_settings(pipe, state))
     else:
         model = ControlNetModel.from_unet(pipe.unet, load_weights_from_unet=False,
                                           conditioning_embedding_out_channels=_hint_channels(state))
@@ -162,6 +165,25 @@ def _hint_channels(state: dict) -> tuple[int, ...]:
         widths.append(state[f"controlnet_cond_embedding.blocks.{block}.weight"].shape[0])
         block += 2
     return tuple(widths)
+
+
+UNION_HEADS = 8  # the attention heads over an SDXL Union's conditions (xinsir's; not in the shapes)
+
+
+def _union_settings(pipe, state: dict) -> dict:
+    """A diffusers-layout SDXL ControlNet Union's config (xinsir's files come without one):
+    the UNet's, with the file's hint widths, control modes (6; ProMax 8) and condition mixer."""
+    from diffusers import ControlNetUnionModel
+
+    with torch.device("meta"):
+        settings = {key: value for key, value in ControlNetUnionModel.from_unet(
+            pipe.unet, load_weights_from_unet=False).config.items() if not key.startswith("_")}
+    modes, width = state["task_embedding"].shape
+    settings.update(conditioning_embedding_out_channels=_hint_channels(state), num_control_type=int(modes),
+                    num_trans_channel=int(width), num_trans_head=UNION_HEADS,
+                    num_trans_layer=_count(state, "transformer_layes."),
+                    num_proj_channel=int(state["spatial_ch_projs.weight"].shape[0]))
+    return settings
 
 
 def _count(state: dict, prefix: str) -> int:
