@@ -1,7 +1,8 @@
 """Hires fix through the real worker (the tiny demo models, DAYDREAM_DEMO_MODELS=all): the
-result is the first pass's size times the scale on SD 1.x (latents interpolated) and on
-FLUX.1 (in pixel space), with an upscaler model, both passes count in one progress bar,
-the PNG's infotext reads as A1111's, and what it costs is what the estimate said."""
+result is the first pass's size times the scale on SD 1.x and on FLUX.1 (latents
+interpolated: other pixels than Lanczos's), with an upscaler model, both passes count in
+one progress bar, the PNG's infotext reads as A1111's, and what it costs is what the
+estimate said."""
 from __future__ import annotations
 
 import io
@@ -88,17 +89,20 @@ def test_sd1_hires_doubles_the_size_in_one_progress_bar_and_writes_a1111_infotex
     assert meta["hires"]["upscaler"] == "latent" and meta["hires"]["width"] == 128
 
 
-def test_flux_hires_to_a_final_size_in_pixel_space(hires_user):
-    # FLUX.1's packed latents: a latent mode resizes the decoded picture (Lanczos) instead.
-    task = hires_run(hires_user, model="demo-flux", width=64, height=64, steps=2,
-                     hires={"width": 128, "height": 96, "upscaler": "latent-bicubic", "steps": 2, "denoising": 0.5})
+def test_flux_hires_to_a_final_size_in_latent_space(hires_user):
+    # FLUX.1's packed latents, unpacked and interpolated: not the Lanczos-resized picture.
+    hires = {"width": 128, "height": 96, "upscaler": "latent-bicubic", "steps": 2, "denoising": 0.5}
+    task = hires_run(hires_user, model="demo-flux", width=64, height=64, steps=2, hires=hires)
     image = task["images"][0]
-    assert (image["width"], image["height"]) == (128, 96) and hires_picture(hires_user, image).size == (128, 96)
-    fields = a1111_infotext_fields(hires_picture(hires_user, image).text["parameters"])
+    picture = hires_picture(hires_user, image)
+    assert (image["width"], image["height"]) == (128, 96) and picture.size == (128, 96)
+    fields = a1111_infotext_fields(picture.text["parameters"])
     assert fields["Hires resize"] == "128x96" and fields["Hires upscaler"] == "Latent (bicubic)"
-    again = hires_run(hires_user, model="demo-flux", width=64, height=64, steps=2,
-                      hires={"width": 128, "height": 96, "upscaler": "latent-bicubic", "steps": 2, "denoising": 0.5})
-    assert hires_picture(hires_user, again["images"][0]).tobytes() == hires_picture(hires_user, image).tobytes()
+    again = hires_run(hires_user, model="demo-flux", width=64, height=64, steps=2, hires=hires)
+    assert hires_picture(hires_user, again["images"][0]).tobytes() == picture.tobytes()
+    lanczos = hires_run(hires_user, model="demo-flux", width=64, height=64, steps=2,
+                        hires={**hires, "upscaler": "lanczos"})
+    assert hires_picture(hires_user, lanczos["images"][0]).tobytes() != picture.tobytes()
 
 
 def test_sdxl_hires_interpolates_its_latents(hires_user):

@@ -5,13 +5,19 @@ strength adds the detail the small picture could not hold.
 
 The upscale, by the task's hires upscaler:
 - a latent mode ("latent", "latent-antialiased", "latent-bicubic", …, A1111's names
-  without the brackets) on a UNet family (SD 1.x/2.x, SDXL): the first pass stops at its
-  latents (output_type="latent"), they are interpolated to the final size with
-  torch.nn.functional.interpolate in that mode, and the image-to-image pipeline starts from
-  them (diffusers takes 4-channel latents as its `image`, unencoded);
-- a latent mode on SD 3 or FLUX (16-channel, FLUX's packed, latents): the picture is
-  decoded and resized with Lanczos in pixel space, then re-encoded by the second pass
-  (the latent modes act in pixel space there);
+  without the brackets) where the family's image-to-image pipeline starts from latents
+  (LATENT_IMG2IMG: SD 1.x/2.x, SDXL, SD 3, FLUX.1, Chroma, Z-Image, Qwen-Image, FLUX.2
+  klein): the first pass stops at its latents (output_type="latent"), packed ones
+  (FLUX.1's, Chroma's, Qwen-Image's tokens of 2×2 patches) are unpacked by the
+  pipeline's own _unpack_latents to (B, C, h, w), they are interpolated to the final size
+  with torch.nn.functional.interpolate in that mode, and the image-to-image pipeline
+  starts from them: diffusers takes an `image` of the latent channel count as latents,
+  not encoded, in the space its encoder gives (scaled and shifted, Qwen-Image's by mean
+  and deviation; FLUX.2 klein's raw and 2×2-patchified, normalised by the pipeline),
+  which is the space a first pass ends in;
+- a latent mode on a pipeline whose image-to-image is another (FLUX.1 Kontext's, whose
+  `image` is a reference to edit): the picture is decoded and resized with Lanczos in
+  pixel space, then encoded by the second pass;
 - "lanczos" or "nearest": the decoded picture resized so;
 - an upscaler model's id: the decoded picture through worker/upscalers.upscale (tiled),
   to exactly the final size.
@@ -33,10 +39,16 @@ from worker import upscalers
 from worker.kinds.base import TaskKind
 from worker.kinds.img2img import takes_size
 from worker.pipelines.cache import img2img_from
-from worker.pipelines.info import family_of
 from worker.schedulers import apply_scheduler
 
-UNET_FAMILIES = ("sd1", "sd2", "sdxl")
+# The image-to-image pipelines a latent mode starts from latents (by class name): an
+# `image` of the latent channel count is taken as latents, not encoded (FLUX.2 klein's,
+# the inpaint pipeline with all masked, takes them 2×2-patchified). Others (FLUX.1
+# Kontext's, whose `image` is a reference to edit) get the decoded picture, resized.
+LATENT_IMG2IMG = ("StableDiffusionImg2ImgPipeline", "StableDiffusionXLImg2ImgPipeline",
+                  "StableDiffusion3Img2ImgPipeline", "FluxImg2ImgPipeline", "ChromaImg2ImgPipeline",
+                  "ZImageImg2ImgPipeline", "QwenImageImg2ImgPipeline", "Flux2KleinImg2ImgPipeline")
+PATCHIFIED = ("Flux2KleinImg2ImgPipeline",)
 # A latent mode as torch.nn.functional.interpolate's (mode, antialias), as A1111 has them.
 LATENT_MODES = {"latent": ("bilinear", False), "latent-antialiased": ("bilinear", True),
                 "latent-bicubic": ("bicubic", False), "latent-bicubic-antialiased": ("bicubic", True),
@@ -53,13 +65,46 @@ def settings_of(task) -> dict:
     return hires
 
 
+def spread(pipe, latents: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """A first pass's latents (output_type="latent") of a width × height picture as
+    (B, C, h, w): FLUX.1's, Chroma's and Qwen-Image's come packed, (B, h/2 × w/2, 4C)
+    tokens of 2×2 patches, unpacked by the pipeline's own _unpack_latents (Qwen-Image's
+    to (B, C, 1, h, w): one frame); the others' are so already."""
+    if latents.dim() == 3:
+        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
+    if latents.dim() == 5:
+        latents = latents.squeeze(2)
+    return latents
+
+
 def interpolate_latents(latents: torch.Tensor, mode: str, width: int, height: int, factor: int) -> torch.Tensor:
-    """UNet latents (B, 4, h, w) interpolated to the latents of a width × height picture."""
+    """Latents (B, C, h, w) interpolated to the latents of a width × height picture, in
+    float32 (half-precision kernels lack some modes), returned in their dtype."""
     how, antialias = LATENT_MODES[mode]
     size = (int(height) // factor, int(width) // factor)
+    wide = latents.float()
     if how in ("nearest", "nearest-exact"):
-        return F.interpolate(latents, size=size, mode=how)
-    return F.interpolate(latents, size=size, mode=how, antialias=antialias)
+        made = F.interpolate(wide, size=size, mode=how)
+    else:
+        made = F.interpolate(wide, size=size, mode=how, antialias=antialias)
+    return made.to(latents.dtype)
+
+
+def latent_start(runner, latents: torch.Tensor) -> dict:
+    """The image-to-image call's arguments that start it from `latents` (B, C, h, w) at
+    the final size. FLUX.2 klein's takes them 2×2-patchified, with its whole-picture mask
+    given (its wrapper makes one from a picture's size). The others' image processors pass
+    an `image` of their latent channel count through untouched, but Chroma's and
+    Z-Image's are made without that count: it is set on them (a tensor of that many
+    channels is never a picture)."""
+    if type(runner).__name__ in PATCHIFIED:
+        height, width = (side * runner.vae_scale_factor for side in latents.shape[-2:])
+        masks = [PILImage.new("L", (width, height), 255) for _ in range(latents.shape[0])]
+        return {"image": runner._patchify_latents(latents), "mask_image": masks}
+    processor = runner.image_processor
+    if processor.config.get("vae_latent_channels") != latents.shape[1]:
+        processor.register_to_config(vae_latent_channels=int(latents.shape[1]))
+    return {"image": latents}
 
 
 class PassView:
@@ -99,10 +144,13 @@ class HiresCall:
     def __init__(self, pipe, head, rows: list, inputs: dict):
         self.pipe, self.head, self.rows, self.inputs = pipe, head, rows, inputs
         self.hires = settings_of(head)
-        self.family = family_of(pipe)
 
     def in_latents(self) -> bool:
-        return self.hires["upscaler"] in LATENT_MODES and self.family in UNET_FAMILIES and self.second_steps() > 0
+        """Does the upscale act on the latents (a latent mode, a second pass, and an
+        image-to-image pipeline that starts from latents)?"""
+        if self.hires["upscaler"] not in LATENT_MODES or self.second_steps() <= 0:
+            return False
+        return type(img2img_from(self.pipe)).__name__ in LATENT_IMG2IMG
 
     def second_steps(self) -> int:
         return hires_steps(self.head.steps, self.hires)
@@ -133,7 +181,8 @@ class HiresCall:
             return SimpleNamespace(images=[PILImage.new("RGB", (width, height)) for _ in self.rows])
         if latent:
             factor = int(getattr(self.pipe, "vae_scale_factor", 8) or 8)
-            start = interpolate_latents(made.images, self.hires["upscaler"], width, height, factor)
+            latents = spread(self.pipe, made.images, int(self.head.width), int(self.head.height))
+            start = interpolate_latents(latents, self.hires["upscaler"], width, height, factor)
         else:
             start = self.upscaled(list(made.images))
             if second <= 0:
@@ -155,6 +204,8 @@ class HiresCall:
             again["callback_on_step_end_tensor_inputs"] = tensor_inputs
         if takes_size(runner):
             again.update(width=width, height=height)
+        if latent:
+            again.update(latent_start(runner, start))
         return runner(**again)
 
 
