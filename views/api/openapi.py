@@ -145,7 +145,8 @@ HIRES = {
         "upscaler": {"type": ["string", "null"], "default": HIRES_DEFAULT_UPSCALER, "description": (
             "a latent mode (" + ", ".join(LATENT_UPSCALERS) + "), a built-in resampler ("
             + ", ".join(BUILTIN_UPSCALERS) + ") or an enabled upscaler model's id (GET /models, kind upscaler); "
-            "on SD 3 and FLUX the latent modes resize the picture (Lanczos)")},
+            "the latent modes enlarge the first pass's latents on every family but FLUX.1 Kontext "
+            "(there, and with denoising 0, the picture is resized with Lanczos)")},
         "steps": {"type": ["integer", "null"], "minimum": HIRES_RULES["steps"].min,
                   "maximum": HIRES_RULES["steps"].max, "default": HIRES_RULES["steps"].default,
                   "description": "the second pass's steps; 0: the first pass's. int(steps × denoising) of them run"},
