@@ -21,6 +21,7 @@ import uuid
 from contextlib import contextmanager
 from email import message_from_bytes, policy
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import redis
 
@@ -783,3 +784,15 @@ def model_install_setup(base: Path) -> tuple[ModelFileServer, dict, Path]:
 
         save_sd1_checkpoint(StableDiffusionPipeline.from_pretrained(folder, local_files_only=True), single)
     return server, {"DAYDREAM_STARTING_TOKENS": 10000, **server.settings(base / "install-models")}, sources
+
+
+def with_query(url: str, **changes) -> str:
+    """The address with some of its query parameters replaced (None: removed)."""
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    for name, value in changes.items():
+        if value is None:
+            query.pop(name, None)
+        else:
+            query[name] = value
+    return urlunsplit(parts._replace(query=urlencode(query)))

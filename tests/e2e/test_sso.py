@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -21,7 +20,7 @@ from models import ClassMember, SchoolClass, User
 from services.accounts.passwords import hash_password
 from services.accounts.users import create_staff
 from tests.e2e.helpers import PASSWORD, STAFF_PASSWORD, new_page
-from tests.helpers import OidcProvider, unique
+from tests.helpers import OidcProvider, unique, with_query
 
 PROVIDER_PASSWORD = "the school's password"
 KEEPER = "keeper"  # the break-glass staff account
@@ -152,10 +151,3 @@ def test_a_tampered_state_and_a_wrong_nonce_are_refused_in_the_browser(browser, 
         assert page.js_errors == []
     finally:
         context.close()
-
-
-def with_query(url: str, **changes) -> str:
-    """The address with some of its query parameters replaced."""
-    parts = urlsplit(url)
-    query = {name: values[0] for name, values in parse_qs(parts.query).items()}
-    return urlunsplit(parts._replace(query=urlencode({**query, **changes})))

@@ -246,3 +246,20 @@ def upload_blocks(user, seed: int, size: int = 64):
     response = post_upload(user, buffer.getvalue(), "start.png")
     assert response.status_code == 201, response.get_json()
     return response.get_json()["id"], picture.astype(np.int16)
+
+
+def pool_of(app, class_id: str) -> int:
+    """A class pool's tokens now."""
+    from extensions import db
+    from models import SchoolClass
+
+    with app.app_context():
+        return db.session.get(SchoolClass, class_id).pool_tokens
+
+
+def books_balance(app) -> list[dict]:
+    """What the ledger check finds wrong (every balance and pool against its rows): []."""
+    from services.accounts import credits
+
+    with app.app_context():
+        return credits.check_ledger()

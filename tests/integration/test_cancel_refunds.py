@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import wait_for
-from tests.integration.helpers import ApiUser, pupil_in_new_class
+from tests.integration.helpers import ApiUser, books_balance, pool_of, pupil_in_new_class
 
 SAMPLES = 3
 # An image takes a few tenths of a second here: time enough to cancel between two.
@@ -33,21 +33,6 @@ def ledger_rows(app, task_id: str) -> list[tuple]:
         return [tuple(row) for row in db.session.execute(
             sa.select(Ledger.kind, Ledger.delta, Ledger.class_id).where(Ledger.task_id == task_id)
             .order_by(Ledger.id)).all()]
-
-
-def books(app) -> list[dict]:
-    from services.accounts import credits
-
-    with app.app_context():
-        return credits.check_ledger()
-
-
-def pool_of(app, class_id: str) -> int:
-    from extensions import db
-    from models import SchoolClass
-
-    with app.app_context():
-        return db.session.get(SchoolClass, class_id).pool_tokens
 
 
 def cancel_after_first_image(user: ApiUser) -> tuple[dict, dict]:
@@ -98,4 +83,4 @@ def test_a_task_canceled_after_its_first_image_keeps_what_was_made_and_gets_the_
     assert pool_of(app, class_id) == 100 - paid["cost"] + share - 1 and pupil.me()["tokens"] == own
     assert pupil.post(f"/api/v1/tasks/{paid['id']}/cancel").status_code == 409  # ended: no second refund
     assert ledger_rows(app, paid["id"]) == [("debit", -paid["cost"], class_id), ("refund", share, class_id)]
-    assert books(app) == []
+    assert books_balance(app) == []

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import unique
-from tests.integration.helpers import ApiUser, pupil_in_new_class, user_row
+from tests.integration.helpers import ApiUser, books_balance, pool_of, pupil_in_new_class, user_row
 
 SMALL = {"width": 64, "height": 64, "steps": 4}
 
@@ -29,21 +29,6 @@ def budget_rows(app, **where) -> list[tuple]:
         return [tuple(row) for row in db.session.execute(
             sa.select(Ledger.kind, Ledger.delta, Ledger.balance_after, Ledger.task_id, Ledger.class_id)
             .filter_by(**where).order_by(Ledger.id)).all()]
-
-
-def pool_of(app, class_id: str) -> int:
-    from extensions import db
-    from models import SchoolClass
-
-    with app.app_context():
-        return db.session.get(SchoolClass, class_id).pool_tokens
-
-
-def books_balance(app) -> list[dict]:
-    from services.accounts import credits
-
-    with app.app_context():
-        return credits.check_ledger()
 
 
 def test_the_pool_pays_once_and_a_canceled_task_is_refunded_to_it_once(idle_app):

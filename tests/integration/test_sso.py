@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from extensions import db
 from models import ClassMember, Role, SchoolClass, User
 from services.accounts.passwords import hash_password
-from tests.helpers import OIDC_CLIENT_ID, OidcProvider, unique
+from tests.helpers import OIDC_CLIENT_ID, OidcProvider, unique, with_query
 from tests.integration.helpers import csrf_from, signed_in
 
 CALLBACK = "http://localhost/auth/sso/callback"  # the test client's address
@@ -83,18 +83,6 @@ def come_back(client, callback_url: str):
     """The browser arrives back at the server with the provider's answer."""
     parts = urlsplit(callback_url)
     return client.get(f"{parts.path}?{parts.query}")
-
-
-def with_query(url: str, **changes) -> str:
-    """The address with some of its query parameters replaced (None: removed)."""
-    parts = urlsplit(url)
-    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-    for name, value in changes.items():
-        if value is None:
-            query.pop(name, None)
-        else:
-            query[name] = value
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def sso_account(app, login: str) -> User | None:

@@ -133,3 +133,11 @@ def pytest_runtest_teardown(item, nextitem):
 def isolation(request) -> Isolation:
     """This test's Isolation: tests/unit/test_test_layout.py reads what it refused."""
     return isolated(request.node)
+
+
+@pytest.fixture
+def worker_app(tmp_path, monkeypatch):
+    """The worker's claim → done path in this process (tests/unit/helpers.stand_in_worker_app)."""
+    from tests.unit.helpers import stand_in_worker_app
+
+    return stand_in_worker_app(tmp_path, monkeypatch)

@@ -18,7 +18,6 @@ from extensions import db
 from models import ClassMember, Image, Ledger, SchoolClass, Task, User
 from services.accounts import credits, users
 from services.generation import tasks as task_service
-from tests.unit.test_task_round_trips import worker_app  # noqa: F401 (the fixture)
 from worker import jobs
 
 
@@ -39,7 +38,7 @@ def new_user(app, name: str, pool: int | None = None) -> tuple[int, str | None]:
         return user.id, class_id
 
 
-def submit(app, user_id: int, samples: int) -> str:
+def submit_samples(app, user_id: int, samples: int) -> str:
     with app.app_context():
         user = db.session.get(User, user_id)
         return task_service.submit_task(user, {"prompt": "a lighthouse", "width": 64, "height": 64, "steps": 1,
@@ -52,7 +51,7 @@ def cancel_elsewhere(app, task_id: str) -> None:
         task_service.cancel(db.session.get(Task, task_id))
 
 
-def rows_of(app, task_id: str) -> list[tuple]:
+def ledger_rows_of(app, task_id: str) -> list[tuple]:
     with app.app_context():
         return [tuple(row) for row in db.session.execute(
             sa.select(Ledger.kind, Ledger.delta, Ledger.class_id).where(Ledger.task_id == task_id)
@@ -69,7 +68,7 @@ def images_of(app, task_id: str) -> list[Image]:
 def test_a_task_canceled_after_one_of_three_images_keeps_it_and_gets_two_thirds_back(worker_app, monkeypatch):
     app = worker_app
     user_id, _ = new_user(app, "partlycanceled")
-    task_id = submit(app, user_id, samples=3)
+    task_id = submit_samples(app, user_id, samples=3)
     real_keep = jobs.ServiceContext.keep
 
     def keep_then_cancel(context, images):
@@ -88,7 +87,7 @@ def test_a_task_canceled_after_one_of_three_images_keeps_it_and_gets_two_thirds_
     assert kept.kind == "result" and (Path(app.config["IMAGES_PATH"]) / kept.filename).is_file()
     share = cost * 2 // 3
     assert 0 < share < cost
-    assert rows_of(app, task_id) == [("debit", -cost, None), ("refund", share, None)]
+    assert ledger_rows_of(app, task_id) == [("debit", -cost, None), ("refund", share, None)]
     assert balance == 1000 - cost + share
     assert refunded is False  # (it delivered an image and paid for it)
     assert note == f"Canceled with 1 of 3 images made: you keep it, and the share of the other 2 ({share} tokens) " \
@@ -99,7 +98,7 @@ def test_a_task_canceled_after_one_of_three_images_keeps_it_and_gets_two_thirds_
 def test_a_pool_paid_task_canceled_part_way_gets_its_share_back_into_the_pool_once(worker_app, monkeypatch):
     app = worker_app
     user_id, class_id = new_user(app, "poolcanceled", pool=500)
-    task_id = submit(app, user_id, samples=4)
+    task_id = submit_samples(app, user_id, samples=4)
     real_keep = jobs.ServiceContext.keep
     kept_calls = []
 
@@ -120,7 +119,7 @@ def test_a_pool_paid_task_canceled_part_way_gets_its_share_back_into_the_pool_on
         problems = credits.check_ledger()
     assert len(images_of(app, task_id)) == 2
     share = cost * 2 // 4
-    assert rows_of(app, task_id) == [("debit", -cost, class_id), ("refund", share, class_id)]
+    assert ledger_rows_of(app, task_id) == [("debit", -cost, class_id), ("refund", share, class_id)]
     assert pool == 500 - cost + share and own == 1000  # the pool paid, the pool got the share back
     assert problems == []
     # A second cancel finds the task ended: 409, nothing more refunded.
@@ -130,7 +129,7 @@ def test_a_pool_paid_task_canceled_part_way_gets_its_share_back_into_the_pool_on
             raise AssertionError("a second cancel was accepted")
         except task_service.Conflict:
             pass
-    assert rows_of(app, task_id) == [("debit", -cost, class_id), ("refund", share, class_id)]
+    assert ledger_rows_of(app, task_id) == [("debit", -cost, class_id), ("refund", share, class_id)]
 
 
 def test_a_cancel_between_an_earlier_image_and_its_commit_rolls_it_back_and_refunds_in_full(worker_app, monkeypatch):
@@ -139,7 +138,7 @@ def test_a_cancel_between_an_earlier_image_and_its_commit_rolls_it_back_and_refu
     and the files removed, so what the cancel counted is what the owner keeps."""
     app = worker_app
     user_id, _ = new_user(app, "racecanceled")
-    task_id = submit(app, user_id, samples=3)
+    task_id = submit_samples(app, user_id, samples=3)
     saved = []
     real_save = jobs.ServiceContext.save
 
@@ -157,7 +156,7 @@ def test_a_cancel_between_an_earlier_image_and_its_commit_rolls_it_back_and_refu
         assert task.state == "canceled"
         cost, balance, refunded = task.cost, db.session.get(User, user_id).tokens, task.refunded
     assert images_of(app, task_id) == []
-    assert rows_of(app, task_id) == [("debit", -cost, None), ("refund", cost, None)]
+    assert ledger_rows_of(app, task_id) == [("debit", -cost, None), ("refund", cost, None)]
     assert balance == 1000 and refunded is True
     folder = Path(app.config["IMAGES_PATH"])
     assert len(saved) == 1 and not (folder / saved[0]).exists()

@@ -23,7 +23,7 @@ KEY = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "R
 
 
 @pytest.fixture
-def app_context(monkeypatch):
+def sso_context(monkeypatch):
     # The provider's published keys, as if fetched from its jwks_uri.
     monkeypatch.setitem(sso._key_sets, DOCUMENT["jwks_uri"], {"keys": [KEY.as_dict(private=False)]})
     app = Flask(__name__)
@@ -38,7 +38,7 @@ def id_token(key=KEY, **changes) -> dict:
     return {"id_token": jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key), "access_token": None}
 
 
-def test_a_token_for_this_client_and_sign_in_passes(app_context):
+def test_a_token_for_this_client_and_sign_in_passes(sso_context):
     claims = sso._id_token_claims(DOCUMENT, id_token(), NONCE)
     assert (claims["sub"], claims["aud"], claims["iss"]) == ("pia", CLIENT, ISSUER)
 
@@ -50,13 +50,13 @@ def test_a_token_for_this_client_and_sign_in_passes(app_context):
     ({"nonce": "another-sign-ins-nonce"}, "sso_nonce", "nonce does not match"),
     ({"exp": int(time.time()) - 3600}, "sso_exp", "has expired"),
 ])
-def test_a_token_for_another_client_issuer_nonce_or_time_is_refused(app_context, changes, code, words):
+def test_a_token_for_another_client_issuer_nonce_or_time_is_refused(sso_context, changes, code, words):
     with pytest.raises(sso.SignOnFailed, match=words) as refused:
         sso._id_token_claims(DOCUMENT, id_token(**changes), NONCE)
     assert refused.value.code == code
 
 
-def test_a_token_signed_by_another_key_is_refused(app_context):
+def test_a_token_signed_by_another_key_is_refused(sso_context):
     forger = RSAKey.generate_key(2048, parameters={"kid": "k1"})
     with pytest.raises(sso.SignOnFailed, match="not signed by") as refused:
         sso._id_token_claims(DOCUMENT, id_token(key=forger), NONCE)

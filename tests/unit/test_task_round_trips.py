@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from types import SimpleNamespace
 
-import fakeredis
 import pytest
 import sqlalchemy as sa
-import torch
-from diffusers import EulerDiscreteScheduler
-from PIL import Image as PILImage
 
-import worker
 from extensions import db
 from models import Image, Task, User
 from services.accounts import users
 from services.core import events
 from services.generation import tasks as task_service
-from tests.helpers import instance_env, make_app
+from tests.unit.helpers import STEPS
 from worker import jobs
 
 # Measured on the claim → done path of a one-image, one-step task (the second of the
@@ -39,53 +33,6 @@ STATEMENTS = 17  # SELECT, INSERT and UPDATE statements sent to the database
 COMMITS = 2  # the claim (queued → running); the image row with running → done
 TASK_EVENTS = 4  # running (claimed), the progress of steps 0 and 1, done (with its image)
 QUEUE_EVENTS = 1  # the queue changed (one task fewer queued)
-STEPS = 1  # one step: the last step's progress is always sent (no throttling to count)
-
-
-class RoundTripStandIn:
-    """Stands in for a loaded StableDiffusionPipeline (the family is read from the class
-    name, set below): a scheduler, the UNet's and VAE's configs, and a call that runs
-    the step callback once a step and returns one picture a prompt."""
-
-    def __init__(self):
-        self.scheduler = EulerDiscreteScheduler()
-        self.unet = SimpleNamespace(config=SimpleNamespace(cross_attention_dim=32))
-        self.vae = SimpleNamespace(config=SimpleNamespace(latent_channels=4))
-        self.device = torch.device("cpu")
-        self.num_timesteps = STEPS
-        self._interrupt = False
-
-    def __call__(self, *, prompt, num_inference_steps, callback_on_step_end=None, width, height, **_ignored):
-        latents = torch.zeros(len(prompt), 4, height // 8, width // 8)
-        for step in range(num_inference_steps):
-            if callback_on_step_end is not None:
-                callback_on_step_end(self, step, 999 - step, {"latents": latents})
-        return SimpleNamespace(images=[PILImage.new("RGB", (width, height), (40, 90, 160)) for _ in prompt])
-
-
-RoundTripStandIn.__name__ = "StableDiffusionPipeline"
-
-
-@pytest.fixture
-def worker_app(tmp_path, monkeypatch):
-    app = make_app(instance_env(tmp_path / "instance", "redis://127.0.0.1:1/0", tmp_path / "models",
-                                DAYDREAM_STARTING_TOKENS=1000, DAYDREAM_RATE_LIMITS=0, DAYDREAM_DEVICE="cpu",
-                                DAYDREAM_PROGRESS_HZ=1))
-    fake = fakeredis.FakeRedis()
-    app.extensions["daydream_redis"] = fake
-    app.extensions["daydream_redis_probe"] = fake
-    monkeypatch.setattr(worker, "_app", app)  # worker.get_app(): this app
-    monkeypatch.setattr(events, "_emit", lambda *_args, **_kwargs: None)  # nothing is published
-    pipe = RoundTripStandIn()
-
-    def stand_in_pipeline(_context, head):
-        from worker.schedulers import apply_scheduler
-
-        apply_scheduler(pipe, head.scheduler)
-        return pipe
-
-    monkeypatch.setattr(jobs.ServiceContext, "pipeline", stand_in_pipeline)
-    return app
 
 
 @pytest.fixture
