@@ -689,6 +689,8 @@ DEMO_MODELS = {"demo": "sd1", "demo-sdxl": "sdxl", "demo-sd3": "sd3", "demo-flux
 DEMO_VARIANTS = {"flux": "schnell", "zimage": "turbo", "flux2": "klein"}  # a family's demo variant
 # A demo model whose variant is its own.
 DEMO_MODEL_VARIANTS = {"demo-kontext": "kontext", "demo-qwen-edit": "edit", "demo-qwen-edit-plus": "edit-plus"}
+# Demo models that are another demo model's weights run another way: the folder they load.
+DEMO_SHARED_FOLDERS = {"demo-kontext": "demo-flux", "demo-qwen-edit": "demo-qwen", "demo-qwen-edit-plus": "demo-qwen"}
 # And a tiny LoRA for each family: its spec -> family.
 DEMO_LORAS = {f"demo-lora-{family}": family for family in DEMO_MODELS.values()}
 # Tiny guide models (issue 25) for the demo models, built by the worker

@@ -116,7 +116,7 @@ def source_path(row: AiModel) -> Path | None:
     """The file or folder a model's weights are in (a demo model's once the worker has
     built it); None for a hub id."""
     if row.kind == "demo":
-        spec = "demo-flux" if row.spec == "demo-kontext" else row.spec
+        spec = families.DEMO_SHARED_FOLDERS.get(row.spec, row.spec)
         name = catalog.DEMO_FOLDER if spec == "demo" else f"{catalog.DEMO_FOLDER}-{spec.removeprefix('demo-')}"
         return catalog.models_folder() / name
     if row.kind == "hub":

@@ -222,3 +222,18 @@ def test_models_of_other_shapes_are_refused_and_nothing_is_changed():
     with pytest.raises(OpError, match=r"unets differ at 1.weight \(\[3, 4\] against \[6, 4\]\)"):
         merge_parts([a, b], "weighted_sum", 0.5)
     assert all(torch.equal(v, before[k]) for k, v in tensors(a.unet).items())
+
+
+@pytest.mark.parametrize("spec, shared", [("demo-kontext", "demo-flux"), ("demo-qwen-edit", "demo-qwen"),
+                                          ("demo-qwen-edit-plus", "demo-qwen"), ("demo-sdxl", "demo-sdxl"),
+                                          ("demo", "demo")])
+def test_a_demo_model_run_from_another_ones_folder_is_read_from_that_folder(ops_app, spec, shared):
+    """demo-qwen-edit and demo-qwen-edit-plus are the demo Qwen-Image's folder run as editing
+    models (families.DEMO_SHARED_FOLDERS, as the worker loads them), like demo-kontext."""
+    from services.generation import catalog
+
+    app, models = ops_app
+    with app.app_context():
+        path = model_ops.source_path(AiModel(id=spec, name=spec, spec=spec, kind="demo", source="demo"))
+        own = catalog.DEMO_FOLDER if shared == "demo" else f"{catalog.DEMO_FOLDER}-{shared.removeprefix('demo-')}"
+        assert path == catalog.models_folder() / own

@@ -78,10 +78,9 @@ VARIANT_PIPELINES = {("flux", "kontext"): FluxKontextPipeline, ("flux2", "dev"):
                      # Qwen-Image-Edit and Edit Plus (2509 and later)
                      ("qwen", "edit"): QwenImageEditPipeline, ("qwen", "edit-plus"): QwenImageEditPlusPipeline}
 # Demo models that are another demo model's weights run another way (their folder is that
-# model's): demo-kontext is the demo FLUX.1 through FluxKontextPipeline, demo-qwen-edit and
-# demo-qwen-edit-plus the demo Qwen-Image through QwenImageEditPipeline and QwenImageEditPlusPipeline.
-DEMO_SHARED_FOLDERS = {"demo-kontext": "demo-flux", "demo-qwen-edit": "demo-qwen",
-                       "demo-qwen-edit-plus": "demo-qwen"}
+# model's, families.DEMO_SHARED_FOLDERS): demo-kontext is the demo FLUX.1 through
+# FluxKontextPipeline, demo-qwen-edit and demo-qwen-edit-plus the demo Qwen-Image through
+# QwenImageEditPipeline and QwenImageEditPlusPipeline.
 # The denoiser of each family: (the pipeline's component name, its class), for
 # checkpoints that hold only it (most FLUX and many SD 3 files).
 DENOISERS = {
@@ -432,7 +431,7 @@ def _load_pipeline(spec: str, models_path: Path, device: str, vram: str, follow_
 
 
 def demo_folder_name(spec: str) -> str:
-    spec = DEMO_SHARED_FOLDERS.get(spec, spec)
+    spec = families.DEMO_SHARED_FOLDERS.get(spec, spec)
     return DEMO_FOLDER if spec == "demo" else f"{DEMO_FOLDER}-{spec.removeprefix('demo-')}"
 
 
