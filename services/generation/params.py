@@ -564,6 +564,10 @@ def validate_hires(data: dict, params: dict, card: Card | None, sizes: dict | No
         if found[name] is None:
             errors["hires"] = f"{name} " + local[name]
             return
+    if found["denoising"] > 0 and card is not None and not card.image_to_image:
+        errors["hires"] = (f"'{params.get('model')}' cannot run a second pass (it cannot start from a picture); "
+                           "give denoising 0 for the upscale alone, or leave hires out")
+        return
     if found["denoising"] > 0 and params.get("steps") is not None \
             and hires_steps(params["steps"], {**found}) < 1:
         second = found["steps"] or params["steps"]

@@ -172,3 +172,16 @@ def test_flux2_dev_refuses_a_start_picture_at_submit_naming_init_image():
     klein = validate_task_params({"prompt": "a cup", "model": "klein", "init_image": "pic", "width": 256,
                                   "height": 256}, limits=LIMITS, cards=cards, default_model="demo")
     assert klein["init_image"] == "pic"
+
+
+def test_flux2_dev_refuses_a_hires_second_pass_but_not_an_upscale_alone():
+    cards = {**CARDS, "flux2-dev": card("flux2", variant="dev")}
+    base = {"prompt": "a cup", "model": "flux2-dev", "width": 256, "height": 256, "steps": 20}
+    with pytest.raises(ValidationError) as caught:
+        validate_task_params({**base, "hires": {"scale": 2, "denoising": 0.5}}, limits=LIMITS, cards=cards,
+                             default_model="demo")
+    assert "cannot run a second pass" in caught.value.fields["hires"]
+    alone = validate_task_params({**base, "hires": {"scale": 2, "denoising": 0, "upscaler": "lanczos"}},
+                                 limits={**LIMITS, "max_side": 1024, "max_pixels": 1024 * 1024}, cards=cards,
+                                 default_model="demo")
+    assert alone["hires"]["denoising"] == 0
