@@ -7,6 +7,9 @@ unfinished tasks canceled once the last studio page has been gone for a short gr
 (a reload reconnects within it)."""
 from __future__ import annotations
 
+import errno
+import logging
+import threading
 import time
 
 import sqlalchemy as sa
@@ -22,6 +25,11 @@ from services.core import keys
 from services.core.redis_client import connection
 from services.generation.tasks import cancel_unfinished
 
+log = logging.getLogger(__name__)
+# What a websocket's writer thread meets when the server ends a connection whose socket the
+# client (or the server's own close) has already shut: nothing is lost, the connection is gone.
+CLOSED_SOCKET_ERRORS = {errno.EBADF, errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN}
+
 # Whose each connection of this process is (sid -> user's public id): a connection ended
 # because its sign-in ended has no signed-in user any more when it goes.
 _owners: dict[str, str] = {}
@@ -31,7 +39,40 @@ def _counter(user_uuid: str) -> str:
     return keys.sockets(user_uuid)
 
 
+def closed_socket_race(args) -> bool:
+    """Is this thread's exception engine.io's writer closing a websocket that was closed
+    already (simple_websocket's close sending on a shut socket)? It races the server's own
+    disconnect; the connection is over either way."""
+    exc = args.exc_value
+    if not isinstance(exc, OSError) or exc.errno not in CLOSED_SOCKET_ERRORS:
+        return False
+    frames = []
+    tb = args.exc_traceback
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename.replace("\\", "/"))
+        tb = tb.tb_next
+    return any(name.endswith("engineio/socket.py") for name in frames)
+
+
+def quiet_closed_socket_races() -> None:
+    """Log closed_socket_race() in one line instead of a thread's traceback (once a process)."""
+    previous = threading.excepthook
+    if getattr(previous, "daydream_quiet", False):
+        return
+
+    def hook(args):
+        if closed_socket_race(args):
+            log.debug("websocket already closed when its writer ended it: %s", args.exc_value)
+            return
+        previous(args)
+
+    hook.daydream_quiet = True
+    threading.excepthook = hook
+
+
 def register(socketio: SocketIO) -> None:
+    quiet_closed_socket_races()
+
     @socketio.on("connect")
     def connect(auth=None):
         if not current_user.is_authenticated:
