@@ -113,11 +113,11 @@ class ManagedProcess:
 
     proc: subprocess.Popen | None = None
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -272,12 +272,12 @@ class Stack:
             self.servers[processes] = server
         return self.servers[processes]
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20) -> None:
         for server in self.servers.values():
             server.stop()
         for process in (self.archiver, self.worker):
             if process is not None:
-                process.stop()
+                process.stop(grace)
         self.servers, self.archiver, self.worker = {}, None, None
 
 
@@ -325,14 +325,16 @@ class StackFactory:
         for key in spares[:max(0, len(spares) - self.spare)]:
             self._stop_in_background(self.stacks.pop(key))
 
-    def _stop_in_background(self, stack: Stack) -> None:
-        thread = threading.Thread(target=stack.stop, name=f"stop {stack.instance.name}")
+    def _stop_in_background(self, stack: Stack, grace: float = 20) -> None:
+        thread = threading.Thread(target=stack.stop, args=(grace,), name=f"stop {stack.instance.name}")
         thread.start()
         self.stopping.append(thread)
 
     def stop(self) -> None:
+        # The session's end: nothing reads these stacks again, so a worker still busy
+        # with a task some test left running is not waited for (SIGTERM, then kill).
         for stack in reversed(list(self.stacks.values())):
-            self._stop_in_background(stack)
+            self._stop_in_background(stack, grace=3)
         self.stacks.clear()
         for thread in self.stopping:
             thread.join()
