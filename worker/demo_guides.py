@@ -96,16 +96,22 @@ def _controlnet_from_unet(folder: Path, model_folder: Path) -> None:
 
     unet = UNet2DConditionModel.from_pretrained(model_folder, subfolder="unet", local_files_only=True)
     controlnet = randomized(ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(8, 16, 32, 32)))
+    _steady(controlnet).save_pretrained(folder, safe_serialization=True)
+
+
+def _steady(controlnet):
+    """A stronger hint path, so that the control image (not only the ControlNet's own
+    noise) shows in the pictures, and gentler zero convolutions, so that it never drowns
+    the UNet (a UNet ControlNet's or an SDXL Union's)."""
+    import torch
+
     with torch.no_grad():
-        # A stronger hint path, so that the control image (not only the ControlNet's own
-        # noise) shows in the pictures, and gentler zero convolutions, so that it never
-        # drowns the UNet.
         for module in controlnet.controlnet_cond_embedding.modules():
             if isinstance(module, torch.nn.Conv2d):
                 module.weight.mul_(HINT_GAIN)
         for module in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
             module.weight.mul_(RESIDUAL_GAIN)
-    controlnet.save_pretrained(folder, safe_serialization=True)
+    return controlnet
 
 
 def _sdxl_union(folder: Path, model_folder: Path) -> None:
@@ -120,14 +126,7 @@ def _sdxl_union(folder: Path, model_folder: Path) -> None:
     config.update(conditioning_embedding_out_channels=(8, 16, 32, 32), num_control_type=SDXL_UNION_MODES,
                   num_trans_channel=width, num_trans_head=SDXL_UNION_HEADS, num_trans_layer=1,
                   num_proj_channel=width)
-    controlnet = randomized(ControlNetUnionModel(**config))
-    with torch.no_grad():  # (as for the plain ControlNets)
-        for module in controlnet.controlnet_cond_embedding.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.weight.mul_(HINT_GAIN)
-        for module in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
-            module.weight.mul_(RESIDUAL_GAIN)
-    controlnet.save_pretrained(folder, safe_serialization=True)
+    _steady(randomized(ControlNetUnionModel(**config))).save_pretrained(folder, safe_serialization=True)
 
 
 def _flux_controlnet(folder: Path, model_folder: Path) -> None:
