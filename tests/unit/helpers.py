@@ -12,6 +12,9 @@ import worker
 from services.core import events
 from tests.helpers import instance_env, make_app
 from worker import jobs
+from worker.batching import BatchLimits
+from worker.render import RenderContext
+from worker.schedulers import apply_scheduler
 
 STEPS = 1  # the stand-in's steps a call (the last step's progress is always sent)
 
@@ -54,10 +57,33 @@ def stand_in_worker_app(tmp_path, monkeypatch):
     pipe = RoundTripStandIn()
 
     def stand_in_pipeline(_context, head):
-        from worker.schedulers import apply_scheduler
-
         apply_scheduler(pipe, head.scheduler)
         return pipe
 
     monkeypatch.setattr(jobs.ServiceContext, "pipeline", stand_in_pipeline)
     return app
+
+
+class MemoryRender(RenderContext):
+    """Render's surroundings in memory around one loaded pipeline: up to 8 images a call,
+    nothing canceled or stopped, calls not recorded. A test's own adds progress and save."""
+
+    def __init__(self, pipe):
+        self.pipe = pipe
+        self.limits = BatchLimits(configured=8)
+
+    def pipeline(self, head):
+        apply_scheduler(self.pipe, head.scheduler)
+        return self.pipe
+
+    def images_per_call(self, head) -> int:
+        return 8
+
+    def canceled(self, task) -> bool:
+        return False
+
+    def stop_wanted(self, tasks) -> set[str]:
+        return set()
+
+    def record_call(self, tasks, images, seconds, step_work, steps) -> None:
+        pass

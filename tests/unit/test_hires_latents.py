@@ -20,12 +20,11 @@ from PIL import Image
 from models import Task
 from services.library.imaging import read_metadata
 from tests.helpers import a1111_infotext_fields
-from worker.batching import BatchLimits
+from tests.unit.helpers import MemoryRender
 from worker.kinds.hires import HiresCall, interpolate_latents
 from worker.pipelines.cache import img2img_from
 from worker.pipelines.load import load_pipeline
-from worker.render import RenderContext, render_batch
-from worker.schedulers import apply_scheduler
+from worker.render import render_batch
 
 # (model, latent mode, torch's (mode, antialias) for it, the first pass's scheduler)
 FAMILIES = [("demo-flux", "latent", ("bilinear", False)),
@@ -55,32 +54,15 @@ class PassSteps:
         pass
 
 
-class HiresRendered(RenderContext):
+class HiresRendered(MemoryRender):
     """Render's surroundings in memory: the loaded demo pipeline, what it was told."""
 
     def __init__(self, pipe):
-        self.pipe = pipe
-        self.limits = BatchLimits(configured=8)
+        super().__init__(pipe)
         self.steps: dict[str, PassSteps] = {}
-
-    def pipeline(self, head):
-        apply_scheduler(self.pipe, head.scheduler)
-        return self.pipe
-
-    def images_per_call(self, head) -> int:
-        return 8
 
     def progress(self, task, pipe):
         return self.steps.setdefault(task.id, PassSteps())
-
-    def canceled(self, task) -> bool:
-        return False
-
-    def stop_wanted(self, tasks) -> set[str]:
-        return set()
-
-    def record_call(self, tasks, images, seconds, step_work, steps) -> None:
-        pass
 
     def save(self, row, encoded, verdict):
         png = encoded.png.result()
