@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from config import Config
+from worker.rq_worker import PromptlyStoppingWorker
 
 _config = Config()
 
@@ -35,7 +36,7 @@ def reconcile_archives() -> dict:
     return {"requeued": archives.reconcile_archives(), **model_jobs.reconcile()}
 
 
-class ArchiveWorker(SimpleWorker):
+class ArchiveWorker(PromptlyStoppingWorker):
     """Runs jobs in its own process (nothing heavy to fork for), and at start-up and
     each maintenance round queues lost archives again and deletes expired ones. A
     heartbeat thread (worker/heartbeat.py) tells the others it is alive."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import time
 
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from config import Config
+from worker.rq_worker import PromptlyStoppingWorker
 
 _config = Config()
 
@@ -24,7 +25,7 @@ QUEUES = [_config.QUEUE_NAME]
 log = logging.getLogger("daydream.worker")
 
 
-class DaydreamWorker(SimpleWorker):
+class DaydreamWorker(PromptlyStoppingWorker):
     """Preloads the default model before taking jobs. Beside the jobs it runs a
     heartbeat and the reconciler in threads (worker/heartbeat.py); at start-up it
     settles what a predecessor left (a task whose worker died is failed and refunded
