@@ -6,7 +6,7 @@ the way a real detector's folder looks.
 
 Run as a script (the tests do, so transformers stays out of their process):
 
-    python tests/safety_model.py FOLDER flag|pass"""
+    python tests/safety_model.py FOLDER flag|pass [FOLDER flag|pass ...]"""
 from __future__ import annotations
 
 import sys
@@ -36,6 +36,8 @@ def build_classifier(folder: Path, *, flag_all: bool) -> Path:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[2] not in ("flag", "pass"):
-        sys.exit("usage: python tests/safety_model.py FOLDER flag|pass")
-    print(build_classifier(Path(sys.argv[1]), flag_all=sys.argv[2] == "flag"))
+    pairs = list(zip(sys.argv[1::2], sys.argv[2::2]))
+    if not pairs or len(sys.argv) % 2 != 1 or any(verdict not in ("flag", "pass") for _, verdict in pairs):
+        sys.exit("usage: python tests/safety_model.py FOLDER flag|pass [FOLDER flag|pass ...]")
+    for folder, verdict in pairs:  # several in one process: torch and transformers load once
+        print(build_classifier(Path(folder), flag_all=verdict == "flag"))

@@ -27,9 +27,11 @@ from tests.integration.helpers import ApiUser, make_staff, sign_in
 SAFETY_BUILDER = ROOT / "tests" / "safety_model.py"
 
 
-def safety_classifier(folder, verdict: str) -> None:
-    """Build the tiny classifier ("flag": every picture unsafe; "pass": none) into folder."""
-    subprocess.run([sys.executable, str(SAFETY_BUILDER), str(folder), verdict], check=True, cwd=ROOT,
+def safety_classifiers(*builds: tuple) -> None:
+    """Build tiny classifiers, each (folder, "flag": every picture unsafe, or "pass": none),
+    in one process."""
+    args = [str(part) for build in builds for part in build]
+    subprocess.run([sys.executable, str(SAFETY_BUILDER), *args], check=True, cwd=ROOT,
                    env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, timeout=300)
 
 
@@ -59,8 +61,9 @@ def safety_stacks(tmp_path_factory, redis_url, models_path):
     flag = SafetyStack(tmp_path_factory, redis_url, models_path, "safetyflag", "flag")
     block = SafetyStack(tmp_path_factory, redis_url, models_path, "safetyblock", "block")
     missing = SafetyStack(tmp_path_factory, redis_url, models_path, "safetymissing", "flag")
-    safety_classifier(flag.safety_path / "tiny-nsfw", "flag")
-    safety_classifier(block.safety_path, "flag")  # the folder itself may be the model folder
+    safety_classifiers((flag.safety_path / "tiny-nsfw", "flag"),
+                       (block.safety_path, "flag"),  # the folder itself may be the model folder
+                       (missing.instance / "staging", "pass"))  # dropped in by a test
     stacks = {"flag": flag, "block": block, "missing": missing}
     for stack in stacks.values():
         stack.worker.launch()
@@ -216,7 +219,6 @@ def test_without_its_classifier_a_worker_takes_no_task_until_one_is_dropped_in(s
 
     # A classifier dropped into the folder: the worker loads it and serves the task. Its
     # verdict is "normal": the images are the owner's as any other.
-    safety_classifier(stack.instance / "staging", "pass")
     stack.safety_path.mkdir(exist_ok=True)
     (stack.instance / "staging").rename(stack.safety_path / "tiny-normal")  # dropped in at once
     task = owner.wait_task(task_id, timeout=120)
