@@ -383,10 +383,21 @@ OIDC_CLIENT_ID = "daydream-tests"
 OIDC_CLIENT_SECRET = "the tests' client secret"
 
 
+def provider_account(login: str, password: str, *, verified: bool = True, groups=None,
+                     email: str | None = None) -> dict:
+    """A person at the test provider (OidcProvider's accounts): email <login>@school.example.org
+    unless given, email_verified as `verified`, and a groups claim when `groups` is given."""
+    claims = {"email": email or f"{login}@school.example.org", "email_verified": verified,
+              "preferred_username": login, "given_name": login.capitalize()}
+    if groups is not None:
+        claims["groups"] = groups
+    return {"login": login, "password": password, "claims": claims}
+
+
 class OidcProvider(ManagedProcess):
     """A real OpenID Connect provider (node's oidc-provider: tests/oidc/server.js, installed
     by `make test-deps`) on a free loopback port: issuer .url, one client (OIDC_CLIENT_ID)
-    whose redirect URI start() is given, and the test accounts [{login, password, claims}].
+    whose redirect URIs start() is given, and the test accounts [{login, password, claims}].
     The port is chosen first, so a server's settings can name the provider (settings())
     before the provider knows the server's redirect URI. Its other discovery documents:
     discovery("mixup") names another issuer with this one's endpoints and keys,
@@ -408,7 +419,9 @@ class OidcProvider(ManagedProcess):
         return {"DAYDREAM_OIDC_DISCOVERY_URL": self.discovery(), "DAYDREAM_OIDC_CLIENT_ID": OIDC_CLIENT_ID,
                 "DAYDREAM_OIDC_CLIENT_SECRET": OIDC_CLIENT_SECRET, "DAYDREAM_OIDC_NAME": "Test School", **more}
 
-    def start(self, redirect_uri: str, post_logout_uri: str, timeout: float = 30) -> "OidcProvider":
+    def start(self, redirect_uris: str | list[str], post_logout_uri: str, timeout: float = 30) -> "OidcProvider":
+        """Start it for the client's redirect URI (or several: one per server that signs in
+        with it)."""
         import shutil
 
         import requests
@@ -420,7 +433,8 @@ class OidcProvider(ManagedProcess):
         config.write_text(json.dumps({
             "port": self.port, "accounts": self.accounts,
             "client": {"client_id": OIDC_CLIENT_ID, "client_secret": OIDC_CLIENT_SECRET,
-                       "redirect_uris": [redirect_uri], "post_logout_redirect_uris": [post_logout_uri]}}))
+                       "redirect_uris": [redirect_uris] if isinstance(redirect_uris, str) else list(redirect_uris),
+                       "post_logout_redirect_uris": [post_logout_uri]}}))
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([node, "server.js", str(config)], cwd=self.FOLDER,
                                      stdout=self.log, stderr=subprocess.STDOUT)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from extensions import db
 from models import ClassMember, Role, SchoolClass, User
 from services.accounts.passwords import hash_password
-from tests.helpers import OIDC_CLIENT_ID, OidcProvider, unique, with_query
+from tests.helpers import OIDC_CLIENT_ID, OidcProvider, provider_account, unique, with_query
 from tests.integration.helpers import csrf_from, signed_in
 
 CALLBACK = "http://localhost/auth/sso/callback"  # the test client's address
@@ -25,18 +25,10 @@ STAFF_GROUP = "daydream-staff"
 PASSWORD = "the provider's password"
 
 
-def person(login: str, *, verified: bool = True, groups=None, email: str | None = None) -> dict:
-    claims = {"email": email or f"{login}@school.example.org", "email_verified": verified,
-              "preferred_username": login, "given_name": login.capitalize()}
-    if groups is not None:
-        claims["groups"] = groups
-    return {"login": login, "password": PASSWORD, "claims": claims}
-
-
 # Each test signs in as a person of its own (the server keeps the accounts between tests).
-PEOPLE = [person("ada", groups=["sso-7b"]), person("nia"), person("tam"), person("mix"),
-          person("eve", verified=False), person("bea"), person("dee"), person("head", groups=[STAFF_GROUP]),
-          person("ola")]
+PEOPLE = [provider_account("ada", PASSWORD, groups=["sso-7b"]), provider_account("eve", PASSWORD, verified=False),
+          provider_account("head", PASSWORD, groups=[STAFF_GROUP]),
+          *(provider_account(login, PASSWORD) for login in ("nia", "tam", "mix", "bea", "dee", "ola"))]
 
 
 @pytest.fixture(scope="module")
