@@ -2,13 +2,15 @@
 real worker with the tiny demo model, which renders one image a call on the CPU, so a
 task's earlier images are committed before its last): the owner keeps the images stored
 before the cancel and gets back the share of the others (rounded down), once, to the
-balance that paid (their own, or their class's pool); the worker stores nothing more."""
+balance that paid (their own, or their class's pool); the worker stores nothing more.
+The core case runs on PostgreSQL too, where the cancel and the worker's keep_images
+take real row locks (a worker of its own; SQLite serializes writers anyway)."""
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import wait_for
+from tests.helpers import WorkerProcess, instance_env, make_app, wait_for
 from tests.integration.helpers import ApiUser, books_balance, pool_of, pupil_in_new_class
 
 SAMPLES = 3
@@ -23,6 +25,29 @@ def cancel_stack(stack_factory):
     app = shared.app
     app.worker = shared.worker
     return app
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cancel_app(request, tmp_path, redis_url, models_path):
+    """The shared stack on SQLite; on PostgreSQL an app and a worker of the test's own."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("cancel_stack")
+        return
+    env = instance_env(tmp_path / "instance", redis_url, models_path, DAYDREAM_STARTING_TOKENS=10000,
+                       DATABASE_URL=request.getfixturevalue("postgres_url"))
+    app = make_app(env)
+    from extensions import db
+
+    with app.app_context():
+        assert db.engine.dialect.name == "postgresql"
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    try:
+        yield app
+    finally:
+        worker.stop()
+        with app.app_context():  # (the database is dropped after the test)
+            db.session.remove()
+            db.engine.dispose()
 
 
 def ledger_rows(app, task_id: str) -> list[tuple]:
@@ -57,8 +82,8 @@ def cancel_after_first_image(user: ApiUser) -> tuple[dict, dict]:
     return task, final
 
 
-def test_a_task_canceled_after_its_first_image_keeps_what_was_made_and_gets_the_rest_back(cancel_stack):
-    app = cancel_stack
+def test_a_task_canceled_after_its_first_image_keeps_what_was_made_and_gets_the_rest_back(cancel_app):
+    app = cancel_app
     user = ApiUser(app.test_client(), "cancelpart")
     before = user.me()["tokens"]
     task, final = cancel_after_first_image(user)
@@ -71,8 +96,11 @@ def test_a_task_canceled_after_its_first_image_keeps_what_was_made_and_gets_the_
     assert final["refunded"] is False and final["error"].startswith(f"Canceled with {made} of {SAMPLES} images made")
     for image in final["images"]:  # they are the owner's
         assert user.get(image["url"]).status_code == 200
+    assert books_balance(app) == []
 
-    # A class pool that paid gets the share back, once; the pupil's own tokens are untouched.
+
+def test_a_class_pool_that_paid_gets_the_share_back_once_and_the_pupils_own_tokens_are_untouched(cancel_stack):
+    app = cancel_stack
     pupil, class_id = pupil_in_new_class(app, budget_mode="pool", budget_tokens=100, budget_period="week")
     own = pupil.me()["tokens"]
     paid, ended = cancel_after_first_image(pupil)

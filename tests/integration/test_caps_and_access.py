@@ -5,16 +5,19 @@ naming another one is refused (422 model_not_available naming the field), whatev
 the API; their default falls back to a model they may use. A model limited to some
 tiers is for those tiers only. A class's daily cap answers 429 image_cap with
 Retry-After and the time it resets, in each API's error shape; the hourly cap counts
-the images of this hour, the task asked for included. One shared stack (a worker runs
-the demo models: the compatibility routes need one)."""
+the images of this hour, the task asked for included. A plan's hourly cap does the
+same, charging nothing for what it refuses. One shared stack (a worker runs the demo
+models: the compatibility routes need one); the plans are its app's setting, read per
+request, so a test sets its own plans for a while."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from tests.helpers import unique
-from tests.integration.helpers import ApiUser, make_staff, pupil_in_new_class, sign_in, studio_config
+from tests.integration.helpers import ApiUser, make_staff, pupil_in_new_class, sign_in, studio_config, user_row
 
 SMALL = {"width": 64, "height": 64, "steps": 2}
 
@@ -149,3 +152,45 @@ def test_the_hourly_cap_counts_this_hour_with_the_task_asked_for(shared):
     assert full.status_code == 429
     assert full.get_json()["error"]["message"] == (
         f"You have made 3 images this hour; your class allows 3; more from {next_hour}")
+
+
+def test_a_plans_hourly_cap_refuses_the_next_image_on_the_native_and_a1111_apis_charging_nothing(shared, model_staff):
+    from extensions import db
+    from models import Task
+
+    user = ApiUser(shared.test_client(), unique("hourly"))
+    saved = shared.config["TIERS_JSON"]
+    shared.config["TIERS_JSON"] = '[{"id": "free"}, {"id": "hourly", "images_per_hour": 3}]'  # (read per request)
+    try:
+        moved = shared.test_client().patch(f"/api/v1/admin/users/{user.data['id']}", json={"tier": "hourly"},
+                                           headers=model_staff)
+        assert moved.status_code == 200, moved.get_json()
+        assert user.submit(samples=2, **SMALL).status_code == 202  # samples are images
+        assert user.submit(**SMALL).status_code == 202
+        tokens = user.me()["tokens"]
+
+        asked_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        native = user.submit(**SMALL)
+        answered_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        # It resets at the next full hour (the clock is UTC here); Retry-After counts the seconds to it.
+        next_hour = asked_at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        words = f"You have made 3 images this hour; your plan allows 3; more from {next_hour:%H:%M}"
+        assert native.status_code == 429, native.get_json()
+        error = native.get_json()["error"]
+        assert error["code"] == "image_cap" and error["message"] == words
+        assert error["cap"]["period"] == "hour" and error["cap"]["limit"] == 3 and error["cap"]["made"] == 3
+        assert error["cap"]["resets_at"].startswith(f"{next_hour:%Y-%m-%dT%H:%M:%S}")
+        assert int((next_hour - answered_at).total_seconds()) <= int(native.headers["Retry-After"]) \
+            <= int((next_hour - asked_at).total_seconds()) + 1
+
+        a1111 = user.post("/sdapi/v1/txt2img", json={"prompt": "a hut", **SMALL})
+        assert a1111.status_code == 429 and 0 < int(a1111.headers["Retry-After"]) <= 3600
+        assert a1111.get_json()["error"] == "ImageCapReached" and a1111.get_json()["detail"] == words
+
+        assert user.me()["tokens"] == tokens  # nothing charged, and no task kept, for the refused ones
+        user_id = user_row(shared, user.username).id
+        with shared.app_context():
+            kept = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(Task.user_id == user_id))
+        assert kept == 2
+    finally:
+        shared.config["TIERS_JSON"] = saved
