@@ -441,6 +441,10 @@ class AiModel(db.Model):
     # "controlnet" or "ipadapter" (FLUX Redux too: architecture "redux"); its family says
     # which models it guides. Neither a model, a LoRA nor an upscaler. None: not a guide.
     adapter: so.Mapped[Optional[str]] = so.mapped_column(sa.String(20))
+    # A ControlNet Union's number of control modes, read by the scan (6 on xinsir's first SDXL
+    # Union, 8 on ProMax); submit refuses a unit whose mode it lacks. None: not a Union, or not
+    # known (a row from before the next scan): every mode is let through.
+    control_modes: so.Mapped[Optional[int]]
     # Who may use it (issue 27): tier names; None: every tier. Classes narrow it further
     # (SchoolClass.allowed_models / allowed_loras).
     tiers: so.Mapped[Optional[list]] = so.mapped_column(sa.JSON)

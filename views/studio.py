@@ -84,7 +84,7 @@ def index():
         # Hires fix (hires.js): its settings' rules and the upscalers it may use.
         hires=hires_config(),
         # Guides (guidepanel.js): the enabled ControlNets and IP-Adapters, each {id, name,
-        # family, adapter, architecture}, and how many of each a task may take; each
+        # family, adapter, architecture, control_modes}, and how many of each a task may take; each
         # model's card says which it takes (controlnet, ip_adapter) and whether it edits.
         guides=[{"id": guide_id, **guide} for guide_id, guide in catalog.guide_table().items()
                 if guides.runs(guide)],

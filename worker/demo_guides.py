@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from services.generation.families import DEMO_GUIDE_MODES
 from worker.demo_model import build_folder
 
 FOLDER = "daydream-demo-guides"  # under the models folder (not a scan result)
@@ -39,8 +40,9 @@ BASES = {"demo-controlnet-sd1": ("demo", "sd1"), "demo-controlnet-sdxl": ("demo-
 IP_ADAPTER_FILE = "ip-adapter.safetensors"
 IMAGE_ENCODER = "image_encoder"
 # FLUX ControlNet Union's modes (InstantX): canny, tile, depth, blur, pose, gray, low quality.
-UNION_MODES = 7
-SDXL_UNION_MODES = 8  # xinsir's ProMax: openpose, depth, hed, canny, normal, segment, tile, repaint
+UNION_MODES = DEMO_GUIDE_MODES["demo-controlnet-flux"]  # 7
+# xinsir's ProMax: openpose, depth, hed, canny, normal, segment, tile, repaint
+SDXL_UNION_MODES = DEMO_GUIDE_MODES["demo-controlnet-sdxl-union"]  # 8
 SDXL_UNION_HEADS = 8  # (as xinsir's, which a single file's loader assumes: loading.UNION_HEADS)
 HINT_GAIN, RESIDUAL_GAIN = 4.0, 0.5
 SEEDS = {"demo-controlnet-sd1": 31, "demo-controlnet-sdxl": 32, "demo-controlnet-flux": 33, "demo-ipadapter-sd1": 34,

@@ -281,6 +281,7 @@ def _sync_demo_guides(offered: list[str]) -> None:
                           source="builtin", enabled=True)
             db.session.add(row)
         row.adapter, row.family, row.architecture = adapter, family, architecture
+        row.control_modes = families.DEMO_GUIDE_MODES.get(guide_id)
         if row.source == "builtin":
             row.enabled = family in offered
 
@@ -304,7 +305,7 @@ def model_to_dict(row: AiModel, staff: bool = False, plan: bool = False) -> dict
     list models without it, /docs say, need no Redis); for staff also its spec, state and
     whether it is enabled (a family not served is not guessed as SD 1.x).
     An upscaler model is kind "upscaler" with its scale and architecture; a guide is kind
-    "controlnet" or "ipadapter" with its family and architecture."""
+    "controlnet" or "ipadapter" with its family, architecture and control_modes (a Union's)."""
     if row.upscaler:
         return _upscaler_to_dict(row, staff)
     if row.adapter:
@@ -380,7 +381,8 @@ def _upscaler_to_dict(row: AiModel, staff: bool) -> dict:
 def _guide_to_dict(row: AiModel, staff: bool) -> dict:
     family = families.FAMILIES.get(row.family or "")
     data = {"id": row.id, "name": row.name, "kind": row.adapter, "format": row.kind, "family": row.family,
-            "family_label": family.label if family else None, "architecture": row.architecture}
+            "family_label": family.label if family else None, "architecture": row.architecture,
+            "control_modes": row.control_modes}
     if staff:
         data.update(spec=row.spec, enabled=row.enabled, state=row.state, error=row.error, source=row.source,
                     default=False)
@@ -408,9 +410,10 @@ def guides() -> list[dict]:
 
 
 def guide_table() -> dict[str, dict]:
-    """{guide id: {name, family, adapter, architecture}} of the enabled guides."""
-    return {m.id: {"name": m.name, "family": m.family, "adapter": m.adapter, "architecture": m.architecture}
-            for m in enabled_guides()}
+    """{guide id: {name, family, adapter, architecture, control_modes}} of the enabled guides
+    (control_modes: a Union's number of control modes; None: not a Union, or not known)."""
+    return {m.id: {"name": m.name, "family": m.family, "adapter": m.adapter, "architecture": m.architecture,
+                   "control_modes": m.control_modes} for m in enabled_guides()}
 
 
 def enabled_upscalers() -> list[AiModel]:
@@ -686,11 +689,11 @@ def _apply_guide(row: AiModel, found: guide_files.Found) -> None:
     if found.guide is not None:
         if row.state in UNUSABLE:  # readable now; a failed load says so again
             row.state, row.error = ModelState.AVAILABLE.value, None
-        row.architecture = found.guide.architecture
+        row.architecture, row.control_modes = found.guide.architecture, found.guide.control_modes
     else:
         row.state, row.error = found.state, found.why
         if found.state == ModelState.UNSUPPORTED.value:
-            row.architecture = None
+            row.architecture = row.control_modes = None
 
 
 def update_model(model_id: str, data: dict) -> AiModel:

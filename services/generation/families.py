@@ -701,6 +701,9 @@ DEMO_GUIDES = {"demo-controlnet-sd1": ("controlnet", "sd1", "controlnet"),
                "demo-controlnet-flux": ("controlnet", "flux", "union"),
                "demo-ipadapter-sd1": ("ipadapter", "sd1", "ip-adapter"),
                "demo-controlnet-sdxl-union": ("controlnet", "sdxl", "union")}
+# The demo Unions' numbers of control modes (the catalog's control_modes): the SDXL one has
+# ProMax's eight, the FLUX one InstantX's seven.
+DEMO_GUIDE_MODES = {"demo-controlnet-sdxl-union": 8, "demo-controlnet-flux": 7}
 
 
 def demo_family(spec: str) -> str | None:

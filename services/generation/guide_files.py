@@ -12,7 +12,11 @@ image_encoder_for() where an IP-Adapter's image encoder is).
   `task_embedding` in SDXL's, `controlnet_mode_embedder` or `num_mode` in FLUX's) is
   architecture "union". An SD Union (ControlNetUnionModel, xinsir's controlnet-union-sdxl
   and ProMax) is SDXL's whatever its width, unless that width is SD 1.x's or 2.x's:
-  diffusers runs it with its SDXL pipelines only.
+  diffusers runs it with its SDXL pipelines only. A Union's number of control modes
+  (Guide.control_modes: 6 on xinsir's first Union, 8 on ProMax) is its config's
+  `num_control_type` (FLUX's `num_mode`), else the rows of its control-type embedding
+  (`task_embedding`, FLUX's `controlnet_mode_embedder.weight`: one row a mode) in the
+  weights' header; an SDXL Union that says neither is taken to have all eight.
 - IP-Adapter: a .safetensors file (`image_proj.…` + `ip_adapter.N.to_k_ip.…`, the family
   from to_k_ip's input width; "ip-adapter-plus" when its projection is a resampler with
   `latents`; FLUX's XLabs layout `ip_adapter_proj_model.…`), with an `image_encoder/`
@@ -48,6 +52,11 @@ ARCHITECTURES = ("controlnet", "union", "ip-adapter", "ip-adapter-plus", "redux"
 # The width of a UNet's cross-attention (its text encoder's) -> the family.
 CROSS_ATTENTION_FAMILIES = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
 CONTROLNET_CLASSES = {"ControlNetModel": "controlnet", "ControlNetUnionModel": "union"}
+# The control modes of an SDXL Union that does not say how many it has: all of xinsir's
+# (ProMax's eight, preprocess.SDXL_UNION_MODES); submit then refuses none of them.
+SDXL_UNION_ALL_MODES = 8
+# A Union's control-type embedding (one row a mode): SDXL's (xinsir's) and FLUX's.
+MODE_EMBEDDINGS = ("task_embedding", "controlnet_mode_embedder.weight")
 # Folder weights diffusers' from_pretrained reads (it loads a .bin without running code).
 FOLDER_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
                   "diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.bin")
@@ -60,6 +69,7 @@ class Guide:
     adapter: str  # "controlnet" | "ipadapter"
     family: str  # the family of the models it guides
     architecture: str  # one of ARCHITECTURES
+    control_modes: int | None = None  # a Union's number of control modes (None: not a Union, or not known)
 
 
 class GuideError(Exception):
@@ -140,6 +150,20 @@ def _shape(header: dict, key: str) -> list | None:
     return shape if isinstance(shape, list) and all(isinstance(n, int) for n in shape) else None
 
 
+def _modes(header: dict) -> int | None:
+    """A Union's number of control modes from its weights' header: the rows of its
+    control-type embedding (MODE_EMBEDDINGS), None where it has none."""
+    for key in MODE_EMBEDDINGS:
+        shape = _shape(header, key) or _shape(header, "control_model." + key)
+        if shape and len(shape) == 2 and shape[0] > 0:
+            return shape[0]
+    return None
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def _supported(adapter: str, family: str) -> str:
     """`family` when its card takes this adapter; UnsupportedGuide says which do."""
     card = families.FAMILIES.get(family)
@@ -166,25 +190,31 @@ def controlnet_folder(folder: Path, guard: Guard = None) -> Guide:
     name = config.get("_class_name")
     if not isinstance(name, str) or not name:
         raise GuideError("its config.json names no model class")
+    modes = None
     if name in CONTROLNET_CLASSES:
         width = config.get("cross_attention_dim")
         family = CROSS_ATTENTION_FAMILIES.get(width) if isinstance(width, int) else None
         architecture = CONTROLNET_CLASSES[name]
         if architecture == "union":
-            family = _union_family(family)
+            family, modes = _union_family(family), _count(config.get("num_control_type"))
         elif family is None:
             raise UnsupportedGuide(f"a {name} whose cross-attention width ({width}) is not that of "
                                    "Stable Diffusion 1.x, 2.x or SDXL")
     elif name == "FluxControlNetModel":
         family, architecture = "flux", "union" if config.get("num_mode") else "controlnet"
+        modes = _count(config.get("num_mode"))
     elif name == "SD3ControlNetModel":
         family, architecture = "sd3", "controlnet"
     else:
         raise UnsupportedGuide(f"a {name} is not a ControlNet Daydream can use (ControlNetModel, "
                                "ControlNetUnionModel or FluxControlNetModel)")
     _supported("controlnet", family)
-    _folder_weights(folder, guard, FOLDER_WEIGHTS, family)
-    return Guide("controlnet", family, architecture)
+    weights = _folder_weights(folder, guard, FOLDER_WEIGHTS, family)
+    if architecture != "union":
+        return Guide("controlnet", family, architecture)
+    if modes is None and weights.name.endswith(".safetensors"):  # (an index.json: not read)
+        modes = _modes(read_header(weights, guard))
+    return Guide("controlnet", family, architecture, _union_modes(family, modes))
 
 
 def _folder_weights(folder: Path, guard: Guard, names: tuple[str, ...], family: str | None) -> Path:
@@ -219,8 +249,9 @@ def controlnet_keys(header: dict) -> Guide:
     if "controlnet_x_embedder.weight" in names or (
             any(k.startswith("controlnet_blocks.") for k in names)
             and any(k.startswith(("single_transformer_blocks.", "controlnet_single_blocks.")) for k in names)):
-        architecture = "union" if "controlnet_mode_embedder.weight" in names else "controlnet"
-        return Guide("controlnet", _supported("controlnet", "flux"), architecture)
+        if "controlnet_mode_embedder.weight" not in names:
+            return Guide("controlnet", _supported("controlnet", "flux"), "controlnet")
+        return Guide("controlnet", _supported("controlnet", "flux"), "union", _modes(header))
     if "pos_embed_input.proj.weight" in names or any(k.startswith("joint_blocks.") for k in names):
         _supported("controlnet", "sd3")
     sd_markers = ("input_hint_block.", "zero_convs.", "controlnet_cond_embedding.", "controlnet_down_blocks.")
@@ -243,7 +274,15 @@ def controlnet_keys(header: dict) -> Guide:
     elif family is None:
         raise UnsupportedGuide("a ControlNet whose cross-attention width "
                                f"({width if width else 'not found'}) is not that of SD 1.x, 2.x or SDXL")
-    return Guide("controlnet", _supported("controlnet", family), "union" if union else "controlnet")
+    if not union:
+        return Guide("controlnet", _supported("controlnet", family), "controlnet")
+    return Guide("controlnet", _supported("controlnet", family), "union", _union_modes(family, _modes(header)))
+
+
+def _union_modes(family: str, modes: int | None) -> int | None:
+    """A Union's number of control modes as read (None: not said), an SDXL one's all of
+    them when nothing says (module doc)."""
+    return modes if modes is not None or family != "sdxl" else SDXL_UNION_ALL_MODES
 
 
 def _union_family(family: str | None) -> str:

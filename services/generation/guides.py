@@ -177,6 +177,9 @@ def control_unit(raw, card, model: str, table: dict, preprocessors: dict, *, has
                       f"{', '.join(preprocessors)} (GET /api/v1/control/preprocessors)")
     if info.get("needs_mask") and not has_mask:
         raise Refused(f"the {name} preprocessor needs the task's mask: give init_image and mask")
+    why = _missing_mode(name, info, table[guide["id"]])
+    if why:
+        raise Refused(why)
     unit = {"image": image, "preprocessor": name, "model": guide["id"], "model_name": guide["name"]}
     unit["weight"] = _number(raw, "weight", *WEIGHT, UNIT_DEFAULTS["weight"])
     unit["start"] = _number(raw, "start", 0, 1, UNIT_DEFAULTS["start"])
@@ -291,6 +294,28 @@ def validate(data: dict, params: dict, card, cards: dict, *, guide_models: dict 
         else:
             params["references"] = _each(refs, "references", "reference", lambda raw: reference(
                 raw, card, model, guide_models or {}), errors)
+
+
+def _missing_mode(preprocessor: str, info: dict, guide: dict) -> str | None:
+    """Why a ControlNet Union cannot run the control mode the unit's preprocessor picks
+    (None: it can, it is no Union, or its number of modes is not known). The mode is the one
+    the worker runs (worker/guides:_union_type): an SDXL Union's sdxl_union_type (the lines'
+    when none), a FLUX one's union_type (canny's 0 when none). xinsir's first SDXL Union has
+    six modes (no tile, no repaint), ProMax all eight."""
+    modes = guide.get("control_modes")
+    if guide.get("architecture") != "union" or not modes:
+        return None
+    sdxl = guide.get("family") != "flux"
+    mode = info.get("sdxl_union_type" if sdxl else "union_type")
+    if mode is None:
+        mode = preprocess.SDXL_UNION_LINES if sdxl else 0
+    if mode < modes:
+        return None
+    if sdxl:
+        return (f"the {preprocessor} preprocessor needs a ControlNet Union with {len(preprocess.SDXL_UNION_MODES)} "
+                f"control modes (ProMax); {guide['name']} has {modes}: choose another preprocessor or ControlNet")
+    return (f"the {preprocessor} preprocessor needs mode {mode} of a FLUX ControlNet Union; {guide['name']} has "
+            f"{modes} modes: choose another preprocessor or ControlNet")
 
 
 def _fused_union_refusal(units: list[dict], table: dict) -> str | None:

@@ -153,6 +153,14 @@ def test_a_scribble_drawn_with_the_mouse_detected_sent_listed_on_its_card_and_re
     expect(back.locator("input[data-name=weight]")).to_have_value("0.8")
     expect(back.locator("input[data-name=end]")).to_have_value("0.75")
     expect(page.locator("#cost")).to_have_text("2")
+    # On SDXL, the first unit's ControlNet Union is the only one a second unit is offered
+    # (the server refuses a Union beside another ControlNet).
+    page.select_option("#model", "demo-sdxl")
+    page.click("#control-add")
+    expect(back).to_have_count(2)
+    back.first.locator("select[data-name=model]").select_option("demo-controlnet-sdxl-union")
+    expect(back.nth(1).locator("select[data-name=model] option")).to_have_text(
+        ["Demo ControlNet Union SDXL (tiny, random)"])
     assert page.js_errors == []
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import SD1_CONTROLNET, instance_env, make_app, safetensors_stub, write_guide_layout
+from tests.helpers import (SD1_CONTROLNET, instance_env, make_app, safetensors_stub, write_guide_layout,
+                           write_json_file)
 from tests.integration.helpers import ApiUser, make_staff, sign_in
 
 
@@ -17,6 +18,11 @@ from tests.integration.helpers import ApiUser, make_staff, sign_in
 def guide_site(tmp_path_factory, redis_url):
     base = tmp_path_factory.mktemp("guide-models")
     models = write_guide_layout(base / "models")
+    # xinsir's first SDXL Union as a folder: six control modes (no tile, no repaint).
+    write_json_file(models / "controlnet" / "union-sdxl-1.0" / "config.json",
+                    {"_class_name": "ControlNetUnionModel", "cross_attention_dim": 2048, "num_control_type": 6})
+    safetensors_stub(models / "controlnet" / "union-sdxl-1.0" / "diffusion_pytorch_model.safetensors",
+                     {"conv_in.weight": [320, 4, 3, 3]})
     outside = safetensors_stub(base / "outside" / "linked.safetensors", SD1_CONTROLNET)
     (models / "controlnet" / "linked.safetensors").symlink_to(outside)
     app = make_app(instance_env(base / "instance", redis_url, models, DAYDREAM_DEMO_MODELS="all"))
@@ -48,6 +54,7 @@ def test_the_scan_lists_guides_with_their_family_and_architecture(guide_scan):
         "controlnet/control_v11p_sd15_canny.safetensors": ("controlnet", "sd1", "controlnet", "available", False),
         "controlnet/sdxl-canny": ("controlnet", "sdxl", "controlnet", "available", False),
         "controlnet/union/controlnet-union-sdxl.safetensors": ("controlnet", "sdxl", "union", "available", False),
+        "controlnet/union-sdxl-1.0": ("controlnet", "sdxl", "union", "available", False),
         "controlnet/flux-union": ("controlnet", "flux", "union", "available", False),
         "controlnet/flux-canny.safetensors": ("controlnet", "flux", "controlnet", "available", False),
         "controlnet/sd3-canny": ("controlnet", "sd3", None, "unsupported", False),
@@ -108,7 +115,8 @@ def test_staff_enable_a_guide_and_users_see_it_but_never_as_a_model(guide_site, 
     assert enabled.status_code == 200 and enabled.get_json()["enabled"] is True
     assert guide_items(user)[plus["id"]] == {
         "id": "ip-adapter-plus-sd15", "name": "ip-adapter-plus_sd15", "kind": "ipadapter", "format": "single_file",
-        "family": "sd1", "family_label": "Stable Diffusion 1.x", "architecture": "ip-adapter-plus"}
+        "family": "sd1", "family_label": "Stable Diffusion 1.x", "architecture": "ip-adapter-plus",
+        "control_modes": None}
     assert [m["id"] for m in user.get("/api/v1/models").get_json()["items"] if m["kind"] == "model"] == models_before
     assert user.submit(model=plus["id"]).status_code == 422  # not a model to paint with
 
@@ -127,7 +135,8 @@ def test_staff_enable_a_guide_and_users_see_it_but_never_as_a_model(guide_site, 
         assert not [m for m in catalog.enabled_models() if m.adapter]
         assert [m.id for m in catalog.enabled_guides("ipadapter")] == ["demo-ipadapter-sd1", plus["id"]]
         assert catalog.guide_table()[plus["id"]] == {"name": "ip-adapter-plus_sd15", "family": "sd1",
-                                                    "adapter": "ipadapter", "architecture": "ip-adapter-plus"}
+                                                    "adapter": "ipadapter", "architecture": "ip-adapter-plus",
+                                                    "control_modes": None}
         assert "demo-controlnet-flux" in catalog.guide_table() and canny["id"] not in catalog.guide_table()
 
 
@@ -136,3 +145,29 @@ def test_the_admin_models_page_has_a_guides_table(guide_site):
     sign_in(staff_client, "boss", "a staff password")
     page = staff_client.get("/admin/models")
     assert page.status_code == 200 and b'id="guides-body"' in page.data and b"admin-models.js" in page.data
+
+
+def test_a_unit_whose_mode_the_union_lacks_is_a_422_naming_control_and_charges_nothing(guide_site, guide_scan):
+    """The scan reads a Union's number of control modes (config.json's num_control_type, a
+    single file's task_embedding rows; the demo's eight are ProMax's); submit refuses a tile
+    unit on xinsir's first Union (six modes) instead of charging a task that fails."""
+    found = by_spec(guide_scan)
+    first = found["controlnet/union-sdxl-1.0"]
+    assert (first["control_modes"], found["controlnet/union/controlnet-union-sdxl.safetensors"]["control_modes"],
+            found["controlnet/sdxl-canny"]["control_modes"]) == (6, 8, None)
+    assert {m["id"]: m for m in guide_scan["items"]}["demo-controlnet-sdxl-union"]["control_modes"] == 8
+    enabled = guide_site.test_client().patch(f"/api/v1/admin/models/{first['id']}", json={"enabled": True},
+                                             headers=guide_site.staff)
+    assert enabled.status_code == 200, enabled.get_json()
+    user = ApiUser(guide_site.test_client(), "unionfirst")
+    before = user.me()["tokens"]
+    response = user.submit(model="demo-sdxl", control=[{"image": "PictureId123", "model": first["id"],
+                                                        "preprocessor": "canny"},
+                                                       {"image": "PictureId123", "model": first["id"],
+                                                        "preprocessor": "tile"}])
+    assert response.status_code == 422, response.get_json()
+    error = response.get_json()["error"]
+    assert error["field"] == "control" and error["message"].startswith(
+        "control: unit 2: the tile preprocessor needs a ControlNet Union with 8 control modes (ProMax); "
+        "union-sdxl-1.0 has 6"), error
+    assert user.me()["tokens"] == before

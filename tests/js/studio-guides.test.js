@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import {
   changeReference, changeUnit, checkGuides, clampTo, defaultPreprocessor, guidedCost, guidesFor, guidesPayload,
   newReference, newUnit, offeredPreprocessors, offers, payloadCounts, restoreEditImages, restoreGuides, thresholdValue,
-  WEIGHT,
+  unitControlnets, WEIGHT,
 } from "../../site/static/js/pages/studio/guides.js";
 import { guideLines, unitText } from "../../site/static/js/lib/guidewords.js";
 import { editBody, editingModels } from "../../site/static/js/lib/edit.js";
@@ -66,6 +66,33 @@ test("the guide models of a family, the preprocessors offered and a new unit's",
   assert.equal(flux2.editOptional, true);
   assert.equal(checkGuides({ editImages: [], offered: flux2 }), null);
   assert.equal(checkGuides({ editImages: [], offered: offers({ edits: true, maxReferences: 3 }) }).field, "edit");
+});
+
+test("a Union that takes every unit is never mixed with another ControlNet: the first unit's choice decides", () => {
+  const sdxl = [
+    { id: "canny-xl", name: "Canny XL", family: "sdxl", adapter: "controlnet", architecture: "controlnet" },
+    { id: "union", name: "Union", family: "sdxl", adapter: "controlnet", architecture: "union", control_modes: 6 },
+    { id: "promax", name: "ProMax", family: "sdxl", adapter: "controlnet", architecture: "union", control_modes: 8 },
+  ];
+  const ids = (choice) => choice.choices.map((g) => g.id);
+  const first = newUnit({ model: "union" });
+  const second = newUnit({ model: "canny-xl" });
+  // The first unit chooses any; the others only its Union (not the other Union, not Canny).
+  assert.deepEqual(ids(unitControlnets(sdxl, [first, second], first.key)), ["canny-xl", "union", "promax"]);
+  const follows = unitControlnets(sdxl, [first, second], second.key);
+  assert.deepEqual(ids(follows), ["union"]);
+  assert.match(follows.note, /^Union \(Control 1\) is a ControlNet Union: it takes every unit/);
+  assert.deepEqual(ids(unitControlnets(sdxl, [first], "a-unit-being-added")), ["union"]);
+  // A first unit on another ControlNet: the others any but a Union, and said why.
+  const plain = unitControlnets(sdxl, [second, first], first.key);
+  assert.deepEqual(ids(plain), ["canny-xl"]);
+  assert.match(plain.note, /choose it on Control 1/);
+  // Alone, or before the first unit has a model: any, nothing said.
+  assert.deepEqual(unitControlnets(sdxl, [], "new"), { choices: sdxl, note: "" });
+  assert.deepEqual(ids(unitControlnets(sdxl, [newUnit({}), second], second.key)), ["canny-xl", "union", "promax"]);
+  // A FLUX Union runs beside other FLUX ControlNets: nothing narrows.
+  const flux = [{ id: "flux-union", family: "flux", architecture: "union" }, { id: "flux-canny", family: "flux", architecture: "controlnet" }];
+  assert.deepEqual(unitControlnets(flux, [newUnit({ model: "flux-union" })], "next"), { choices: flux, note: "" });
 });
 
 test("what a task sends: each unit with its picture, thresholds only where the preprocessor has them", () => {

@@ -27,7 +27,7 @@ def test_sd1_and_sdxl_controlnets_differ_by_their_cross_attention_width(tmp_path
     sdxl["control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"] = [320, 2048]
     assert controlnet_file(tmp_path, sdxl) == Guide("controlnet", "sdxl", "controlnet")
     # The same in diffusers' layout, with xinsir's Union parts: an SDXL Union.
-    assert controlnet_file(tmp_path, SDXL_UNION_CONTROLNET) == Guide("controlnet", "sdxl", "union")
+    assert controlnet_file(tmp_path, SDXL_UNION_CONTROLNET) == Guide("controlnet", "sdxl", "union", 8)
 
     for width, family in ((768, "sd1"), (2048, "sdxl")):
         folder = tmp_path / f"folder-{width}"
@@ -37,7 +37,31 @@ def test_sd1_and_sdxl_controlnets_differ_by_their_cross_attention_width(tmp_path
     union = tmp_path / "union"
     write_json_file(union / "config.json", {"_class_name": "ControlNetUnionModel", "cross_attention_dim": 2048})
     safetensors_stub(union / "diffusion_pytorch_model.safetensors", {"conv_in.weight": [320, 4, 3, 3]})
-    assert guide_files.controlnet_folder(union) == Guide("controlnet", "sdxl", "union")
+    assert guide_files.controlnet_folder(union) == Guide("controlnet", "sdxl", "union", 8)
+
+
+def test_an_sdxl_unions_control_modes_are_read_from_its_config_or_its_task_embedding(tmp_path):
+    """xinsir's first Union has 6 control modes (no tile, no repaint), ProMax 8: a folder
+    says so in config.json (num_control_type), a single file in its task_embedding's rows;
+    one that says neither is taken to have all 8 (submit then refuses no mode)."""
+    for modes in (6, 8):
+        folder = tmp_path / f"union-{modes}"
+        write_json_file(folder / "config.json", {"_class_name": "ControlNetUnionModel", "cross_attention_dim": 2048,
+                                                 "num_control_type": modes})
+        safetensors_stub(folder / "diffusion_pytorch_model.safetensors", {"conv_in.weight": [32, 4, 3, 3]})
+        assert guide_files.controlnet_folder(folder).control_modes == modes
+        one_file = dict(SDXL_UNION_CONTROLNET, task_embedding=[modes, 320])
+        assert controlnet_file(tmp_path, one_file) == Guide("controlnet", "sdxl", "union", modes)
+        # The original layout's prefix, and a folder whose config does not say: its weights do.
+        prefixed = {"control_model." + key: shape for key, shape in one_file.items()}
+        assert controlnet_file(tmp_path, prefixed).control_modes == modes
+        write_json_file(folder / "config.json", {"_class_name": "ControlNetUnionModel", "cross_attention_dim": 2048})
+        safetensors_stub(folder / "diffusion_pytorch_model.safetensors", one_file)
+        assert guide_files.controlnet_folder(folder).control_modes == modes
+    no_embedding = {key: shape for key, shape in SDXL_UNION_CONTROLNET.items() if key != "task_embedding"}
+    assert controlnet_file(tmp_path, no_embedding).control_modes == 8
+    # Not a Union: no modes.
+    assert controlnet_file(tmp_path, SD1_CONTROLNET).control_modes is None
 
 
 def test_a_controlnet_union_is_sdxls_whatever_its_width_unless_that_is_sd1s_or_sd2s(tmp_path):
@@ -50,8 +74,8 @@ def test_a_controlnet_union_is_sdxls_whatever_its_width_unless_that_is_sd1s_or_s
         one_file = dict(SDXL_UNION_CONTROLNET)
         one_file["down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight"] = [640, width]
         if found == "sdxl":
-            assert guide_files.controlnet_folder(folder) == Guide("controlnet", "sdxl", "union")
-            assert controlnet_file(tmp_path, one_file) == Guide("controlnet", "sdxl", "union")
+            assert guide_files.controlnet_folder(folder) == Guide("controlnet", "sdxl", "union", 8)
+            assert controlnet_file(tmp_path, one_file) == Guide("controlnet", "sdxl", "union", 8)
             continue
         for scan in (lambda: guide_files.controlnet_folder(folder), lambda: controlnet_file(tmp_path, one_file)):
             with pytest.raises(UnsupportedGuide, match=f"a ControlNet Union for {found} models: Unions run with "
@@ -80,12 +104,12 @@ def test_an_sd2_or_sd3_contronet_is_unsupported_and_says_which_families_take_one
 def test_flux_controlnets_and_unions_by_their_keys_and_config(tmp_path):
     assert controlnet_file(tmp_path, FLUX_CONTROLNET) == Guide("controlnet", "flux", "controlnet")
     assert controlnet_file(tmp_path, dict(FLUX_CONTROLNET, **{"controlnet_mode_embedder.weight": [10, 3072]})) \
-        == Guide("controlnet", "flux", "union")
+        == Guide("controlnet", "flux", "union", 10)
     for num_mode, architecture in ((10, "union"), (None, "controlnet")):
         folder = tmp_path / f"flux-{num_mode}"
         write_json_file(folder / "config.json", {"_class_name": "FluxControlNetModel", "num_mode": num_mode})
         safetensors_stub(folder / "diffusion_pytorch_model.safetensors", {"x_embedder.weight": [3072, 64]})
-        assert guide_files.controlnet_folder(folder) == Guide("controlnet", "flux", architecture)
+        assert guide_files.controlnet_folder(folder) == Guide("controlnet", "flux", architecture, num_mode)
     with pytest.raises(UnsupportedGuide, match="XLabs"):
         controlnet_file(tmp_path, {"double_blocks.0.img_attn.qkv.weight": [9216, 3072],
                                    "input_hint_block.0.weight": [16, 3, 3, 3],

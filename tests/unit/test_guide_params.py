@@ -19,6 +19,13 @@ GUIDE_MODELS = {
     "cn-sdxl": {"name": "Canny SDXL", "family": "sdxl", "adapter": "controlnet", "architecture": "controlnet"},
     "cn-flux": {"name": "Union FLUX", "family": "flux", "adapter": "controlnet", "architecture": "union"},
     "cn-sdxl-union": {"name": "Union SDXL", "family": "sdxl", "adapter": "controlnet", "architecture": "union"},
+    # xinsir's first Union (six control modes: no tile, no repaint) and ProMax (eight).
+    "cn-sdxl-union6": {"name": "Union SDXL 1.0", "family": "sdxl", "adapter": "controlnet", "architecture": "union",
+                       "control_modes": 6},
+    "cn-sdxl-promax": {"name": "Union ProMax", "family": "sdxl", "adapter": "controlnet", "architecture": "union",
+                       "control_modes": 8},
+    "cn-flux-two": {"name": "Union FLUX 2", "family": "flux", "adapter": "controlnet", "architecture": "union",
+                    "control_modes": 2},
     "ip-sd1": {"name": "IP SD1", "family": "sd1", "adapter": "ipadapter", "architecture": "ip-adapter"},
 }
 THRESHOLD = {"label": "Low", "min": 1, "max": 255, "default": 100, "step": 1}
@@ -26,7 +33,11 @@ PREPROCESSORS = {
     "none": {"id": "none", "thresholds": {"a": None, "b": None}, "needs_mask": False},
     "canny": {"id": "canny", "thresholds": {"a": THRESHOLD, "b": {**THRESHOLD, "label": "High", "default": 200}},
               "needs_mask": False},
-    "inpaint": {"id": "inpaint", "thresholds": {"a": None, "b": None}, "needs_mask": True},
+    "inpaint": {"id": "inpaint", "thresholds": {"a": None, "b": None}, "needs_mask": True, "sdxl_union_type": 7},
+    "tile": {"id": "tile", "thresholds": {"a": None, "b": None}, "needs_mask": False, "union_type": 1,
+             "sdxl_union_type": 6},
+    "depth": {"id": "depth", "thresholds": {"a": None, "b": None}, "needs_mask": False, "union_type": 2,
+              "sdxl_union_type": 1},
 }
 UNIT = {"image": "PictureId123", "model": "cn-sd1"}
 
@@ -99,6 +110,16 @@ def test_each_setting_is_kept_and_a_task_without_guides_has_none():
                                         {**UNIT, "model": "cn-sdxl-union", "control_mode": "prompt"}]},
      "control", "the units on Union SDXL (a ControlNet Union, one model for all of them) share one control_mode: "
                 "got balanced, prompt"),
+    # A unit whose mode the Union lacks: refused at submit, not failed in the worker.
+    ({"model": "demo-sdxl", "control": [{**UNIT, "model": "cn-sdxl-union6", "preprocessor": "canny"},
+                                        {**UNIT, "model": "cn-sdxl-union6", "preprocessor": "tile"}]},
+     "control", "unit 2: the tile preprocessor needs a ControlNet Union with 8 control modes (ProMax); "
+                "Union SDXL 1.0 has 6"),
+    ({"model": "demo-sdxl", "init_image": "Pic", "mask": "Mask",
+      "control": [{**UNIT, "model": "cn-sdxl-union6", "preprocessor": "inpaint"}]},
+     "control", "unit 1: the inpaint preprocessor needs a ControlNet Union with 8 control modes (ProMax)"),
+    ({"model": "demo-flux", "control": [{**UNIT, "model": "cn-flux-two", "preprocessor": "depth"}]},
+     "control", "unit 1: the depth preprocessor needs mode 2 of a FLUX ControlNet Union; Union FLUX 2 has 2 modes"),
     ({"references": [{"image": "R", "model": "ip-sd1"}] * 3}, "references", "at most 2 reference images"),
     ({"references": [{"image": "R", "model": "ip-sd1", "weight": -1}]}, "references",
      "reference 1: weight must be from 0 to 2"),
@@ -171,4 +192,14 @@ def test_sdxl_controlnet_union_units_run_together_on_it_and_the_studio_lists_it(
     assert [(u["model"], u["model_name"], u["preprocessor"], u["weight"], u["start"]) for u in units] == [
         ("cn-sdxl-union", "Union SDXL", "canny", 1.0, 0.0), ("cn-sdxl-union", "Union SDXL", "none", 0.5, 0.2)]
     assert all(runs(guide) for guide in GUIDE_MODELS.values())
+    # The modes a Union has: any on ProMax (or on one whose count is not known), the first six
+    # on xinsir's first Union (the refusals are above); a FLUX Union's own modes likewise.
+    for union in ("cn-sdxl-promax", "cn-sdxl-union"):
+        assert [u["preprocessor"] for u in guided(model="demo-sdxl", init_image="Pic", mask="Mask", control=[
+            {**UNIT, "model": union, "preprocessor": name} for name in ("tile", "inpaint")])["control"]] == [
+            "tile", "inpaint"]
+    assert guided(model="demo-sdxl", control=[{**UNIT, "model": "cn-sdxl-union6", "preprocessor": "depth"},
+                                              {**UNIT, "model": "cn-sdxl-union6"}])["control"][1]["preprocessor"] \
+        == "none"
+    assert guided(model="demo-flux", control=[{**UNIT, "model": "cn-flux-two", "preprocessor": "tile"}])["control"]
     assert not runs({**GUIDE_MODELS["cn-sdxl-union"], "family": "sd1"})

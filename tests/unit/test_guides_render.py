@@ -451,12 +451,12 @@ def test_an_sdxl_controlnet_union_is_scanned_as_one_and_loads_from_its_folder_or
     sdxl = load_pipeline("demo-sdxl", models, device="cpu")
     folder_net = loading.controlnet(sdxl, loading.guide(SDXL_UNION), models)
     assert type(folder_net).__name__ == "ControlNetUnionModel" and folder_net.config.num_control_type == 8
-    assert guide_files.controlnet_folder(demo_guide_path(models, SDXL_UNION)) == Guide("controlnet", "sdxl", "union")
+    assert guide_files.controlnet_folder(demo_guide_path(models, SDXL_UNION)) == Guide("controlnet", "sdxl", "union", 8)
     state = {key: value.contiguous() for key, value in folder_net.state_dict().items()}
     (models / "controlnet").mkdir(exist_ok=True)
     path = models / "controlnet" / "union-promax.safetensors"
     save_file(state, str(path))
-    assert guide_files.controlnet_keys(guide_files.read_header(path)) == Guide("controlnet", "sdxl", "union")
+    assert guide_files.controlnet_keys(guide_files.read_header(path)) == Guide("controlnet", "sdxl", "union", 8)
     file_net = loading.controlnet(sdxl, loading.Guide("file-union", "file", "controlnet/union-promax.safetensors",
                                                       "controlnet", "sdxl", "union"), models)
     def settings(net):

@@ -14,7 +14,7 @@ import {
 } from "./guides.js";
 import {
   adapters, controlnets, createReferenceRow, createUnitRow, fillModels, fillPreprocessors, fillReferenceModels, hasImage,
-  imageOf, inpainting, panel, preprocessorOptions, readPicture, removeButton, thumb,
+  imageOf, inpainting, panel, preprocessorOptions, readPicture, refillModels, removeButton, thumb, unitChoices,
 } from "./guiderows.js";
 import { state } from "./state.js";
 
@@ -65,7 +65,7 @@ export function checkGuideFields() {
 
 function addUnit(source) {
   if (state.guides.units.length >= MAX_CONTROL) return;
-  const list = controlnets();
+  const list = unitChoices(null).choices; // (the first unit's Union, if it has one)
   const unit = newUnit({
     source, model: list.length ? list[0].id : "",
     preprocessor: defaultPreprocessor(offeredPreprocessors(panel.preprocessors, inpainting()), source),
@@ -84,6 +84,7 @@ function removeUnit(key) {
   panel.rows.delete(key);
   clearFieldError("control");
   render();
+  refillModels(); // (a new first unit: the others follow its choice)
   announce("The control unit is removed.");
   panel.changed();
 }

@@ -12,6 +12,7 @@ import { clearFieldError, currentCard, numberValue, paintRange } from "./fields.
 import {
   PROCESSOR_RES, RANGE, REFERENCE_WEIGHT, RESIZE_MODES, WEIGHT, CONTROL_MODES, changeReference, changeUnit,
   defaultPreprocessor, guidesFor, imageValue, offeredPreprocessors, preprocessorOf, thresholdValue, thresholdsOf,
+  unitControlnets,
 } from "./guides.js";
 import { createScribble } from "./scribble.js";
 import { state } from "./state.js";
@@ -160,14 +161,28 @@ export function fillPreprocessors(unit, row) {
   renderThresholds(unit, row);
 }
 
+/** The ControlNets a unit may choose: its family's, never a Union that takes every unit
+ * beside another ControlNet (guides.js's unitControlnets: the first unit's decides). */
+export function unitChoices(key) { return unitControlnets(controlnets(), state.guides.units, key); }
+
 export function fillModels(unit, row) {
   const sel = row.parts.model;
-  const list = controlnets();
+  const { choices: list, note } = unitChoices(unit.key);
   sel.replaceChildren(...(list.length ? list.map((g) => el("option", { value: g.id, text: g.name || g.id }))
     : [el("option", { value: "", text: "No ControlNet fits this model" })]));
   if (!list.some((g) => g.id === unit.model)) unit = updateUnit(unit.key, { model: list.length ? list[0].id : "" }, { notify: false }) || unit;
   sel.value = unit.model;
   sel.disabled = !list.length;
+  row.parts.modelNote.textContent = note;
+  row.parts.modelNote.hidden = !note;
+}
+
+/** Every unit's ControlNet choices again, in order (the first unit's choice decides the others'). */
+export function refillModels() {
+  state.guides.units.forEach((u) => {
+    const row = panel.rows.get(u.key);
+    if (row) fillModels(state.guides.units[unitIndex(u.key)] || u, row);
+  });
 }
 
 function setSource(unit, row, source, notify) {
@@ -301,7 +316,12 @@ export function createUnitRow(unit) {
     updateUnit(key, { preprocessor: v });
     renderThresholds(state.guides.units[unitIndex(key)], panel.rows.get(key));
   }, "preprocessor");
-  const model = select("ControlNet", [], unit.model, (v) => updateUnit(key, { model: v }), "model");
+  const model = select("ControlNet", [], unit.model, (v) => {
+    updateUnit(key, { model: v }, { notify: false });
+    refillModels(); // (the other units follow the first one's Union)
+    panel.changed();
+  }, "model");
+  const modelNote = el("p", { class: "field-hint guide-model-note", hidden: true });
   const weight = sliderField("Weight", WEIGHT, unit.weight, (v) => updateUnit(key, { weight: v }).weight, "weight");
   const start = numberField("Start", RANGE, unit.start, (raw, input) => {
     const u = updateUnit(key, { start: raw });
@@ -336,6 +356,7 @@ export function createUnitRow(unit) {
     ]),
     upload, draw,
     el("div", { class: "guide-unit__row" }, [preprocessor.node, model.node]),
+    modelNote,
     weight,
     el("div", { class: "guide-unit__row guide-unit__row--range", role: "group", "aria-label": "The steps it applies to, as fractions" },
       [start.node, end.node]),
@@ -350,7 +371,7 @@ export function createUnitRow(unit) {
     node, scribble: null,
     parts: {
       sourceRadios, upload, draw, canvas, brush, undo, clear, drawStatus, picture, dropTitle,
-      preprocessor: preprocessor.input, model: model.input, thresholds, detect: detectButton, detectStatus, map,
+      preprocessor: preprocessor.input, model: model.input, modelNote, thresholds, detect: detectButton, detectStatus, map,
     },
   };
   panel.rows.set(key, row);

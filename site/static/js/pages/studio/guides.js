@@ -45,10 +45,40 @@ export function countOr(value, fallback) {
 }
 
 /** The enabled guide models (studio-config "guides": [{id, name, family, adapter,
- * architecture}]) of `adapter` ("controlnet" or "ipadapter") for a family. */
+ * architecture, control_modes}]) of `adapter` ("controlnet" or "ipadapter") for a family. */
 export function guidesFor(guides, adapter, family) {
   if (!family) return [];
   return (guides || []).filter((g) => g && g.id && g.adapter === adapter && g.family === family);
+}
+
+/* Families whose ControlNet Union takes all of a task's units in one model (the server's
+ * guides.FUSED_UNIONS: diffusers' SDXL Union pipelines): every unit of such a task names that
+ * Union; one beside another ControlNet, or two Unions, is refused (a 422 naming control). */
+export const FUSED_UNION_FAMILIES = ["sdxl"];
+
+/** Whether a guide model (a studio-config "guides" item) is such a Union. */
+export function isFusedUnion(guide) {
+  return !!guide && guide.architecture === "union" && FUSED_UNION_FAMILIES.indexOf(guide.family) !== -1;
+}
+
+/**
+ * The ControlNets unit `key` may choose, of its family's (`list`: guidesFor's), so that the
+ * units never mix a Union that takes every unit with another ControlNet: {choices, note}.
+ * The first unit chooses any; when its ControlNet is such a Union the other units are
+ * offered that Union only, else any but such a Union. A unit not in `units` yet (being
+ * added) counts as another unit. `note`: the rule in words where it narrows the choice.
+ */
+export function unitControlnets(list, units, key) {
+  const all = (list || []).filter((g) => g && g.id);
+  const rows = units || [];
+  const first = rows.length && rows[0] && rows[0].key !== key ? rows[0] : null;
+  const lead = first ? all.find((g) => g.id === first.model) : null;
+  if (!lead) return { choices: all, note: "" };
+  if (isFusedUnion(lead)) {
+    return { choices: [lead], note: (lead.name || lead.id) + " (Control 1) is a ControlNet Union: it takes every unit of the task." };
+  }
+  const choices = all.filter((g) => !isFusedUnion(g));
+  return { choices, note: choices.length < all.length ? "A ControlNet Union takes every unit of a task: choose it on Control 1." : "" };
 }
 
 /** What the chosen model's card offers: {control, references, edit, editOptional, editEach,
