@@ -559,6 +559,28 @@ def write_guide_layout(models: Path) -> Path:
     return models
 
 
+# --- an annotator's weights (ControlNet preprocessors that are models) ---------------------
+
+def random_pidinet(models_path: Path) -> Path:
+    """<models_path>/annotators/table5_pidinet.pth (lllyasviel/Annotators' name) holding
+    random PiDiNet weights: the network controlnet_aux builds (softedge_pidinet and the
+    other PiDiNet preprocessors), saved as that file holds it ({"state_dict": …}). The same
+    bytes every time (seed 0). Torch is imported here, not with this module."""
+    import torch
+
+    from services.generation import annotators
+
+    torch.manual_seed(0)
+    network = annotators.detector_module("pidi").pidinet()
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.normal_(0, 0.2)
+    path = annotators.folder_of(models_path) / "table5_pidinet.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": network.state_dict()}, path)
+    return path
+
+
 # --- an HTTPS server of model files (model installs) --------------------------------------
 
 def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:

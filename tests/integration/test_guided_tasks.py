@@ -1,10 +1,11 @@
 """Guided tasks through the real stack (web, Redis, a real worker with the tiny demo models
 and the demo guides, worker/demo_guides.py): ControlNet units steer the picture (two
 control images differ, weight 0 is no unit, the step range matters, the same inputs give
-the same pixels), an SDXL ControlNet, an SDXL ControlNet Union (two units in one model) and
-a FLUX ControlNet Union run, an IP-Adapter reference changes the picture and leaves
-nothing behind for the next task, and a FLUX.1 Kontext edit records its instruction and
-its picture. Each picture, task and ZIP manifest records its guides."""
+the same pixels), an annotator preprocessor (PiDiNet, random weights) makes its unit's map
+in the worker at task time, an SDXL ControlNet, an SDXL ControlNet Union (two units in one
+model) and a FLUX ControlNet Union run, an IP-Adapter reference changes the picture and
+leaves nothing behind for the next task, and a FLUX.1 Kontext edit records its instruction
+and its picture. Each picture, task and ZIP manifest records its guides."""
 from __future__ import annotations
 
 import base64
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from tests.helpers import a1111_infotext_fields
+from tests.helpers import a1111_infotext_fields, random_pidinet
 from tests.integration.helpers import ApiUser
 
 SIZE = 64
@@ -128,6 +129,41 @@ def test_control_units_steer_the_picture_and_are_recorded(guided_user, unguided)
     [listed] = json.loads(row["control"])
     assert listed == tasks["late"]["control"][0] and listed["start"] == 0.5 and not listed["image"].startswith("data:")
     assert row["references"] == "" and row["edit"] == ""
+
+
+@pytest.fixture
+def pidinet_weights(models_path):
+    """Random PiDiNet weights in the models folder the stack reads, for this test only: the
+    web tier (at submit) and the worker (at render) look annotators up per task, so a file
+    written now is found; it is removed after, so the modules sharing the folder see an
+    install without annotator weights again."""
+    pytest.importorskip("controlnet_aux")
+    folder = models_path / "annotators"
+    made_folder = not folder.exists()
+    path = random_pidinet(models_path)
+    yield path
+    path.unlink()
+    if made_folder:
+        folder.rmdir()
+
+
+def test_an_annotator_preprocessor_makes_the_map_in_the_worker(guided_user, pidinet_weights):
+    picture = square_patch((200, 80, 40))
+    ids = {name: submitted(guided_user, control=[control_unit(picture, preprocessor=preprocessor, processor_res=64)])
+           for name, preprocessor in (("none", "none"), ("pidinet", "softedge_pidinet"),
+                                      ("again", "softedge_pidinet"))}
+    tasks = {name: finished(guided_user, task_id) for name, task_id in ids.items()}
+    got = {name: first_picture(guided_user, task) for name, task in tasks.items()}
+    # The annotator's map, not the picture itself, reached the ControlNet; the same inputs
+    # give the same pixels (each task's map made again).
+    assert mean_difference(got["pidinet"][0], got["none"][0]) > 3
+    assert np.abs(got["again"][0] - got["pidinet"][0]).max() <= 2
+    [unit] = tasks["pidinet"]["control"]
+    assert unit["preprocessor"] == "softedge_pidinet" and unit["model"] == "demo-controlnet-sd1"
+    infotext = got["pidinet"][1]["ControlNet 0"]
+    assert infotext.startswith("Module: softedge_pidinet, Model: ") and "Processor Res: 64" in infotext
+    metadata = guided_user.get(tasks["pidinet"]["images"][0]["metadata_url"]).get_json()
+    assert metadata["control"][0]["preprocessor"] == "softedge_pidinet"
 
 
 def test_a_flux_controlnet_union_unit_runs_in_the_worker(guided_user):

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from services.core.errors import ValidationError
 from services.generation import annotators, preprocess
+from tests.helpers import random_pidinet
 
 
 def square_picture(size=(96, 64), box=(24, 16, 72, 48), inside="white", outside="black") -> Image.Image:
@@ -166,20 +167,6 @@ def test_a_very_long_picture_at_a_high_resolution_is_refused():
 
 
 # --- an annotator for real: PiDiNet (softedge_pidinet) with random weights ------------------
-
-def random_pidinet(models_path):
-    """table5_pidinet.pth (lllyasviel/Annotators' name) holding random PiDiNet weights: the
-    network controlnet_aux builds, saved as that file holds it ({"state_dict": …})."""
-    import torch
-
-    torch.manual_seed(0)
-    network = annotators.detector_module("pidi").pidinet()
-    with torch.no_grad():
-        for parameter in network.parameters():
-            parameter.normal_(0, 0.2)
-    (models_path / "annotators").mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": network.state_dict()}, models_path / "annotators" / "table5_pidinet.pth")
-
 
 def test_an_annotator_with_its_weights_is_offered_and_maps_the_same_in_a_child_and_here(tmp_path):
     pytest.importorskip("controlnet_aux")
