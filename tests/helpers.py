@@ -795,11 +795,89 @@ def write_gguf(path: Path, tensors: dict, quant: str = "Q8_0",
     return types
 
 
-def gguf_from_safetensors(source: Path, path: Path, quant: str = "Q8_0", architecture: str = "flux") -> Counter:
-    """A GGUF file of a .safetensors denoiser's weights (a diffusers folder's transformer)."""
+# The names GGUF files people share give a diffusers transformer's tensors (the original
+# checkpoints' names: Z-Image's and FLUX.2's, whose q, k and v are one fused matrix), for
+# the families whose diffusers converter turns them back: (diffusers name part, original).
+ZIMAGE_ORIGINAL_NAMES = (("all_final_layer.2-1.", "final_layer."), ("all_x_embedder.2-1.", "x_embedder."),
+                         (".attention.to_out.0.", ".attention.out."), (".attention.norm_k.", ".attention.k_norm."),
+                         (".attention.norm_q.", ".attention.q_norm."))
+FLUX2_ORIGINAL_NAMES = (
+    ("x_embedder.", "img_in."), ("context_embedder.", "txt_in."), ("proj_out.", "final_layer.linear."),
+    ("time_guidance_embed.timestep_embedder.linear_1.", "time_in.in_layer."),
+    ("time_guidance_embed.timestep_embedder.linear_2.", "time_in.out_layer."),
+    ("time_guidance_embed.guidance_embedder.linear_1.", "guidance_in.in_layer."),
+    ("time_guidance_embed.guidance_embedder.linear_2.", "guidance_in.out_layer."),
+    ("_modulation_img.linear.", "_modulation_img.lin."), ("_modulation_txt.linear.", "_modulation_txt.lin."),
+    ("single_stream_modulation.linear.", "single_stream_modulation.lin."),
+    ("single_transformer_blocks.", "single_blocks."), (".attn.to_qkv_mlp_proj.", ".linear1."),
+    (".attn.to_out.weight", ".linear2.weight"), ("transformer_blocks.", "double_blocks."),
+    (".attn.to_out.0.", ".img_attn.proj."), (".attn.to_add_out.", ".txt_attn.proj."),
+    (".ff.linear_in.", ".img_mlp.0."), (".ff.linear_out.", ".img_mlp.2."),
+    (".ff_context.linear_in.", ".txt_mlp.0."), (".ff_context.linear_out.", ".txt_mlp.2."),
+    (".attn.norm_added_q.weight", ".txt_attn.norm.query_norm.scale"),
+    (".attn.norm_added_k.weight", ".txt_attn.norm.key_norm.scale"))
+FLUX2_SINGLE_NORMS = ((".attn.norm_q.weight", ".norm.query_norm.scale"), (".attn.norm_k.weight", ".norm.key_norm.scale"))
+FLUX2_DOUBLE_NORMS = ((".attn.norm_q.weight", ".img_attn.norm.query_norm.scale"),
+                      (".attn.norm_k.weight", ".img_attn.norm.key_norm.scale"))
+
+
+def _fuse_qkv(tensors: dict, parts: tuple[str, str, str], fused: str) -> dict:
+    """Each q, k, v triple of `tensors` (names ending in parts) as one matrix named `fused`."""
+    import numpy as np
+
+    out = {}
+    for name, value in tensors.items():
+        if name.endswith(parts[0]):
+            stem = name[: -len(parts[0])]
+            out[stem + fused] = np.concatenate([tensors[stem + part] for part in parts])
+        elif not name.endswith(parts[1:]):
+            out[name] = value
+    return out
+
+
+def _renamed(name: str, table) -> str:
+    for diffusers, original in table:
+        name = name.replace(diffusers, original)
+    return name
+
+
+def original_names(family: str, tensors: dict) -> dict:
+    """A diffusers transformer's tensors under the names of the GGUF files people share, as
+    far as diffusers' single-file converter turns them back: Z-Image's (fused attention.qkv,
+    final_layer., …) and FLUX.2's (BFL's double_blocks., img_in., …). Qwen-Image's original
+    names are diffusers' own. FLUX.1's and Chroma's stay diffusers' (their converter splits
+    the single blocks' fused projection at the full model's width, 3072, so a tiny model
+    cannot be written in BFL's names; diffusers takes its own names as they are)."""
+    import numpy as np
+
+    if family == "zimage":
+        fused = _fuse_qkv(tensors, (".attention.to_q.weight", ".attention.to_k.weight", ".attention.to_v.weight"),
+                          ".attention.qkv.weight")
+        return {_renamed(k, ZIMAGE_ORIGINAL_NAMES): v for k, v in fused.items()}
+    if family == "flux2":
+        fused = _fuse_qkv(tensors, (".attn.to_q.weight", ".attn.to_k.weight", ".attn.to_v.weight"),
+                          ".img_attn.qkv.weight")
+        fused = _fuse_qkv(fused, (".attn.add_q_proj.weight", ".attn.add_k_proj.weight", ".attn.add_v_proj.weight"),
+                          ".txt_attn.qkv.weight")
+        out = {}
+        for name, value in fused.items():
+            norms = FLUX2_SINGLE_NORMS if name.startswith("single_") else FLUX2_DOUBLE_NORMS
+            if name == "norm_out.linear.weight":  # BFL's final modulation is (shift, scale)
+                scale, shift = np.split(value, 2)
+                out["final_layer.adaLN_modulation.1.weight"] = np.concatenate([shift, scale])
+            else:
+                out[_renamed(_renamed(name, norms), FLUX2_ORIGINAL_NAMES)] = value
+        return out
+    return tensors
+
+
+def gguf_from_safetensors(source: Path, path: Path, quant: str = "Q8_0", architecture: str = "flux",
+                          family: str = "") -> Counter:
+    """A GGUF file of a .safetensors denoiser's weights (a diffusers folder's transformer),
+    under the names the files people share of `family` use (original_names)."""
     from safetensors.numpy import load_file
 
-    return write_gguf(path, load_file(str(source)), quant, architecture)
+    return write_gguf(path, original_names(family, load_file(str(source))), quant, architecture)
 
 
 def model_install_setup(base: Path) -> tuple[ModelFileServer, dict, Path]:

@@ -629,7 +629,8 @@ def detect_gguf(path: Path) -> Detected:
         header = gguf_files.read_header(path)
     except gguf_files.NotGGUF as exc:
         raise NotSafetensors(str(exc)) from exc
-    found = zimage_by_name(kontext_by_name(detect_checkpoint_keys(header.keys), path.name), path.name)
+    found = qwen_by_name(zimage_by_name(kontext_by_name(detect_checkpoint_keys(header.keys), path.name), path.name),
+                         path.name)
     quant = None if header.quant in ("F32", "F64") else header.quant
     return replace(found, parts="denoiser", quant=quant, size_bytes=header.size_bytes)
 

@@ -1,10 +1,11 @@
-"""GGUF files of a denoiser (the quantized FLUX.1, FLUX.2, Z-Image, Qwen-Image and Chroma
-transformers people share as <name>-Q4_K_S.gguf, …), read without torch: the header's
-tensor names, shapes and types, never the weights (the `gguf` package maps the file and
-reads only the tensor table). The family comes from the same name tests as a
-.safetensors file's (families.detect_checkpoint_keys), the quantization from the most
-common type of the weight matrices. Used by the models-folder scan (families.detect_file)
-and the worker's loader."""
+"""GGUF files of a denoiser (the quantized transformers people share as <name>-Q4_K_S.gguf,
+…; tested with FLUX.1 schnell, FLUX.2 klein, Z-Image Turbo, Qwen-Image and Chroma files:
+tests/integration/test_gguf_models.py), read without torch: the header's tensor names,
+shapes and types, never the weights (the `gguf` package maps the file and reads only the
+tensor table). The family comes from the same name tests as a .safetensors file's
+(families.detect_checkpoint_keys), the quantization from the most common type of the
+weight matrices. Used by the models-folder scan (families.detect_file) and the worker's
+loader."""
 from __future__ import annotations
 
 from collections import Counter
