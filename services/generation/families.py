@@ -24,6 +24,8 @@ from services.generation.schedulers import FLOW_SCHEDULERS, UNET_SCHEDULERS
 MEGAPIXEL_SIZES = ((1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216), (1344, 768), (768, 1344))
 SD1_SIZES = ((512, 512), (576, 448), (448, 576), (640, 384), (384, 640), (768, 512), (512, 768))
 SD2_SIZES = ((768, 768), (896, 640), (640, 896), (1024, 576), (576, 1024))
+# The area editing pipelines fit a reference picture to (diffusers' 1024 * 1024).
+MEGAPIXEL = 1024 * 1024
 # Qwen-Image's own aspect presets (its model card), rounded to multiples of 16.
 QWEN_SIZES = ((1328, 1328), (1664, 928), (928, 1664), (1472, 1136), (1136, 1472), (1584, 1056), (1056, 1584))
 
@@ -65,8 +67,14 @@ class Card:
     edit_optional: bool = False
     # Each of an edit's pictures is given to the model as its own reference (FLUX.2,
     # Qwen-Image-Edit Plus), not stitched into one: each adds its tokens to the result's,
-    # and an edit costs the base once for each (params.guide_cost).
+    # and an edit pays for each (params.guide_cost).
     edit_each: bool = False
+    # At how many pixels the editing pipeline (called as worker/kinds/edit.py calls it)
+    # encodes each of an edit's references, whose tokens join the result's at every step:
+    # (least, most), the result's pixel count held between them (None: the result's; the
+    # rule of each family is set where its card is: FAMILIES' flux2, QWEN_EDIT). The cost
+    # counts each reference at this size (params.reference_pixels).
+    edit_reference_pixels: tuple[int, int] | None = None
     controlnet: bool = False
     ip_adapter: bool = False
     notes: dict = field(default_factory=dict, compare=False)
@@ -93,6 +101,7 @@ class Card:
             "max_side": self.max_side, "sizes": [list(s) for s in self.preset_sizes()],
             "inpainting": self.inpainting, "image_to_image": self.image_to_image, "edits": self.edits, "max_references": self.max_references,
             "edit_optional": self.edit_optional, "edit_each": self.edit_each,
+            "edit_reference_pixels": list(self.edit_reference_pixels) if self.edit_reference_pixels else None,
             "controlnet": self.controlnet, "ip_adapter": self.ip_adapter,
             "fast": fast.card(self.family),
         }
@@ -137,10 +146,14 @@ FAMILIES: dict[str, Card] = {
     # no guidance) by default; variants "klein-base" (undistilled, real CFG against an
     # empty prompt) and "dev" (Flux2Pipeline, a Mistral encoder, embedded guidance). Its
     # VAE has 32 latent channels; it edits with up to max_references pictures natively.
+    # Each reference is given at the result's pixel count (worker/kinds/edit.py), and
+    # Flux2Pipeline and Flux2KleinPipeline scale one above 1024 * 1024 pixels down to that
+    # area (image_processor._resize_to_target_area) before the VAE encodes it: a reference
+    # is encoded at the result's pixels, at most a megapixel (edit_reference_pixels).
     "flux2": Card("flux2", "FLUX.2", 1024, 1024, steps=4, guidance=1.0, scheduler="flow_euler",
                   schedulers=FLOW_SCHEDULERS, uses_guidance=False, uses_negative_prompt=False,
                   latent_channels=32, size_step=16, sizes=MEGAPIXEL_SIZES, variant="klein", edits=True,
-                  max_references=4, edit_optional=True, edit_each=True),
+                  max_references=4, edit_optional=True, edit_each=True, edit_reference_pixels=(0, MEGAPIXEL)),
     # Qwen-Image: a Qwen2.5-VL text encoder, real classifier-free guidance with a negative
     # prompt (the pipelines' true_cfg_scale: worker/pipelines/qwen.py), Wan's VAE (16
     # channels), 1328 px native with Qwen's aspect presets. Its editing models are the
@@ -152,7 +165,9 @@ FAMILIES: dict[str, Card] = {
 SCHNELL = dict(variant="schnell", steps=4, guidance=0.0, uses_guidance=False)
 # FLUX.1 Kontext edits a picture by instruction (FluxKontextPipeline), at BFL's defaults.
 # It takes no mask, ControlNet or IP-Adapter here: diffusers has no such Kontext pipelines
-# to derive from it (yet).
+# to derive from it (yet). Its reference is encoded at the result's pixels (no
+# edit_reference_pixels): the worker scales it to the result's pixel count and calls the
+# pipeline with _auto_resize=False, so it is not moved to a preferred Kontext resolution.
 KONTEXT = dict(variant="kontext", steps=28, guidance=2.5, edits=True, max_references=3, inpainting=None,
                controlnet=False, ip_adapter=False)
 # Z-Image base (not distilled): real classifier-free guidance with a negative prompt, at
@@ -163,9 +178,16 @@ EDIT_VARIANTS = {"kontext": ("flux",)}
 # Kontext) and Edit Plus (2509/2511, QwenImageEditPlusPipeline: up to three pictures
 # given to the model one by one), at Qwen's defaults, about a megapixel (Qwen's presets
 # scaled). No mask, ControlNet or IP-Adapter: diffusers' Qwen-Image-Edit inpaint pipeline
-# is not wired here.
+# is not wired here. Whatever the result's size, both pipelines resize each picture they
+# are given (Edit: the stitched reference; Edit Plus: each picture) to
+# calculate_dimensions(1024 * 1024, its aspect), sides multiples of 32 (within about 1% of
+# a megapixel), for the VAE, and its latent tokens join the result's at every step: a
+# reference is encoded at a megapixel (edit_reference_pixels). (Each also gives the
+# pictures to its Qwen2.5-VL prompt encoder, Edit at that size and Edit Plus at 384 * 384:
+# once a call, not every step, and not counted.)
 QWEN_EDIT = {variant: dict(variant=variant, steps=50, guidance=4.0, edits=True, max_references=3, inpainting=None,
-                           native_width=1024, native_height=1024, edit_each=variant == "edit-plus")
+                           native_width=1024, native_height=1024, edit_each=variant == "edit-plus",
+                           edit_reference_pixels=(MEGAPIXEL, MEGAPIXEL))
              for variant in ("edit", "edit-plus")}
 # FLUX.2 klein base (undistilled) and dev, at BFL's defaults. diffusers has no inpaint
 # pipeline for dev (Flux2KleinInpaintPipeline takes klein's Qwen3 encoder only).

@@ -90,23 +90,48 @@ COST_FORMULA = f"samples × ceil(steps × width × height / ({COST['steps_unit']
 
 
 def task_cost(steps: int, width: int, height: int, samples: int) -> int:
-    return samples * math.ceil(steps * width * height / (COST["steps_unit"] * COST["pixels_unit"]))
+    return pixels_cost(steps, width * height, samples)
+
+
+def pixels_cost(steps: int, pixels: int, samples: int) -> int:
+    """The formula for `pixels` pixels of tokens a step (task_cost: width × height)."""
+    return samples * math.ceil(steps * pixels / (COST["steps_unit"] * COST["pixels_unit"]))
+
+
+def reference_pixels(card: Card | None, width: int | None, height: int | None) -> int | None:
+    """The pixels each of an edit's references is encoded at with the model of `card`, for
+    a width × height result: the result's pixel count held between the card's
+    edit_reference_pixels (least, most) (Qwen-Image-Edit: a megapixel whatever the result;
+    FLUX.2: the result's, at most a megapixel); None where it is the result's (Kontext;
+    FLUX.2 up to a megapixel): the reference then costs the base again."""
+    rule = card.edit_reference_pixels if card is not None else None
+    if rule is None:
+        return None
+    least, most = rule
+    result = int(width) * int(height)
+    pixels = min(max(result, least), most)
+    return None if pixels == result else pixels
 
 
 def guide_cost(params: dict, base: int, card: Card | None = None) -> int:
     """What a task's guides add to its cost `base` (the task's cost without them: its
     steps, size and samples, and a hires fix): each ControlNet unit ceil(base / 2) (it runs
     beside the denoiser at every step, about half its work); each reference image
-    `samples` tokens (an image encoder pass, and a little more attention); an edit `base`
-    again (its reference picture's tokens join the image's: about twice the work), once
-    for a model that stitches several pictures into one reference (Kontext,
-    Qwen-Image-Edit), and once for each picture for one that gives each its own tokens
-    (card.edit_each: FLUX.2, Qwen-Image-Edit Plus). card: the task model's."""
+    `samples` tokens (an image encoder pass, and a little more attention); an edit its
+    references' tokens, which join the image's at every step: once for a model that
+    stitches several pictures into one reference (Kontext, Qwen-Image-Edit), and once for
+    each picture for one that gives each its own tokens (card.edit_each: FLUX.2,
+    Qwen-Image-Edit Plus). A reference costs `base` again where the pipeline encodes it at
+    the result's size, else the formula at the pixels it encodes it at (reference_pixels:
+    a 512 × 512 Qwen-Image-Edit task computes 512² + 1024² pixels a step, and pays for
+    both). card: the task model's."""
     units = len(params.get("control") or ())
     references = len(params.get("references") or ())
     pictures = len((params.get("edit") or {}).get("images") or ())
-    edit = base * (pictures if card is not None and card.edit_each else min(pictures, 1))
-    return units * math.ceil(base / 2) + references * int(params.get("samples") or 1) + edit
+    encoded = pictures if card is not None and card.edit_each else min(pictures, 1)
+    pixels = reference_pixels(card, params.get("width"), params.get("height")) if encoded else None
+    each = base if pixels is None else pixels_cost(params["steps"], pixels, int(params.get("samples") or 1))
+    return units * math.ceil(base / 2) + references * int(params.get("samples") or 1) + encoded * each
 
 
 def hires_steps(steps: int, hires: dict | None) -> int:

@@ -46,6 +46,7 @@ def test_its_card_is_listed_and_guidance_and_the_negative_prompt_act(qwen_user):
     assert model["uses_guidance"] and model["uses_negative_prompt"] and model["inpainting"] == "standard"
     assert (model["latent_channels"], model["size_step"], model["schedulers"]) == (16, 16, ["flow_euler"])
     assert (editor["variant"], editor["edits"], editor["max_references"], editor["edit_each"]) == ("edit", True, 3, False)
+    assert editor["edit_reference_pixels"] == [1024 * 1024] * 2 and model["edit_reference_pixels"] is None
     assert items["demo-lora-qwen"]["family"] == "qwen"
 
     _, guided = qwen_render(qwen_user, guidance=4.0)
@@ -91,6 +92,18 @@ def test_qwen_image_edit_edits_two_pictures_by_instruction_and_records_them(qwen
     assert metadata["family"] == "qwen" and metadata["edit"]["images"] == [first, second]
     refused = qwen_user.submit(prompt="x", model="demo-qwen-edit", edit={"images": [first] * 4})
     assert refused.status_code == 422 and "at most 3" in refused.get_json()["error"]["message"]
+
+
+def test_a_small_qwen_image_edit_is_charged_for_the_megapixel_reference_it_computes(qwen_user):
+    # A 64 × 64 result is charged ceil(13 × 64² / (50 × 512²)) = 1 and its reference, which
+    # QwenImageEditPipeline encodes at 1024², ceil(13 × 1024² / (50 × 512²)) = 2 (before: 1 + 1).
+    picture, _ = upload_blocks(qwen_user, 10)
+    body = {"model": "demo-qwen-edit", "prompt": "make it winter", "guidance": 1.0, "width": 64, "height": 64,
+            "steps": 13, "edit": {"images": [picture]}}
+    estimate = qwen_user.post("/api/v1/estimate", json=body).get_json()["cost"]
+    before = qwen_user.me()["tokens"]
+    task, _ = qwen_render(qwen_user, **body)
+    assert task["cost"] == estimate == before - qwen_user.me()["tokens"] == 1 + 2
 
 
 

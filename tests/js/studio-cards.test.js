@@ -39,6 +39,14 @@ test("a model listed without a card keeps the page's rules", () => {
   assert.deepEqual(cardLimits(lim, card), lim);
   assert.deepEqual(schedulerChoice(card, "euler_a", SCHEDULERS).options, Object.keys(SCHEDULERS));
   assert.deepEqual(cardOf(null).sizes, []);
+  assert.equal(card.editReferencePixels, null);
+});
+
+test("an editing card says at what pixels its pipeline encodes a reference (edit_reference_pixels)", () => {
+  const qwenEdit = { id: "qe", edits: true, edit_reference_pixels: [1048576, 1048576] };
+  assert.deepEqual(cardOf(qwenEdit).editReferencePixels, [1048576, 1048576]);
+  assert.equal(cardOf({ ...qwenEdit, edit_reference_pixels: null }).editReferencePixels, null); // (Kontext)
+  assert.equal(cardOf({ ...qwenEdit, edit_reference_pixels: ["x", 1] }).editReferencePixels, null);
 });
 
 test("findModel: the one asked for, else the default one, else the first", () => {

@@ -1,7 +1,7 @@
 // Unit tests of the studio's cost (site/static/js/pages/studio/cost.js).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { balanceLine, computeCost, isFreeOfCharge, shownCost } from "../../site/static/js/pages/studio/cost.js";
+import { balanceLine, computeCost, isFreeOfCharge, referenceCost, shownCost } from "../../site/static/js/pages/studio/cost.js";
 
 const COST = { steps_unit: 50, pixels_unit: 512 * 512 };
 
@@ -12,6 +12,21 @@ test("one token buys up to steps_unit steps of a pixels_unit image, per sample",
   assert.equal(computeCost({ samples: 2, steps: 40, width: 256, height: 256 }, COST), 2);
   assert.equal(computeCost({ samples: 2, steps: 60, width: 64, height: 64 }, COST), 2);
   assert.equal(computeCost({ samples: 4, steps: 30, width: 768, height: 768 }, COST), 8);
+});
+
+test("an edit's reference costs the pixels its pipeline encodes it at (params.reference_pixels)", () => {
+  const MP = 1024 * 1024;
+  const small = { samples: 1, steps: 50, width: 512, height: 512 };
+  // Qwen-Image-Edit: a megapixel whatever the result (the server's guide_cost: 4, not 1).
+  assert.equal(referenceCost(small, COST, [MP, MP]), 4);
+  assert.equal(referenceCost({ ...small, width: 1328, height: 1328 }, COST, [MP, MP]), 4);
+  assert.equal(referenceCost({ ...small, samples: 2 }, COST, [MP, MP]), 8);
+  // FLUX.2: the result's pixels, at most a megapixel.
+  assert.equal(referenceCost(small, COST, [0, MP]), 1);
+  assert.equal(referenceCost({ ...small, width: 1536, height: 1536 }, COST, [0, MP]), 4);
+  // No rule (Kontext): the base again, as guidedCost counts it; nothing while a number is missing.
+  assert.equal(referenceCost(small, COST, null), null);
+  assert.equal(referenceCost({ ...small, steps: null }, COST, [MP, MP]), null);
 });
 
 test("the constants come from the config", () => {

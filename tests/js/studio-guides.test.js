@@ -59,7 +59,8 @@ test("the guide models of a family, the preprocessors offered and a new unit's",
   assert.equal(defaultPreprocessor(PREPROCESSORS, "upload"), "canny");
   assert.equal(defaultPreprocessor([{ id: "tile" }], "draw"), "tile");
   assert.deepEqual(offers({ controlnet: true, ipAdapter: false, edits: false }),
-                   { control: true, references: false, edit: false, editOptional: false, editEach: false, maxEdit: 0 });
+                   { control: true, references: false, edit: false, editOptional: false, editEach: false,
+                     editReferencePixels: null, maxEdit: 0 });
   assert.deepEqual(offers({ edits: true, maxReferences: 3 }).maxEdit, 3);
   // FLUX.2 edits optionally: with no picture to edit, its task is text to image, not refused.
   const flux2 = offers({ edits: true, editOptional: true, maxReferences: 4 });
@@ -152,6 +153,12 @@ test("the cost the guides add is the server's: half a task a unit, a token a pic
   assert.equal(guidedCost(7, { edit: 0, editEach: true }), 7); // (FLUX.2 text to image)
   assert.equal(offers({ edits: true, editEach: true, maxReferences: 4 }).editEach, true);
   assert.equal(offers({ edits: true, maxReferences: 3 }).editEach, false);
+  // A reference its pipeline encodes at another size than the result's costs editCost.
+  assert.equal(guidedCost(1, { edit: 1, editCost: 4 }), 1 + 4);
+  assert.equal(guidedCost(1, { edit: 2, editEach: true, editCost: 4 }), 1 + 2 * 4);
+  assert.equal(guidedCost(7, { edit: 1, editCost: null }), 14);
+  assert.deepEqual(offers({ edits: true, editReferencePixels: [1048576, 1048576] }).editReferencePixels, [1048576, 1048576]);
+  assert.equal(offers({ edits: false, editReferencePixels: [0, 1048576] }).editReferencePixels, null);
   assert.equal(guidedCost(null, { control: 1 }), null);
 });
 

@@ -5,11 +5,15 @@ and the unit; the shapes the task stores; an edit's default size; and the cost t
 add (params.guide_cost)."""
 from __future__ import annotations
 
+import importlib.util
+import math
+from pathlib import Path
+
 import pytest
 
 from services.core.errors import ValidationError
-from services.generation.families import card
-from services.generation.params import guide_cost, task_cost, validate_task_params
+from services.generation.families import MEGAPIXEL, card
+from services.generation.params import guide_cost, reference_pixels, task_cost, validate_task_params
 
 GUIDE_LIMITS = {"max_side": 768, "max_pixels": 768 * 768, "max_samples": 4}
 GUIDE_CARDS = {"demo": card("sd1"), "demo-flux": card("flux", variant="schnell"), "demo-sd3": card("sd3"),
@@ -161,14 +165,74 @@ def test_the_guides_add_their_share_to_the_cost():
     assert guide_cost({"samples": 1, "edit": {"images": ["a", "b", "c"]}}, 7) == 7  # the base again, once
     # A model that stitches an edit's pictures into one reference: the base once, however
     # many; one that gives each picture its own tokens (FLUX.2, Qwen-Image-Edit Plus): once each.
-    three = {"samples": 1, "edit": {"images": ["a", "b", "c"]}}
-    for stitching in (card("flux", variant="kontext"), card("qwen", variant="edit")):
-        assert guide_cost(three, 7, stitching) == 7
-    for each in (card("flux2"), card("flux2", variant="dev"), card("qwen", variant="edit-plus")):
+    three = {"samples": 1, "steps": 50, "width": 512, "height": 512, "edit": {"images": ["a", "b", "c"]}}
+    assert guide_cost(three, 7, card("flux", variant="kontext")) == 7
+    assert guide_cost(three, 7, card("qwen", variant="edit")) == 4  # (a megapixel: below)
+    for each in (card("flux2"), card("flux2", variant="dev")):
         assert guide_cost(three, 7, each) == 3 * 7
-    assert guide_cost({"samples": 1, "edit": {"images": ["a"]}}, 7, card("flux2")) == 7
+    assert guide_cost(three, 7, card("qwen", variant="edit-plus")) == 3 * 4
+    assert guide_cost({**three, "edit": {"images": ["a"]}}, 7, card("flux2")) == 7
     assert guide_cost({"samples": 1, "edit": None}, 7, card("flux2")) == 0  # (FLUX.2 text to image)
     assert guide_cost({"samples": 3, "control": [{}], "references": [{}, {}]}, 4) == 2 + 6
+
+
+def edit_cost(model_card, width: int, height: int, pictures: int, steps: int = 50, samples: int = 1) -> int:
+    """An edit's whole cost as tasks.cost_for counts it (an edit has no start picture or hires)."""
+    params = {"samples": samples, "steps": steps, "width": width, "height": height,
+              "edit": {"images": [f"p{i}" for i in range(pictures)]}}
+    base = task_cost(steps, width, height, samples)
+    return base + guide_cost(params, base, model_card)
+
+
+def test_a_qwen_edit_pays_for_its_reference_at_the_megapixel_its_pipeline_encodes():
+    qwen_edit = card("qwen", variant="edit")
+    assert reference_pixels(qwen_edit, 512, 512) == reference_pixels(qwen_edit, 1328, 1328) == MEGAPIXEL
+    # Small: 512² of result and 1024² of reference a step: 1 + 4 (before: 1 + 1).
+    assert edit_cost(qwen_edit, 512, 512, 1) == 1 + 4
+    assert edit_cost(qwen_edit, 512, 512, 3) == 1 + 4  # (its pictures stitched into one reference)
+    assert edit_cost(qwen_edit, 512, 512, 1, samples=2) == 2 * (1 + 4)
+    # A megapixel: as before (4 + 4); larger: the reference still a megapixel, 7 + 4 (before: 7 + 7).
+    assert edit_cost(qwen_edit, 1024, 1024, 1) == 4 + 4
+    assert edit_cost(qwen_edit, 1328, 1328, 1) == 7 + 4
+
+
+def test_a_qwen_edit_plus_pays_for_each_picture_at_a_megapixel():
+    plus = card("qwen", variant="edit-plus")
+    assert edit_cost(plus, 512, 512, 2) == 1 + 2 * 4  # (before: 1 + 2 × 1)
+    assert edit_cost(plus, 512, 512, 2, steps=8) == 1 + 2 * 1  # ceil(8 × 1024² / (50 × 512²)) = 1
+
+
+def test_kontext_and_a_flux2_edit_up_to_a_megapixel_cost_as_before():
+    # Kontext is called with _auto_resize off and its reference at the result's size;
+    # FLUX.2 keeps a reference up to a megapixel at the size it is given (the result's).
+    kontext, flux2 = card("flux", variant="kontext"), card("flux2", variant="dev")
+    assert reference_pixels(kontext, 512, 512) is None and reference_pixels(flux2, 1024, 1024) is None
+    for width, height, steps in ((512, 512, 28), (1024, 1024, 50), (1344, 768, 50), (1536, 1536, 28)):
+        base = task_cost(steps, width, height, 1)
+        assert edit_cost(kontext, width, height, 2, steps=steps) == 2 * base  # the base again, once
+    for width, height in ((512, 512), (1024, 1024), (1216, 832)):
+        base = task_cost(50, width, height, 1)
+        assert edit_cost(flux2, width, height, 2) == 3 * base  # the base again for each picture
+    # Above a megapixel, Flux2Pipeline scales a reference down to one: it pays for a megapixel.
+    assert reference_pixels(flux2, 1536, 1536) == MEGAPIXEL
+    assert edit_cost(flux2, 1536, 1536, 2) == 9 + 2 * 4
+
+
+def test_the_reference_sizes_are_what_the_installed_pipelines_encode():
+    # Read from the installed diffusers' sources (importing the pipelines takes seconds).
+    pipelines = Path(importlib.util.find_spec("diffusers").submodule_search_locations[0]) / "pipelines"
+    source = lambda name: (pipelines / name).read_text()  # noqa: E731
+    assert MEGAPIXEL == 1024 * 1024
+    assert "calculate_dimensions(1024 * 1024, image_size[0] / image_size[1])" in source(
+        "qwenimage/pipeline_qwenimage_edit.py")  # (then image_processor.resize to it for the VAE)
+    plus = source("qwenimage/pipeline_qwenimage_edit_plus.py")
+    assert "VAE_IMAGE_SIZE = 1024 * 1024" in plus and "calculate_dimensions(VAE_IMAGE_SIZE," in plus
+    for name in ("flux2/pipeline_flux2.py", "flux2/pipeline_flux2_klein.py"):
+        assert "_resize_to_target_area(img, 1024 * 1024)" in source(name)
+    for aspect in (1.0, 1.5, 16 / 9, 0.4):  # calculate_dimensions: a megapixel, sides rounded to 32
+        width = round(math.sqrt(MEGAPIXEL * aspect) / 32) * 32
+        height = round(math.sqrt(MEGAPIXEL * aspect) / aspect / 32) * 32
+        assert abs(width * height / MEGAPIXEL - 1) < 0.02
 
 
 def test_a_strength_or_denoising_too_small_to_run_a_step_is_refused_at_once():

@@ -210,9 +210,10 @@ EDIT = {
     "description": "Edit by instruction (a model whose card has edits true; the prompt is the instruction): "
                    "1 to the card's max_references pictures, the first the one to edit. Without width and "
                    "height, the first picture's shape at the model's native pixel count. Not with init_image, "
-                   "mask, outpaint, hires, strength, control or references. Cost: twice the task's, or the "
-                   "task's once more for each picture when the card says edit_each (FLUX.2, Qwen-Image-Edit "
-                   "Plus).",
+                   "mask, outpaint, hires, strength, control or references. Cost: the task's and its reference's, "
+                   "or each picture's when the card says edit_each (FLUX.2, Qwen-Image-Edit Plus), each "
+                   "reference at the pixels the card's edit_reference_pixels says the model encodes it at "
+                   "(the result's where null).",
     "properties": {"images": {"type": "array", "minItems": 1, "items": GUIDE_PICTURE}},
 }
 TASK_PARAMS = {

@@ -9,11 +9,13 @@ Per task, once (inputs): the edit's pictures (Task.edit["images"], the user's im
 first the one to edit, read as an EditPictures. The pipelines that take one reference
 picture (Kontext, Qwen-Image-Edit) get them stitched side by side, each scaled to the
 first one's height, as ComfyUI's Kontext workflows do, the result scaled to about the
-task's pixel count (its aspect kept, sides multiples of the model's size step), so the
-reference tokens cost about what the result's do (the cost counts such an edit twice).
-Those that take each picture as its own reference (FLUX.2, Qwen-Image-Edit Plus) get the
-pictures themselves, and nothing is stitched for them (the cost counts each picture:
-services/generation/params.guide_cost). The result is the task's width × height.
+task's pixel count (its aspect kept, sides multiples of the model's size step): Kontext
+(_auto_resize off) encodes it at that size, Qwen-Image-Edit resizes it to about a
+megapixel itself. Those that take each picture as its own reference (FLUX.2, Qwen-Image-Edit
+Plus) get the pictures themselves (FLUX.2 each at the task's pixel count), and nothing is
+stitched for them. The cost counts each reference at the size its pipeline encodes it
+(the card's edit_reference_pixels: services/generation/params.guide_cost). The result is
+the task's width × height.
 
 Tasks share a call when they edit the same pictures (the key holds their ids: one call's
 reference pictures must have one size); each row has its own prompt and seed."""
@@ -85,8 +87,9 @@ class EditPictures:
 
     @cached_property
     def each_scaled(self) -> list[PILImage.Image]:
-        """Each picture at about the task's pixel count (FLUX.2: each reference's tokens
-        then cost about what the result's do)."""
+        """Each picture at about the task's pixel count (FLUX.2, which scales one above a
+        megapixel down to it: each reference's tokens then cost what the result's do, up
+        to a megapixel's)."""
         return [scaled(picture, self.pixels) for picture in self.pictures]
 
 

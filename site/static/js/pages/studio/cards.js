@@ -35,6 +35,10 @@ export function cardOf(model) {
     edits: m.edits === true,
     editOptional: m.edit_optional === true, // (FLUX.2: it also makes pictures from text alone)
     editEach: m.edit_each === true, // (FLUX.2, Qwen-Image-Edit Plus: each picture its own reference)
+    // [least, most]: the pixels the pipeline encodes each reference at (the result's held
+    // between them); null: the result's (params.reference_pixels).
+    editReferencePixels: Array.isArray(m.edit_reference_pixels) && m.edit_reference_pixels.length === 2
+      && m.edit_reference_pixels.every((n) => isNumber(n) && n >= 0) ? m.edit_reference_pixels.slice() : null,
     maxReferences: isNumber(m.max_references) && m.max_references > 0 ? Math.floor(m.max_references) : 0,
     // Fast mode (issue 28): what it does for the family, and staff's setting for the model
     // ("off", "on": every task, "optional": the user's choice).

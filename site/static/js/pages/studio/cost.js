@@ -10,6 +10,18 @@ export function computeCost(params, cost) {
   return params.samples * Math.ceil((params.steps * params.width * params.height) / (cost.steps_unit * cost.pixels_unit));
 }
 
+/** The cost of one of an edit's references where its pipeline encodes it at another size
+ * than the result's: `rule` (the card's edit_reference_pixels, [least, most]) holds the
+ * result's pixel count between them (Qwen-Image-Edit: a megapixel whatever the result;
+ * FLUX.2: at most a megapixel), samples × ceil(steps × those pixels / (steps_unit ×
+ * pixels_unit)) (params.reference_pixels, params.guide_cost). null without a rule (the
+ * reference costs what the result does) or while a number is missing. */
+export function referenceCost(params, cost, rule) {
+  if (!Array.isArray(rule) || computeCost(params, cost) === null) return null;
+  const pixels = Math.min(Math.max(params.width * params.height, rule[0]), rule[1]);
+  return params.samples * Math.ceil((params.steps * pixels) / (cost.steps_unit * cost.pixels_unit));
+}
+
 /** The steps image-to-image runs (and is charged for): int(steps × strength), at least 1
  * and at most steps (models.effective_steps); steps unchanged while the strength is unknown. */
 export function runSteps(steps, strength) {

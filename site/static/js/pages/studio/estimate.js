@@ -5,7 +5,7 @@ import { currentTokens } from "../../lib/balance.js";
 import { byId } from "../../lib/dom.js";
 import { isNumber } from "../../lib/format.js";
 import { config } from "./config.js";
-import { balanceLine, computeCost, costWords, isFreeOfCharge, runSteps, shownCost } from "./cost.js";
+import { balanceLine, computeCost, costWords, isFreeOfCharge, referenceCost, runSteps, shownCost } from "./cost.js";
 import { resultSize } from "./editing.js";
 import { describeEstimate } from "./eta.js";
 import { editing, guideCounts } from "./guidepanel.js";
@@ -32,7 +32,8 @@ let errorFields = [];
 /** The formula's cost of what the form holds (null while a number is missing): an
  * outpaint costs its result's size; a hires fix adds its second pass (hires.js); the
  * guides add theirs (guides.js: each control unit half, each reference a token a
- * picture; an edit twice, or once more for each picture where the card says edit_each). */
+ * picture; an edit its reference once, or each picture where the card says edit_each,
+ * at the pixels its pipeline encodes them: cost.js's referenceCost). */
 export function formCost() {
   const counts = guideCounts();
   const edit = editing();
@@ -48,7 +49,8 @@ export function formCost() {
     config.cost);
   const second = edit ? 0 : hiresCost(params, config.cost);
   if (first === null || second === null) return null;
-  return guidedCost(first + second, { ...counts, samples: params.samples });
+  const editCost = edit ? referenceCost(params, config.cost, counts.editReferencePixels) : null;
+  return guidedCost(first + second, { ...counts, samples: params.samples, editCost });
 }
 
 export function updateCost() {

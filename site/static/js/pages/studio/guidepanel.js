@@ -33,12 +33,15 @@ export function guideFields() {
   });
 }
 
-/** How many units, references and pictures to edit the task sends, and whether the model
- * gives each picture its own tokens (for the cost line: guides.js's guidedCost), without
- * reading the drawings. */
+/** How many units, references and pictures to edit the task sends, whether the model
+ * gives each picture its own tokens and at what pixels it encodes them (for the cost line:
+ * guides.js's guidedCost, cost.js's referenceCost), without reading the drawings. */
 export function guideCounts() {
   const on = offered();
-  if (on.edit) return { control: 0, references: 0, edit: state.guides.editImages.length, editEach: on.editEach };
+  if (on.edit) {
+    return { control: 0, references: 0, edit: state.guides.editImages.length, editEach: on.editEach,
+      editReferencePixels: on.editReferencePixels };
+  }
   return {
     control: on.control ? state.guides.units.filter(hasImage).length : 0,
     references: on.references ? state.guides.references.filter(hasImage).length : 0,

@@ -82,12 +82,13 @@ export function unitControlnets(list, units, key) {
 }
 
 /** What the chosen model's card offers: {control, references, edit, editOptional, editEach,
- * maxEdit} (cards.js's card; a card that does not say offers no guide). */
+ * editReferencePixels, maxEdit} (cards.js's card; a card that does not say offers no guide). */
 export function offers(card) {
   const c = card || {};
   return {
     control: !!c.controlnet, references: !!c.ipAdapter, edit: !!c.edits, editOptional: !!c.edits && !!c.editOptional,
-    editEach: !!c.edits && !!c.editEach, maxEdit: c.edits ? c.maxReferences || 1 : 0,
+    editEach: !!c.edits && !!c.editEach, editReferencePixels: (c.edits && c.editReferencePixels) || null,
+    maxEdit: c.edits ? c.maxReferences || 1 : 0,
   };
 }
 
@@ -244,15 +245,19 @@ export function checkGuides({ units, references, editImages, offered, hasImage }
  * hires included): the server's params.guide_cost added to it. Each ControlNet unit adds
  * ceil(base / 2) (it runs beside the denoiser at every step), each reference `samples`
  * tokens (an image encoder pass), and an edit (`edit`: its number of pictures; true: one)
- * the base again (the reference picture's tokens join the image's): once for a model that
+ * its reference's tokens (they join the image's at every step): once for a model that
  * stitches its pictures into one reference, once for each picture for one whose card says
- * edit_each (`editEach`: FLUX.2, Qwen-Image-Edit Plus). null while the base is unknown.
+ * edit_each (`editEach`: FLUX.2, Qwen-Image-Edit Plus). A reference costs `editCost`
+ * where its pipeline encodes it at another size than the result's (cost.js's
+ * referenceCost), else the base again. null while the base is unknown.
  */
-export function guidedCost(base, { control = 0, references = 0, samples = 1, edit = 0, editEach = false } = {}) {
+export function guidedCost(base, { control = 0, references = 0, samples = 1, edit = 0, editEach = false,
+  editCost = null } = {}) {
   if (!isNumber(base)) return null;
   const pictures = Number(edit) || 0;
   const edits = editEach ? pictures : Math.min(pictures, 1);
-  return base + control * Math.ceil(base / 2) + references * (Math.floor(samples) || 1) + edits * base;
+  const each = isNumber(editCost) ? editCost : base;
+  return base + control * Math.ceil(base / 2) + references * (Math.floor(samples) || 1) + edits * each;
 }
 
 /** How many units, references and pictures to edit a payload has, for guidedCost. */
