@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import {
   changeReference, changeUnit, checkGuides, clampTo, defaultPreprocessor, guidedCost, guidesFor, guidesPayload,
   newReference, newUnit, offeredPreprocessors, offers, payloadCounts, restoreEditImages, restoreGuides, thresholdValue,
-  unitControlnets, WEIGHT,
+  unionProblem, unitControlnets, WEIGHT,
 } from "../../site/static/js/pages/studio/guides.js";
 import { guideLines, unitText } from "../../site/static/js/lib/guidewords.js";
 import { editBody, editingModels } from "../../site/static/js/lib/edit.js";
@@ -94,6 +94,38 @@ test("a Union that takes every unit is never mixed with another ControlNet: the 
   // A FLUX Union runs beside other FLUX ControlNets: nothing narrows.
   const flux = [{ id: "flux-union", family: "flux", architecture: "union" }, { id: "flux-canny", family: "flux", architecture: "controlnet" }];
   assert.deepEqual(unitControlnets(flux, [newUnit({ model: "flux-union" })], "next"), { choices: flux, note: "" });
+});
+
+test("units on a ControlNet Union: said before sending what the server refuses, the modes they may pick", () => {
+  const sdxl = [
+    { id: "canny-xl", name: "Canny XL", family: "sdxl", adapter: "controlnet", architecture: "controlnet" },
+    { id: "union", name: "Union", family: "sdxl", adapter: "controlnet", architecture: "union", control_modes: 6 },
+    { id: "promax", name: "ProMax", family: "sdxl", adapter: "controlnet", architecture: "union", control_modes: 8 },
+  ];
+  const pre = [{ id: "none", label: "None" }, { id: "canny", label: "Canny edges", sdxl_union_type: 3, union_type: 0 },
+    { id: "depth", label: "Depth", sdxl_union_type: 1, union_type: 2 }, { id: "tile", label: "Tile / blur", sdxl_union_type: 6, union_type: 1 }];
+  const unit = (model, preprocessor, control_mode) => changeUnit(newUnit({ model, preprocessor, image: { id: "i" } }), { control_mode });
+  // Units on one SDXL Union each pick their preprocessor's mode (depth 1, canny 3, none 3) in one control mode.
+  assert.equal(unionProblem([unit("union", "canny", "prompt"), unit("union", "depth", "prompt"), unit("union", "none", "prompt")],
+                            sdxl, pre), null);
+  // Two control modes on that one model: refused by the server (a 422 naming control), said here.
+  const mixed = [unit("union", "canny", "balanced"), unit("union", "depth", "balanced"), unit("union", "depth", "control")];
+  assert.equal(unionProblem(mixed, sdxl, pre), "The units on Union (a ControlNet Union, one model for all of them) share " +
+    "one control mode: Control 3 is \u201cControlNet is more important\u201d, Control 1 \u201cBalanced\u201d.");
+  // checkGuides blocks Generate with it, on the control field.
+  const checked = checkGuides({ units: mixed, offered: { control: true }, guides: sdxl, preprocessors: pre });
+  assert.deepEqual(checked, { field: "control", message: unionProblem(mixed, sdxl, pre) });
+  // A mode the Union lacks (tile: 6 on xinsir's first, six-mode Union); ProMax has it.
+  assert.equal(unionProblem([unit("union", "canny"), unit("union", "tile")], sdxl, pre),
+    "Control 2: Tile / blur needs mode 6 of a ControlNet Union; Union has 6 modes. Choose another preprocessor or ControlNet.");
+  assert.equal(unionProblem([unit("promax", "canny"), unit("promax", "tile")], sdxl, pre), null);
+  // No Union: any control modes; a FLUX Union runs its units apart (its modes its union_type).
+  assert.equal(unionProblem([unit("canny-xl", "canny", "prompt"), unit("canny-xl", "depth", "control")], sdxl, pre), null);
+  const flux = [{ id: "flux-union", name: "FLUX Union", family: "flux", architecture: "union", control_modes: 2 }];
+  assert.equal(unionProblem([unit("flux-union", "tile", "balanced")], flux, pre), null);
+  assert.match(unionProblem([unit("flux-union", "depth")], flux, pre), /^Control 1: Depth needs mode 2 of a ControlNet Union; FLUX Union has 2 modes/);
+  assert.equal(unionProblem([], sdxl, pre), null);
+  assert.equal(checkGuides({ units: [unit("union", "canny")], offered: { control: true }, guides: sdxl, preprocessors: pre }), null);
 });
 
 test("what a task sends: each unit with its picture, thresholds only where the preprocessor has them", () => {

@@ -60,7 +60,7 @@ export function editing() {
 export function checkGuideFields() {
   return checkGuides({
     units: state.guides.units, references: state.guides.references, editImages: state.guides.editImages,
-    offered: offered(), hasImage,
+    offered: offered(), hasImage, guides: controlnets(), preprocessors: panel.preprocessors,
   });
 }
 

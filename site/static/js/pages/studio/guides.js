@@ -81,6 +81,48 @@ export function unitControlnets(list, units, key) {
   return { choices, note: choices.length < all.length ? "A ControlNet Union takes every unit of a task: choose it on Control 1." : "" };
 }
 
+/* The mode a unit on an SDXL Union takes when its preprocessor has none (the server's
+ * preprocess.SDXL_UNION_LINES: a map drawn or made elsewhere reads as lines). */
+export const SDXL_UNION_LINES = 3;
+
+function modeLabel(id) {
+  const found = CONTROL_MODES.find(([key]) => key === id);
+  return found ? found[1] : String(id);
+}
+
+/**
+ * What the server refuses (a 422 naming control) about units on a ControlNet Union, said
+ * before sending: a message, or null. `guides`: the family's ControlNets (guidesFor's);
+ * `preprocessors`: the server's list. A unit's preprocessor picks its mode on a Union (on an
+ * SDXL one its sdxl_union_type, else SDXL_UNION_LINES; on a FLUX one its union_type, else 0),
+ * which the Union must have (its control_modes, where known: guides._missing_mode). The
+ * units on an SDXL Union may pick different modes (one map each), but that one model runs
+ * them with one control mode, Balanced or another (guides._fused_union_refusal).
+ */
+export function unionProblem(units, guides, preprocessors) {
+  const rows = (units || []).filter(Boolean);
+  const guideOf = (u) => (guides || []).find((g) => g && g.id === u.model) || null;
+  for (let i = 0; i < rows.length; i++) {
+    const g = guideOf(rows[i]);
+    if (!g || g.architecture !== "union" || !isNumber(g.control_modes) || g.control_modes <= 0) continue;
+    const p = preprocessorOf(preprocessors, rows[i].preprocessor) || {};
+    const sdxl = g.family !== "flux";
+    const own = sdxl ? p.sdxl_union_type : p.union_type;
+    const mode = isNumber(own) ? own : sdxl ? SDXL_UNION_LINES : 0;
+    if (mode >= g.control_modes) {
+      return "Control " + (i + 1) + ": " + (p.label || rows[i].preprocessor) + " needs mode " + mode + " of a ControlNet Union; " +
+        (g.name || g.id) + " has " + g.control_modes + " modes. Choose another preprocessor or ControlNet.";
+    }
+  }
+  const lead = rows.findIndex((u) => isFusedUnion(guideOf(u)));
+  if (lead === -1) return null;
+  const odd = rows.findIndex((u) => u.model === rows[lead].model && u.control_mode !== rows[lead].control_mode);
+  if (odd === -1) return null;
+  return "The units on " + (guideOf(rows[lead]).name || rows[lead].model) + " (a ControlNet Union, one model for all of them) " +
+    "share one control mode: Control " + (odd + 1) + " is \u201c" + modeLabel(rows[odd].control_mode) + "\u201d, Control " +
+    (lead + 1) + " \u201c" + modeLabel(rows[lead].control_mode) + "\u201d.";
+}
+
 /** What the chosen model's card offers: {control, references, edit, editOptional, editEach,
  * editReferencePixels, maxEdit} (cards.js's card; a card that does not say offers no guide). */
 export function offers(card) {
@@ -215,8 +257,10 @@ export function guidesPayload({ units, references, editImages, offered, imageOf,
 }
 
 /** What the server would refuse, said before sending: {field, message} or null.
- * hasImage(item) says whether a unit or reference has its picture (a scribble: drawn on). */
-export function checkGuides({ units, references, editImages, offered, hasImage }) {
+ * hasImage(item) says whether a unit or reference has its picture (a scribble: drawn on);
+ * guides, preprocessors: the family's ControlNets and the server's preprocessors, for what
+ * a ControlNet Union refuses (unionProblem). */
+export function checkGuides({ units, references, editImages, offered, hasImage, guides, preprocessors }) {
   const on = offered || {};
   const has = hasImage || ((item) => !!imageValue(item.image));
   if (on.edit) {
@@ -232,6 +276,8 @@ export function checkGuides({ units, references, editImages, offered, hasImage }
     }
     if (!u.model) return { field: "control", message: name + ": no ControlNet fits this model." };
   }
+  const union = unionProblem(list, guides, preprocessors);
+  if (union) return { field: "control", message: union };
   const refs = on.references ? references || [] : [];
   for (let i = 0; i < refs.length; i++) {
     if (!has(refs[i])) return { field: "references", message: "Reference " + (i + 1) + " has no picture: choose one, or remove it." };
