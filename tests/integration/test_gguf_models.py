@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from PIL import Image as PILImage
 
 from extensions import db
@@ -57,7 +59,7 @@ def gguf_picture(user, **params) -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=list(GGUF_CASES))
-def gguf_file(request, gguf_stack, gguf_user) -> tuple[str, Path, np.ndarray]:
+def gguf_file(request, gguf_stack, gguf_user) -> Iterator[tuple[str, Path, np.ndarray]]:
     """A family, the demo model's picture (which also has the worker build its folder), and
     a Q8_0 GGUF file of its transformer with the demo folder as <models>/configs/<family>."""
     family = request.param
@@ -73,7 +75,13 @@ def gguf_file(request, gguf_stack, gguf_user) -> tuple[str, Path, np.ndarray]:
     configs = models / "configs" / family
     if not configs.exists():
         shutil.copytree(demo, configs)
-    return family, path, unquantized
+    yield family, path, unquantized
+    # The stack is shared with other modules: its model lists must not keep this file (a
+    # FLUX.2 one would join the editing models other modules' messages name).
+    path.unlink(missing_ok=True)
+    with gguf_stack.app_context():
+        db.session.execute(sa.delete(AiModel).where(AiModel.spec == spec))
+        db.session.commit()
 
 
 def test_the_scan_lists_a_gguf_file_with_its_quant_size_and_plan(gguf_stack, gguf_staff, gguf_file):
