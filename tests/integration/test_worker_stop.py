@@ -9,7 +9,7 @@ import time
 import uuid
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from tests.helpers import wait_for
 from worker.rq_worker import PromptlyStoppingWorker
@@ -41,10 +41,14 @@ def test_the_command_channel_thread_stops_at_once_when_told_to(redis_url):
 
 def test_a_thread_already_waiting_for_a_subscription_holds_the_stop_a_second_at_most(redis_url):
     # The race, forced: the thread read an unsubscribe's answer while still running, and
-    # now waits (RQ's 60 s) for a subscription that will never come.
-    for cls, bounded in ((PromptlyStoppingWorker, True), (SimpleWorker, False)):
-        worker = subscribed_worker(cls, redis_url)
-        worker.pubsub.unsubscribe()
-        wait_for(lambda: not worker.pubsub.subscribed, 10, message="the thread to read the answer")
-        assert worker.pubsub_thread.is_alive()
-        assert unsubscribe_within(worker, 2.5) is bounded, cls.__name__
+    # now waits (RQ's 60 s) for a subscription that will never come. (RQ 3.0's own
+    # SimpleWorker, with redis-py 8.2, was still stuck here after 2.5 s: its unsubscribe
+    # joins the thread without a limit. That is the library pair's behaviour, so it is not
+    # asserted; this class must not depend on it.)
+    worker = subscribed_worker(PromptlyStoppingWorker, redis_url)
+    worker.pubsub.unsubscribe()
+    wait_for(lambda: not worker.pubsub.subscribed, 10, message="the thread to read the answer")
+    assert worker.pubsub_thread.is_alive()
+    started = time.monotonic()
+    assert unsubscribe_within(worker, 2.5)
+    assert time.monotonic() - started < 2.5
